@@ -1,0 +1,228 @@
+"""Recognise an image from its bytes: format, width, height, and whether it is whole.
+
+Nothing here decodes pixels. Pillow opens lazily (it reads the header only) and a
+per-format structural walk finds truncation: a JPEG must end its last scan, a PNG must
+reach IEND with good CRCs, a GIF its trailer, and so on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from .store.format import ImageInfo, Record
+
+# Pillow's own decompression-bomb threshold; params.yaml can lower it.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+# Pillow format name -> the name the store records. MPO is a JPEG with extra frames
+# (many cameras write it); it is still a JPEG to every decoder.
+FORMATS = {
+    "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "GIF": "gif",
+    "WEBP": "webp", "TIFF": "tiff", "BMP": "bmp",
+}
+OPENERS = ["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP"]  # MPO opens through JPEG
+SUPPORTED = "JPEG, PNG, GIF, WebP, TIFF or BMP"
+
+
+class NotAnImageError(ValueError):
+    """Bytes that cannot be stored as an image. `code` is stable; `reason` is for people."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    format: str
+    width: int
+    height: int
+
+
+def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
+    """Format and size of an image, read from its header; raise NotAnImageError if unusable."""
+    if not data:
+        raise NotAnImageError("empty", "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: judged below
+            with Image.open(io.BytesIO(data), formats=OPENERS) as im:
+                fmt = FORMATS[im.format or ""]
+                width, height = im.size
+                extents = _data_extents(im)
+    except Image.DecompressionBombError as exc:
+        raise NotAnImageError("too_large", f"image too large to decode safely: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any header Pillow cannot parse is a reject
+        raise _explain_unreadable(data, exc) from None
+    if width <= 0 or height <= 0:
+        raise NotAnImageError("bad_header", f"image header declares {width}x{height} pixels")
+    if width * height > max_pixels:
+        raise NotAnImageError(
+            "too_large",
+            f"image header declares {width}x{height} pixels, over the limit of {max_pixels}",
+        )
+    problem = _structure_problem(fmt, data, extents)
+    if problem:
+        raise NotAnImageError("truncated", f"truncated or damaged {fmt.upper()}: {problem}")
+    return ImageHeader(fmt, width, height)
+
+
+def describe(
+    key: str, data: bytes, metadata: dict[str, Any] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Record:
+    """The store record for an image's bytes: probe it and hash it."""
+    header = probe(data, max_pixels)
+    info = ImageInfo(
+        hashlib.sha256(data).hexdigest(), len(data), header.format, header.width, header.height
+    )
+    return Record(key, info, dict(metadata or {}))
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"), (b"II*\0", "tiff"), (b"MM\0*", "tiff"), (b"BM", "bmp"),
+)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The format a file claims by its first bytes, when Pillow could not open it."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
+
+
+def _explain_unreadable(data: bytes, exc: Exception) -> NotAnImageError:
+    sniffed = _sniff(data)
+    if sniffed is None:
+        return NotAnImageError("not_image", f"not an image: content is not {SUPPORTED}")
+    problem = _structure_problem(sniffed, data, [])
+    if problem:
+        return NotAnImageError("truncated", f"truncated or damaged {sniffed.upper()}: {problem}")
+    if isinstance(exc, UnidentifiedImageError):
+        return NotAnImageError("bad_header", f"unreadable {sniffed.upper()} header")
+    return NotAnImageError(
+        "bad_header", f"unreadable {sniffed.upper()} header: {_one_line(exc)}"
+    )
+
+
+def _structure_problem(fmt: str, data: bytes, extents: list[tuple[int, int]]) -> str | None:
+    try:
+        return _STRUCTURE_CHECKS[fmt](data, extents)
+    except (struct.error, IndexError):
+        return "the file ends inside its header"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
+
+
+def _check_jpeg(data: bytes, _extents: list[tuple[int, int]]) -> str | None:
+    # Markers cannot occur inside entropy-coded data (0xFF is stuffed as FF00), so the
+    # image is whole only if an end-of-image marker follows the last start-of-scan.
+    last_scan = data.rfind(b"\xff\xda")
+    if last_scan < 0:
+        return "no image data (no start-of-scan marker)"
+    if data.rfind(b"\xff\xd9") < last_scan:
+        return "the last scan has no end-of-image marker"
+    return None
+
+
+def _check_png(data: bytes, _extents: list[tuple[int, int]]) -> str | None:
+    pos, end = 8, len(data)
+    while pos + 12 <= end:
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        stop = pos + 12 + length
+        if stop > end:
+            return f"chunk {kind.decode('latin-1')!r} runs past the end of the file"
+        (crc,) = struct.unpack_from(">I", data, stop - 4)
+        if zlib.crc32(data[pos + 4 : stop - 4]) != crc:
+            return f"chunk {kind.decode('latin-1')!r} fails its CRC check"
+        if kind == b"IEND":
+            return None
+        pos = stop
+    return "no IEND chunk"
+
+
+def _check_gif(data: bytes, _extents: list[tuple[int, int]]) -> str | None:
+    end = len(data)
+    pos = 13
+    flags = data[10]
+    if flags & 0x80:
+        pos += 3 << ((flags & 7) + 1)
+    while pos < end:
+        block = data[pos]
+        if block == 0x3B:  # trailer
+            return None
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        elif block == 0x2C:  # image descriptor, optional local table, LZW code size
+            if pos + 10 > end:
+                break
+            local = data[pos + 9]
+            pos += 10
+            if local & 0x80:
+                pos += 3 << ((local & 7) + 1)
+            pos += 1
+        else:
+            return f"unexpected block 0x{block:02x} at byte {pos}"
+        while pos < end and data[pos] != 0:  # sub-blocks end with a zero length
+            pos += data[pos] + 1
+        pos += 1
+    return "no trailer (the file ends inside the image data)"
+
+
+def _check_webp(data: bytes, _extents: list[tuple[int, int]]) -> str | None:
+    (riff_size,) = struct.unpack_from("<I", data, 4)
+    if len(data) < riff_size + 8:
+        return f"RIFF header declares {riff_size + 8} bytes, the file has {len(data)}"
+    return None
+
+
+def _check_bmp(data: bytes, extents: list[tuple[int, int]]) -> str | None:
+    (declared,) = struct.unpack_from("<I", data, 2)
+    if declared and len(data) < declared:
+        return f"header declares {declared} bytes, the file has {len(data)}"
+    return _check_extents(data, extents)
+
+
+def _check_extents(data: bytes, extents: list[tuple[int, int]]) -> str | None:
+    for offset, length in extents:
+        if offset + length > len(data):
+            return (
+                f"image data at bytes {offset}..{offset + length} runs past the end "
+                f"of the file ({len(data)} bytes)"
+            )
+    return None
+
+
+def _data_extents(im: Image.Image) -> list[tuple[int, int]]:
+    """(offset, length) of each block of pixel data the header points at, where known."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is not None:  # TIFF: strips (273/279) or tiles (324/325)
+        for offsets_tag, counts_tag in ((273, 279), (324, 325)):
+            offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+            if offsets is not None and counts is not None:
+                offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+                counts = counts if isinstance(counts, tuple) else (counts,)
+                return list(zip(offsets, counts, strict=False))
+        return []
+    # Everything else: where the first pixel data starts (a BMP's bfOffBits, say).
+    return [(tile[2], 1) for tile in (getattr(im, "tile", None) or [])]
+
+
+_STRUCTURE_CHECKS = {
+    "jpeg": _check_jpeg, "png": _check_png, "gif": _check_gif,
+    "webp": _check_webp, "bmp": _check_bmp, "tiff": _check_extents,
+}

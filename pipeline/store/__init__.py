@@ -1,0 +1,35 @@
+"""The image store: original image bytes and their metadata in one LMDB file.
+
+Knows nothing of DVC, click or the pipeline. The format is described in docs/FORMAT.md.
+"""
+
+from .format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_KEY_BYTES,
+    ImageInfo,
+    InvalidKeyError,
+    Record,
+    StoreError,
+    UnsupportedVersionError,
+    encode_key,
+)
+from .reader import ImageStore
+from .writer import ConcurrentWriteError, Item, rebuild, write_store
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAX_KEY_BYTES",
+    "ConcurrentWriteError",
+    "ImageInfo",
+    "ImageStore",
+    "InvalidKeyError",
+    "Item",
+    "Record",
+    "StoreError",
+    "UnsupportedVersionError",
+    "encode_key",
+    "rebuild",
+    "write_store",
+]

@@ -1,0 +1,135 @@
+"""The on-disk contract of an image store: names, versions, keys and record encoding.
+
+docs/FORMAT.md describes the same contract for people; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT_NAME = "lmdb-image-store"
+FORMAT_VERSION = "1.0"
+HASH_ALGORITHM = "sha256"
+
+# Named LMDB databases, created in this order in every store.
+DB_META = b"meta"  # one record, HEADER_KEY -> header JSON
+DB_RECORDS = b"records"  # image key -> record JSON (info + metadata), no image bytes
+DB_IMAGES = b"images"  # image key -> the original bytes, untouched
+DB_NAMES = (DB_META, DB_RECORDS, DB_IMAGES)
+HEADER_KEY = b"header"
+
+MAX_KEY_BYTES = 511  # LMDB's compiled-in limit (env.max_key_size())
+
+
+class StoreError(Exception):
+    """A store cannot be read or written; the message says why, for a person."""
+
+
+class InvalidKeyError(StoreError, ValueError):
+    """A key the store cannot hold or that is not a clean relative path."""
+
+
+class UnsupportedVersionError(StoreError):
+    """The store was written in a format version this code does not read."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per value: sorted keys, no spaces, UTF-8. Stores stay deterministic."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def encode_key(key: str) -> bytes:
+    """Check that `key` can be stored and return its UTF-8 bytes.
+
+    A key is the image's path relative to its source folder, with `/` separators.
+    """
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"key must be a string, not {type(key).__name__}")
+    if not key:
+        raise InvalidKeyError("empty key")
+    try:
+        raw = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKeyError(f"key {key!r} is not valid UTF-8") from None
+    if len(raw) > MAX_KEY_BYTES:
+        raise InvalidKeyError(
+            f"key is {len(raw)} bytes in UTF-8; LMDB holds at most {MAX_KEY_BYTES}: {key[:60]!r}..."
+        )
+    if "\0" in key:
+        raise InvalidKeyError(f"key {key!r} contains a NUL character")
+    if key.startswith("/"):
+        raise InvalidKeyError(f"key {key!r} is an absolute path; keys are relative")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidKeyError(f"key {key!r} has an empty, '.' or '..' path component")
+    return raw
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the store knows about an image's bytes, without reading them."""
+
+    sha256: str
+    size: int
+    format: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image as the store describes it: key, info and the user's metadata. No bytes."""
+
+    key: str
+    info: ImageInfo
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        info = self.info
+        return canonical_json(
+            {
+                "sha256": info.sha256,
+                "size": info.size,
+                "format": info.format,
+                "width": info.width,
+                "height": info.height,
+                "meta": self.metadata,
+            }
+        )
+
+    @classmethod
+    def decode(cls, key: str, raw: bytes) -> Record:
+        obj = json.loads(raw)
+        info = ImageInfo(obj["sha256"], obj["size"], obj["format"], obj["width"], obj["height"])
+        return cls(key, info, obj["meta"])
+
+
+def make_header(count: int, total_bytes: int, content_digest: str) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "hash": HASH_ALGORITHM,
+        "count": count,
+        "total_bytes": total_bytes,
+        "content_digest": content_digest,
+    }
+
+
+def check_header(header: dict[str, Any], path: str) -> None:
+    """Refuse a store this code cannot read, saying which version it is."""
+    if header.get("format") != FORMAT_NAME:
+        raise StoreError(f"{path}: not an image store (format {header.get('format')!r})")
+    version = str(header.get("version", ""))
+    major = version.split(".")[0]
+    ours = FORMAT_VERSION.split(".")[0]
+    if major != ours:
+        raise UnsupportedVersionError(
+            f"{path}: store format version {version} is not supported; this code reads "
+            f"version {ours}.x. Upgrade the pipeline package to read it."
+        )
+    if header.get("hash") != HASH_ALGORITHM:
+        raise StoreError(f"{path}: unknown hash algorithm {header.get('hash')!r}")

@@ -1,0 +1,247 @@
+"""Read an image store: read-only, lock-free, lazily opened in each process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from .format import (
+    DB_IMAGES,
+    DB_META,
+    DB_RECORDS,
+    HEADER_KEY,
+    MAX_KEY_BYTES,
+    ImageInfo,
+    Record,
+    StoreError,
+    check_header,
+)
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
+
+
+class _OpenStore:
+    """One open LMDB environment for one store file, shared within a process.
+
+    py-lmdb refuses to open the same file twice in one process, so every ImageStore on
+    the same file shares one of these.
+    """
+
+    def __init__(self, path: str) -> None:
+        size = os.stat(path).st_size
+        memory = _physical_memory()
+        # Readahead helps random reads of small values while the file fits in RAM
+        # (shared/FACTS.md: 2.7x faster cold); beyond that it only evicts useful pages.
+        readahead = not memory or size <= memory // 2
+        try:
+            # lock=False: no lock file, so it works on read-only files and folders (DVC's
+            # cache). Safe because a published store is never written again.
+            self.env = lmdb.open(
+                path, subdir=False, readonly=True, lock=False, readahead=readahead,
+                max_dbs=3,
+            )
+        except lmdb.Error as exc:
+            raise StoreError(f"{path}: cannot open as an image store: {exc}") from None
+        try:
+            self._check_length(path, size)
+            self.db_meta = self.env.open_db(DB_META, create=False)
+            self.db_records = self.env.open_db(DB_RECORDS, create=False)
+            self.db_images = self.env.open_db(DB_IMAGES, create=False)
+            with self.env.begin() as txn:
+                raw = txn.get(HEADER_KEY, db=self.db_meta)
+            if raw is None:
+                raise StoreError(f"{path}: not an image store (no header record)")
+            self.header: dict[str, Any] = json.loads(raw)
+            check_header(self.header, path)
+        except lmdb.Error as exc:
+            self.env.close()
+            raise StoreError(f"{path}: not an image store: {exc}") from None
+        except BaseException:
+            self.env.close()
+            raise
+        self.pid = os.getpid()
+        self._local = threading.local()
+
+    def _check_length(self, path: str, size: int) -> None:
+        # A truncated file would make LMDB touch pages past its end: SIGBUS, not an error.
+        needed = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        if size < needed:
+            raise StoreError(
+                f"{path}: store file is truncated ({size} bytes, its index needs {needed})"
+            )
+
+    def txn(self) -> lmdb.Transaction:
+        # One long-lived read transaction per thread: the file never changes under it.
+        txn = getattr(self._local, "txn", None)
+        if txn is None:
+            txn = self._local.txn = self.env.begin(buffers=False)
+        return txn
+
+    def close(self) -> None:
+        self.env.close()
+
+
+_open_stores: weakref.WeakValueDictionary[tuple[int, int], _OpenStore] = (
+    weakref.WeakValueDictionary()
+)
+_open_lock = threading.Lock()
+
+
+def _acquire(path: str) -> _OpenStore:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise StoreError(f"{path}: no such store file") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read store: {exc.strerror}") from None
+    ident = (st.st_dev, st.st_ino)
+    with _open_lock:
+        opened = _open_stores.get(ident)
+        if opened is None:
+            opened = _OpenStore(path)
+            _open_stores[ident] = opened
+        return opened
+
+
+def _forget_inherited_stores() -> None:
+    # After fork the child holds the parent's environments; py-lmdb would refuse to
+    # reopen those files, and using them leaks reader state. Close them in the child.
+    for opened in list(_open_stores.values()):
+        with contextlib.suppress(lmdb.Error):
+            opened.close()
+    _open_stores.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_stores)
+
+
+class ImageStore:
+    """Read images and their metadata from one store file by key.
+
+    Opens lazily, read-only and without a lock file, once per process: safe to create
+    before `fork`, to pickle into `spawn`ed workers, and to use on read-only files.
+    A store is a snapshot: if the file is replaced, this object keeps reading the
+    version it opened; create a new ImageStore to see the new one.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._opened: _OpenStore | None = None
+
+    def _store(self) -> _OpenStore:
+        opened = self._opened
+        if opened is None or opened.pid != os.getpid():
+            opened = self._opened = _acquire(str(self.path))
+        return opened
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self._opened = None
+
+    def __repr__(self) -> str:
+        return f"ImageStore({str(self.path)!r})"
+
+    def __enter__(self) -> ImageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop this object's handle; the file closes when no ImageStore uses it."""
+        self._opened = None
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """The store's header: format, version, hash, count, total_bytes, content_digest."""
+        return dict(self._store().header)
+
+    def __len__(self) -> int:
+        return int(self._store().header["count"])
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        opened = self._store()
+        return opened.txn().get(_raw(key), db=opened.db_records) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        """Keys in sorted order, streamed."""
+        opened = self._store()
+        cursor = opened.txn().cursor(db=opened.db_records)
+        for raw_key in cursor.iternext(keys=True, values=False):
+            yield raw_key.decode("utf-8")
+
+    def keys(self) -> list[str]:
+        """All keys, in sorted order."""
+        return list(self)
+
+    def get(self, key: str) -> bytes:
+        """The image's original bytes. Raises KeyError naming a missing key."""
+        opened = self._store()
+        data = opened.txn().get(_raw(key), db=opened.db_images)
+        if data is None:
+            raise KeyError(key)
+        return data
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes]:
+        """Original bytes for each key, in the order given."""
+        opened = self._store()
+        txn, db = opened.txn(), opened.db_images
+        out = []
+        for key in keys:
+            data = txn.get(_raw(key), db=db)
+            if data is None:
+                raise KeyError(key)
+            out.append(data)
+        return out
+
+    def record(self, key: str) -> Record:
+        """Key, info and metadata of one image, without its bytes."""
+        opened = self._store()
+        raw = opened.txn().get(_raw(key), db=opened.db_records)
+        if raw is None:
+            raise KeyError(key)
+        return Record.decode(key, raw)
+
+    def info(self, key: str) -> ImageInfo:
+        """Hash, size, format, width and height of one image."""
+        return self.record(key).info
+
+    def metadata(self, key: str) -> dict[str, Any]:
+        """The user's metadata for one image (label, boxes, text, ...)."""
+        return self.record(key).metadata
+
+    def records(self) -> Iterator[Record]:
+        """Every record in key order, without reading any image bytes."""
+        opened = self._store()
+        cursor = opened.txn().cursor(db=opened.db_records)
+        for raw_key, raw in cursor.iternext(keys=True, values=True):
+            yield Record.decode(raw_key.decode("utf-8"), raw)
+
+
+def _raw(key: str) -> bytes:
+    # A key the store could never hold is simply missing: KeyError, like a dict.
+    try:
+        raw = key.encode("utf-8")
+    except (UnicodeEncodeError, AttributeError):
+        raise KeyError(key) from None
+    if not 0 < len(raw) <= MAX_KEY_BYTES:
+        raise KeyError(key)
+    return raw

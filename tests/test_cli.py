@@ -1,0 +1,96 @@
+"""`python -m pipeline ls` and `export`, as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import lmdb
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+
+from conftest import build_store, make_image
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_ls_lists_size_format_label_and_key_and_filters_by_label(tmp_path, six_formats):
+    meta = {key: {"label": "cat" if i % 2 else "dog"} for i, key in enumerate(six_formats)}
+    store = build_store(tmp_path / "s.lmdb", six_formats, meta)
+
+    everything = run("ls", "--store", str(store))
+    assert everything.exit_code == 0
+    lines = everything.stdout.splitlines()
+    assert [line.split("\t")[3] for line in lines] == sorted(six_formats)
+    key = sorted(six_formats)[0]
+    assert lines[0] == f"{len(six_formats[key])}\t{key.split('/')[0]}\t{meta[key]['label']}\t{key}"
+
+    cats = run("ls", "--store", str(store), "--label", "cat")
+    assert sorted(line.split("\t")[3] for line in cats.stdout.splitlines()) == sorted(
+        k for k, m in meta.items() if m["label"] == "cat")
+    assert "3 of 6 images" in cats.stderr
+
+
+def test_export_writes_originals_back_byte_identical(tmp_path, six_formats):
+    store = build_store(tmp_path / "s.lmdb", six_formats)
+    out = tmp_path / "out"
+    result = run("export", "--store", str(store), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} \
+        == six_formats
+
+    some = sorted(six_formats)[:2]
+    result = run("export", "--store", str(store), "--out", str(tmp_path / "two"), *some)
+    assert sorted(str(p.relative_to(tmp_path / "two"))
+                  for p in (tmp_path / "two").rglob("*") if p.is_file()) == some
+
+
+def test_export_refuses_a_missing_key_and_writes_nothing(tmp_path, six_formats):
+    store = build_store(tmp_path / "s.lmdb", six_formats)
+    result = run("export", "--store", str(store), "--out", str(tmp_path / "out"),
+                 sorted(six_formats)[0], "no/such.png")
+    assert result.exit_code == 1
+    assert "no/such.png" in result.stderr and "Traceback" not in result.output
+    assert list((tmp_path / "out").rglob("*.*")) == []
+
+
+def test_export_refuses_keys_that_would_escape_the_folder(tmp_path):
+    store = build_store(tmp_path / "s.lmdb", {"sub/a.png": make_image()})
+    # A store made by other tools could hold such a key; ours refuses to write one.
+    env = lmdb.open(str(store), subdir=False, max_dbs=3, lock=False)
+    with env.begin(write=True) as txn:
+        for db in (b"records", b"images"):
+            value = txn.get(b"sub/a.png", db=env.open_db(db, txn=txn))
+            txn.put(b"../evil.png", value, db=env.open_db(db, txn=txn))
+    env.close()
+    result = run("export", "--store", str(store), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1 and "outside" in result.stderr
+    assert not (tmp_path / "evil.png").exists()
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "sub").symlink_to(outside)
+    result = run("export", "--store", str(store), "--out", str(tmp_path / "out2"), "sub/a.png")
+    assert result.exit_code == 1 and "outside" in result.stderr
+    assert list(outside.iterdir()) == []
+
+
+def test_a_missing_store_is_one_line_not_a_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "ls", "--store", str(tmp_path / "none.lmdb")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'none.lmdb'}: no such store file"
+    ]
+
+
+def test_every_command_explains_itself():
+    for args in ([], ["ls"], ["export"]):
+        result = run(*args, "--help")
+        assert result.exit_code == 0 and len(result.stdout.splitlines()) > 4

@@ -1,0 +1,64 @@
+"""Recognising images from their bytes, without decoding pixels."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+
+import pytest
+
+from pipeline.images import NotAnImageError, describe, probe
+
+from conftest import FORMATS, make_image
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reads_format_and_size_from_the_header(fmt):
+    header = probe(make_image(fmt, (37, 21)))
+    assert (header.format, header.width, header.height) == (fmt.lower(), 37, 21)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_truncated_image_is_rejected_as_truncated(fmt):
+    data = make_image(fmt, (64, 48), seed=3)
+    for cut in (len(data) // 2, len(data) - 1 if fmt != "JPEG" else len(data) - 2):
+        with pytest.raises(NotAnImageError) as caught:
+            probe(data[:cut])
+        assert caught.value.code == "truncated", caught.value.reason
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"", "empty"),
+    (b"just some text, named .jpg", "not_image"),
+    (png_declaring(100_000, 100_000), "too_large"),
+    (png_declaring(0, 10), "bad_header"),
+])
+def test_unusable_bytes_get_a_code_and_a_reason(data, code):
+    with pytest.raises(NotAnImageError) as caught:
+        probe(data)
+    assert caught.value.code == code
+    assert caught.value.reason and "\n" not in caught.value.reason
+
+
+def test_the_pixel_limit_is_a_setting():
+    data = make_image("PNG", (100, 100))
+    assert probe(data, max_pixels=10_000).width == 100
+    with pytest.raises(NotAnImageError, match="100x100 pixels, over the limit of 9999"):
+        probe(data, max_pixels=9_999)
+
+
+def test_describe_hashes_the_bytes_as_they_are():
+    data = make_image("JPEG")
+    record = describe("a/b.jpg", data, {"label": "x"})
+    assert record.info.sha256 == hashlib.sha256(data).hexdigest()
+    assert record.info.size == len(data) and record.metadata == {"label": "x"}
