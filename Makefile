@@ -21,6 +21,10 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
+# dvc.yaml runs `python -m pipeline ...`: the venv's python must come first on PATH.
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline demo
+
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests
 

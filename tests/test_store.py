@@ -26,7 +26,6 @@ from pipeline.store import (
     UnsupportedVersionError,
     rebuild,
 )
-from pipeline.store.writer import writer_lock
 
 from conftest import FORMATS, build_store, items_for, make_image, md5
 
@@ -160,11 +159,29 @@ def test_a_killed_write_leaves_the_previous_store_and_the_next_write_cleans_up(
     assert "after.png" in ImageStore(path)
 
 
+HOLD_LOCK = textwrap.dedent("""
+    import sys, time
+    from pipeline.store import writer_lock
+    with writer_lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+""")
+
+
 def test_a_second_writer_is_refused_while_one_writes(tmp_path, six_formats):
     path = build_store(tmp_path / "s.lmdb", six_formats)
-    with writer_lock(path), pytest.raises(ConcurrentWriteError, match="is writing"):
-        rebuild(path, items_for({"x.png": make_image()}))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ConcurrentWriteError, match=rf"pid {holder.pid}\) is writing"):
+            rebuild(path, items_for({"x.png": make_image()}))
+    finally:
+        holder.kill()
+        holder.wait()
     assert "x.png" not in ImageStore(path)
+    rebuild(path, items_for({"x.png": make_image()}))  # free again once the holder is gone
+    assert "x.png" in ImageStore(path)
 
 
 def _leftovers(folder: Path) -> list[str]:

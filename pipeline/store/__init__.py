@@ -15,7 +15,7 @@ from .format import (
     encode_key,
 )
 from .reader import ImageStore
-from .writer import ConcurrentWriteError, Item, rebuild, write_store
+from .writer import ConcurrentWriteError, Item, rebuild, write_store, writer_lock
 
 __all__ = [
     "FORMAT_NAME",
@@ -32,4 +32,5 @@ __all__ = [
     "encode_key",
     "rebuild",
     "write_store",
+    "writer_lock",
 ]

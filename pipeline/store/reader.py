@@ -228,6 +228,13 @@ class ImageStore:
         """The user's metadata for one image (label, boxes, text, ...)."""
         return self.record(key).metadata
 
+    def stat(self) -> dict[str, int]:
+        """Entries actually present in each database: `records` and `images`."""
+        opened = self._store()
+        txn = opened.txn()
+        return {"records": txn.stat(opened.db_records)["entries"],
+                "images": txn.stat(opened.db_images)["entries"]}
+
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
         opened = self._store()

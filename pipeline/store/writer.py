@@ -71,10 +71,20 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.tmp-"
 
 
+_held_locks: set[str] = set()
+
+
 @contextlib.contextmanager
 def writer_lock(path: Path) -> Iterator[None]:
-    """Hold the one-writer-per-store lock; remove temp files that dead writers left."""
-    lock_path = path.with_name(f".{path.name}.lock")
+    """Hold the one-writer-per-store lock; remove temp files that dead writers left.
+
+    Re-entrant within a process, so a caller can plan and write under one lock.
+    """
+    lock_path = Path(path).with_name(f".{Path(path).name}.lock")
+    ident = os.path.realpath(lock_path)
+    if ident in _held_locks:
+        yield
+        return
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -89,9 +99,13 @@ def writer_lock(path: Path) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        for stale in path.parent.glob(_temp_prefix(path) + "*"):
+        for stale in Path(path).parent.glob(_temp_prefix(Path(path)) + "*"):
             stale.unlink(missing_ok=True)  # we hold the lock, so its writer is gone
-        yield
+        _held_locks.add(ident)
+        try:
+            yield
+        finally:
+            _held_locks.discard(ident)
     finally:
         os.close(fd)  # releases the lock
 

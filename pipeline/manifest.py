@@ -1,0 +1,43 @@
+"""The staged manifest: what ingest found, one JSON line per image, sorted by key.
+
+Pack merges it into the store; validate checks the store against it. It holds no image
+bytes: each line names the file under the incoming folder by its key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .store import ImageInfo, Record
+from .store.format import canonical_json
+
+
+def write_manifest(path: Path, records: Iterable[Record]) -> int:
+    """Write records (already sorted by key) atomically; return how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    count = 0
+    with open(temp, "wb") as out:
+        for record in records:
+            info = record.info
+            out.write(canonical_json({
+                "key": record.key, "sha256": info.sha256, "size": info.size,
+                "format": info.format, "width": info.width, "height": info.height,
+                "meta": record.metadata,
+            }) + b"\n")
+            count += 1
+    os.replace(temp, path)
+    return count
+
+
+def read_manifest(path: Path) -> Iterator[Record]:
+    """Stream the records of a manifest, in key order."""
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            info = ImageInfo(entry["sha256"], entry["size"], entry["format"], entry["width"],
+                             entry["height"])
+            yield Record(entry["key"], info, entry["meta"])
