@@ -53,3 +53,38 @@ def six_formats() -> dict[str, bytes]:
     """One image per supported format, keyed like files in nested folders."""
     return {f"{fmt.lower()}/img_{i}.{EXTENSIONS[fmt]}": make_image(fmt, (40 + i, 30), seed=i)
             for i, fmt in enumerate(FORMATS)}
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A folder laid out like the project (params.yaml, data/incoming/), as the cwd."""
+    (tmp_path / "data" / "incoming").mkdir(parents=True)
+    (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def put(folder: Path, files: Mapping[str, bytes | str]) -> None:
+    """Write files under `folder`, creating subfolders."""
+    for rel, data in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            data = data.encode()
+        path.write_bytes(data)
+
+
+def stage(*args: str):
+    """Run a pipeline command the way dvc.yaml does, in the current folder."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def report(name: str) -> dict[str, Any]:
+    import json
+    return json.loads(Path("reports", f"{name}.json").read_text())

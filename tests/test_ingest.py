@@ -1,0 +1,120 @@
+"""Ingest: what arrived in data/incoming/, checked, hashed and described."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pipeline.manifest import read_manifest
+
+from conftest import make_image, put, report, stage
+
+INCOMING = Path("data/incoming")
+
+
+def staged() -> dict[str, dict]:
+    return {r.key: r.metadata for r in read_manifest(Path("data/staged.jsonl"))}
+
+
+def test_metadata_comes_from_csv_jsonl_and_sidecars_with_sidecars_winning(workspace):
+    put(INCOMING, {
+        "cats/a.jpg": make_image("JPEG", seed=1),
+        "cats/b.png": make_image("PNG", seed=2),
+        "cats/c.webp": make_image("WEBP", seed=3),
+        "labels.csv": "path,label,source\ncats/a.jpg,cat,web\ncats/b.png,cat,\n",
+        "cats/metadata.jsonl": '{"path": "b.png", "text": "hello"}\n'
+                               '{"file": "c.webp", "label": "kitten", "boxes": [[1,2,3,4]]}\n',
+        "cats/a.json": '{"label": "generic", "split": "val"}',
+        "cats/a.jpg.json": '{"label": "tabby"}',
+    })
+    result = stage("ingest")
+    assert result.exit_code == 0, result.output
+    assert staged() == {
+        "cats/a.jpg": {"label": "tabby", "source": "web", "split": "val"},
+        "cats/b.png": {"label": "cat", "text": "hello"},
+        "cats/c.webp": {"label": "kitten", "boxes": [[1, 2, 3, 4]]},
+    }
+    assert "3 images staged" in result.stdout and "0 rejected" in result.stdout
+
+
+def test_image_or_not_is_decided_by_content_not_the_name(workspace):
+    put(INCOMING, {"really_a_png.txt": make_image("PNG"), "fake.jpg": "just text"})
+    stage("ingest")
+    assert list(staged()) == ["really_a_png.txt"]
+    assert report("ingest")["rejects"] == [
+        {"path": "fake.jpg", "code": "not_image",
+         "reason": "not an image: content is not JPEG, PNG, GIF, WebP, TIFF or BMP"}]
+
+
+def test_every_unusable_file_gets_one_line_and_a_reason(workspace, tmp_path):
+    good = make_image("PNG", seed=5)
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(good)
+    put(INCOMING, {
+        "good.png": good,
+        "empty.jpg": b"",
+        "half.png": good[: len(good) // 2],
+        "bad_json.png": make_image("PNG", seed=6), "bad_json.png.json": "{not json",
+        "list_json.png": make_image("PNG", seed=7), "list_json.png.json": "[1, 2]",
+        "nan_json.png": make_image("PNG", seed=8), "nan_json.png.json": '{"score": NaN}',
+        "deep/" + "x" * 200 + "/" + "y" * 200 + "/" + "z" * 120 + ".png": good,
+    })
+    os.symlink(outside, INCOMING / "escape.png")
+    os.symlink("loop_b", INCOMING / "loop_a")
+    os.symlink("loop_a", INCOMING / "loop_b")
+    os.symlink("good.png", INCOMING / "alias.png")  # inside the folder: fine
+
+    result = stage("ingest")
+    assert result.exit_code == 0, result.output
+    assert sorted(staged()) == ["alias.png", "good.png"]
+    rejects = {r["path"].split("/")[0]: (r["code"], r["reason"])
+               for r in report("ingest")["rejects"]}
+    assert rejects["empty.jpg"] == ("empty", "empty file")
+    assert rejects["half.png"][0] == "truncated"
+    assert rejects["bad_json.png"][0] == "bad_metadata"
+    assert "invalid metadata JSON in bad_json.png.json" in rejects["bad_json.png"][1]
+    assert "is a JSON list, not an object" in rejects["list_json.png"][1]
+    assert "NaN is not valid JSON" in rejects["nan_json.png"][1]
+    assert rejects["escape.png"] == (
+        "symlink", f"symlink leads outside the incoming folder (to {outside})")
+    assert rejects["loop_a"] == ("symlink", "symlink loop")
+    assert rejects["deep"][0] == "key_too_long"
+    assert "Traceback" not in result.output
+    assert all("\n" not in reason for _, reason in rejects.values())
+
+
+def test_strict_makes_any_reject_fail_the_stage_after_writing_the_report(workspace):
+    put(INCOMING, {"good.png": make_image(), "empty.jpg": b""})
+    params = Path("params.yaml")
+    params.write_text(params.read_text().replace("strict: false", "strict: true"))
+    result = stage("ingest")
+    assert result.exit_code == 1
+    assert "1 file(s) rejected and ingest.strict is true" in result.stderr
+    assert report("ingest")["rejected"] == 1
+
+
+def test_metadata_that_matches_no_image_is_reported(workspace):
+    put(INCOMING, {"a.png": make_image(), "orphan.json": "{}",
+                   "labels.csv": "path,label\na.png,x\nmissing.png,y\n"})
+    stage("ingest")
+    assert report("ingest")["unused_metadata"] == ["orphan.json", "row for missing.png"]
+
+
+def test_the_manifest_is_sorted_and_the_same_for_the_same_files(workspace):
+    put(INCOMING, {f"{name}.png": make_image(seed=i) for i, name in enumerate("dbca")})
+    stage("ingest")
+    first = Path("data/staged.jsonl").read_bytes()
+    stage("ingest")
+    assert Path("data/staged.jsonl").read_bytes() == first
+    assert [json.loads(line)["key"] for line in first.splitlines()] == [
+        "a.png", "b.png", "c.png", "d.png"]
+
+
+def test_a_mistake_in_params_is_one_clear_line(workspace):
+    Path("params.yaml").write_text("ingest:\n  strict: maybe\n")
+    result = stage("ingest")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: params.yaml: ingest.strict must be true or false"
+    Path("params.yaml").write_text("ingest:\n  strikt: true\n")
+    assert "unknown setting ingest.strikt" in stage("ingest").stderr

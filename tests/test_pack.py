@@ -1,0 +1,125 @@
+"""Pack: merging what arrived into the store, by the policies in params.yaml."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.store import ImageStore
+
+from conftest import make_image, md5, put, report, stage
+
+INCOMING = Path("data/incoming")
+STORE = Path("data/images.lmdb")
+
+
+def set_param(line: str, value: str) -> None:
+    params = Path("params.yaml")
+    key = line.split(":")[0]
+    lines = [f"  {key}: {value}" if row.strip().startswith(f"{key}:") else row
+             for row in params.read_text().splitlines()]
+    params.write_text("\n".join(lines) + "\n")
+
+
+def repro() -> None:
+    for name in ("ingest", "pack", "validate"):
+        result = stage(name)
+        assert result.exit_code == 0, result.output
+
+
+def clear_incoming() -> None:
+    shutil.rmtree(INCOMING)
+    INCOMING.mkdir()
+
+
+def test_packed_images_stay_after_their_files_leave_incoming(workspace):
+    first = {"a/1.png": make_image(seed=1), "a/2.jpg": make_image("JPEG", seed=2)}
+    put(INCOMING, first)
+    repro()
+    clear_incoming()
+    second = {"b/3.gif": make_image("GIF", seed=3)}
+    put(INCOMING, second)
+    repro()
+    store = ImageStore(STORE)
+    assert {k: store.get(k) for k in store} == {**first, **second}
+    assert report("pack")["added"] == 1
+
+
+def test_nothing_new_leaves_the_store_file_untouched(workspace):
+    put(INCOMING, {"a.png": make_image(seed=1)})
+    repro()
+    before = (md5(STORE), STORE.stat().st_ino, STORE.stat().st_mtime_ns)
+    result = stage("pack")
+    assert "1 already there" in result.stdout and "unchanged, not rewritten" in result.stdout
+    assert (md5(STORE), STORE.stat().st_ino, STORE.stat().st_mtime_ns) == before
+
+
+def test_a_conflict_fails_by_default_lists_the_keys_and_changes_nothing(workspace):
+    put(INCOMING, {"a.png": make_image(seed=1), "b.png": make_image(seed=2)})
+    repro()
+    before = md5(STORE)
+    put(INCOMING, {"a.png": make_image(seed=9)})
+    stage("ingest")
+    result = stage("pack")
+    assert result.exit_code == 1
+    assert "1 staged image(s) have the key of a stored image but different bytes: a.png" \
+        in result.stderr
+    assert md5(STORE) == before
+
+
+@pytest.mark.parametrize("policy, expected_seed", [("replace", 9), ("skip", 1)])
+def test_a_conflict_can_replace_or_skip(workspace, policy, expected_seed):
+    put(INCOMING, {"a.png": make_image(seed=1)})
+    repro()
+    set_param("on_conflict", policy)
+    put(INCOMING, {"a.png": make_image(seed=9)})
+    repro()  # validate passes either way
+    assert ImageStore(STORE).get("a.png") == make_image(seed=expected_seed)
+    assert report("pack")["conflicts"] == ["a.png"]
+
+
+def test_the_same_bytes_under_a_new_key_are_skipped_and_listed_by_default(workspace):
+    put(INCOMING, {"a.png": make_image(seed=1)})
+    repro()
+    put(INCOMING, {"copy_of_a.png": make_image(seed=1), "c.png": make_image(seed=3),
+                   "copy_of_c.png": make_image(seed=3)})
+    repro()
+    assert ImageStore(STORE).keys() == ["a.png", "c.png"]
+    assert report("pack")["duplicates"] == [
+        {"key": "copy_of_a.png", "same_as": "a.png"},
+        {"key": "copy_of_c.png", "same_as": "c.png"}]
+
+
+def test_duplicates_can_be_kept(workspace):
+    set_param("on_duplicate", "keep")
+    put(INCOMING, {"a.png": make_image(seed=1), "b.png": make_image(seed=1)})
+    repro()
+    assert ImageStore(STORE).keys() == ["a.png", "b.png"]
+
+
+def test_a_metadata_change_with_the_same_bytes_relabels(workspace):
+    put(INCOMING, {"a.png": make_image(seed=1), "a.png.json": '{"label": "cat"}'})
+    repro()
+    put(INCOMING, {"a.png.json": '{"label": "dog"}'})
+    repro()
+    assert ImageStore(STORE).metadata("a.png") == {"label": "dog"}
+    assert report("pack")["relabeled"] == 1
+
+
+def test_keys_in_remove_txt_are_dropped(workspace):
+    put(INCOMING, {"a.png": make_image(seed=1), "b.png": make_image(seed=2)})
+    repro()
+    clear_incoming()
+    Path("data/remove.txt").write_text("# gone\na.png\nnever-there.png\n")
+    repro()
+    assert ImageStore(STORE).keys() == ["b.png"]
+    assert report("pack")["removed"] == 1
+    assert report("pack")["removal_not_found"] == ["never-there.png"]
+
+
+def test_pack_without_ingest_says_what_to_do(workspace):
+    result = stage("pack")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: data/staged.jsonl: no staged manifest; run ingest first"

@@ -1,0 +1,49 @@
+"""Validate: a damaged store or a changed source never passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import make_image, put, report, stage
+
+INCOMING = Path("data/incoming")
+STORE = Path("data/images.lmdb")
+
+
+def packed(images: dict[str, bytes]) -> None:
+    put(INCOMING, images)
+    assert stage("ingest").exit_code == 0
+    assert stage("pack").exit_code == 0
+
+
+def test_an_intact_store_passes_and_says_what_it_checked(workspace):
+    packed({f"{i}.png": make_image(seed=i) for i in range(5)})
+    result = stage("validate")
+    assert result.exit_code == 0, result.output
+    assert "5 records intact" in result.stdout and "5 staged images present" in result.stdout
+    assert report("validate")["ok"] is True
+
+
+def test_a_flipped_byte_inside_a_stored_image_fails_naming_the_key(workspace):
+    images = {f"{i}.png": make_image("PNG", (48, 48), seed=i) for i in range(5)}
+    packed(images)
+    data = bytearray(STORE.read_bytes())
+    victim = images["3.png"]
+    at = data.find(victim) + len(victim) // 2
+    data[at] ^= 0xFF
+    STORE.unlink()  # a new file: never write into a published store, even in a test
+    STORE.write_bytes(bytes(data))
+
+    result = stage("validate")
+    assert result.exit_code == 1
+    assert "3.png: image bytes do not match their sha256" in result.stderr
+    assert report("validate")["failures"] == [
+        {"key": "3.png", "problem": "image bytes do not match their sha256: the store is corrupt"}]
+
+
+def test_a_source_changed_after_ingest_fails(workspace):
+    packed({"a.png": make_image(seed=1)})
+    (INCOMING / "a.png").write_bytes(make_image(seed=2))
+    result = stage("validate")
+    assert result.exit_code == 1
+    assert "a.png: source file changed after ingest" in result.stderr
