@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import yaml
 
 from . import __version__
 from .params import load_params
@@ -46,7 +47,7 @@ def cli() -> None:
 
 store_option = click.option(
     "--store", "store_path", default=DEFAULT_STORE, show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path), help="The store file to read.",
+    type=click.Path(dir_okay=False, path_type=Path), help="The store file.",
 )
 
 
@@ -234,6 +235,7 @@ def pack_command(store_path: Path, manifest: Path, incoming: Path, remove_list: 
     settings = load_params("pack", params)
     if not manifest.exists():
         raise click.ClickException(f"{manifest}: no staged manifest; run ingest first")
+    _refuse_to_start_over(store_path)
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with writer_lock(store_path):
         store = ImageStore(store_path) if store_path.exists() else None
@@ -265,6 +267,24 @@ def pack_command(store_path: Path, manifest: Path, incoming: Path, remove_list: 
     if plan.removal_not_found:
         click.echo(f"  {len(plan.removal_not_found)} key(s) in {remove_list} are not in the "
                    f"store (see {report})", err=True)
+
+
+def _refuse_to_start_over(store_path: Path) -> None:
+    """A missing store that dvc.lock knows of was not pulled: packing now would start a
+    new store without every image packed before, and pushing it would drop them."""
+    lock = Path("dvc.lock")
+    if store_path.exists() or not lock.exists():
+        return
+    try:
+        outs = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]["pack"]["outs"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return
+    recorded = next((o for o in outs if Path(o.get("path", "")) == store_path), None)
+    if recorded:
+        raise click.ClickException(
+            f"{store_path} is missing, but dvc.lock records a version of it "
+            f"({recorded.get('size', '?'):,} bytes). Run `dvc pull {store_path}` first, so new "
+            "images join it. To start a new store on purpose, delete dvc.lock.")
 
 
 @cli.command("validate")

@@ -91,6 +91,7 @@ def test_a_missing_store_is_one_line_not_a_traceback(tmp_path):
 
 
 def test_every_command_explains_itself():
-    for args in ([], ["ls"], ["export"]):
+    for args in ([], ["ingest"], ["pack"], ["validate"], ["stats"], ["ls"], ["export"],
+                 ["demo"]):
         result = run(*args, "--help")
         assert result.exit_code == 0 and len(result.stdout.splitlines()) > 4

@@ -138,3 +138,24 @@ def test_a_removal_through_remove_txt(repo):
     sh(repo, "dvc", "repro")
     assert stored(repo) == {k: v for k, v in images.items() if k != gone}
     assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_packing_without_pulling_the_store_first_is_refused(repo, tmp_path):
+    images = batch(0, 3)
+    put(repo / "data" / "incoming", images)
+    sh(repo, "dvc", "repro")
+    commit(repo, "first batch")
+    sh(repo, "dvc", "push")
+    teammate = tmp_path / "teammate"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
+    new = batch(100, 2)
+    put(teammate / "data" / "incoming", new)
+
+    result = sh(teammate, "dvc", "repro", check=False)  # forgot `dvc pull`
+    assert result.returncode != 0
+    assert "Run `dvc pull data/images.lmdb` first" in result.stdout + result.stderr
+    assert not (teammate / "data" / "images.lmdb").exists()
+
+    sh(teammate, "dvc", "pull", "data/images.lmdb")
+    sh(teammate, "dvc", "repro")
+    assert stored(teammate) == {**images, **new}
