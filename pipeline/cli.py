@@ -306,8 +306,10 @@ def validate_command(store_path: Path, manifest: Path, incoming: Path, pack_repo
     from .validate import validate_staged, validate_store
 
     store = ImageStore(store_path)
-    with bar(len(store), "validate") as progress:
-        result = validate_store(store, on_record=progress.update)
+    if not store_path.exists():
+        raise click.ClickException(f"{store_path}: no such store file; run pack first")
+    with bar(None, "validate") as progress:
+        result = validate_store(store, progress)
     not_packed = {}
     if pack_report.exists():
         not_packed = json.loads(pack_report.read_text(encoding="utf-8")).get("not_packed", {})

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
+import lmdb.verify as lmdb_verify
 
 from .manifest import read_manifest
 from .store import ImageStore
@@ -42,9 +43,33 @@ class Validation:
         }
 
 
-def validate_store(store: ImageStore, on_record=None) -> Validation:
-    """Check every record of the store against its bytes and the header."""
+def verify_structure(path: Path) -> list[str]:
+    """LMDB's own invariants, checked by py-lmdb's offline verifier.
+
+    It reads the file as bytes and never hands it to the engine, so damage to LMDB's
+    pages is reported here instead of crashing whatever opens the file next.
+    """
+    try:
+        return list(lmdb_verify.verify(str(path), subdir=False))
+    except lmdb_verify.VerifyError as exc:
+        return [str(exc)]
+    except OSError as exc:
+        return [f"cannot read: {exc.strerror}"]
+
+
+def validate_store(store: ImageStore, progress=None) -> Validation:
+    """Check the file's structure, then every record against its bytes and the header.
+
+    `progress`, if given, is a tqdm-like bar: reset to the record count, then updated.
+    """
     result = Validation()
+    problems = verify_structure(store.path)
+    if problems:
+        for problem in problems[:20]:
+            result.fail("(lmdb)", problem)
+        return result  # opening a structurally damaged file through LMDB could crash
+    if progress is not None:
+        progress.reset(total=len(store))
     header = store.header
     content = hashlib.sha256()
     total = 0
@@ -67,8 +92,8 @@ def validate_store(store: ImageStore, on_record=None) -> Validation:
                 result.fail(key, f"image is {len(data)} bytes, its record says {record.info.size}")
             elif hashlib.sha256(data).hexdigest() != record.info.sha256:
                 result.fail(key, "image bytes do not match their sha256: the store is corrupt")
-            if on_record is not None:
-                on_record()
+            if progress is not None:
+                progress.update()
     except (ValueError, KeyError, TypeError, lmdb.Error) as exc:
         result.fail("(store)", f"a record does not parse after {result.records} good ones: {exc}")
         return result

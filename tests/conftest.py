@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
+import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from PIL import Image
 
 from pipeline.images import describe
-from pipeline.store import Item, rebuild
+from pipeline.store import ImageStore, Item, rebuild
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif",
@@ -88,3 +93,65 @@ def stage(*args: str):
 def report(name: str) -> dict[str, Any]:
     import json
     return json.loads(Path("reports", f"{name}.json").read_text())
+
+
+# ------------------------------------------------ real git and DVC, in a temp repository
+
+SKELETON = ["dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore",
+            ".gitignore", "data/remove.txt", "data/incoming/.gitkeep"]
+
+
+def env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
+
+
+def sh(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    if args[0] == "dvc":
+        args = (sys.executable, "-m", "dvc", *args[1:])
+    result = subprocess.run(args, cwd=cwd, env=env(), text=True, capture_output=True)
+    if check and result.returncode:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A fresh clone of the project's skeleton, with its own local DVC remote."""
+    root = tmp_path / "repo"
+    for rel in SKELETON:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / rel, root / rel)
+    shutil.copytree(PROJECT / "pipeline", root / "pipeline",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    sh(root, "git", "init", "-q", "-b", "main")
+    sh(root, "dvc", "remote", "modify", "local", "url", str(tmp_path / "remote"))
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "skeleton")
+    return root
+
+
+def batch(first: int, count: int) -> dict[str, bytes]:
+    fmts = ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP")
+    return {f"set{first // 100}/{fmts[i % 6].lower()}/{i:04d}.img": make_image(fmts[i % 6], seed=i)
+            for i in range(first, first + count)}
+
+
+def commit(root: Path, message: str) -> None:
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", message)
+
+
+def lock_entry(root: Path, stage: str) -> dict:
+    return yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage]
+
+
+def stored(root: Path) -> dict[str, bytes]:
+    with ImageStore(root / "data" / "images.lmdb") as store:
+        return {key: store.get(key) for key in store}
+
+

@@ -40,8 +40,7 @@ class _OpenStore:
     the same file shares one of these.
     """
 
-    def __init__(self, path: str) -> None:
-        size = os.stat(path).st_size
+    def __init__(self, path: str, size: int) -> None:
         memory = _physical_memory()
         # Readahead helps random reads of small values while the file fits in RAM
         # (shared/FACTS.md: 2.7x faster cold); beyond that it only evicts useful pages.
@@ -100,20 +99,44 @@ _open_stores: weakref.WeakValueDictionary[tuple[int, int], _OpenStore] = (
 _open_lock = threading.Lock()
 
 
-def _acquire(path: str) -> _OpenStore:
+def _stat(path: str) -> os.stat_result:
     try:
-        st = os.stat(path)
+        return os.stat(path)
     except FileNotFoundError:
         raise StoreError(f"{path}: no such store file") from None
     except OSError as exc:
         raise StoreError(f"{path}: cannot read store: {exc.strerror}") from None
-    ident = (st.st_dev, st.st_ino)
-    with _open_lock:
-        opened = _open_stores.get(ident)
-        if opened is None:
-            opened = _OpenStore(path)
-            _open_stores[ident] = opened
-        return opened
+
+
+def _acquire(path: str) -> _OpenStore:
+    # A writer may replace the file between our stat and LMDB's open. Only when the name
+    # points at the same file before and after opening do we know which file we opened.
+    for _attempt in range(20):
+        before = _stat(path)
+        ident = (before.st_dev, before.st_ino)
+        with _open_lock:
+            opened = _open_stores.get(ident)
+            if opened is not None:
+                return opened
+            try:
+                opened = _OpenStore(path, before.st_size)
+            except StoreError:
+                if _same_file(path, ident):
+                    raise
+                continue  # replaced while opening: what failed was a mix of two files
+            if _same_file(path, ident):
+                _open_stores[ident] = opened
+                return opened
+            opened.close()
+    raise StoreError(f"{path}: the file is being replaced too often to open it")
+
+
+def _same_file(path: str, ident: tuple[int, int]) -> bool:
+    try:
+        after = os.stat(path)
+    except OSError:
+        return False
+    return (after.st_dev, after.st_ino) == ident
 
 
 def _forget_inherited_stores() -> None:

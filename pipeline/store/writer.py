@@ -18,6 +18,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import shutil
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,19 +194,23 @@ def _write_locked(
         os.replace(temp, path)
         _fsync_dir(path.parent)
         return header
-    except lmdb.Error as exc:
-        raise StoreError(_describe_lmdb_error(path, exc)) from None
-    except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except (lmdb.Error, OSError) as exc:
+        raise StoreError(_describe_write_error(path, exc)) from None
     finally:
         temp.unlink(missing_ok=True)
 
 
-def _describe_lmdb_error(path: Path, exc: lmdb.Error) -> str:
-    text = str(exc)
-    if "No space left" in text or getattr(exc, "errno", None) == errno.ENOSPC:
+def _describe_write_error(path: Path, exc: Exception) -> str:
+    # LMDB reports a short write on a full disk as EIO, so ask the filesystem, while the
+    # unfinished temp file still takes up its space.
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if getattr(exc, "errno", None) == errno.ENOSPC or (free is not None and free < 16 << 20):
         return f"disk full while writing {path}; the previous store is unchanged"
-    return f"cannot write {path}: {text}; the previous store is unchanged"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"cannot write {path}: {reason}; the previous store is unchanged"
 
 
 def _build(

@@ -1,0 +1,101 @@
+"""SIGKILL `dvc repro` while pack writes: the store survives, every time.
+
+Named in README.md, "What it guarantees". Slow (about two minutes), and part of `make test`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.store import ImageStore
+from pipeline.validate import validate_store
+
+from conftest import commit, env, make_image, md5, put, sh
+
+KILLS = 20
+
+
+def _images(first: int, count: int) -> dict[str, bytes]:
+    return {f"batch/{i // 100:03d}/{i:05d}.png": make_image("PNG", (64, 64), seed=i)
+            for i in range(first, first + count)}
+
+
+def _temps(repo: Path) -> list[Path]:
+    return list((repo / "data").glob(".images.lmdb.tmp-*"))
+
+
+def _wait_for_pack(repo: Path, proc: subprocess.Popen) -> float:
+    """Block until pack's temp file appears; return when it did."""
+    while not _temps(repo):
+        if proc.poll() is not None:
+            raise AssertionError("dvc repro ended before pack started writing")
+        time.sleep(0.001)
+    return time.monotonic()
+
+
+def _repro(repo: Path) -> subprocess.Popen:
+    # A session of its own, so the kill takes dvc and the stage it runs, as a killed
+    # job or a lost machine would.
+    return subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _restore(repo: Path, store_bytes: bytes, lock_text: str) -> None:
+    store = repo / "data" / "images.lmdb"
+    store.unlink()
+    store.write_bytes(store_bytes)
+    (repo / "dvc.lock").write_text(lock_text)
+
+
+@pytest.mark.slow
+def test_killing_dvc_repro_during_pack_never_loses_the_store(repo):
+    store = repo / "data" / "images.lmdb"
+    put(repo / "data" / "incoming", _images(0, 300))
+    sh(repo, "dvc", "repro")
+    commit(repo, "first version")
+    previous = (store.read_bytes(), (repo / "dvc.lock").read_text())
+    previous_md5 = md5(store)
+
+    # An uninterrupted run: the md5 every recovery must reach, and how long pack writes.
+    put(repo / "data" / "incoming", _images(300, 1500))
+    proc = _repro(repo)
+    started = _wait_for_pack(repo, proc)
+    while _temps(repo):
+        time.sleep(0.001)
+    window = time.monotonic() - started
+    assert proc.wait() == 0
+    complete_md5 = md5(store)
+    assert complete_md5 != previous_md5
+
+    rng = random.Random(20261123)
+    mid_write = 0
+    for trial in range(KILLS):
+        _restore(repo, *previous)
+        proc = _repro(repo)
+        _wait_for_pack(repo, proc)
+        time.sleep(rng.uniform(0, window))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+        published = md5(store)
+        assert published in (previous_md5, complete_md5), f"trial {trial}: a third version"
+        with ImageStore(store) as survivor:
+            assert not validate_store(survivor).failures, f"trial {trial}"
+            assert len(survivor) == (300 if published == previous_md5 else 1800)
+        if published == previous_md5 and _temps(repo):
+            mid_write += 1
+
+        sh(repo, "dvc", "repro")
+        assert md5(store) == complete_md5, f"trial {trial}: recovery differs"
+        assert _temps(repo) == [], f"trial {trial}: temp files left behind"
+
+    assert mid_write >= KILLS // 2, f"only {mid_write} of {KILLS} kills landed mid-write"
