@@ -239,6 +239,13 @@ def pack_command(store_path: Path, manifest: Path, incoming: Path, remove_list: 
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with writer_lock(store_path):
         store = ImageStore(store_path) if store_path.exists() else None
+        if store is not None:
+            try:
+                len(store)
+            except StoreError as exc:
+                raise click.ClickException(
+                    f"{exc}. Restore the last good version with `dvc checkout {store_path}`"
+                ) from None
         try:
             plan = plan_pack(store, manifest, read_removals(remove_list), settings)
         except ConflictError as exc:
@@ -283,8 +290,9 @@ def _refuse_to_start_over(store_path: Path) -> None:
     if recorded:
         raise click.ClickException(
             f"{store_path} is missing, but dvc.lock records a version of it "
-            f"({recorded.get('size', '?'):,} bytes). Run `dvc pull {store_path}` first, so new "
-            "images join it. To start a new store on purpose, delete dvc.lock.")
+            f"({recorded.get('size', '?'):,} bytes). Run `dvc pull {store_path}` (or `dvc "
+            f"checkout {store_path}`) first, so new images join it. To start a new store on "
+            "purpose, delete dvc.lock.")
 
 
 @cli.command("validate")

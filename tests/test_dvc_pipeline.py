@@ -87,7 +87,7 @@ def test_packing_without_pulling_the_store_first_is_refused(repo, tmp_path):
 
     result = sh(teammate, "dvc", "repro", check=False)  # forgot `dvc pull`
     assert result.returncode != 0
-    assert "Run `dvc pull data/images.lmdb` first" in result.stdout + result.stderr
+    assert "Run `dvc pull data/images.lmdb` (or `dvc checkout" in result.stdout + result.stderr
     assert not (teammate / "data" / "images.lmdb").exists()
 
     sh(teammate, "dvc", "pull", "data/images.lmdb")
