@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint demo bench clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,13 @@ test: $(STAMP)
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline demo
 
+# Side-by-side timings; writes benchmarks/results.md. IMAGES=2000 for a quick look.
+IMAGES ?= 20000
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py --images $(IMAGES)
+
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff check pipeline tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

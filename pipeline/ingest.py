@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing as mp
 import os
 import stat
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,37 @@ class _Examiner:
         return None
 
 
+PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
+CHUNK = 256
+
+
+def _examine_all(examine: _Examiner, files: list[str]) -> Iterator[Record | Reject]:
+    """Examine files in order, on every core when there are many.
+
+    The per-file work is mostly Python (header parsing, checks), so threads would queue
+    on the GIL: forked processes take chunks of files and send back small records.
+    """
+    cores = os.cpu_count() or 1
+    if cores < 2 or len(files) < PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
+        yield from map(examine, files)
+        return
+    global _worker_examine
+    _worker_examine = examine  # inherited by the forked workers, never pickled
+    try:
+        with mp.get_context("fork").Pool(cores) as pool:
+            yield from pool.imap(_examine_in_worker, files, chunksize=CHUNK)
+    finally:
+        _worker_examine = None
+
+
+_worker_examine: _Examiner | None = None
+
+
+def _examine_in_worker(rel: str) -> Record | Reject:
+    assert _worker_examine is not None
+    return _worker_examine(rel)
+
+
 def ingest(incoming: Path, params: dict[str, Any], progress=None) -> IngestResult:
     """Examine everything under `incoming`; return staged records (sorted) and rejects.
 
@@ -270,15 +301,13 @@ def ingest(incoming: Path, params: dict[str, Any], progress=None) -> IngestResul
     rows, row_keys = _read_tables(root, found)
     examine = _Examiner(root, params, found, rows)
     result = IngestResult(rejects=list(found.rejects), scanned=len(found.files))
-    workers = min(8, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for outcome in pool.map(examine, found.files):
-            if isinstance(outcome, Reject):
-                result.rejects.append(outcome)
-            else:
-                result.staged.append(outcome)
-            if progress is not None:
-                progress.update()
+    for outcome in _examine_all(examine, found.files):
+        if isinstance(outcome, Reject):
+            result.rejects.append(outcome)
+        else:
+            result.staged.append(outcome)
+        if progress is not None:
+            progress.update()
     result.staged.sort(key=lambda r: r.key.encode("utf-8"))
     result.rejects.sort(key=lambda r: r.path)
     used = {r.key for r in result.staged} | {r.path for r in result.rejects}

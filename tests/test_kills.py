@@ -109,7 +109,7 @@ def test_killing_dvc_repro_during_pack_never_loses_the_store(repo):
         proc = _repro(repo)
         _wait_for_pack(repo, proc)
         if trial < KILLS:
-            time.sleep(rng.uniform(0, window))
+            time.sleep(rng.uniform(0, 0.8 * window))  # inside the write, even in a quicker run
         else:  # after pack published: DVC is hashing the store and committing it to cache
             while _temps(repo):
                 time.sleep(0.001)

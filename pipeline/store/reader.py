@@ -9,6 +9,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from threading import get_ident
 from typing import Any
 
 import lmdb
@@ -71,7 +72,7 @@ class _OpenStore:
         except BaseException:
             self.env.close()
             raise
-        self.pid = os.getpid()
+        self.generation = _fork_generation
         self._local = threading.local()
 
     def _check_length(self, path: str, size: int) -> None:
@@ -84,9 +85,10 @@ class _OpenStore:
 
     def txn(self) -> lmdb.Transaction:
         # One long-lived read transaction per thread: the file never changes under it.
+        # Its default database is `images`, so the hot path passes no keyword.
         txn = getattr(self._local, "txn", None)
         if txn is None:
-            txn = self._local.txn = self.env.begin(buffers=False)
+            txn = self._local.txn = self.env.begin(db=self.db_images, buffers=False)
         return txn
 
     def close(self) -> None:
@@ -139,9 +141,14 @@ def _same_file(path: str, ident: tuple[int, int]) -> bool:
     return (after.st_dev, after.st_ino) == ident
 
 
+_fork_generation = 0  # bumped in a forked child: handles from before the fork are stale
+
+
 def _forget_inherited_stores() -> None:
     # After fork the child holds the parent's environments; py-lmdb would refuse to
     # reopen those files, and using them leaks reader state. Close them in the child.
+    global _fork_generation
+    _fork_generation += 1
     for opened in list(_open_stores.values()):
         with contextlib.suppress(lmdb.Error):
             opened.close()
@@ -163,11 +170,13 @@ class ImageStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._opened: _OpenStore | None = None
+        self._fast: tuple[int, int, Any] | None = None  # (generation, thread, txn.get)
 
     def _store(self) -> _OpenStore:
         opened = self._opened
-        if opened is None or opened.pid != os.getpid():
+        if opened is None or opened.generation != _fork_generation:
             opened = self._opened = _acquire(str(self.path))
+            self._fast = None
         return opened
 
     def __getstate__(self) -> dict[str, Any]:
@@ -176,6 +185,7 @@ class ImageStore:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
         self._opened = None
+        self._fast = None
 
     def __repr__(self) -> str:
         return f"ImageStore({str(self.path)!r})"
@@ -189,6 +199,7 @@ class ImageStore:
     def close(self) -> None:
         """Drop this object's handle; the file closes when no ImageStore uses it."""
         self._opened = None
+        self._fast = None
 
     @property
     def header(self) -> dict[str, Any]:
@@ -217,8 +228,15 @@ class ImageStore:
 
     def get(self, key: str) -> bytes:
         """The image's original bytes. Raises KeyError naming a missing key."""
-        opened = self._store()
-        data = opened.txn().get(_raw(key), db=opened.db_images)
+        # The hot path of training: a bound txn.get, checked by two integer compares.
+        fast = self._fast
+        if fast is None or fast[0] != _fork_generation or fast[1] != get_ident():
+            self._store()
+            fast = self._fast = (_fork_generation, get_ident(), self._opened.txn().get)
+        try:
+            data = fast[2](key.encode("utf-8"))
+        except (lmdb.BadValsizeError, UnicodeEncodeError, AttributeError):
+            raise KeyError(key) from None  # a key the store could never hold
         if data is None:
             raise KeyError(key)
         return data
@@ -226,10 +244,10 @@ class ImageStore:
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
         """Original bytes for each key, in the order given."""
         opened = self._store()
-        txn, db = opened.txn(), opened.db_images
+        txn = opened.txn()
         out = []
         for key in keys:
-            data = txn.get(_raw(key), db=db)
+            data = txn.get(_raw(key))
             if data is None:
                 raise KeyError(key)
             out.append(data)
