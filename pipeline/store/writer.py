@@ -13,12 +13,14 @@ image pages.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
 import hashlib
 import os
 import shutil
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,31 +245,92 @@ def _build(
             batch, batch_bytes = [], 0
     builder.commit(DB_RECORDS, batch, batch_bytes)
 
-    # Pass 2: the bytes, in the same order.
+    # Pass 2: the bytes, in the same order, read and checked a batch ahead in a thread
+    # (file reads, hashing and LMDB's commit all release the GIL, so they overlap).
     keys_again = hashlib.sha256()
     batch, batch_bytes = [], 0
-    for item in items():
-        record = item.record
-        raw_key = record.key.encode("utf-8")
-        keys_again.update(raw_key + b"\0")
-        data = item.read()
-        if len(data) != record.info.size or (
-            not item.trusted and hashlib.sha256(data).hexdigest() != record.info.sha256
-        ):
-            raise StoreError(f"{record.key}: bytes changed since they were hashed; run again")
-        batch.append((raw_key, data))
-        batch_bytes += len(data)
-        if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
-            builder.commit(DB_IMAGES, batch, batch_bytes)
-            batch, batch_bytes = [], 0
-        if on_item is not None:
-            on_item(record)
+    with _ReadAhead(items(), budget=BATCH_BYTES) as ahead:
+        for record, data in ahead:
+            raw_key = record.key.encode("utf-8")
+            keys_again.update(raw_key + b"\0")
+            batch.append((raw_key, data))
+            batch_bytes += len(data)
+            if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
+                builder.commit(DB_IMAGES, batch, batch_bytes)
+                batch, batch_bytes = [], 0
+            if on_item is not None:
+                on_item(record)
     if keys_again.digest() != keys_seen.digest():
         raise StoreError("the records changed between the two passes of a write")
     builder.commit(DB_IMAGES, batch, batch_bytes)
     header = make_header(count, total, content.hexdigest())
     builder.commit(DB_META, [(HEADER_KEY, canonical_json(header))], 0)
     return header
+
+
+class _ReadAhead:
+    """Yield (record, bytes) for each item, read and checked by a thread up to `budget`
+    bytes ahead of the consumer. Errors surface in the consumer, in order."""
+
+    def __init__(self, items: Iterable[Item], budget: int) -> None:
+        self._items = items
+        self._budget = budget
+        self._ready: collections.deque[tuple[Record, bytes]] = collections.deque()
+        self._pending = 0
+        self._done = self._stop = False
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="store-read-ahead", daemon=True)
+
+    def __enter__(self) -> _ReadAhead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                record = item.record
+                data = item.read()
+                if len(data) != record.info.size or (
+                    not item.trusted and hashlib.sha256(data).hexdigest() != record.info.sha256
+                ):
+                    raise StoreError(
+                        f"{record.key}: bytes changed since they were hashed; run again")
+                with self._cond:
+                    while self._pending >= self._budget and not self._stop:
+                        self._cond.wait()
+                    if self._stop:
+                        return
+                    self._ready.append((record, data))
+                    self._pending += len(data)
+                    self._cond.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, in order
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[tuple[Record, bytes]]:
+        while True:
+            with self._cond:
+                while not self._ready and not self._done:
+                    self._cond.wait()
+                if self._ready:
+                    record, data = self._ready.popleft()
+                    self._pending -= len(data)
+                    self._cond.notify_all()
+                elif self._error is not None:
+                    raise self._error
+                else:
+                    return
+            yield record, data
 
 
 def _fsync_dir(directory: Path) -> None:
