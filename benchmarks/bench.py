@@ -461,7 +461,9 @@ def cli(ctx: click.Context, count: int, scale: int, workdir: Path | None, out: P
             big = work / "images-big"
             link_tree(images, big)
             labels = big / "labels.csv"  # appended to below: must not be the linked original
-            labels.write_bytes(labels.read_bytes()) if labels.unlink() is None else None
+            rows_so_far = labels.read_bytes()
+            labels.unlink()
+            labels.write_bytes(rows_so_far)
             make_images(big, count, count * (scale - 1))
             memory.append(measure_memory(work, big, str(count * scale)))
             big_repo = new_project(work / "project-big", work / "remote-big")
