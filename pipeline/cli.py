@@ -313,9 +313,9 @@ def validate_command(store_path: Path, manifest: Path, incoming: Path, pack_repo
     """
     from .validate import validate_staged, validate_store
 
-    store = ImageStore(store_path)
     if not store_path.exists():
         raise click.ClickException(f"{store_path}: no such store file; run pack first")
+    store = ImageStore(store_path)
     with bar(None, "validate") as progress:
         result = validate_store(store, progress)
     not_packed = {}
