@@ -21,7 +21,7 @@ DEFAULT_STORE = "data/images.lmdb"
 class _Cli(click.Group):
     """A group that turns a store's errors into one line for a person, not a traceback."""
 
-    ORDER = ("ingest", "pack", "validate", "stats", "ls", "export", "demo")
+    ORDER = ("ingest", "pack", "validate", "stats", "ls", "export", "diff", "demo")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         # The stages in pipeline order, then the tools; not alphabetical.
@@ -41,7 +41,7 @@ def cli() -> None:
     """Version and serve an image dataset as one LMDB file tracked by DVC.
 
     Drop images (and their metadata) into data/incoming/ and run `dvc repro`; the
-    stages below do the work. `ls` and `export` look inside the store.
+    stages below do the work. `ls`, `export` and `diff` look inside the store.
     """
 
 
@@ -51,29 +51,74 @@ store_option = click.option(
 )
 
 
+catalog_option = click.option(
+    "--catalog", default="data/catalog.jsonl", show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The catalog pack writes beside the store: every record, no image bytes.",
+)
+
+
 def _printable(key: str) -> str:
     # Keys are file names: a newline or tab in one must not break the listing's lines.
     return key.encode("unicode_escape").decode("ascii") if not key.isprintable() else key
 
 
+where_option = click.option(
+    "--where", "where", multiple=True, metavar="COND",
+    help="Only images whose metadata matches: label=rose, label=rose,tulip, split=val, "
+         "width>=256, height=100..200, label!=rose. Repeat: all must hold.")
+label_option = click.option("--label", "labels", multiple=True, metavar="LABEL",
+                            help="Only images with this label; repeat for several.")
+split_option = click.option("--split", "splits", multiple=True, metavar="SPLIT",
+                            help="Only images in this split (train, val, test); repeat "
+                                 "for several.")
+
+
+def _conditions(where: tuple[str, ...], labels: tuple[str, ...],
+                splits: tuple[str, ...]) -> list[str]:
+    from .query import QueryError, parse_condition
+
+    conditions = list(where)
+    if labels:
+        conditions.append("label=" + ",".join(labels))
+    if splits:
+        conditions.append("split=" + ",".join(splits))
+    for condition in conditions:
+        try:
+            parse_condition(condition)
+        except QueryError as exc:
+            raise click.BadParameter(str(exc), param_hint="--where") from None
+    return conditions
+
+
 @cli.command("ls")
 @store_option
-@click.option("--label", "labels", multiple=True, metavar="LABEL",
-              help="Only images with this label; repeat for several.")
-def ls_command(store_path: Path, labels: tuple[str, ...]) -> None:
+@where_option
+@label_option
+@split_option
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: key, split, size, format, width, height, meta.")
+def ls_command(store_path: Path, where: tuple[str, ...], labels: tuple[str, ...],
+               splits: tuple[str, ...], as_json: bool) -> None:
     """List the images in the store, one per line, in key order.
 
-    Columns, separated by tabs: size in bytes, format, label, key. Keys with
-    control characters are shown escaped. A summary goes to stderr.
+    Columns, separated by tabs: size in bytes, format, split, label, key. Keys with
+    control characters are shown escaped. Filters read metadata only, never image
+    bytes. A summary goes to stderr.
     """
+    from .query import select
+
     store = ImageStore(store_path)
-    wanted = set(labels)
     shown = total = 0
-    for record in store.records():
-        label = record.metadata.get("label", "")
-        if wanted and str(label) not in wanted:
-            continue
-        click.echo(f"{record.info.size}\t{record.info.format}\t{label}\t{_printable(record.key)}")
+    for record in select(store, _conditions(where, labels, splits)):
+        if as_json:
+            click.echo(json.dumps({"key": record.key, **record.to_json()},
+                                  ensure_ascii=False, sort_keys=True))
+        else:
+            label = record.metadata.get("label", "")
+            split = record.fields()["split"] or ""
+            click.echo(f"{record.info.size}\t{record.info.format}\t{split}\t{label}\t"
+                       f"{_printable(record.key)}")
         shown += 1
         total += record.info.size
     click.echo(f"{shown} of {len(store)} images, {total:,} bytes", err=True)
@@ -83,24 +128,57 @@ def ls_command(store_path: Path, labels: tuple[str, ...]) -> None:
 @store_option
 @click.option("--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the images into (created if missing).")
+              help="Folder to write into (created if missing).")
+@where_option
+@label_option
+@split_option
+@click.option("--as", "layout", type=click.Choice(["files", "webdataset"]), default="files",
+              show_default=True,
+              help="files: the original images under their keys. webdataset: tar shards "
+                   "of image + .json pairs, for streaming training.")
+@click.option("--shard-images", default=10_000, show_default=True, type=click.IntRange(1),
+              help="webdataset: at most this many images per shard.")
+@click.option("--shard-mb", default=1024, show_default=True, type=click.IntRange(1),
+              help="webdataset: at most this many megabytes per shard.")
 @click.argument("keys", nargs=-1)
-def export_command(store_path: Path, out_dir: Path, keys: tuple[str, ...]) -> None:
-    """Write original images back as files, byte-identical, under their keys.
+def export_command(store_path: Path, out_dir: Path, where: tuple[str, ...],
+                   labels: tuple[str, ...], splits: tuple[str, ...], layout: str,
+                   shard_images: int, shard_mb: int, keys: tuple[str, ...]) -> None:
+    """Write images back out, byte-identical: as files, or as WebDataset shards.
 
-    With no KEYS, exports every image. A key that would land outside --out (an
-    absolute path, '..', or a symlink inside --out) is refused before anything is
-    written.
+    Exports the KEYS given, or every image that matches the filters (all of them
+    without any). As files, each image lands under its key; a key that would land
+    outside --out (an absolute path, '..', or a symlink inside --out) is refused
+    before anything is written.
     """
+    from .query import select
+
     store = ImageStore(store_path)
-    wanted = list(keys) or store.keys()
-    missing = [k for k in wanted if k not in store]
-    if missing:
-        raise click.ClickException(f"not in {store_path}: {', '.join(map(repr, missing[:5]))}"
-                                   + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    conditions = _conditions(where, labels, splits)
+    if keys:
+        missing = [k for k in keys if k not in store]
+        if missing:
+            raise click.ClickException(
+                f"not in {store_path}: {', '.join(map(repr, missing[:5]))}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        wanted = set(keys)
+        records = [r for r in select(store, conditions) if r.key in wanted]
+    else:
+        records = list(select(store, conditions))
+    if layout == "webdataset":
+        from .webdataset import write_shards
+
+        with bar(len(records), "export") as progress:
+            shards = write_shards(store, records, out_dir, max_count=shard_images,
+                                  max_bytes=shard_mb * 1_000_000,
+                                  on_item=lambda _record: progress.update())
+        total = sum(r.info.size for r in records)
+        click.echo(f"exported {len(records)} images ({total:,} bytes) to {len(shards)} "
+                   f"WebDataset shard(s) in {out_dir}")
+        return
     out_dir.mkdir(parents=True, exist_ok=True)
     root = os.path.realpath(out_dir)
-    targets = [(key, _target_inside(root, key)) for key in wanted]
+    targets = [(r.key, _target_inside(root, r.key)) for r in records]
     escaping = [key for key, target in targets if target is None]
     if escaping:
         raise click.ClickException(
@@ -114,6 +192,73 @@ def export_command(store_path: Path, out_dir: Path, keys: tuple[str, ...]) -> No
         _write_file(target, data)
         total += len(data)
     click.echo(f"exported {len(targets)} images ({total:,} bytes) to {out_dir}")
+
+
+@cli.command("diff")
+@click.argument("rev_a", default="HEAD")
+@click.argument("rev_b", default="workspace")
+@catalog_option
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def diff_command(rev_a: str, rev_b: str, catalog: Path, as_json: bool) -> None:
+    """Images added, removed, changed and relabeled between two versions of the store.
+
+    REV_A and REV_B are git revisions (a commit, branch or tag; default HEAD and the
+    workspace). Only the small catalogs DVC versions beside the store are read (from
+    DVC's cache, or fetched from the remote): no image bytes are downloaded. changed:
+    the same key with different bytes. relabeled: the same bytes, different metadata
+    or split.
+    """
+    from .catalog import diff_catalogs
+
+    old = _catalog_at(rev_a, catalog)
+    new = _catalog_at(rev_b, catalog)
+    result = diff_catalogs(old, new)
+    if as_json:
+        click.echo(json.dumps({"a": rev_a, "b": rev_b, **result.to_json()}, indent=2,
+                              ensure_ascii=False))
+        return
+    from .catalog import field_changes
+
+    for record in result.added:
+        click.echo(f"added\t{_printable(record.key)}")
+    for record in result.removed:
+        click.echo(f"removed\t{_printable(record.key)}")
+    for _old, record in result.changed:
+        click.echo(f"changed\t{_printable(record.key)}")
+    for before, after in result.relabeled:
+        fields = "; ".join(f"{name}: {json.dumps(a, ensure_ascii=False)} -> "
+                           f"{json.dumps(b, ensure_ascii=False)}"
+                           for name, (a, b) in field_changes(before, after).items())
+        click.echo(f"relabeled\t{_printable(after.key)}\t{fields}")
+    click.echo(f"{rev_a} -> {rev_b}: {len(result.added)} added, {len(result.removed)} "
+               f"removed, {len(result.changed)} changed, {len(result.relabeled)} relabeled",
+               err=True)
+
+
+def _catalog_at(rev: str, catalog: Path) -> list:
+    """The records of the catalog as it was at git revision `rev` ("workspace": as it is
+    now). A revision with no catalog had no store yet: no records."""
+    from .manifest import parse_records
+
+    if rev == "workspace":
+        if not catalog.exists():
+            raise click.ClickException(f"{catalog}: no catalog in the workspace; run "
+                                       "`dvc repro` (or `dvc pull`) first")
+        with open(catalog, encoding="utf-8") as lines:
+            return list(parse_records(lines))
+    import dvc.api
+    from dvc.exceptions import DvcException, PathMissingError
+    from scmrepo.exceptions import SCMError
+
+    try:
+        with dvc.api.open(str(catalog), repo=".", rev=rev, encoding="utf-8") as lines:
+            return list(parse_records(lines))
+    except (FileNotFoundError, PathMissingError):
+        click.echo(f"note: no {catalog} at {rev}: counted as an empty store", err=True)
+        return []
+    except (DvcException, SCMError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise click.ClickException(f"cannot read {catalog} at {rev}: {reason}") from None
 
 
 def _target_inside(root: str, key: str) -> str | None:
@@ -218,18 +363,22 @@ def ingest_command(incoming: Path, manifest: Path, report: Path, params: Path) -
 @incoming_option
 @_path_option("--remove-list", REMOVE_LIST, "Keys to drop from the store, one per line.",
               dir_okay=False)
+@catalog_option
 @_path_option("--report", "reports/pack.json", "Where to write the report.", dir_okay=False)
 @params_option
 def pack_command(store_path: Path, manifest: Path, incoming: Path, remove_list: Path,
-                 report: Path, params: Path) -> None:
+                 catalog: Path, report: Path, params: Path) -> None:
     """Merge the staged images into the store, one new file published whole.
 
     Same key with the same bytes: already there. Same key with different bytes: a
     conflict, handled by pack.on_conflict (error: fail and change nothing; replace;
     skip). Same bytes under a new key: a duplicate, by pack.on_duplicate (keep, skip).
-    Keys listed in data/remove.txt are dropped. When nothing changes, the store file is
-    left byte-identical, so DVC sees no change.
+    Keys listed in data/remove.txt are dropped. Every image gets a split (train, val,
+    test by pack.split) from a hash of its key, unless its metadata names one. When
+    nothing changes, the store file is left byte-identical, so DVC sees no change.
+    Also writes the catalog: every record, no image bytes, for `diff`.
     """
+    from .catalog import write_catalog
     from .pack import ConflictError, apply_plan, plan_pack, plan_report, read_removals
 
     settings = load_params("pack", params)
@@ -255,14 +404,17 @@ def pack_command(store_path: Path, manifest: Path, incoming: Path, remove_list: 
             if store is not None:
                 store.close()
             with bar(len(plan.writes) + (len(store) if store else 0), "pack") as progress:
-                header = apply_plan(store_path, manifest, incoming, plan,
+                header = apply_plan(store_path, manifest, incoming, plan, settings,
                                     on_item=lambda _record: progress.update())
         else:
             header = store.header
+        write_catalog(ImageStore(store_path), catalog)
     write_json(report, plan_report(plan, settings, header, written))
     parts = [f"{len(plan.added)} added"]
     for count, what in ((len(plan.replaced), "replaced"), (len(plan.relabeled), "relabeled"),
-                        (len(plan.removed), "removed"), (plan.unchanged, "already there"),
+                        (len(plan.removed), "removed"),
+                        (len(plan.resplit), "moved to another split"),
+                        (plan.unchanged, "already there"),
                         (len(plan.duplicates), "duplicates " + settings["on_duplicate"]
                          .replace("keep", "kept").replace("skip", "skipped")),
                         (len(plan.conflicts) - len(plan.replaced), "conflicts skipped")):
@@ -301,17 +453,19 @@ def _refuse_to_start_over(store_path: Path) -> None:
 @incoming_option
 @_path_option("--pack-report", "reports/pack.json",
               "Pack's report: which staged images it did not pack, and why.", dir_okay=False)
+@catalog_option
 @_path_option("--report", "reports/validate.json", "Where to write the report.",
               dir_okay=False)
 def validate_command(store_path: Path, manifest: Path, incoming: Path, pack_report: Path,
-                     report: Path) -> None:
+                     catalog: Path, report: Path) -> None:
     """Prove every record in the store is intact and every staged image is in it.
 
     Re-hashes every stored image, parses every record, checks the header's count and
-    digest, and compares each staged image with the store and with its source file.
-    Any failure exits non-zero, so `dvc repro` stops before a bad store is pushed.
+    digest, checks the catalog lists exactly the store's records, and compares each
+    staged image with the store and with its source file. Any failure exits non-zero,
+    so `dvc repro` stops before a bad store is pushed.
     """
-    from .validate import validate_staged, validate_store
+    from .validate import validate_catalog, validate_staged, validate_store
 
     if not store_path.exists():
         raise click.ClickException(f"{store_path}: no such store file; run pack first")
@@ -321,6 +475,8 @@ def validate_command(store_path: Path, manifest: Path, incoming: Path, pack_repo
     not_packed = {}
     if pack_report.exists():
         not_packed = json.loads(pack_report.read_text(encoding="utf-8")).get("not_packed", {})
+    if not result.failures:
+        validate_catalog(store, catalog, result)
     if manifest.exists():
         validate_staged(store, manifest, incoming, not_packed, result)
     write_json(report, result.report())

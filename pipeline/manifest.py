@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .store import ImageInfo, Record
+from .store import Record
 from .store.format import canonical_json
 
 
@@ -22,12 +22,7 @@ def write_manifest(path: Path, records: Iterable[Record]) -> int:
     count = 0
     with open(temp, "wb") as out:
         for record in records:
-            info = record.info
-            out.write(canonical_json({
-                "key": record.key, "sha256": info.sha256, "size": info.size,
-                "format": info.format, "width": info.width, "height": info.height,
-                "meta": record.metadata,
-            }) + b"\n")
+            out.write(canonical_json({"key": record.key, **record.to_json()}) + b"\n")
             count += 1
     os.replace(temp, path)
     return count
@@ -36,8 +31,12 @@ def write_manifest(path: Path, records: Iterable[Record]) -> int:
 def read_manifest(path: Path) -> Iterator[Record]:
     """Stream the records of a manifest, in key order."""
     with open(path, encoding="utf-8") as lines:
-        for line in lines:
+        yield from parse_records(lines)
+
+
+def parse_records(lines: Iterable[str]) -> Iterator[Record]:
+    """Records from manifest lines (a file, or a stream fetched from a git revision)."""
+    for line in lines:
+        if line.strip():
             entry = json.loads(line)
-            info = ImageInfo(entry["sha256"], entry["size"], entry["format"], entry["width"],
-                             entry["height"])
-            yield Record(entry["key"], info, entry["meta"])
+            yield Record.from_json(entry["key"], entry)

@@ -6,6 +6,8 @@
 - Same bytes as another image under a new key: a duplicate, by `on_duplicate`: keep or
   skip (listed in the report either way).
 - Keys listed in data/remove.txt are dropped from the store.
+- Every record carries its split (pipeline/splits.py): new images get one, and stored
+  images move only when the ratios in params.yaml change (resplit).
 If nothing changes, the store file is not rewritten: it stays byte-identical.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .manifest import read_manifest
+from .splits import with_split
 from .store import ImageStore, Item, Record, rebuild
 
 
@@ -56,6 +59,7 @@ class PackPlan:
     duplicates: dict[str, str] = field(default_factory=dict)  # new key -> key with same bytes
     removed: list[str] = field(default_factory=list)
     removal_not_found: list[str] = field(default_factory=list)
+    resplit: list[str] = field(default_factory=list)  # stored keys whose split changes
     not_packed: dict[str, str] = field(default_factory=dict)  # staged key -> why not
 
     @property
@@ -64,7 +68,7 @@ class PackPlan:
 
     @property
     def changes_store(self) -> bool:
-        return bool(self.writes or self.removed)
+        return bool(self.writes or self.removed or self.resplit)
 
 
 def plan_pack(store: ImageStore | None, manifest: Path, removals: list[str],
@@ -99,11 +103,18 @@ def plan_pack(store: ImageStore | None, manifest: Path, removals: list[str],
     if plan.conflicts and params["on_conflict"] == "error":
         raise ConflictError(plan.conflicts)
 
-    if store is not None and new_by_hash:
-        # One scan of the stored records (no image bytes) finds content already stored.
+    if store is not None:
+        # One scan of the stored records (no image bytes) finds content already stored
+        # and records whose split the ratios now put elsewhere.
+        ratios = params["split"]
+        restaged = plan.writes
         for stored in store.records():
-            if stored.info.sha256 in new_by_hash and stored.key not in removal_set:
+            if stored.key in removal_set:
+                continue
+            if stored.info.sha256 in new_by_hash:
                 plan.duplicates[new_by_hash.pop(stored.info.sha256)] = stored.key
+            if stored.key not in restaged and with_split(stored, ratios) is not stored:
+                plan.resplit.append(stored.key)
     if params["on_duplicate"] == "skip" and plan.duplicates:
         for key, same_as in plan.duplicates.items():
             plan.not_packed[key] = f"duplicate of {same_as} (on_duplicate: skip)"
@@ -118,16 +129,18 @@ def plan_pack(store: ImageStore | None, manifest: Path, removals: list[str],
 
 
 def apply_plan(store_path: Path, manifest: Path, incoming: Path, plan: PackPlan,
-               on_item=None) -> dict[str, Any]:
+               params: dict[str, Any], on_item=None) -> dict[str, Any]:
     """Publish the new store; return its header. Reads new bytes from the incoming files."""
     writes = plan.writes
+    ratios = params["split"]
 
     def additions() -> Iterator[Item]:
         for record in read_manifest(manifest):
             if record.key in writes:
                 yield Item(record, _reader(incoming, record))
 
-    return rebuild(store_path, additions, plan.removed, on_item=on_item)
+    return rebuild(store_path, additions, plan.removed, on_item=on_item,
+                   transform=lambda record: with_split(record, ratios))
 
 
 def _reader(incoming: Path, record: Record):
@@ -149,6 +162,8 @@ def plan_report(plan: PackPlan, params: dict[str, Any], header: dict[str, Any],
         "relabeled": len(plan.relabeled),
         "unchanged": plan.unchanged,
         "removed": len(plan.removed),
+        "resplit": len(plan.resplit),
+        "split": params["split"],
         "on_conflict": params["on_conflict"],
         "on_duplicate": params["on_duplicate"],
         "conflicts": plan.conflicts,

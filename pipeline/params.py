@@ -11,7 +11,8 @@ import yaml
 DEFAULTS: dict[str, dict[str, Any]] = {
     "ingest": {"strict": False, "max_pixels": 89_478_485, "max_file_bytes": 256 << 20,
                "max_metadata_bytes": 1 << 20},
-    "pack": {"on_conflict": "error", "on_duplicate": "skip"},
+    "pack": {"on_conflict": "error", "on_duplicate": "skip",
+             "split": {"train": 0.8, "val": 0.1, "test": 0.1}},
     "stats": {"thumbnail_px": 64, "thumbnails_per_label": 8, "max_labels": 20},
 }
 CHOICES = {
@@ -49,6 +50,12 @@ def load_params(section: str, path: str | Path = "params.yaml") -> dict[str, Any
             )
         if isinstance(default, bool) and not isinstance(value, bool):
             raise click.ClickException(f"{path}: {section}.{key} must be true or false")
+        if isinstance(default, dict):
+            from .splits import check_ratios
+
+            problem = check_ratios(value)
+            if problem:
+                raise click.ClickException(f"{path}: {section}.{key} {problem}")
         if type(default) is int and (type(value) is not int or value <= 0):
             raise click.ClickException(
                 f"{path}: {section}.{key} must be a positive whole number (got {value!r})"

@@ -17,6 +17,7 @@ from typing import Any
 import lmdb
 import lmdb.verify as lmdb_verify
 
+from .catalog import catalog_digest
 from .manifest import read_manifest
 from .store import ImageStore
 
@@ -109,6 +110,22 @@ def validate_store(store: ImageStore, progress=None) -> Validation:
     if header["content_digest"] != content.hexdigest():
         result.fail("(header)", "content digest does not match the records")
     return result
+
+
+def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> None:
+    """The catalog beside the store must list exactly the store's records."""
+    if not catalog.exists():
+        result.fail("(catalog)", f"{catalog} is missing; run pack to write it")
+        return
+    try:
+        count, digest = catalog_digest(read_manifest(catalog))
+    except (ValueError, KeyError, TypeError) as exc:
+        result.fail("(catalog)", f"{catalog} does not parse: {exc}")
+        return
+    header = store.header
+    if (count, digest) != (header["count"], header["content_digest"]):
+        result.fail("(catalog)", f"{catalog} does not match the store ({count} records, "
+                                 f"the store has {header['count']}); run pack to rewrite it")
 
 
 def validate_staged(store: ImageStore, manifest: Path, incoming: Path,

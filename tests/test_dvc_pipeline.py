@@ -20,7 +20,7 @@ def test_repro_push_and_a_teammates_pull_bring_the_same_bytes(repo, tmp_path):
     assert md5(repo / "data" / "images.lmdb") == before
 
     commit(repo, "first batch")
-    assert "2 files pushed" in sh(repo, "dvc", "push").stdout  # the store and the manifest
+    assert "3 files pushed" in sh(repo, "dvc", "push").stdout  # store, catalog, manifest
     teammate = tmp_path / "teammate"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
     sh(teammate, "dvc", "pull")
@@ -93,3 +93,53 @@ def test_packing_without_pulling_the_store_first_is_refused(repo, tmp_path):
     sh(teammate, "dvc", "pull", "data/images.lmdb")
     sh(teammate, "dvc", "repro")
     assert stored(teammate) == {**images, **new}
+
+
+def test_diff_between_revisions_reads_catalogs_not_images(repo, tmp_path):
+    import sys
+
+    images = batch(0, 6)
+    keys = sorted(images)
+    labels = "file,label\n" + "".join(f"{k},old\n" for k in keys)
+    put(repo / "data" / "incoming", {**images, "labels.csv": labels})
+    sh(repo, "dvc", "repro")
+    commit(repo, "v1")
+    sh(repo, "dvc", "push")
+
+    shutil.rmtree(repo / "data" / "incoming" / "set0")
+    (repo / "data" / "incoming" / "labels.csv").unlink()
+    added = batch(100, 2)
+    changed = {keys[1]: make_image("PNG", seed=4242)}
+    relabeled = {keys[2]: images[keys[2]]}
+    put(repo / "data" / "incoming", {**added, **changed, **relabeled, "labels.csv":
+                                     f"file,label\n{keys[1]},old\n{keys[2]},new\n"})
+    (repo / "data" / "remove.txt").write_text(keys[0] + "\n")
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("on_conflict: error", "on_conflict: replace"))
+    sh(repo, "dvc", "repro")
+    commit(repo, "v2")
+    sh(repo, "dvc", "push")
+
+    teammate = tmp_path / "teammate"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
+    out = sh(teammate, sys.executable, "-m", "pipeline", "diff", "HEAD~1", "HEAD", "--json")
+    diff = json.loads(out.stdout)
+    assert [e["key"] for e in diff["added"]] == sorted(added)
+    assert [e["key"] for e in diff["removed"]] == [keys[0]]
+    assert [e["key"] for e in diff["changed"]] == [keys[1]]
+    assert [(e["key"], e["fields"]) for e in diff["relabeled"]] == [
+        (keys[2], {"label": ["old", "new"]})]
+    # Only the two small catalogs came over: the store was never downloaded.
+    assert not (teammate / "data" / "images.lmdb").exists()
+    cached = sum(p.stat().st_size for p in (teammate / ".dvc" / "cache").rglob("*")
+                 if p.is_file())
+    assert cached < (repo / "data" / "images.lmdb").stat().st_size / 4
+
+    text = sh(teammate, sys.executable, "-m", "pipeline", "diff", "HEAD~1", "HEAD")
+    assert f"relabeled\t{keys[2]}\tlabel: \"old\" -> \"new\"" in text.stdout
+    assert "2 added, 1 removed, 1 changed, 1 relabeled" in text.stderr
+    first = sh(teammate, sys.executable, "-m", "pipeline", "diff", "HEAD~2", "HEAD~1")
+    assert "6 added, 0 removed" in first.stderr and "empty store" in first.stderr
+    bad = sh(teammate, sys.executable, "-m", "pipeline", "diff", "nosuchrev", check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1 and "nosuchrev" in bad.stderr

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FORMAT_NAME = "lmdb-image-store"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1 added the optional record field "split"
 HASH_ALGORITHM = "sha256"
 
 # Named LMDB databases, created in this order in every store.
@@ -82,30 +82,52 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class Record:
-    """One image as the store describes it: key, info and the user's metadata. No bytes."""
+    """One image as the store describes it: key, info, the user's metadata and its split.
+
+    `split` (train, val, test, ...) is the image's effective split: the one its metadata
+    names, or else one assigned from a hash of its key. None in stores written before
+    splits existed.
+    """
 
     key: str
     info: ImageInfo
     metadata: dict[str, Any] = field(default_factory=dict)
+    split: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        info = self.info
+        obj = {
+            "sha256": info.sha256,
+            "size": info.size,
+            "format": info.format,
+            "width": info.width,
+            "height": info.height,
+            "meta": self.metadata,
+        }
+        if self.split is not None:
+            obj["split"] = self.split
+        return obj
 
     def encode(self) -> bytes:
-        info = self.info
-        return canonical_json(
-            {
-                "sha256": info.sha256,
-                "size": info.size,
-                "format": info.format,
-                "width": info.width,
-                "height": info.height,
-                "meta": self.metadata,
-            }
-        )
+        return canonical_json(self.to_json())
+
+    @classmethod
+    def from_json(cls, key: str, obj: dict[str, Any]) -> Record:
+        info = ImageInfo(obj["sha256"], obj["size"], obj["format"], obj["width"], obj["height"])
+        return cls(key, info, obj["meta"], obj.get("split"))
 
     @classmethod
     def decode(cls, key: str, raw: bytes) -> Record:
-        obj = json.loads(raw)
-        info = ImageInfo(obj["sha256"], obj["size"], obj["format"], obj["width"], obj["height"])
-        return cls(key, info, obj["meta"])
+        return cls.from_json(key, json.loads(raw))
+
+    def fields(self) -> dict[str, Any]:
+        """A flat view for filters and training code: the user's metadata, then the
+        store's own fields (key, split, format, width, height, size, sha256) over it."""
+        info = self.info
+        split = self.split if self.split is not None else self.metadata.get("split")
+        return {**self.metadata, "key": self.key, "split": split,
+                "format": info.format, "width": info.width, "height": info.height,
+                "size": info.size, "sha256": info.sha256}
 
 
 def make_header(count: int, total_bytes: int, content_digest: str) -> dict[str, Any]:

@@ -278,10 +278,15 @@ class ImageStore:
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
+        for key, raw in self.raw_records():
+            yield Record.decode(key, raw)
+
+    def raw_records(self) -> Iterator[tuple[str, bytes]]:
+        """(key, record JSON as stored) in key order: for fast scans and filters."""
         opened = self._store()
         cursor = opened.txn().cursor(db=opened.db_records)
         for raw_key, raw in cursor.iternext(keys=True, values=True):
-            yield Record.decode(raw_key.decode("utf-8"), raw)
+            yield raw_key.decode("utf-8"), raw
 
 
 def _raw(key: str) -> bytes:

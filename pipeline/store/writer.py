@@ -347,12 +347,14 @@ def rebuild(
     removals: Collection[str] = (),
     *,
     on_item: Callable[[Record], None] | None = None,
+    transform: Callable[[Record], Record] | None = None,
 ) -> dict[str, Any]:
     """Publish a new store: the store at `path` (if any) + `additions` - `removals`.
 
     An addition replaces an existing record with the same key. A sequence of additions
-    is sorted here; a callable must yield them sorted by key. Memory stays flat: old
-    records and new bytes stream through.
+    is sorted here; a callable must yield them sorted by key. `transform` may rewrite
+    every record (old and new) on its way in, keeping its key and info. Memory stays
+    flat: old records and new bytes stream through.
     """
     path = Path(path)
     if callable(additions):
@@ -368,8 +370,15 @@ def rebuild(
         def merged() -> Iterator[Item]:
             existing = _store_items(old) if old is not None else iter(())
             for item in _merge_by_key(existing, iter(new_items())):
-                if item.record.key not in removed:
-                    yield item
+                if item.record.key in removed:
+                    continue
+                if transform is not None:
+                    record = transform(item.record)
+                    if record.key != item.record.key or record.info != item.record.info:
+                        raise StoreError(f"{record.key}: a transform may not change a "
+                                         "record's key or info")
+                    item = Item(record, item.read, item.trusted)
+                yield item
 
         try:
             return _write_locked(path, merged, on_item)

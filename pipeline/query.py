@@ -1,0 +1,197 @@
+"""Select records by their metadata, without reading image bytes.
+
+A condition is `FIELD OP VALUE`, written as a string (the command line's `--where`):
+
+    label=rose            equal
+    label=rose,tulip      one of
+    label!=rose           not equal (also true when the field is missing)
+    width>=256            compare: >=, <=, >, <
+    height=100..200       a range, both ends included
+
+FIELD is any field of the image's metadata (label, text, ...) or of the store's own:
+key, split, format, width, height, size, sha256 (these win over metadata fields of the
+same name; `meta.NAME` reaches the metadata's). A value compares as a number when the
+field holds a number, as true/false when it holds a boolean, else as text.
+
+From Python, `where` may also be a mapping: {"label": {"rose", "tulip"}, "split":
+"val", "width": lambda w: w >= 256}: a value, a collection of values, or a test.
+Several conditions must all hold.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import Any
+
+from .store import ImageStore, Record
+
+Predicate = Callable[[dict[str, Any], dict[str, Any]], bool]  # (fields, metadata)
+Where = str | Iterable[str] | Mapping[str, Any] | None
+
+_CONDITION = re.compile(r"^\s*([^=!<>\s][^=!<>]*?)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
+_COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+_MISSING = object()
+
+
+class QueryError(ValueError):
+    """A condition that cannot be understood; the message says how to write it."""
+
+
+def _field(fields: dict[str, Any], meta: dict[str, Any], name: str) -> Any:
+    if name.startswith("meta."):
+        return meta.get(name[5:], _MISSING)
+    return fields.get(name, _MISSING)
+
+
+def _coerce(text: str, like: Any) -> Any:
+    """Read `text` as the type of the stored value it is compared with."""
+    if isinstance(like, bool):
+        lowered = text.lower()
+        if lowered in ("true", "yes", "1"):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+        return text
+    if isinstance(like, int | float):
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+    return text
+
+
+def _equal(value: Any, text: str) -> bool:
+    if value is None:
+        return text.lower() in ("", "null", "none")
+    if isinstance(value, list | dict):
+        return False
+    return value == _coerce(text, value) or str(value) == text
+
+
+def _literal(name: str, text: str) -> str | None:
+    """The JSON string a record must contain to have `name` equal to `text`, when only
+    a string value can match (not a number, boolean or null, and not the key, which
+    lives outside the record's JSON)."""
+    if name == "key" or text.lower() in ("", "null", "none", "true", "false", "yes", "no"):
+        return None
+    try:
+        float(text)
+        return None
+    except ValueError:
+        return json.dumps(text, ensure_ascii=False)
+
+
+def _ordered(value: Any, op: Callable[[Any, Any], bool], text: str) -> bool:
+    other = _coerce(text, value)
+    try:
+        return bool(op(value, other))
+    except TypeError:  # text against number and the like: not comparable, no match
+        return False
+
+
+def parse_condition(text: str) -> tuple[str, Predicate, str | None]:
+    """One condition -> (field, predicate over a record's fields, literal for a prefilter).
+
+    The literal, when given, is a JSON string that any matching record's JSON contains.
+    """
+    match = _CONDITION.match(text)
+    if not match or not match.group(3) and match.group(2) not in ("=", "!="):
+        raise QueryError(
+            f"cannot read condition {text!r}; write FIELD=VALUE, FIELD=A,B, FIELD!=VALUE, "
+            "FIELD>=N (also <=, >, <) or FIELD=LOW..HIGH")
+    name, op, raw = match.groups()
+    if op == "!=":
+        options = raw.split(",")
+
+        def differs(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
+            value = _field(fields, meta, name)
+            return value is _MISSING or not any(_equal(value, o) for o in options)
+        return name, differs, None
+    if op in _COMPARE:
+        compare = _COMPARE[op]
+
+        def ordered(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
+            value = _field(fields, meta, name)
+            return value is not _MISSING and _ordered(value, compare, raw)
+        return name, ordered, None
+    if ".." in raw and raw.count("..") == 1:
+        low, high = raw.split("..")
+
+        def within(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
+            value = _field(fields, meta, name)
+            return (value is not _MISSING
+                    and (not low or _ordered(value, operator.ge, low))
+                    and (not high or _ordered(value, operator.le, high)))
+        return name, within, None
+    options = raw.split(",")
+
+    def equal(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
+        value = _field(fields, meta, name)
+        return value is not _MISSING and any(_equal(value, o) for o in options)
+    return name, equal, _literal(name, raw) if len(options) == 1 else None
+
+
+def _from_mapping(name: str, wanted: Any) -> Predicate:
+    if callable(wanted):
+        def test(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
+            value = _field(fields, meta, name)
+            return value is not _MISSING and bool(wanted(value))
+        return test
+    if isinstance(wanted, Collection) and not isinstance(wanted, str | bytes):
+        options = list(wanted)
+
+        def member(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
+            return _field(fields, meta, name) in options
+        return member
+
+    def same(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
+        return _field(fields, meta, name) == wanted
+    return same
+
+
+def compile_where(where: Where) -> tuple[Predicate | None, list[str]]:
+    """All conditions as one predicate (None: everything matches), and JSON literals
+    every match must contain (a fast prefilter on a record's raw bytes)."""
+    if where is None:
+        return None, []
+    tests: list[Predicate] = []
+    literals: list[str] = []
+    if isinstance(where, Mapping):
+        for name, wanted in where.items():
+            tests.append(_from_mapping(str(name), wanted))
+            if isinstance(wanted, str) and name != "key":
+                literals.append(json.dumps(wanted, ensure_ascii=False))
+    else:
+        for text in [where] if isinstance(where, str) else where:
+            _name, test, literal = parse_condition(text)
+            tests.append(test)
+            if literal is not None:
+                literals.append(literal)
+    if not tests:
+        return None, []
+    return (lambda fields, meta: all(test(fields, meta) for test in tests)), literals
+
+
+def select(store: ImageStore, where: Where = None,
+           predicate: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[Record]:
+    """Records of `store` matching `where` (and `predicate`, given the image's fields),
+    in key order. Reads records only, never image bytes."""
+    test, literals = compile_where(where)
+    needles = [literal.encode("utf-8") for literal in literals]
+    for key, raw in store.raw_records():
+        if needles and not all(needle in raw for needle in needles):
+            continue  # cannot match: its JSON lacks a value every match contains
+        record = Record.decode(key, raw)
+        if test is None and predicate is None:
+            yield record
+            continue
+        fields = record.fields()
+        if ((test is None or test(fields, record.metadata))
+                and (predicate is None or predicate(fields))):
+            yield record
