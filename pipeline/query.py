@@ -27,8 +27,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from .store import ImageStore, Record
+from .store.format import parse_json
 
-Predicate = Callable[[dict[str, Any], dict[str, Any]], bool]  # (fields, metadata)
+Predicate = Callable[[str, dict[str, Any]], bool]  # (key, the record's parsed JSON)
 Where = str | Iterable[str] | Mapping[str, Any] | None
 
 _CONDITION = re.compile(r"^\s*([^=!<>\s][^=!<>]*?)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
@@ -40,10 +41,22 @@ class QueryError(ValueError):
     """A condition that cannot be understood; the message says how to write it."""
 
 
-def _field(fields: dict[str, Any], meta: dict[str, Any], name: str) -> Any:
+_INFO_FIELDS = frozenset({"format", "width", "height", "size", "sha256"})
+
+
+def _field(key: str, obj: dict[str, Any], name: str) -> Any:
+    """A field of a record, read from its parsed JSON as Record.fields() would give it."""
+    if name == "key":
+        return key
+    if name in _INFO_FIELDS:
+        return obj.get(name, _MISSING)
+    meta = obj.get("meta") or {}
+    if name == "split":
+        split = obj.get("split")
+        return split if split is not None else meta.get("split")
     if name.startswith("meta."):
         return meta.get(name[5:], _MISSING)
-    return fields.get(name, _MISSING)
+    return meta.get(name, _MISSING)
 
 
 def _coerce(text: str, like: Any) -> Any:
@@ -95,10 +108,11 @@ def _ordered(value: Any, op: Callable[[Any, Any], bool], text: str) -> bool:
         return False
 
 
-def parse_condition(text: str) -> tuple[str, Predicate, str | None]:
-    """One condition -> (field, predicate over a record's fields, literal for a prefilter).
+def parse_condition(text: str) -> tuple[str, Predicate, list[str] | None]:
+    """One condition -> (field, predicate, literals for a prefilter).
 
-    The literal, when given, is a JSON string that any matching record's JSON contains.
+    The literals, when given, are JSON strings of which any matching record's JSON
+    contains at least one.
     """
     match = _CONDITION.match(text)
     if not match or not match.group(3) and match.group(2) not in ("=", "!="):
@@ -109,64 +123,66 @@ def parse_condition(text: str) -> tuple[str, Predicate, str | None]:
     if op == "!=":
         options = raw.split(",")
 
-        def differs(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
-            value = _field(fields, meta, name)
+        def differs(key: str, obj: dict[str, Any]) -> bool:
+            value = _field(key, obj, name)
             return value is _MISSING or not any(_equal(value, o) for o in options)
         return name, differs, None
     if op in _COMPARE:
         compare = _COMPARE[op]
 
-        def ordered(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
-            value = _field(fields, meta, name)
+        def ordered(key: str, obj: dict[str, Any]) -> bool:
+            value = _field(key, obj, name)
             return value is not _MISSING and _ordered(value, compare, raw)
         return name, ordered, None
     if ".." in raw and raw.count("..") == 1:
         low, high = raw.split("..")
 
-        def within(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
-            value = _field(fields, meta, name)
+        def within(key: str, obj: dict[str, Any]) -> bool:
+            value = _field(key, obj, name)
             return (value is not _MISSING
                     and (not low or _ordered(value, operator.ge, low))
                     and (not high or _ordered(value, operator.le, high)))
         return name, within, None
     options = raw.split(",")
 
-    def equal(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
-        value = _field(fields, meta, name)
+    def equal(key: str, obj: dict[str, Any]) -> bool:
+        value = _field(key, obj, name)
         return value is not _MISSING and any(_equal(value, o) for o in options)
-    return name, equal, _literal(name, raw) if len(options) == 1 else None
+    alternatives = [_literal(name, option) for option in options]
+    return name, equal, None if None in alternatives else alternatives
 
 
 def _from_mapping(name: str, wanted: Any) -> Predicate:
     if callable(wanted):
-        def test(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
-            value = _field(fields, meta, name)
+        def test(key: str, obj: dict[str, Any]) -> bool:
+            value = _field(key, obj, name)
             return value is not _MISSING and bool(wanted(value))
         return test
     if isinstance(wanted, Collection) and not isinstance(wanted, str | bytes):
         options = list(wanted)
 
-        def member(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
-            return _field(fields, meta, name) in options
+        def member(key: str, obj: dict[str, Any]) -> bool:
+            return _field(key, obj, name) in options
         return member
 
-    def same(fields: dict[str, Any], meta: dict[str, Any]) -> bool:
-        return _field(fields, meta, name) == wanted
+    def same(key: str, obj: dict[str, Any]) -> bool:
+        return _field(key, obj, name) == wanted
     return same
 
 
-def compile_where(where: Where) -> tuple[Predicate | None, list[str]]:
-    """All conditions as one predicate (None: everything matches), and JSON literals
-    every match must contain (a fast prefilter on a record's raw bytes)."""
+def compile_where(where: Where) -> tuple[Predicate | None, list[list[str]]]:
+    """All conditions as one predicate (None: everything matches), and groups of JSON
+    literals: a match contains one literal of every group (a fast prefilter on a
+    record's raw bytes)."""
     if where is None:
         return None, []
     tests: list[Predicate] = []
-    literals: list[str] = []
+    literals: list[list[str]] = []
     if isinstance(where, Mapping):
         for name, wanted in where.items():
             tests.append(_from_mapping(str(name), wanted))
             if isinstance(wanted, str) and name != "key":
-                literals.append(json.dumps(wanted, ensure_ascii=False))
+                literals.append([json.dumps(wanted, ensure_ascii=False)])
     else:
         for text in [where] if isinstance(where, str) else where:
             _name, test, literal = parse_condition(text)
@@ -175,7 +191,7 @@ def compile_where(where: Where) -> tuple[Predicate | None, list[str]]:
                 literals.append(literal)
     if not tests:
         return None, []
-    return (lambda fields, meta: all(test(fields, meta) for test in tests)), literals
+    return (lambda key, obj: all(test(key, obj) for test in tests)), literals
 
 
 def select(store: ImageStore, where: Where = None,
@@ -183,15 +199,13 @@ def select(store: ImageStore, where: Where = None,
     """Records of `store` matching `where` (and `predicate`, given the image's fields),
     in key order. Reads records only, never image bytes."""
     test, literals = compile_where(where)
-    needles = [literal.encode("utf-8") for literal in literals]
+    groups = [[literal.encode("utf-8") for literal in group] for group in literals]
     for key, raw in store.raw_records():
-        if needles and not all(needle in raw for needle in needles):
-            continue  # cannot match: its JSON lacks a value every match contains
-        record = Record.decode(key, raw)
-        if test is None and predicate is None:
-            yield record
+        if groups and not all(any(n in raw for n in group) for group in groups):
+            continue  # cannot match: its JSON lacks every value a match could have
+        obj = parse_json(raw)
+        if test is not None and not test(key, obj):
             continue
-        fields = record.fields()
-        if ((test is None or test(fields, record.metadata))
-                and (predicate is None or predicate(fields))):
+        record = Record.from_json(key, obj)
+        if predicate is None or predicate(record.fields()):
             yield record

@@ -311,3 +311,22 @@ def test_dataset_iterates_in_key_order_with_valid_images(flowers):
         Image.open(io.BytesIO(image)).verify()
         metas.append(meta)
     assert [m["key"] for m in metas] == sorted(m["key"] for m in metas) == dataset.keys
+
+
+def test_the_core_never_imports_torch(flowers):
+    """PyTorch is an optional extra: the store, the stages and the dataset work without
+    importing it (collate imports it only when handed tensors)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import pipeline.cli, pipeline.dataset, pipeline.query, pipeline.webdataset\n"
+        "from pipeline.dataset import ImageDataset, collate\n"
+        f"ds = ImageDataset({str(flowers.path)!r}, decode='RGB', split='train')\n"
+        "images, metas = collate([ds[0], ds[1]])\n"
+        "assert len(images) == 2 and metas[0]['split'] == 'train'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
