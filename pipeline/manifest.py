@@ -6,13 +6,12 @@ bytes: each line names the file under the incoming folder by its key.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .store import Record
-from .store.format import canonical_json
+from .store.format import canonical_json, parse_json
 
 
 def write_manifest(path: Path, records: Iterable[Record]) -> int:
@@ -38,5 +37,5 @@ def parse_records(lines: Iterable[str]) -> Iterator[Record]:
     """Records from manifest lines (a file, or a stream fetched from a git revision)."""
     for line in lines:
         if line.strip():
-            entry = json.loads(line)
+            entry = parse_json(line)
             yield Record.from_json(entry["key"], entry)
