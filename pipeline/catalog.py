@@ -1,42 +1,69 @@
 """The catalog: every record of the store (no image bytes), one JSON line per image.
 
-Pack writes it beside the store and DVC versions it with the store, so two versions of
-the dataset can be compared (`python -m pipeline diff`) by fetching two small files
-instead of two whole stores. Lines are sorted by key and canonical, so the same store
-always gives the same catalog, byte for byte.
+Pack writes it beside the store, in data/catalog/, and DVC versions it with the store, so
+two versions of the dataset can be compared (`python -m pipeline diff`) by fetching small
+files instead of whole stores: one file for a single-file store, one per shard for a
+sharded one. Lines are sorted by key and canonical, so the same store always gives the
+same catalog, byte for byte.
 """
 
 from __future__ import annotations
 
 import filecmp
 import hashlib
+import heapq
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .manifest import write_manifest
-from .store import ImageStore, Record
+from .manifest import read_manifest, write_manifest
+from .store import ImageStore, Record, ShardedImageStore
 
-CATALOG = "data/catalog.jsonl"
+CATALOG = "data/catalog"
 
 
-def write_catalog(store: ImageStore, path: Path) -> bool:
-    """Bring the catalog in line with the store; True if the file changed.
+def catalog_parts(store: ImageStore) -> list[tuple[str, ImageStore, str]]:
+    """(catalog file name, store or shard it lists, that one's content digest).
 
-    Written beside, then renamed into place, and only when its content differs, so an
-    unchanged store leaves the catalog untouched.
+    A single-file store has one catalog file, named after it; a sharded store one per
+    shard, named after the shard, so adding a shard adds a catalog file and changes none.
     """
-    temp = path.with_name(f".{path.name}.new-{os.getpid()}")
-    try:
-        write_manifest(temp, store.records())
-        if path.exists() and filecmp.cmp(temp, path, shallow=False):
-            return False
-        os.replace(temp, path)
-        return True
-    finally:
-        temp.unlink(missing_ok=True)
+    if isinstance(store, ShardedImageStore):
+        return [(Path(entry["name"]).stem + ".jsonl", store.shard(entry["name"]),
+                 entry["content_digest"]) for entry in store.shards]
+    return [(store.path.stem + ".jsonl", store, store.header["content_digest"])]
+
+
+def write_catalog(store: ImageStore, folder: Path) -> bool:
+    """Bring the catalog folder in line with the store; True if anything changed.
+
+    Each file is written beside, then renamed into place, and only when its content
+    differs; files of shards that are gone are removed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = False
+    wanted = set()
+    for name, part, _digest in catalog_parts(store):
+        wanted.add(name)
+        path = folder / name
+        if name.startswith("shard-") and path.exists():
+            continue  # named by the shard's content: already exactly this
+        temp = folder / f".{name}.tmp-{os.getpid()}"
+        try:
+            write_manifest(temp, part.records())
+            if path.exists() and filecmp.cmp(temp, path, shallow=False):
+                continue
+            os.replace(temp, path)
+            changed = True
+        finally:
+            temp.unlink(missing_ok=True)
+    for old in folder.glob("*.jsonl"):
+        if old.name not in wanted:
+            old.unlink()
+            changed = True
+    return changed
 
 
 def catalog_digest(lines: Iterable[Record]) -> tuple[int, str]:
@@ -108,3 +135,30 @@ def diff_catalogs(old: Iterable[Record], new: Iterable[Record]) -> CatalogDiff:
             a, b = next(a_iter, None), next(b_iter, None)
     return result
 
+
+
+class CatalogFolder:
+    """The files of a catalog folder (in the workspace or at a git revision), read only
+    when asked: a diff never reads the shards' catalogs that both versions share."""
+
+    def __init__(self, names: dict[str, None], read) -> None:
+        self.names = set(names)
+        self.read = read
+
+    @classmethod
+    def local(cls, folder: Path) -> CatalogFolder:
+        def read(name: str) -> list[Record]:
+            return list(read_manifest(folder / name))
+        return cls({p.name: None for p in folder.glob("*.jsonl")}, read)
+
+
+def diff_catalog_folders(old: CatalogFolder, new: CatalogFolder) -> CatalogDiff:
+    """Diff two versions. A shard's catalog is named by the shard's content, so a name in
+    both versions means the same records on both sides: skipped unread. Keys are unique
+    within a version, so none of the skipped keys can appear among the rest."""
+    shared = {name for name in old.names & new.names if name.startswith("shard-")}
+
+    def records(folder: CatalogFolder) -> list[Record]:
+        streams = [folder.read(name) for name in sorted(folder.names - shared)]
+        return list(heapq.merge(*streams, key=lambda record: record.key))
+    return diff_catalogs(records(old), records(new))

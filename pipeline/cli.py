@@ -11,17 +11,16 @@ import click
 import yaml
 
 from . import __version__
-from .params import load_params
+from .params import default_store, load_params
 from .progress import bar, track
 from .store import ImageStore, StoreError, writer_lock
-
-DEFAULT_STORE = "data/images.lmdb"
 
 
 class _Cli(click.Group):
     """A group that turns a store's errors into one line for a person, not a traceback."""
 
-    ORDER = ("ingest", "pack", "validate", "stats", "ls", "export", "diff", "demo")
+    ORDER = ("ingest", "pack", "validate", "stats", "ls", "export", "diff", "shards",
+             "compact", "demo")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         # The stages in pipeline order, then the tools; not alphabetical.
@@ -46,15 +45,16 @@ def cli() -> None:
 
 
 store_option = click.option(
-    "--store", "store_path", default=DEFAULT_STORE, show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path), help="The store file.",
+    "--store", "store_path", default=lambda: default_store(), show_default="pack.store in "
+    "params.yaml, else data/images.lmdb", type=click.Path(path_type=Path),
+    help="The store: a .lmdb file, or a folder of shards.",
 )
 
 
 catalog_option = click.option(
-    "--catalog", default="data/catalog.jsonl", show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The catalog pack writes beside the store: every record, no image bytes.",
+    "--catalog", default="data/catalog", show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The catalog folder pack writes beside the store: every record, no image bytes.",
 )
 
 
@@ -208,11 +208,9 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, as_json: bool) -> None:
     the same key with different bytes. relabeled: the same bytes, different metadata
     or split.
     """
-    from .catalog import diff_catalogs
+    from .catalog import diff_catalog_folders
 
-    old = _catalog_at(rev_a, catalog)
-    new = _catalog_at(rev_b, catalog)
-    result = diff_catalogs(old, new)
+    result = diff_catalog_folders(_catalog_at(rev_a, catalog), _catalog_at(rev_b, catalog))
     if as_json:
         click.echo(json.dumps({"a": rev_a, "b": rev_b, **result.to_json()}, indent=2,
                               ensure_ascii=False))
@@ -235,30 +233,47 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, as_json: bool) -> None:
                err=True)
 
 
-def _catalog_at(rev: str, catalog: Path) -> list:
-    """The records of the catalog as it was at git revision `rev` ("workspace": as it is
-    now). A revision with no catalog had no store yet: no records."""
-    from .manifest import parse_records
+def _catalog_at(rev: str, catalog: Path):
+    """The catalog folder as it was at git revision `rev` ("workspace": as it is now): a
+    CatalogFolder that reads its files on demand. A revision with no catalog had no
+    store yet: no files."""
+    from .catalog import CatalogFolder
 
     if rev == "workspace":
-        if not catalog.exists():
+        if not catalog.is_dir():
             raise click.ClickException(f"{catalog}: no catalog in the workspace; run "
                                        "`dvc repro` (or `dvc pull`) first")
-        with open(catalog, encoding="utf-8") as lines:
-            return list(parse_records(lines))
-    import dvc.api
-    from dvc.exceptions import DvcException, PathMissingError
+        return CatalogFolder.local(catalog)
+    from dvc.api import DVCFileSystem
+    from dvc.exceptions import DvcException
     from scmrepo.exceptions import SCMError
 
+    def failed(exc: Exception) -> click.ClickException:
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        return click.ClickException(f"cannot read {catalog} at {rev}: {reason}")
+
     try:
-        with dvc.api.open(str(catalog), repo=".", rev=rev, encoding="utf-8") as lines:
-            return list(parse_records(lines))
-    except (FileNotFoundError, PathMissingError):
-        click.echo(f"note: no {catalog} at {rev}: counted as an empty store", err=True)
-        return []
-    except (DvcException, SCMError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise click.ClickException(f"cannot read {catalog} at {rev}: {reason}") from None
+        fs = DVCFileSystem(".", rev=rev)
+        names = []
+        if fs.isdir(str(catalog)):
+            names = [Path(entry).name for entry in fs.ls(str(catalog), detail=False)
+                     if str(entry).endswith(".jsonl")]
+    except (DvcException, SCMError, OSError) as exc:
+        raise failed(exc) from None
+    if not names:
+        click.echo(f"note: no catalog in {catalog} at {rev}: counted as an empty store",
+                   err=True)
+
+    def read(name: str):
+        from .manifest import parse_records
+
+        try:
+            with fs.open(f"{catalog}/{name}", mode="r", encoding="utf-8") as lines:
+                return list(parse_records(lines))
+        except (DvcException, SCMError, OSError) as exc:
+            raise failed(exc) from None
+    return CatalogFolder({name: None for name in names}, read)
 
 
 def _target_inside(root: str, key: str) -> str | None:
@@ -358,7 +373,9 @@ def ingest_command(incoming: Path, manifest: Path, report: Path, params: Path) -
 
 
 @cli.command("pack")
-@store_option
+@click.option("--store", "store_path", default=None, type=click.Path(path_type=Path),
+              help="The store: a .lmdb file (single layout) or a folder (sharded).  "
+                   "[default: pack.store in params.yaml]")
 @manifest_option
 @incoming_option
 @_path_option("--remove-list", REMOVE_LIST, "Keys to drop from the store, one per line.",
@@ -366,48 +383,57 @@ def ingest_command(incoming: Path, manifest: Path, report: Path, params: Path) -
 @catalog_option
 @_path_option("--report", "reports/pack.json", "Where to write the report.", dir_okay=False)
 @params_option
-def pack_command(store_path: Path, manifest: Path, incoming: Path, remove_list: Path,
+def pack_command(store_path: Path | None, manifest: Path, incoming: Path, remove_list: Path,
                  catalog: Path, report: Path, params: Path) -> None:
-    """Merge the staged images into the store, one new file published whole.
+    """Merge the staged images into the store, each new version published whole.
 
     Same key with the same bytes: already there. Same key with different bytes: a
     conflict, handled by pack.on_conflict (error: fail and change nothing; replace;
     skip). Same bytes under a new key: a duplicate, by pack.on_duplicate (keep, skip).
     Keys listed in data/remove.txt are dropped. Every image gets a split (train, val,
     test by pack.split) from a hash of its key, unless its metadata names one. When
-    nothing changes, the store file is left byte-identical, so DVC sees no change.
-    Also writes the catalog: every record, no image bytes, for `diff`.
+    nothing changes, the store is left byte-identical, so DVC sees no change.
+
+    pack.layout single: one file, rewritten whole. sharded: a folder of immutable
+    shards; new images go into new shards and the others stay untouched. When
+    pack.store names a new place and dvc.lock records the store elsewhere (the layout
+    was switched), that store is converted. Also writes the catalog (every record, no
+    image bytes) for `diff`.
     """
     from .catalog import write_catalog
     from .pack import ConflictError, apply_plan, plan_pack, plan_report, read_removals
 
     settings = load_params("pack", params)
+    store_path = store_path or Path(settings["store"])
     if not manifest.exists():
         raise click.ClickException(f"{manifest}: no staged manifest; run ingest first")
-    _refuse_to_start_over(store_path)
+    previous = _previous_store(store_path)
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with writer_lock(store_path):
-        store = ImageStore(store_path) if store_path.exists() else None
+        source = store_path if store_path.exists() else previous
+        store = ImageStore(source) if source is not None else None
         if store is not None:
             try:
                 len(store)
             except StoreError as exc:
                 raise click.ClickException(
-                    f"{exc}. Restore the last good version with `dvc checkout {store_path}`"
+                    f"{exc}. Restore the last good version with `dvc checkout {source}`"
                 ) from None
         try:
             plan = plan_pack(store, manifest, read_removals(remove_list), settings)
         except ConflictError as exc:
             raise click.ClickException(str(exc)) from None
-        written = store is None or plan.changes_store
+        converting = source is not None and source != store_path
+        written = store is None or plan.changes_store or converting
         if written:
-            if store is not None:
-                store.close()
-            with bar(len(plan.writes) + (len(store) if store else 0), "pack") as progress:
+            total = len(plan.writes) + (len(store) if store is not None else 0)
+            with bar(total, "pack") as progress:
                 header = apply_plan(store_path, manifest, incoming, plan, settings,
+                                    base=store, rewrite=converting,
                                     on_item=lambda _record: progress.update())
         else:
             header = store.header
+            store.close()
         write_catalog(ImageStore(store_path), catalog)
     write_json(report, plan_report(plan, settings, header, written))
     parts = [f"{len(plan.added)} added"]
@@ -421,30 +447,83 @@ def pack_command(store_path: Path, manifest: Path, incoming: Path, remove_list: 
         if count:
             parts.append(f"{count} {what}")
     state = "written" if written else "unchanged, not rewritten"
+    if converting:
+        state = f"converted from {source}"
     click.echo(f"pack: {', '.join(parts)}; {store_path} holds {header['count']} images "
                f"({_mb(header['total_bytes'])}), {state}")
+    if converting:
+        click.echo(f"  {source} is no longer used; delete it when you like (its versions "
+                   "stay in DVC's cache and remote)", err=True)
     if plan.removal_not_found:
         click.echo(f"  {len(plan.removal_not_found)} key(s) in {remove_list} are not in the "
                    f"store (see {report})", err=True)
 
 
-def _refuse_to_start_over(store_path: Path) -> None:
-    """A missing store that dvc.lock knows of was not pulled: packing now would start a
-    new store without every image packed before, and pushing it would drop them."""
+def _previous_store(store_path: Path) -> Path | None:
+    """The store to start from when `store_path` does not exist yet: the one dvc.lock
+    records in another place (the layout was switched), if it is here.
+
+    A missing store that dvc.lock knows of was not pulled: packing now would start a new
+    store without every image packed before, and pushing it would drop them: refused.
+    """
     lock = Path("dvc.lock")
     if store_path.exists() or not lock.exists():
-        return
+        return None
     try:
         outs = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]["pack"]["outs"]
     except (yaml.YAMLError, KeyError, TypeError):
-        return
-    recorded = next((o for o in outs if Path(o.get("path", "")) == store_path), None)
-    if recorded:
+        return None
+    stores = [o for o in outs if Path(o.get("path", "")) not in (Path("data/catalog"),)
+              and not str(o.get("path", "")).startswith("reports/")
+              and not str(o.get("path", "")).endswith(".jsonl")]
+    for recorded in stores:
+        path = Path(recorded["path"])
+        if path != store_path and path.exists():
+            return path  # switching layouts: convert this one
+    if stores:
+        recorded = stores[0]
         raise click.ClickException(
-            f"{store_path} is missing, but dvc.lock records a version of it "
-            f"({recorded.get('size', '?'):,} bytes). Run `dvc pull {store_path}` (or `dvc "
-            f"checkout {store_path}`) first, so new images join it. To start a new store on "
-            "purpose, delete dvc.lock.")
+            f"{store_path} is missing, but dvc.lock records the store at {recorded['path']} "
+            f"({recorded.get('size', '?'):,} bytes). Run `dvc pull {recorded['path']}` (or "
+            f"`dvc checkout {recorded['path']}`) first, so new images join it. To start a "
+            "new store on purpose, delete dvc.lock.")
+    return None
+
+
+@cli.command("compact")
+@click.option("--store", "store_path", default=None, type=click.Path(path_type=Path),
+              help="The sharded store.  [default: pack.store in params.yaml]")
+@catalog_option
+@params_option
+def compact_command(store_path: Path | None, catalog: Path, params: Path) -> None:
+    """Rewrite a sharded store into full shards, in key order.
+
+    Packing adds a shard per batch, so many small batches leave many small shards.
+    This rewrites every image into shards of pack.shard_mb, published at once (the
+    old shards stay until the new index is in place). The next `dvc push` uploads
+    every shard again: compact rarely. Then record it: `dvc commit -f pack && dvc
+    repro`.
+    """
+    from .catalog import write_catalog
+    from .store import ShardedImageStore, write_sharded
+
+    settings = load_params("pack", params)
+    store_path = store_path or Path(settings["store"])
+    if not store_path.exists():
+        raise click.ClickException(f"{store_path}: no such store")
+    with writer_lock(store_path):
+        store = ImageStore(store_path)
+        if not isinstance(store, ShardedImageStore):
+            click.echo(f"compact: {store_path} is a single file, always compact: nothing to do")
+            return
+        before = len(store.shards)
+        with bar(len(store), "compact") as progress:
+            index = write_sharded(store_path, base=store, rewrite=True,
+                                  shard_bytes=settings["shard_mb"] * 1_000_000,
+                                  on_item=lambda _record: progress.update())
+        write_catalog(ImageStore(store_path), catalog)
+    click.echo(f"compact: {index['count']} images in {len(index['shards'])} shard(s), "
+               f"from {before}. Record it: dvc commit -f pack && dvc repro")
 
 
 @cli.command("validate")

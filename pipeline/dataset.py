@@ -16,13 +16,16 @@ use. Selection reads records only, never image bytes.
 
 from __future__ import annotations
 
+import bisect
 import io
+import math
 import os
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .query import Where, select
-from .store import ImageStore
+from .store import ImageStore, ShardedImageStore
 
 
 def decode_image(data: bytes, mode: str | None = None):
@@ -63,6 +66,7 @@ class ImageDataset:
         split: str | Sequence[str] | None = None,
         where: Where = None,
         filter: Callable[[dict[str, Any]], bool] | None = None,  # noqa: A002 - the usual name
+        shards: Sequence[str] | None = None,
     ) -> None:
         self.store = store if isinstance(store, ImageStore) else ImageStore(store)
         if decode is not False and decode is not True and not isinstance(decode, str):
@@ -71,15 +75,50 @@ class ImageDataset:
         self.transform = transform
         self.target_transform = target_transform
         conditions = _with_split(where, split)
-        self.keys: list[str] = [record.key for record in select(self.store, conditions, filter)]
+        # A sharded store is read shard by shard: keys grouped by shard, so an item's
+        # shard is known (no probing) and a node reads only the shards it was given.
+        self.shard_names: list[str] = []
+        self.shard_starts: list[int] = []
+        if isinstance(self.store, ShardedImageStore):
+            names = [entry["name"] for entry in self.store.shards]
+            if shards is not None:
+                unknown = sorted(set(shards) - set(names))
+                if unknown:
+                    raise ValueError(f"not shards of {self.store.path}: {', '.join(unknown)}")
+                names = [name for name in names if name in set(shards)]
+            self.keys: list[str] = []
+            for name in names:
+                self.shard_names.append(name)
+                self.shard_starts.append(len(self.keys))
+                self.keys += [r.key for r in select(self.store.shard(name), conditions, filter)]
+        else:
+            if shards is not None:
+                raise ValueError(f"{self.store.path} is a single file; shards= needs the "
+                                 "sharded layout")
+            self.keys = [record.key for record in select(self.store, conditions, filter)]
 
     def __len__(self) -> int:
         return len(self.keys)
 
+    def _source(self, index: int) -> ImageStore:
+        if not self.shard_names:
+            return self.store
+        if index < 0:
+            index += len(self.keys)
+        shard = bisect.bisect_right(self.shard_starts, index) - 1
+        return self.store.shard(self.shard_names[shard])
+
+    def shard_of(self, index: int) -> str | None:
+        """The shard holding item `index` (None for a single-file store)."""
+        if not self.shard_names:
+            return None
+        return self.shard_names[bisect.bisect_right(self.shard_starts, index) - 1]
+
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         key = self.keys[index]
-        data = self.store.get(key)
-        record = self.store.record(key)
+        source = self._source(index)
+        data = source.get(key)
+        record = source.record(key)
         image: Any = data
         if self.decode is not False:
             image = decode_image(data, None if self.decode is True else self.decode)
@@ -124,3 +163,90 @@ def collate(batch: Sequence[tuple[Any, Any]]) -> tuple[Any, list[Any]]:
         if all(image.shape == first.shape for image in images):
             return torch.stack(images), metadata
     return images, metadata
+
+
+def shards_for_rank(store: ImageStore | str | os.PathLike[str], rank: int,
+                    world_size: int) -> list[str]:
+    """The names of the shards rank `rank` of `world_size` reads: whole shards, balanced
+    by image count (largest first, each to the least loaded rank), the same on every
+    machine. A node pulls just these: `dvc pull data/images/index.json` first, then
+    `dvc pull $(python -m pipeline shards --rank R --world-size N)`."""
+    store = store if isinstance(store, ImageStore) else ImageStore(store)
+    if not isinstance(store, ShardedImageStore):
+        raise ValueError(f"{store.path} is a single file; assigning shards needs the "
+                         "sharded layout (pack.layout: sharded)")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
+    loads = [0] * world_size
+    owned: list[list[str]] = [[] for _ in range(world_size)]
+    for entry in sorted(store.shards, key=lambda e: (-e["count"], e["name"])):
+        target = min(range(world_size), key=lambda r: (loads[r], r))
+        owned[target].append(entry["name"])
+        loads[target] += entry["count"]
+    order = {entry["name"]: i for i, entry in enumerate(store.shards)}
+    return sorted(owned[rank], key=order.__getitem__)
+
+
+class ShardSampler:
+    """A sampler for distributed training that gives each rank whole shards.
+
+    Each rank reads only its own shards (so a node needs only those on disk); every
+    epoch it shuffles the order of its shards and of the images within each, which
+    keeps reads local to a few files at a time. Ranks are padded by repeating their own
+    images to the same length, as DistributedSampler does, so no rank waits at the end.
+
+        dataset = ImageDataset("data/images", shards=shards_for_rank(path, rank, world))
+        sampler = ShardSampler(dataset, num_replicas=world, rank=rank)
+        loader = DataLoader(dataset, batch_size=64, sampler=sampler, num_workers=4)
+        for epoch in range(epochs):
+            sampler.set_epoch(epoch)
+            ...
+
+    `dataset` may hold every shard: then this rank's are picked here, and every rank's
+    length is known, so all are padded to the longest. Or it may hold only this rank's
+    (built with `shards=`, on a node that pulled only those): then the other ranks'
+    lengths are unknown here; pass `num_samples` (the same on every rank, say the
+    largest len() across ranks from `torch.distributed.all_reduce`) when ranks must
+    stay in step.
+    """
+
+    def __init__(self, dataset: ImageDataset, num_replicas: int, rank: int, *,
+                 shuffle: bool = True, seed: int = 0, num_samples: int | None = None) -> None:
+        if not dataset.shard_names:
+            raise ValueError("ShardSampler needs a dataset over a sharded store")
+        bounds = [*dataset.shard_starts, len(dataset.keys)]
+        sizes = {name: bounds[i + 1] - bounds[i] for i, name in enumerate(dataset.shard_names)}
+        assignment = [shards_for_rank(dataset.store, r, num_replicas)
+                      for r in range(num_replicas)]
+        self.groups = [range(bounds[i], bounds[i + 1])
+                       for i, name in enumerate(dataset.shard_names)
+                       if name in set(assignment[rank])]
+        own = sum(len(group) for group in self.groups)
+        if num_samples is not None:
+            self.length = num_samples
+        elif all(name in sizes for names in assignment for name in names):
+            self.length = max(sum(sizes[n] for n in names) for names in assignment)
+        else:
+            self.length = own
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        groups = list(self.groups)
+        if self.shuffle:
+            rng.shuffle(groups)
+        order: list[int] = []
+        for group in groups:
+            indices = list(group)
+            if self.shuffle:
+                rng.shuffle(indices)
+            order += indices
+        if order and len(order) < self.length:
+            order = order * math.ceil(self.length / len(order))
+        return iter(order[:self.length])

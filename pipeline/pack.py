@@ -21,7 +21,7 @@ from typing import Any
 
 from .manifest import read_manifest
 from .splits import with_split
-from .store import ImageStore, Item, Record, rebuild
+from .store import ImageStore, Item, Record, rebuild, write_sharded
 
 
 class ConflictError(Exception):
@@ -129,8 +129,14 @@ def plan_pack(store: ImageStore | None, manifest: Path, removals: list[str],
 
 
 def apply_plan(store_path: Path, manifest: Path, incoming: Path, plan: PackPlan,
-               params: dict[str, Any], on_item=None) -> dict[str, Any]:
-    """Publish the new store; return its header. Reads new bytes from the incoming files."""
+               params: dict[str, Any], *, base: ImageStore | None = None,
+               rewrite: bool = False, on_item=None) -> dict[str, Any]:
+    """Publish the new store in the layout its path names (a .lmdb file: single; else a
+    folder of shards); return its header. New bytes are read from the incoming files.
+
+    base: the store the plan was made against; rewrite: write every record anew (the
+    base is the other layout, being converted).
+    """
     writes = plan.writes
     ratios = params["split"]
 
@@ -139,8 +145,15 @@ def apply_plan(store_path: Path, manifest: Path, incoming: Path, plan: PackPlan,
             if record.key in writes:
                 yield Item(record, _reader(incoming, record))
 
-    return rebuild(store_path, additions, plan.removed, on_item=on_item,
-                   transform=lambda record: with_split(record, ratios))
+    def transform(record: Record) -> Record:
+        return with_split(record, ratios)
+
+    if store_path.suffix == ".lmdb":
+        return rebuild(store_path, additions, plan.removed, on_item=on_item,
+                       transform=transform, source=base if rewrite else None)
+    return write_sharded(store_path, additions, plan.removed, base=base,
+                         touched=plan.resplit, shard_bytes=params["shard_mb"] * 1_000_000,
+                         rewrite=rewrite, transform=transform, on_item=on_item)
 
 
 def _reader(incoming: Path, record: Record):

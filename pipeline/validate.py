@@ -17,9 +17,10 @@ from typing import Any
 import lmdb
 import lmdb.verify as lmdb_verify
 
-from .catalog import catalog_digest
+from .catalog import catalog_digest, catalog_parts
 from .manifest import read_manifest
-from .store import ImageStore
+from .store import ImageStore, ShardedImageStore, StoreError
+from .store.sharded import shard_name
 
 
 @dataclass
@@ -60,16 +61,66 @@ def verify_structure(path: Path) -> list[str]:
 
 def validate_store(store: ImageStore, progress=None) -> Validation:
     """Check the file's structure, then every record against its bytes and the header.
+    A sharded store: every shard so, then the index against the shards.
 
     `progress`, if given, is a tqdm-like bar: reset to the record count, then updated.
     """
+    if isinstance(store, ShardedImageStore):
+        return _validate_sharded(store, progress)
+    return _validate_file(store, progress)
+
+
+def _validate_sharded(store: ShardedImageStore, progress=None) -> Validation:
+    result = Validation()
+    try:
+        index, shards = store.index, store.shards
+    except StoreError as exc:
+        result.fail("(index)", str(exc))
+        return result
+    if progress is not None:
+        progress.reset(total=index["count"])
+    for entry in shards:
+        name = entry["name"]
+        path = store.path / name
+        if not path.exists():
+            result.fail(name, "shard listed in the index is missing; `dvc pull` or "
+                              "`dvc checkout` brings it back")
+            continue
+        part = _validate_file(store.shard(name), progress, reset=False)
+        result.records += part.records
+        result.bytes_checked += part.bytes_checked
+        result.failures += [{"key": f"{name}: {f['key']}", "problem": f["problem"]}
+                            for f in part.failures]
+        if part.failures:
+            continue
+        header = store.shard(name).header
+        if shard_name(header["content_digest"]) != name:
+            result.fail(name, "shard's content does not match its name")
+        for field_name in ("count", "total_bytes", "content_digest"):
+            if header[field_name] != entry[field_name]:
+                result.fail(name, f"index says {field_name} {entry[field_name]}, the shard "
+                                  f"has {header[field_name]}")
+    if result.failures:
+        return result
+    if index["count"] != result.records:
+        result.fail("(index)", f"index says {index['count']} images, the shards hold "
+                               f"{result.records}")
+    previous = None
+    for key, _raw in store.raw_records():
+        if key == previous:
+            result.fail(key, "the same key is in two shards")
+        previous = key
+    return result
+
+
+def _validate_file(store: ImageStore, progress=None, reset: bool = True) -> Validation:
     result = Validation()
     problems = verify_structure(store.path)
     if problems:
         for problem in problems[:20]:
             result.fail("(lmdb)", problem)
         return result  # opening a structurally damaged file through LMDB could crash
-    if progress is not None:
+    if progress is not None and reset:
         progress.reset(total=len(store))
     header = store.header
     content = hashlib.sha256()
@@ -113,19 +164,28 @@ def validate_store(store: ImageStore, progress=None) -> Validation:
 
 
 def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> None:
-    """The catalog beside the store must list exactly the store's records."""
-    if not catalog.exists():
+    """The catalog folder must list exactly the store's records, file by file."""
+    if not catalog.is_dir():
         result.fail("(catalog)", f"{catalog} is missing; run pack to write it")
         return
-    try:
-        count, digest = catalog_digest(read_manifest(catalog))
-    except (ValueError, KeyError, TypeError) as exc:
-        result.fail("(catalog)", f"{catalog} does not parse: {exc}")
-        return
-    header = store.header
-    if (count, digest) != (header["count"], header["content_digest"]):
-        result.fail("(catalog)", f"{catalog} does not match the store ({count} records, "
-                                 f"the store has {header['count']}); run pack to rewrite it")
+    parts = catalog_parts(store)
+    for name, _part, digest in parts:
+        path = catalog / name
+        if not path.exists():
+            result.fail("(catalog)", f"{path} is missing; run pack to rewrite it")
+            continue
+        try:
+            _count, found = catalog_digest(read_manifest(path))
+        except (ValueError, KeyError, TypeError) as exc:
+            result.fail("(catalog)", f"{path} does not parse: {exc}")
+            continue
+        if found != digest:
+            result.fail("(catalog)", f"{path} does not match the store; run pack to "
+                                     "rewrite it")
+    extra = sorted({p.name for p in catalog.glob("*.jsonl")} - {n for n, _, _ in parts})
+    if extra:
+        result.fail("(catalog)", f"{catalog} has files for no part of the store: "
+                                 f"{', '.join(extra[:3])}")
 
 
 def validate_staged(store: ImageStore, manifest: Path, incoming: Path,

@@ -20,7 +20,7 @@ def test_repro_push_and_a_teammates_pull_bring_the_same_bytes(repo, tmp_path):
     assert md5(repo / "data" / "images.lmdb") == before
 
     commit(repo, "first batch")
-    assert "3 files pushed" in sh(repo, "dvc", "push").stdout  # store, catalog, manifest
+    assert "4 files pushed" in sh(repo, "dvc", "push").stdout  # store, manifest, catalog + its .dir
     teammate = tmp_path / "teammate"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
     sh(teammate, "dvc", "pull")

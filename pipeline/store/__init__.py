@@ -1,4 +1,5 @@
-"""The image store: original image bytes and their metadata in one LMDB file.
+"""The image store: original image bytes and their metadata in one LMDB file, or in a
+folder of such files (the sharded layout).
 
 Knows nothing of DVC, click or the pipeline. The format is described in docs/FORMAT.md.
 """
@@ -15,6 +16,7 @@ from .format import (
     encode_key,
 )
 from .reader import ImageStore
+from .sharded import ShardedImageStore, write_sharded
 from .writer import ConcurrentWriteError, Item, rebuild, write_store, writer_lock
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "ConcurrentWriteError",
     "ImageInfo",
     "ImageStore",
+    "ShardedImageStore",
     "InvalidKeyError",
     "Item",
     "Record",
@@ -31,6 +34,7 @@ __all__ = [
     "UnsupportedVersionError",
     "encode_key",
     "rebuild",
+    "write_sharded",
     "write_store",
     "writer_lock",
 ]

@@ -165,7 +165,18 @@ class ImageStore:
     before `fork`, to pickle into `spawn`ed workers, and to use on read-only files.
     A store is a snapshot: if the file is replaced, this object keeps reading the
     version it opened; create a new ImageStore to see the new one.
+
+    Given a folder, it opens the sharded layout (sharded.py) with the same methods.
     """
+
+    layout = "single"
+
+    def __new__(cls, path: str | os.PathLike[str] | None = None, *args: Any, **kwargs: Any):
+        if cls is ImageStore and path is not None and os.path.isdir(path):
+            from .sharded import ShardedImageStore
+
+            return super().__new__(ShardedImageStore)
+        return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

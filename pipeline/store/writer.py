@@ -348,13 +348,15 @@ def rebuild(
     *,
     on_item: Callable[[Record], None] | None = None,
     transform: Callable[[Record], Record] | None = None,
+    source: ImageStore | None = None,
 ) -> dict[str, Any]:
     """Publish a new store: the store at `path` (if any) + `additions` - `removals`.
 
     An addition replaces an existing record with the same key. A sequence of additions
     is sorted here; a callable must yield them sorted by key. `transform` may rewrite
-    every record (old and new) on its way in, keeping its key and info. Memory stays
-    flat: old records and new bytes stream through.
+    every record (old and new) on its way in, keeping its key and info. `source`, if
+    given, is the store to start from instead of the one at `path` (a shard, or the
+    other layout). Memory stays flat: old records and new bytes stream through.
     """
     path = Path(path)
     if callable(additions):
@@ -365,7 +367,7 @@ def rebuild(
     removed = frozenset(removals)
 
     with writer_lock(path):
-        old = ImageStore(path) if path.exists() else None
+        old = source if source is not None else ImageStore(path) if path.exists() else None
 
         def merged() -> Iterator[Item]:
             existing = _store_items(old) if old is not None else iter(())
@@ -383,8 +385,13 @@ def rebuild(
         try:
             return _write_locked(path, merged, on_item)
         finally:
-            if old is not None:
+            if old is not None and source is None:
                 old.close()
+
+
+def store_items(store: ImageStore) -> Iterator[Item]:
+    """Every record of a store as an Item whose bytes are read from it (already proven)."""
+    return _store_items(store)
 
 
 def _store_items(store: ImageStore) -> Iterator[Item]:
