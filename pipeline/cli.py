@@ -490,6 +490,46 @@ def _previous_store(store_path: Path) -> Path | None:
     return None
 
 
+@cli.command("shards")
+@store_option
+@click.option("--rank", type=click.IntRange(0), default=None,
+              help="Only the shards this rank reads (with --world-size).")
+@click.option("--world-size", type=click.IntRange(1), default=None,
+              help="How many ranks (machines or processes) share the store.")
+def shards_command(store_path: Path, rank: int | None, world_size: int | None) -> None:
+    """List a sharded store's shard files, one path per line (for `dvc pull`).
+
+    With --rank and --world-size, only the whole shards that rank reads, balanced by
+    image count: the same answer on every machine. A training node pulls just those:
+
+      dvc pull data/images/index.json
+
+      dvc pull $(python -m pipeline shards --rank 3 --world-size 8)
+
+    The counts go to stderr.
+    """
+    from .dataset import shards_for_rank
+    from .store import ShardedImageStore
+
+    if (rank is None) != (world_size is None):
+        raise click.UsageError("give --rank and --world-size together")
+    if rank is not None and rank >= world_size:
+        raise click.UsageError(f"--rank must be below --world-size ({world_size})")
+    store = ImageStore(store_path)
+    if not isinstance(store, ShardedImageStore):
+        raise click.ClickException(f"{store_path} is a single file, not a folder of shards "
+                                   "(set pack.layout: sharded in params.yaml)")
+    entries = store.shards
+    if rank is not None:
+        wanted = set(shards_for_rank(store, rank, world_size))
+        entries = [e for e in entries if e["name"] in wanted]
+    for entry in entries:
+        click.echo(str(store_path / entry["name"]))
+    images = sum(e["count"] for e in entries)
+    click.echo(f"{len(entries)} of {len(store.shards)} shards, {images} of {len(store)} "
+               "images", err=True)
+
+
 @cli.command("compact")
 @click.option("--store", "store_path", default=None, type=click.Path(path_type=Path),
               help="The sharded store.  [default: pack.store in params.yaml]")

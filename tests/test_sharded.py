@@ -1,0 +1,311 @@
+"""The sharded layout: a folder of immutable shards that grows by adding files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from torch.utils.data import DataLoader
+
+from pipeline.dataset import ImageDataset, ShardSampler, collate, shards_for_rank
+from pipeline.store import (
+    ImageStore,
+    Item,
+    ShardedImageStore,
+    StoreError,
+    rebuild,
+    write_sharded,
+)
+from pipeline.validate import validate_store
+
+from conftest import commit, items_for, make_image, md5, put, sh
+
+
+def images(first: int, count: int, folder: str = "a") -> dict[str, bytes]:
+    return {f"{folder}/{i:04d}.png": make_image("PNG", (24, 24), seed=i)
+            for i in range(first, first + count)}
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    return {p.name: md5(p) for p in sorted(folder.glob("shard-*.lmdb"))}
+
+
+# ------------------------------------------------------------------ the store itself
+
+def test_a_sharded_store_reads_like_a_single_file(tmp_path):
+    content = {**images(0, 40), **images(100, 10, "b")}
+    meta = {k: {"label": k[0]} for k in content}
+    single = tmp_path / "one.lmdb"
+    rebuild(single, items_for(content, meta))
+    folder = tmp_path / "shards"
+    write_sharded(folder, items_for(content, meta), shard_bytes=20_000)
+
+    a, b = ImageStore(single), ImageStore(folder)
+    assert isinstance(b, ShardedImageStore) and len(b.shards) > 3
+    assert len(b) == len(a) == 50
+    assert b.keys() == a.keys() == sorted(content)
+    assert list(b.records()) == list(a.records())  # key order across shards
+    assert all(b.get(k) == content[k] for k in content)  # byte-identical
+    assert b.get_many(["b/0100.png", "a/0003.png"]) == [content["b/0100.png"],
+                                                         content["a/0003.png"]]
+    assert "a/0001.png" in b and "zzz" not in b and 7 not in b
+    with pytest.raises(KeyError):
+        b.get("a/9999.png")
+    again = pickle.loads(pickle.dumps(b))
+    assert isinstance(again, ShardedImageStore) and again.get("a/0005.png") == content[
+        "a/0005.png"]
+    assert validate_store(b).failures == []
+
+
+def test_new_images_add_a_shard_and_leave_the_others_byte_identical(tmp_path):
+    folder = tmp_path / "shards"
+    write_sharded(folder, items_for(images(0, 40)), shard_bytes=20_000)
+    before = files_of(folder)
+    write_sharded(folder, items_for(images(40, 3)), shard_bytes=20_000)
+    after = files_of(folder)
+    assert {k: after[k] for k in before} == before  # not one old shard touched
+    assert len(after) == len(before) + 1
+    assert len(ImageStore(folder)) == 43
+
+
+def test_shards_are_deterministic_and_named_by_content(tmp_path):
+    content = images(0, 30)
+    one, two = tmp_path / "one", tmp_path / "two"
+    write_sharded(one, items_for(content), shard_bytes=20_000)
+    write_sharded(two, items_for(dict(reversed(list(content.items())))), shard_bytes=20_000)
+    assert files_of(one) == files_of(two)
+    assert (one / "index.json").read_bytes() == (two / "index.json").read_bytes()
+    entries = ImageStore(one).shards
+    assert sorted(e["name"] for e in entries) == sorted(files_of(one))
+    for entry in entries:
+        assert entry["name"] == f"shard-{entry['content_digest'][:16]}.lmdb"
+
+
+def test_removal_rewrites_only_the_shard_that_held_the_key(tmp_path):
+    folder = tmp_path / "shards"
+    write_sharded(folder, items_for(images(0, 40)), shard_bytes=20_000)
+    store = ImageStore(folder)
+    holder = store.holder("a/0010.png")
+    before = files_of(folder)
+    store.close()
+    write_sharded(folder, removals=["a/0010.png"], shard_bytes=20_000)
+    after = files_of(folder)
+    assert set(before) - set(after) == {holder}
+    assert len(set(after) - set(before)) == 1
+    assert "a/0010.png" not in ImageStore(folder) and len(ImageStore(folder)) == 39
+
+
+def test_a_failed_write_leaves_the_last_version(tmp_path):
+    folder = tmp_path / "shards"
+    write_sharded(folder, items_for(images(0, 20)), shard_bytes=20_000)
+    before = {p.name: md5(p) for p in folder.iterdir()}
+    good = items_for(images(20, 5))
+
+    def broken() -> bytes:
+        raise OSError(5, "Input/output error")
+    bad = Item(good[0].record.__class__("a/9999.png", good[0].record.info), broken)
+    with pytest.raises(StoreError, match="previous store is unchanged"):
+        write_sharded(folder, [*good[1:], bad], shard_bytes=20_000)
+    assert {p.name: md5(p) for p in folder.iterdir()} == before  # and no leftovers
+
+
+def test_validate_finds_a_damaged_and_a_missing_shard(tmp_path):
+    folder = tmp_path / "shards"
+    content = images(0, 30)
+    write_sharded(folder, items_for(content), shard_bytes=20_000)
+    first, second = (folder / e["name"] for e in ImageStore(folder).shards[:2])
+    data = bytearray(first.read_bytes())
+    image = content[ImageStore(first).keys()[0]]
+    at = bytes(data).index(image[100:140])
+    data[at] ^= 0xFF  # one flipped bit inside an image's bytes
+    first.chmod(0o644)
+    first.write_bytes(bytes(data))
+    second.unlink()
+    problems = [f["key"] + " " + f["problem"] for f in validate_store(ImageStore(folder)).failures]
+    assert any(first.name in p and "sha256" in p for p in problems), problems
+    assert any(second.name in p and "missing" in p for p in problems), problems
+
+
+# ------------------------------------------------------------------ training on shards
+
+@pytest.fixture
+def sharded(tmp_path) -> Path:
+    folder = tmp_path / "shards"
+    content = {**images(0, 60), **images(200, 20, "b")}
+    write_sharded(folder, items_for(content, {k: {"label": k[0]} for k in content}),
+                  shard_bytes=15_000)
+    return folder
+
+
+def test_ranks_get_whole_shards_balanced_and_disjoint(sharded):
+    store = ImageStore(sharded)
+    owned = [shards_for_rank(store, r, 3) for r in range(3)]
+    assert sorted(sum(owned, [])) == sorted(e["name"] for e in store.shards)
+    counts = {e["name"]: e["count"] for e in store.shards}
+    loads = [sum(counts[n] for n in names) for names in owned]
+    assert max(loads) - min(loads) <= max(counts.values())
+    assert owned == [shards_for_rank(ImageStore(sharded), r, 3) for r in range(3)]
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_shard_sampler_gives_each_rank_its_shards_and_equal_lengths(sharded, start_method):
+    dataset = ImageDataset(sharded, where="label=a")
+    seen = []
+    lengths = set()
+    for rank in range(2):
+        sampler = ShardSampler(dataset, num_replicas=2, rank=rank, seed=1)
+        sampler.set_epoch(3)
+        lengths.add(len(sampler))
+        mine = set(shards_for_rank(sharded, rank, 2))
+        assert {dataset.shard_of(i) for i in sampler} <= mine
+        loader = DataLoader(dataset, batch_size=5, sampler=sampler, num_workers=2,
+                            collate_fn=collate,
+                            multiprocessing_context=multiprocessing.get_context(start_method))
+        seen += [m["key"] for _images, metas in loader for m in metas]
+    assert len(lengths) == 1  # every rank runs the same number of steps
+    assert set(seen) == {f"a/{i:04d}.png" for i in range(60)}
+
+
+# ------------------------------------------------------------------ with real git and DVC
+
+def sharded_params(root: Path, shard_mb: int = 1) -> None:
+    params = root / "params.yaml"
+    text = params.read_text().replace("layout: single", "layout: sharded")
+    text = text.replace("store: data/images.lmdb", "store: data/images")
+    params.write_text(text.replace("shard_mb: 1024", f"shard_mb: {shard_mb}"))
+
+
+def big_images(first: int, count: int) -> dict[str, bytes]:
+    """About 20 KB each, like the benchmark's."""
+    return {f"set{first // 1000}/{i:05d}.png": make_image("PNG", (80, 80), seed=i)
+            for i in range(first, first + count)}
+
+
+def remote_objects(remote: Path) -> dict[str, int]:
+    return {str(p.relative_to(remote)): p.stat().st_size for p in remote.rglob("*")
+            if p.is_file()}
+
+
+def test_sharded_push_after_adding_1_percent_uploads_one_new_shard(repo, tmp_path):
+    sharded_params(repo)
+    first = big_images(0, 300)
+    put(repo / "data" / "incoming", first)
+    sh(repo, "dvc", "repro")
+    commit(repo, "300 images, sharded")
+    sh(repo, "dvc", "push")
+    remote = tmp_path / "remote"
+    before = remote_objects(remote)
+    shards_before = files_of(repo / "data" / "images")
+
+    shutil.rmtree(repo / "data" / "incoming" / "set0")
+    new = big_images(1000, 3)  # 1%
+    put(repo / "data" / "incoming", new)
+    sh(repo, "dvc", "repro")
+    after_shards = files_of(repo / "data" / "images")
+    assert {k: after_shards[k] for k in shards_before} == shards_before
+    commit(repo, "3 more")
+    sh(repo, "dvc", "push")
+    uploaded = sorted(v for k, v in remote_objects(remote).items() if k not in before)
+    new_bytes = sum(len(v) for v in new.values())
+    # One new shard: the new images plus LMDB's fixed pages (about 44 KB a shard, which
+    # is why the 1.2x goal is measured at 20,000 images by `make bench`, not here), and
+    # small files: the shard's catalog, the index, two folder listings, the manifest.
+    *small, shard = uploaded
+    assert new_bytes < shard <= new_bytes + 64 * 1024, uploaded
+    assert len(small) == 5 and all(size < 4096 for size in small), uploaded
+    assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+
+    teammate = tmp_path / "teammate"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
+    sh(teammate, "dvc", "pull")
+    with ImageStore(teammate / "data" / "images") as store:
+        assert {k: store.get(k) for k in store} == {**first, **new}
+
+
+def test_switching_layouts_converts_the_store_and_back(repo):
+    content = big_images(0, 80)  # 1.6 MB: two shards of 1 MB
+    put(repo / "data" / "incoming", content)
+    sh(repo, "dvc", "repro")
+    single_md5 = md5(repo / "data" / "images.lmdb")
+    commit(repo, "single")
+
+    sharded_params(repo)
+    out = sh(repo, "dvc", "repro")
+    assert "converted from data/images.lmdb" in out.stdout
+    with ImageStore(repo / "data" / "images") as store:
+        assert len(store.shards) > 1
+        assert {k: store.get(k) for k in store} == content
+    assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    commit(repo, "sharded")
+
+    (repo / "data" / "images.lmdb").unlink()
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("layout: sharded", "layout: single")
+                      .replace("store: data/images ", "store: data/images.lmdb "))
+    out = sh(repo, "dvc", "repro")
+    assert "converted from data/images" in out.stdout
+    assert md5(repo / "data" / "images.lmdb") == single_md5  # the same content, same bytes
+
+
+def test_compact_merges_small_shards_and_dvc_records_it(repo):
+    sharded_params(repo)
+    everything = {}
+    for batch in range(4):
+        new = big_images(batch * 1000, 5)
+        everything.update(new)
+        put(repo / "data" / "incoming", new)
+        sh(repo, "dvc", "repro")
+        shutil.rmtree(repo / "data" / "incoming" / f"set{batch}")
+    assert len(ImageStore(repo / "data" / "images").shards) == 4
+    out = sh(repo, sys.executable, "-m", "pipeline", "compact")
+    assert "in 1 shard(s), from 4" in out.stdout
+    sh(repo, "dvc", "commit", "-f", "pack")
+    sh(repo, "dvc", "repro")
+    assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    with ImageStore(repo / "data" / "images") as store:
+        assert {k: store.get(k) for k in store} == everything
+    validate = json.loads((repo / "reports" / "validate.json").read_text())
+    assert validate["ok"] and validate["records"] == 20
+
+
+def test_a_node_pulls_only_its_shards_and_trains_on_them(repo, tmp_path):
+    sharded_params(repo)
+    content = big_images(0, 120)
+    put(repo / "data" / "incoming", content)
+    sh(repo, "dvc", "repro")
+    commit(repo, "sharded")
+    sh(repo, "dvc", "push")
+    names = [e["name"] for e in ImageStore(repo / "data" / "images").shards]
+    assert len(names) >= 3
+
+    node = tmp_path / "node"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(node))
+    sh(node, "dvc", "pull", "data/images/index.json")
+    listed = sh(node, sys.executable, "-m", "pipeline", "shards", "--rank", "1",
+                "--world-size", "2").stdout.split()
+    mine = [Path(p).name for p in listed]
+    assert mine == shards_for_rank(repo / "data" / "images", 1, 2)
+    sh(node, "dvc", "pull", *listed)
+    present = sorted(p.name for p in (node / "data" / "images").glob("shard-*.lmdb"))
+    assert present == sorted(mine) and len(present) < len(names)  # only its share
+
+    dataset = ImageDataset(node / "data" / "images", shards=mine)
+    got = {meta["key"]: image for image, meta in dataset}
+    assert got and all(content[k] == v for k, v in got.items())
+    with pytest.raises(StoreError, match="dvc pull"):
+        ImageStore(node / "data" / "images").shard(sorted(set(names) - set(mine))[0]).get("x")
+
+    # Or read one shard straight from the remote through DVC's filesystem, no checkout.
+    from dvc.api import DVCFileSystem
+    fs = DVCFileSystem(str(repo))
+    local = tmp_path / "one-shard.lmdb"
+    fs.get_file(f"data/images/{names[0]}", str(local))
+    with ImageStore(local) as shard:
+        assert all(shard.get(k) == content[k] for k in shard)
+    assert hashlib.sha256(local.read_bytes()).hexdigest()
