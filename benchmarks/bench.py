@@ -31,6 +31,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 SKELETON = ["dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore",
             ".gitignore", "data/remove.txt", "data/incoming/.gitkeep"]
 LABELS = 100
+SIZES = ("MiB", "MB")  # rows measured in bytes: smaller is better, ratio ours/theirs
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Row:
 
     @property
     def speedup(self) -> float:
-        if self.unit == "MiB":  # memory: how much it grows, ours (5N) over theirs (N)
+        if self.unit in SIZES:  # sizes: ours over theirs (memory at 5N over N; upload)
             return self.ours / self.theirs
         return self.theirs / self.ours if self.ours else float("inf")
 
@@ -53,7 +54,7 @@ class Row:
     def verdict(self) -> str:
         if self.goal is None:
             return ""
-        met = self.speedup <= self.goal if self.unit == "MiB" else self.speedup >= self.goal
+        met = self.speedup <= self.goal if self.unit in SIZES else self.speedup >= self.goal
         return "met" if met else "MISSED"
 
 
@@ -328,6 +329,57 @@ def measure_incremental(work: Path, repo: Path, count: int, build: float,
     (work / "store-copy.lmdb").unlink()
 
 
+def _use_sharded(repo: Path) -> None:
+    params = repo / "params.yaml"
+    text = params.read_text().replace("layout: single", "layout: sharded")
+    params.write_text(text.replace("store: data/images.lmdb", "store: data/images"))
+    run(["git", "commit", "-qam", "sharded layout"], repo)
+
+
+def _tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def measure_growth(work: Path, images: Path, count: int, rows: list[Row]) -> None:
+    """Add 1% new images to a full store in each layout: time ingest + pack, then what
+    the next `dvc push` uploads (the remote's growth)."""
+    n_new = max(1, count // 100)
+    new = work / "growth-new"
+    new_bytes = make_images(new, 20_000_000, n_new)
+    uploads, times = {}, {}
+    for layout in ("single", "sharded"):
+        remote = work / f"remote-growth-{layout}"
+        repo = new_project(work / f"growth-{layout}", remote)
+        if layout == "sharded":
+            _use_sharded(repo)
+        link_tree(images, repo / "data" / "incoming" / "batch")
+        run(["dvc", "repro"], repo)
+        settle(repo)
+        run(["dvc", "push"], repo)
+        before = _tree_bytes(remote)
+        link_tree(new, repo / "data" / "incoming" / "new")
+        times[layout] = (run(["pipeline", "ingest"], repo) + run(["pipeline", "pack"], repo))
+        run(["dvc", "repro"], repo)  # records it; pack finds nothing left to do
+        run(["git", "add", "-A"], repo)
+        run(["git", "commit", "-qm", "1% more"], repo)
+        run(["dvc", "push"], repo)
+        uploads[layout] = _tree_bytes(remote) - before
+        shutil.rmtree(repo)
+        shutil.rmtree(remote)
+    single_store = (work / "project" / "data" / "images.lmdb")
+    cp = median_of(3, lambda: run(["cp", str(single_store), str(work / "store-copy.lmdb")],
+                                  work))
+    (work / "store-copy.lmdb").unlink()
+    rows.append(Row("growth", f"add 1% ({n_new} images) to the sharded store", times["sharded"],
+                    "cp of the single store file", cp, 0.5))
+    rows.append(Row("growth", f"dvc push after adding 1% ({n_new} images), sharded layout",
+                    uploads["sharded"] / 1e6, "the new images' bytes", new_bytes / 1e6, 1.2,
+                    unit="MB"))
+    rows.append(Row("growth", "dvc push after adding 1%, single file (for comparison)",
+                    uploads["single"] / 1e6, "the new images' bytes", new_bytes / 1e6, None,
+                    unit="MB"))
+
+
 def _read_loop(kind: str, target: str, keys_file: str) -> float:
     """Read every record once, in a fixed random order; return seconds."""
     keys = json.loads(Path(keys_file).read_text())
@@ -436,7 +488,7 @@ def table(rows: list[Row]) -> list[str]:
     lines = ["| measure | ours | against | theirs | ratio | goal | |",
              "|---|---:|---|---:|---:|---:|---|"]
     for row in rows:
-        sign = "≤" if row.unit == "MiB" else "≥"
+        sign = "≤" if row.unit in SIZES else "≥"
         goal = f"{sign} {row.goal:.2g}x" if row.goal is not None else ""
         against = row.against or "—"
         lines.append(f"| {row.what} | {row.ours:.2f} {row.unit} | {against} | "
@@ -475,6 +527,7 @@ def cli(ctx: click.Context, count: int, scale: int, workdir: Path | None, out: P
         measure_dvc(work, images, repo, rows, str(count))
         cold_note = measure_reads(work, images, repo / "data" / "images.lmdb", "batch/", rows)
         measure_incremental(work, repo, count, build, rows)
+        measure_growth(work, images, count, rows)
         memory = [measure_memory(work, images, str(count))]
         if scale:
             big = work / "images-big"

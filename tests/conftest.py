@@ -155,3 +155,16 @@ def stored(root: Path) -> dict[str, bytes]:
         return {key: store.get(key) for key in store}
 
 
+
+
+def sharded_params(root: Path, shard_mb: int = 1) -> None:
+    params = root / "params.yaml"
+    text = params.read_text().replace("layout: single", "layout: sharded")
+    text = text.replace("store: data/images.lmdb", "store: data/images")
+    params.write_text(text.replace("shard_mb: 1024", f"shard_mb: {shard_mb}"))
+
+
+def big_images(first: int, count: int) -> dict[str, bytes]:
+    """About 20 KB each, like the benchmark's."""
+    return {f"set{first // 1000}/{i:05d}.png": make_image("PNG", (80, 80), seed=i)
+            for i in range(first, first + count)}

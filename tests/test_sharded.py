@@ -24,7 +24,7 @@ from pipeline.store import (
 )
 from pipeline.validate import validate_store
 
-from conftest import commit, items_for, make_image, md5, put, sh
+from conftest import big_images, commit, items_for, make_image, md5, put, sh, sharded_params
 
 
 def images(first: int, count: int, folder: str = "a") -> dict[str, bytes]:
@@ -173,19 +173,6 @@ def test_shard_sampler_gives_each_rank_its_shards_and_equal_lengths(sharded, sta
 
 
 # ------------------------------------------------------------------ with real git and DVC
-
-def sharded_params(root: Path, shard_mb: int = 1) -> None:
-    params = root / "params.yaml"
-    text = params.read_text().replace("layout: single", "layout: sharded")
-    text = text.replace("store: data/images.lmdb", "store: data/images")
-    params.write_text(text.replace("shard_mb: 1024", f"shard_mb: {shard_mb}"))
-
-
-def big_images(first: int, count: int) -> dict[str, bytes]:
-    """About 20 KB each, like the benchmark's."""
-    return {f"set{first // 1000}/{i:05d}.png": make_image("PNG", (80, 80), seed=i)
-            for i in range(first, first + count)}
-
 
 def remote_objects(remote: Path) -> dict[str, int]:
     return {str(p.relative_to(remote)): p.stat().st_size for p in remote.rglob("*")
