@@ -402,6 +402,7 @@ def pack_command(store_path: Path | None, manifest: Path, incoming: Path, remove
     """
     from .catalog import write_catalog
     from .pack import ConflictError, apply_plan, plan_pack, plan_report, read_removals
+    from .store.sharded import tidy
 
     settings = load_params("pack", params)
     store_path = store_path or Path(settings["store"])
@@ -410,6 +411,8 @@ def pack_command(store_path: Path | None, manifest: Path, incoming: Path, remove
     previous = _previous_store(store_path)
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with writer_lock(store_path):
+        if store_path.is_dir():
+            tidy(store_path)  # what a killed pack left: DVC must not track it
         source = store_path if store_path.exists() else previous
         store = ImageStore(source) if source is not None else None
         if store is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .manifest import read_manifest
-from .splits import with_split
+from .splits import assign_split, with_split
 from .store import ImageStore, Item, Record, rebuild, write_sharded
 
 
@@ -108,13 +108,17 @@ def plan_pack(store: ImageStore | None, manifest: Path, removals: list[str],
         # and records whose split the ratios now put elsewhere.
         ratios = params["split"]
         restaged = plan.writes
-        for stored in store.records():
-            if stored.key in removal_set:
+        for key, raw in store.raw_records():
+            if key in removal_set:
                 continue
-            if stored.info.sha256 in new_by_hash:
-                plan.duplicates[new_by_hash.pop(stored.info.sha256)] = stored.key
-            if stored.key not in restaged and with_split(stored, ratios) is not stored:
-                plan.resplit.append(stored.key)
+            sha256, split = _sha256_and_split(raw)
+            if sha256 in new_by_hash:
+                plan.duplicates[new_by_hash.pop(sha256)] = key
+            if key in restaged or split == assign_split(key, ratios):
+                continue  # the usual case, decided without parsing the record
+            stored = Record.decode(key, raw)
+            if with_split(stored, ratios) is not stored:
+                plan.resplit.append(key)
     if params["on_duplicate"] == "skip" and plan.duplicates:
         for key, same_as in plan.duplicates.items():
             plan.not_packed[key] = f"duplicate of {same_as} (on_duplicate: skip)"
@@ -126,6 +130,21 @@ def plan_pack(store: ImageStore | None, manifest: Path, removals: list[str],
     else:
         plan.removal_not_found = list(removals)
     return plan
+
+
+def _sha256_and_split(raw: bytes) -> tuple[str, str | None]:
+    """The top-level sha256 and split of a stored record, read off its canonical JSON.
+
+    Top-level keys are sorted, so the user's metadata ("meta") comes before "sha256" and
+    "split": the last occurrence of each is the record's own (a string inside the
+    metadata cannot hold an unescaped quote)."""
+    at = raw.rfind(b'"sha256":"') + 10
+    sha256 = raw[at:at + 64].decode("ascii")
+    at = raw.rfind(b'"split":"')
+    if at < 0:
+        return sha256, None
+    at += 9
+    return sha256, raw[at:raw.index(b'"', at)].decode("utf-8")
 
 
 def apply_plan(store_path: Path, manifest: Path, incoming: Path, plan: PackPlan,

@@ -100,6 +100,11 @@ def _validate_sharded(store: ShardedImageStore, progress=None) -> Validation:
             if header[field_name] != entry[field_name]:
                 result.fail(name, f"index says {field_name} {entry[field_name]}, the shard "
                                   f"has {header[field_name]}")
+    listed = {entry["name"] for entry in shards}
+    strays = sorted(p.name for p in store.path.glob("shard-*.lmdb") if p.name not in listed)
+    if strays:
+        result.fail("(index)", f"{len(strays)} shard file(s) not in the index, left by an "
+                               f"interrupted pack ({strays[0]}...): run pack to remove them")
     if result.failures:
         return result
     if index["count"] != result.records:

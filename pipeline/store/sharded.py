@@ -277,6 +277,24 @@ def _publish_index(folder: Path, entries: list[dict[str, Any]]) -> dict[str, Any
     return index
 
 
+def tidy(folder: str | os.PathLike[str]) -> list[str]:
+    """Remove what a killed writer left in `folder`: temporary files, and shard files the
+    index does not list (written, but never published). Call under writer_lock(folder).
+    Returns the names removed."""
+    folder = Path(folder)
+    removed = []
+    for stale in folder.glob(".*.tmp-*"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale.name)
+    if (folder / INDEX_NAME).exists():
+        listed = {entry["name"] for entry in read_index(folder)["shards"]}
+        for path in folder.glob("shard-*.lmdb"):
+            if path.name not in listed:
+                path.unlink()
+                removed.append(path.name)
+    return removed
+
+
 def _sorted_source(additions: Sequence[Item] | ItemSource) -> ItemSource:
     if callable(additions):
         return additions
@@ -311,8 +329,7 @@ def write_sharded(
     removed = frozenset(removals)
     folder.mkdir(parents=True, exist_ok=True)
     with writer_lock(folder):
-        for stale in folder.glob(".*.tmp-*"):
-            stale.unlink(missing_ok=True)  # we hold the lock: their writer is gone
+        tidy(folder)  # we hold the lock: whoever left these is gone
         if base is None and (folder / INDEX_NAME).exists():
             base = ShardedImageStore(folder)
         try:
