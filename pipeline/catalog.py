@@ -21,8 +21,6 @@ from typing import Any
 from .manifest import read_manifest, write_manifest
 from .store import ImageStore, Record, ShardedImageStore
 
-CATALOG = "data/catalog"
-
 
 def catalog_parts(store: ImageStore) -> list[tuple[str, ImageStore, str]]:
     """(catalog file name, store or shard it lists, that one's content digest).

@@ -146,6 +146,14 @@ def commit(root: Path, message: str) -> None:
     sh(root, "git", "commit", "-qm", message)
 
 
+def publish(root: Path, images: dict[str, bytes], message: str) -> None:
+    """A user's round: drop images in, `dvc repro`, commit, `dvc push`."""
+    put(root / "data" / "incoming", images)
+    sh(root, "dvc", "repro")
+    commit(root, message)
+    sh(root, "dvc", "push")
+
+
 def lock_entry(root: Path, stage: str) -> dict:
     return yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import batch, commit, lock_entry, make_image, md5, put, sh, stored
+from conftest import batch, commit, lock_entry, make_image, md5, publish, put, sh, stored
 
 
 def test_repro_push_and_a_teammates_pull_bring_the_same_bytes(repo, tmp_path):
@@ -76,10 +76,7 @@ def test_a_removal_through_remove_txt(repo):
 
 def test_packing_without_pulling_the_store_first_is_refused(repo, tmp_path):
     images = batch(0, 3)
-    put(repo / "data" / "incoming", images)
-    sh(repo, "dvc", "repro")
-    commit(repo, "first batch")
-    sh(repo, "dvc", "push")
+    publish(repo, images, "first batch")
     teammate = tmp_path / "teammate"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
     new = batch(100, 2)

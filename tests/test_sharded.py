@@ -24,7 +24,17 @@ from pipeline.store import (
 )
 from pipeline.validate import validate_store
 
-from conftest import big_images, commit, items_for, make_image, md5, put, sh, sharded_params
+from conftest import (
+    big_images,
+    commit,
+    items_for,
+    make_image,
+    md5,
+    publish,
+    put,
+    sh,
+    sharded_params,
+)
 
 
 def images(first: int, count: int, folder: str = "a") -> dict[str, bytes]:
@@ -182,10 +192,7 @@ def remote_objects(remote: Path) -> dict[str, int]:
 def test_sharded_push_after_adding_1_percent_uploads_one_new_shard(repo, tmp_path):
     sharded_params(repo)
     first = big_images(0, 300)
-    put(repo / "data" / "incoming", first)
-    sh(repo, "dvc", "repro")
-    commit(repo, "300 images, sharded")
-    sh(repo, "dvc", "push")
+    publish(repo, first, "300 images, sharded")
     remote = tmp_path / "remote"
     before = remote_objects(remote)
     shards_before = files_of(repo / "data" / "images")
@@ -264,10 +271,7 @@ def test_compact_merges_small_shards_and_dvc_records_it(repo):
 def test_a_node_pulls_only_its_shards_and_trains_on_them(repo, tmp_path):
     sharded_params(repo)
     content = big_images(0, 120)
-    put(repo / "data" / "incoming", content)
-    sh(repo, "dvc", "repro")
-    commit(repo, "sharded")
-    sh(repo, "dvc", "push")
+    publish(repo, content, "sharded")
     names = [e["name"] for e in ImageStore(repo / "data" / "images").shards]
     assert len(names) >= 3
 

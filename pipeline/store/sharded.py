@@ -39,6 +39,7 @@ from .writer import (
     _fsync_dir,
     _merge_by_key,
     _write_locked,
+    prepare_items,
     store_items,
     writer_lock,
 )
@@ -164,28 +165,25 @@ class ShardedImageStore(ImageStore):
                 return entry["name"]
         return None
 
-    def get(self, key: str) -> bytes:
+    def _from_shards(self, key: str, read: Callable[[ImageStore, str], Any]) -> Any:
+        """`read(shard, key)` from the shard that holds `key`; KeyError if none does."""
         if not isinstance(key, str):
             raise KeyError(key)
         for store in self._candidates(key):
             try:
-                return store.get(key)
+                return read(store, key)
             except KeyError:
                 continue
         raise KeyError(key)
+
+    def get(self, key: str) -> bytes:
+        return self._from_shards(key, ImageStore.get)
 
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
         return [self.get(key) for key in keys]
 
     def record(self, key: str) -> Record:
-        if not isinstance(key, str):
-            raise KeyError(key)
-        for store in self._candidates(key):
-            try:
-                return store.record(key)
-            except KeyError:
-                continue
-        raise KeyError(key)
+        return self._from_shards(key, ImageStore.record)
 
     def info(self, key: str) -> ImageInfo:
         return self.record(key).info
@@ -347,23 +345,9 @@ def write_sharded(
                 base.close()
 
 
-def _prepare(items: Iterable[Item], removed: frozenset[str],
-             transform: Callable[[Record], Record] | None) -> Iterator[Item]:
-    for item in items:
-        if item.record.key in removed:
-            continue
-        if transform is not None:
-            record = transform(item.record)
-            if record.key != item.record.key or record.info != item.record.info:
-                raise StoreError(f"{record.key}: a transform may not change a record's "
-                                 "key or info")
-            item = Item(record, item.read, item.trusted)
-        yield item
-
-
 def _rewrite_all(folder, base, new_items, removed, shard_bytes, transform, on_item):
     existing = store_items(base) if base is not None else iter(())
-    everything = _prepare(_merge_by_key(existing, iter(new_items())), removed, transform)
+    everything = prepare_items(_merge_by_key(existing, iter(new_items())), removed, transform)
     entries = []
     for chunk in _chunks(everything, shard_bytes):
         entry = _write_shard(folder, lambda c=chunk: c, on_item)
@@ -398,12 +382,12 @@ def _append(folder, base, new_items, removed, touched, shard_bytes, transform, o
 
         def items(shard=shard, name=name):
             mine = (item for item in new_items() if holders.get(item.record.key) == name)
-            return _prepare(_merge_by_key(store_items(shard), mine), removed, transform)
+            return prepare_items(_merge_by_key(store_items(shard), mine), removed, transform)
         rewritten = _write_shard(folder, items, on_item)
         if rewritten is not None:
             entries.append(rewritten)
     fresh = (item for item in new_items() if item.record.key not in given_again)
-    for chunk in _chunks(_prepare(fresh, removed, transform), shard_bytes):
+    for chunk in _chunks(prepare_items(fresh, removed, transform), shard_bytes):
         entry = _write_shard(folder, lambda c=chunk: c, on_item)
         if entry is not None:
             entries.append(entry)

@@ -371,22 +371,30 @@ def rebuild(
 
         def merged() -> Iterator[Item]:
             existing = _store_items(old) if old is not None else iter(())
-            for item in _merge_by_key(existing, iter(new_items())):
-                if item.record.key in removed:
-                    continue
-                if transform is not None:
-                    record = transform(item.record)
-                    if record.key != item.record.key or record.info != item.record.info:
-                        raise StoreError(f"{record.key}: a transform may not change a "
-                                         "record's key or info")
-                    item = Item(record, item.read, item.trusted)
-                yield item
+            return prepare_items(_merge_by_key(existing, iter(new_items())), removed,
+                                 transform)
 
         try:
             return _write_locked(path, merged, on_item)
         finally:
             if old is not None and source is None:
                 old.close()
+
+
+def prepare_items(items: Iterable[Item], removed: Collection[str],
+                  transform: Callable[[Record], Record] | None) -> Iterator[Item]:
+    """Items minus the removed keys, each record passed through `transform` (which may
+    change anything but its key and info)."""
+    for item in items:
+        if item.record.key in removed:
+            continue
+        if transform is not None:
+            record = transform(item.record)
+            if record.key != item.record.key or record.info != item.record.info:
+                raise StoreError(f"{record.key}: a transform may not change a record's "
+                                 "key or info")
+            item = Item(record, item.read, item.trusted)
+        yield item
 
 
 def store_items(store: ImageStore) -> Iterator[Item]:
