@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from .manifest import read_manifest
+from .params import default_store
 from .samples import write_samples
 from .store import ImageStore
 
@@ -47,6 +48,13 @@ def _dvc(*args: str) -> list[str]:
     return [sys.executable, "-m", "dvc", *args]
 
 
+def _contents(path: Path) -> dict[str, bytes]:
+    """The bytes of a store: its one file, or every file of its folder."""
+    if path.is_file():
+        return {path.name: path.read_bytes()}
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if not p.name.startswith(".")}
+
+
 def run_demo(repo: Path, keep_clone: bool = False) -> None:
     repo = repo.resolve()
     if not (repo / "dvc.yaml").exists() or not (repo / ".git").exists():
@@ -59,23 +67,25 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
     _run(_dvc("repro"), repo, "dvc repro")
     _run(_dvc("push"), repo, "dvc push")
 
-    store_path = repo / "data" / "images.lmdb"
+    store_rel = default_store(repo / "params.yaml")  # data/images.lmdb, or data/images
+    store_path = repo / store_rel
     staged = [r for r in read_manifest(repo / "data" / "staged.jsonl")]
     clone = Path(tempfile.mkdtemp(prefix="image-store-demo-"))
     try:
         _run(["git", "clone", "--quiet", str(repo), str(clone)], repo, "git clone", quiet=True)
         # A teammate would `git pull` a commit holding dvc.lock; the demo commits nothing
         # in your repository, so it hands the clone the files such a commit would carry.
-        for rel in ("dvc.lock", "data/.gitignore", ".dvc/config", ".dvc/config.local"):
+        for rel in ("dvc.lock", "params.yaml", "data/.gitignore", ".dvc/config",
+                    ".dvc/config.local"):
             if (repo / rel).exists():
                 (clone / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(repo / rel, clone / rel)
-        _run(_dvc("pull", "data/images.lmdb"), clone, "dvc pull", quiet=True)
-        pulled = ImageStore(clone / "data" / "images.lmdb")
+        _run(_dvc("pull", store_rel), clone, "dvc pull", quiet=True)
+        pulled = ImageStore(clone / store_rel)
         mismatched = [r.key for r in staged
                       if r.key not in pulled
                       or pulled.get(r.key) != (incoming / r.key).read_bytes()]
-        same_file = (clone / "data" / "images.lmdb").read_bytes() == store_path.read_bytes()
+        same_file = _contents(clone / store_rel) == _contents(store_path)
         count = len(pulled)
         pulled.close()
     finally:
@@ -92,9 +102,10 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
     click.echo("")
     click.echo("demo: done.")
     click.echo(f"  packed   {header['count']} images ({header['total_bytes']:,} bytes) "
-               f"into data/images.lmdb")
+               f"into {store_rel}")
     click.echo("  rejected the broken samples, each with a reason: reports/ingest.json")
-    click.echo("  pushed   data/images.lmdb to the default DVC remote as one object")
+    click.echo(f"  pushed   {store_rel} to the default DVC remote"
+               + (" as one object" if store_path.is_file() else ", shard by shard"))
     click.echo(f"  pulled   it into a fresh clone: {len(staged)} of {len(staged)} images "
                f"byte-identical to the files in data/incoming/ ({count} in the store)")
     click.echo("Next: commit dvc.lock, data/.gitignore and reports/ so teammates can "
