@@ -300,3 +300,22 @@ def test_a_node_pulls_only_its_shards_and_trains_on_them(repo, tmp_path):
     with ImageStore(local) as shard:
         assert all(shard.get(k) == content[k] for k in shard)
     assert hashlib.sha256(local.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("layout, store, says", [
+    ("sharded", "data/images.lmdb", "pack.store must be a folder"),
+    ("single", "data/images", "must be a file ending in .lmdb"),
+    ("tiled", "data/images", "pack.layout must be one of single, sharded"),
+])
+def test_a_layout_that_does_not_match_its_store_is_a_one_line_error(workspace, layout, store,
+                                                                     says):
+    from conftest import stage
+
+    params = workspace / "params.yaml"
+    text = params.read_text().replace("layout: single ", f"layout: {layout} ")
+    params.write_text(text.replace("store: data/images.lmdb ", f"store: {store} "))
+    put(workspace / "data" / "incoming", {"a.png": make_image()})
+    stage("ingest")
+    result = stage("pack")
+    assert result.exit_code == 1 and says in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
