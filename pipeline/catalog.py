@@ -83,9 +83,6 @@ class CatalogDiff:
     changed: list[tuple[Record, Record]] = field(default_factory=list)  # bytes differ
     relabeled: list[tuple[Record, Record]] = field(default_factory=list)  # metadata only
 
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.relabeled)
-
     def to_json(self) -> dict[str, Any]:
         def entry(record: Record) -> dict[str, Any]:
             return {"key": record.key, "sha256": record.info.sha256, "size": record.info.size}
