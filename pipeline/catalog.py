@@ -20,6 +20,7 @@ from typing import Any
 
 from .manifest import read_manifest, write_manifest
 from .store import ImageStore, Record, ShardedImageStore
+from .store.format import digest_entry
 
 
 def catalog_parts(store: ImageStore) -> list[tuple[str, ImageStore, str]]:
@@ -69,7 +70,7 @@ def catalog_digest(lines: Iterable[Record]) -> tuple[int, str]:
     content = hashlib.sha256()
     count = 0
     for record in lines:
-        content.update(record.key.encode("utf-8") + b"\0" + record.encode() + b"\n")
+        content.update(digest_entry(record.key.encode("utf-8"), record.encode()))
         count += 1
     return count, content.hexdigest()
 

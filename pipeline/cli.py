@@ -45,7 +45,7 @@ def cli() -> None:
 
 
 store_option = click.option(
-    "--store", "store_path", default=lambda: default_store(), show_default="pack.store in "
+    "--store", "store_path", default=default_store, show_default="pack.store in "
     "params.yaml, else data/images.lmdb", type=click.Path(path_type=Path),
     help="The store: a .lmdb file, or a folder of shards.",
 )
@@ -116,7 +116,7 @@ def ls_command(store_path: Path, where: tuple[str, ...], labels: tuple[str, ...]
                                   ensure_ascii=False, sort_keys=True))
         else:
             label = record.metadata.get("label", "")
-            split = record.fields()["split"] or ""
+            split = record.effective_split or ""
             click.echo(f"{record.info.size}\t{record.info.format}\t{split}\t{label}\t"
                        f"{_printable(record.key)}")
         shown += 1
@@ -476,9 +476,9 @@ def _previous_store(store_path: Path) -> Path | None:
         outs = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]["pack"]["outs"]
     except (yaml.YAMLError, KeyError, TypeError):
         return None
-    stores = [o for o in outs if Path(o.get("path", "")) not in (Path("data/catalog"),)
-              and not str(o.get("path", "")).startswith("reports/")
-              and not str(o.get("path", "")).endswith(".jsonl")]
+    # pack's outputs: the store, the catalog folder and its report
+    stores = [o for o in outs if o.get("path") != "data/catalog"
+              and not str(o.get("path", "")).startswith("reports/")]
     for recorded in stores:
         path = Path(recorded["path"])
         if path != store_path and path.exists():

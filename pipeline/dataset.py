@@ -124,7 +124,7 @@ class ImageDataset:
             image = decode_image(data, None if self.decode is True else self.decode)
         if self.transform is not None:
             image = self.transform(image)
-        metadata: Any = {**record.metadata, "key": key, "split": record.fields()["split"]}
+        metadata: Any = {**record.metadata, "key": key, "split": record.effective_split}
         if self.target_transform is not None:
             metadata = self.target_transform(metadata)
         return image, metadata

@@ -20,6 +20,7 @@ import lmdb.verify as lmdb_verify
 from .catalog import catalog_digest, catalog_parts
 from .manifest import read_manifest
 from .store import ImageStore, ShardedImageStore, StoreError
+from .store.format import digest_entry
 from .store.sharded import shard_name
 
 
@@ -134,7 +135,7 @@ def _validate_file(store: ImageStore, progress=None, reset: bool = True) -> Vali
         for record in store.records():
             key = record.key
             result.records += 1
-            content.update(key.encode("utf-8") + b"\0" + record.encode() + b"\n")
+            content.update(digest_entry(key.encode("utf-8"), record.encode()))
             if not isinstance(record.metadata, dict):
                 result.fail(key, "metadata is not a JSON object")
                 continue

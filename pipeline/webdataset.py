@@ -83,7 +83,7 @@ def write_shards(store: ImageStore, records: Iterable[Record], out_dir: Path, *,
 
 
 def _metadata_json(record: Record) -> bytes:
-    meta = {**record.metadata, "key": record.key, "split": record.fields()["split"]}
+    meta = {**record.metadata, "key": record.key, "split": record.effective_split}
     return json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
 

@@ -131,14 +131,23 @@ class Record:
     def decode(cls, key: str, raw: bytes) -> Record:
         return cls.from_json(key, parse_json(raw))
 
+    @property
+    def effective_split(self) -> str | None:
+        """The split, also for a store written before splits: its metadata's, if any."""
+        return self.split if self.split is not None else self.metadata.get("split")
+
     def fields(self) -> dict[str, Any]:
         """A flat view for filters and training code: the user's metadata, then the
         store's own fields (key, split, format, width, height, size, sha256) over it."""
         info = self.info
-        split = self.split if self.split is not None else self.metadata.get("split")
-        return {**self.metadata, "key": self.key, "split": split,
+        return {**self.metadata, "key": self.key, "split": self.effective_split,
                 "format": info.format, "width": info.width, "height": info.height,
                 "size": info.size, "sha256": info.sha256}
+
+
+def digest_entry(raw_key: bytes, record_json: bytes) -> bytes:
+    """One record's part of the header's content digest (FORMAT.md): key, NUL, JSON, LF."""
+    return raw_key + b"\0" + record_json + b"\n"
 
 
 def make_header(count: int, total_bytes: int, content_digest: str) -> dict[str, Any]:

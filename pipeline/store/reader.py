@@ -194,9 +194,7 @@ class ImageStore:
         return {"path": self.path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path = state["path"]
-        self._opened = None
-        self._fast = None
+        self.__init__(state["path"])  # unopened, whichever layout this is
 
     def __repr__(self) -> str:
         return f"ImageStore({str(self.path)!r})"

@@ -99,21 +99,9 @@ class ShardedImageStore(ImageStore):
         self._index: dict[str, Any] | None = None
         self._stores: dict[str, ImageStore] = {}
 
-    # -- pickling and context: the same contract as ImageStore
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])
-
+    # Pickling and `with` come from ImageStore: only the path travels.
     def __repr__(self) -> str:
         return f"ImageStore({str(self.path)!r}, sharded)"
-
-    def __enter__(self) -> ShardedImageStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         for store in self._stores.values():
@@ -357,20 +345,21 @@ def _rewrite_all(folder, base, new_items, removed, shard_bytes, transform, on_it
 
 
 def _append(folder, base, new_items, removed, touched, shard_bytes, transform, on_item):
-    # Which shard holds each key that is changed or removed; everything else is new.
-    holders: dict[str, str] = {}
+    # One pass over the additions sorts them: items for keys a shard already holds
+    # (replaced, relabeled) go to that shard, in order; the rest are new. Only their
+    # records are kept, never bytes, and the additions are not read again for them.
+    again: dict[str, list[Item]] = {}  # shard name -> its changed items, key order
     given_again: set[str] = set()
     for item in new_items():
-        key = item.record.key
-        holder = base.holder(key)
+        holder = base.holder(item.record.key)
         if holder is not None:
-            holders[key] = holder
-            given_again.add(key)
+            again.setdefault(holder, []).append(item)
+            given_again.add(item.record.key)
+    affected = set(again)
     for key in removed | touched:
         holder = base.holder(key)
         if holder is not None:
-            holders[key] = holder
-    affected = set(holders.values())
+            affected.add(holder)
 
     entries = []
     for entry in base.shards:
@@ -378,11 +367,12 @@ def _append(folder, base, new_items, removed, touched, shard_bytes, transform, o
         if name not in affected:
             entries.append(entry)
             continue
-        shard = base.shard(name)
 
-        def items(shard=shard, name=name):
-            mine = (item for item in new_items() if holders.get(item.record.key) == name)
-            return prepare_items(_merge_by_key(store_items(shard), mine), removed, transform)
+        shard, mine = base.shard(name), again.get(name, [])
+
+        def items(shard=shard, mine=mine):
+            return prepare_items(_merge_by_key(store_items(shard), iter(mine)), removed,
+                                 transform)
         rewritten = _write_shard(folder, items, on_item)
         if rewritten is not None:
             entries.append(rewritten)

@@ -37,6 +37,7 @@ from .format import (
     Record,
     StoreError,
     canonical_json,
+    digest_entry,
     encode_key,
     make_header,
 )
@@ -235,7 +236,7 @@ def _build(
         previous = raw_key
         value = item.record.encode()
         keys_seen.update(raw_key + b"\0")
-        content.update(raw_key + b"\0" + value + b"\n")
+        content.update(digest_entry(raw_key, value))
         count += 1
         total += item.record.info.size
         batch.append((raw_key, value))
