@@ -146,11 +146,16 @@ def commit(root: Path, message: str) -> None:
     sh(root, "git", "commit", "-qm", message)
 
 
-def publish(root: Path, images: dict[str, bytes], message: str) -> None:
-    """A user's round: drop images in, `dvc repro`, commit, `dvc push`."""
+def packed(root: Path, images: dict[str, bytes], message: str) -> None:
+    """Drop images into data/incoming/, `dvc repro`, commit."""
     put(root / "data" / "incoming", images)
     sh(root, "dvc", "repro")
     commit(root, message)
+
+
+def publish(root: Path, images: dict[str, bytes], message: str) -> None:
+    """A user's round: drop images in, `dvc repro`, commit, `dvc push`."""
+    packed(root, images, message)
     sh(root, "dvc", "push")
 
 

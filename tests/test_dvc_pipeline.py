@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import batch, commit, lock_entry, make_image, md5, publish, put, sh, stored
+from conftest import batch, commit, lock_entry, make_image, md5, packed, publish, put, sh, stored
 
 
 def test_repro_push_and_a_teammates_pull_bring_the_same_bytes(repo, tmp_path):
@@ -30,9 +30,7 @@ def test_repro_push_and_a_teammates_pull_bring_the_same_bytes(repo, tmp_path):
 
 def test_a_second_batch_is_appended_and_metrics_diff_shows_it(repo):
     first = batch(0, 6)
-    put(repo / "data" / "incoming", first)
-    sh(repo, "dvc", "repro")
-    commit(repo, "first batch")
+    packed(repo, first, "first batch")
     shutil.rmtree(repo / "data" / "incoming" / "set0")  # packed images stay in the store
     second = batch(100, 4)
     put(repo / "data" / "incoming", second)
@@ -46,9 +44,7 @@ def test_a_second_batch_is_appended_and_metrics_diff_shows_it(repo):
 
 def test_a_conflict_fails_the_repro_and_changes_nothing(repo):
     images = batch(0, 4)
-    put(repo / "data" / "incoming", images)
-    sh(repo, "dvc", "repro")
-    commit(repo, "first batch")
+    packed(repo, images, "first batch")
     before = (md5(repo / "data" / "images.lmdb"), lock_entry(repo, "pack"))
     key = sorted(images)[0]
     put(repo / "data" / "incoming", {key: make_image("PNG", seed=999)})
@@ -62,9 +58,7 @@ def test_a_conflict_fails_the_repro_and_changes_nothing(repo):
 
 def test_a_removal_through_remove_txt(repo):
     images = batch(0, 5)
-    put(repo / "data" / "incoming", images)
-    sh(repo, "dvc", "repro")
-    commit(repo, "first batch")
+    packed(repo, images, "first batch")
     gone = sorted(images)[2]
     shutil.rmtree(repo / "data" / "incoming" / "set0")
     with open(repo / "data" / "remove.txt", "a") as removals:

@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.store import ImageStore
 
-from conftest import batch, build_store, commit, make_image, md5, put, sh
+from conftest import batch, build_store, make_image, md5, packed, put, sh
 
 AS_ROOT = os.geteuid() == 0
 # As root, file permissions stop nothing. Dropping the two capabilities that bypass
@@ -240,9 +240,7 @@ def test_readers_and_a_second_pack_while_pack_publishes(workspace):
 @pytest.mark.parametrize("cache_type", ["copy", "hardlink", "symlink"])
 def test_packing_never_changes_an_object_in_dvcs_cache(repo, cache_type):
     sh(repo, "dvc", "config", "cache.type", cache_type)
-    put(repo / "data" / "incoming", batch(0, 20))
-    sh(repo, "dvc", "repro")
-    commit(repo, "first batch")
+    packed(repo, batch(0, 20), "first batch")
     if cache_type != "copy":
         assert (repo / "data" / "images.lmdb").is_symlink() == (cache_type == "symlink")
     put(repo / "data" / "incoming", batch(100, 20))

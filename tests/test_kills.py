@@ -18,7 +18,7 @@ import pytest
 from pipeline.store import ImageStore
 from pipeline.validate import validate_store
 
-from conftest import commit, env, make_image, md5, put, sh
+from conftest import env, make_image, md5, packed, put, sh
 
 KILLS = 20
 # With DVC's default cache type (reflink,copy) a kill while DVC commits the output can
@@ -84,9 +84,7 @@ def _recover(repo: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
 @pytest.mark.slow
 def test_killing_dvc_repro_during_pack_never_loses_the_store(repo):
     store = repo / "data" / "images.lmdb"
-    put(repo / "data" / "incoming", _images(0, 300))
-    sh(repo, "dvc", "repro")
-    commit(repo, "first version")
+    packed(repo, _images(0, 300), "first version")
     previous = (store.read_bytes(), (repo / "dvc.lock").read_text())
     previous_md5 = md5(store)
 
@@ -149,9 +147,7 @@ def test_killing_a_sharded_pack_leaves_a_whole_version(repo, tmp_path):
 
     sharded_params(repo)
     folder = repo / "data" / "images"
-    put(repo / "data" / "incoming", _images(0, 300))
-    sh(repo, "dvc", "repro")
-    commit(repo, "first version, sharded")
+    packed(repo, _images(0, 300), "first version, sharded")
     saved = tmp_path / "saved"
     shutil.copytree(folder, saved)
     lock_text = (repo / "dvc.lock").read_text()

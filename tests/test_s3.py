@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.store import ImageStore
 
-from conftest import big_images, commit, put, sh, sharded_params
+from conftest import big_images, packed, sh, sharded_params
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_DEFAULT_REGION": "us-east-1"}
@@ -56,9 +56,7 @@ def test_push_to_s3_and_a_fresh_clone_pulls_from_it(repo, tmp_path, s3_server, l
     if layout == "sharded":
         sharded_params(repo)
     content = big_images(0, 80)
-    put(repo / "data" / "incoming", content)
-    sh(repo, "dvc", "repro")
-    commit(repo, f"dataset on S3, {layout}")
+    packed(repo, content, f"dataset on S3, {layout}")
     sh(repo, "dvc", "push")
     listed = client.list_objects_v2(Bucket="datasets", Prefix="image-store/")
     keys = [obj["Key"] for obj in listed.get("Contents", [])]
