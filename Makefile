@@ -2,36 +2,43 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup setup-test test lint demo bench clean
 
-setup: $(STAMP)
+# The runtime: the library and the pipeline's tools (what `make demo` needs).
+setup: $(VENV)/.installed-pipeline
+# ...plus what the tests and lint need (torch, moto, dvc-s3, webdataset, mypy, ...).
+setup-test: $(VENV)/.installed-test
 
 # Re-install whenever the project's dependencies change.
-$(STAMP): pyproject.toml constraints.txt
+$(VENV)/.installed-%: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$*]'
 	touch $@
 
-# pytest exits 5 when it collected nothing: say so instead of passing on nothing.
-test: $(STAMP)
+# Lint first, then the tests. pytest exits 5 when it collected nothing: say so instead
+# of passing on nothing.
+test: lint
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
-# dvc.yaml runs `python -m pipeline ...`: the venv's python must come first on PATH.
-demo: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline demo
+# Style, formatting, types, and what each part of the library may import.
+lint: setup-test
+	$(BIN)/ruff check imageshelf pipeline tests benchmarks
+	$(BIN)/ruff format --check imageshelf pipeline tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# dvc.yaml runs `python pipeline/<stage>.py`: the venv's python must come first on PATH.
+demo: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m imageshelf demo
 
 # Side-by-side timings; writes benchmarks/results.md. IMAGES=2000 for a quick look.
 IMAGES ?= 20000
-bench: $(STAMP)
+bench: setup-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py --images $(IMAGES)
 
-lint: $(STAMP)
-	$(BIN)/ruff check pipeline tests benchmarks
-
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

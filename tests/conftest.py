@@ -17,8 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.images import describe
-from pipeline.store import ImageStore, Item, rebuild
+from imageshelf.images import describe
+from imageshelf.store import ImageStore
+from imageshelf.store.writer import Item, rebuild
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif",
@@ -82,11 +83,43 @@ def put(folder: Path, files: Mapping[str, bytes | str]) -> None:
         path.write_bytes(data)
 
 
+STAGES = ("ingest", "pack", "validate", "stats")
+
+
+def command_line(*args: str) -> list[str]:
+    """How a user runs a stage (`python pipeline/pack.py`, as dvc.yaml does) or a tool
+    (`python -m imageshelf ls`)."""
+    if args[0] in STAGES:
+        return [sys.executable, str(PROJECT / "pipeline" / f"{args[0]}.py"), *args[1:]]
+    return [sys.executable, "-m", "imageshelf", *args]
+
+
+_scripts: dict[str, Any] = {}
+
+
+def stage_script(name: str) -> Any:
+    """The click command of pipeline/NAME.py, loaded from its file as DVC would run it."""
+    if name not in _scripts:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(f"pipeline_{name}",
+                                                      PROJECT / "pipeline" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _scripts[name] = getattr(module, name)
+    return _scripts[name]
+
+
 def stage(*args: str):
-    """Run a pipeline command the way dvc.yaml does, in the current folder."""
+    """Run a stage script (ingest, pack, validate, stats) or a tool (ls, export, ...)
+    in the current folder, in this process."""
     from click.testing import CliRunner
 
-    from pipeline.cli import cli
+    from imageshelf.cli import cli
+
+    if args[0] in STAGES:
+        return CliRunner().invoke(stage_script(args[0]), list(args[1:]), catch_exceptions=False)
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
@@ -126,8 +159,8 @@ def repo(tmp_path) -> Path:
     for rel in SKELETON:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT / rel, root / rel)
-    shutil.copytree(PROJECT / "pipeline", root / "pipeline",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for code in ("pipeline", "imageshelf"):
+        shutil.copytree(PROJECT / code, root / code, ignore=shutil.ignore_patterns("__pycache__"))
     sh(root, "git", "init", "-q", "-b", "main")
     sh(root, "dvc", "remote", "modify", "local", "url", str(tmp_path / "remote"))
     sh(root, "git", "add", "-A")

@@ -1,16 +1,15 @@
-"""`python -m pipeline ls` and `export`, as a user runs them."""
+"""`imageshelf ls` and `export`, as a user runs them."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import lmdb
 from click.testing import CliRunner
 
-from pipeline.cli import cli
+from imageshelf.cli import cli
 
-from conftest import build_store, make_image
+from conftest import build_store, command_line, make_image, stage
 
 
 def run(*args: str):
@@ -83,7 +82,7 @@ def test_export_refuses_keys_that_would_escape_the_folder(tmp_path):
 
 def test_a_missing_store_is_one_line_not_a_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "ls", "--store", str(tmp_path / "none.lmdb")],
+        command_line("ls", "--store", str(tmp_path / "none.lmdb")),
         capture_output=True, text=True,
     )
     assert result.returncode == 1
@@ -93,7 +92,11 @@ def test_a_missing_store_is_one_line_not_a_traceback(tmp_path):
 
 
 def test_every_command_explains_itself():
-    for args in ([], ["ingest"], ["pack"], ["validate"], ["stats"], ["ls"], ["export"],
-                 ["demo"]):
+    for args in ([], ["ls"], ["export"], ["diff"], ["shards"], ["compact"], ["demo"]):
         result = run(*args, "--help")
-        assert result.exit_code == 0 and len(result.stdout.splitlines()) > 4
+        assert result.exit_code == 0 and len(result.stdout.splitlines()) > 4, args
+        assert result.stdout.startswith("Usage: cli " + " ".join(args)), result.stdout
+    for name in ("ingest", "pack", "validate", "stats"):  # the stage scripts
+        result = stage(name, "--help")
+        assert result.exit_code == 0 and len(result.stdout.splitlines()) > 4, name
+        assert "--params" in result.stdout or "--store" in result.stdout

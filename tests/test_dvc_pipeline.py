@@ -5,7 +5,19 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import batch, commit, lock_entry, make_image, md5, packed, publish, put, sh, stored
+from conftest import (
+    batch,
+    command_line,
+    commit,
+    lock_entry,
+    make_image,
+    md5,
+    packed,
+    publish,
+    put,
+    sh,
+    stored,
+)
 
 
 def test_repro_push_and_a_teammates_pull_bring_the_same_bytes(repo, tmp_path):
@@ -87,8 +99,6 @@ def test_packing_without_pulling_the_store_first_is_refused(repo, tmp_path):
 
 
 def test_diff_between_revisions_reads_catalogs_not_images(repo, tmp_path):
-    import sys
-
     images = batch(0, 6)
     keys = sorted(images)
     labels = "file,label\n" + "".join(f"{k},old\n" for k in keys)
@@ -113,7 +123,7 @@ def test_diff_between_revisions_reads_catalogs_not_images(repo, tmp_path):
 
     teammate = tmp_path / "teammate"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
-    out = sh(teammate, sys.executable, "-m", "pipeline", "diff", "HEAD~1", "HEAD", "--json")
+    out = sh(teammate, *command_line("diff", "HEAD~1", "HEAD", "--json"))
     diff = json.loads(out.stdout)
     assert [e["key"] for e in diff["added"]] == sorted(added)
     assert [e["key"] for e in diff["removed"]] == [keys[0]]
@@ -126,11 +136,11 @@ def test_diff_between_revisions_reads_catalogs_not_images(repo, tmp_path):
                  if p.is_file())
     assert cached < (repo / "data" / "images.lmdb").stat().st_size / 4
 
-    text = sh(teammate, sys.executable, "-m", "pipeline", "diff", "HEAD~1", "HEAD")
+    text = sh(teammate, *command_line("diff", "HEAD~1", "HEAD"))
     assert f"relabeled\t{keys[2]}\tlabel: \"old\" -> \"new\"" in text.stdout
     assert "2 added, 1 removed, 1 changed, 1 relabeled" in text.stderr
-    first = sh(teammate, sys.executable, "-m", "pipeline", "diff", "HEAD~2", "HEAD~1")
+    first = sh(teammate, *command_line("diff", "HEAD~2", "HEAD~1"))
     assert "6 added, 0 removed" in first.stderr and "empty store" in first.stderr
-    bad = sh(teammate, sys.executable, "-m", "pipeline", "diff", "nosuchrev", check=False)
+    bad = sh(teammate, *command_line("diff", "nosuchrev"), check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1 and "nosuchrev" in bad.stderr

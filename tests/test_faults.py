@@ -12,15 +12,14 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from pipeline.store import ImageStore
+from imageshelf.store import ImageStore
 
-from conftest import batch, build_store, make_image, md5, packed, put, sh
+from conftest import batch, build_store, command_line, make_image, md5, packed, put, sh
 
 AS_ROOT = os.geteuid() == 0
 # As root, file permissions stop nothing. Dropping the two capabilities that bypass
@@ -30,7 +29,7 @@ WITHOUT_ROOT_POWERS = (["setpriv", "--bounding-set", "-dac_override,-dac_read_se
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*WITHOUT_ROOT_POWERS, sys.executable, "-m", "pipeline", *args],
+    return subprocess.run([*WITHOUT_ROOT_POWERS, *command_line(*args)],
                           cwd=cwd, text=True, capture_output=True)
 
 
@@ -180,8 +179,8 @@ def _reader(path: str, versions: dict[str, int], stop, errors) -> int:
         try:
             with ImageStore(path) as store:
                 header = store.header
-                if versions.get(header["content_digest"], len(store)) != len(store):
-                    errors.put(f"a mixed version: {header['count']} images")
+                if versions.get(header.content_digest, len(store)) != len(store):
+                    errors.put(f"a mixed version: {header.count} images")
                 keys = store.keys()
                 if len(keys) not in versions.values():
                     errors.put(f"{len(keys)} keys: neither the old nor the new store")
@@ -207,11 +206,11 @@ def test_readers_and_a_second_pack_while_pack_publishes(workspace):
     context = multiprocessing.get_context("spawn")
     manager = context.Manager()
     errors, stop = manager.Queue(), manager.Event()
-    versions = manager.dict({old["content_digest"]: 300, "new": 1800})
+    versions = manager.dict({old.content_digest: 300, "new": 1800})
     with context.Pool(8) as pool:
         pending = pool.starmap_async(_reader, [(str(store_path), versions, stop, errors)] * 8)
         time.sleep(1.0)  # readers are reading the old version
-        packing = subprocess.Popen([sys.executable, "-m", "pipeline", "pack"], cwd=workspace,
+        packing = subprocess.Popen(command_line("pack"), cwd=workspace,
                                    text=True, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
         while not list((workspace / "data").glob(".images.lmdb.tmp-*")):
             assert packing.poll() is None, packing.stderr.read()
@@ -230,7 +229,7 @@ def test_readers_and_a_second_pack_while_pack_publishes(workspace):
     assert second.returncode == 1
     assert second.stderr.strip() == (f"Error: another process (pid {packing.pid}) is writing "
                                      "data/images.lmdb; wait for it to finish")
-    assert ImageStore(store_path).header["count"] == 1800  # nothing lost to the second pack
+    assert ImageStore(store_path).header.count == 1800  # nothing lost to the second pack
     found = []
     while not errors.empty():
         found.append(errors.get())

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from pipeline.images import NotAnImageError, describe, probe
+from imageshelf.images import NotAnImageError, describe, probe
 
 from conftest import FORMATS, make_image
 

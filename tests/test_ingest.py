@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.manifest import read_manifest
+from imageshelf.manifest import read_manifest
 
 from conftest import make_image, put, report, stage
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.store import ImageStore
-from pipeline.validate import validate_store
+from imageshelf.stages.validate import validate_store
+from imageshelf.store import ImageStore
 
 from conftest import env, make_image, md5, packed, put, sh
 
@@ -151,7 +151,7 @@ def test_killing_a_sharded_pack_leaves_a_whole_version(repo, tmp_path):
     saved = tmp_path / "saved"
     shutil.copytree(folder, saved)
     lock_text = (repo / "dvc.lock").read_text()
-    previous = ImageStore(folder).header["content_digest"]
+    previous = ImageStore(folder).header.content_digest
 
     def temps() -> list[Path]:
         return list(folder.glob(".*.tmp-*"))
@@ -171,7 +171,7 @@ def test_killing_a_sharded_pack_leaves_a_whole_version(repo, tmp_path):
         time.sleep(0.001)
     window = time.monotonic() - started
     assert proc.wait() == 0
-    complete = ImageStore(folder).header["content_digest"]
+    complete = ImageStore(folder).header.content_digest
 
     rng = random.Random(11)
     for trial in range(SHARDED_KILLS):
@@ -183,7 +183,7 @@ def test_killing_a_sharded_pack_leaves_a_whole_version(repo, tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         with ImageStore(folder) as survivor:
-            digest = survivor.header["content_digest"]
+            digest = survivor.header.content_digest
             assert digest in (previous, complete), f"trial {trial}: a third version"
             # A shard written but never published may be left over: reported, and removed
             # by the next pack. The version itself is whole.
@@ -193,5 +193,5 @@ def test_killing_a_sharded_pack_leaves_a_whole_version(repo, tmp_path):
             assert len(survivor) == (300 if digest == previous else 1800)
         recovery, _remedies = _recover(repo)
         assert recovery.returncode == 0, recovery.stderr
-        assert ImageStore(folder).header["content_digest"] == complete
+        assert ImageStore(folder).header.content_digest == complete
         assert temps() == [], f"trial {trial}: temp files left behind"

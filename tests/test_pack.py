@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.store import ImageStore
+from imageshelf.store import ImageStore
 
 from conftest import make_image, md5, put, report, stage
 

@@ -21,7 +21,7 @@ def test_the_training_example_runs_as_written(tmp_path):
     import subprocess
     import sys
 
-    from conftest import make_image, put
+    from conftest import command_line, make_image, put
 
     section = (PROJECT / "README.md").read_text().split("## Training with the store", 1)[1]
     example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
@@ -30,9 +30,8 @@ def test_the_training_example_runs_as_written(tmp_path):
     files["labels.csv"] = "file,label\n" + "".join(f"{k},{k.split('/')[0]}\n" for k in files)
     put(tmp_path / "data" / "incoming", files)
     (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
-    run = [sys.executable, "-m", "pipeline"]
     for command in ("ingest", "pack"):
-        subprocess.run([*run, command], cwd=tmp_path, check=True, capture_output=True)
+        subprocess.run(command_line(command), cwd=tmp_path, check=True, capture_output=True)
     (tmp_path / "example.py").write_text(example)
     result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, text=True,
                             capture_output=True, timeout=300,

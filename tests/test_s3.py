@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from pipeline.store import ImageStore
+from imageshelf.store import ImageStore
 
 from conftest import big_images, packed, sh, sharded_params
 

@@ -16,16 +16,10 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from pipeline.images import describe
-from pipeline.store import (
-    ConcurrentWriteError,
-    ImageStore,
-    InvalidKeyError,
-    Item,
-    StoreError,
-    UnsupportedVersionError,
-    rebuild,
-)
+from imageshelf.images import describe
+from imageshelf.store import ImageStore, InvalidKeyError, StoreError, UnsupportedVersionError
+from imageshelf.store.lock import ConcurrentWriteError
+from imageshelf.store.writer import Item, rebuild
 
 from conftest import FORMATS, build_store, items_for, make_image, md5
 
@@ -47,8 +41,8 @@ def test_every_format_comes_back_byte_identical(tmp_path, six_formats):
     assert store.get_many(list(reversed(store.keys()))) == [
         six_formats[k] for k in reversed(store.keys())
     ]
-    assert store.header["count"] == len(FORMATS)
-    assert store.header["total_bytes"] == sum(map(len, six_formats.values()))
+    assert store.header.count == len(FORMATS)
+    assert store.header.total_bytes == sum(map(len, six_formats.values()))
 
 
 def test_same_records_in_any_order_and_batching_give_the_same_file(tmp_path):
@@ -118,8 +112,8 @@ KILLED_WRITER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
     from conftest import make_image
-    from pipeline.images import describe
-    from pipeline.store import Item, rebuild
+    from imageshelf.images import describe
+    from imageshelf.store.writer import Item, rebuild
 
     def slow(data):
         time.sleep(0.01)
@@ -161,7 +155,7 @@ def test_a_killed_write_leaves_the_previous_store_and_the_next_write_cleans_up(
 
 HOLD_LOCK = textwrap.dedent("""
     import sys, time
-    from pipeline.store import writer_lock
+    from imageshelf.store.writer import writer_lock
     with writer_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(60)
@@ -245,7 +239,7 @@ def test_pickles_without_its_open_environment(tmp_path, six_formats):
     store = ImageStore(build_store(tmp_path / "s.lmdb", six_formats))
     store.keys()
     clone = pickle.loads(pickle.dumps(store))
-    assert clone.path == store.path and clone._opened is None
+    assert clone.path == store.path and clone._parts is None  # nothing open travels
     assert _read_all(clone) == six_formats
 
 

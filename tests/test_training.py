@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from pipeline.dataset import ImageDataset, collate
-from pipeline.query import QueryError, compile_where, select
-from pipeline.splits import assign_split
-from pipeline.store import ImageStore, Item, Record, rebuild
+from imageshelf.dataset import ImageDataset, collate
+from imageshelf.query import QueryError, compile_where, select
+from imageshelf.splits import assign_split
+from imageshelf.store import ImageStore, Record
+from imageshelf.store.writer import Item, rebuild
 
 from conftest import build_store, make_image, put, stage
 
@@ -104,12 +105,12 @@ def flowers(tmp_path) -> ImageStore:
 
 
 def _described(images, meta):
-    from pipeline.images import describe
+    from imageshelf.images import describe
     return [(describe(k, v, meta[k]), lambda v=v: v) for k, v in images.items()]
 
 
 def _with(record: Record, ratios) -> Record:
-    from pipeline.splits import with_split
+    from imageshelf.splits import with_split
     return with_split(record, ratios)
 
 
@@ -185,7 +186,7 @@ def test_filtering_100000_records_reads_no_image_bytes(tmp_path):
 def _info(data: bytes):
     import hashlib
 
-    from pipeline.store import ImageInfo
+    from imageshelf.store import ImageInfo
     return ImageInfo(hashlib.sha256(data).hexdigest(), len(data), "jpeg", 1, 1)
 
 
@@ -321,8 +322,8 @@ def test_the_core_never_imports_torch(flowers):
 
     code = (
         "import sys\n"
-        "import pipeline.cli, pipeline.dataset, pipeline.query, pipeline.webdataset\n"
-        "from pipeline.dataset import ImageDataset, collate\n"
+        "import imageshelf.cli, imageshelf.dataset, imageshelf.query, imageshelf.export\n"
+        "from imageshelf.dataset import ImageDataset, collate\n"
         f"ds = ImageDataset({str(flowers.path)!r}, decode='RGB', split='train')\n"
         "images, metas = collate([ds[0], ds[1]])\n"
         "assert len(images) == 2 and metas[0]['split'] == 'train'\n"

@@ -1,9 +1,11 @@
-"""Read an image store: read-only, lock-free, lazily opened in each process."""
+"""Read one store file: read-only, lock-free, lazily opened in each process.
+
+A store (reader.py) is one such file in the single layout, or a folder of them.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import weakref
@@ -20,10 +22,10 @@ from .format import (
     DB_RECORDS,
     HEADER_KEY,
     MAX_KEY_BYTES,
+    Header,
     ImageInfo,
     Record,
     StoreError,
-    check_header,
 )
 
 
@@ -37,7 +39,7 @@ def _physical_memory() -> int:
 class _OpenStore:
     """One open LMDB environment for one store file, shared within a process.
 
-    py-lmdb refuses to open the same file twice in one process, so every ImageStore on
+    py-lmdb refuses to open the same file twice in one process, so every StoreFile on
     the same file shares one of these.
     """
 
@@ -64,8 +66,7 @@ class _OpenStore:
                 raw = txn.get(HEADER_KEY, db=self.db_meta)
             if raw is None:
                 raise StoreError(f"{path}: not an image store (no header record)")
-            self.header: dict[str, Any] = json.loads(raw)
-            check_header(self.header, path)
+            self.header = Header.decode(raw, path)
         except lmdb.Error as exc:
             self.env.close()
             raise StoreError(f"{path}: not an image store: {exc}") from None
@@ -158,25 +159,14 @@ def _forget_inherited_stores() -> None:
 os.register_at_fork(after_in_child=_forget_inherited_stores)
 
 
-class ImageStore:
+class StoreFile:
     """Read images and their metadata from one store file by key.
 
     Opens lazily, read-only and without a lock file, once per process: safe to create
     before `fork`, to pickle into `spawn`ed workers, and to use on read-only files.
-    A store is a snapshot: if the file is replaced, this object keeps reading the
-    version it opened; create a new ImageStore to see the new one.
-
-    Given a folder, it opens the sharded layout (sharded.py) with the same methods.
+    A file is a snapshot: if it is replaced, this object keeps reading the version it
+    opened.
     """
-
-    layout = "single"
-
-    def __new__(cls, path: str | os.PathLike[str] | None = None, *args: Any, **kwargs: Any):
-        if cls is ImageStore and path is not None and os.path.isdir(path):
-            from .sharded import ShardedImageStore
-
-            return super().__new__(ShardedImageStore)
-        return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -194,29 +184,23 @@ class ImageStore:
         return {"path": self.path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])  # unopened, whichever layout this is
+        self.__init__(state["path"])  # type: ignore[misc]  # unopened
 
     def __repr__(self) -> str:
-        return f"ImageStore({str(self.path)!r})"
-
-    def __enter__(self) -> ImageStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return f"StoreFile({str(self.path)!r})"
 
     def close(self) -> None:
-        """Drop this object's handle; the file closes when no ImageStore uses it."""
+        """Drop this object's handle; the file closes when no StoreFile uses it."""
         self._opened = None
         self._fast = None
 
     @property
-    def header(self) -> dict[str, Any]:
-        """The store's header: format, version, hash, count, total_bytes, content_digest."""
-        return dict(self._store().header)
+    def header(self) -> Header:
+        """The file's header: format, version, hash, count, total_bytes, content_digest."""
+        return self._store().header
 
     def __len__(self) -> int:
-        return int(self._store().header["count"])
+        return self._store().header.count
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
@@ -240,8 +224,7 @@ class ImageStore:
         # The hot path of training: a bound txn.get, checked by two integer compares.
         fast = self._fast
         if fast is None or fast[0] != _fork_generation or fast[1] != get_ident():
-            self._store()
-            fast = self._fast = (_fork_generation, get_ident(), self._opened.txn().get)
+            fast = self._fast = (_fork_generation, get_ident(), self._store().txn().get)
         try:
             data = fast[2](key.encode("utf-8"))
         except (lmdb.BadValsizeError, UnicodeEncodeError, AttributeError):

@@ -1,13 +1,17 @@
 """The image store: original image bytes and their metadata in one LMDB file, or in a
-folder of such files (the sharded layout).
+folder of such files (the sharded layout). The format is docs/FORMAT.md.
 
-Knows nothing of DVC, click or the pipeline. The format is described in docs/FORMAT.md.
+This package knows nothing of DVC, click, Pillow or the pipeline. Importing it loads
+the reading side only (lmdb, orjson and the standard library); writing lives in
+`imageshelf.store.writer`, which also takes the writer's lock.
 """
 
+from .file import StoreFile
 from .format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MAX_KEY_BYTES,
+    Header,
     ImageInfo,
     InvalidKeyError,
     Record,
@@ -15,26 +19,22 @@ from .format import (
     UnsupportedVersionError,
     encode_key,
 )
-from .reader import ImageStore
-from .sharded import ShardedImageStore, write_sharded
-from .writer import ConcurrentWriteError, Item, rebuild, write_store, writer_lock
+from .index import Part
+from .reader import ImageStore, Layout
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "MAX_KEY_BYTES",
-    "ConcurrentWriteError",
+    "Header",
     "ImageInfo",
     "ImageStore",
-    "ShardedImageStore",
     "InvalidKeyError",
-    "Item",
+    "Layout",
+    "Part",
     "Record",
     "StoreError",
+    "StoreFile",
     "UnsupportedVersionError",
     "encode_key",
-    "rebuild",
-    "write_sharded",
-    "write_store",
-    "writer_lock",
 ]

@@ -1,10 +1,10 @@
 """The catalog: every record of the store (no image bytes), one JSON line per image.
 
 Pack writes it beside the store, in data/catalog/, and DVC versions it with the store, so
-two versions of the dataset can be compared (`python -m pipeline diff`) by fetching small
-files instead of whole stores: one file for a single-file store, one per shard for a
-sharded one. Lines are sorted by key and canonical, so the same store always gives the
-same catalog, byte for byte.
+two versions of the dataset can be compared (`imageshelf diff`) by fetching small files
+instead of whole stores: one file per part of the store (one for a single file, one per
+shard), named after the part. Lines are sorted by key and canonical, so the same store
+always gives the same catalog, byte for byte.
 """
 
 from __future__ import annotations
@@ -13,51 +13,57 @@ import filecmp
 import hashlib
 import heapq
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .manifest import read_manifest, write_manifest
-from .store import ImageStore, Record, ShardedImageStore
+from .atomic import publish, temporary
+from .errors import ShelfError
+from .manifest import encode_line, parse_records, read_manifest
+from .store import ImageStore, Part, Record, StoreFile
 from .store.format import digest_entry
 
+CATALOG = "data/catalog"
 
-def catalog_parts(store: ImageStore) -> list[tuple[str, ImageStore, str]]:
-    """(catalog file name, store or shard it lists, that one's content digest).
 
-    A single-file store has one catalog file, named after it; a sharded store one per
-    shard, named after the shard, so adding a shard adds a catalog file and changes none.
-    """
-    if isinstance(store, ShardedImageStore):
-        return [(Path(entry["name"]).stem + ".jsonl", store.shard(entry["name"]),
-                 entry["content_digest"]) for entry in store.shards]
-    return [(store.path.stem + ".jsonl", store, store.header["content_digest"])]
+class CatalogError(ShelfError):
+    """A catalog that cannot be read, here or at a git revision."""
+
+
+def catalog_name(part: Part) -> str:
+    """The catalog file of a part: `images.jsonl` for `images.lmdb`, `shard-....jsonl`
+    for a shard, so adding a shard adds a catalog file and changes none."""
+    return Path(part.name).stem + ".jsonl"
+
+
+def catalog_parts(store: ImageStore) -> list[tuple[str, Part, StoreFile]]:
+    """(catalog file name, the part it lists, that part's reader), for every part."""
+    return [(catalog_name(part), part, store.part(part.name)) for part in store.parts]
 
 
 def write_catalog(store: ImageStore, folder: Path) -> bool:
     """Bring the catalog folder in line with the store; True if anything changed.
 
     Each file is written beside, then renamed into place, and only when its content
-    differs; files of shards that are gone are removed.
+    differs; files of parts that are gone are removed.
     """
     folder.mkdir(parents=True, exist_ok=True)
     changed = False
     wanted = set()
-    for name, part, _digest in catalog_parts(store):
+    for name, part, file in catalog_parts(store):
         wanted.add(name)
         path = folder / name
-        if name.startswith("shard-") and path.exists():
+        if part.named_by_content and path.exists():
             continue  # named by the shard's content: already exactly this
-        temp = folder / f".{name}.tmp-{os.getpid()}"
-        try:
-            write_manifest(temp, part.records())
+        with temporary(path) as temp:
+            with open(temp, "wb") as out:
+                for record in file.records():
+                    out.write(encode_line(record))
             if path.exists() and filecmp.cmp(temp, path, shallow=False):
                 continue
-            os.replace(temp, path)
+            publish(temp, path, durable=False)
             changed = True
-        finally:
-            temp.unlink(missing_ok=True)
     for old in folder.glob("*.jsonl"):
         if old.name not in wanted:
             old.unlink()
@@ -132,12 +138,11 @@ def diff_catalogs(old: Iterable[Record], new: Iterable[Record]) -> CatalogDiff:
     return result
 
 
-
 class CatalogFolder:
     """The files of a catalog folder (in the workspace or at a git revision), read only
     when asked: a diff never reads the shards' catalogs that both versions share."""
 
-    def __init__(self, names: dict[str, None], read) -> None:
+    def __init__(self, names: Iterable[str], read: Callable[[str], list[Record]]) -> None:
         self.names = set(names)
         self.read = read
 
@@ -145,7 +150,47 @@ class CatalogFolder:
     def local(cls, folder: Path) -> CatalogFolder:
         def read(name: str) -> list[Record]:
             return list(read_manifest(folder / name))
-        return cls({p.name: None for p in folder.glob("*.jsonl")}, read)
+
+        return cls((p.name for p in folder.glob("*.jsonl")), read)
+
+
+def catalog_at(rev: str | None, folder: str | os.PathLike[str] = CATALOG,
+               repo: str | os.PathLike[str] = ".") -> CatalogFolder:
+    """The catalog folder as it was at git revision `rev` (None: as it is now in the
+    workspace), read through DVC from its cache or remote, file by file on demand. A
+    revision without a catalog had no store yet: no files (its `names` are empty)."""
+    folder = Path(folder)
+    if rev is None:
+        if not folder.is_dir():
+            raise CatalogError(f"{folder}: no catalog in the workspace; run `dvc repro` "
+                               "(or `dvc pull`) first")
+        return CatalogFolder.local(folder)
+    from dvc.api import DVCFileSystem  # only diff needs DVC, and only here
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
+
+    def failed(exc: Exception) -> CatalogError:
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        return CatalogError(f"cannot read {folder} at {rev}: {reason}")
+
+    try:
+        fs = DVCFileSystem(str(repo), rev=rev)
+        names = []
+        if fs.isdir(str(folder)):
+            names = [Path(entry).name for entry in fs.ls(str(folder), detail=False)
+                     if str(entry).endswith(".jsonl")]
+    except (DvcException, SCMError, OSError) as exc:
+        raise failed(exc) from None
+
+    def read(name: str) -> list[Record]:
+        try:
+            with fs.open(f"{folder}/{name}", mode="r", encoding="utf-8") as lines:
+                return list(parse_records(lines))
+        except (DvcException, SCMError, OSError) as exc:
+            raise failed(exc) from None
+
+    return CatalogFolder(names, read)
 
 
 def diff_catalog_folders(old: CatalogFolder, new: CatalogFolder) -> CatalogDiff:
@@ -157,4 +202,5 @@ def diff_catalog_folders(old: CatalogFolder, new: CatalogFolder) -> CatalogDiff:
     def records(folder: CatalogFolder) -> list[Record]:
         streams = [folder.read(name) for name in sorted(folder.names - shared)]
         return list(heapq.merge(*streams, key=lambda record: record.key))
+
     return diff_catalogs(records(old), records(new))

@@ -16,18 +16,19 @@ from pathlib import Path
 
 import click
 
+from .errors import ShelfError
 from .manifest import read_manifest
 from .params import default_store
 from .samples import write_samples
 from .store import ImageStore
 
 
-class DemoError(click.ClickException):
+class DemoError(ShelfError):
     pass
 
 
 def _env() -> dict[str, str]:
-    # dvc.yaml runs `python -m pipeline ...`: make `python` this environment's.
+    # dvc.yaml runs `python pipeline/<stage>.py`: make `python` this environment's.
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
@@ -97,11 +98,10 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
         raise DemoError(f"the pulled store differs: {len(mismatched)} image(s) not "
                         f"byte-identical, e.g. {mismatched[:3]}")
 
-    store = ImageStore(store_path)
-    header = store.header
+    header = ImageStore(store_path).header
     click.echo("")
     click.echo("demo: done.")
-    click.echo(f"  packed   {header['count']} images ({header['total_bytes']:,} bytes) "
+    click.echo(f"  packed   {header.count} images ({header.total_bytes:,} bytes) "
                f"into {store_rel}")
     click.echo("  rejected the broken samples, each with a reason: reports/ingest.json")
     click.echo(f"  pushed   {store_rel} to the default DVC remote"

@@ -26,7 +26,8 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
-from .store import ImageStore, Record
+from .errors import ShelfError
+from .store import ImageStore, Record, StoreFile
 from .store.format import parse_json
 
 Predicate = Callable[[str, dict[str, Any]], bool]  # (key, the record's parsed JSON)
@@ -37,7 +38,7 @@ _COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operato
 _MISSING = object()
 
 
-class QueryError(ValueError):
+class QueryError(ShelfError, ValueError):
     """A condition that cannot be understood; the message says how to write it."""
 
 
@@ -194,7 +195,7 @@ def compile_where(where: Where) -> tuple[Predicate | None, list[list[str]]]:
     return (lambda key, obj: all(test(key, obj) for test in tests)), literals
 
 
-def select(store: ImageStore, where: Where = None,
+def select(store: ImageStore | StoreFile, where: Where = None,
            predicate: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[Record]:
     """Records of `store` matching `where` (and `predicate`, given the image's fields),
     in key order. Reads records only, never image bytes."""

@@ -1,45 +1,37 @@
-"""Write an image store: always a new file, published whole with os.replace.
+"""Build one store file by a fixed plan: the bytes depend only on the records.
 
-A published store is never written again: it may be a read-only link into DVC's cache
-(shared/FACTS.md). Every write builds a new file beside it and renames it into place, so
-a reader, a crash or a kill sees either the old store or the new one, never a mixture.
-
-The bytes of the file depend only on the set of records: keys are written in sorted
-order with append=True, under a transaction plan that depends only on that sequence,
-with the on-disk engine pinned. Two passes keep all records (metadata) together at the
-front of the file and the image bytes after them, so scanning metadata never touches
-image pages.
+Keys are written in sorted order with append=True, under a transaction plan that
+depends only on that sequence, with the on-disk engine pinned. Two passes keep all
+records (metadata) together at the front of the file and the image bytes after them,
+so scanning metadata never touches image pages. Building writes a new file at a path
+the caller chose (a temporary one); publishing it is writer.py's job.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import errno
-import fcntl
 import hashlib
-import os
 import shutil
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lmdb
 
+from .file import StoreFile
 from .format import (
     DB_IMAGES,
     DB_META,
     DB_NAMES,
     DB_RECORDS,
     HEADER_KEY,
+    Header,
     Record,
     StoreError,
-    canonical_json,
     digest_entry,
     encode_key,
-    make_header,
 )
 from .reader import ImageStore
 
@@ -65,53 +57,6 @@ class Item:
 
 
 ItemSource = Callable[[], Iterable[Item]]
-
-
-class ConcurrentWriteError(StoreError):
-    """Another process is writing the same store."""
-
-
-def _temp_prefix(path: Path) -> str:
-    return f".{path.name}.tmp-"
-
-
-_held_locks: set[str] = set()
-
-
-@contextlib.contextmanager
-def writer_lock(path: Path) -> Iterator[None]:
-    """Hold the one-writer-per-store lock; remove temp files that dead writers left.
-
-    Re-entrant within a process, so a caller can plan and write under one lock.
-    """
-    lock_path = Path(path).with_name(f".{Path(path).name}.lock")
-    ident = os.path.realpath(lock_path)
-    if ident in _held_locks:
-        yield
-        return
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StoreError(f"cannot create lock file {lock_path}: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise ConcurrentWriteError(
-                f"another process (pid {holder}) is writing {path}; wait for it to finish"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        for stale in Path(path).parent.glob(_temp_prefix(Path(path)) + "*"):
-            stale.unlink(missing_ok=True)  # we hold the lock, so its writer is gone
-        _held_locks.add(ident)
-        try:
-            yield
-        finally:
-            _held_locks.discard(ident)
-    finally:
-        os.close(fd)  # releases the lock
 
 
 class _Builder:
@@ -165,45 +110,23 @@ class _Builder:
         self.env.close()
 
 
-def write_store(
-    path: str | os.PathLike[str],
-    items: ItemSource,
-    *,
-    on_item: Callable[[Record], None] | None = None,
-) -> dict[str, Any]:
-    """Write the records `items()` yields as a new store at `path`; return its header.
-
-    `items` is called twice and must yield the same records, in ascending key order,
-    both times. An existing file at `path` is replaced whole, only once the new one is
-    complete and on disk; on any failure it is left as it was.
-    """
-    path = Path(path)
-    with writer_lock(path):
-        return _write_locked(path, items, on_item)
-
-
-def _write_locked(
-    path: Path, items: ItemSource, on_item: Callable[[Record], None] | None
-) -> dict[str, Any]:
-    temp = path.with_name(f"{_temp_prefix(path)}{os.getpid()}")
+def build_file(
+    path: Path, items: ItemSource, on_item: Callable[[Record], None] | None = None
+) -> Header:
+    """Write the records `items()` yields as a new store file at `path`; return its
+    header. `items` is called twice and must yield the same records, in ascending key
+    order, both times. Synced to disk before it returns; the caller publishes it."""
+    builder = _Builder(path)
     try:
-        builder = _Builder(temp)
-        try:
-            header = _build(builder, items, on_item)
-        except BaseException:
-            builder.abort()
-            raise
-        builder.finish()
-        os.replace(temp, path)
-        _fsync_dir(path.parent)
-        return header
-    except (lmdb.Error, OSError) as exc:
-        raise StoreError(_describe_write_error(path, exc)) from None
-    finally:
-        temp.unlink(missing_ok=True)
+        header = _build(builder, items, on_item)
+    except BaseException:
+        builder.abort()
+        raise
+    builder.finish()
+    return header
 
 
-def _describe_write_error(path: Path, exc: Exception) -> str:
+def describe_write_error(path: Path, exc: Exception) -> str:
     # LMDB reports a short write on a full disk as EIO, so ask the filesystem, while the
     # unfinished temp file still takes up its space.
     try:
@@ -218,7 +141,7 @@ def _describe_write_error(path: Path, exc: Exception) -> str:
 
 def _build(
     builder: _Builder, items: ItemSource, on_item: Callable[[Record], None] | None
-) -> dict[str, Any]:
+) -> Header:
     # Pass 1: records. Also checks order and fingerprints the key sequence and content.
     keys_seen = hashlib.sha256()
     content = hashlib.sha256()
@@ -264,8 +187,8 @@ def _build(
     if keys_again.digest() != keys_seen.digest():
         raise StoreError("the records changed between the two passes of a write")
     builder.commit(DB_IMAGES, batch, batch_bytes)
-    header = make_header(count, total, content.hexdigest())
-    builder.commit(DB_META, [(HEADER_KEY, canonical_json(header))], 0)
+    header = Header(count, total, content.hexdigest())
+    builder.commit(DB_META, [(HEADER_KEY, header.encode())], 0)
     return header
 
 
@@ -334,54 +257,6 @@ class _ReadAhead:
             yield record, data
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def rebuild(
-    path: str | os.PathLike[str],
-    additions: Sequence[Item] | ItemSource = (),
-    removals: Collection[str] = (),
-    *,
-    on_item: Callable[[Record], None] | None = None,
-    transform: Callable[[Record], Record] | None = None,
-    source: ImageStore | None = None,
-) -> dict[str, Any]:
-    """Publish a new store: the store at `path` (if any) + `additions` - `removals`.
-
-    An addition replaces an existing record with the same key. A sequence of additions
-    is sorted here; a callable must yield them sorted by key. `transform` may rewrite
-    every record (old and new) on its way in, keeping its key and info. `source`, if
-    given, is the store to start from instead of the one at `path` (a shard, or the
-    other layout). Memory stays flat: old records and new bytes stream through.
-    """
-    path = Path(path)
-    if callable(additions):
-        new_items: ItemSource = additions
-    else:
-        ordered = sorted(additions, key=lambda item: item.record.key.encode("utf-8"))
-        new_items = lambda: ordered  # noqa: E731
-    removed = frozenset(removals)
-
-    with writer_lock(path):
-        old = source if source is not None else ImageStore(path) if path.exists() else None
-
-        def merged() -> Iterator[Item]:
-            existing = _store_items(old) if old is not None else iter(())
-            return prepare_items(_merge_by_key(existing, iter(new_items())), removed,
-                                 transform)
-
-        try:
-            return _write_locked(path, merged, on_item)
-        finally:
-            if old is not None and source is None:
-                old.close()
-
-
 def prepare_items(items: Iterable[Item], removed: Collection[str],
                   transform: Callable[[Record], Record] | None) -> Iterator[Item]:
     """Items minus the removed keys, each record passed through `transform` (which may
@@ -398,18 +273,14 @@ def prepare_items(items: Iterable[Item], removed: Collection[str],
         yield item
 
 
-def store_items(store: ImageStore) -> Iterator[Item]:
+def store_items(store: ImageStore | StoreFile) -> Iterator[Item]:
     """Every record of a store as an Item whose bytes are read from it (already proven)."""
-    return _store_items(store)
-
-
-def _store_items(store: ImageStore) -> Iterator[Item]:
     get = store.get
     for record in store.records():
         yield Item(record, lambda key=record.key: get(key), trusted=True)
 
 
-def _merge_by_key(old: Iterator[Item], new: Iterator[Item]) -> Iterator[Item]:
+def merge_by_key(old: Iterator[Item], new: Iterator[Item]) -> Iterator[Item]:
     """Merge two key-sorted streams; on equal keys the new item wins."""
     sentinel = None
     a, b = next(old, sentinel), next(new, sentinel)

@@ -1,7 +1,7 @@
 """A PyTorch-style dataset over an image store. PyTorch itself is never imported here.
 
     from torch.utils.data import DataLoader
-    from pipeline.dataset import ImageDataset, collate
+    from imageshelf.dataset import ImageDataset, collate
 
     train = ImageDataset("data/images.lmdb", split="train", decode="RGB",
                          transform=to_tensor, where={"label": {"rose", "tulip"}})
@@ -11,7 +11,8 @@
 `ImageDataset` is map-style (`len`, `dataset[i]`), so any sampler, `shuffle` and
 `DistributedSampler` work. It holds the selected keys and the store's path, nothing
 open: DataLoader's workers, forked or spawned, each open the store read-only on first
-use. Selection reads records only, never image bytes.
+use. Selection reads records only, never image bytes. Needs only the core (lmdb,
+orjson); Pillow only to decode.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import io
 import math
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .query import Where, select
-from .store import ImageStore, ShardedImageStore
+from .store import ImageStore, StoreFile
 
 
-def decode_image(data: bytes, mode: str | None = None):
+def decode_image(data: bytes, mode: str | None = None) -> Any:
     """The image in `data` as a loaded PIL image, converted to `mode` if given."""
     from PIL import Image
 
@@ -42,17 +43,19 @@ def decode_image(data: bytes, mode: str | None = None):
 class ImageDataset:
     """index -> (image, metadata) over the images of a store that match a selection.
 
-    store: an ImageStore or the path of a store file.
+    store: an ImageStore, or the path of a store (a .lmdb file or a sharded folder).
     decode: False gives the original bytes (byte-identical to what was ingested); True a
         decoded PIL image in its own mode; a PIL mode such as "RGB" or "L" converts to it.
     transform: called on the image (bytes or PIL image); its result is returned.
     target_transform: called on the metadata dict; its result is returned.
     split: keep only this split ("train", "val", "test", ...), or one of several.
-    where: conditions on metadata, as for `python -m pipeline ls --where` (a string or
-        list of strings like "label=rose", "width>=256"), or a mapping {field: value,
-        collection of values, or test}. See pipeline/query.py.
+    where: conditions on metadata, as for `imageshelf ls --where` (a string or list of
+        strings like "label=rose", "width>=256"), or a mapping {field: value,
+        collection of values, or test}. See imageshelf/query.py.
     filter: a function of the image's fields (its metadata plus key, split, format,
         width, height, size, sha256) returning True to keep it.
+    shards: read only these parts of a sharded store (by name, as `shards_for_rank`
+        gives them): a node that pulled only its shards.
     The metadata returned is the image's metadata plus `key` and `split`.
     """
 
@@ -75,43 +78,32 @@ class ImageDataset:
         self.transform = transform
         self.target_transform = target_transform
         conditions = _with_split(where, split)
-        # A sharded store is read shard by shard: keys grouped by shard, so an item's
-        # shard is known (no probing) and a node reads only the shards it was given.
+        # Keys are grouped by the part that holds them, so an item's part is known (no
+        # probing) and a node reads only the parts it was given.
+        names = [part.name for part in self.store.parts]
+        if shards is not None:
+            unknown = sorted(set(shards) - set(names))
+            if unknown:
+                raise ValueError(f"not shards of {self.store.path}: {', '.join(unknown)}")
+            names = [name for name in names if name in set(shards)]
         self.shard_names: list[str] = []
         self.shard_starts: list[int] = []
-        if isinstance(self.store, ShardedImageStore):
-            names = [entry["name"] for entry in self.store.shards]
-            if shards is not None:
-                unknown = sorted(set(shards) - set(names))
-                if unknown:
-                    raise ValueError(f"not shards of {self.store.path}: {', '.join(unknown)}")
-                names = [name for name in names if name in set(shards)]
-            self.keys: list[str] = []
-            for name in names:
-                self.shard_names.append(name)
-                self.shard_starts.append(len(self.keys))
-                self.keys += [r.key for r in select(self.store.shard(name), conditions, filter)]
-        else:
-            if shards is not None:
-                raise ValueError(f"{self.store.path} is a single file; shards= needs the "
-                                 "sharded layout")
-            self.keys = [record.key for record in select(self.store, conditions, filter)]
+        self.keys: list[str] = []
+        for name in names:
+            self.shard_names.append(name)
+            self.shard_starts.append(len(self.keys))
+            self.keys += [r.key for r in select(self.store.part(name), conditions, filter)]
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _source(self, index: int) -> ImageStore:
-        if not self.shard_names:
-            return self.store
+    def _source(self, index: int) -> StoreFile:
         if index < 0:
             index += len(self.keys)
-        shard = bisect.bisect_right(self.shard_starts, index) - 1
-        return self.store.shard(self.shard_names[shard])
+        return self.store.part(self.shard_names[bisect.bisect_right(self.shard_starts, index) - 1])
 
-    def shard_of(self, index: int) -> str | None:
-        """The shard holding item `index` (None for a single-file store)."""
-        if not self.shard_names:
-            return None
+    def shard_of(self, index: int) -> str:
+        """The name of the part (the shard, or the single file) holding item `index`."""
         return self.shard_names[bisect.bisect_right(self.shard_starts, index) - 1]
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
@@ -170,20 +162,21 @@ def shards_for_rank(store: ImageStore | str | os.PathLike[str], rank: int,
     """The names of the shards rank `rank` of `world_size` reads: whole shards, balanced
     by image count (largest first, each to the least loaded rank), the same on every
     machine. A node pulls just these: `dvc pull data/images/index.json` first, then
-    `dvc pull $(python -m pipeline shards --rank R --world-size N)`."""
+    `dvc pull $(imageshelf shards --rank R --world-size N)`."""
     store = store if isinstance(store, ImageStore) else ImageStore(store)
-    if not isinstance(store, ShardedImageStore):
+    if store.layout != "sharded":
         raise ValueError(f"{store.path} is a single file; assigning shards needs the "
                          "sharded layout (pack.layout: sharded)")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
     loads = [0] * world_size
     owned: list[list[str]] = [[] for _ in range(world_size)]
-    for entry in sorted(store.shards, key=lambda e: (-e["count"], e["name"])):
+    parts = store.parts
+    for part in sorted(parts, key=lambda p: (-p.count, p.name)):
         target = min(range(world_size), key=lambda r: (loads[r], r))
-        owned[target].append(entry["name"])
-        loads[target] += entry["count"]
-    order = {entry["name"]: i for i, entry in enumerate(store.shards)}
+        owned[target].append(part.name)
+        loads[target] += part.count
+    order = {part.name: i for i, part in enumerate(parts)}
     return sorted(owned[rank], key=order.__getitem__)
 
 
@@ -212,8 +205,6 @@ class ShardSampler:
 
     def __init__(self, dataset: ImageDataset, num_replicas: int, rank: int, *,
                  shuffle: bool = True, seed: int = 0, num_samples: int | None = None) -> None:
-        if not dataset.shard_names:
-            raise ValueError("ShardSampler needs a dataset over a sharded store")
         bounds = [*dataset.shard_starts, len(dataset.keys)]
         sizes = {name: bounds[i + 1] - bounds[i] for i, name in enumerate(dataset.shard_names)}
         assignment = [shards_for_rank(dataset.store, r, num_replicas)
@@ -236,7 +227,7 @@ class ShardSampler:
     def __len__(self) -> int:
         return self.length
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
         groups = list(self.groups)
         if self.shuffle:

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from ..errors import ShelfError
+
 FORMAT_NAME = "lmdb-image-store"
 FORMAT_VERSION = "1.1"  # 1.1 added the optional record field "split"
 HASH_ALGORITHM = "sha256"
@@ -25,7 +27,7 @@ HEADER_KEY = b"header"
 MAX_KEY_BYTES = 511  # LMDB's compiled-in limit (env.max_key_size())
 
 
-class StoreError(Exception):
+class StoreError(ShelfError):
     """A store cannot be read or written; the message says why, for a person."""
 
 
@@ -150,28 +152,58 @@ def digest_entry(raw_key: bytes, record_json: bytes) -> bytes:
     return raw_key + b"\0" + record_json + b"\n"
 
 
-def make_header(count: int, total_bytes: int, content_digest: str) -> dict[str, Any]:
-    return {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "hash": HASH_ALGORITHM,
-        "count": count,
-        "total_bytes": total_bytes,
-        "content_digest": content_digest,
-    }
+@dataclass(frozen=True)
+class Header:
+    """A store's summary, the one record of its `meta` database (FORMAT.md)."""
 
+    count: int
+    total_bytes: int
+    content_digest: str
+    format: str = FORMAT_NAME
+    version: str = FORMAT_VERSION
+    hash: str = HASH_ALGORITHM
 
-def check_header(header: dict[str, Any], path: str) -> None:
-    """Refuse a store this code cannot read, saying which version it is."""
-    if header.get("format") != FORMAT_NAME:
-        raise StoreError(f"{path}: not an image store (format {header.get('format')!r})")
-    version = str(header.get("version", ""))
-    major = version.split(".")[0]
-    ours = FORMAT_VERSION.split(".")[0]
-    if major != ours:
-        raise UnsupportedVersionError(
-            f"{path}: store format version {version} is not supported; this code reads "
-            f"version {ours}.x. Upgrade the pipeline package to read it."
+    def encode(self) -> bytes:
+        return canonical_json(
+            {
+                "content_digest": self.content_digest,
+                "count": self.count,
+                "format": self.format,
+                "hash": self.hash,
+                "total_bytes": self.total_bytes,
+                "version": self.version,
+            }
         )
-    if header.get("hash") != HASH_ALGORITHM:
-        raise StoreError(f"{path}: unknown hash algorithm {header.get('hash')!r}")
+
+    @classmethod
+    def decode(cls, raw: bytes, where: str) -> Header:
+        """Parse and check a stored header; refuse a store this code cannot read,
+        saying which version it is."""
+        try:
+            obj = parse_json(raw)
+        except ValueError:
+            raise StoreError(f"{where}: damaged store header (not JSON)") from None
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
+            found = obj.get("format") if isinstance(obj, dict) else None
+            raise StoreError(f"{where}: not an image store (format {found!r})")
+        check_version(str(obj.get("version", "")), FORMAT_VERSION, where, "store format")
+        if obj.get("hash") != HASH_ALGORITHM:
+            raise StoreError(f"{where}: unknown hash algorithm {obj.get('hash')!r}")
+        count, total, digest = obj.get("count"), obj.get("total_bytes"), obj.get("content_digest")
+        if not (_count(count) and _count(total) and isinstance(digest, str)):
+            raise StoreError(f"{where}: damaged store header (count, total_bytes or digest)")
+        return cls(count, total, digest, FORMAT_NAME, obj["version"], HASH_ALGORITHM)
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+def check_version(version: str, ours: str, where: str, what: str) -> None:
+    """Refuse a major version this code does not read, naming both."""
+    major = ours.split(".")[0]
+    if version.split(".")[0] != major:
+        raise UnsupportedVersionError(
+            f"{where}: {what} version {version} is not supported; this code reads "
+            f"version {major}.x. Upgrade imageshelf to read it."
+        )

@@ -1,0 +1,280 @@
+"""`imageshelf` (also `python -m imageshelf`): the tools to look inside a store and move
+images out of it. The pipeline's stages are scripts of their own, in pipeline/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .commands import (
+    CONTEXT,
+    ShelfGroup,
+    catalog_option,
+    params_option,
+    printable,
+    store_option,
+)
+from .params import PackParams, load_params
+from .progress import bar
+from .query import QueryError, parse_condition, select
+from .store import ImageStore
+
+
+@click.group(cls=ShelfGroup, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="imageshelf")
+def cli() -> None:
+    """Look inside an image store and take images out of it.
+
+    The store is the LMDB file (or folder of shards) that `dvc repro` packs from
+    data/incoming/ with the stages in pipeline/. These tools read it: list, filter,
+    export, compare versions, split it among machines.
+    """
+
+
+where_option = click.option(
+    "--where", "where", multiple=True, metavar="COND",
+    help="Only images whose metadata matches: label=rose, label=rose,tulip, split=val, "
+         "width>=256, height=100..200, label!=rose. Repeat: all must hold.")
+label_option = click.option("--label", "labels", multiple=True, metavar="LABEL",
+                            help="Only images with this label; repeat for several.")
+split_option = click.option("--split", "splits", multiple=True, metavar="SPLIT",
+                            help="Only images in this split (train, val, test); repeat "
+                                 "for several.")
+
+
+def _conditions(where: tuple[str, ...], labels: tuple[str, ...],
+                splits: tuple[str, ...]) -> list[str]:
+    conditions = list(where)
+    if labels:
+        conditions.append("label=" + ",".join(labels))
+    if splits:
+        conditions.append("split=" + ",".join(splits))
+    for condition in conditions:
+        try:
+            parse_condition(condition)
+        except QueryError as exc:
+            raise click.BadParameter(str(exc), param_hint="--where") from None
+    return conditions
+
+
+@cli.command("ls")
+@store_option
+@where_option
+@label_option
+@split_option
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: key, split, size, format, width, height, meta.")
+def ls_command(store_path: Path, where: tuple[str, ...], labels: tuple[str, ...],
+               splits: tuple[str, ...], as_json: bool) -> None:
+    """List the images in the store, one per line, in key order.
+
+    Columns, separated by tabs: size in bytes, format, split, label, key. Keys with
+    control characters are shown escaped. Filters read metadata only, never image
+    bytes. A summary goes to stderr.
+    """
+    store = ImageStore(store_path)
+    shown = total = 0
+    for record in select(store, _conditions(where, labels, splits)):
+        if as_json:
+            click.echo(json.dumps({"key": record.key, **record.to_json()},
+                                  ensure_ascii=False, sort_keys=True))
+        else:
+            label = record.metadata.get("label", "")
+            split = record.effective_split or ""
+            click.echo(f"{record.info.size}\t{record.info.format}\t{split}\t{label}\t"
+                       f"{printable(record.key)}")
+        shown += 1
+        total += record.info.size
+    click.echo(f"{shown} of {len(store)} images, {total:,} bytes", err=True)
+
+
+@cli.command("export")
+@store_option
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write into (created if missing).")
+@where_option
+@label_option
+@split_option
+@click.option("--as", "layout", type=click.Choice(["files", "webdataset"]), default="files",
+              show_default=True,
+              help="files: the original images under their keys. webdataset: tar shards "
+                   "of image + .json pairs, for streaming training.")
+@click.option("--shard-images", default=10_000, show_default=True, type=click.IntRange(1),
+              help="webdataset: at most this many images per shard.")
+@click.option("--shard-mb", default=1024, show_default=True, type=click.IntRange(1),
+              help="webdataset: at most this many megabytes per shard.")
+@click.argument("keys", nargs=-1)
+def export_command(store_path: Path, out_dir: Path, where: tuple[str, ...],
+                   labels: tuple[str, ...], splits: tuple[str, ...], layout: str,
+                   shard_images: int, shard_mb: int, keys: tuple[str, ...]) -> None:
+    """Write images back out, byte-identical: as files, or as WebDataset shards.
+
+    Exports the KEYS given, or every image that matches the filters (all of them
+    without any). As files, each image lands under its key; a key that would land
+    outside --out (an absolute path, '..', or a symlink inside --out) is refused
+    before anything is written.
+    """
+    from .export import export_files, write_shards
+
+    store = ImageStore(store_path)
+    conditions = _conditions(where, labels, splits)
+    if keys:
+        missing = [k for k in keys if k not in store]
+        if missing:
+            raise click.ClickException(
+                f"not in {store_path}: {', '.join(map(repr, missing[:5]))}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        wanted = set(keys)
+        records = [r for r in select(store, conditions) if r.key in wanted]
+    else:
+        records = list(select(store, conditions))
+    total = sum(r.info.size for r in records)
+    with bar(len(records), "export") as progress:
+        if layout == "webdataset":
+            shards = write_shards(store, records, out_dir, max_count=shard_images,
+                                  max_bytes=shard_mb * 1_000_000,
+                                  on_item=lambda _record: progress.update())
+            where_to = f"{len(shards)} WebDataset shard(s) in {out_dir}"
+        else:
+            export_files(store, records, out_dir, on_item=lambda _record: progress.update())
+            where_to = str(out_dir)
+    click.echo(f"exported {len(records)} images ({total:,} bytes) to {where_to}")
+
+
+@cli.command("diff")
+@click.argument("rev_a", default="HEAD")
+@click.argument("rev_b", default="workspace")
+@catalog_option
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def diff_command(rev_a: str, rev_b: str, catalog: Path, as_json: bool) -> None:
+    """Images added, removed, changed and relabeled between two versions of the store.
+
+    REV_A and REV_B are git revisions (a commit, branch or tag; default HEAD and the
+    workspace). Only the small catalogs DVC versions beside the store are read (from
+    DVC's cache, or fetched from the remote): no image bytes are downloaded. changed:
+    the same key with different bytes. relabeled: the same bytes, different metadata
+    or split.
+    """
+    from .catalog import catalog_at, diff_catalog_folders, field_changes
+
+    folders = []
+    for rev in (rev_a, rev_b):
+        folder = catalog_at(None if rev == "workspace" else rev, catalog)
+        if not folder.names:
+            click.echo(f"note: no catalog in {catalog} at {rev}: counted as an empty store",
+                       err=True)
+        folders.append(folder)
+    result = diff_catalog_folders(*folders)
+    if as_json:
+        click.echo(json.dumps({"a": rev_a, "b": rev_b, **result.to_json()}, indent=2,
+                              ensure_ascii=False))
+        return
+    for record in result.added:
+        click.echo(f"added\t{printable(record.key)}")
+    for record in result.removed:
+        click.echo(f"removed\t{printable(record.key)}")
+    for _old, record in result.changed:
+        click.echo(f"changed\t{printable(record.key)}")
+    for before, after in result.relabeled:
+        fields = "; ".join(f"{name}: {json.dumps(a, ensure_ascii=False)} -> "
+                           f"{json.dumps(b, ensure_ascii=False)}"
+                           for name, (a, b) in field_changes(before, after).items())
+        click.echo(f"relabeled\t{printable(after.key)}\t{fields}")
+    click.echo(f"{rev_a} -> {rev_b}: {len(result.added)} added, {len(result.removed)} "
+               f"removed, {len(result.changed)} changed, {len(result.relabeled)} relabeled",
+               err=True)
+
+
+@cli.command("shards")
+@store_option
+@click.option("--rank", type=click.IntRange(0), default=None,
+              help="Only the shards this rank reads (with --world-size).")
+@click.option("--world-size", type=click.IntRange(1), default=None,
+              help="How many ranks (machines or processes) share the store.")
+def shards_command(store_path: Path, rank: int | None, world_size: int | None) -> None:
+    """List a sharded store's shard files, one path per line (for `dvc pull`).
+
+    With --rank and --world-size, only the whole shards that rank reads, balanced by
+    image count: the same answer on every machine. A training node pulls just those:
+
+      dvc pull data/images/index.json
+
+      dvc pull $(imageshelf shards --rank 3 --world-size 8)
+
+    The counts go to stderr.
+    """
+    from .dataset import shards_for_rank
+
+    if rank is None or world_size is None:
+        if (rank is None) != (world_size is None):
+            raise click.UsageError("give --rank and --world-size together")
+    elif rank >= world_size:
+        raise click.UsageError(f"--rank must be below --world-size ({world_size})")
+    store = ImageStore(store_path)
+    if store.layout != "sharded":
+        raise click.ClickException(f"{store_path} is a single file, not a folder of shards "
+                                   "(set pack.layout: sharded in params.yaml)")
+    parts = store.parts
+    if rank is not None and world_size is not None:
+        wanted = set(shards_for_rank(store, rank, world_size))
+        parts = [part for part in parts if part.name in wanted]
+    for part in parts:
+        click.echo(str(store_path / part.name))
+    images = sum(part.count for part in parts)
+    click.echo(f"{len(parts)} of {len(store.parts)} shards, {images} of {len(store)} images",
+               err=True)
+
+
+@cli.command("compact")
+@click.option("--store", "store_path", default=None, type=click.Path(path_type=Path),
+              help="The sharded store.  [default: pack.store in params.yaml]")
+@catalog_option
+@params_option
+def compact_command(store_path: Path | None, catalog: Path, params: Path) -> None:
+    """Rewrite a sharded store into full shards, in key order.
+
+    Packing adds a shard per batch, so many small batches leave many small shards.
+    This rewrites every image into shards of pack.shard_mb, published at once (the
+    old shards stay until the new index is in place). The next `dvc push` uploads
+    every shard again: compact rarely. Then record it: `dvc commit -f pack && dvc
+    repro`.
+    """
+    from .stages.pack import compact
+
+    settings = load_params(PackParams, params)
+    store_path = store_path or Path(settings.store)
+    with bar(None, "compact") as progress:
+        result = compact(store_path, catalog, settings, progress)
+    if result is None:
+        click.echo(f"compact: {store_path} is a single file, always compact: nothing to do")
+        return
+    before, after = result
+    click.echo(f"compact: {len(after)} images in {len(after.parts)} shard(s), from "
+               f"{before}. Record it: dvc commit -f pack && dvc repro")
+
+
+@cli.command("demo")
+@click.option("--repo", default=".", show_default=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The project's repository.")
+@click.option("--keep-clone", is_flag=True, help="Keep the temporary clone to look around.")
+def demo_command(repo: Path, keep_clone: bool) -> None:
+    """Run the whole flow on built-in sample images (what `make demo` does).
+
+    Writes deterministic samples (several formats, folders, labels, boxes, text and a
+    few broken files) into data/incoming/samples/, runs `dvc repro` and `dvc push`,
+    clones the repository into a temporary folder, runs `dvc pull` there and compares
+    the pulled images with the originals, byte for byte. Safe to run again.
+    """
+    from .demo import run_demo
+
+    run_demo(repo, keep_clone)
+
+
+def main() -> None:
+    cli(prog_name="imageshelf")
+

@@ -1,0 +1,70 @@
+"""Click building blocks shared by the tools' CLI (cli.py) and the stage scripts
+(pipeline/*.py): one-line errors instead of tracebacks, and the common options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .errors import ShelfError
+from .params import PARAMS, default_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class ShelfCommand(click.Command):
+    """A command that prints the library's errors as one line ("Error: ..."), exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ShelfError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+class ShelfGroup(click.Group):
+    """A group of ShelfCommands, listed in the order they were added."""
+
+    command_class = ShelfCommand
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+def path_option(name: str, default: str | None, help_text: str, **kwargs: Any) -> Any:
+    return click.option(name, default=default, show_default=default is not None,
+                        type=click.Path(path_type=Path, **kwargs), help=help_text)
+
+
+params_option = path_option("--params", PARAMS, "The parameters file.", dir_okay=False)
+incoming_option = path_option("--incoming", "data/incoming", "Folder where new images arrive.",
+                              file_okay=False)
+manifest_option = path_option("--manifest", "data/staged.jsonl",
+                              "The staged manifest ingest writes and pack reads.",
+                              dir_okay=False)
+catalog_option = path_option(
+    "--catalog", "data/catalog",
+    "The catalog folder pack writes beside the store: every record, no image bytes.",
+    file_okay=False)
+store_option = click.option(
+    "--store", "store_path", default=default_store,
+    show_default="pack.store in params.yaml, else data/images.lmdb",
+    type=click.Path(path_type=Path), help="The store: a .lmdb file, or a folder of shards.")
+
+
+def report_option(default: str) -> Any:
+    return path_option("--report", default, "Where to write the report.", dir_okay=False)
+
+
+def mb(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+def printable(key: str) -> str:
+    """A key as one line of output: a newline or tab in a file name must not break the
+    listing's lines."""
+    return key.encode("unicode_escape").decode("ascii") if not key.isprintable() else key

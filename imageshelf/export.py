@@ -1,0 +1,149 @@
+"""Write images back out, byte-identical: as files under their keys, or as WebDataset
+tar shards for training that streams instead of seeking.
+
+As files, each image lands under its key; a key that would land outside the folder (an
+absolute path, '..', or a symlink inside it) is refused before anything is written.
+
+As WebDataset shards, each image becomes two members with one basename: `BASENAME.EXT`
+(the original bytes, untouched) and `BASENAME.json` (its metadata plus key and split).
+WebDataset groups members by the part of the name before the first dot of the file
+name, so a key's dots become underscores there; the exact key is always in the .json.
+Shards hold up to `max_count` images or `max_bytes` bytes and are written whole. The
+same records give the same shard bytes: sorted order, fixed times, owners and modes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+from .atomic import atomic_write
+from .errors import ShelfError
+from .store import ImageStore, Record
+
+OnItem = Callable[[Record], None]
+
+
+class ExportError(ShelfError):
+    """An export that would write outside its folder; nothing was written."""
+
+
+def target_inside(root: str, key: str) -> str | None:
+    """Where `key` lands under the real path `root`, or None if it would escape it."""
+    if os.path.isabs(key) or "\0" in key:
+        return None
+    target = os.path.normpath(os.path.join(root, key))
+    if not target.startswith(root + os.sep):
+        return None
+    # An existing symlinked folder inside root could still lead outside it.
+    parent = os.path.realpath(os.path.dirname(target))
+    if parent != root and not parent.startswith(root + os.sep):
+        return None
+    return target
+
+
+def export_files(store: ImageStore, records: Sequence[Record], out_dir: Path,
+                 on_item: OnItem | None = None) -> int:
+    """Write each record's original bytes to `out_dir/KEY`; return the bytes written.
+    Every target is checked before the first file is written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(out_dir)
+    targets = [(record, target_inside(root, record.key)) for record in records]
+    escaping = [record.key for record, target in targets if target is None]
+    if escaping:
+        raise ExportError(f"refusing keys that would be written outside {out_dir}: "
+                          + ", ".join(map(repr, escaping[:5])))
+    total = 0
+    for record, target in targets:
+        assert target is not None
+        data = store.get(record.key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with atomic_write(target) as out:
+            out.write(data)
+        total += len(data)
+        if on_item is not None:
+            on_item(record)
+    return total
+
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp", "bmp": "bmp",
+              "tiff": "tiff"}
+
+
+def sample_name(key: str, taken: set[str]) -> str:
+    """The WebDataset basename for a key: its path without extension, no dots in the
+    file name; a short hash of the key is appended if two keys would collide."""
+    folder, _, name = key.rpartition("/")
+    base = (name.rsplit(".", 1)[0] if "." in name else name).replace(".", "_") or "_"
+    candidate = f"{folder}/{base}" if folder else base
+    if candidate in taken:
+        candidate += "_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+    taken.add(candidate)
+    return candidate
+
+
+def _member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_shards(store: ImageStore, records: Iterable[Record], out_dir: Path, *,
+                 max_count: int = 10_000, max_bytes: int = 1 << 30, prefix: str = "shard",
+                 on_item: OnItem | None = None) -> list[Path]:
+    """Write `records` (in order) into numbered shards in `out_dir`; return their paths.
+
+    Shards of an earlier export to the same folder, numbered past the last one written
+    now, are removed: `PREFIX-{000000..N}.tar` is always exactly this export.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    samples = ((record, sample_name(record.key, taken), _metadata_json(record))
+               for record in records)
+    shards: list[Path] = []
+    for group in _groups(samples, max_count, max_bytes):
+        final = out_dir / f"{prefix}-{len(shards):06d}.tar"
+        with atomic_write(final) as out, tarfile.open(fileobj=out, mode="w",
+                                                      format=tarfile.PAX_FORMAT) as tar:
+            for record, name, meta in group:
+                data = store.get(record.key)
+                ext = EXTENSIONS.get(record.info.format, record.info.format)
+                tar.addfile(_member(f"{name}.{ext}", len(data)), io.BytesIO(data))
+                tar.addfile(_member(f"{name}.json", len(meta)), io.BytesIO(meta))
+                if on_item is not None:
+                    on_item(record)
+        shards.append(final)
+    for old in out_dir.glob(f"{prefix}-*.tar"):
+        number = old.name[len(prefix) + 1:-4]
+        if number.isdigit() and len(number) == 6 and int(number) >= len(shards):
+            old.unlink()
+    return shards
+
+
+def _metadata_json(record: Record) -> bytes:
+    meta = {**record.metadata, "key": record.key, "split": record.effective_split}
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
+
+
+def _groups(samples: Iterable[tuple[Record, str, bytes]], max_count: int,
+            max_bytes: int) -> Iterator[list[tuple[Record, str, bytes]]]:
+    """Consecutive samples cut into shards by count and size (known from the records)."""
+    group: list[tuple[Record, str, bytes]] = []
+    size = 0
+    for sample in samples:
+        nbytes = sample[0].info.size + len(sample[2])
+        if group and (len(group) >= max_count or size + nbytes > max_bytes):
+            yield group
+            group, size = [], 0
+        group.append(sample)
+        size += nbytes
+    if group:
+        yield group

@@ -1,0 +1,45 @@
+"""Records as JSON lines, one per image, sorted by key: the staged manifest and the
+catalog are both written in this form.
+
+The staged manifest (data/staged.jsonl) is what ingest found: pack merges it into the
+store and validate checks the store against it. It holds no image bytes: each line names
+the file under the incoming folder by its key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .atomic import atomic_write
+from .store import Record
+from .store.format import canonical_json, parse_json
+
+
+def encode_line(record: Record) -> bytes:
+    return canonical_json({"key": record.key, **record.to_json()}) + b"\n"
+
+
+def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> int:
+    """Write records (already sorted by key) whole; return how many."""
+    count = 0
+    with atomic_write(path) as out:
+        for record in records:
+            out.write(encode_line(record))
+            count += 1
+    return count
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Iterator[Record]:
+    """Stream the records of a manifest, in key order."""
+    with open(Path(path), encoding="utf-8") as lines:
+        yield from parse_records(lines)
+
+
+def parse_records(lines: Iterable[str]) -> Iterator[Record]:
+    """Records from manifest lines (a file, or a stream fetched from a git revision)."""
+    for line in lines:
+        if line.strip():
+            entry = parse_json(line)
+            yield Record.from_json(entry["key"], entry)

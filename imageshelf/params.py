@@ -1,0 +1,150 @@
+"""params.yaml, read and checked: one dataclass per stage, one clear line per mistake."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args
+
+from .errors import ShelfError
+from .splits import check_ratios
+
+PARAMS = "params.yaml"
+DEFAULT_STORE = "data/images.lmdb"
+
+OnConflict = Literal["error", "replace", "skip"]
+OnDuplicate = Literal["keep", "skip"]
+LayoutName = Literal["single", "sharded"]
+
+
+class ParamsError(ShelfError):
+    """A setting in params.yaml that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    strict: bool = False
+    max_pixels: int = 89_478_485
+    max_file_bytes: int = 256 << 20
+    max_metadata_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class PackParams:
+    layout: LayoutName = "single"
+    store: str = DEFAULT_STORE
+    shard_mb: int = 1024
+    on_conflict: OnConflict = "error"
+    on_duplicate: OnDuplicate = "skip"
+    split: Mapping[str, float] = field(
+        default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1}
+    )
+
+    @property
+    def shard_bytes(self) -> int:
+        return self.shard_mb * 1_000_000
+
+
+@dataclass(frozen=True)
+class StatsParams:
+    thumbnail_px: int = 64
+    thumbnails_per_label: int = 8
+    max_labels: int = 20
+
+
+SECTIONS: dict[str, type] = {"ingest": IngestParams, "pack": PackParams, "stats": StatsParams}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "pack.layout": get_args(LayoutName),
+    "pack.on_conflict": get_args(OnConflict),
+    "pack.on_duplicate": get_args(OnDuplicate),
+}
+P = TypeVar("P")
+
+
+def _document(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    import yaml  # the pipeline's extra; reading a store never needs it
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ParamsError(f"{path}: not valid YAML{where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(document, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections (ingest, pack, stats)")
+    return document
+
+
+def load_params(kind: type[P], path: str | os.PathLike[str] = PARAMS) -> P:
+    """The section of params.yaml that `kind` describes, defaults filled in, checked."""
+    path = Path(path)
+    section = next(name for name, cls in SECTIONS.items() if cls is kind)
+    given = _document(path).get(section) or {}
+    if not isinstance(given, dict):
+        raise ParamsError(f"{path}: '{section}' must be a mapping of settings")
+    fields = {f.name: f for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{path}: unknown setting {section}.{unknown[0]}; known: {', '.join(fields)}"
+        )
+    for name, value in given.items():
+        _check(path, f"{section}.{name}", fields[name], value)
+    values = kind(**given)
+    if isinstance(values, PackParams):
+        _check_layout(values, path)
+    return values
+
+
+def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> None:
+    if spec.default_factory is not dataclasses.MISSING:
+        default = spec.default_factory()
+    else:
+        default = spec.default
+    choices = CHOICES.get(name, ())
+    if choices and value not in choices:
+        raise ParamsError(f"{path}: {name} must be one of {', '.join(choices)} (got {value!r})")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ParamsError(f"{path}: {name} must be true or false")
+    elif type(default) is int:
+        if type(value) is not int or value <= 0:
+            raise ParamsError(f"{path}: {name} must be a positive whole number (got {value!r})")
+    elif isinstance(default, Mapping):
+        problem = check_ratios(value)
+        if problem:
+            raise ParamsError(f"{path}: {name} {problem}")
+
+
+def _check_layout(values: PackParams, path: Path) -> None:
+    store = values.store
+    if not isinstance(store, str) or not store.strip():
+        raise ParamsError(f"{path}: pack.store must be a path, like data/images.lmdb")
+    if values.layout == "single" and not store.endswith(".lmdb"):
+        raise ParamsError(
+            f"{path}: pack.layout is single, so pack.store must be a file ending in .lmdb "
+            f"(got {store!r}); for example data/images.lmdb"
+        )
+    if values.layout == "sharded" and store.endswith(".lmdb"):
+        raise ParamsError(
+            f"{path}: pack.layout is sharded, so pack.store must be a folder, not a .lmdb "
+            f"file (got {store!r}); for example data/images"
+        )
+
+
+def default_store(path: str | os.PathLike[str] = PARAMS) -> str:
+    """The store's path as params.yaml sets it (pack.store), for every tool's --store;
+    data/images.lmdb where there is no params.yaml (a repository that imports the
+    store) or it does not say."""
+    try:
+        store = (_document(Path(path)).get("pack") or {}).get("store")
+    except (ShelfError, AttributeError):
+        store = None
+    return store if isinstance(store, str) and store else DEFAULT_STORE

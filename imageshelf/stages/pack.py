@@ -1,0 +1,346 @@
+"""Pack: merge the staged manifest into the store, by the policies in params.yaml.
+
+- Same key, same bytes: already there (a metadata change updates the record: relabeled).
+- Same key, different bytes: a conflict, by `on_conflict`: error (fail, change nothing),
+  replace (the new bytes win) or skip (the stored bytes stay).
+- Same bytes as another image under a new key: a duplicate, by `on_duplicate`: keep or
+  skip (listed in the report either way).
+- Keys listed in data/remove.txt are dropped from the store.
+- Every record carries its split (imageshelf/splits.py): new images get one, and stored
+  images move only when the ratios in params.yaml change (resplit).
+If nothing changes, the store is not rewritten: it stays byte-identical.
+
+The layout (pack.layout) decides how a new version is written; when pack.store names a
+new place and dvc.lock records the store elsewhere (the layout was switched), that
+store is converted. Pack also writes the catalog (every record, no image bytes) that
+`imageshelf diff` compares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_json
+from ..catalog import write_catalog
+from ..errors import ShelfError
+from ..manifest import read_manifest
+from ..params import PackParams
+from ..progress import Progress
+from ..splits import assign_split, with_split
+from ..store import Header, ImageStore, Record, StoreError
+from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
+
+
+class PackError(ShelfError):
+    """Pack cannot start: nothing staged, or the store to pack into is not here."""
+
+
+class ConflictError(PackError):
+    def __init__(self, keys: list[str]) -> None:
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        super().__init__(
+            f"{len(keys)} staged image(s) have the key of a stored image but different bytes: "
+            f"{shown}. Nothing was changed. Rename them, or set pack.on_conflict to replace "
+            "or skip in params.yaml."
+        )
+        self.keys = keys
+
+
+def read_removals(path: Path) -> list[str]:
+    """Keys in a removal list: one per line; blank lines and # comments are ignored."""
+    if not path.exists():
+        return []
+    keys = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keys.append(line)
+    return keys
+
+
+@dataclass
+class PackPlan:
+    """What pack will do, decided before anything is written."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    relabeled: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    duplicates: dict[str, str] = field(default_factory=dict)  # new key -> key with same bytes
+    removed: list[str] = field(default_factory=list)
+    removal_not_found: list[str] = field(default_factory=list)
+    resplit: list[str] = field(default_factory=list)  # stored keys whose split changes
+    not_packed: dict[str, str] = field(default_factory=dict)  # staged key -> why not
+
+    @property
+    def writes(self) -> set[str]:
+        return set(self.added) | set(self.replaced) | set(self.relabeled)
+
+    @property
+    def changes_store(self) -> bool:
+        return bool(self.writes or self.removed or self.resplit)
+
+
+def plan_pack(store: ImageStore | None, manifest: Path, removals: list[str],
+              params: PackParams) -> PackPlan:
+    plan = PackPlan()
+    removal_set = set(removals)
+    new_by_hash: dict[str, str] = {}  # content of images new to the store -> first key
+    for record in read_manifest(manifest):
+        key = record.key
+        if key in removal_set:
+            plan.not_packed[key] = "listed in data/remove.txt"
+            continue
+        existing = store.record(key) if store is not None and key in store else None
+        if existing is None:
+            first = new_by_hash.get(record.info.sha256)
+            if first is not None:
+                plan.duplicates[key] = first
+            else:
+                new_by_hash[record.info.sha256] = key
+            plan.added.append(key)
+        elif existing.info.sha256 == record.info.sha256:
+            if existing.metadata == record.metadata:
+                plan.unchanged += 1
+            else:
+                plan.relabeled.append(key)
+        else:
+            plan.conflicts.append(key)
+            if params.on_conflict == "replace":
+                plan.replaced.append(key)
+            elif params.on_conflict == "skip":
+                plan.not_packed[key] = "conflict: the stored bytes were kept (on_conflict: skip)"
+    if plan.conflicts and params.on_conflict == "error":
+        raise ConflictError(plan.conflicts)
+
+    if store is not None:
+        # One scan of the stored records (no image bytes) finds content already stored
+        # and records whose split the ratios now put elsewhere.
+        ratios = params.split
+        restaged = plan.writes
+        for key, raw in store.raw_records():
+            if key in removal_set:
+                continue
+            sha256, split = _sha256_and_split(raw)
+            if sha256 in new_by_hash:
+                plan.duplicates[new_by_hash.pop(sha256)] = key
+            if key in restaged or split == assign_split(key, ratios):
+                continue  # the usual case, decided without parsing the record
+            stored = Record.decode(key, raw)
+            if with_split(stored, ratios) is not stored:
+                plan.resplit.append(key)
+    if params.on_duplicate == "skip" and plan.duplicates:
+        for key, same_as in plan.duplicates.items():
+            plan.not_packed[key] = f"duplicate of {same_as} (on_duplicate: skip)"
+        plan.added = [key for key in plan.added if key not in plan.duplicates]
+
+    if store is not None:
+        for key in removals:
+            (plan.removed if key in store else plan.removal_not_found).append(key)
+    else:
+        plan.removal_not_found = list(removals)
+    return plan
+
+
+def _sha256_and_split(raw: bytes) -> tuple[str, str | None]:
+    """The top-level sha256 and split of a stored record, read off its canonical JSON.
+
+    Top-level keys are sorted, so the user's metadata ("meta") comes before "sha256" and
+    "split": the last occurrence of each is the record's own (a string inside the
+    metadata cannot hold an unescaped quote)."""
+    at = raw.rfind(b'"sha256":"') + 10
+    sha256 = raw[at:at + 64].decode("ascii")
+    at = raw.rfind(b'"split":"')
+    if at < 0:
+        return sha256, None
+    at += 9
+    return sha256, raw[at:raw.index(b'"', at)].decode("utf-8")
+
+
+def apply_plan(store_path: Path, manifest: Path, incoming: Path, plan: PackPlan,
+               params: PackParams, *, base: ImageStore | None = None,
+               on_item: Callable[[Record], None] | None = None) -> Header:
+    """Publish the new store in the layout params.yaml names; return its header. New
+    bytes are read from the incoming files. base: the store the plan was made against
+    (in another place when converting between layouts)."""
+    writes = plan.writes
+    ratios = params.split
+
+    def additions() -> Iterator[Item]:
+        for record in read_manifest(manifest):
+            if record.key in writes:
+                yield Item(record, _reader(incoming, record))
+
+    def transform(record: Record) -> Record:
+        return with_split(record, ratios)
+
+    if params.layout == "single":
+        return rebuild(store_path, additions, plan.removed, base=base, transform=transform,
+                       on_item=on_item)
+    return write_sharded(store_path, additions, plan.removed, base=base,
+                         touched=plan.resplit, shard_bytes=params.shard_bytes,
+                         transform=transform, on_item=on_item)
+
+
+def _reader(incoming: Path, record: Record) -> Callable[[], bytes]:
+    def read() -> bytes:
+        with open(os.path.join(incoming, record.key), "rb") as fh:
+            return fh.read()
+
+    return read
+
+
+def plan_report(plan: PackPlan, params: PackParams, header: Header,
+                written: bool) -> dict[str, Any]:
+    return {
+        "written": written,
+        "count": header.count,
+        "total_bytes": header.total_bytes,
+        "content_digest": header.content_digest,
+        "added": len(plan.added),
+        "replaced": len(plan.replaced),
+        "relabeled": len(plan.relabeled),
+        "unchanged": plan.unchanged,
+        "removed": len(plan.removed),
+        "resplit": len(plan.resplit),
+        "split": dict(params.split),
+        "on_conflict": params.on_conflict,
+        "on_duplicate": params.on_duplicate,
+        "conflicts": plan.conflicts,
+        "duplicates": [{"key": k, "same_as": v} for k, v in sorted(plan.duplicates.items())],
+        "removal_not_found": plan.removal_not_found,
+        "not_packed": dict(sorted(plan.not_packed.items())),
+    }
+
+
+@dataclass
+class PackOutcome:
+    """What a pack run did: the plan, the published header, and how it was written."""
+
+    plan: PackPlan
+    header: Header
+    written: bool
+    converted_from: Path | None
+
+    def summary(self, params: PackParams, store_path: Path) -> str:
+        plan = self.plan
+        duplicates = "duplicates " + ("kept" if params.on_duplicate == "keep" else "skipped")
+        parts = [f"{len(plan.added)} added"]
+        for count, what in ((len(plan.replaced), "replaced"),
+                            (len(plan.relabeled), "relabeled"),
+                            (len(plan.removed), "removed"),
+                            (len(plan.resplit), "moved to another split"),
+                            (plan.unchanged, "already there"),
+                            (len(plan.duplicates), duplicates),
+                            (len(plan.conflicts) - len(plan.replaced), "conflicts skipped")):
+            if count:
+                parts.append(f"{count} {what}")
+        state = "written" if self.written else "unchanged, not rewritten"
+        if self.converted_from is not None:
+            state = f"converted from {self.converted_from}"
+        return (f"pack: {', '.join(parts)}; {store_path} holds {self.header.count} images "
+                f"({self.header.total_bytes / 1e6:,.1f} MB), {state}")
+
+
+def run(store_path: Path, manifest: Path, incoming: Path, remove_list: Path, catalog: Path,
+        report: Path, params: PackParams,
+        progress: Callable[[int], AbstractContextManager[Progress]] | None = None) -> PackOutcome:
+    """The pack stage: plan, publish the new version under the writer's lock (only if
+    anything changes), bring the catalog in line, write the report.
+
+    `progress(total)`, if given, makes the bar (a context manager) the write reports to.
+    """
+    if not manifest.exists():
+        raise PackError(f"{manifest}: no staged manifest; run ingest first")
+    previous = previous_store(store_path)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(store_path):
+        if store_path.is_dir():
+            tidy(store_path)  # what a killed pack left: DVC must not track it
+        source = store_path if store_path.exists() else previous
+        store = ImageStore(source) if source is not None else None
+        if store is not None:
+            try:
+                len(store)
+            except StoreError as exc:
+                raise PackError(
+                    f"{exc}. Restore the last good version with `dvc checkout {source}`"
+                ) from None
+        plan = plan_pack(store, manifest, read_removals(remove_list), params)
+        converting = source is not None and source != store_path
+        written = store is None or plan.changes_store or converting
+        if store is not None and not written:
+            header = store.header
+            store.close()
+        else:
+            total = len(plan.writes) + (len(store) if store is not None else 0)
+            with progress(total) if progress is not None else contextlib.nullcontext() as bar:
+                header = apply_plan(store_path, manifest, incoming, plan, params,
+                                    base=store if converting else None,
+                                    on_item=None if bar is None else lambda _r: bar.update())
+            if store is not None:
+                store.close()
+        write_catalog(ImageStore(store_path), catalog)
+    write_json(report, plan_report(plan, params, header, written))
+    return PackOutcome(plan, header, written, source if converting else None)
+
+
+def previous_store(store_path: Path, lock: Path = Path("dvc.lock")) -> Path | None:
+    """The store to start from when `store_path` does not exist yet: the one dvc.lock
+    records in another place (the layout was switched), if it is here.
+
+    A missing store that dvc.lock knows of was not pulled: packing now would start a new
+    store without every image packed before, and pushing it would drop them: refused.
+    """
+    import yaml
+
+    if store_path.exists() or not lock.exists():
+        return None
+    try:
+        outs = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]["pack"]["outs"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
+    # pack's outputs: the store, the catalog folder and its report
+    stores = [o for o in outs if o.get("path") != "data/catalog"
+              and not str(o.get("path", "")).startswith("reports/")]
+    for recorded in stores:
+        path = Path(recorded["path"])
+        if path != store_path and path.exists():
+            return path  # switching layouts: convert this one
+    if stores:
+        recorded = stores[0]
+        size = recorded.get("size")
+        size_text = f"{size:,} bytes" if isinstance(size, int) else "its size unknown"
+        raise PackError(
+            f"{store_path} is missing, but dvc.lock records the store at {recorded['path']} "
+            f"({size_text}). Run `dvc pull {recorded['path']}` (or "
+            f"`dvc checkout {recorded['path']}`) first, so new images join it. To start a "
+            "new store on purpose, delete dvc.lock.")
+    return None
+
+
+def compact(store_path: Path, catalog: Path, params: PackParams,
+            progress: Progress | None = None) -> tuple[int, ImageStore] | None:
+    """Rewrite a sharded store into full shards in key order, and its catalog; return
+    how many shards it had and the new store. None for a single file: nothing to do."""
+    if not store_path.exists():
+        raise PackError(f"{store_path}: no such store")
+    with writer_lock(store_path):
+        store = ImageStore(store_path)
+        if store.layout != "sharded":
+            return None
+        before = len(store.parts)
+        if progress is not None:
+            progress.reset(total=len(store))
+        write_sharded(store_path, base=store, rewrite=True, shard_bytes=params.shard_bytes,
+                      on_item=None if progress is None else lambda _record: progress.update())
+        after = ImageStore(store_path)
+        write_catalog(after, catalog)
+    return before, after

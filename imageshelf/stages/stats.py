@@ -1,0 +1,158 @@
+"""Stats: counts, sizes and labels of the store, as DVC metrics and plots.
+
+The contact sheet decodes a few images to draw thumbnails; that is for people to look
+at. The stored bytes are only read, never changed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from array import array
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..atomic import write_bytes, write_json, write_text
+from ..params import StatsParams
+from ..store import ImageStore
+
+NO_LABEL = "(no label)"
+
+
+def label_of(metadata: dict[str, Any]) -> str:
+    label = metadata.get("label")
+    return NO_LABEL if label in (None, "") else str(label)
+
+
+def _percentile(ordered: array, fraction: float) -> int:
+    if not ordered:
+        return 0
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def _size_bin(size: int) -> tuple[int, str]:
+    """Power-of-two size bins: (sort order, label)."""
+    kib = max(size, 1) / 1024
+    upper = 1
+    while upper < kib:
+        upper *= 2
+    lower = upper // 2
+    return upper, ("< 1 KiB" if upper == 1 else f"{lower}-{upper} KiB")
+
+
+def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
+    """One pass over the records (no image bytes): every figure the stage reports."""
+    sizes = array("q")
+    formats: Counter[str] = Counter()
+    labels: Counter[str] = Counter()
+    bins: Counter[tuple[int, str]] = Counter()
+    samples: dict[str, list[str]] = defaultdict(list)
+    widths, heights = array("q"), array("q")
+    for record in store.records():
+        info = record.info
+        sizes.append(info.size)
+        widths.append(info.width)
+        heights.append(info.height)
+        formats[info.format] += 1
+        label = label_of(record.metadata)
+        labels[label] += 1
+        bins[_size_bin(info.size)] += 1
+        if len(samples[label]) < samples_per_label:
+            samples[label].append(record.key)
+    ordered = array("q", sorted(sizes))
+    metrics = {
+        "count": len(sizes),
+        "total_bytes": sum(sizes),
+        "labels": len(labels),
+        "by_format": dict(sorted(formats.items())),
+        "by_label": dict(sorted(labels.items())),
+        "width": {"min": min(widths, default=0), "max": max(widths, default=0)},
+        "height": {"min": min(heights, default=0), "max": max(heights, default=0)},
+        "size_bytes": {
+            "min": ordered[0] if ordered else 0,
+            "p50": _percentile(ordered, 0.50),
+            "p90": _percentile(ordered, 0.90),
+            "p99": _percentile(ordered, 0.99),
+            "max": ordered[-1] if ordered else 0,
+            "mean": round(sum(sizes) / len(sizes)) if sizes else 0,
+        },
+    }
+    return {"metrics": metrics, "labels": labels, "bins": bins, "samples": samples}
+
+
+def labels_csv(labels: Counter[str]) -> str:
+    rows = sorted(labels.items(), key=lambda item: (-item[1], item[0]))
+    return "label,count\n" + "".join(f"{_csv(label)},{count}\n" for label, count in rows)
+
+
+def sizes_csv(bins: Counter[tuple[int, str]]) -> str:
+    rows = sorted(bins.items())
+    return "size,count\n" + "".join(f"{label},{count}\n" for (_, label), count in rows)
+
+
+def _csv(value: str) -> str:
+    if any(c in value for c in ',"\n\r'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def contact_sheet(store: ImageStore, labels: Counter[str], samples: dict[str, list[str]],
+                  thumb: int, per_label: int, max_labels: int) -> Image.Image:
+    """A grid: one row per label (most frequent first), a few thumbnails in each."""
+    chosen = sorted(labels, key=lambda label: (-labels[label], label))[:max_labels]
+    font = ImageFont.load_default()
+    text_width, pad = 160, 4
+    cell = thumb + pad
+    width = text_width + per_label * cell + pad
+    height = max(1, len(chosen)) * cell + pad
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    if not chosen:
+        draw.text((pad, pad), "the store is empty", fill="black", font=font)
+    for row, label in enumerate(chosen):
+        top = pad + row * cell
+        name = label if len(label) <= 22 else label[:21] + "…"
+        draw.text((pad, top + thumb // 2 - 6), f"{name} ({labels[label]})", fill="black",
+                  font=font)
+        for column, key in enumerate(samples[label]):
+            left = text_width + column * cell
+            sheet.paste(_thumbnail(store.get(key), thumb), (left, top))
+    return sheet
+
+
+def _thumbnail(data: bytes, size: int) -> Image.Image:
+    tile = Image.new("RGB", (size, size), (235, 235, 235))
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
+            im.thumbnail((size, size))
+            picture = im.convert("RGB")
+    except Exception:  # noqa: BLE001 - a picture that will not decode shows as a blank tile
+        ImageDraw.Draw(tile).text((size // 2 - 3, size // 2 - 6), "?", fill="red")
+        return tile
+    tile.paste(picture, ((size - picture.width) // 2, (size - picture.height) // 2))
+    return tile
+
+
+def write_plots(plots_dir: Path, collected: dict[str, Any], sheet: Image.Image) -> None:
+    png = io.BytesIO()
+    sheet.save(png, "PNG", optimize=False)
+    write_text(plots_dir / "labels.csv", labels_csv(collected["labels"]))
+    write_text(plots_dir / "sizes.csv", sizes_csv(collected["bins"]))
+    write_bytes(plots_dir / "contact_sheet.png", png.getvalue())
+
+
+def run(store_path: Path, metrics: Path, plots: Path, params: StatsParams) -> dict[str, Any]:
+    """The stats stage: count the store, write the metrics and the plots; return the
+    metrics."""
+    store = ImageStore(store_path)
+    collected = collect(store, params.thumbnails_per_label)
+    sheet = contact_sheet(store, collected["labels"], collected["samples"], params.thumbnail_px,
+                          params.thumbnails_per_label, params.max_labels)
+    write_json(metrics, collected["metrics"])
+    write_plots(plots, collected, sheet)
+    result: dict[str, Any] = collected["metrics"]
+    return result

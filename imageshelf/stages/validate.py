@@ -1,0 +1,257 @@
+"""Validate: prove every record in the store is intact, and every staged image is in it.
+
+Reads the store read-only, part by part (the single file is a store of one part). For
+each part: LMDB's structure (offline, before the engine touches a page), every image
+against its hash and size, every record parsed, the header's count, byte total and
+content digest, and the part against the entry that lists it. Then the catalog against
+the store, and each staged image (unless pack reported why it was not packed) against
+the store and its source file, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import lmdb.verify as lmdb_verify
+
+from ..atomic import write_json
+from ..catalog import catalog_digest, catalog_parts
+from ..errors import ShelfError
+from ..manifest import read_manifest
+from ..progress import Progress
+from ..store import ImageStore, Part, StoreError, StoreFile
+from ..store.format import digest_entry
+from ..store.index import is_shard_name, shard_name
+
+
+class ValidationError(ShelfError):
+    """The store failed validation; the full list is in the report."""
+
+
+@dataclass
+class Validation:
+    records: int = 0
+    bytes_checked: int = 0
+    staged_checked: int = 0
+    sources_checked: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def fail(self, key: str, problem: str) -> None:
+        self.failures.append({"key": key, "problem": problem})
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "ok": not self.failures,
+            "records": self.records,
+            "bytes_checked": self.bytes_checked,
+            "staged_checked": self.staged_checked,
+            "sources_checked": self.sources_checked,
+            "failures": self.failures,
+        }
+
+
+def verify_structure(path: Path) -> list[str]:
+    """LMDB's own invariants, checked by py-lmdb's offline verifier.
+
+    It reads the file as bytes and never hands it to the engine, so damage to LMDB's
+    pages is reported here instead of crashing whatever opens the file next.
+    """
+    try:
+        return list(lmdb_verify.verify(str(path), subdir=False))
+    except lmdb_verify.VerifyError as exc:
+        return [str(exc)]
+    except OSError as exc:
+        return [f"cannot read: {exc.strerror}"]
+
+
+def validate_store(store: ImageStore, progress: Progress | None = None) -> Validation:
+    """Check every part of the store, then the store as a whole.
+
+    `progress`, if given, is reset to the record count, then updated per record.
+    """
+    result = Validation()
+    try:
+        parts, header = store.parts, store.header
+    except StoreError as exc:
+        result.fail("(store)", str(exc))
+        return result
+    if progress is not None:
+        progress.reset(total=header.count)
+    for part in parts:
+        try:
+            file = store.part(part.name)
+        except StoreError:
+            result.fail(part.name, "shard listed in the index is missing; `dvc pull` or "
+                                   "`dvc checkout` brings it back")
+            continue
+        found = _validate_file(file, part, progress)
+        result.records += found.records
+        result.bytes_checked += found.bytes_checked
+        shard = is_shard_name(part.name)  # failures name the shard as well as the key
+        result.failures += [{"key": f"{part.name}: {f['key']}" if shard else f["key"],
+                             "problem": f["problem"]} for f in found.failures]
+    strays = store.stray_files()
+    if strays:
+        result.fail("(index)", f"{len(strays)} shard file(s) not in the index, left by an "
+                               f"interrupted pack ({strays[0]}...): run pack to remove them")
+    if result.failures:
+        return result
+    if header.count != result.records:
+        result.fail("(header)", f"header says {header.count} images, the store holds "
+                                f"{result.records}")
+    if len(parts) > 1:
+        previous = None
+        for key, _raw in store.raw_records():
+            if key == previous:
+                result.fail(key, "the same key is in two shards")
+            previous = key
+    return result
+
+
+def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Validation:
+    result = Validation()
+    problems = verify_structure(file.path)
+    if problems:
+        for problem in problems[:20]:
+            result.fail("(lmdb)", problem)
+        return result  # opening a structurally damaged file through LMDB could crash
+    try:
+        header = file.header
+    except StoreError as exc:
+        result.fail("(header)", str(exc))
+        return result
+    content = hashlib.sha256()
+    total = 0
+    try:
+        for record in file.records():
+            key = record.key
+            result.records += 1
+            content.update(digest_entry(key.encode("utf-8"), record.encode()))
+            if not isinstance(record.metadata, dict):
+                result.fail(key, "metadata is not a JSON object")
+                continue
+            total += record.info.size
+            try:
+                data = file.get(key)
+            except KeyError:
+                result.fail(key, "record has no image bytes")
+                continue
+            result.bytes_checked += len(data)
+            if len(data) != record.info.size:
+                result.fail(key, f"image is {len(data)} bytes, its record says {record.info.size}")
+            elif hashlib.sha256(data).hexdigest() != record.info.sha256:
+                result.fail(key, "image bytes do not match their sha256: the store is corrupt")
+            if progress is not None:
+                progress.update()
+    except (ValueError, KeyError, TypeError, lmdb.Error) as exc:
+        result.fail("(store)", f"a record does not parse after {result.records} good ones: {exc}")
+        return result
+    counts = file.stat()
+    if counts["images"] != counts["records"]:
+        result.fail("(store)", f"{counts['images']} images but {counts['records']} records")
+    if header.count != result.records:
+        result.fail("(header)", f"header says {header.count} images, the file has "
+                                f"{result.records}")
+    if header.total_bytes != total:
+        result.fail("(header)", f"header says {header.total_bytes} bytes, records add up "
+                                f"to {total}")
+    if header.content_digest != content.hexdigest():
+        result.fail("(header)", "content digest does not match the records")
+    if is_shard_name(part.name) and shard_name(header.content_digest) != part.name:
+        result.fail("(index)", "shard's content does not match its name")
+    for name in ("count", "total_bytes", "content_digest"):
+        if getattr(header, name) != getattr(part, name):
+            result.fail("(index)", f"index says {name} {getattr(part, name)}, the shard has "
+                                   f"{getattr(header, name)}")
+    return result
+
+
+def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> None:
+    """The catalog folder must list exactly the store's records, file by file."""
+    if not catalog.is_dir():
+        result.fail("(catalog)", f"{catalog} is missing; run pack to write it")
+        return
+    parts = catalog_parts(store)
+    for name, part, _file in parts:
+        digest = part.content_digest
+        path = catalog / name
+        if not path.exists():
+            result.fail("(catalog)", f"{path} is missing; run pack to rewrite it")
+            continue
+        try:
+            _count, found = catalog_digest(read_manifest(path))
+        except (ValueError, KeyError, TypeError) as exc:
+            result.fail("(catalog)", f"{path} does not parse: {exc}")
+            continue
+        if found != digest:
+            result.fail("(catalog)", f"{path} does not match the store; run pack to "
+                                     "rewrite it")
+    extra = sorted({p.name for p in catalog.glob("*.jsonl")} - {n for n, _, _ in parts})
+    if extra:
+        result.fail("(catalog)", f"{catalog} has files for no part of the store: "
+                                 f"{', '.join(extra[:3])}")
+
+
+def validate_staged(store: ImageStore, manifest: Path, incoming: Path,
+                    not_packed: dict[str, str], result: Validation) -> None:
+    """Check each staged image is stored, byte-identical to what ingest hashed and to its
+    source file (while that file is still there)."""
+    damaged = {failure["key"] for failure in result.failures}  # already reported
+    for staged in read_manifest(manifest):
+        key = staged.key
+        if key in not_packed or key in damaged:
+            continue
+        result.staged_checked += 1
+        try:
+            stored = store.info(key)
+        except KeyError:
+            result.fail(key, "staged but missing from the store")
+            continue
+        if stored.sha256 != staged.info.sha256:
+            result.fail(key, "stored bytes differ from the staged file's")
+            continue
+        source = os.path.join(incoming, key)
+        try:
+            with open(source, "rb") as fh:
+                source_bytes = fh.read()
+        except FileNotFoundError:
+            continue  # moved away since ingest: the manifest's hash still proves the bytes
+        except OSError as exc:
+            result.fail(key, f"cannot read the source file: {exc.strerror}")
+            continue
+        result.sources_checked += 1
+        # The stored bytes were proven against their hash above: compare bytes directly.
+        if source_bytes != store.get(key):
+            result.fail(key, "source file changed after ingest; run `dvc repro` again")
+
+
+def run(store_path: Path, manifest: Path, incoming: Path, pack_report: Path, catalog: Path,
+        report: Path, progress: Progress | None = None) -> Validation:
+    """The validate stage: the store, then the catalog (if the store is whole), then the
+    staged images; the report is written either way, and any failure raises
+    ValidationError naming the first problem."""
+    if not store_path.exists():
+        raise ValidationError(f"{store_path}: no such store; run `dvc repro` to pack one, or "
+                              f"`dvc pull {store_path}` to fetch the last one")
+    store = ImageStore(store_path)
+    result = validate_store(store, progress)
+    not_packed: dict[str, str] = {}
+    if pack_report.exists():
+        not_packed = json.loads(pack_report.read_text(encoding="utf-8")).get("not_packed", {})
+    if not result.failures:
+        validate_catalog(store, catalog, result)
+    if manifest.exists():
+        validate_staged(store, manifest, incoming, not_packed, result)
+    write_json(report, result.report())
+    if result.failures:
+        first = result.failures[0]
+        raise ValidationError(
+            f"validate: {len(result.failures)} problem(s) in {store_path}, first: "
+            f"{first['key']}: {first['problem']} (all in {report})")
+    return result

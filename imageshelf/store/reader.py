@@ -1,0 +1,217 @@
+"""Read an image store, in either layout, through one class: ImageStore.
+
+A store is a list of parts (index.py). A single file is a store of one part; a sharded
+folder lists its parts in `index.json`. Every reader, from `ls` to validate to the
+training dataset, loops over `store.parts` the same way and never asks which layout it
+has. Parts open lazily, one by one, when first read: a machine that pulled only some
+shards reads those and gets a clear error, naming the command that fetches it, for
+the others.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from .file import StoreFile
+from .format import Header, ImageInfo, Record, StoreError
+from .index import SHARD_PREFIX, SHARD_SUFFIX, Part, ShardIndex
+
+Layout = Literal["single", "sharded"]
+T = TypeVar("T")
+
+
+class ImageStore:
+    """Images and their metadata, by key: a `.lmdb` file, or a folder of shards.
+
+        store = ImageStore("data/images.lmdb")     # or "data/images", the sharded folder
+        store.get("cats/001.jpg")                   # the original bytes
+        store.metadata("cats/001.jpg")              # {"label": "cat", ...}
+
+    Opens lazily, read-only and without a lock file, once per process: safe to create
+    before `fork`, to pickle into `spawn`ed workers (only the path travels), and to use
+    on read-only files such as DVC's cache. A store is a snapshot: when a new version is
+    published, an open ImageStore goes on reading the one it opened.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._parts: tuple[Part, ...] | None = None
+        self._header: Header | None = None
+        self._files: dict[str, StoreFile] = {}
+        self.__dict__.pop("get", None)  # the single file's fast path, bound by _resolve
+
+    def _resolve(self) -> tuple[Part, ...]:
+        parts = self._parts
+        if parts is not None:
+            return parts
+        if self.path.is_dir():
+            index = ShardIndex.read(self.path)
+            parts = index.parts
+            self._header = Header(
+                index.count, index.total_bytes, index.content_digest, index.format, index.version
+            )
+        else:
+            file = StoreFile(self.path)
+            header = file.header  # opens it: a missing or damaged file fails here
+            parts = (Part(self.path.name, header.count, header.total_bytes, header.content_digest),)
+            self._files[self.path.name] = file
+            self._header = header
+            # Training's hot path: one bound call into the file's reader, no part lookup.
+            self.get = file.get  # type: ignore[method-assign]
+        self._parts = parts
+        return parts
+
+    # -- what the store is made of
+    @property
+    def layout(self) -> Layout:
+        """"single" (one file) or "sharded" (a folder of shards and an index)."""
+        return "sharded" if self.path.is_dir() else "single"
+
+    @property
+    def parts(self) -> list[Part]:
+        """Its files: name, count, total_bytes, content_digest (and, for shards, the
+        first and last key), in the order they were made."""
+        return list(self._resolve())
+
+    def part(self, name: str) -> StoreFile:
+        """The reader of one part, by name. A shard that is listed but not on this
+        machine is a StoreError that says how to fetch it."""
+        file = self._files.get(name)
+        if file is None:
+            if name not in {part.name for part in self._resolve()}:
+                raise KeyError(f"{name}: not a part of {self.path}")
+            file = self._files.get(name)  # the single file, opened by _resolve
+        if file is None:
+            path = self.path / name
+            if not path.exists():
+                raise StoreError(f"{path}: shard not here; `dvc pull {path}` fetches it")
+            file = self._files[name] = StoreFile(path)
+        return file
+
+    def part_of(self, key: str) -> str | None:
+        """The name of the part holding `key`, or None."""
+        for part in self._candidates(key):
+            if key in self.part(part.name):
+                return part.name
+        return None
+
+    def stray_files(self) -> list[str]:
+        """Shard files in the store's folder that its index does not list: written by a
+        pack that was killed before it published them. None in the single layout."""
+        if self.layout == "single":
+            return []
+        listed = {part.name for part in self._resolve()}
+        found = self.path.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}")
+        return sorted(p.name for p in found if p.name not in listed)
+
+    @property
+    def header(self) -> Header:
+        """count, total_bytes and content_digest of the whole store; format and version
+        of its file (single) or of its index (sharded)."""
+        self._resolve()
+        assert self._header is not None
+        return self._header
+
+    # -- reading, the same in both layouts
+    def __len__(self) -> int:
+        return self.header.count
+
+    def _candidates(self, key: object) -> Iterator[Part]:
+        if isinstance(key, str):
+            for part in self._resolve():
+                if part.may_hold(key):
+                    yield part
+
+    def _read(self, key: str, read: Callable[[StoreFile, str], T]) -> T:
+        """`read(file, key)` from the part that holds `key`; KeyError if none does."""
+        for part in self._candidates(key):
+            try:
+                return read(self.part(part.name), key)
+            except KeyError:
+                continue
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in self.part(part.name) for part in self._candidates(key))
+
+    def get(self, key: str) -> bytes:
+        """The image's original bytes. Raises KeyError naming a missing key."""
+        return self._read(key, StoreFile.get)
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes]:
+        """Original bytes for each key, in the order given."""
+        return [self.get(key) for key in keys]
+
+    def record(self, key: str) -> Record:
+        """Key, info and metadata of one image, without its bytes."""
+        return self._read(key, StoreFile.record)
+
+    def info(self, key: str) -> ImageInfo:
+        """Hash, size, format, width and height of one image."""
+        return self.record(key).info
+
+    def metadata(self, key: str) -> dict[str, Any]:
+        """The user's metadata for one image (label, boxes, text, ...)."""
+        return self.record(key).metadata
+
+    def raw_records(self) -> Iterator[tuple[str, bytes]]:
+        """(key, record JSON as stored) in key order, across every part: for fast scans
+        and filters. Reads no image bytes."""
+        parts = self._resolve()
+        if len(parts) == 1:
+            return self.part(parts[0].name).raw_records()
+        streams = [self.part(part.name).raw_records() for part in parts]
+        return heapq.merge(*streams, key=lambda pair: pair[0])  # str order = UTF-8 order
+
+    def records(self) -> Iterator[Record]:
+        """Every record in key order, without reading any image bytes."""
+        for key, raw in self.raw_records():
+            yield Record.decode(key, raw)
+
+    def __iter__(self) -> Iterator[str]:
+        """Keys in sorted order, streamed."""
+        for key, _raw in self.raw_records():
+            yield key
+
+    def keys(self) -> list[str]:
+        """All keys, in sorted order."""
+        return list(self)
+
+    def stat(self) -> dict[str, int]:
+        """Entries actually present in the `records` and `images` databases, summed
+        over the parts (validate compares them with the header)."""
+        totals = {"records": 0, "images": 0}
+        for part in self._resolve():
+            for name, value in self.part(part.name).stat().items():
+                totals[name] += value
+        return totals
+
+    # -- life cycle
+    def close(self) -> None:
+        """Drop the open files; the next read opens the store again (a new version, if
+        one was published meanwhile)."""
+        for file in self._files.values():
+            file.close()
+        self._reset()
+
+    def __enter__(self) -> ImageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]  # unopened
+
+    def __repr__(self) -> str:
+        return f"ImageStore({str(self.path)!r})"
