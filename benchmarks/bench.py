@@ -28,8 +28,16 @@ from pathlib import Path
 import click
 
 PROJECT = Path(__file__).resolve().parents[1]
-SKELETON = ["dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore",
-            ".gitignore", "data/remove.txt", "data/incoming/.gitkeep"]
+SKELETON = [
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+    "data/remove.txt",
+    "data/incoming/.gitkeep",
+]
 LABELS = 100
 SIZES = ("MiB", "MB")  # rows measured in bytes: smaller is better, ratio ours/theirs
 
@@ -60,8 +68,10 @@ class Row:
 
 # ------------------------------------------------------------------------ the data
 
+
 def _image(i: int) -> tuple[str, bytes]:
     from PIL import Image
+
     rng = random.Random(i)
     w, h = 112 + rng.randrange(32), 112 + rng.randrange(32)
     base = Image.radial_gradient("L").resize((w, h)).convert("RGB")
@@ -97,11 +107,16 @@ def make_images(folder: Path, first: int, count: int) -> int:
 
 # ----------------------------------------------------------------------- helpers
 
+
 def env() -> dict[str, str]:
-    return {**os.environ,
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+    return {
+        **os.environ,
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    }
 
 
 def run(args: list[str], cwd: Path) -> float:
@@ -123,7 +138,6 @@ def median_of(times: int, fn) -> float:
     return statistics.median(fn() for _ in range(times))
 
 
-
 def evict(paths) -> None:
     """Drop files from the page cache (posix_fadvise works without root)."""
     for path in paths:
@@ -140,8 +154,9 @@ def new_project(root: Path, remote: Path) -> Path:
     for rel in SKELETON:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT / rel, root / rel)
-    shutil.copytree(PROJECT / "pipeline", root / "pipeline",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        PROJECT / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
     run(["git", "init", "-q"], root)
     run(["dvc", "remote", "modify", "local", "url", str(remote)], root)
     run(["git", "add", "-A"], root)
@@ -169,15 +184,19 @@ def link_tree(source: Path, target: Path) -> None:
 
 # -------------------------------------------------------------------- the measures
 
+
 def naive_pack(folder: Path, out: Path) -> None:
     """What people write by hand: batches of 1000 putmulti, then a compacting copy."""
     import lmdb
+
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".csv")
     raw = out.with_suffix(".raw")
     env_ = lmdb.open(str(raw), subdir=False, map_size=1 << 40, lock=False)
     for start in range(0, len(files), 1000):
-        batch = [(str(p.relative_to(folder)).encode(), p.read_bytes())
-                 for p in files[start:start + 1000]]
+        batch = [
+            (str(p.relative_to(folder)).encode(), p.read_bytes())
+            for p in files[start : start + 1000]
+        ]
         with env_.begin(write=True) as txn:
             txn.cursor().putmulti(batch)
     env_.copy(str(out), compact=True)
@@ -210,16 +229,39 @@ def measure_build(work: Path, images: Path, rows: list[Row]) -> float:
     def ours() -> float:
         for name in ("images.lmdb", "staged.jsonl"):
             (ours_dir / name).unlink(missing_ok=True)
-        return (run(["pipeline", "ingest", "--incoming", str(images), "--manifest",
-                     "staged.jsonl", "--report", "ingest.json"], ours_dir)
-                + run(["pipeline", "pack", "--store", "images.lmdb", "--manifest",
-                       "staged.jsonl", "--incoming", str(images), "--report", "pack.json"],
-                      ours_dir))
+        return run(
+            [
+                "pipeline",
+                "ingest",
+                "--incoming",
+                str(images),
+                "--manifest",
+                "staged.jsonl",
+                "--report",
+                "ingest.json",
+            ],
+            ours_dir,
+        ) + run(
+            [
+                "pipeline",
+                "pack",
+                "--store",
+                "images.lmdb",
+                "--manifest",
+                "staged.jsonl",
+                "--incoming",
+                str(images),
+                "--report",
+                "pack.json",
+            ],
+            ours_dir,
+        )
 
     def naive() -> float:
         (work / "naive.lmdb").unlink(missing_ok=True)
-        return run([sys.executable, __file__, "naive-pack", str(images),
-                    str(work / "naive.lmdb")], work)
+        return run(
+            [sys.executable, __file__, "naive-pack", str(images), str(work / "naive.lmdb")], work
+        )
 
     files = image_files(images)
 
@@ -227,6 +269,7 @@ def measure_build(work: Path, images: Path, rows: list[Row]) -> float:
         def measure() -> float:
             evict(files)
             return fn()
+
         return measure
 
     tar = median_of(3, lambda: tar_once(work, images))
@@ -235,15 +278,32 @@ def measure_build(work: Path, images: Path, rows: list[Row]) -> float:
     naive_time = median_of(3, naive)
     tar_cold = median_of(3, cold(lambda: tar_once(work, images)))
     build_cold = median_of(3, cold(ours))
-    rows.append(Row("build", "ingest + pack, warm cache (hash, check, index every image)",
-                    build, "tar cf", tar, 1.0))
-    rows.append(Row("build", "ingest + pack, warm cache", build,
-                    "tar cf, then sync the archive (durable, as the store is)", tar_durable,
-                    None))
-    rows.append(Row("build", "ingest + pack, cold cache", build_cold, "tar cf, cold cache",
-                    tar_cold, 1.0))
-    rows.append(Row("build", "ingest + pack, warm cache", build, "naive LMDB script",
-                    naive_time, None))
+    rows.append(
+        Row(
+            "build",
+            "ingest + pack, warm cache (hash, check, index every image)",
+            build,
+            "tar cf",
+            tar,
+            1.0,
+        )
+    )
+    rows.append(
+        Row(
+            "build",
+            "ingest + pack, warm cache",
+            build,
+            "tar cf, then sync the archive (durable, as the store is)",
+            tar_durable,
+            None,
+        )
+    )
+    rows.append(
+        Row("build", "ingest + pack, cold cache", build_cold, "tar cf, cold cache", tar_cold, 1.0)
+    )
+    rows.append(
+        Row("build", "ingest + pack, warm cache", build, "naive LMDB script", naive_time, None)
+    )
     return build
 
 
@@ -253,16 +313,26 @@ def measure_repro(work: Path, images: Path, rows: list[Row]) -> Path:
     # The same four stage commands without DVC, in a twin project: what DVC adds.
     twin = new_project(work / "project-twin", work / "remote-twin")
     link_tree(images, twin / "data" / "incoming" / "batch")
-    stages = sum(run(["pipeline", stage], twin)
-                 for stage in ("ingest", "pack", "validate", "stats"))
+    stages = sum(
+        run(["pipeline", stage], twin) for stage in ("ingest", "pack", "validate", "stats")
+    )
     shutil.rmtree(twin)
     repro = run(["dvc", "repro"], repo)
     tar = median_of(3, lambda: tar_once(work, images))
     rows.append(Row("repro", "dvc repro, all four stages", repro, "tar cf", tar, 0.5))
-    rows.append(Row("repro", "the four stage commands alone, without DVC", stages, "tar cf",
-                    tar, None))
-    rows.append(Row("repro", "DVC's own share of repro (repro minus the stage commands)",
-                    repro - stages, "", repro - stages, None))
+    rows.append(
+        Row("repro", "the four stage commands alone, without DVC", stages, "tar cf", tar, None)
+    )
+    rows.append(
+        Row(
+            "repro",
+            "DVC's own share of repro (repro minus the stage commands)",
+            repro - stages,
+            "",
+            repro - stages,
+            None,
+        )
+    )
     return repo
 
 
@@ -295,19 +365,50 @@ def measure_dvc(work: Path, images: Path, repo: Path, rows: list[Row], label: st
             shutil.rmtree(clone)
     n = label
     store, folder = results["store"], results["dir"]
-    rows.append(Row("dvc", f"dvc push ({n} images)", store["push"],
-                    "directory (dvc add data/raw)", folder["push"], None))
-    rows.append(Row("dvc", f"dvc status, no change ({n})", store["status"], "directory",
-                    folder["status"], None))
-    rows.append(Row("dvc", f"fresh clone's dvc pull ({n}), cache.type copy (the default)",
-                    store["copy"], "directory, same", folder["copy"], 10.0))
-    rows.append(Row("dvc", f"fresh clone's dvc pull ({n}), cache.type hardlink",
-                    store["hardlink"], "directory, same", folder["hardlink"], 10.0))
+    rows.append(
+        Row(
+            "dvc",
+            f"dvc push ({n} images)",
+            store["push"],
+            "directory (dvc add data/raw)",
+            folder["push"],
+            None,
+        )
+    )
+    rows.append(
+        Row(
+            "dvc",
+            f"dvc status, no change ({n})",
+            store["status"],
+            "directory",
+            folder["status"],
+            None,
+        )
+    )
+    rows.append(
+        Row(
+            "dvc",
+            f"fresh clone's dvc pull ({n}), cache.type copy (the default)",
+            store["copy"],
+            "directory, same",
+            folder["copy"],
+            10.0,
+        )
+    )
+    rows.append(
+        Row(
+            "dvc",
+            f"fresh clone's dvc pull ({n}), cache.type hardlink",
+            store["hardlink"],
+            "directory, same",
+            folder["hardlink"],
+            10.0,
+        )
+    )
     rows.append(Row("dvc", f"dvc add data/raw ({n}), for reference", add, "", add, None))
 
 
-def measure_incremental(work: Path, repo: Path, count: int, build: float,
-                        rows: list[Row]) -> None:
+def measure_incremental(work: Path, repo: Path, count: int, build: float, rows: list[Row]) -> None:
     """Add 1% new images to the full store: time ingest + pack against cp of the store."""
     store = repo / "data" / "images.lmdb"
     incoming = repo / "data" / "incoming"
@@ -319,13 +420,30 @@ def measure_incremental(work: Path, repo: Path, count: int, build: float,
     def incremental() -> float:
         store.unlink()
         store.write_bytes(before)
-        return (run(["pipeline", "ingest"], repo) + run(["pipeline", "pack"], repo))
+        return run(["pipeline", "ingest"], repo) + run(["pipeline", "pack"], repo)
+
     add = median_of(2, incremental)
     cp = median_of(3, lambda: run(["cp", str(store), str(work / "store-copy.lmdb")], work))
-    rows.append(Row("incremental", f"add 1% ({max(1, count // 100)} images) to the store",
-                    add, "cp of the store file", cp, 0.5))
-    rows.append(Row("incremental", "add 1% to the store", add,
-                    "full rebuild (ingest + pack of everything)", build, None))
+    rows.append(
+        Row(
+            "incremental",
+            f"add 1% ({max(1, count // 100)} images) to the store",
+            add,
+            "cp of the store file",
+            cp,
+            0.5,
+        )
+    )
+    rows.append(
+        Row(
+            "incremental",
+            "add 1% to the store",
+            add,
+            "full rebuild (ingest + pack of everything)",
+            build,
+            None,
+        )
+    )
     (work / "store-copy.lmdb").unlink()
 
 
@@ -358,7 +476,7 @@ def measure_growth(work: Path, images: Path, count: int, rows: list[Row]) -> Non
         run(["dvc", "push"], repo)
         before = _tree_bytes(remote)
         link_tree(new, repo / "data" / "incoming" / "new")
-        times[layout] = (run(["pipeline", "ingest"], repo) + run(["pipeline", "pack"], repo))
+        times[layout] = run(["pipeline", "ingest"], repo) + run(["pipeline", "pack"], repo)
         run(["dvc", "repro"], repo)  # records it; pack finds nothing left to do
         run(["git", "add", "-A"], repo)
         run(["git", "commit", "-qm", "1% more"], repo)
@@ -366,18 +484,41 @@ def measure_growth(work: Path, images: Path, count: int, rows: list[Row]) -> Non
         uploads[layout] = _tree_bytes(remote) - before
         shutil.rmtree(repo)
         shutil.rmtree(remote)
-    single_store = (work / "project" / "data" / "images.lmdb")
-    cp = median_of(3, lambda: run(["cp", str(single_store), str(work / "store-copy.lmdb")],
-                                  work))
+    single_store = work / "project" / "data" / "images.lmdb"
+    cp = median_of(3, lambda: run(["cp", str(single_store), str(work / "store-copy.lmdb")], work))
     (work / "store-copy.lmdb").unlink()
-    rows.append(Row("growth", f"add 1% ({n_new} images) to the sharded store", times["sharded"],
-                    "cp of the single store file", cp, 0.5))
-    rows.append(Row("growth", f"dvc push after adding 1% ({n_new} images), sharded layout",
-                    uploads["sharded"] / 1e6, "the new images' bytes", new_bytes / 1e6, 1.2,
-                    unit="MB"))
-    rows.append(Row("growth", "dvc push after adding 1%, single file (for comparison)",
-                    uploads["single"] / 1e6, "the new images' bytes", new_bytes / 1e6, None,
-                    unit="MB"))
+    rows.append(
+        Row(
+            "growth",
+            f"add 1% ({n_new} images) to the sharded store",
+            times["sharded"],
+            "cp of the single store file",
+            cp,
+            0.5,
+        )
+    )
+    rows.append(
+        Row(
+            "growth",
+            f"dvc push after adding 1% ({n_new} images), sharded layout",
+            uploads["sharded"] / 1e6,
+            "the new images' bytes",
+            new_bytes / 1e6,
+            1.2,
+            unit="MB",
+        )
+    )
+    rows.append(
+        Row(
+            "growth",
+            "dvc push after adding 1%, single file (for comparison)",
+            uploads["single"] / 1e6,
+            "the new images' bytes",
+            new_bytes / 1e6,
+            None,
+            unit="MB",
+        )
+    )
 
 
 def _read_loop(kind: str, target: str, keys_file: str) -> float:
@@ -392,6 +533,7 @@ def _read_loop(kind: str, target: str, keys_file: str) -> float:
     if kind == "store":
         sys.path.insert(0, str(PROJECT))
         from pipeline.store import ImageStore
+
         store = ImageStore(target)
         get = store.get
         start = time.perf_counter()
@@ -399,6 +541,7 @@ def _read_loop(kind: str, target: str, keys_file: str) -> float:
             get(key)
         return time.perf_counter() - start
     import lmdb
+
     env_ = lmdb.open(target, subdir=False, readonly=True, lock=False, max_dbs=3)
     db = env_.open_db(b"images", create=False)
     start = time.perf_counter()
@@ -409,8 +552,12 @@ def _read_loop(kind: str, target: str, keys_file: str) -> float:
 
 
 def read_once(kind: str, target: Path, keys_file: Path) -> float:
-    out = subprocess.run([sys.executable, __file__, "read-loop", kind, str(target),
-                          str(keys_file)], capture_output=True, text=True, env=env())
+    out = subprocess.run(
+        [sys.executable, __file__, "read-loop", kind, str(target), str(keys_file)],
+        capture_output=True,
+        text=True,
+        env=env(),
+    )
     if out.returncode:
         raise click.ClickException(out.stderr[-2000:])
     return float(out.stdout)
@@ -418,8 +565,9 @@ def read_once(kind: str, target: Path, keys_file: Path) -> float:
 
 def measure_reads(work: Path, images: Path, store: Path, prefix: str, rows: list[Row]) -> str:
     """Every image once, in the same random order, from the store and from the files."""
-    keys = sorted(str(p.relative_to(images)) for p in images.rglob("*")
-                  if p.is_file() and p.suffix != ".csv")
+    keys = sorted(
+        str(p.relative_to(images)) for p in images.rglob("*") if p.is_file() and p.suffix != ".csv"
+    )
     random.Random(7).shuffle(keys)
     keys_files = {"files": work / "keys-files.json", "store": work / "keys-store.json"}
     keys_files["files"].write_text(json.dumps(keys))
@@ -433,17 +581,43 @@ def measure_reads(work: Path, images: Path, store: Path, prefix: str, rows: list
         warm[kind] = median_of(5, lambda k=kind, t=target: read_once(k, t, keys_files[k]))
     cold = {}
     for kind, target, paths in (("store", store, [store]), ("files", images, files)):
+
         def cold_read(k=kind, t=target, p=paths) -> float:
             evict(p)
             return read_once(k, t, keys_files[k])
+
         cold[kind] = median_of(3, cold_read)
     n = len(keys)
-    rows.append(Row("reads", f"random reads of all {n} images, warm", warm["store"],
-                    "open().read() of loose files", warm["files"], 3.0))
-    rows.append(Row("reads", f"random reads of all {n} images, cold", cold["store"],
-                    "open().read() of loose files", cold["files"], 2.0))
-    rows.append(Row("reads", "ImageStore.get, warm (our overhead)", warm["store"],
-                    "raw py-lmdb txn.get", warm["raw"], 1 / 1.2))
+    rows.append(
+        Row(
+            "reads",
+            f"random reads of all {n} images, warm",
+            warm["store"],
+            "open().read() of loose files",
+            warm["files"],
+            3.0,
+        )
+    )
+    rows.append(
+        Row(
+            "reads",
+            f"random reads of all {n} images, cold",
+            cold["store"],
+            "open().read() of loose files",
+            cold["files"],
+            2.0,
+        )
+    )
+    rows.append(
+        Row(
+            "reads",
+            "ImageStore.get, warm (our overhead)",
+            warm["store"],
+            "raw py-lmdb txn.get",
+            warm["raw"],
+            1 / 1.2,
+        )
+    )
     return "posix_fadvise(POSIX_FADV_DONTNEED) on every file read (no root needed)"
 
 
@@ -451,19 +625,53 @@ def measure_memory(work: Path, images: Path, label: str) -> float:
     """Peak RSS (MiB) of one pack from scratch, in a process of its own."""
     folder = work / f"mem-{label}"
     folder.mkdir()
-    run(["pipeline", "ingest", "--incoming", str(images), "--manifest", "staged.jsonl",
-         "--report", "ingest.json"], folder)
-    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "pipeline",
-                          "pack", "--store", "images.lmdb", "--manifest", "staged.jsonl",
-                          "--incoming", str(images), "--report", "pack.json"],
-                         cwd=folder, env=env(), capture_output=True, text=True, check=True)
+    run(
+        [
+            "pipeline",
+            "ingest",
+            "--incoming",
+            str(images),
+            "--manifest",
+            "staged.jsonl",
+            "--report",
+            "ingest.json",
+        ],
+        folder,
+    )
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            sys.executable,
+            "-m",
+            "pipeline",
+            "pack",
+            "--store",
+            "images.lmdb",
+            "--manifest",
+            "staged.jsonl",
+            "--incoming",
+            str(images),
+            "--report",
+            "pack.json",
+        ],
+        cwd=folder,
+        env=env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     shutil.rmtree(folder)
     return int(out.stdout.split()[-1]) / 1024  # the last line; pack prints its summary first
 
 
 # ------------------------------------------------------------------------ report
+
 
 def machine() -> list[str]:
     cpu = "unknown CPU"
@@ -476,6 +684,7 @@ def machine() -> list[str]:
     import dvc.version
     import lmdb
     import PIL
+
     return [
         f"- CPU: {cpu}, {os.cpu_count()} cores; memory {memory:.0f} GiB",
         f"- OS: {platform.system()} {platform.release()}; Python {platform.python_version()}",
@@ -485,28 +694,48 @@ def machine() -> list[str]:
 
 
 def table(rows: list[Row]) -> list[str]:
-    lines = ["| measure | ours | against | theirs | ratio | goal | |",
-             "|---|---:|---|---:|---:|---:|---|"]
+    lines = [
+        "| measure | ours | against | theirs | ratio | goal | |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
     for row in rows:
         sign = "≤" if row.unit in SIZES else "≥"
         goal = f"{sign} {row.goal:.2g}x" if row.goal is not None else ""
         against = row.against or "—"
-        lines.append(f"| {row.what} | {row.ours:.2f} {row.unit} | {against} | "
-                     f"{row.theirs:.2f} {row.unit} | {row.speedup:.2f}x | {goal} | "
-                     f"{row.verdict} |")
+        lines.append(
+            f"| {row.what} | {row.ours:.2f} {row.unit} | {against} | "
+            f"{row.theirs:.2f} {row.unit} | {row.speedup:.2f}x | {goal} | "
+            f"{row.verdict} |"
+        )
     return lines
 
 
 @click.group(invoke_without_command=True)
-@click.option("--images", "count", default=20_000, show_default=True,
-              help="How many images to generate (about 20 KB each).")
-@click.option("--scale", default=5, show_default=True,
-              help="Also run the DVC and memory measures at this multiple of --images "
-                   "(0 to skip).")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to build (default: a temporary folder, removed afterwards).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              default=PROJECT / "benchmarks" / "results.md", show_default=True)
+@click.option(
+    "--images",
+    "count",
+    default=20_000,
+    show_default=True,
+    help="How many images to generate (about 20 KB each).",
+)
+@click.option(
+    "--scale",
+    default=5,
+    show_default=True,
+    help="Also run the DVC and memory measures at this multiple of --images (0 to skip).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to build (default: a temporary folder, removed afterwards).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=PROJECT / "benchmarks" / "results.md",
+    show_default=True,
+)
 @click.pass_context
 def cli(ctx: click.Context, count: int, scale: int, workdir: Path | None, out: Path) -> None:
     """Measure the store against tar, loose files, DVC directories and the naive script."""
@@ -543,9 +772,17 @@ def cli(ctx: click.Context, count: int, scale: int, workdir: Path | None, out: P
             run(["dvc", "repro"], big_repo)
             settle(big_repo)
             measure_dvc(work, big, big_repo, rows, str(count * scale))
-            rows.append(Row("memory", f"peak RSS of pack, {count * scale} images",
-                            memory[1], f"pack of {count} images", memory[0], 1.25,
-                            unit="MiB"))
+            rows.append(
+                Row(
+                    "memory",
+                    f"peak RSS of pack, {count * scale} images",
+                    memory[1],
+                    f"pack of {count} images",
+                    memory[0],
+                    1.25,
+                    unit="MiB",
+                )
+            )
     finally:
         if workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -7,8 +7,10 @@ def main() -> None:
     try:
         from .cli import main as run
     except ModuleNotFoundError as exc:  # the core install reads stores; tools need click
-        sys.exit(f"imageshelf: the command line needs the cli extra ({exc.name} is not "
-                 "installed): pip install 'imageshelf[cli]'")
+        sys.exit(
+            f"imageshelf: the command line needs the cli extra ({exc.name} is not "
+            "installed): pip install 'imageshelf[cli]'"
+        )
     run()
 
 

@@ -83,6 +83,7 @@ def catalog_digest(lines: Iterable[Record]) -> tuple[int, str]:
 
 # ------------------------------------------------------------------------ diff
 
+
 @dataclass
 class CatalogDiff:
     added: list[Record] = field(default_factory=list)
@@ -95,16 +96,24 @@ class CatalogDiff:
             return {"key": record.key, "sha256": record.info.sha256, "size": record.info.size}
 
         def pair(old: Record, new: Record) -> dict[str, Any]:
-            return {"key": new.key, "old_sha256": old.info.sha256,
-                    "new_sha256": new.info.sha256, "fields": field_changes(old, new)}
+            return {
+                "key": new.key,
+                "old_sha256": old.info.sha256,
+                "new_sha256": new.info.sha256,
+                "fields": field_changes(old, new),
+            }
 
         return {
             "added": [entry(r) for r in self.added],
             "removed": [entry(r) for r in self.removed],
             "changed": [pair(a, b) for a, b in self.changed],
             "relabeled": [pair(a, b) for a, b in self.relabeled],
-            "summary": {"added": len(self.added), "removed": len(self.removed),
-                        "changed": len(self.changed), "relabeled": len(self.relabeled)},
+            "summary": {
+                "added": len(self.added),
+                "removed": len(self.removed),
+                "changed": len(self.changed),
+                "relabeled": len(self.relabeled),
+            },
         }
 
 
@@ -112,9 +121,11 @@ def field_changes(old: Record, new: Record) -> dict[str, list[Any]]:
     """Metadata fields (and the split) that differ: name -> [old, new]; absent is None."""
     before = {**old.metadata, "split": old.split}
     after = {**new.metadata, "split": new.split}
-    return {name: [before.get(name), after.get(name)]
-            for name in sorted(set(before) | set(after))
-            if before.get(name) != after.get(name)}
+    return {
+        name: [before.get(name), after.get(name)]
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    }
 
 
 def diff_catalogs(old: Iterable[Record], new: Iterable[Record]) -> CatalogDiff:
@@ -124,6 +135,7 @@ def diff_catalogs(old: Iterable[Record], new: Iterable[Record]) -> CatalogDiff:
     a, b = next(a_iter, None), next(b_iter, None)
     while a is not None or b is not None:
         if b is None or (a is not None and a.key.encode() < b.key.encode()):
+            assert a is not None
             result.removed.append(a)
             a = next(a_iter, None)
         elif a is None or b.key.encode() < a.key.encode():
@@ -154,16 +166,18 @@ class CatalogFolder:
         return cls((p.name for p in folder.glob("*.jsonl")), read)
 
 
-def catalog_at(rev: str | None, folder: str | os.PathLike[str] = CATALOG,
-               repo: str | os.PathLike[str] = ".") -> CatalogFolder:
+def catalog_at(
+    rev: str | None, folder: str | os.PathLike[str] = CATALOG, repo: str | os.PathLike[str] = "."
+) -> CatalogFolder:
     """The catalog folder as it was at git revision `rev` (None: as it is now in the
     workspace), read through DVC from its cache or remote, file by file on demand. A
     revision without a catalog had no store yet: no files (its `names` are empty)."""
     folder = Path(folder)
     if rev is None:
         if not folder.is_dir():
-            raise CatalogError(f"{folder}: no catalog in the workspace; run `dvc repro` "
-                               "(or `dvc pull`) first")
+            raise CatalogError(
+                f"{folder}: no catalog in the workspace; run `dvc repro` (or `dvc pull`) first"
+            )
         return CatalogFolder.local(folder)
     from dvc.api import DVCFileSystem  # only diff needs DVC, and only here
     from dvc.exceptions import DvcException
@@ -178,8 +192,11 @@ def catalog_at(rev: str | None, folder: str | os.PathLike[str] = CATALOG,
         fs = DVCFileSystem(str(repo), rev=rev)
         names = []
         if fs.isdir(str(folder)):
-            names = [Path(entry).name for entry in fs.ls(str(folder), detail=False)
-                     if str(entry).endswith(".jsonl")]
+            names = [
+                Path(entry).name
+                for entry in fs.ls(str(folder), detail=False)
+                if str(entry).endswith(".jsonl")
+            ]
     except (DvcException, SCMError, OSError) as exc:
         raise failed(exc) from None
 

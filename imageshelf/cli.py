@@ -35,18 +35,32 @@ def cli() -> None:
 
 
 where_option = click.option(
-    "--where", "where", multiple=True, metavar="COND",
+    "--where",
+    "where",
+    multiple=True,
+    metavar="COND",
     help="Only images whose metadata matches: label=rose, label=rose,tulip, split=val, "
-         "width>=256, height=100..200, label!=rose. Repeat: all must hold.")
-label_option = click.option("--label", "labels", multiple=True, metavar="LABEL",
-                            help="Only images with this label; repeat for several.")
-split_option = click.option("--split", "splits", multiple=True, metavar="SPLIT",
-                            help="Only images in this split (train, val, test); repeat "
-                                 "for several.")
+    "width>=256, height=100..200, label!=rose. Repeat: all must hold.",
+)
+label_option = click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="LABEL",
+    help="Only images with this label; repeat for several.",
+)
+split_option = click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    metavar="SPLIT",
+    help="Only images in this split (train, val, test); repeat for several.",
+)
 
 
-def _conditions(where: tuple[str, ...], labels: tuple[str, ...],
-                splits: tuple[str, ...]) -> list[str]:
+def _conditions(
+    where: tuple[str, ...], labels: tuple[str, ...], splits: tuple[str, ...]
+) -> list[str]:
     conditions = list(where)
     if labels:
         conditions.append("label=" + ",".join(labels))
@@ -65,10 +79,19 @@ def _conditions(where: tuple[str, ...], labels: tuple[str, ...],
 @where_option
 @label_option
 @split_option
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per line: key, split, size, format, width, height, meta.")
-def ls_command(store_path: Path, where: tuple[str, ...], labels: tuple[str, ...],
-               splits: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line: key, split, size, format, width, height, meta.",
+)
+def ls_command(
+    store_path: Path,
+    where: tuple[str, ...],
+    labels: tuple[str, ...],
+    splits: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """List the images in the store, one per line, in key order.
 
     Columns, separated by tabs: size in bytes, format, split, label, key. Keys with
@@ -79,13 +102,18 @@ def ls_command(store_path: Path, where: tuple[str, ...], labels: tuple[str, ...]
     shown = total = 0
     for record in select(store, _conditions(where, labels, splits)):
         if as_json:
-            click.echo(json.dumps({"key": record.key, **record.to_json()},
-                                  ensure_ascii=False, sort_keys=True))
+            click.echo(
+                json.dumps(
+                    {"key": record.key, **record.to_json()}, ensure_ascii=False, sort_keys=True
+                )
+            )
         else:
             label = record.metadata.get("label", "")
             split = record.effective_split or ""
-            click.echo(f"{record.info.size}\t{record.info.format}\t{split}\t{label}\t"
-                       f"{printable(record.key)}")
+            click.echo(
+                f"{record.info.size}\t{record.info.format}\t{split}\t{label}\t"
+                f"{printable(record.key)}"
+            )
         shown += 1
         total += record.info.size
     click.echo(f"{shown} of {len(store)} images, {total:,} bytes", err=True)
@@ -93,24 +121,51 @@ def ls_command(store_path: Path, where: tuple[str, ...], labels: tuple[str, ...]
 
 @cli.command("export")
 @store_option
-@click.option("--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write into (created if missing).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write into (created if missing).",
+)
 @where_option
 @label_option
 @split_option
-@click.option("--as", "layout", type=click.Choice(["files", "webdataset"]), default="files",
-              show_default=True,
-              help="files: the original images under their keys. webdataset: tar shards "
-                   "of image + .json pairs, for streaming training.")
-@click.option("--shard-images", default=10_000, show_default=True, type=click.IntRange(1),
-              help="webdataset: at most this many images per shard.")
-@click.option("--shard-mb", default=1024, show_default=True, type=click.IntRange(1),
-              help="webdataset: at most this many megabytes per shard.")
+@click.option(
+    "--as",
+    "layout",
+    type=click.Choice(["files", "webdataset"]),
+    default="files",
+    show_default=True,
+    help="files: the original images under their keys. webdataset: tar shards "
+    "of image + .json pairs, for streaming training.",
+)
+@click.option(
+    "--shard-images",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="webdataset: at most this many images per shard.",
+)
+@click.option(
+    "--shard-mb",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="webdataset: at most this many megabytes per shard.",
+)
 @click.argument("keys", nargs=-1)
-def export_command(store_path: Path, out_dir: Path, where: tuple[str, ...],
-                   labels: tuple[str, ...], splits: tuple[str, ...], layout: str,
-                   shard_images: int, shard_mb: int, keys: tuple[str, ...]) -> None:
+def export_command(
+    store_path: Path,
+    out_dir: Path,
+    where: tuple[str, ...],
+    labels: tuple[str, ...],
+    splits: tuple[str, ...],
+    layout: str,
+    shard_images: int,
+    shard_mb: int,
+    keys: tuple[str, ...],
+) -> None:
     """Write images back out, byte-identical: as files, or as WebDataset shards.
 
     Exports the KEYS given, or every image that matches the filters (all of them
@@ -127,7 +182,8 @@ def export_command(store_path: Path, out_dir: Path, where: tuple[str, ...],
         if missing:
             raise click.ClickException(
                 f"not in {store_path}: {', '.join(map(repr, missing[:5]))}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
         wanted = set(keys)
         records = [r for r in select(store, conditions) if r.key in wanted]
     else:
@@ -135,9 +191,14 @@ def export_command(store_path: Path, out_dir: Path, where: tuple[str, ...],
     total = sum(r.info.size for r in records)
     with bar(len(records), "export") as progress:
         if layout == "webdataset":
-            shards = write_shards(store, records, out_dir, max_count=shard_images,
-                                  max_bytes=shard_mb * 1_000_000,
-                                  on_item=lambda _record: progress.update())
+            shards = write_shards(
+                store,
+                records,
+                out_dir,
+                max_count=shard_images,
+                max_bytes=shard_mb * 1_000_000,
+                on_item=lambda _record: progress.update(),
+            )
             where_to = f"{len(shards)} WebDataset shard(s) in {out_dir}"
         else:
             export_files(store, records, out_dir, on_item=lambda _record: progress.update())
@@ -165,13 +226,15 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, as_json: bool) -> None:
     for rev in (rev_a, rev_b):
         folder = catalog_at(None if rev == "workspace" else rev, catalog)
         if not folder.names:
-            click.echo(f"note: no catalog in {catalog} at {rev}: counted as an empty store",
-                       err=True)
+            click.echo(
+                f"note: no catalog in {catalog} at {rev}: counted as an empty store", err=True
+            )
         folders.append(folder)
     result = diff_catalog_folders(*folders)
     if as_json:
-        click.echo(json.dumps({"a": rev_a, "b": rev_b, **result.to_json()}, indent=2,
-                              ensure_ascii=False))
+        click.echo(
+            json.dumps({"a": rev_a, "b": rev_b, **result.to_json()}, indent=2, ensure_ascii=False)
+        )
         return
     for record in result.added:
         click.echo(f"added\t{printable(record.key)}")
@@ -180,21 +243,32 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, as_json: bool) -> None:
     for _old, record in result.changed:
         click.echo(f"changed\t{printable(record.key)}")
     for before, after in result.relabeled:
-        fields = "; ".join(f"{name}: {json.dumps(a, ensure_ascii=False)} -> "
-                           f"{json.dumps(b, ensure_ascii=False)}"
-                           for name, (a, b) in field_changes(before, after).items())
+        fields = "; ".join(
+            f"{name}: {json.dumps(a, ensure_ascii=False)} -> {json.dumps(b, ensure_ascii=False)}"
+            for name, (a, b) in field_changes(before, after).items()
+        )
         click.echo(f"relabeled\t{printable(after.key)}\t{fields}")
-    click.echo(f"{rev_a} -> {rev_b}: {len(result.added)} added, {len(result.removed)} "
-               f"removed, {len(result.changed)} changed, {len(result.relabeled)} relabeled",
-               err=True)
+    click.echo(
+        f"{rev_a} -> {rev_b}: {len(result.added)} added, {len(result.removed)} "
+        f"removed, {len(result.changed)} changed, {len(result.relabeled)} relabeled",
+        err=True,
+    )
 
 
 @cli.command("shards")
 @store_option
-@click.option("--rank", type=click.IntRange(0), default=None,
-              help="Only the shards this rank reads (with --world-size).")
-@click.option("--world-size", type=click.IntRange(1), default=None,
-              help="How many ranks (machines or processes) share the store.")
+@click.option(
+    "--rank",
+    type=click.IntRange(0),
+    default=None,
+    help="Only the shards this rank reads (with --world-size).",
+)
+@click.option(
+    "--world-size",
+    type=click.IntRange(1),
+    default=None,
+    help="How many ranks (machines or processes) share the store.",
+)
 def shards_command(store_path: Path, rank: int | None, world_size: int | None) -> None:
     """List a sharded store's shard files, one path per line (for `dvc pull`).
 
@@ -216,8 +290,10 @@ def shards_command(store_path: Path, rank: int | None, world_size: int | None) -
         raise click.UsageError(f"--rank must be below --world-size ({world_size})")
     store = ImageStore(store_path)
     if store.layout != "sharded":
-        raise click.ClickException(f"{store_path} is a single file, not a folder of shards "
-                                   "(set pack.layout: sharded in params.yaml)")
+        raise click.ClickException(
+            f"{store_path} is a single file, not a folder of shards "
+            "(set pack.layout: sharded in params.yaml)"
+        )
     parts = store.parts
     if rank is not None and world_size is not None:
         wanted = set(shards_for_rank(store, rank, world_size))
@@ -225,13 +301,19 @@ def shards_command(store_path: Path, rank: int | None, world_size: int | None) -
     for part in parts:
         click.echo(str(store_path / part.name))
     images = sum(part.count for part in parts)
-    click.echo(f"{len(parts)} of {len(store.parts)} shards, {images} of {len(store)} images",
-               err=True)
+    click.echo(
+        f"{len(parts)} of {len(store.parts)} shards, {images} of {len(store)} images", err=True
+    )
 
 
 @cli.command("compact")
-@click.option("--store", "store_path", default=None, type=click.Path(path_type=Path),
-              help="The sharded store.  [default: pack.store in params.yaml]")
+@click.option(
+    "--store",
+    "store_path",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="The sharded store.  [default: pack.store in params.yaml]",
+)
 @catalog_option
 @params_option
 def compact_command(store_path: Path | None, catalog: Path, params: Path) -> None:
@@ -253,14 +335,20 @@ def compact_command(store_path: Path | None, catalog: Path, params: Path) -> Non
         click.echo(f"compact: {store_path} is a single file, always compact: nothing to do")
         return
     before, after = result
-    click.echo(f"compact: {len(after)} images in {len(after.parts)} shard(s), from "
-               f"{before}. Record it: dvc commit -f pack && dvc repro")
+    click.echo(
+        f"compact: {len(after)} images in {len(after.parts)} shard(s), from "
+        f"{before}. Record it: dvc commit -f pack && dvc repro"
+    )
 
 
 @cli.command("demo")
-@click.option("--repo", default=".", show_default=True,
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="The project's repository.")
+@click.option(
+    "--repo",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The project's repository.",
+)
 @click.option("--keep-clone", is_flag=True, help="Keep the temporary clone to look around.")
 def demo_command(repo: Path, keep_clone: bool) -> None:
     """Run the whole flow on built-in sample images (what `make demo` does).
@@ -277,4 +365,3 @@ def demo_command(repo: Path, keep_clone: bool) -> None:
 
 def main() -> None:
     cli(prog_name="imageshelf")
-

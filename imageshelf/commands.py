@@ -36,24 +36,39 @@ class ShelfGroup(click.Group):
 
 
 def path_option(name: str, default: str | None, help_text: str, **kwargs: Any) -> Any:
-    return click.option(name, default=default, show_default=default is not None,
-                        type=click.Path(path_type=Path, **kwargs), help=help_text)
+    return click.option(
+        name,
+        default=default,
+        show_default=default is not None,
+        type=click.Path(path_type=Path, **kwargs),
+        help=help_text,
+    )
 
 
 params_option = path_option("--params", PARAMS, "The parameters file.", dir_okay=False)
-incoming_option = path_option("--incoming", "data/incoming", "Folder where new images arrive.",
-                              file_okay=False)
-manifest_option = path_option("--manifest", "data/staged.jsonl",
-                              "The staged manifest ingest writes and pack reads.",
-                              dir_okay=False)
+incoming_option = path_option(
+    "--incoming", "data/incoming", "Folder where new images arrive.", file_okay=False
+)
+manifest_option = path_option(
+    "--manifest",
+    "data/staged.jsonl",
+    "The staged manifest ingest writes and pack reads.",
+    dir_okay=False,
+)
 catalog_option = path_option(
-    "--catalog", "data/catalog",
+    "--catalog",
+    "data/catalog",
     "The catalog folder pack writes beside the store: every record, no image bytes.",
-    file_okay=False)
+    file_okay=False,
+)
 store_option = click.option(
-    "--store", "store_path", default=default_store,
+    "--store",
+    "store_path",
+    default=default_store,
     show_default="pack.store in params.yaml, else data/images.lmdb",
-    type=click.Path(path_type=Path), help="The store: a .lmdb file, or a folder of shards.")
+    type=click.Path(path_type=Path),
+    help="The store: a .lmdb file, or a folder of shards.",
+)
 
 
 def report_option(default: str) -> Any:

@@ -33,7 +33,7 @@ def decode_image(data: bytes, mode: str | None = None) -> Any:
     """The image in `data` as a loaded PIL image, converted to `mode` if given."""
     from PIL import Image
 
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     image.load()
     if mode is not None and image.mode != mode:
         image = image.convert(mode)
@@ -148,7 +148,7 @@ def collate(batch: Sequence[tuple[Any, Any]]) -> tuple[Any, list[Any]]:
     """
     images = [image for image, _ in batch]
     metadata = [meta for _, meta in batch]
-    first = images[0] if images else None
+    first: Any = images[0] if images else None
     if type(first).__module__.startswith("torch") and hasattr(first, "shape"):
         import torch
 
@@ -157,16 +157,19 @@ def collate(batch: Sequence[tuple[Any, Any]]) -> tuple[Any, list[Any]]:
     return images, metadata
 
 
-def shards_for_rank(store: ImageStore | str | os.PathLike[str], rank: int,
-                    world_size: int) -> list[str]:
+def shards_for_rank(
+    store: ImageStore | str | os.PathLike[str], rank: int, world_size: int
+) -> list[str]:
     """The names of the shards rank `rank` of `world_size` reads: whole shards, balanced
     by image count (largest first, each to the least loaded rank), the same on every
     machine. A node pulls just these: `dvc pull data/images/index.json` first, then
     `dvc pull $(imageshelf shards --rank R --world-size N)`."""
     store = store if isinstance(store, ImageStore) else ImageStore(store)
     if store.layout != "sharded":
-        raise ValueError(f"{store.path} is a single file; assigning shards needs the "
-                         "sharded layout (pack.layout: sharded)")
+        raise ValueError(
+            f"{store.path} is a single file; assigning shards needs the "
+            "sharded layout (pack.layout: sharded)"
+        )
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
     loads = [0] * world_size
@@ -203,15 +206,24 @@ class ShardSampler:
     stay in step.
     """
 
-    def __init__(self, dataset: ImageDataset, num_replicas: int, rank: int, *,
-                 shuffle: bool = True, seed: int = 0, num_samples: int | None = None) -> None:
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        num_replicas: int,
+        rank: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_samples: int | None = None,
+    ) -> None:
         bounds = [*dataset.shard_starts, len(dataset.keys)]
         sizes = {name: bounds[i + 1] - bounds[i] for i, name in enumerate(dataset.shard_names)}
-        assignment = [shards_for_rank(dataset.store, r, num_replicas)
-                      for r in range(num_replicas)]
-        self.groups = [range(bounds[i], bounds[i + 1])
-                       for i, name in enumerate(dataset.shard_names)
-                       if name in set(assignment[rank])]
+        assignment = [shards_for_rank(dataset.store, r, num_replicas) for r in range(num_replicas)]
+        self.groups = [
+            range(bounds[i], bounds[i + 1])
+            for i, name in enumerate(dataset.shard_names)
+            if name in set(assignment[rank])
+        ]
         own = sum(len(group) for group in self.groups)
         if num_samples is not None:
             self.length = num_samples
@@ -240,4 +252,4 @@ class ShardSampler:
             order += indices
         if order and len(order) < self.length:
             order = order * math.ceil(self.length / len(order))
-        return iter(order[:self.length])
+        return iter(order[: self.length])

@@ -36,8 +36,9 @@ def _env() -> dict[str, str]:
 
 def _run(args: list[str], cwd: Path, what: str, quiet: bool = False) -> str:
     click.echo(f"$ {' '.join(args)}" + (f"    (in {cwd})" if quiet else ""))
-    result = subprocess.run(args, cwd=cwd, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    result = subprocess.run(
+        args, cwd=cwd, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     if not quiet or result.returncode:
         click.echo(result.stdout.rstrip())
     if result.returncode:
@@ -62,8 +63,10 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
         raise DemoError(f"{repo}: not this project's git repository (no dvc.yaml or .git)")
     incoming = repo / "data" / "incoming"
     written = write_samples(incoming / "samples")
-    click.echo(f"demo: sample images in {incoming / 'samples'} "
-               f"({written['written']} written, {written['kept']} already there)")
+    click.echo(
+        f"demo: sample images in {incoming / 'samples'} "
+        f"({written['written']} written, {written['kept']} already there)"
+    )
 
     _run(_dvc("repro"), repo, "dvc repro")
     _run(_dvc("push"), repo, "dvc push")
@@ -76,16 +79,23 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
         _run(["git", "clone", "--quiet", str(repo), str(clone)], repo, "git clone", quiet=True)
         # A teammate would `git pull` a commit holding dvc.lock; the demo commits nothing
         # in your repository, so it hands the clone the files such a commit would carry.
-        for rel in ("dvc.lock", "params.yaml", "data/.gitignore", ".dvc/config",
-                    ".dvc/config.local"):
+        for rel in (
+            "dvc.lock",
+            "params.yaml",
+            "data/.gitignore",
+            ".dvc/config",
+            ".dvc/config.local",
+        ):
             if (repo / rel).exists():
                 (clone / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(repo / rel, clone / rel)
         _run(_dvc("pull", store_rel), clone, "dvc pull", quiet=True)
         pulled = ImageStore(clone / store_rel)
-        mismatched = [r.key for r in staged
-                      if r.key not in pulled
-                      or pulled.get(r.key) != (incoming / r.key).read_bytes()]
+        mismatched = [
+            r.key
+            for r in staged
+            if r.key not in pulled or pulled.get(r.key) != (incoming / r.key).read_bytes()
+        ]
         same_file = _contents(clone / store_rel) == _contents(store_path)
         count = len(pulled)
         pulled.close()
@@ -95,18 +105,25 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
         else:
             shutil.rmtree(clone, ignore_errors=True)
     if mismatched or not same_file:
-        raise DemoError(f"the pulled store differs: {len(mismatched)} image(s) not "
-                        f"byte-identical, e.g. {mismatched[:3]}")
+        raise DemoError(
+            f"the pulled store differs: {len(mismatched)} image(s) not "
+            f"byte-identical, e.g. {mismatched[:3]}"
+        )
 
     header = ImageStore(store_path).header
     click.echo("")
     click.echo("demo: done.")
-    click.echo(f"  packed   {header.count} images ({header.total_bytes:,} bytes) "
-               f"into {store_rel}")
+    click.echo(f"  packed   {header.count} images ({header.total_bytes:,} bytes) into {store_rel}")
     click.echo("  rejected the broken samples, each with a reason: reports/ingest.json")
-    click.echo(f"  pushed   {store_rel} to the default DVC remote"
-               + (" as one object" if store_path.is_file() else ", shard by shard"))
-    click.echo(f"  pulled   it into a fresh clone: {len(staged)} of {len(staged)} images "
-               f"byte-identical to the files in data/incoming/ ({count} in the store)")
-    click.echo("Next: commit dvc.lock, data/.gitignore and reports/ so teammates can "
-               "`git pull && dvc pull`.")
+    click.echo(
+        f"  pushed   {store_rel} to the default DVC remote"
+        + (" as one object" if store_path.is_file() else ", shard by shard")
+    )
+    click.echo(
+        f"  pulled   it into a fresh clone: {len(staged)} of {len(staged)} images "
+        f"byte-identical to the files in data/incoming/ ({count} in the store)"
+    )
+    click.echo(
+        "Next: commit dvc.lock, data/.gitignore and reports/ so teammates can "
+        "`git pull && dvc pull`."
+    )

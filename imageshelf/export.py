@@ -47,8 +47,9 @@ def target_inside(root: str, key: str) -> str | None:
     return target
 
 
-def export_files(store: ImageStore, records: Sequence[Record], out_dir: Path,
-                 on_item: OnItem | None = None) -> int:
+def export_files(
+    store: ImageStore, records: Sequence[Record], out_dir: Path, on_item: OnItem | None = None
+) -> int:
     """Write each record's original bytes to `out_dir/KEY`; return the bytes written.
     Every target is checked before the first file is written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,8 +57,10 @@ def export_files(store: ImageStore, records: Sequence[Record], out_dir: Path,
     targets = [(record, target_inside(root, record.key)) for record in records]
     escaping = [record.key for record, target in targets if target is None]
     if escaping:
-        raise ExportError(f"refusing keys that would be written outside {out_dir}: "
-                          + ", ".join(map(repr, escaping[:5])))
+        raise ExportError(
+            f"refusing keys that would be written outside {out_dir}: "
+            + ", ".join(map(repr, escaping[:5]))
+        )
     total = 0
     for record, target in targets:
         assert target is not None
@@ -70,8 +73,15 @@ def export_files(store: ImageStore, records: Sequence[Record], out_dir: Path,
             on_item(record)
     return total
 
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp", "bmp": "bmp",
-              "tiff": "tiff"}
+
+EXTENSIONS = {
+    "jpeg": "jpg",
+    "png": "png",
+    "gif": "gif",
+    "webp": "webp",
+    "bmp": "bmp",
+    "tiff": "tiff",
+}
 
 
 def sample_name(key: str, taken: set[str]) -> str:
@@ -96,9 +106,16 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def write_shards(store: ImageStore, records: Iterable[Record], out_dir: Path, *,
-                 max_count: int = 10_000, max_bytes: int = 1 << 30, prefix: str = "shard",
-                 on_item: OnItem | None = None) -> list[Path]:
+def write_shards(
+    store: ImageStore,
+    records: Iterable[Record],
+    out_dir: Path,
+    *,
+    max_count: int = 10_000,
+    max_bytes: int = 1 << 30,
+    prefix: str = "shard",
+    on_item: OnItem | None = None,
+) -> list[Path]:
     """Write `records` (in order) into numbered shards in `out_dir`; return their paths.
 
     Shards of an earlier export to the same folder, numbered past the last one written
@@ -106,13 +123,16 @@ def write_shards(store: ImageStore, records: Iterable[Record], out_dir: Path, *,
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
-    samples = ((record, sample_name(record.key, taken), _metadata_json(record))
-               for record in records)
+    samples = (
+        (record, sample_name(record.key, taken), _metadata_json(record)) for record in records
+    )
     shards: list[Path] = []
     for group in _groups(samples, max_count, max_bytes):
         final = out_dir / f"{prefix}-{len(shards):06d}.tar"
-        with atomic_write(final) as out, tarfile.open(fileobj=out, mode="w",
-                                                      format=tarfile.PAX_FORMAT) as tar:
+        with (
+            atomic_write(final) as out,
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
             for record, name, meta in group:
                 data = store.get(record.key)
                 ext = EXTENSIONS.get(record.info.format, record.info.format)
@@ -122,7 +142,7 @@ def write_shards(store: ImageStore, records: Iterable[Record], out_dir: Path, *,
                     on_item(record)
         shards.append(final)
     for old in out_dir.glob(f"{prefix}-*.tar"):
-        number = old.name[len(prefix) + 1:-4]
+        number = old.name[len(prefix) + 1 : -4]
         if number.isdigit() and len(number) == 6 and int(number) >= len(shards):
             old.unlink()
     return shards
@@ -133,8 +153,9 @@ def _metadata_json(record: Record) -> bytes:
     return json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
 
 
-def _groups(samples: Iterable[tuple[Record, str, bytes]], max_count: int,
-            max_bytes: int) -> Iterator[list[tuple[Record, str, bytes]]]:
+def _groups(
+    samples: Iterable[tuple[Record, str, bytes]], max_count: int, max_bytes: int
+) -> Iterator[list[tuple[Record, str, bytes]]]:
     """Consecutive samples cut into shards by count and size (known from the records)."""
     group: list[tuple[Record, str, bytes]] = []
     size = 0

@@ -25,8 +25,13 @@ DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 # Pillow format name -> the name the store records. MPO is a JPEG with extra frames
 # (many cameras write it); it is still a JPEG to every decoder.
 FORMATS = {
-    "JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "GIF": "gif",
-    "WEBP": "webp", "TIFF": "tiff", "BMP": "bmp",
+    "JPEG": "jpeg",
+    "MPO": "jpeg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "TIFF": "tiff",
+    "BMP": "bmp",
 }
 OPENERS = ["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP"]  # MPO opens through JPEG
 SUPPORTED = "JPEG, PNG, GIF, WebP, TIFF or BMP"
@@ -77,7 +82,9 @@ def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
 
 
 def describe(
-    key: str, data: bytes, metadata: dict[str, Any] | None = None,
+    key: str,
+    data: bytes,
+    metadata: dict[str, Any] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Record:
     """The store record for an image's bytes: probe it and hash it."""
@@ -89,8 +96,13 @@ def describe(
 
 
 _MAGIC = (
-    (b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"), (b"II*\0", "tiff"), (b"MM\0*", "tiff"), (b"BM", "bmp"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"II*\0", "tiff"),
+    (b"MM\0*", "tiff"),
+    (b"BM", "bmp"),
 )
 
 
@@ -110,9 +122,7 @@ def _explain_unreadable(data: bytes, exc: Exception) -> NotAnImageError:
         return NotAnImageError("truncated", f"truncated or damaged {sniffed.upper()}: {problem}")
     if isinstance(exc, UnidentifiedImageError):
         return NotAnImageError("bad_header", f"unreadable {sniffed.upper()} header")
-    return NotAnImageError(
-        "bad_header", f"unreadable {sniffed.upper()} header: {_one_line(exc)}"
-    )
+    return NotAnImageError("bad_header", f"unreadable {sniffed.upper()} header: {_one_line(exc)}")
 
 
 def _structure_problem(fmt: str, data: bytes, extents: list[tuple[int, int]]) -> str | None:
@@ -223,6 +233,10 @@ def _data_extents(im: Image.Image) -> list[tuple[int, int]]:
 
 
 _STRUCTURE_CHECKS = {
-    "jpeg": _check_jpeg, "png": _check_png, "gif": _check_gif,
-    "webp": _check_webp, "bmp": _check_bmp, "tiff": _check_extents,
+    "jpeg": _check_jpeg,
+    "png": _check_png,
+    "gif": _check_gif,
+    "webp": _check_webp,
+    "bmp": _check_bmp,
+    "tiff": _check_extents,
 }

@@ -28,8 +28,14 @@ def bar(total: int | None, desc: str, unit: str = "img") -> Any:
     terminal."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not interactive(), leave=False,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=not interactive(),
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
 def track(items: Iterable[T], total: int | None, desc: str, unit: str = "img") -> Iterator[T]:

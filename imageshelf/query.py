@@ -119,7 +119,8 @@ def parse_condition(text: str) -> tuple[str, Predicate, list[str] | None]:
     if not match or not match.group(3) and match.group(2) not in ("=", "!="):
         raise QueryError(
             f"cannot read condition {text!r}; write FIELD=VALUE, FIELD=A,B, FIELD!=VALUE, "
-            "FIELD>=N (also <=, >, <) or FIELD=LOW..HIGH")
+            "FIELD>=N (also <=, >, <) or FIELD=LOW..HIGH"
+        )
     name, op, raw = match.groups()
     if op == "!=":
         options = raw.split(",")
@@ -127,6 +128,7 @@ def parse_condition(text: str) -> tuple[str, Predicate, list[str] | None]:
         def differs(key: str, obj: dict[str, Any]) -> bool:
             value = _field(key, obj, name)
             return value is _MISSING or not any(_equal(value, o) for o in options)
+
         return name, differs, None
     if op in _COMPARE:
         compare = _COMPARE[op]
@@ -134,40 +136,50 @@ def parse_condition(text: str) -> tuple[str, Predicate, list[str] | None]:
         def ordered(key: str, obj: dict[str, Any]) -> bool:
             value = _field(key, obj, name)
             return value is not _MISSING and _ordered(value, compare, raw)
+
         return name, ordered, None
     if ".." in raw and raw.count("..") == 1:
         low, high = raw.split("..")
 
         def within(key: str, obj: dict[str, Any]) -> bool:
             value = _field(key, obj, name)
-            return (value is not _MISSING
-                    and (not low or _ordered(value, operator.ge, low))
-                    and (not high or _ordered(value, operator.le, high)))
+            return (
+                value is not _MISSING
+                and (not low or _ordered(value, operator.ge, low))
+                and (not high or _ordered(value, operator.le, high))
+            )
+
         return name, within, None
     options = raw.split(",")
 
     def equal(key: str, obj: dict[str, Any]) -> bool:
         value = _field(key, obj, name)
         return value is not _MISSING and any(_equal(value, o) for o in options)
+
     alternatives = [_literal(name, option) for option in options]
-    return name, equal, None if None in alternatives else alternatives
+    literals = [text for text in alternatives if text is not None]
+    return name, equal, literals if len(literals) == len(alternatives) else None
 
 
 def _from_mapping(name: str, wanted: Any) -> Predicate:
     if callable(wanted):
+
         def test(key: str, obj: dict[str, Any]) -> bool:
             value = _field(key, obj, name)
             return value is not _MISSING and bool(wanted(value))
+
         return test
     if isinstance(wanted, Collection) and not isinstance(wanted, str | bytes):
         options = list(wanted)
 
         def member(key: str, obj: dict[str, Any]) -> bool:
             return _field(key, obj, name) in options
+
         return member
 
     def same(key: str, obj: dict[str, Any]) -> bool:
         return _field(key, obj, name) == wanted
+
     return same
 
 
@@ -195,8 +207,11 @@ def compile_where(where: Where) -> tuple[Predicate | None, list[list[str]]]:
     return (lambda key, obj: all(test(key, obj) for test in tests)), literals
 
 
-def select(store: ImageStore | StoreFile, where: Where = None,
-           predicate: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[Record]:
+def select(
+    store: ImageStore | StoreFile,
+    where: Where = None,
+    predicate: Callable[[dict[str, Any]], bool] | None = None,
+) -> Iterator[Record]:
     """Records of `store` matching `where` (and `predicate`, given the image's fields),
     in key order. Reads records only, never image bytes."""
     test, literals = compile_where(where)

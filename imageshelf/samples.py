@@ -16,8 +16,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 SHAPES = ("circle", "square", "triangle")
 PER_SHAPE = 8
-FORMATS = (("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp"), ("GIF", "gif"),
-           ("TIFF", "tif"), ("BMP", "bmp"))
+FORMATS = (
+    ("PNG", "png"),
+    ("JPEG", "jpg"),
+    ("WEBP", "webp"),
+    ("GIF", "gif"),
+    ("TIFF", "tif"),
+    ("BMP", "bmp"),
+)
 WORDS = ("invoice", "total", "date", "amount", "paid", "receipt", "tax", "cash")
 
 

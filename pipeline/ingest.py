@@ -37,15 +37,20 @@ def ingest(incoming: Path, manifest: Path, report: Path, params: Path) -> None:
     with bar(None, "ingest") as progress:
         result = run(incoming, manifest, report, settings, progress)
     rejects = result.rejects
-    click.echo(f"ingest: {len(result.staged)} images staged ({mb(result.staged_bytes)}), "
-               f"{len(rejects)} rejected" + (f" (see {report})" if rejects else ""))
+    click.echo(
+        f"ingest: {len(result.staged)} images staged ({mb(result.staged_bytes)}), "
+        f"{len(rejects)} rejected" + (f" (see {report})" if rejects else "")
+    )
     for reject in rejects[:10]:
         click.echo(f"  rejected {reject.path}: {reject.reason}", err=True)
     if len(rejects) > 10:
         click.echo(f"  ... and {len(rejects) - 10} more in {report}", err=True)
     if result.unused_metadata:
-        click.echo(f"  {len(result.unused_metadata)} metadata file(s) or row(s) matched no "
-                   f"image (see {report})", err=True)
+        click.echo(
+            f"  {len(result.unused_metadata)} metadata file(s) or row(s) matched no "
+            f"image (see {report})",
+            err=True,
+        )
     result.check_strict(settings, params)
 
 

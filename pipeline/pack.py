@@ -20,18 +20,31 @@ from imageshelf.stages.pack import run
 
 
 @click.command(cls=ShelfCommand, context_settings=CONTEXT)
-@click.option("--store", "store_path", default=None, type=click.Path(path_type=Path),
-              help="The store: a .lmdb file (single layout) or a folder (sharded).  "
-                   "[default: pack.store in params.yaml]")
+@click.option(
+    "--store",
+    "store_path",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="The store: a .lmdb file (single layout) or a folder (sharded).  "
+    "[default: pack.store in params.yaml]",
+)
 @manifest_option
 @incoming_option
-@path_option("--remove-list", "data/remove.txt", "Keys to drop from the store, one per line.",
-             dir_okay=False)
+@path_option(
+    "--remove-list", "data/remove.txt", "Keys to drop from the store, one per line.", dir_okay=False
+)
 @catalog_option
 @report_option("reports/pack.json")
 @params_option
-def pack(store_path: Path | None, manifest: Path, incoming: Path, remove_list: Path,
-         catalog: Path, report: Path, params: Path) -> None:
+def pack(
+    store_path: Path | None,
+    manifest: Path,
+    incoming: Path,
+    remove_list: Path,
+    catalog: Path,
+    report: Path,
+    params: Path,
+) -> None:
     """Merge the staged images into the store, each new version published whole.
 
     Same key with the same bytes: already there. Same key with different bytes: a
@@ -49,15 +62,29 @@ def pack(store_path: Path | None, manifest: Path, incoming: Path, remove_list: P
     """
     settings = load_params(PackParams, params)
     store_path = store_path or Path(settings.store)
-    outcome = run(store_path, manifest, incoming, remove_list, catalog, report, settings,
-                  progress=lambda total: bar(total, "pack"))
+    outcome = run(
+        store_path,
+        manifest,
+        incoming,
+        remove_list,
+        catalog,
+        report,
+        settings,
+        progress=lambda total: bar(total, "pack"),
+    )
     click.echo(outcome.summary(settings, store_path))
     if outcome.converted_from is not None:
-        click.echo(f"  {outcome.converted_from} is no longer used; delete it when you like "
-                   "(its versions stay in DVC's cache and remote)", err=True)
+        click.echo(
+            f"  {outcome.converted_from} is no longer used; delete it when you like "
+            "(its versions stay in DVC's cache and remote)",
+            err=True,
+        )
     if outcome.plan.removal_not_found:
-        click.echo(f"  {len(outcome.plan.removal_not_found)} key(s) in {remove_list} are not "
-                   f"in the store (see {report})", err=True)
+        click.echo(
+            f"  {len(outcome.plan.removal_not_found)} key(s) in {remove_list} are not "
+            f"in the store (see {report})",
+            err=True,
+        )
 
 
 if __name__ == "__main__":

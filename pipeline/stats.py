@@ -22,8 +22,10 @@ def stats(store_path: Path, metrics: Path, plots: Path, params: Path) -> None:
     """
     m = run(store_path, metrics, plots, load_params(StatsParams, params))
     formats = ", ".join(f"{k} {v}" for k, v in m["by_format"].items()) or "none"
-    click.echo(f"stats: {m['count']} images, {mb(m['total_bytes'])}, {m['labels']} labels, "
-               f"formats {formats}")
+    click.echo(
+        f"stats: {m['count']} images, {mb(m['total_bytes'])}, {m['labels']} labels, "
+        f"formats {formats}"
+    )
 
 
 if __name__ == "__main__":

@@ -23,12 +23,17 @@ from imageshelf.stages.validate import run
 @store_option
 @manifest_option
 @incoming_option
-@path_option("--pack-report", "reports/pack.json",
-             "Pack's report: which staged images it did not pack, and why.", dir_okay=False)
+@path_option(
+    "--pack-report",
+    "reports/pack.json",
+    "Pack's report: which staged images it did not pack, and why.",
+    dir_okay=False,
+)
 @catalog_option
 @report_option("reports/validate.json")
-def validate(store_path: Path, manifest: Path, incoming: Path, pack_report: Path,
-             catalog: Path, report: Path) -> None:
+def validate(
+    store_path: Path, manifest: Path, incoming: Path, pack_report: Path, catalog: Path, report: Path
+) -> None:
     """Prove every record in the store is intact and every staged image is in it.
 
     Re-hashes every stored image, parses every record, checks the header's count and
@@ -38,9 +43,11 @@ def validate(store_path: Path, manifest: Path, incoming: Path, pack_report: Path
     """
     with bar(None, "validate") as progress:
         result = run(store_path, manifest, incoming, pack_report, catalog, report, progress)
-    click.echo(f"validate: {result.records} records intact ({mb(result.bytes_checked)} "
-               f"re-hashed); {result.staged_checked} staged images present and "
-               f"byte-identical")
+    click.echo(
+        f"validate: {result.records} records intact ({mb(result.bytes_checked)} "
+        f"re-hashed); {result.staged_checked} staged images present and "
+        f"byte-identical"
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,14 @@ from imageshelf.store import ImageStore
 from imageshelf.store.writer import Item, rebuild
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "TIFF": "tif",
-              "BMP": "bmp"}
+EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "TIFF": "tif",
+    "BMP": "bmp",
+}
 
 
 def make_image(fmt: str = "PNG", size: tuple[int, int] = (32, 24), seed: int = 0) -> bytes:
@@ -39,8 +45,9 @@ def md5(path: Path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
-def items_for(images: Mapping[str, bytes], metadata: Mapping[str, dict[str, Any]] | None = None
-              ) -> list[Item]:
+def items_for(
+    images: Mapping[str, bytes], metadata: Mapping[str, dict[str, Any]] | None = None
+) -> list[Item]:
     metadata = metadata or {}
     return [
         Item(describe(key, data, metadata.get(key, {})), lambda data=data: data)
@@ -48,8 +55,9 @@ def items_for(images: Mapping[str, bytes], metadata: Mapping[str, dict[str, Any]
     ]
 
 
-def build_store(path: Path, images: Mapping[str, bytes],
-                metadata: Mapping[str, dict[str, Any]] | None = None) -> Path:
+def build_store(
+    path: Path, images: Mapping[str, bytes], metadata: Mapping[str, dict[str, Any]] | None = None
+) -> Path:
     rebuild(path, items_for(images, metadata))
     return path
 
@@ -57,8 +65,10 @@ def build_store(path: Path, images: Mapping[str, bytes],
 @pytest.fixture
 def six_formats() -> dict[str, bytes]:
     """One image per supported format, keyed like files in nested folders."""
-    return {f"{fmt.lower()}/img_{i}.{EXTENSIONS[fmt]}": make_image(fmt, (40 + i, 30), seed=i)
-            for i, fmt in enumerate(FORMATS)}
+    return {
+        f"{fmt.lower()}/img_{i}.{EXTENSIONS[fmt]}": make_image(fmt, (40 + i, 30), seed=i)
+        for i, fmt in enumerate(FORMATS)
+    }
 
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -102,8 +112,9 @@ def stage_script(name: str) -> Any:
     if name not in _scripts:
         import importlib.util
 
-        spec = importlib.util.spec_from_file_location(f"pipeline_{name}",
-                                                      PROJECT / "pipeline" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(
+            f"pipeline_{name}", PROJECT / "pipeline" / f"{name}.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -125,21 +136,32 @@ def stage(*args: str):
 
 def report(name: str) -> dict[str, Any]:
     import json
+
     return json.loads(Path("reports", f"{name}.json").read_text())
 
 
 # ------------------------------------------------ real git and DVC, in a temp repository
 
-SKELETON = ["dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore",
-            ".gitignore", "data/remove.txt", "data/incoming/.gitkeep"]
+SKELETON = [
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+    "data/remove.txt",
+    "data/incoming/.gitkeep",
+]
 
 
 def env() -> dict[str, str]:
     return {
         **os.environ,
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-        "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
     }
 
 
@@ -170,8 +192,10 @@ def repo(tmp_path) -> Path:
 
 def batch(first: int, count: int) -> dict[str, bytes]:
     fmts = ("PNG", "JPEG", "WEBP", "GIF", "TIFF", "BMP")
-    return {f"set{first // 100}/{fmts[i % 6].lower()}/{i:04d}.img": make_image(fmts[i % 6], seed=i)
-            for i in range(first, first + count)}
+    return {
+        f"set{first // 100}/{fmts[i % 6].lower()}/{i:04d}.img": make_image(fmts[i % 6], seed=i)
+        for i in range(first, first + count)
+    }
 
 
 def commit(root: Path, message: str) -> None:
@@ -201,8 +225,6 @@ def stored(root: Path) -> dict[str, bytes]:
         return {key: store.get(key) for key in store}
 
 
-
-
 def sharded_params(root: Path, shard_mb: int = 1) -> None:
     params = root / "params.yaml"
     text = params.read_text().replace("layout: single", "layout: sharded")
@@ -212,5 +234,7 @@ def sharded_params(root: Path, shard_mb: int = 1) -> None:
 
 def big_images(first: int, count: int) -> dict[str, bytes]:
     """About 20 KB each, like the benchmark's."""
-    return {f"set{first // 1000}/{i:05d}.png": make_image("PNG", (80, 80), seed=i)
-            for i in range(first, first + count)}
+    return {
+        f"set{first // 1000}/{i:05d}.png": make_image("PNG", (80, 80), seed=i)
+        for i in range(first, first + count)
+    }

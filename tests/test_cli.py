@@ -31,7 +31,8 @@ def test_ls_lists_size_format_split_label_and_key_and_filters_by_label(tmp_path,
 
     cats = run("ls", "--store", str(store), "--label", "cat")
     assert sorted(line.split("\t")[4] for line in cats.stdout.splitlines()) == sorted(
-        k for k, m in meta.items() if m["label"] == "cat")
+        k for k, m in meta.items() if m["label"] == "cat"
+    )
     assert "3 of 6 images" in cats.stderr
 
 
@@ -40,19 +41,33 @@ def test_export_writes_originals_back_byte_identical(tmp_path, six_formats):
     out = tmp_path / "out"
     result = run("export", "--store", str(store), "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} \
-        == six_formats
+    assert {
+        str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()
+    } == six_formats
 
     some = sorted(six_formats)[:2]
     result = run("export", "--store", str(store), "--out", str(tmp_path / "two"), *some)
-    assert sorted(str(p.relative_to(tmp_path / "two"))
-                  for p in (tmp_path / "two").rglob("*") if p.is_file()) == some
+    assert (
+        sorted(
+            str(p.relative_to(tmp_path / "two"))
+            for p in (tmp_path / "two").rglob("*")
+            if p.is_file()
+        )
+        == some
+    )
 
 
 def test_export_refuses_a_missing_key_and_writes_nothing(tmp_path, six_formats):
     store = build_store(tmp_path / "s.lmdb", six_formats)
-    result = run("export", "--store", str(store), "--out", str(tmp_path / "out"),
-                 sorted(six_formats)[0], "no/such.png")
+    result = run(
+        "export",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "out"),
+        sorted(six_formats)[0],
+        "no/such.png",
+    )
     assert result.exit_code == 1
     assert "no/such.png" in result.stderr and "Traceback" not in result.output
     assert list((tmp_path / "out").rglob("*.*")) == []
@@ -83,7 +98,8 @@ def test_export_refuses_keys_that_would_escape_the_folder(tmp_path):
 def test_a_missing_store_is_one_line_not_a_traceback(tmp_path):
     result = subprocess.run(
         command_line("ls", "--store", str(tmp_path / "none.lmdb")),
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [

@@ -112,8 +112,15 @@ def test_diff_between_revisions_reads_catalogs_not_images(repo, tmp_path):
     added = batch(100, 2)
     changed = {keys[1]: make_image("PNG", seed=4242)}
     relabeled = {keys[2]: images[keys[2]]}
-    put(repo / "data" / "incoming", {**added, **changed, **relabeled, "labels.csv":
-                                     f"file,label\n{keys[1]},old\n{keys[2]},new\n"})
+    put(
+        repo / "data" / "incoming",
+        {
+            **added,
+            **changed,
+            **relabeled,
+            "labels.csv": f"file,label\n{keys[1]},old\n{keys[2]},new\n",
+        },
+    )
     (repo / "data" / "remove.txt").write_text(keys[0] + "\n")
     params = repo / "params.yaml"
     params.write_text(params.read_text().replace("on_conflict: error", "on_conflict: replace"))
@@ -129,15 +136,15 @@ def test_diff_between_revisions_reads_catalogs_not_images(repo, tmp_path):
     assert [e["key"] for e in diff["removed"]] == [keys[0]]
     assert [e["key"] for e in diff["changed"]] == [keys[1]]
     assert [(e["key"], e["fields"]) for e in diff["relabeled"]] == [
-        (keys[2], {"label": ["old", "new"]})]
+        (keys[2], {"label": ["old", "new"]})
+    ]
     # Only the two small catalogs came over: the store was never downloaded.
     assert not (teammate / "data" / "images.lmdb").exists()
-    cached = sum(p.stat().st_size for p in (teammate / ".dvc" / "cache").rglob("*")
-                 if p.is_file())
+    cached = sum(p.stat().st_size for p in (teammate / ".dvc" / "cache").rglob("*") if p.is_file())
     assert cached < (repo / "data" / "images.lmdb").stat().st_size / 4
 
     text = sh(teammate, *command_line("diff", "HEAD~1", "HEAD"))
-    assert f"relabeled\t{keys[2]}\tlabel: \"old\" -> \"new\"" in text.stdout
+    assert f'relabeled\t{keys[2]}\tlabel: "old" -> "new"' in text.stdout
     assert "2 added, 1 removed, 1 changed, 1 relabeled" in text.stderr
     first = sh(teammate, *command_line("diff", "HEAD~2", "HEAD~1"))
     assert "6 added, 0 removed" in first.stderr and "empty store" in first.stderr

@@ -24,13 +24,15 @@ from conftest import batch, build_store, command_line, make_image, md5, packed, 
 AS_ROOT = os.geteuid() == 0
 # As root, file permissions stop nothing. Dropping the two capabilities that bypass
 # them makes "a file without read permission" as real for the test as for a user.
-WITHOUT_ROOT_POWERS = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
-                       if AS_ROOT else [])
+WITHOUT_ROOT_POWERS = (
+    ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if AS_ROOT else []
+)
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*WITHOUT_ROOT_POWERS, *command_line(*args)],
-                          cwd=cwd, text=True, capture_output=True)
+    return subprocess.run(
+        [*WITHOUT_ROOT_POWERS, *command_line(*args)], cwd=cwd, text=True, capture_output=True
+    )
 
 
 def hostile_folder(incoming: Path, outside: Path) -> tuple[dict[str, bytes], dict[str, str]]:
@@ -58,8 +60,10 @@ def hostile_folder(incoming: Path, outside: Path) -> tuple[dict[str, bytes], dic
         "bomb.png": _png_declaring(100_000, 100_000),
         f"{long_dir}/too_long.png": make_image(seed=11),
         "unreadable.png": make_image(seed=12),
-        "bad_sidecar.png": make_image(seed=13), "bad_sidecar.png.json": b"{'single': quotes}",
-        "list_sidecar.png": make_image(seed=14), "list_sidecar.png.json": b"[1, 2, 3]",
+        "bad_sidecar.png": make_image(seed=13),
+        "bad_sidecar.png.json": b"{'single': quotes}",
+        "list_sidecar.png": make_image(seed=14),
+        "list_sidecar.png.json": b"[1, 2, 3]",
         "huge_meta.png": make_image(seed=15),
         "huge_meta.png.json": b'{"blob": "' + b"x" * (50 << 20) + b'"}',
     }
@@ -70,11 +74,19 @@ def hostile_folder(incoming: Path, outside: Path) -> tuple[dict[str, bytes], dic
     os.symlink("loop_b.png", incoming / "loop_a.png")
     os.symlink("loop_a.png", incoming / "loop_b.png")
     expected = {
-        "zero.jpg": "empty", "truncated.jpg": "truncated", "truncated.png": "truncated",
-        "text.jpg": "not_image", "bomb.png": "too_large", f"{long_dir}/too_long.png":
-        "key_too_long", "unreadable.png": "unreadable", "bad_sidecar.png": "bad_metadata",
-        "list_sidecar.png": "bad_metadata", "huge_meta.png": "bad_metadata",
-        "escape.png": "symlink", "loop_a.png": "symlink", "loop_b.png": "symlink",
+        "zero.jpg": "empty",
+        "truncated.jpg": "truncated",
+        "truncated.png": "truncated",
+        "text.jpg": "not_image",
+        "bomb.png": "too_large",
+        f"{long_dir}/too_long.png": "key_too_long",
+        "unreadable.png": "unreadable",
+        "bad_sidecar.png": "bad_metadata",
+        "list_sidecar.png": "bad_metadata",
+        "huge_meta.png": "bad_metadata",
+        "escape.png": "symlink",
+        "loop_a.png": "symlink",
+        "loop_b.png": "symlink",
     }
     return good, expected
 
@@ -84,11 +96,17 @@ def _png_declaring(width: int, height: int) -> bytes:
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body)))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -116,8 +134,7 @@ def test_hostile_input_packs_every_good_image_and_rejects_every_bad_one(workspac
 
 
 def _images(count: int, seed: int = 0, size: tuple[int, int] = (48, 48)) -> dict[str, bytes]:
-    return {f"img/{seed + i:05d}.png": make_image("PNG", size, seed=seed + i)
-            for i in range(count)}
+    return {f"img/{seed + i:05d}.png": make_image("PNG", size, seed=seed + i) for i in range(count)}
 
 
 def _replace_file(path: Path, data: bytes) -> None:
@@ -162,7 +179,8 @@ def test_a_full_disk_is_a_clear_error_and_the_previous_store_stays(workspace, tm
         result = cli(workspace, "pack", "--store", str(store))
         assert result.returncode == 1
         assert result.stderr.strip() == (
-            f"Error: disk full while writing {store}; the previous store is unchanged")
+            f"Error: disk full while writing {store}; the previous store is unchanged"
+        )
         assert md5(store) == before
         assert sorted(p.name for p in small.iterdir()) == [".images.lmdb.lock", "images.lmdb"]
         with ImageStore(store) as reopened:
@@ -210,8 +228,13 @@ def test_readers_and_a_second_pack_while_pack_publishes(workspace):
     with context.Pool(8) as pool:
         pending = pool.starmap_async(_reader, [(str(store_path), versions, stop, errors)] * 8)
         time.sleep(1.0)  # readers are reading the old version
-        packing = subprocess.Popen(command_line("pack"), cwd=workspace,
-                                   text=True, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+        packing = subprocess.Popen(
+            command_line("pack"),
+            cwd=workspace,
+            text=True,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         while not list((workspace / "data").glob(".images.lmdb.tmp-*")):
             assert packing.poll() is None, packing.stderr.read()
             time.sleep(0.002)
@@ -227,8 +250,10 @@ def test_readers_and_a_second_pack_while_pack_publishes(workspace):
 
     assert packing.returncode == 0, err
     assert second.returncode == 1
-    assert second.stderr.strip() == (f"Error: another process (pid {packing.pid}) is writing "
-                                     "data/images.lmdb; wait for it to finish")
+    assert second.stderr.strip() == (
+        f"Error: another process (pid {packing.pid}) is writing "
+        "data/images.lmdb; wait for it to finish"
+    )
     assert ImageStore(store_path).header.count == 1800  # nothing lost to the second pack
     found = []
     while not errors.empty():

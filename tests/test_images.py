@@ -15,11 +15,17 @@ from conftest import FORMATS, make_image
 
 def png_declaring(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -37,12 +43,15 @@ def test_a_truncated_image_is_rejected_as_truncated(fmt):
         assert caught.value.code == "truncated", caught.value.reason
 
 
-@pytest.mark.parametrize("data, code", [
-    (b"", "empty"),
-    (b"just some text, named .jpg", "not_image"),
-    (png_declaring(100_000, 100_000), "too_large"),
-    (png_declaring(0, 10), "bad_header"),
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "empty"),
+        (b"just some text, named .jpg", "not_image"),
+        (png_declaring(100_000, 100_000), "too_large"),
+        (png_declaring(0, 10), "bad_header"),
+    ],
+)
 def test_unusable_bytes_get_a_code_and_a_reason(data, code):
     with pytest.raises(NotAnImageError) as caught:
         probe(data)

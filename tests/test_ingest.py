@@ -18,16 +18,19 @@ def staged() -> dict[str, dict]:
 
 
 def test_metadata_comes_from_csv_jsonl_and_sidecars_with_sidecars_winning(workspace):
-    put(INCOMING, {
-        "cats/a.jpg": make_image("JPEG", seed=1),
-        "cats/b.png": make_image("PNG", seed=2),
-        "cats/c.webp": make_image("WEBP", seed=3),
-        "labels.csv": "path,label,source\ncats/a.jpg,cat,web\ncats/b.png,cat,\n",
-        "cats/metadata.jsonl": '{"path": "b.png", "text": "hello"}\n'
-                               '{"file": "c.webp", "label": "kitten", "boxes": [[1,2,3,4]]}\n',
-        "cats/a.json": '{"label": "generic", "split": "val"}',
-        "cats/a.jpg.json": '{"label": "tabby"}',
-    })
+    put(
+        INCOMING,
+        {
+            "cats/a.jpg": make_image("JPEG", seed=1),
+            "cats/b.png": make_image("PNG", seed=2),
+            "cats/c.webp": make_image("WEBP", seed=3),
+            "labels.csv": "path,label,source\ncats/a.jpg,cat,web\ncats/b.png,cat,\n",
+            "cats/metadata.jsonl": '{"path": "b.png", "text": "hello"}\n'
+            '{"file": "c.webp", "label": "kitten", "boxes": [[1,2,3,4]]}\n',
+            "cats/a.json": '{"label": "generic", "split": "val"}',
+            "cats/a.jpg.json": '{"label": "tabby"}',
+        },
+    )
     result = stage("ingest")
     assert result.exit_code == 0, result.output
     assert staged() == {
@@ -43,23 +46,33 @@ def test_image_or_not_is_decided_by_content_not_the_name(workspace):
     stage("ingest")
     assert list(staged()) == ["really_a_png.txt"]
     assert report("ingest")["rejects"] == [
-        {"path": "fake.jpg", "code": "not_image",
-         "reason": "not an image: content is not JPEG, PNG, GIF, WebP, TIFF or BMP"}]
+        {
+            "path": "fake.jpg",
+            "code": "not_image",
+            "reason": "not an image: content is not JPEG, PNG, GIF, WebP, TIFF or BMP",
+        }
+    ]
 
 
 def test_every_unusable_file_gets_one_line_and_a_reason(workspace, tmp_path):
     good = make_image("PNG", seed=5)
     outside = tmp_path / "outside.png"
     outside.write_bytes(good)
-    put(INCOMING, {
-        "good.png": good,
-        "empty.jpg": b"",
-        "half.png": good[: len(good) // 2],
-        "bad_json.png": make_image("PNG", seed=6), "bad_json.png.json": "{not json",
-        "list_json.png": make_image("PNG", seed=7), "list_json.png.json": "[1, 2]",
-        "nan_json.png": make_image("PNG", seed=8), "nan_json.png.json": '{"score": NaN}',
-        "deep/" + "x" * 200 + "/" + "y" * 200 + "/" + "z" * 120 + ".png": good,
-    })
+    put(
+        INCOMING,
+        {
+            "good.png": good,
+            "empty.jpg": b"",
+            "half.png": good[: len(good) // 2],
+            "bad_json.png": make_image("PNG", seed=6),
+            "bad_json.png.json": "{not json",
+            "list_json.png": make_image("PNG", seed=7),
+            "list_json.png.json": "[1, 2]",
+            "nan_json.png": make_image("PNG", seed=8),
+            "nan_json.png.json": '{"score": NaN}',
+            "deep/" + "x" * 200 + "/" + "y" * 200 + "/" + "z" * 120 + ".png": good,
+        },
+    )
     os.symlink(outside, INCOMING / "escape.png")
     os.symlink("loop_b", INCOMING / "loop_a")
     os.symlink("loop_a", INCOMING / "loop_b")
@@ -68,8 +81,9 @@ def test_every_unusable_file_gets_one_line_and_a_reason(workspace, tmp_path):
     result = stage("ingest")
     assert result.exit_code == 0, result.output
     assert sorted(staged()) == ["alias.png", "good.png"]
-    rejects = {r["path"].split("/")[0]: (r["code"], r["reason"])
-               for r in report("ingest")["rejects"]}
+    rejects = {
+        r["path"].split("/")[0]: (r["code"], r["reason"]) for r in report("ingest")["rejects"]
+    }
     assert rejects["empty.jpg"] == ("empty", "empty file")
     assert rejects["half.png"][0] == "truncated"
     assert rejects["bad_json.png"][0] == "bad_metadata"
@@ -77,7 +91,9 @@ def test_every_unusable_file_gets_one_line_and_a_reason(workspace, tmp_path):
     assert "is a JSON list, not an object" in rejects["list_json.png"][1]
     assert "NaN is not valid JSON" in rejects["nan_json.png"][1]
     assert rejects["escape.png"] == (
-        "symlink", f"symlink leads outside the incoming folder (to {outside})")
+        "symlink",
+        f"symlink leads outside the incoming folder (to {outside})",
+    )
     assert rejects["loop_a"] == ("symlink", "symlink loop")
     assert rejects["deep"][0] == "key_too_long"
     assert "Traceback" not in result.output
@@ -95,8 +111,14 @@ def test_strict_makes_any_reject_fail_the_stage_after_writing_the_report(workspa
 
 
 def test_metadata_that_matches_no_image_is_reported(workspace):
-    put(INCOMING, {"a.png": make_image(), "orphan.json": "{}",
-                   "labels.csv": "path,label\na.png,x\nmissing.png,y\n"})
+    put(
+        INCOMING,
+        {
+            "a.png": make_image(),
+            "orphan.json": "{}",
+            "labels.csv": "path,label\na.png,x\nmissing.png,y\n",
+        },
+    )
     stage("ingest")
     assert report("ingest")["unused_metadata"] == ["orphan.json", "row for missing.png"]
 
@@ -108,7 +130,11 @@ def test_the_manifest_is_sorted_and_the_same_for_the_same_files(workspace):
     stage("ingest")
     assert Path("data/staged.jsonl").read_bytes() == first
     assert [json.loads(line)["key"] for line in first.splitlines()] == [
-        "a.png", "b.png", "c.png", "d.png"]
+        "a.png",
+        "b.png",
+        "c.png",
+        "d.png",
+    ]
 
 
 def test_a_mistake_in_params_is_one_clear_line(workspace):

@@ -28,8 +28,10 @@ LATE_KILLS = 6
 
 
 def _images(first: int, count: int) -> dict[str, bytes]:
-    return {f"batch/{i // 100:03d}/{i:05d}.png": make_image("PNG", (64, 64), seed=i)
-            for i in range(first, first + count)}
+    return {
+        f"batch/{i // 100:03d}/{i:05d}.png": make_image("PNG", (64, 64), seed=i)
+        for i in range(first, first + count)
+    }
 
 
 def _temps(repo: Path) -> list[Path]:
@@ -48,9 +50,14 @@ def _wait_for_pack(repo: Path, proc: subprocess.Popen) -> float:
 def _repro(repo: Path) -> subprocess.Popen:
     # A session of its own, so the kill takes dvc and the stage it runs, as a killed
     # job or a lost machine would.
-    return subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro"],
+        cwd=repo,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _restore(repo: Path, store_bytes: bytes, lock_text: str) -> None:
@@ -187,8 +194,11 @@ def test_killing_a_sharded_pack_leaves_a_whole_version(repo, tmp_path):
             assert digest in (previous, complete), f"trial {trial}: a third version"
             # A shard written but never published may be left over: reported, and removed
             # by the next pack. The version itself is whole.
-            failures = [f for f in validate_store(survivor).failures
-                        if "not in the index" not in f["problem"]]
+            failures = [
+                f
+                for f in validate_store(survivor).failures
+                if "not in the index" not in f["problem"]
+            ]
             assert not failures, f"trial {trial}: {failures}"
             assert len(survivor) == (300 if digest == previous else 1800)
         recovery, _remedies = _recover(repo)

@@ -18,8 +18,10 @@ STORE = Path("data/images.lmdb")
 def set_param(line: str, value: str) -> None:
     params = Path("params.yaml")
     key = line.split(":")[0]
-    lines = [f"  {key}: {value}" if row.strip().startswith(f"{key}:") else row
-             for row in params.read_text().splitlines()]
+    lines = [
+        f"  {key}: {value}" if row.strip().startswith(f"{key}:") else row
+        for row in params.read_text().splitlines()
+    ]
     params.write_text("\n".join(lines) + "\n")
 
 
@@ -64,8 +66,10 @@ def test_a_conflict_fails_by_default_lists_the_keys_and_changes_nothing(workspac
     stage("ingest")
     result = stage("pack")
     assert result.exit_code == 1
-    assert "1 staged image(s) have the key of a stored image but different bytes: a.png" \
+    assert (
+        "1 staged image(s) have the key of a stored image but different bytes: a.png"
         in result.stderr
+    )
     assert md5(STORE) == before
 
 
@@ -83,13 +87,20 @@ def test_a_conflict_can_replace_or_skip(workspace, policy, expected_seed):
 def test_the_same_bytes_under_a_new_key_are_skipped_and_listed_by_default(workspace):
     put(INCOMING, {"a.png": make_image(seed=1)})
     repro()
-    put(INCOMING, {"copy_of_a.png": make_image(seed=1), "c.png": make_image(seed=3),
-                   "copy_of_c.png": make_image(seed=3)})
+    put(
+        INCOMING,
+        {
+            "copy_of_a.png": make_image(seed=1),
+            "c.png": make_image(seed=3),
+            "copy_of_c.png": make_image(seed=3),
+        },
+    )
     repro()
     assert ImageStore(STORE).keys() == ["a.png", "c.png"]
     assert report("pack")["duplicates"] == [
         {"key": "copy_of_a.png", "same_as": "a.png"},
-        {"key": "copy_of_c.png", "same_as": "c.png"}]
+        {"key": "copy_of_c.png", "same_as": "c.png"},
+    ]
 
 
 def test_duplicates_can_be_kept(workspace):

@@ -10,8 +10,11 @@ from conftest import PROJECT
 def test_every_test_the_readme_names_exists():
     named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", (PROJECT / "README.md").read_text())
     assert len(named) >= 10
-    missing = [f"{file}::{test}" for file, test in named
-               if f"def {test}(" not in (PROJECT / "tests" / file).read_text()]
+    missing = [
+        f"{file}::{test}"
+        for file, test in named
+        if f"def {test}(" not in (PROJECT / "tests" / file).read_text()
+    ]
     assert missing == []
 
 
@@ -25,16 +28,23 @@ def test_the_training_example_runs_as_written(tmp_path):
 
     section = (PROJECT / "README.md").read_text().split("## Training with the store", 1)[1]
     example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    files = {f"{label}/{i:03d}.png": make_image("PNG", (40, 30), seed=i)
-             for i, label in enumerate(["bird", "cat", "dog", "fish"] * 30)}
+    files = {
+        f"{label}/{i:03d}.png": make_image("PNG", (40, 30), seed=i)
+        for i, label in enumerate(["bird", "cat", "dog", "fish"] * 30)
+    }
     files["labels.csv"] = "file,label\n" + "".join(f"{k},{k.split('/')[0]}\n" for k in files)
     put(tmp_path / "data" / "incoming", files)
     (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
     for command in ("ingest", "pack"):
         subprocess.run(command_line(command), cwd=tmp_path, check=True, capture_output=True)
     (tmp_path / "example.py").write_text(example)
-    result = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, text=True,
-                            capture_output=True, timeout=300,
-                            env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "example.py"],
+        cwd=tmp_path,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("torch.Size([32, 3, 64, 64]) tensor([")

@@ -30,8 +30,10 @@ from conftest import (
 
 
 def images(first: int, count: int, folder: str = "a") -> dict[str, bytes]:
-    return {f"{folder}/{i:04d}.png": make_image("PNG", (24, 24), seed=i)
-            for i in range(first, first + count)}
+    return {
+        f"{folder}/{i:04d}.png": make_image("PNG", (24, 24), seed=i)
+        for i in range(first, first + count)
+    }
 
 
 def files_of(folder: Path) -> dict[str, str]:
@@ -39,6 +41,7 @@ def files_of(folder: Path) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------ the store itself
+
 
 def test_a_sharded_store_reads_like_a_single_file(tmp_path):
     content = {**images(0, 40), **images(100, 10, "b")}
@@ -55,8 +58,10 @@ def test_a_sharded_store_reads_like_a_single_file(tmp_path):
     assert b.keys() == a.keys() == sorted(content)
     assert list(b.records()) == list(a.records())  # key order across shards
     assert all(b.get(k) == content[k] for k in content)  # byte-identical
-    assert b.get_many(["b/0100.png", "a/0003.png"]) == [content["b/0100.png"],
-                                                         content["a/0003.png"]]
+    assert b.get_many(["b/0100.png", "a/0003.png"]) == [
+        content["b/0100.png"],
+        content["a/0003.png"],
+    ]
     assert "a/0001.png" in b and "zzz" not in b and 7 not in b
     with pytest.raises(KeyError):
         b.get("a/9999.png")
@@ -111,6 +116,7 @@ def test_a_failed_write_leaves_the_last_version(tmp_path):
 
     def broken() -> bytes:
         raise OSError(5, "Input/output error")
+
     bad = Item(good[0].record.__class__("a/9999.png", good[0].record.info), broken)
     with pytest.raises(StoreError, match="previous store is unchanged"):
         write_sharded(folder, [*good[1:], bad], shard_bytes=20_000)
@@ -136,12 +142,14 @@ def test_validate_finds_a_damaged_and_a_missing_shard(tmp_path):
 
 # ------------------------------------------------------------------ training on shards
 
+
 @pytest.fixture
 def sharded(tmp_path) -> Path:
     folder = tmp_path / "shards"
     content = {**images(0, 60), **images(200, 20, "b")}
-    write_sharded(folder, items_for(content, {k: {"label": k[0]} for k in content}),
-                  shard_bytes=15_000)
+    write_sharded(
+        folder, items_for(content, {k: {"label": k[0]} for k in content}), shard_bytes=15_000
+    )
     return folder
 
 
@@ -168,9 +176,14 @@ def test_shard_sampler_gives_each_rank_its_shards_and_equal_lengths(sharded, sta
         lengths.add(len(sampler))
         mine = set(shards_for_rank(sharded, rank, 2))
         assert {dataset.shard_of(i) for i in sampler} <= mine
-        loader = DataLoader(dataset, batch_size=5, sampler=sampler, num_workers=2,
-                            collate_fn=collate,
-                            multiprocessing_context=multiprocessing.get_context(start_method))
+        loader = DataLoader(
+            dataset,
+            batch_size=5,
+            sampler=sampler,
+            num_workers=2,
+            collate_fn=collate,
+            multiprocessing_context=multiprocessing.get_context(start_method),
+        )
         seen += [m["key"] for _images, metas in loader for m in metas]
     assert len(lengths) == 1  # every rank runs the same number of steps
     assert set(seen) == {f"a/{i:04d}.png" for i in range(60)}
@@ -178,9 +191,9 @@ def test_shard_sampler_gives_each_rank_its_shards_and_equal_lengths(sharded, sta
 
 # ------------------------------------------------------------------ with real git and DVC
 
+
 def remote_objects(remote: Path) -> dict[str, int]:
-    return {str(p.relative_to(remote)): p.stat().st_size for p in remote.rglob("*")
-            if p.is_file()}
+    return {str(p.relative_to(remote)): p.stat().st_size for p in remote.rglob("*") if p.is_file()}
 
 
 def test_sharded_push_after_adding_1_percent_uploads_one_new_shard(repo, tmp_path):
@@ -234,8 +247,11 @@ def test_switching_layouts_converts_the_store_and_back(repo):
 
     (repo / "data" / "images.lmdb").unlink()
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("layout: sharded", "layout: single")
-                      .replace("store: data/images ", "store: data/images.lmdb "))
+    params.write_text(
+        params.read_text()
+        .replace("layout: sharded", "layout: single")
+        .replace("store: data/images ", "store: data/images.lmdb ")
+    )
     out = sh(repo, "dvc", "repro")
     assert "converted from data/images" in out.stdout
     assert md5(repo / "data" / "images.lmdb") == single_md5  # the same content, same bytes
@@ -287,6 +303,7 @@ def test_a_node_pulls_only_its_shards_and_trains_on_them(repo, tmp_path):
 
     # Or read one shard straight from the remote through DVC's filesystem, no checkout.
     from dvc.api import DVCFileSystem
+
     fs = DVCFileSystem(str(repo))
     local = tmp_path / "one-shard.lmdb"
     fs.get_file(f"data/images/{names[0]}", str(local))
@@ -295,13 +312,15 @@ def test_a_node_pulls_only_its_shards_and_trains_on_them(repo, tmp_path):
     assert local.read_bytes() == (repo / "data" / "images" / names[0]).read_bytes()
 
 
-@pytest.mark.parametrize("layout, store, says", [
-    ("sharded", "data/images.lmdb", "pack.store must be a folder"),
-    ("single", "data/images", "must be a file ending in .lmdb"),
-    ("tiled", "data/images", "pack.layout must be one of single, sharded"),
-])
-def test_a_layout_that_does_not_match_its_store_is_a_one_line_error(workspace, layout, store,
-                                                                     says):
+@pytest.mark.parametrize(
+    "layout, store, says",
+    [
+        ("sharded", "data/images.lmdb", "pack.store must be a folder"),
+        ("single", "data/images", "must be a file ending in .lmdb"),
+        ("tiled", "data/images", "pack.layout must be one of single, sharded"),
+    ],
+)
+def test_a_layout_that_does_not_match_its_store_is_a_one_line_error(workspace, layout, store, says):
     from conftest import stage
 
     params = workspace / "params.yaml"

@@ -10,18 +10,28 @@ from conftest import make_image, put, report, stage
 
 
 def test_metrics_plots_and_contact_sheet(workspace):
-    put(Path("data/incoming"), {
-        "cat/1.png": make_image("PNG", (40, 30), seed=1),
-        "cat/2.jpg": make_image("JPEG", (50, 20), seed=2),
-        "dog/3.gif": make_image("GIF", (10, 60), seed=3),
-        "unlabelled.bmp": make_image("BMP", (20, 20), seed=4),
-        "labels.csv": "path,label\ncat/1.png,cat\ncat/2.jpg,cat\ndog/3.gif,dog\n",
-    })
+    put(
+        Path("data/incoming"),
+        {
+            "cat/1.png": make_image("PNG", (40, 30), seed=1),
+            "cat/2.jpg": make_image("JPEG", (50, 20), seed=2),
+            "dog/3.gif": make_image("GIF", (10, 60), seed=3),
+            "unlabelled.bmp": make_image("BMP", (20, 20), seed=4),
+            "labels.csv": "path,label\ncat/1.png,cat\ncat/2.jpg,cat\ndog/3.gif,dog\n",
+        },
+    )
     for name in ("ingest", "pack", "stats"):
         assert stage(name).exit_code == 0
     metrics = report("stats")
-    sizes = sorted(len(make_image(f, s, seed=i)) for f, s, i in (
-        ("PNG", (40, 30), 1), ("JPEG", (50, 20), 2), ("GIF", (10, 60), 3), ("BMP", (20, 20), 4)))
+    sizes = sorted(
+        len(make_image(f, s, seed=i))
+        for f, s, i in (
+            ("PNG", (40, 30), 1),
+            ("JPEG", (50, 20), 2),
+            ("GIF", (10, 60), 3),
+            ("BMP", (20, 20), 4),
+        )
+    )
     assert metrics["count"] == 4 and metrics["total_bytes"] == sum(sizes)
     assert metrics["by_label"] == {"(no label)": 1, "cat": 2, "dog": 1}
     assert metrics["by_format"] == {"bmp": 1, "gif": 1, "jpeg": 1, "png": 1}
@@ -29,7 +39,11 @@ def test_metrics_plots_and_contact_sheet(workspace):
     assert metrics["height"] == {"min": 20, "max": 60}
     assert metrics["size_bytes"]["min"] == sizes[0] and metrics["size_bytes"]["max"] == sizes[-1]
     assert Path("reports/plots/labels.csv").read_text().splitlines() == [
-        "label,count", "cat,2", "(no label),1", "dog,1"]
+        "label,count",
+        "cat,2",
+        "(no label),1",
+        "dog,1",
+    ]
     with Image.open("reports/plots/contact_sheet.png") as sheet:
         assert sheet.format == "PNG"
         assert sheet.height == 3 * (64 + 4) + 4  # three label rows of 64 px thumbnails

@@ -25,8 +25,10 @@ from conftest import FORMATS, build_store, items_for, make_image, md5
 
 
 def test_every_format_comes_back_byte_identical(tmp_path, six_formats):
-    meta = {key: {"label": key.split("/")[0], "boxes": [[1, 2, 3, 4]], "text": "é ✓"}
-            for key in six_formats}
+    meta = {
+        key: {"label": key.split("/")[0], "boxes": [[1, 2, 3, 4]], "text": "é ✓"}
+        for key in six_formats
+    }
     store = ImageStore(build_store(tmp_path / "s.lmdb", six_formats, meta))
 
     assert len(store) == len(FORMATS)
@@ -46,8 +48,7 @@ def test_every_format_comes_back_byte_identical(tmp_path, six_formats):
 
 
 def test_same_records_in_any_order_and_batching_give_the_same_file(tmp_path):
-    images = {f"class_{i % 3}/{i:03d}.png": make_image("PNG", (16, 16), seed=i)
-              for i in range(40)}
+    images = {f"class_{i % 3}/{i:03d}.png": make_image("PNG", (16, 16), seed=i) for i in range(40)}
     meta = {key: {"label": key.split("/")[0]} for key in images}
     keys = list(images)
 
@@ -57,7 +58,7 @@ def test_same_records_in_any_order_and_batching_give_the_same_file(tmp_path):
     shuffled = tmp_path / "batches.lmdb"
     random.Random(7).shuffle(keys)
     for start in range(0, len(keys), 7):  # six batches, each in a random order
-        batch = {k: images[k] for k in keys[start:start + 7]}
+        batch = {k: images[k] for k in keys[start : start + 7]}
         rebuild(shuffled, items_for(batch, meta))
 
     with_detour = tmp_path / "detour.lmdb"  # an extra image added, then removed again
@@ -129,12 +130,14 @@ KILLED_WRITER = textwrap.dedent("""
 
 
 def test_a_killed_write_leaves_the_previous_store_and_the_next_write_cleans_up(
-        tmp_path, six_formats):
+    tmp_path, six_formats
+):
     path = build_store(tmp_path / "s.lmdb", six_formats)
     before = md5(path)
     writer = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(path), str(Path(__file__).parent)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert writer.stdout.readline().strip() == "ready"
     deadline = time.monotonic() + 60
@@ -164,8 +167,9 @@ HOLD_LOCK = textwrap.dedent("""
 
 def test_a_second_writer_is_refused_while_one_writes(tmp_path, six_formats):
     path = build_store(tmp_path / "s.lmdb", six_formats)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(ConcurrentWriteError, match=rf"pid {holder.pid}\) is writing"):
@@ -264,13 +268,16 @@ def test_a_missing_key_raises_key_error_naming_it(tmp_path, six_formats):
         store.get("x" * 600)
 
 
-@pytest.mark.parametrize("key, reason", [
-    ("a" * 508 + ".png", "at most 511"),
-    ("", "empty key"),
-    ("/abs.png", "absolute"),
-    ("a/../b.png", "'..'"),
-    ("a//b.png", "empty"),
-])
+@pytest.mark.parametrize(
+    "key, reason",
+    [
+        ("a" * 508 + ".png", "at most 511"),
+        ("", "empty key"),
+        ("/abs.png", "absolute"),
+        ("a/../b.png", "'..'"),
+        ("a//b.png", "empty"),
+    ],
+)
 def test_a_key_the_store_cannot_hold_is_refused_with_a_reason(tmp_path, key, reason):
     data = make_image()
     with pytest.raises(InvalidKeyError, match=reason):
@@ -282,8 +289,11 @@ def test_an_unknown_major_version_is_refused_saying_which(tmp_path, six_formats)
     path = build_store(tmp_path / "s.lmdb", six_formats)
     env = lmdb.open(str(path), subdir=False, max_dbs=3, lock=False)
     with env.begin(write=True) as txn:
-        txn.put(b"header", b'{"format":"lmdb-image-store","version":"2.0","hash":"sha256",'
-                b'"count":6}', db=env.open_db(b"meta", txn=txn))
+        txn.put(
+            b"header",
+            b'{"format":"lmdb-image-store","version":"2.0","hash":"sha256","count":6}',
+            db=env.open_db(b"meta", txn=txn),
+        )
     env.close()
     with pytest.raises(UnsupportedVersionError, match=r"version 2\.0 is not supported.*1\.x"):
         len(ImageStore(path))

@@ -27,6 +27,7 @@ RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 # ------------------------------------------------------------------ stable splits
 
+
 def _packed(workspace: Path, files: dict[str, bytes | str]) -> ImageStore:
     put(workspace / "data" / "incoming", files)
     assert stage("ingest").exit_code == 0
@@ -59,8 +60,9 @@ def test_changing_the_ratios_moves_images_and_metadata_splits_stay(workspace):
     assert store.record("x/000.png").split == "test"  # named by its metadata
     store.close()
     params = Path("params.yaml")
-    params.write_text(params.read_text().replace("train: 0.8", "train: 0.5")
-                      .replace("val: 0.1", "val: 0.4"))
+    params.write_text(
+        params.read_text().replace("train: 0.8", "train: 0.5").replace("val: 0.1", "val: 0.4")
+    )
     result = stage("pack")
     assert result.exit_code == 0 and "moved to another split" in result.output
     store = ImageStore("data/images.lmdb")
@@ -68,14 +70,19 @@ def test_changing_the_ratios_moves_images_and_metadata_splits_stay(workspace):
     assert splits["x/000.png"] == "test"
     assert {k: v for k, v in splits.items() if k != "x/000.png"} == {
         k: assign_split(k, {"train": 0.5, "val": 0.4, "test": 0.1})
-        for k in splits if k != "x/000.png"}
+        for k in splits
+        if k != "x/000.png"
+    }
 
 
-@pytest.mark.parametrize("bad, says", [
-    ("{train: 0.8, val: 0.1}", "add up to 1"),
-    ("{train: -1, val: 2}", "from 0 to 1"),
-    ("[train, val]", "mapping"),
-])
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        ("{train: 0.8, val: 0.1}", "add up to 1"),
+        ("{train: -1, val: 2}", "from 0 to 1"),
+        ("[train, val]", "mapping"),
+    ],
+)
 def test_bad_split_ratios_are_one_line_errors(workspace, bad, says):
     params = Path("params.yaml")
     text = params.read_text()
@@ -90,6 +97,7 @@ def test_bad_split_ratios_are_one_line_errors(workspace, bad, says):
 
 
 # ------------------------------------------------------------------ filters
+
 
 @pytest.fixture
 def flowers(tmp_path) -> ImageStore:
@@ -106,11 +114,13 @@ def flowers(tmp_path) -> ImageStore:
 
 def _described(images, meta):
     from imageshelf.images import describe
+
     return [(describe(k, v, meta[k]), lambda v=v: v) for k, v in images.items()]
 
 
 def _with(record: Record, ratios) -> Record:
     from imageshelf.splits import with_split
+
     return with_split(record, ratios)
 
 
@@ -141,15 +151,18 @@ def test_unreadable_conditions_say_how_to_write_them(bad):
 
 
 def test_ls_where_on_the_command_line(workspace):
-    files = {f"{lab}/{i}.png": make_image("PNG", (4, 4), seed=i)
-             for i, lab in enumerate(["rose", "tulip", "rose", "daisy"])}
-    files["labels.csv"] = "file,label\n" + "".join(f"{k},{k.split('/')[0]}\n"
-                                                   for k in files)
+    files = {
+        f"{lab}/{i}.png": make_image("PNG", (4, 4), seed=i)
+        for i, lab in enumerate(["rose", "tulip", "rose", "daisy"])
+    }
+    files["labels.csv"] = "file,label\n" + "".join(f"{k},{k.split('/')[0]}\n" for k in files)
     _packed(workspace, files).close()
     result = stage("ls", "--where", "label=rose")
     assert result.exit_code == 0
     assert [line.split("\t")[-1] for line in result.stdout.splitlines()] == [
-        "rose/0.png", "rose/2.png"]
+        "rose/0.png",
+        "rose/2.png",
+    ]
     bad = stage("ls", "--where", "label")
     assert bad.exit_code == 2 and "FIELD=VALUE" in bad.output
 
@@ -163,9 +176,17 @@ def test_filtering_100000_records_reads_no_image_bytes(tmp_path):
     path = tmp_path / "big.lmdb"
     data = bytes(range(256)) * 4  # 1 KB per image, 100 MB of image pages
     info = _info(data)
-    rebuild(path, lambda: (Item(Record(f"{i:06d}.jpg", info, {"label": f"label{i % 50}"},
-                                       "train"), lambda: data, trusted=True)
-                           for i in range(100_000)))
+    rebuild(
+        path,
+        lambda: (
+            Item(
+                Record(f"{i:06d}.jpg", info, {"label": f"label{i % 50}"}, "train"),
+                lambda: data,
+                trusted=True,
+            )
+            for i in range(100_000)
+        ),
+    )
     fd = os.open(path, os.O_RDONLY)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # start cold
     os.close(fd)
@@ -174,11 +195,17 @@ def test_filtering_100000_records_reads_no_image_bytes(tmp_path):
     found = keys(store, "label=label7")
     elapsed = time.perf_counter() - start
     assert len(found) == 2000
-    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     resident, size = int(out.split()[0]), path.stat().st_size
-    print(f"filtered 100,000 records in {elapsed:.2f} s; {resident / 1e6:.1f} MB of the "
-          f"{size / 1e6:.0f} MB file was read")
+    print(
+        f"filtered 100,000 records in {elapsed:.2f} s; {resident / 1e6:.1f} MB of the "
+        f"{size / 1e6:.0f} MB file was read"
+    )
     assert size > 100_000_000
     assert resident < size * 0.25
 
@@ -187,14 +214,17 @@ def _info(data: bytes):
     import hashlib
 
     from imageshelf.store import ImageInfo
+
     return ImageInfo(hashlib.sha256(data).hexdigest(), len(data), "jpeg", 1, 1)
 
 
 # ------------------------------------------------------------------ the dataset
 
+
 def test_dataset_gives_original_bytes_or_decoded_images(flowers, six_formats, tmp_path):
-    path = build_store(tmp_path / "six.lmdb", six_formats,
-                       {k: {"label": k.split("/")[0]} for k in six_formats})
+    path = build_store(
+        tmp_path / "six.lmdb", six_formats, {k: {"label": k.split("/")[0]} for k in six_formats}
+    )
     raw = ImageDataset(path)
     assert len(raw) == 6
     got = dict((meta["key"], image) for image, meta in (raw[i] for i in range(len(raw))))
@@ -210,8 +240,13 @@ def test_dataset_gives_original_bytes_or_decoded_images(flowers, six_formats, tm
 
 
 def test_dataset_filters_split_and_transforms(flowers):
-    roses = ImageDataset(flowers, where={"label": "rose"}, split="train",
-                         transform=len, target_transform=lambda m: m["label"])
+    roses = ImageDataset(
+        flowers,
+        where={"label": "rose"},
+        split="train",
+        transform=len,
+        target_transform=lambda m: m["label"],
+    )
     assert 0 < len(roses) < 20
     size, label = roses[0]
     assert label == "rose" and size == flowers.info(roses.keys[0]).size
@@ -229,9 +264,14 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
 def test_dataloader_with_workers_under_fork_and_spawn(flowers, start_method):
     dataset = ImageDataset(flowers.path, decode="RGB", transform=_to_tensor)
-    loader = DataLoader(dataset, batch_size=8, shuffle=True, num_workers=2,
-                        collate_fn=collate,
-                        multiprocessing_context=multiprocessing.get_context(start_method))
+    loader = DataLoader(
+        dataset,
+        batch_size=8,
+        shuffle=True,
+        num_workers=2,
+        collate_fn=collate,
+        multiprocessing_context=multiprocessing.get_context(start_method),
+    )
     seen = []
     for images, metas in loader:
         assert images.shape[1:] == (16, 16, 3) and images.dtype == torch.uint8
@@ -242,27 +282,42 @@ def test_dataloader_with_workers_under_fork_and_spawn(flowers, start_method):
 
 def test_dataloader_with_raw_bytes_and_persistent_workers(flowers):
     dataset = ImageDataset(flowers.path, split="val")
-    loader = DataLoader(dataset, batch_size=4, num_workers=2, persistent_workers=True,
-                        collate_fn=collate)
+    loader = DataLoader(
+        dataset, batch_size=4, num_workers=2, persistent_workers=True, collate_fn=collate
+    )
     for _epoch in range(2):
-        got = {m["key"]: image
-               for images, metas in loader for image, m in zip(images, metas, strict=True)}
+        got = {
+            m["key"]: image
+            for images, metas in loader
+            for image, m in zip(images, metas, strict=True)
+        }
         assert got == {k: flowers.get(k) for k in dataset.keys}
 
 
 # ------------------------------------------------------------------ export
+
 
 def test_export_webdataset_shards_read_back_with_webdataset(flowers, tmp_path, monkeypatch):
     import webdataset as wds
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "shards"
-    result = stage("export", "--store", str(flowers.path), "--out", str(out), "--as",
-                   "webdataset", "--where", "label=rose,tulip", "--shard-images", "15")
+    result = stage(
+        "export",
+        "--store",
+        str(flowers.path),
+        "--out",
+        str(out),
+        "--as",
+        "webdataset",
+        "--where",
+        "label=rose,tulip",
+        "--shard-images",
+        "15",
+    )
     assert result.exit_code == 0, result.output
     shards = sorted(out.glob("*.tar"))
-    assert [s.name for s in shards] == ["shard-000000.tar", "shard-000001.tar",
-                                        "shard-000002.tar"]
+    assert [s.name for s in shards] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     samples = list(wds.WebDataset([str(s) for s in shards], shardshuffle=False))
     assert len(samples) == 40
     for sample in samples:
@@ -270,37 +325,74 @@ def test_export_webdataset_shards_read_back_with_webdataset(flowers, tmp_path, m
         assert sample["png"] == flowers.get(meta["key"])  # the original bytes
         assert meta["label"] in ("rose", "tulip") and meta["split"]
     first = [s.read_bytes() for s in shards]
-    stage("export", "--store", str(flowers.path), "--out", str(out), "--as", "webdataset",
-          "--where", "label=rose,tulip", "--shard-images", "15")
+    stage(
+        "export",
+        "--store",
+        str(flowers.path),
+        "--out",
+        str(out),
+        "--as",
+        "webdataset",
+        "--where",
+        "label=rose,tulip",
+        "--shard-images",
+        "15",
+    )
     assert [s.read_bytes() for s in shards] == first  # deterministic
-    stage("export", "--store", str(flowers.path), "--out", str(out), "--as", "webdataset",
-          "--where", "label=rose,tulip")  # one shard now: the older ones must not linger
+    stage(
+        "export",
+        "--store",
+        str(flowers.path),
+        "--out",
+        str(out),
+        "--as",
+        "webdataset",
+        "--where",
+        "label=rose,tulip",
+    )  # one shard now: the older ones must not linger
     assert [s.name for s in sorted(out.glob("*"))] == ["shard-000000.tar"]
 
 
 def test_webdataset_names_keep_dotted_keys_apart(tmp_path, monkeypatch):
-    images = {"a/x.1.png": make_image(seed=1), "a/x_1.png": make_image(seed=2),
-              "a/x.1": make_image(seed=3)}
+    images = {
+        "a/x.1.png": make_image(seed=1),
+        "a/x_1.png": make_image(seed=2),
+        "a/x.1": make_image(seed=3),
+    }
     path = build_store(tmp_path / "dots.lmdb", images)
     monkeypatch.chdir(tmp_path)
-    assert stage("export", "--store", str(path), "--out", "w", "--as", "webdataset"
-                 ).exit_code == 0
+    assert stage("export", "--store", str(path), "--out", "w", "--as", "webdataset").exit_code == 0
     import webdataset as wds
-    samples = list(wds.WebDataset(str(tmp_path / "w" / "shard-000000.tar"),
-                                  shardshuffle=False))
+
+    samples = list(wds.WebDataset(str(tmp_path / "w" / "shard-000000.tar"), shardshuffle=False))
     assert sorted(json.loads(s["json"])["key"] for s in samples) == sorted(images)
     assert all(s["png"] == images[json.loads(s["json"])["key"]] for s in samples)
 
 
 def test_export_filtered_files_are_byte_identical(flowers, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = stage("export", "--store", str(flowers.path), "--out", "out",
-                   "--label", "daisy", "--split", "train", "--split", "val")
+    result = stage(
+        "export",
+        "--store",
+        str(flowers.path),
+        "--out",
+        "out",
+        "--label",
+        "daisy",
+        "--split",
+        "train",
+        "--split",
+        "val",
+    )
     assert result.exit_code == 0, result.output
-    written = {str(p.relative_to("out")): p.read_bytes()
-               for p in Path("out").rglob("*") if p.is_file()}
-    expected = {r.key for r in flowers.records()
-                if r.metadata["label"] == "daisy" and r.split in ("train", "val")}
+    written = {
+        str(p.relative_to("out")): p.read_bytes() for p in Path("out").rglob("*") if p.is_file()
+    }
+    expected = {
+        r.key
+        for r in flowers.records()
+        if r.metadata["label"] == "daisy" and r.split in ("train", "val")
+    }
     assert set(written) == expected and expected
     assert all(flowers.get(k) == v for k, v in written.items())
 

@@ -38,7 +38,8 @@ def test_a_flipped_byte_inside_a_stored_image_fails_naming_the_key(workspace):
     assert result.exit_code == 1
     assert "3.png: image bytes do not match their sha256" in result.stderr
     assert report("validate")["failures"] == [
-        {"key": "3.png", "problem": "image bytes do not match their sha256: the store is corrupt"}]
+        {"key": "3.png", "problem": "image bytes do not match their sha256: the store is corrupt"}
+    ]
 
 
 def test_a_source_changed_after_ingest_fails(workspace):

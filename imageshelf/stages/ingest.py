@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..atomic import write_json
 from ..errors import ShelfError
@@ -56,8 +56,9 @@ class IngestResult:
     def check_strict(self, params: IngestParams, params_path: Path) -> None:
         """Fail (IngestError) if strict mode is on and any file was rejected."""
         if params.strict and self.rejects:
-            raise IngestError(f"{len(self.rejects)} file(s) rejected and ingest.strict is "
-                              f"true in {params_path}")
+            raise IngestError(
+                f"{len(self.rejects)} file(s) rejected and ingest.strict is true in {params_path}"
+            )
 
     def report(self) -> dict[str, Any]:
         by_code: dict[str, int] = defaultdict(int)
@@ -69,8 +70,7 @@ class IngestResult:
             "staged_bytes": self.staged_bytes,
             "rejected": len(self.rejects),
             "rejected_by_reason": dict(sorted(by_code.items())),
-            "rejects": [{"path": r.path, "code": r.code, "reason": r.reason}
-                        for r in self.rejects],
+            "rejects": [{"path": r.path, "code": r.code, "reason": r.reason} for r in self.rejects],
             "unused_metadata": self.unused_metadata,
         }
 
@@ -104,8 +104,9 @@ def _walk(root: str) -> _Found:
             with os.scandir(os.path.join(root, folder)) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
-            found.rejects.append(Reject(shown(folder), "unreadable",
-                                        f"cannot list folder: {exc.strerror}"))
+            found.rejects.append(
+                Reject(shown(folder), "unreadable", f"cannot list folder: {exc.strerror}")
+            )
             continue
         for entry in entries:
             rel = f"{folder}/{entry.name}" if folder else entry.name
@@ -122,13 +123,15 @@ def _walk(root: str) -> _Found:
                     mode = entry.stat(follow_symlinks=False).st_mode
             except OSError as exc:
                 found.rejects.append(
-                    Reject(shown(rel), "unreadable", f"cannot stat: {exc.strerror}"))
+                    Reject(shown(rel), "unreadable", f"cannot stat: {exc.strerror}")
+                )
                 continue
             if stat.S_ISDIR(mode):
                 pending.append(rel)
             elif not stat.S_ISREG(mode):
-                found.rejects.append(Reject(shown(rel), "not_file",
-                                            "not a regular file (a pipe, socket or device)"))
+                found.rejects.append(
+                    Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
+                )
             elif entry.name in (LABELS_CSV, METADATA_JSONL):
                 found.tables.append(rel)
             elif entry.name.endswith(".json"):
@@ -155,6 +158,7 @@ def _symlink_problem(path: str, real_root: str) -> tuple[str, str] | None:
 def _strict_json(text: str) -> Any:
     def refuse(name: str) -> None:
         raise ValueError(f"{name} is not valid JSON")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -184,13 +188,16 @@ def _read_tables(root: str, found: _Found) -> tuple[dict[str, dict[str, Any]], s
     return rows, origins
 
 
-def _table_rows(rel: str, fh, found: _Found) -> Iterator[tuple[str, dict[str, Any]]]:
+def _table_rows(rel: str, fh: TextIO, found: _Found) -> Iterator[tuple[str, dict[str, Any]]]:
     if rel.endswith(".csv"):
         reader = csv.DictReader(fh)
         column = next((c for c in PATH_COLUMNS if c in (reader.fieldnames or [])), None)
         if column is None:
-            found.rejects.append(Reject(shown(rel), "bad_metadata",
-                                        f"no path column (one of {', '.join(PATH_COLUMNS)})"))
+            found.rejects.append(
+                Reject(
+                    shown(rel), "bad_metadata", f"no path column (one of {', '.join(PATH_COLUMNS)})"
+                )
+            )
             return
         for row in reader:
             path = (row.pop(column) or "").strip()
@@ -203,13 +210,17 @@ def _table_rows(rel: str, fh, found: _Found) -> Iterator[tuple[str, dict[str, An
         try:
             obj = _strict_json(line)
         except ValueError as exc:
-            found.rejects.append(Reject(f"{shown(rel)}:{number}", "bad_metadata",
-                                        f"invalid JSON: {exc}"))
+            found.rejects.append(
+                Reject(f"{shown(rel)}:{number}", "bad_metadata", f"invalid JSON: {exc}")
+            )
             continue
         column = next((c for c in PATH_COLUMNS if isinstance(obj, dict) and c in obj), None)
         if column is None:
-            found.rejects.append(Reject(f"{shown(rel)}:{number}", "bad_metadata",
-                                        "not a JSON object with a path field"))
+            found.rejects.append(
+                Reject(
+                    f"{shown(rel)}:{number}", "bad_metadata", "not a JSON object with a path field"
+                )
+            )
             continue
         yield str(obj.pop(column)), obj
 
@@ -217,8 +228,9 @@ def _table_rows(rel: str, fh, found: _Found) -> Iterator[tuple[str, dict[str, An
 class _Examiner:
     """Turns one candidate file into a Record or a Reject. Runs in worker threads."""
 
-    def __init__(self, root: str, params: IngestParams, found: _Found,
-                 rows: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, root: str, params: IngestParams, found: _Found, rows: dict[str, dict[str, Any]]
+    ) -> None:
         self.root = root
         self.params = params
         self.sidecars = found.sidecars
@@ -240,16 +252,22 @@ class _Examiner:
             if problem:
                 return Reject(shown(rel), "bad_metadata", problem)
         if len(canonical_json(metadata)) > self.params.max_metadata_bytes:
-            return Reject(shown(rel), "bad_metadata",
-                          f"metadata is over {self.params.max_metadata_bytes:,} bytes "
-                          "(ingest.max_metadata_bytes)")
+            return Reject(
+                shown(rel),
+                "bad_metadata",
+                f"metadata is over {self.params.max_metadata_bytes:,} bytes "
+                "(ingest.max_metadata_bytes)",
+            )
         path = os.path.join(self.root, rel)
         try:
             with open(path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size > self.params.max_file_bytes:
-                    return Reject(shown(rel), "too_large",
-                                  f"file is {size:,} bytes, over ingest.max_file_bytes")
+                    return Reject(
+                        shown(rel),
+                        "too_large",
+                        f"file is {size:,} bytes, over ingest.max_file_bytes",
+                    )
                 data = fh.read()
         except OSError as exc:
             return Reject(shown(rel), "unreadable", f"cannot read: {exc.strerror}")
@@ -263,8 +281,10 @@ class _Examiner:
         name = sidecar.rpartition("/")[2]
         try:
             if os.path.getsize(path) > self.params.max_metadata_bytes:
-                return (f"metadata file {name} is over "
-                        f"{self.params.max_metadata_bytes:,} bytes (ingest.max_metadata_bytes)")
+                return (
+                    f"metadata file {name} is over "
+                    f"{self.params.max_metadata_bytes:,} bytes (ingest.max_metadata_bytes)"
+                )
             with open(path, encoding="utf-8") as fh:
                 obj = _strict_json(fh.read())
         except OSError as exc:
@@ -308,8 +328,7 @@ def _examine_in_worker(rel: str) -> Record | Reject:
     return _worker_examine(rel)
 
 
-def ingest(incoming: Path, params: IngestParams,
-           progress: Progress | None = None) -> IngestResult:
+def ingest(incoming: Path, params: IngestParams, progress: Progress | None = None) -> IngestResult:
     """Examine everything under `incoming`; return staged records (sorted) and rejects.
 
     `progress`, if given, is reset to the number of files, then updated per file.
@@ -339,8 +358,13 @@ def ingest(incoming: Path, params: IngestParams,
     return result
 
 
-def run(incoming: Path, manifest: Path, report: Path, params: IngestParams,
-        progress: Progress | None = None) -> IngestResult:
+def run(
+    incoming: Path,
+    manifest: Path,
+    report: Path,
+    params: IngestParams,
+    progress: Progress | None = None,
+) -> IngestResult:
     """The ingest stage: examine the incoming folder, write the staged manifest and the
     report. Strict mode (`ingest.strict`) is the caller's to enforce, after it has told
     the user what was rejected: `result.check_strict()`."""

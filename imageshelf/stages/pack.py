@@ -88,8 +88,9 @@ class PackPlan:
         return bool(self.writes or self.removed or self.resplit)
 
 
-def plan_pack(store: ImageStore | None, manifest: Path, removals: list[str],
-              params: PackParams) -> PackPlan:
+def plan_pack(
+    store: ImageStore | None, manifest: Path, removals: list[str], params: PackParams
+) -> PackPlan:
     plan = PackPlan()
     removal_set = set(removals)
     new_by_hash: dict[str, str] = {}  # content of images new to the store -> first key
@@ -156,17 +157,24 @@ def _sha256_and_split(raw: bytes) -> tuple[str, str | None]:
     "split": the last occurrence of each is the record's own (a string inside the
     metadata cannot hold an unescaped quote)."""
     at = raw.rfind(b'"sha256":"') + 10
-    sha256 = raw[at:at + 64].decode("ascii")
+    sha256 = raw[at : at + 64].decode("ascii")
     at = raw.rfind(b'"split":"')
     if at < 0:
         return sha256, None
     at += 9
-    return sha256, raw[at:raw.index(b'"', at)].decode("utf-8")
+    return sha256, raw[at : raw.index(b'"', at)].decode("utf-8")
 
 
-def apply_plan(store_path: Path, manifest: Path, incoming: Path, plan: PackPlan,
-               params: PackParams, *, base: ImageStore | None = None,
-               on_item: Callable[[Record], None] | None = None) -> Header:
+def apply_plan(
+    store_path: Path,
+    manifest: Path,
+    incoming: Path,
+    plan: PackPlan,
+    params: PackParams,
+    *,
+    base: ImageStore | None = None,
+    on_item: Callable[[Record], None] | None = None,
+) -> Header:
     """Publish the new store in the layout params.yaml names; return its header. New
     bytes are read from the incoming files. base: the store the plan was made against
     (in another place when converting between layouts)."""
@@ -182,11 +190,19 @@ def apply_plan(store_path: Path, manifest: Path, incoming: Path, plan: PackPlan,
         return with_split(record, ratios)
 
     if params.layout == "single":
-        return rebuild(store_path, additions, plan.removed, base=base, transform=transform,
-                       on_item=on_item)
-    return write_sharded(store_path, additions, plan.removed, base=base,
-                         touched=plan.resplit, shard_bytes=params.shard_bytes,
-                         transform=transform, on_item=on_item)
+        return rebuild(
+            store_path, additions, plan.removed, base=base, transform=transform, on_item=on_item
+        )
+    return write_sharded(
+        store_path,
+        additions,
+        plan.removed,
+        base=base,
+        touched=plan.resplit,
+        shard_bytes=params.shard_bytes,
+        transform=transform,
+        on_item=on_item,
+    )
 
 
 def _reader(incoming: Path, record: Record) -> Callable[[], bytes]:
@@ -197,8 +213,9 @@ def _reader(incoming: Path, record: Record) -> Callable[[], bytes]:
     return read
 
 
-def plan_report(plan: PackPlan, params: PackParams, header: Header,
-                written: bool) -> dict[str, Any]:
+def plan_report(
+    plan: PackPlan, params: PackParams, header: Header, written: bool
+) -> dict[str, Any]:
     return {
         "written": written,
         "count": header.count,
@@ -233,25 +250,36 @@ class PackOutcome:
         plan = self.plan
         duplicates = "duplicates " + ("kept" if params.on_duplicate == "keep" else "skipped")
         parts = [f"{len(plan.added)} added"]
-        for count, what in ((len(plan.replaced), "replaced"),
-                            (len(plan.relabeled), "relabeled"),
-                            (len(plan.removed), "removed"),
-                            (len(plan.resplit), "moved to another split"),
-                            (plan.unchanged, "already there"),
-                            (len(plan.duplicates), duplicates),
-                            (len(plan.conflicts) - len(plan.replaced), "conflicts skipped")):
+        for count, what in (
+            (len(plan.replaced), "replaced"),
+            (len(plan.relabeled), "relabeled"),
+            (len(plan.removed), "removed"),
+            (len(plan.resplit), "moved to another split"),
+            (plan.unchanged, "already there"),
+            (len(plan.duplicates), duplicates),
+            (len(plan.conflicts) - len(plan.replaced), "conflicts skipped"),
+        ):
             if count:
                 parts.append(f"{count} {what}")
         state = "written" if self.written else "unchanged, not rewritten"
         if self.converted_from is not None:
             state = f"converted from {self.converted_from}"
-        return (f"pack: {', '.join(parts)}; {store_path} holds {self.header.count} images "
-                f"({self.header.total_bytes / 1e6:,.1f} MB), {state}")
+        return (
+            f"pack: {', '.join(parts)}; {store_path} holds {self.header.count} images "
+            f"({self.header.total_bytes / 1e6:,.1f} MB), {state}"
+        )
 
 
-def run(store_path: Path, manifest: Path, incoming: Path, remove_list: Path, catalog: Path,
-        report: Path, params: PackParams,
-        progress: Callable[[int], AbstractContextManager[Progress]] | None = None) -> PackOutcome:
+def run(
+    store_path: Path,
+    manifest: Path,
+    incoming: Path,
+    remove_list: Path,
+    catalog: Path,
+    report: Path,
+    params: PackParams,
+    progress: Callable[[int], AbstractContextManager[Progress]] | None = None,
+) -> PackOutcome:
     """The pack stage: plan, publish the new version under the writer's lock (only if
     anything changes), bring the catalog in line, write the report.
 
@@ -282,14 +310,27 @@ def run(store_path: Path, manifest: Path, incoming: Path, remove_list: Path, cat
         else:
             total = len(plan.writes) + (len(store) if store is not None else 0)
             with progress(total) if progress is not None else contextlib.nullcontext() as bar:
-                header = apply_plan(store_path, manifest, incoming, plan, params,
-                                    base=store if converting else None,
-                                    on_item=None if bar is None else lambda _r: bar.update())
+                header = apply_plan(
+                    store_path,
+                    manifest,
+                    incoming,
+                    plan,
+                    params,
+                    base=store if converting else None,
+                    on_item=None if bar is None else _updates(bar),
+                )
             if store is not None:
                 store.close()
         write_catalog(ImageStore(store_path), catalog)
     write_json(report, plan_report(plan, params, header, written))
     return PackOutcome(plan, header, written, source if converting else None)
+
+
+def _updates(progress: Progress) -> Callable[[Record], None]:
+    def update(_record: Record) -> None:
+        progress.update()
+
+    return update
 
 
 def previous_store(store_path: Path, lock: Path = Path("dvc.lock")) -> Path | None:
@@ -308,8 +349,11 @@ def previous_store(store_path: Path, lock: Path = Path("dvc.lock")) -> Path | No
     except (yaml.YAMLError, KeyError, TypeError):
         return None
     # pack's outputs: the store, the catalog folder and its report
-    stores = [o for o in outs if o.get("path") != "data/catalog"
-              and not str(o.get("path", "")).startswith("reports/")]
+    stores = [
+        o
+        for o in outs
+        if o.get("path") != "data/catalog" and not str(o.get("path", "")).startswith("reports/")
+    ]
     for recorded in stores:
         path = Path(recorded["path"])
         if path != store_path and path.exists():
@@ -322,12 +366,14 @@ def previous_store(store_path: Path, lock: Path = Path("dvc.lock")) -> Path | No
             f"{store_path} is missing, but dvc.lock records the store at {recorded['path']} "
             f"({size_text}). Run `dvc pull {recorded['path']}` (or "
             f"`dvc checkout {recorded['path']}`) first, so new images join it. To start a "
-            "new store on purpose, delete dvc.lock.")
+            "new store on purpose, delete dvc.lock."
+        )
     return None
 
 
-def compact(store_path: Path, catalog: Path, params: PackParams,
-            progress: Progress | None = None) -> tuple[int, ImageStore] | None:
+def compact(
+    store_path: Path, catalog: Path, params: PackParams, progress: Progress | None = None
+) -> tuple[int, ImageStore] | None:
     """Rewrite a sharded store into full shards in key order, and its catalog; return
     how many shards it had and the new store. None for a single file: nothing to do."""
     if not store_path.exists():
@@ -339,8 +385,13 @@ def compact(store_path: Path, catalog: Path, params: PackParams,
         before = len(store.parts)
         if progress is not None:
             progress.reset(total=len(store))
-        write_sharded(store_path, base=store, rewrite=True, shard_bytes=params.shard_bytes,
-                      on_item=None if progress is None else lambda _record: progress.update())
+        write_sharded(
+            store_path,
+            base=store,
+            rewrite=True,
+            shard_bytes=params.shard_bytes,
+            on_item=None if progress is None else _updates(progress),
+        )
         after = ImageStore(store_path)
         write_catalog(after, catalog)
     return before, after

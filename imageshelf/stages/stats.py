@@ -99,8 +99,14 @@ def _csv(value: str) -> str:
     return value
 
 
-def contact_sheet(store: ImageStore, labels: Counter[str], samples: dict[str, list[str]],
-                  thumb: int, per_label: int, max_labels: int) -> Image.Image:
+def contact_sheet(
+    store: ImageStore,
+    labels: Counter[str],
+    samples: dict[str, list[str]],
+    thumb: int,
+    per_label: int,
+    max_labels: int,
+) -> Image.Image:
     """A grid: one row per label (most frequent first), a few thumbnails in each."""
     chosen = sorted(labels, key=lambda label: (-labels[label], label))[:max_labels]
     font = ImageFont.load_default()
@@ -115,8 +121,7 @@ def contact_sheet(store: ImageStore, labels: Counter[str], samples: dict[str, li
     for row, label in enumerate(chosen):
         top = pad + row * cell
         name = label if len(label) <= 22 else label[:21] + "…"
-        draw.text((pad, top + thumb // 2 - 6), f"{name} ({labels[label]})", fill="black",
-                  font=font)
+        draw.text((pad, top + thumb // 2 - 6), f"{name} ({labels[label]})", fill="black", font=font)
         for column, key in enumerate(samples[label]):
             left = text_width + column * cell
             sheet.paste(_thumbnail(store.get(key), thumb), (left, top))
@@ -150,8 +155,14 @@ def run(store_path: Path, metrics: Path, plots: Path, params: StatsParams) -> di
     metrics."""
     store = ImageStore(store_path)
     collected = collect(store, params.thumbnails_per_label)
-    sheet = contact_sheet(store, collected["labels"], collected["samples"], params.thumbnail_px,
-                          params.thumbnails_per_label, params.max_labels)
+    sheet = contact_sheet(
+        store,
+        collected["labels"],
+        collected["samples"],
+        params.thumbnail_px,
+        params.thumbnails_per_label,
+        params.max_labels,
+    )
     write_json(metrics, collected["metrics"])
     write_plots(plots, collected, sheet)
     result: dict[str, Any] = collected["metrics"]

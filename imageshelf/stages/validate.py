@@ -87,24 +87,32 @@ def validate_store(store: ImageStore, progress: Progress | None = None) -> Valid
         try:
             file = store.part(part.name)
         except StoreError:
-            result.fail(part.name, "shard listed in the index is missing; `dvc pull` or "
-                                   "`dvc checkout` brings it back")
+            result.fail(
+                part.name,
+                "shard listed in the index is missing; `dvc pull` or `dvc checkout` brings it back",
+            )
             continue
         found = _validate_file(file, part, progress)
         result.records += found.records
         result.bytes_checked += found.bytes_checked
         shard = is_shard_name(part.name)  # failures name the shard as well as the key
-        result.failures += [{"key": f"{part.name}: {f['key']}" if shard else f["key"],
-                             "problem": f["problem"]} for f in found.failures]
+        result.failures += [
+            {"key": f"{part.name}: {f['key']}" if shard else f["key"], "problem": f["problem"]}
+            for f in found.failures
+        ]
     strays = store.stray_files()
     if strays:
-        result.fail("(index)", f"{len(strays)} shard file(s) not in the index, left by an "
-                               f"interrupted pack ({strays[0]}...): run pack to remove them")
+        result.fail(
+            "(index)",
+            f"{len(strays)} shard file(s) not in the index, left by an "
+            f"interrupted pack ({strays[0]}...): run pack to remove them",
+        )
     if result.failures:
         return result
     if header.count != result.records:
-        result.fail("(header)", f"header says {header.count} images, the store holds "
-                                f"{result.records}")
+        result.fail(
+            "(header)", f"header says {header.count} images, the store holds {result.records}"
+        )
     if len(parts) > 1:
         previous = None
         for key, _raw in store.raw_records():
@@ -156,19 +164,21 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
     if counts["images"] != counts["records"]:
         result.fail("(store)", f"{counts['images']} images but {counts['records']} records")
     if header.count != result.records:
-        result.fail("(header)", f"header says {header.count} images, the file has "
-                                f"{result.records}")
+        result.fail("(header)", f"header says {header.count} images, the file has {result.records}")
     if header.total_bytes != total:
-        result.fail("(header)", f"header says {header.total_bytes} bytes, records add up "
-                                f"to {total}")
+        result.fail(
+            "(header)", f"header says {header.total_bytes} bytes, records add up to {total}"
+        )
     if header.content_digest != content.hexdigest():
         result.fail("(header)", "content digest does not match the records")
     if is_shard_name(part.name) and shard_name(header.content_digest) != part.name:
         result.fail("(index)", "shard's content does not match its name")
     for name in ("count", "total_bytes", "content_digest"):
         if getattr(header, name) != getattr(part, name):
-            result.fail("(index)", f"index says {name} {getattr(part, name)}, the shard has "
-                                   f"{getattr(header, name)}")
+            result.fail(
+                "(index)",
+                f"index says {name} {getattr(part, name)}, the shard has {getattr(header, name)}",
+            )
     return result
 
 
@@ -190,16 +200,21 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
             result.fail("(catalog)", f"{path} does not parse: {exc}")
             continue
         if found != digest:
-            result.fail("(catalog)", f"{path} does not match the store; run pack to "
-                                     "rewrite it")
+            result.fail("(catalog)", f"{path} does not match the store; run pack to rewrite it")
     extra = sorted({p.name for p in catalog.glob("*.jsonl")} - {n for n, _, _ in parts})
     if extra:
-        result.fail("(catalog)", f"{catalog} has files for no part of the store: "
-                                 f"{', '.join(extra[:3])}")
+        result.fail(
+            "(catalog)", f"{catalog} has files for no part of the store: {', '.join(extra[:3])}"
+        )
 
 
-def validate_staged(store: ImageStore, manifest: Path, incoming: Path,
-                    not_packed: dict[str, str], result: Validation) -> None:
+def validate_staged(
+    store: ImageStore,
+    manifest: Path,
+    incoming: Path,
+    not_packed: dict[str, str],
+    result: Validation,
+) -> None:
     """Check each staged image is stored, byte-identical to what ingest hashed and to its
     source file (while that file is still there)."""
     damaged = {failure["key"] for failure in result.failures}  # already reported
@@ -231,14 +246,23 @@ def validate_staged(store: ImageStore, manifest: Path, incoming: Path,
             result.fail(key, "source file changed after ingest; run `dvc repro` again")
 
 
-def run(store_path: Path, manifest: Path, incoming: Path, pack_report: Path, catalog: Path,
-        report: Path, progress: Progress | None = None) -> Validation:
+def run(
+    store_path: Path,
+    manifest: Path,
+    incoming: Path,
+    pack_report: Path,
+    catalog: Path,
+    report: Path,
+    progress: Progress | None = None,
+) -> Validation:
     """The validate stage: the store, then the catalog (if the store is whole), then the
     staged images; the report is written either way, and any failure raises
     ValidationError naming the first problem."""
     if not store_path.exists():
-        raise ValidationError(f"{store_path}: no such store; run `dvc repro` to pack one, or "
-                              f"`dvc pull {store_path}` to fetch the last one")
+        raise ValidationError(
+            f"{store_path}: no such store; run `dvc repro` to pack one, or "
+            f"`dvc pull {store_path}` to fetch the last one"
+        )
     store = ImageStore(store_path)
     result = validate_store(store, progress)
     not_packed: dict[str, str] = {}
@@ -253,5 +277,6 @@ def run(store_path: Path, manifest: Path, incoming: Path, pack_report: Path, cat
         first = result.failures[0]
         raise ValidationError(
             f"validate: {len(result.failures)} problem(s) in {store_path}, first: "
-            f"{first['key']}: {first['problem']} (all in {report})")
+            f"{first['key']}: {first['problem']} (all in {report})"
+        )
     return result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import functools
 import hashlib
 import shutil
 import threading
@@ -66,9 +67,17 @@ class _Builder:
         self.map_size = INITIAL_MAP_SIZE
         # sync is done once, at the end, before the file is published.
         self.env = lmdb.open(
-            str(path), subdir=False, map_size=self.map_size, max_dbs=len(DB_NAMES),
-            lock=False, sync=False, metasync=False, writemap=False, meminit=True,
-            readahead=False, lib_version=LMDB_ENGINE,
+            str(path),
+            subdir=False,
+            map_size=self.map_size,
+            max_dbs=len(DB_NAMES),
+            lock=False,
+            sync=False,
+            metasync=False,
+            writemap=False,
+            meminit=True,
+            readahead=False,
+            lib_version=LMDB_ENGINE,
         )
         with self.env.begin(write=True) as txn:
             self.dbs = {name: self.env.open_db(name, txn=txn) for name in DB_NAMES}
@@ -153,8 +162,7 @@ def _build(
         raw_key = encode_key(item.record.key)
         if previous is not None and raw_key <= previous:
             raise StoreError(
-                f"records out of order or repeated: {item.record.key!r} after "
-                f"{previous.decode()!r}"
+                f"records out of order or repeated: {item.record.key!r} after {previous.decode()!r}"
             )
         previous = raw_key
         value = item.record.encode()
@@ -225,7 +233,8 @@ class _ReadAhead:
                     not item.trusted and hashlib.sha256(data).hexdigest() != record.info.sha256
                 ):
                     raise StoreError(
-                        f"{record.key}: bytes changed since they were hashed; run again")
+                        f"{record.key}: bytes changed since they were hashed; run again"
+                    )
                 with self._cond:
                     while self._pending >= self._budget and not self._stop:
                         self._cond.wait()
@@ -257,8 +266,9 @@ class _ReadAhead:
             yield record, data
 
 
-def prepare_items(items: Iterable[Item], removed: Collection[str],
-                  transform: Callable[[Record], Record] | None) -> Iterator[Item]:
+def prepare_items(
+    items: Iterable[Item], removed: Collection[str], transform: Callable[[Record], Record] | None
+) -> Iterator[Item]:
     """Items minus the removed keys, each record passed through `transform` (which may
     change anything but its key and info)."""
     for item in items:
@@ -267,8 +277,7 @@ def prepare_items(items: Iterable[Item], removed: Collection[str],
         if transform is not None:
             record = transform(item.record)
             if record.key != item.record.key or record.info != item.record.info:
-                raise StoreError(f"{record.key}: a transform may not change a record's "
-                                 "key or info")
+                raise StoreError(f"{record.key}: a transform may not change a record's key or info")
             item = Item(record, item.read, item.trusted)
         yield item
 
@@ -277,20 +286,20 @@ def store_items(store: ImageStore | StoreFile) -> Iterator[Item]:
     """Every record of a store as an Item whose bytes are read from it (already proven)."""
     get = store.get
     for record in store.records():
-        yield Item(record, lambda key=record.key: get(key), trusted=True)
+        yield Item(record, functools.partial(get, record.key), trusted=True)
 
 
 def merge_by_key(old: Iterator[Item], new: Iterator[Item]) -> Iterator[Item]:
     """Merge two key-sorted streams; on equal keys the new item wins."""
-    sentinel = None
-    a, b = next(old, sentinel), next(new, sentinel)
+    a, b = next(old, None), next(new, None)
     while a is not None or b is not None:
         if b is None or (a is not None and a.record.key.encode() < b.record.key.encode()):
+            assert a is not None
             yield a
-            a = next(old, sentinel)
+            a = next(old, None)
         elif a is None or b.record.key.encode() < a.record.key.encode():
             yield b
-            b = next(new, sentinel)
+            b = next(new, None)
         else:
             yield b
-            a, b = next(old, sentinel), next(new, sentinel)
+            a, b = next(old, None), next(new, None)

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from threading import get_ident
-from typing import Any
+from typing import Any, cast
 
 import lmdb
 
@@ -52,7 +52,11 @@ class _OpenStore:
             # lock=False: no lock file, so it works on read-only files and folders (DVC's
             # cache). Safe because a published store is never written again.
             self.env = lmdb.open(
-                path, subdir=False, readonly=True, lock=False, readahead=readahead,
+                path,
+                subdir=False,
+                readonly=True,
+                lock=False,
+                readahead=readahead,
                 max_dbs=3,
             )
         except lmdb.Error as exc:
@@ -213,7 +217,7 @@ class StoreFile:
         opened = self._store()
         cursor = opened.txn().cursor(db=opened.db_records)
         for raw_key in cursor.iternext(keys=True, values=False):
-            yield raw_key.decode("utf-8")
+            yield bytes(raw_key).decode("utf-8")
 
     def keys(self) -> list[str]:
         """All keys, in sorted order."""
@@ -231,7 +235,7 @@ class StoreFile:
             raise KeyError(key) from None  # a key the store could never hold
         if data is None:
             raise KeyError(key)
-        return data
+        return data  # type: ignore[return-value]  # bytes: transactions use buffers=False
 
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
         """Original bytes for each key, in the order given."""
@@ -242,7 +246,7 @@ class StoreFile:
             data = txn.get(_raw(key))
             if data is None:
                 raise KeyError(key)
-            out.append(data)
+            out.append(cast(bytes, data))
         return out
 
     def record(self, key: str) -> Record:
@@ -251,7 +255,7 @@ class StoreFile:
         raw = opened.txn().get(_raw(key), db=opened.db_records)
         if raw is None:
             raise KeyError(key)
-        return Record.decode(key, raw)
+        return Record.decode(key, cast(bytes, raw))
 
     def info(self, key: str) -> ImageInfo:
         """Hash, size, format, width and height of one image."""
@@ -265,8 +269,10 @@ class StoreFile:
         """Entries actually present in each database: `records` and `images`."""
         opened = self._store()
         txn = opened.txn()
-        return {"records": txn.stat(opened.db_records)["entries"],
-                "images": txn.stat(opened.db_images)["entries"]}
+        return {
+            "records": txn.stat(opened.db_records)["entries"],
+            "images": txn.stat(opened.db_images)["entries"],
+        }
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
@@ -278,7 +284,7 @@ class StoreFile:
         opened = self._store()
         cursor = opened.txn().cursor(db=opened.db_records)
         for raw_key, raw in cursor.iternext(keys=True, values=True):
-            yield raw_key.decode("utf-8"), raw
+            yield bytes(raw_key).decode("utf-8"), cast(bytes, raw)
 
 
 def _raw(key: str) -> bytes:

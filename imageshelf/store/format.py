@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -142,9 +142,16 @@ class Record:
         """A flat view for filters and training code: the user's metadata, then the
         store's own fields (key, split, format, width, height, size, sha256) over it."""
         info = self.info
-        return {**self.metadata, "key": self.key, "split": self.effective_split,
-                "format": info.format, "width": info.width, "height": info.height,
-                "size": info.size, "sha256": info.sha256}
+        return {
+            **self.metadata,
+            "key": self.key,
+            "split": self.effective_split,
+            "format": info.format,
+            "width": info.width,
+            "height": info.height,
+            "size": info.size,
+            "sha256": info.sha256,
+        }
 
 
 def digest_entry(raw_key: bytes, record_json: bytes) -> bytes:
@@ -195,7 +202,7 @@ class Header:
         return cls(count, total, digest, FORMAT_NAME, obj["version"], HASH_ALGORITHM)
 
 
-def _count(value: object) -> bool:
+def _count(value: object) -> TypeGuard[int]:
     return type(value) is int and value >= 0
 
 

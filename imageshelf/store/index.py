@@ -172,5 +172,11 @@ class ShardIndex:
             index.content_digest,
         ):
             raise StoreError(f"{path}: damaged shard index (its totals do not match its shards)")
-        return cls(parts, index.count, index.total_bytes, index.content_digest,
-                   SHARDED_FORMAT, obj["version"])
+        return cls(
+            parts,
+            index.count,
+            index.total_bytes,
+            index.content_digest,
+            SHARDED_FORMAT,
+            obj["version"],
+        )

@@ -71,7 +71,7 @@ class ImageStore:
     # -- what the store is made of
     @property
     def layout(self) -> Layout:
-        """"single" (one file) or "sharded" (a folder of shards and an index)."""
+        """ "single" (one file) or "sharded" (a folder of shards and an index)."""
         return "sharded" if self.path.is_dir() else "single"
 
     @property

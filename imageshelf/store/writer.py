@@ -15,6 +15,7 @@ or a kill sees the old version or the new one, never a mixture.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -133,21 +134,29 @@ def write_sharded(
             base = ImageStore(folder)
         try:
             if base is not None and own and not rewrite:
-                parts = _append(folder, base, new_items, removed, frozenset(touched),
-                                shard_bytes, transform, on_item)
+                parts = _append(
+                    folder,
+                    base,
+                    new_items,
+                    removed,
+                    frozenset(touched),
+                    shard_bytes,
+                    transform,
+                    on_item,
+                )
             else:
                 existing = store_items(base) if base is not None else iter(())
                 merged = merge_by_key(existing, iter(new_items()))
-                parts = _write_shards(folder, prepare_items(merged, removed, transform),
-                                      shard_bytes, on_item)
+                parts = _write_shards(
+                    folder, prepare_items(merged, removed, transform), shard_bytes, on_item
+                )
             index = _publish_index(folder, parts)
         except (lmdb.Error, OSError) as exc:
             raise _failed(folder, exc) from None
         finally:
             if base is not None and own:
                 base.close()
-    return Header(index.count, index.total_bytes, index.content_digest, index.format,
-                  index.version)
+    return Header(index.count, index.total_bytes, index.content_digest, index.format, index.version)
 
 
 def tidy(folder: str | os.PathLike[str]) -> list[str]:
@@ -205,11 +214,12 @@ def _chunks(items: Iterable[Item], shard_bytes: int) -> Iterator[list[Item]]:
         yield chunk
 
 
-def _write_shards(folder: Path, items: Iterable[Item], shard_bytes: int,
-                  on_item: OnItem | None) -> list[Part]:
+def _write_shards(
+    folder: Path, items: Iterable[Item], shard_bytes: int, on_item: OnItem | None
+) -> list[Part]:
     parts = []
     for chunk in _chunks(items, shard_bytes):
-        part = _write_shard(folder, lambda chunk=chunk: chunk, on_item)
+        part = _write_shard(folder, functools.partial(iter, chunk), on_item)
         if part is not None:
             parts.append(part)
     return parts
@@ -228,9 +238,16 @@ def _publish_index(folder: Path, parts: list[Part]) -> ShardIndex:
     return index
 
 
-def _append(folder: Path, base: ImageStore, new_items: ItemSource, removed: frozenset[str],
-            touched: frozenset[str], shard_bytes: int, transform: Transform | None,
-            on_item: OnItem | None) -> list[Part]:
+def _append(
+    folder: Path,
+    base: ImageStore,
+    new_items: ItemSource,
+    removed: frozenset[str],
+    touched: frozenset[str],
+    shard_bytes: int,
+    transform: Transform | None,
+    on_item: OnItem | None,
+) -> list[Part]:
     # One pass over the additions sorts them: items for keys a shard already holds
     # (replaced, relabeled) go to that shard, in order; the rest are new. Only their
     # records are kept, never bytes, and the additions are not read again for them.
