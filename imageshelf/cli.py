@@ -210,8 +210,15 @@ def export_command(
 @click.argument("rev_a", default="HEAD")
 @click.argument("rev_b", default="workspace")
 @catalog_option
+@click.option(
+    "--repo",
+    default=".",
+    show_default=True,
+    help="The git repository whose revisions to compare: a path or URL (the one "
+    "a store was imported from, say).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-def diff_command(rev_a: str, rev_b: str, catalog: Path, as_json: bool) -> None:
+def diff_command(rev_a: str, rev_b: str, catalog: Path, repo: str, as_json: bool) -> None:
     """Images added, removed, changed and relabeled between two versions of the store.
 
     REV_A and REV_B are git revisions (a commit, branch or tag; default HEAD and the
@@ -222,9 +229,13 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, as_json: bool) -> None:
     """
     from .catalog import catalog_at, diff_catalog_folders, field_changes
 
+    if repo != "." and "workspace" in (rev_a, rev_b):
+        raise click.UsageError(
+            "with --repo, give two git revisions: another repository's workspace cannot be read"
+        )
     folders = []
     for rev in (rev_a, rev_b):
-        folder = catalog_at(None if rev == "workspace" else rev, catalog)
+        folder = catalog_at(None if rev == "workspace" else rev, catalog, repo)
         if not folder.names:
             click.echo(
                 f"note: no catalog in {catalog} at {rev}: counted as an empty store", err=True
