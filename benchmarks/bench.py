@@ -123,8 +123,8 @@ def run(args: list[str], cwd: Path) -> float:
     """Run a command; return its wall-clock seconds. Fails loudly."""
     if args[0] == "dvc":
         args = [sys.executable, "-m", "dvc", *args[1:]]
-    elif args[0] == "pipeline":
-        args = [sys.executable, "-m", "pipeline", *args[1:]]
+    elif args[0] == "pipeline":  # a stage script, as dvc.yaml runs it
+        args = [sys.executable, str(PROJECT / "pipeline" / f"{args[1]}.py"), *args[2:]]
     start = time.perf_counter()
     result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
     elapsed = time.perf_counter() - start
@@ -154,9 +154,8 @@ def new_project(root: Path, remote: Path) -> Path:
     for rel in SKELETON:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT / rel, root / rel)
-    shutil.copytree(
-        PROJECT / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for code in ("pipeline", "imageshelf"):
+        shutil.copytree(PROJECT / code, root / code, ignore=shutil.ignore_patterns("__pycache__"))
     run(["git", "init", "-q"], root)
     run(["dvc", "remote", "modify", "local", "url", str(remote)], root)
     run(["git", "add", "-A"], root)
@@ -532,7 +531,7 @@ def _read_loop(kind: str, target: str, keys_file: str) -> float:
         return time.perf_counter() - start
     if kind == "store":
         sys.path.insert(0, str(PROJECT))
-        from pipeline.store import ImageStore
+        from imageshelf import ImageStore
 
         store = ImageStore(target)
         get = store.get
@@ -648,9 +647,7 @@ def measure_memory(work: Path, images: Path, label: str) -> float:
             "-c",
             probe,
             sys.executable,
-            "-m",
-            "pipeline",
-            "pack",
+            str(PROJECT / "pipeline" / "pack.py"),
             "--store",
             "images.lmdb",
             "--manifest",

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .atomic import write_bytes
+
 SHAPES = ("circle", "square", "triangle")
 PER_SHAPE = 8
 FORMATS = (
@@ -97,6 +99,6 @@ def write_samples(folder: Path) -> dict[str, int]:
             kept += 1
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_bytes(path, data)
         written += 1
     return {"written": written, "kept": kept}
