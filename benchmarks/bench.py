@@ -37,6 +37,7 @@ SKELETON = [
     ".gitignore",
     "data/remove.txt",
     "data/incoming/.gitkeep",
+    "data/annotations/README.md",
 ]
 LABELS = 100
 SIZES = ("MiB", "MB")  # rows measured in bytes: smaller is better, ratio ours/theirs

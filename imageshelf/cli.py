@@ -352,6 +352,85 @@ def compact_command(store_path: Path | None, catalog: Path, params: Path) -> Non
     )
 
 
+@cli.command("merge")
+@click.argument("rev")
+@click.option(
+    "--store",
+    "store_path",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="The store in the workspace.  [default: pack.store in params.yaml]",
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["error", "keep", "take"]),
+    default="error",
+    show_default=True,
+    help="A key with different images in the two versions: error (change "
+    "nothing), keep (this store's image) or take (REV's).",
+)
+@catalog_option
+@params_option
+def merge_command(
+    rev: str, store_path: Path | None, on_conflict: str, catalog: Path, params: Path
+) -> None:
+    """Add every image of the store at git revision REV to the store in the workspace.
+
+    For two teammates who packed at the same time. When `git pull` stops on a
+    conflict in dvc.lock and reports/, take your teammate's side, fetch their store,
+    and merge yours (your last commit, HEAD) into it:
+
+      git checkout --theirs dvc.lock reports && dvc pull
+
+      imageshelf merge HEAD && dvc repro
+
+    then commit and push. REV's store comes from DVC's cache (or its remote). Removals
+    and annotations need nothing here: git merges data/remove.txt and data/annotations/,
+    and `dvc repro` applies them.
+    """
+    import os
+    import tempfile
+
+    from .merge import merge
+    from .versions import store_at
+
+    settings = load_params(PackParams, params)
+    store_path = store_path or Path(settings.store)
+    if not store_path.exists():
+        raise click.ClickException(
+            f"{store_path}: no store in the workspace; `dvc pull "
+            f"{store_path}` fetches the one dvc.lock records"
+        )
+    scratch = tempfile.mkdtemp(
+        prefix=f".{store_path.name}.tmp-merge-{os.getpid()}-", dir=store_path.parent
+    )
+    try:
+        with store_at(rev, store_path, Path(scratch)) as other, bar(None, "merge") as progress:
+            result = merge(
+                store_path,
+                other,
+                settings,
+                catalog,
+                on_conflict,  # type: ignore[arg-type]
+                progress,
+            )
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+    assert result.header is not None
+    parts = [f"{len(result.added)} added from {rev}"]
+    if result.relabeled:
+        parts.append(f"{len(result.relabeled)} with metadata combined")
+    if result.conflicts:
+        kept = len(result.conflicts) - len(result.taken)
+        parts.append(f"{len(result.conflicts)} conflicts ({len(result.taken)} taken, {kept} kept)")
+    click.echo(
+        f"merge: {', '.join(parts)}; {store_path} holds {result.header.count} images. "
+        "Record it: dvc repro, then commit dvc.lock and reports/"
+    )
+
+
 @cli.command("demo")
 @click.option(
     "--repo",

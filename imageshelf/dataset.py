@@ -56,7 +56,9 @@ class ImageDataset:
         width, height, size, sha256) returning True to keep it.
     shards: read only these parts of a sharded store (by name, as `shards_for_rank`
         gives them): a node that pulled only its shards.
-    The metadata returned is the image's metadata plus `key` and `split`.
+    The metadata returned is the image's metadata plus `key` and `split`. `classes` (the
+    selection's labels, sorted) and `class_to_idx` are as torchvision's ImageFolder
+    gives them; empty when no image has a `label`.
     """
 
     def __init__(
@@ -89,10 +91,19 @@ class ImageDataset:
         self.shard_names: list[str] = []
         self.shard_starts: list[int] = []
         self.keys: list[str] = []
+        labels: set[Any] = set()
         for name in names:
             self.shard_names.append(name)
             self.shard_starts.append(len(self.keys))
-            self.keys += [r.key for r in select(self.store.part(name), conditions, filter)]
+            for record in select(self.store.part(name), conditions, filter):
+                self.keys.append(record.key)
+                label = record.metadata.get("label")
+                if label is not None and not isinstance(label, list | dict):
+                    labels.add(label)
+        # Like torchvision's ImageFolder: the labels of the selection, sorted, and each
+        # one's index (for target_transform=lambda m: dataset.class_to_idx[m["label"]]).
+        self.classes: list[Any] = sorted(labels, key=lambda label: (str(type(label)), label))
+        self.class_to_idx: dict[Any, int] = {label: i for i, label in enumerate(self.classes)}
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -1,8 +1,10 @@
 """Write images back out, byte-identical: as files under their keys, or as WebDataset
 tar shards for training that streams instead of seeking.
 
-As files, each image lands under its key; a key that would land outside the folder (an
-absolute path, '..', or a symlink inside it) is refused before anything is written.
+As files, each image lands under its key, and `metadata.jsonl` beside them holds each
+one's metadata with its path in `file_name`: the Hugging Face imagefolder layout, which
+ingest reads back as it is. A key that would land outside the folder (an absolute path,
+'..', or a symlink inside it) is refused before anything is written.
 
 As WebDataset shards, each image becomes two members with one basename: `BASENAME.EXT`
 (the original bytes, untouched) and `BASENAME.json` (its metadata plus key and split).
@@ -47,11 +49,15 @@ def target_inside(root: str, key: str) -> str | None:
     return target
 
 
+METADATA = "metadata.jsonl"
+
+
 def export_files(
     store: ImageStore, records: Sequence[Record], out_dir: Path, on_item: OnItem | None = None
 ) -> int:
-    """Write each record's original bytes to `out_dir/KEY`; return the bytes written.
-    Every target is checked before the first file is written."""
+    """Write each record's original bytes to `out_dir/KEY` and their metadata to
+    `out_dir/metadata.jsonl`; return the image bytes written. Every target is checked
+    before the first file is written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     root = os.path.realpath(out_dir)
     targets = [(record, target_inside(root, record.key)) for record in records]
@@ -71,6 +77,10 @@ def export_files(
         total += len(data)
         if on_item is not None:
             on_item(record)
+    with atomic_write(out_dir / METADATA) as out:
+        for record in sorted(records, key=lambda r: r.key.encode("utf-8")):
+            line = {**record.metadata, "file_name": record.key}
+            out.write(json.dumps(line, ensure_ascii=False, sort_keys=True).encode() + b"\n")
     return total
 
 

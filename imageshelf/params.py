@@ -32,6 +32,34 @@ class IngestParams:
     max_metadata_bytes: int = 1 << 20
 
 
+# Files that ship with datasets and are neither images nor annotations.
+DEFAULT_IGNORE = (
+    "README*",
+    "LICENSE*",
+    "LICENCE*",
+    "CHANGELOG*",
+    "CITATION*",
+    "*.md",
+    "*.rst",
+    "*.ipynb",
+    "*.py",
+    "*.sh",
+    "*.pdf",
+    ".git*",
+    ".DS_Store",
+    "Thumbs.db",
+    "desktop.ini",
+    "__MACOSX",
+)
+
+
+@dataclass(frozen=True)
+class AnnotationsParams:
+    label_from_folder: bool = False
+    split_from_folder: bool = False
+    ignore: tuple[str, ...] = DEFAULT_IGNORE
+
+
 @dataclass(frozen=True)
 class PackParams:
     layout: LayoutName = "single"
@@ -55,7 +83,12 @@ class StatsParams:
     max_labels: int = 20
 
 
-SECTIONS: dict[str, type] = {"ingest": IngestParams, "pack": PackParams, "stats": StatsParams}
+SECTIONS: dict[str, type] = {
+    "ingest": IngestParams,
+    "annotations": AnnotationsParams,
+    "pack": PackParams,
+    "stats": StatsParams,
+}
 CHOICES: dict[str, tuple[str, ...]] = {
     "pack.layout": get_args(LayoutName),
     "pack.on_conflict": get_args(OnConflict),
@@ -97,6 +130,8 @@ def load_params(kind: type[P], path: str | os.PathLike[str] = PARAMS) -> P:
         )
     for name, value in given.items():
         _check(path, f"{section}.{name}", fields[name], value)
+        if isinstance(value, list):
+            given[name] = tuple(value)
     values = kind(**given)
     if isinstance(values, PackParams):
         _check_layout(values, path)
@@ -121,6 +156,10 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
         problem = check_ratios(value)
         if problem:
             raise ParamsError(f"{path}: {name} {problem}")
+    elif isinstance(default, tuple) and not (
+        isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+    ):
+        raise ParamsError(f"{path}: {name} must be a list of patterns (got {value!r})")
 
 
 def _check_layout(values: PackParams, path: Path) -> None:

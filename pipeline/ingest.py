@@ -13,7 +13,7 @@ from imageshelf.commands import (
     params_option,
     report_option,
 )
-from imageshelf.params import IngestParams, load_params
+from imageshelf.params import AnnotationsParams, IngestParams, load_params
 from imageshelf.progress import bar
 from imageshelf.stages.ingest import run
 
@@ -27,15 +27,18 @@ def ingest(incoming: Path, manifest: Path, report: Path, params: Path) -> None:
     """Find, check, hash and describe the files in the incoming folder.
 
     Walks the folder recursively and decides "image or not" from each file's content.
-    Metadata comes from labels.csv and metadata.jsonl files in any folder (rows keyed
-    by path relative to that folder) and from sidecars NAME.json or NAME.EXT.json.
+    Metadata arrives in the formats datasets ship in: CSV, TSV and JSONL tables (a
+    file_name or path column, relative to the table's folder), sidecars NAME.json or
+    NAME.EXT.json, COCO instances JSON, YOLO labels/*.txt with data.yaml, Pascal VOC
+    XML. Files matching annotations.ignore are listed in the report and not read.
     Writes the staged manifest for pack, and a report with one line and a reason for
     every file that cannot be used. With ingest.strict: true, any such file fails the
-    stage.
+    stage; an annotation file that does not parse always does.
     """
     settings = load_params(IngestParams, params)
+    rules = load_params(AnnotationsParams, params)
     with bar(None, "ingest") as progress:
-        result = run(incoming, manifest, report, settings, progress)
+        result = run(incoming, manifest, report, settings, rules, progress)
     rejects = result.rejects
     click.echo(
         f"ingest: {len(result.staged)} images staged ({mb(result.staged_bytes)}), "
@@ -45,6 +48,11 @@ def ingest(incoming: Path, manifest: Path, report: Path, params: Path) -> None:
         click.echo(f"  rejected {reject.path}: {reject.reason}", err=True)
     if len(rejects) > 10:
         click.echo(f"  ... and {len(rejects) - 10} more in {report}", err=True)
+    if result.ignored:
+        click.echo(
+            f"  {len(result.ignored)} file(s) ignored by annotations.ignore (see {report})",
+            err=True,
+        )
     if result.unused_metadata:
         click.echo(
             f"  {len(result.unused_metadata)} metadata file(s) or row(s) matched no "

@@ -14,7 +14,7 @@ from imageshelf.commands import (
     path_option,
     report_option,
 )
-from imageshelf.params import PackParams, load_params
+from imageshelf.params import AnnotationsParams, PackParams, load_params
 from imageshelf.progress import bar
 from imageshelf.stages.pack import run
 
@@ -33,6 +33,12 @@ from imageshelf.stages.pack import run
 @path_option(
     "--remove-list", "data/remove.txt", "Keys to drop from the store, one per line.", dir_okay=False
 )
+@path_option(
+    "--annotations",
+    "data/annotations",
+    "Tracked annotations, applied to every image.",
+    file_okay=False,
+)
 @catalog_option
 @report_option("reports/pack.json")
 @params_option
@@ -41,24 +47,29 @@ def pack(
     manifest: Path,
     incoming: Path,
     remove_list: Path,
+    annotations: Path,
     catalog: Path,
     report: Path,
     params: Path,
 ) -> None:
     """Merge the staged images into the store, each new version published whole.
 
-    Same key with the same bytes: already there. Same key with different bytes: a
-    conflict, handled by pack.on_conflict (error: fail and change nothing; replace;
-    skip). Same bytes under a new key: a duplicate, by pack.on_duplicate (keep, skip).
-    Keys listed in data/remove.txt are dropped. Every image gets a split (train, val,
-    test by pack.split) from a hash of its key, unless its metadata names one. When
-    nothing changes, the store is left byte-identical, so DVC sees no change.
+    Same key with the same bytes: already there (metadata that arrived with it is
+    added, never removed). Same key with different bytes: a conflict, handled by
+    pack.on_conflict (error: fail and change nothing; replace; skip). Same bytes under
+    a new key: a duplicate, by pack.on_duplicate (keep, skip). Keys listed in
+    data/remove.txt are dropped. Annotations in data/annotations/ and the folder rules
+    in params.yaml are applied to every image, stored or new: the only way a field is
+    removed. Every image gets a split (train, val, test by pack.split) from a hash of
+    its key, unless its metadata names one. When nothing changes, the store is left
+    byte-identical, so DVC sees no change.
 
-    pack.layout single: one file, rewritten whole. sharded: a folder of immutable
-    shards; new images go into new shards and the others stay untouched. When
-    pack.store names a new place and dvc.lock records the store elsewhere (the layout
-    was switched), that store is converted. Also writes the catalog (every record, no
-    image bytes) for `imageshelf diff`.
+    A store that is not the version dvc.lock records is refused (`dvc pull` it first)
+    unless it holds every image of that version. pack.layout single: one file,
+    rewritten whole. sharded: a folder of immutable shards; new images go into new
+    shards and the others stay untouched. When pack.store names a new place and
+    dvc.lock records the store elsewhere (the layout was switched), that store is
+    converted. Also writes the catalog (every record, no image bytes) for `diff`.
     """
     settings = load_params(PackParams, params)
     store_path = store_path or Path(settings.store)
@@ -70,6 +81,8 @@ def pack(
         catalog,
         report,
         settings,
+        annotations,
+        load_params(AnnotationsParams, params),
         progress=lambda total: bar(total, "pack"),
     )
     click.echo(outcome.summary(settings, store_path))
@@ -77,6 +90,13 @@ def pack(
         click.echo(
             f"  {outcome.converted_from} is no longer used; delete it when you like "
             "(its versions stay in DVC's cache and remote)",
+            err=True,
+        )
+    unused = outcome.plan.unused_annotations
+    if unused:
+        click.echo(
+            f"  {len(unused)} annotation row(s) or file(s) in {annotations} matched "
+            f"no image, first: {unused[0]} (all in {report})",
             err=True,
         )
     if outcome.plan.removal_not_found:

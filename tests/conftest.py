@@ -151,6 +151,7 @@ SKELETON = [
     ".gitignore",
     "data/remove.txt",
     "data/incoming/.gitkeep",
+    "data/annotations/README.md",
 ]
 
 

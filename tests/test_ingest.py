@@ -120,7 +120,10 @@ def test_metadata_that_matches_no_image_is_reported(workspace):
         },
     )
     stage("ingest")
-    assert report("ingest")["unused_metadata"] == ["orphan.json", "row for missing.png"]
+    assert report("ingest")["unused_metadata"] == [
+        "labels.csv:3: missing.png (no such image)",
+        "orphan.json: not COCO (no images and annotations) and no image of that name",
+    ]
 
 
 def test_the_manifest_is_sorted_and_the_same_for_the_same_files(workspace):

@@ -1,16 +1,15 @@
 """Ingest: find what arrived in the incoming folder, check it, hash it, read its metadata.
 
-Every file is either staged (it goes into the manifest that pack merges) or rejected with
-a reason in the report. Metadata comes from, in increasing precedence:
-`labels.csv`, then `metadata.jsonl` in any folder (rows keyed by path relative to that
-folder; outer folders first), then a sidecar `NAME.json`, then `NAME.EXT.json` beside
-the image. These metadata files are never images themselves.
+Every file is staged (it goes into the manifest that pack merges), read as annotations
+(annotations.py: tables, sidecars, COCO, YOLO, VOC), ignored by a pattern of
+`annotations.ignore` (listed in the report), or rejected with a reason in the report.
+Whether a file is an image is decided by its content. The metadata staged with an image
+is what arrived with it; pack merges it into the store and never removes a field for it.
+An annotation file that does not parse fails the stage, naming it.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import multiprocessing as mp
 import os
 import stat
@@ -18,21 +17,17 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from ..annotations import Annotations, KeyIndex, annotation_kind, is_ignored, read_place
 from ..atomic import write_json
 from ..errors import ShelfError
 from ..images import NotAnImageError, describe
 from ..manifest import write_manifest
-from ..params import IngestParams
+from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
 from ..store import InvalidKeyError, Record, encode_key
 from ..store.format import canonical_json
-
-LABELS_CSV = "labels.csv"
-METADATA_JSONL = "metadata.jsonl"
-PATH_COLUMNS = ("path", "file", "filename", "image", "key")
-IGNORED_NAMES = {".gitkeep", ".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +42,8 @@ class IngestResult:
     staged: list[Record] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     unused_metadata: list[str] = field(default_factory=list)
+    annotation_files: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
     scanned: int = 0
 
     @property
@@ -71,8 +68,14 @@ class IngestResult:
             "rejected": len(self.rejects),
             "rejected_by_reason": dict(sorted(by_code.items())),
             "rejects": [{"path": r.path, "code": r.code, "reason": r.reason} for r in self.rejects],
+            "annotation_files": self.annotation_files,
             "unused_metadata": self.unused_metadata,
+            "ignored": self.ignored,
         }
+
+
+class IngestError(ShelfError):
+    """The incoming folder is missing, or strict mode found files it could not use."""
 
 
 def shown(relpath: str) -> str:
@@ -81,21 +84,19 @@ def shown(relpath: str) -> str:
 
 
 @dataclass
-class _Found:
-    """What the walk found: image candidates and metadata files, by relative path."""
+class Found:
+    """What a walk found, by path relative to the folder walked."""
 
-    files: list[str] = field(default_factory=list)
-    tables: list[str] = field(default_factory=list)  # labels.csv / metadata.jsonl
-    sidecars: set[str] = field(default_factory=set)
+    files: list[str] = field(default_factory=list)  # image candidates
+    annotations: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
 
-class IngestError(ShelfError):
-    """The incoming folder is missing, or strict mode found files it could not use."""
-
-
-def _walk(root: str) -> _Found:
-    found = _Found()
+def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
+    """Every file under `root`: image candidates, annotation files, ignored files, and
+    what cannot be used (unreadable, not a regular file, a symlink leading out)."""
+    found = Found()
     real_root = os.path.realpath(root)
     pending = [""]
     while pending:
@@ -110,7 +111,10 @@ def _walk(root: str) -> _Found:
             continue
         for entry in entries:
             rel = f"{folder}/{entry.name}" if folder else entry.name
-            if entry.name in IGNORED_NAMES:
+            if entry.name == ".gitkeep" and not folder:
+                continue  # the placeholder that keeps the empty folder in git
+            if is_ignored(rel, ignore):
+                found.ignored.append(shown(rel))
                 continue
             try:
                 if entry.is_symlink():
@@ -132,12 +136,11 @@ def _walk(root: str) -> _Found:
                 found.rejects.append(
                     Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
                 )
-            elif entry.name in (LABELS_CSV, METADATA_JSONL):
-                found.tables.append(rel)
-            elif entry.name.endswith(".json"):
-                found.sidecars.add(rel)
+            elif annotation_kind(rel) is not None:
+                found.annotations.append(rel)
             else:
                 found.files.append(rel)
+    found.ignored.sort()
     return found
 
 
@@ -155,90 +158,13 @@ def _symlink_problem(path: str, real_root: str) -> tuple[str, str] | None:
     return None
 
 
-def _strict_json(text: str) -> Any:
-    def refuse(name: str) -> None:
-        raise ValueError(f"{name} is not valid JSON")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def _read_tables(root: str, found: _Found) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """Metadata rows from labels.csv and metadata.jsonl files, keyed by image key."""
-    rows: dict[str, dict[str, Any]] = defaultdict(dict)
-    origins: set[str] = set()
-    # Outer folders first, CSV before JSONL: inner and later sources win field by field.
-    order = sorted(found.tables, key=lambda rel: (rel.count("/"), rel.endswith(".jsonl"), rel))
-    for rel in order:
-        folder = rel.rpartition("/")[0]
-        prefix = f"{folder}/" if folder else ""
-        try:
-            with open(os.path.join(root, rel), encoding="utf-8", newline="") as fh:
-                entries = list(_table_rows(rel, fh, found))
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            found.rejects.append(Reject(shown(rel), "bad_metadata", f"cannot read: {reason}"))
-            continue
-        for path, fields in entries:
-            path = path.replace("\\", "/")
-            while path.startswith("./"):
-                path = path[2:]
-            key = prefix + path
-            rows[key].update(fields)
-            origins.add(key)
-    return rows, origins
-
-
-def _table_rows(rel: str, fh: TextIO, found: _Found) -> Iterator[tuple[str, dict[str, Any]]]:
-    if rel.endswith(".csv"):
-        reader = csv.DictReader(fh)
-        column = next((c for c in PATH_COLUMNS if c in (reader.fieldnames or [])), None)
-        if column is None:
-            found.rejects.append(
-                Reject(
-                    shown(rel), "bad_metadata", f"no path column (one of {', '.join(PATH_COLUMNS)})"
-                )
-            )
-            return
-        for row in reader:
-            path = (row.pop(column) or "").strip()
-            if path:
-                yield path, {k: v for k, v in row.items() if k and v not in (None, "")}
-        return
-    for number, line in enumerate(fh, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = _strict_json(line)
-        except ValueError as exc:
-            found.rejects.append(
-                Reject(f"{shown(rel)}:{number}", "bad_metadata", f"invalid JSON: {exc}")
-            )
-            continue
-        column = next((c for c in PATH_COLUMNS if isinstance(obj, dict) and c in obj), None)
-        if column is None:
-            found.rejects.append(
-                Reject(
-                    f"{shown(rel)}:{number}", "bad_metadata", "not a JSON object with a path field"
-                )
-            )
-            continue
-        yield str(obj.pop(column)), obj
-
-
 class _Examiner:
-    """Turns one candidate file into a Record or a Reject. Runs in worker threads."""
+    """Turns one candidate file into a Record or a Reject. Runs in worker processes."""
 
-    def __init__(
-        self, root: str, params: IngestParams, found: _Found, rows: dict[str, dict[str, Any]]
-    ) -> None:
+    def __init__(self, root: str, params: IngestParams, annotations: Annotations) -> None:
         self.root = root
         self.params = params
-        self.sidecars = found.sidecars
-        self.rows = rows
-
-    def sidecars_of(self, rel: str) -> list[str]:
-        stem = rel.rsplit(".", 1)[0] if "." in rel.rpartition("/")[2] else rel
-        return [p for p in (f"{stem}.json", f"{rel}.json") if p in self.sidecars]
+        self.annotations = annotations
 
     def __call__(self, rel: str) -> Record | Reject:
         try:
@@ -246,18 +172,9 @@ class _Examiner:
         except InvalidKeyError as exc:
             code = "key_too_long" if "at most" in str(exc) else "bad_key"
             return Reject(shown(rel), code, str(exc))
-        metadata = dict(self.rows.get(rel, {}))
-        for sidecar in self.sidecars_of(rel):
-            problem = self._merge_sidecar(sidecar, metadata)
-            if problem:
-                return Reject(shown(rel), "bad_metadata", problem)
-        if len(canonical_json(metadata)) > self.params.max_metadata_bytes:
-            return Reject(
-                shown(rel),
-                "bad_metadata",
-                f"metadata is over {self.params.max_metadata_bytes:,} bytes "
-                "(ingest.max_metadata_bytes)",
-            )
+        broken = self.annotations.broken.get(rel)
+        if broken is not None:
+            return Reject(shown(rel), "bad_metadata", broken)
         path = os.path.join(self.root, rel)
         try:
             with open(path, "rb") as fh:
@@ -272,29 +189,18 @@ class _Examiner:
         except OSError as exc:
             return Reject(shown(rel), "unreadable", f"cannot read: {exc.strerror}")
         try:
-            return describe(rel, data, metadata, self.params.max_pixels)
+            record = describe(rel, data, None, self.params.max_pixels)
         except NotAnImageError as exc:
             return Reject(shown(rel), exc.code, exc.reason)
-
-    def _merge_sidecar(self, sidecar: str, metadata: dict[str, Any]) -> str | None:
-        path = os.path.join(self.root, sidecar)
-        name = sidecar.rpartition("/")[2]
-        try:
-            if os.path.getsize(path) > self.params.max_metadata_bytes:
-                return (
-                    f"metadata file {name} is over "
-                    f"{self.params.max_metadata_bytes:,} bytes (ingest.max_metadata_bytes)"
-                )
-            with open(path, encoding="utf-8") as fh:
-                obj = _strict_json(fh.read())
-        except OSError as exc:
-            return f"cannot read metadata file {name}: {exc.strerror}"
-        except (ValueError, UnicodeDecodeError) as exc:
-            return f"invalid metadata JSON in {name}: {exc}"
-        if not isinstance(obj, dict):
-            return f"metadata in {name} is a JSON {type(obj).__name__}, not an object"
-        metadata.update(obj)
-        return None
+        metadata = self.annotations.for_image(rel, record.info.width, record.info.height)
+        if len(canonical_json(metadata)) > self.params.max_metadata_bytes:
+            return Reject(
+                shown(rel),
+                "bad_metadata",
+                f"metadata is over {self.params.max_metadata_bytes:,} bytes "
+                "(ingest.max_metadata_bytes)",
+            )
+        return Record(rel, record.info, metadata)
 
 
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
@@ -328,18 +234,32 @@ def _examine_in_worker(rel: str) -> Record | Reject:
     return _worker_examine(rel)
 
 
-def ingest(incoming: Path, params: IngestParams, progress: Progress | None = None) -> IngestResult:
+def ingest(
+    incoming: Path,
+    params: IngestParams,
+    rules: AnnotationsParams | None = None,
+    progress: Progress | None = None,
+) -> IngestResult:
     """Examine everything under `incoming`; return staged records (sorted) and rejects.
 
     `progress`, if given, is reset to the number of files, then updated per file.
     """
+    rules = rules or AnnotationsParams()
     root = str(incoming)
-    found = _walk(root)
+    found = walk(root, rules.ignore)
     if progress is not None:
         progress.reset(total=len(found.files))
-    rows, row_keys = _read_tables(root, found)
-    examine = _Examiner(root, params, found, rows)
-    result = IngestResult(rejects=list(found.rejects), scanned=len(found.files))
+    annotations = read_place(
+        root, found.annotations, KeyIndex(found.files), params.max_metadata_bytes
+    )
+    examine = _Examiner(root, params, annotations)
+    result = IngestResult(
+        rejects=list(found.rejects),
+        scanned=len(found.files),
+        annotation_files=[shown(f) for f in annotations.files],
+        unused_metadata=[shown(u) for u in annotations.unused],
+        ignored=found.ignored,
+    )
     for outcome in _examine_all(examine, found.files):
         if isinstance(outcome, Reject):
             result.rejects.append(outcome)
@@ -349,12 +269,6 @@ def ingest(incoming: Path, params: IngestParams, progress: Progress | None = Non
             progress.update()
     result.staged.sort(key=lambda r: r.key.encode("utf-8"))
     result.rejects.sort(key=lambda r: r.path)
-    used = {r.key for r in result.staged} | {r.path for r in result.rejects}
-    used_sidecars = {s for rel in found.files for s in examine.sidecars_of(rel)}
-    result.unused_metadata = sorted(
-        [shown(s) for s in found.sidecars - used_sidecars]
-        + [f"row for {shown(k)}" for k in row_keys if k not in used and k not in found.files]
-    )
     return result
 
 
@@ -363,6 +277,7 @@ def run(
     manifest: Path,
     report: Path,
     params: IngestParams,
+    rules: AnnotationsParams | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
     """The ingest stage: examine the incoming folder, write the staged manifest and the
@@ -370,7 +285,7 @@ def run(
     the user what was rejected: `result.check_strict()`."""
     if not incoming.is_dir():
         raise IngestError(f"{incoming}: no such folder; new images go there")
-    result = ingest(incoming, params, progress)
+    result = ingest(incoming, params, rules, progress)
     write_manifest(manifest, result.staged)
     write_json(report, result.report())
     return result

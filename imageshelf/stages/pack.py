@@ -20,21 +20,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..annotations import Annotations, KeyIndex, folder_fields, read_place
 from ..atomic import write_json
 from ..catalog import write_catalog
 from ..errors import ShelfError
 from ..manifest import read_manifest
-from ..params import PackParams
+from ..params import AnnotationsParams, PackParams
 from ..progress import Progress
 from ..splits import assign_split, with_split
-from ..store import Header, ImageStore, Record, StoreError
+from ..store import Header, ImageInfo, ImageStore, Record, StoreError
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
+from ..versions import check_recorded
+from .ingest import walk
 
 
 class PackError(ShelfError):
@@ -64,13 +68,16 @@ def read_removals(path: Path) -> list[str]:
     return keys
 
 
+Metadata = tuple[dict[str, Any], tuple[str, ...]]  # (metadata, the fields annotations own)
+
+
 @dataclass
 class PackPlan:
     """What pack will do, decided before anything is written."""
 
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
-    relabeled: list[str] = field(default_factory=list)
+    relabeled: list[str] = field(default_factory=list)  # stored bytes, new metadata
     unchanged: int = 0
     conflicts: list[str] = field(default_factory=list)
     duplicates: dict[str, str] = field(default_factory=dict)  # new key -> key with same bytes
@@ -78,22 +85,102 @@ class PackPlan:
     removal_not_found: list[str] = field(default_factory=list)
     resplit: list[str] = field(default_factory=list)  # stored keys whose split changes
     not_packed: dict[str, str] = field(default_factory=dict)  # staged key -> why not
+    # key -> its metadata from now on, for every record whose metadata is new or changes
+    metadata: dict[str, Metadata] = field(default_factory=dict)
+    fields_removed: Counter[str] = field(default_factory=Counter)  # field -> records
+    unused_annotations: list[str] = field(default_factory=list)
 
     @property
     def writes(self) -> set[str]:
-        return set(self.added) | set(self.replaced) | set(self.relabeled)
+        """Keys whose bytes come from the incoming folder."""
+        return set(self.added) | set(self.replaced)
 
     @property
     def changes_store(self) -> bool:
-        return bool(self.writes or self.removed or self.resplit)
+        return bool(self.writes or self.removed or self.resplit or self.relabeled)
+
+
+@dataclass
+class Tracked:
+    """The metadata that tracked sources give: data/annotations/ and the folder rules."""
+
+    annotations: Annotations
+    rules: AnnotationsParams
+
+    @property
+    def active(self) -> bool:
+        return self.rules.label_from_folder or self.rules.split_from_folder
+
+    def concerns(self, key: str, raw: bytes) -> bool:
+        """Whether a stored record (its raw JSON) may need these sources applied."""
+        return self.active or key in self.annotations or raw.startswith(b'{"annotated":')
+
+    def apply(
+        self, key: str, info: ImageInfo, stored: Record | None, arrived: dict[str, Any] | None
+    ) -> Metadata:
+        """A record's metadata: what it had, minus the fields tracked sources set last
+        time; plus what arrived with the image now (it sets fields, never removes one);
+        plus the folder rules, where nothing else gave the field; plus data/annotations,
+        over everything. Returns it with the names of the fields tracked sources set."""
+        metadata = dict(stored.metadata) if stored is not None else {}
+        for name in stored.annotated if stored is not None else ():
+            metadata.pop(name, None)
+        if arrived:
+            metadata.update(arrived)
+        owned = set()
+        for name, value in folder_fields(
+            key, self.rules.label_from_folder, self.rules.split_from_folder
+        ).items():
+            if name not in metadata:
+                metadata[name] = value
+                owned.add(name)
+        if key in self.annotations:
+            values = self.annotations.for_image(key, info.width, info.height)
+            metadata.update(values)
+            owned.update(values)
+        return metadata, tuple(sorted(owned))
+
+
+def read_tracked(
+    folder: Path,
+    rules: AnnotationsParams,
+    keys: Callable[[], Iterable[str]],
+    max_bytes: int = 1 << 20,
+) -> Tracked:
+    """The tracked annotations in `folder` (data/annotations/), for the images `keys()`
+    names (read only if the folder holds annotation files). Every file there must be an
+    annotation file (or ignored), and every one must parse."""
+    if not folder.is_dir():
+        return Tracked(Annotations(), rules)
+    found = walk(str(folder), rules.ignore)
+    problems = [f"{r.path}: {r.reason}" for r in found.rejects] + [
+        f"{rel}: not an annotation file (a table, a sidecar, COCO, YOLO or Pascal VOC); move "
+        "it out or add it to annotations.ignore"
+        for rel in found.files
+    ]
+    if problems:
+        raise PackError(f"{folder}/{problems[0]}")
+    if not found.annotations:
+        return Tracked(Annotations(), rules)
+    annotations = read_place(folder, found.annotations, KeyIndex(keys()), max_bytes)
+    if annotations.broken:
+        key, reason = sorted(annotations.broken.items())[0]
+        raise PackError(f"{folder}: the annotations of {key}: {reason}")
+    return Tracked(annotations, rules)
 
 
 def plan_pack(
-    store: ImageStore | None, manifest: Path, removals: list[str], params: PackParams
+    store: ImageStore | None,
+    manifest: Path,
+    removals: list[str],
+    params: PackParams,
+    tracked: Tracked | None = None,
 ) -> PackPlan:
+    tracked = tracked or Tracked(Annotations(), AnnotationsParams())
     plan = PackPlan()
     removal_set = set(removals)
     new_by_hash: dict[str, str] = {}  # content of images new to the store -> first key
+    seen: set[str] = set()  # staged keys already planned
     for record in read_manifest(manifest):
         key = record.key
         if key in removal_set:
@@ -107,32 +194,42 @@ def plan_pack(
             else:
                 new_by_hash[record.info.sha256] = key
             plan.added.append(key)
+            plan.metadata[key] = tracked.apply(key, record.info, None, record.metadata)
         elif existing.info.sha256 == record.info.sha256:
-            if existing.metadata == record.metadata:
+            seen.add(key)
+            if not _relabel(
+                plan, existing, tracked.apply(key, existing.info, existing, record.metadata)
+            ):
                 plan.unchanged += 1
-            else:
-                plan.relabeled.append(key)
         else:
             plan.conflicts.append(key)
             if params.on_conflict == "replace":
+                seen.add(key)
                 plan.replaced.append(key)
+                plan.metadata[key] = tracked.apply(key, record.info, existing, record.metadata)
             elif params.on_conflict == "skip":
                 plan.not_packed[key] = "conflict: the stored bytes were kept (on_conflict: skip)"
     if plan.conflicts and params.on_conflict == "error":
         raise ConflictError(plan.conflicts)
 
     if store is not None:
-        # One scan of the stored records (no image bytes) finds content already stored
-        # and records whose split the ratios now put elsewhere.
+        # One scan of the stored records (no image bytes) finds content already stored,
+        # records the tracked annotations change, and records whose split the ratios
+        # now put elsewhere.
         ratios = params.split
-        restaged = plan.writes
         for key, raw in store.raw_records():
             if key in removal_set:
                 continue
             sha256, split = _sha256_and_split(raw)
             if sha256 in new_by_hash:
                 plan.duplicates[new_by_hash.pop(sha256)] = key
-            if key in restaged or split == assign_split(key, ratios):
+            if key in plan.metadata:
+                continue  # rewritten anyway: the transform gives it its split
+            if key not in seen and tracked.concerns(key, raw):
+                stored = Record.decode(key, raw)
+                if _relabel(plan, stored, tracked.apply(key, stored.info, stored, None)):
+                    continue
+            if split == assign_split(key, ratios):
                 continue  # the usual case, decided without parsing the record
             stored = Record.decode(key, raw)
             if with_split(stored, ratios) is not stored:
@@ -141,13 +238,27 @@ def plan_pack(
         for key, same_as in plan.duplicates.items():
             plan.not_packed[key] = f"duplicate of {same_as} (on_duplicate: skip)"
         plan.added = [key for key in plan.added if key not in plan.duplicates]
+        for key in plan.duplicates:
+            plan.metadata.pop(key, None)
 
     if store is not None:
         for key in removals:
             (plan.removed if key in store else plan.removal_not_found).append(key)
     else:
         plan.removal_not_found = list(removals)
+    plan.unused_annotations = list(tracked.annotations.unused)
     return plan
+
+
+def _relabel(plan: PackPlan, stored: Record, metadata: Metadata) -> bool:
+    """Plan `metadata` for a stored record if it differs from what it has; count the
+    fields it loses (only tracked annotations can take one away)."""
+    if metadata == (stored.metadata, stored.annotated):
+        return False
+    plan.relabeled.append(stored.key)
+    plan.metadata[stored.key] = metadata
+    plan.fields_removed.update(name for name in stored.metadata if name not in metadata[0])
+    return True
 
 
 def _sha256_and_split(raw: bytes) -> tuple[str, str | None]:
@@ -180,6 +291,7 @@ def apply_plan(
     (in another place when converting between layouts)."""
     writes = plan.writes
     ratios = params.split
+    metadata = plan.metadata
 
     def additions() -> Iterator[Item]:
         for record in read_manifest(manifest):
@@ -187,6 +299,9 @@ def apply_plan(
                 yield Item(record, _reader(incoming, record))
 
     def transform(record: Record) -> Record:
+        planned = metadata.get(record.key)
+        if planned is not None:
+            record = replace(record, metadata=planned[0], annotated=planned[1])
         return with_split(record, ratios)
 
     if params.layout == "single":
@@ -198,7 +313,7 @@ def apply_plan(
         additions,
         plan.removed,
         base=base,
-        touched=plan.resplit,
+        touched=[*plan.resplit, *plan.relabeled],
         shard_bytes=params.shard_bytes,
         transform=transform,
         on_item=on_item,
@@ -227,6 +342,8 @@ def plan_report(
         "unchanged": plan.unchanged,
         "removed": len(plan.removed),
         "resplit": len(plan.resplit),
+        "fields_removed": dict(sorted(plan.fields_removed.items())),
+        "unused_annotations": plan.unused_annotations,
         "split": dict(params.split),
         "on_conflict": params.on_conflict,
         "on_duplicate": params.on_duplicate,
@@ -261,6 +378,13 @@ class PackOutcome:
         ):
             if count:
                 parts.append(f"{count} {what}")
+        if plan.fields_removed:
+            parts.append(
+                "fields removed by data/annotations: "
+                + ", ".join(
+                    f"{name} from {count}" for name, count in sorted(plan.fields_removed.items())
+                )
+            )
         state = "written" if self.written else "unchanged, not rewritten"
         if self.converted_from is not None:
             state = f"converted from {self.converted_from}"
@@ -278,16 +402,23 @@ def run(
     catalog: Path,
     report: Path,
     params: PackParams,
+    annotations: Path | None = None,
+    rules: AnnotationsParams | None = None,
     progress: Callable[[int], AbstractContextManager[Progress]] | None = None,
 ) -> PackOutcome:
-    """The pack stage: plan, publish the new version under the writer's lock (only if
-    anything changes), bring the catalog in line, write the report.
+    """The pack stage: check the store is the version dvc.lock records, plan, publish
+    the new version under the writer's lock (only if anything changes), bring the
+    catalog in line, write the report.
 
+    annotations: the tracked annotations folder (data/annotations/), applied to every
+    record, stored or new; rules: params.yaml's `annotations` section.
     `progress(total)`, if given, makes the bar (a context manager) the write reports to.
     """
     if not manifest.exists():
         raise PackError(f"{manifest}: no staged manifest; run ingest first")
+    rules = rules or AnnotationsParams()
     previous = previous_store(store_path)
+    check_recorded(store_path)
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with writer_lock(store_path):
         if store_path.is_dir():
@@ -301,7 +432,17 @@ def run(
                 raise PackError(
                     f"{exc}. Restore the last good version with `dvc checkout {source}`"
                 ) from None
-        plan = plan_pack(store, manifest, read_removals(remove_list), params)
+
+        def keys() -> Iterator[str]:
+            yield from store if store is not None else ()
+            yield from (record.key for record in read_manifest(manifest))
+
+        tracked = (
+            read_tracked(annotations, rules, keys)
+            if annotations is not None
+            else Tracked(Annotations(), rules)
+        )
+        plan = plan_pack(store, manifest, read_removals(remove_list), params, tracked)
         converting = source is not None and source != store_path
         written = store is None or plan.changes_store or converting
         if store is not None and not written:

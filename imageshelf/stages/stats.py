@@ -20,6 +20,7 @@ from ..params import StatsParams
 from ..store import ImageStore
 
 NO_LABEL = "(no label)"
+NO_SPLIT = "(no split)"
 
 
 def label_of(metadata: dict[str, Any]) -> str:
@@ -50,6 +51,7 @@ def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
     labels: Counter[str] = Counter()
     bins: Counter[tuple[int, str]] = Counter()
     samples: dict[str, list[str]] = defaultdict(list)
+    splits: dict[str, Counter[str]] = defaultdict(Counter)  # split -> label -> count
     widths, heights = array("q"), array("q")
     for record in store.records():
         info = record.info
@@ -59,6 +61,7 @@ def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
         formats[info.format] += 1
         label = label_of(record.metadata)
         labels[label] += 1
+        splits[record.effective_split or NO_SPLIT][label] += 1
         bins[_size_bin(info.size)] += 1
         if len(samples[label]) < samples_per_label:
             samples[label].append(record.key)
@@ -69,6 +72,10 @@ def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
         "labels": len(labels),
         "by_format": dict(sorted(formats.items())),
         "by_label": dict(sorted(labels.items())),
+        "by_split": {
+            split: {"count": sum(counts.values()), "by_label": dict(sorted(counts.items()))}
+            for split, counts in sorted(splits.items())
+        },
         "width": {"min": min(widths, default=0), "max": max(widths, default=0)},
         "height": {"min": min(heights, default=0), "max": max(heights, default=0)},
         "size_bytes": {

@@ -14,7 +14,7 @@ import orjson
 from ..errors import ShelfError
 
 FORMAT_NAME = "lmdb-image-store"
-FORMAT_VERSION = "1.1"  # 1.1 added the optional record field "split"
+FORMAT_VERSION = "1.2"  # 1.1 added the record field "split", 1.2 "annotated"
 HASH_ALGORITHM = "sha256"
 
 # Named LMDB databases, created in this order in every store.
@@ -99,17 +99,20 @@ class Record:
 
     `split` (train, val, test, ...) is the image's effective split: the one its metadata
     names, or else one assigned from a hash of its key. None in stores written before
-    splits existed.
+    splits existed. `annotated` names the metadata fields that tracked annotations
+    (data/annotations/, params.yaml's folder rules) set: those, and only those, a change
+    there may remove.
     """
 
     key: str
     info: ImageInfo
     metadata: dict[str, Any] = field(default_factory=dict)
     split: str | None = None
+    annotated: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         info = self.info
-        obj = {
+        obj: dict[str, Any] = {
             "sha256": info.sha256,
             "size": info.size,
             "format": info.format,
@@ -119,6 +122,8 @@ class Record:
         }
         if self.split is not None:
             obj["split"] = self.split
+        if self.annotated:
+            obj["annotated"] = list(self.annotated)
         return obj
 
     def encode(self) -> bytes:
@@ -127,7 +132,7 @@ class Record:
     @classmethod
     def from_json(cls, key: str, obj: dict[str, Any]) -> Record:
         info = ImageInfo(obj["sha256"], obj["size"], obj["format"], obj["width"], obj["height"])
-        return cls(key, info, obj["meta"], obj.get("split"))
+        return cls(key, info, obj["meta"], obj.get("split"), tuple(obj.get("annotated", ())))
 
     @classmethod
     def decode(cls, key: str, raw: bytes) -> Record:

@@ -152,17 +152,22 @@ class ShardIndex:
             ) from None
         except OSError as exc:
             raise StoreError(f"{path}: cannot read the shard index: {exc.strerror}") from None
+        return cls.parse(raw, str(path))
+
+    @classmethod
+    def parse(cls, raw: bytes, path: str) -> ShardIndex:
+        """An index from its bytes; `path` names it in errors."""
         try:
             obj = parse_json(raw)
         except ValueError:
             raise StoreError(f"{path}: damaged shard index (not JSON)") from None
         if not isinstance(obj, dict) or obj.get("format") != SHARDED_FORMAT:
             raise StoreError(f"{path}: not a sharded image store index")
-        check_version(str(obj.get("version", "")), SHARDED_VERSION, str(path), "sharded format")
+        check_version(str(obj.get("version", "")), SHARDED_VERSION, path, "sharded format")
         entries = obj.get("shards")
         if not isinstance(entries, list):
             raise StoreError(f"{path}: damaged shard index (no list of shards)")
-        parts = tuple(Part.from_json(entry, str(path)) for entry in entries)
+        parts = tuple(Part.from_json(entry, path) for entry in entries)
         if len({p.name for p in parts}) != len(parts):
             raise StoreError(f"{path}: damaged shard index (a shard is listed twice)")
         index = cls.of(parts)

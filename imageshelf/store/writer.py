@@ -38,7 +38,7 @@ from .index import INDEX_NAME, Part, ShardIndex, shard_name
 from .lock import writer_lock
 from .reader import ImageStore
 
-__all__ = ["Item", "rebuild", "store_items", "tidy", "write_sharded", "writer_lock"]
+__all__ = ["Item", "rebuild", "store_items", "tidy", "update", "write_sharded", "writer_lock"]
 
 Transform = Callable[[Record], Record]
 OnItem = Callable[[Record], None]
@@ -53,6 +53,31 @@ def _sorted_source(additions: Sequence[Item] | ItemSource) -> ItemSource:
 
 def _failed(path: Path, exc: Exception) -> StoreError:
     return StoreError(describe_write_error(path, exc))
+
+
+def update(
+    store: ImageStore,
+    additions: Sequence[Item] | ItemSource = (),
+    removals: Collection[str] = (),
+    *,
+    touched: Collection[str] = (),
+    shard_bytes: int = 1 << 30,
+    transform: Transform | None = None,
+    on_item: OnItem | None = None,
+) -> Header:
+    """Publish a new version of an existing store in its own layout: `rebuild` for a
+    single file, `write_sharded` (appending) for a folder of shards."""
+    if store.layout == "sharded":
+        return write_sharded(
+            store.path,
+            additions,
+            removals,
+            touched=touched,
+            shard_bytes=shard_bytes,
+            transform=transform,
+            on_item=on_item,
+        )
+    return rebuild(store.path, additions, removals, transform=transform, on_item=on_item)
 
 
 # ------------------------------------------------------------------ the single layout

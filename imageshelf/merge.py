@@ -1,0 +1,114 @@
+"""Merge another version of the store into the one in the workspace: every image of
+either, for two teammates who packed at the same time (README, "When two teammates
+pack at the same time").
+
+The union is right because everything else that shapes the store is tracked by git and
+merged by git before this runs: `data/remove.txt` and `data/annotations/` are applied
+again by the next pack. Only images live nowhere but in the stores.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from .catalog import write_catalog
+from .errors import ShelfError
+from .params import PackParams
+from .progress import Progress
+from .splits import with_split
+from .store import Header, ImageStore, Record
+from .store.writer import Item, update, writer_lock
+
+OnConflict = Literal["error", "keep", "take"]
+
+
+class MergeConflict(ShelfError):
+    """The two versions hold different images under one key."""
+
+
+@dataclass
+class MergeResult:
+    added: list[str] = field(default_factory=list)  # keys only the other version had
+    relabeled: list[str] = field(default_factory=list)  # same bytes, metadata combined
+    conflicts: list[str] = field(default_factory=list)  # same key, different bytes
+    taken: list[str] = field(default_factory=list)  # conflicts resolved to the other's bytes
+    header: Header | None = None
+
+
+def merge(
+    store_path: Path,
+    other: ImageStore,
+    params: PackParams,
+    catalog: Path,
+    on_conflict: OnConflict = "error",
+    progress: Progress | None = None,
+) -> MergeResult:
+    """Add to the store at `store_path` every image of `other` it lacks. The same image
+    under the same key with different metadata: the fields of both, `other`'s value where
+    both have one. The same key with different bytes: a conflict; `on_conflict` error
+    (change nothing), keep (this store's bytes) or take (the other's)."""
+    result = MergeResult()
+    with writer_lock(store_path):
+        here = ImageStore(store_path)
+        combined: dict[str, Record] = {}
+        for theirs in other.records():
+            key = theirs.key
+            ours = here.record(key) if key in here else None
+            if ours is None:
+                result.added.append(key)
+            elif ours.info != theirs.info:
+                result.conflicts.append(key)
+                if on_conflict == "take":
+                    result.taken.append(key)
+            elif (ours.metadata, ours.annotated) != (theirs.metadata, theirs.annotated):
+                result.relabeled.append(key)
+                combined[key] = replace(
+                    ours,
+                    metadata={**ours.metadata, **theirs.metadata},
+                    annotated=tuple(sorted({*ours.annotated, *theirs.annotated})),
+                )
+        if result.conflicts and on_conflict == "error":
+            shown = ", ".join(result.conflicts[:5])
+            raise MergeConflict(
+                f"{len(result.conflicts)} key(s) hold different images in the two versions: "
+                f"{shown}. Nothing was changed. Choose with --on-conflict keep (this store's) "
+                "or take (the other's), or rename one side's images."
+            )
+        writes = set(result.added) | set(result.taken)
+        if not writes and not combined:
+            result.header = here.header
+            here.close()
+            write_catalog(ImageStore(store_path), catalog)
+            return result
+        if progress is not None:
+            progress.reset(total=len(writes) + len(here))
+        get = other.get
+
+        def additions() -> list[Item]:
+            return [
+                Item(r, functools.partial(get, r.key), trusted=True)
+                for r in other.records()
+                if r.key in writes
+            ]
+
+        def transform(record: Record) -> Record:
+            return with_split(combined.get(record.key, record), params.split)
+
+        def step(_record: Record) -> None:
+            if progress is not None:
+                progress.update()
+
+        result.header = update(
+            here,
+            additions(),
+            touched=list(combined),
+            shard_bytes=params.shard_bytes,
+            transform=transform,
+            on_item=step,
+        )
+        here.close()
+        write_catalog(ImageStore(store_path), catalog)
+    return result

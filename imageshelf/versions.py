@@ -1,0 +1,168 @@
+"""Versions of the store as DVC records them: the one dvc.lock names, and the one at any
+git revision. The pipeline's guard against packing into a stale store, and `merge`.
+
+DVC is imported here, lazily, and only by the pipeline and the tools: reading a store
+never needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ShelfError
+from .store import ImageStore, StoreFile
+from .store.format import parse_json
+from .store.index import INDEX_NAME, ShardIndex
+
+
+class VersionError(ShelfError):
+    """The store in the workspace is not the version it should be."""
+
+
+@dataclass
+class Recorded:
+    """The store's output as dvc.lock records it."""
+
+    path: Path
+    oid: str  # DVC's md5 (a `.dir` one for the sharded folder)
+    matches: bool  # the workspace holds exactly this version
+    cached: dict[str, Path] | None  # its files in DVC's cache (by name), None if not all there
+
+    def recorded_keys(self) -> Iterator[str]:
+        """Every key of the recorded version, read from DVC's cache."""
+        assert self.cached is not None
+        for path in self.cached.values():
+            yield from StoreFile(path)
+
+
+def recorded(store_path: Path) -> Recorded | None:
+    """What dvc.lock records for the output at `store_path`; None outside a DVC
+    repository, or where nothing is recorded for it yet. Whether the workspace matches is
+    decided by DVC's own hashes, which its state database keeps by inode and mtime: an
+    unchanged store is not read again."""
+    if not Path("dvc.lock").exists():
+        return None
+    try:
+        from dvc.exceptions import DvcException, NotDvcRepoError
+        from dvc.repo import Repo
+    except ImportError:
+        return None
+    try:
+        repo = Repo()
+    except (NotDvcRepoError, DvcException):
+        return None
+    target = os.path.realpath(store_path)
+    with repo:
+        try:
+            outs = [
+                out
+                for stage in repo.index.stages
+                for out in stage.outs
+                if out.use_cache and os.path.realpath(out.fs_path) == target
+            ]
+        except DvcException as exc:
+            raise VersionError(f"cannot read dvc.yaml and dvc.lock: {exc}") from None
+        if not outs or not outs[0].hash_info:
+            return None
+        out = outs[0]
+        oid = str(out.hash_info.value)
+        matches = bool(store_path.exists() and out.get_hash() == out.hash_info)
+        return Recorded(store_path, oid, matches, None if matches else _cached(out, oid))
+
+
+def _cached(out: Any, oid: str) -> dict[str, Path] | None:
+    """The recorded version's store files in DVC's cache: {name: path}, None if any is
+    missing (never pulled here)."""
+    path = Path(out.cache.oid_to_path(oid))
+    if not path.exists():
+        return None
+    if not oid.endswith(".dir"):
+        return {Path(out.def_path).name: path}
+    listing = {entry["relpath"]: entry["md5"] for entry in parse_json(path.read_bytes())}
+    index_oid = listing.get(INDEX_NAME)
+    index_path = Path(out.cache.oid_to_path(index_oid)) if index_oid else None
+    if index_path is None or not index_path.exists():
+        return None
+    index = ShardIndex.parse(index_path.read_bytes(), f"{out.def_path}/{INDEX_NAME}")
+    files = {}
+    for part in index.parts:
+        part_oid = listing.get(part.name)
+        part_path = Path(out.cache.oid_to_path(part_oid)) if part_oid else None
+        if part_path is None or not part_path.exists():
+            return None
+        files[part.name] = part_path
+    return files
+
+
+def check_recorded(store_path: Path) -> None:
+    """Refuse to pack into a store that is not the version dvc.lock records, unless it
+    holds every image of that version (a pack that ran since, whose result DVC has not
+    recorded yet: a killed `dvc repro`, a stage run by hand).
+
+    This is the teammate who ran `git pull` but not `dvc pull`: packing new images into
+    the old store would publish it without every image the others added.
+    """
+    found = recorded(store_path)
+    if found is None or found.matches or not store_path.exists():
+        return
+    if found.cached is None:
+        raise VersionError(
+            f"{store_path} is not the version dvc.lock records, which was made elsewhere and "
+            f"is not here yet: run `dvc pull {store_path}` first, so new images join it "
+            "(images waiting in data/incoming/ stay there)"
+        )
+    with ImageStore(store_path) as here:
+        missing = sum(1 for key in found.recorded_keys() if key not in here)
+    if missing:
+        raise VersionError(
+            f"{store_path} is not the version dvc.lock records and lacks {missing} of its "
+            f"images: run `dvc checkout {store_path}` first (or, to keep this store and "
+            "record it instead, `dvc commit -f pack`)"
+        )
+
+
+@contextmanager
+def store_at(rev: str, store_path: Path, scratch: Path) -> Iterator[ImageStore]:
+    """The store as it was at git revision `rev`, fetched through DVC (from its cache or
+    the remote) into `scratch`; shards the workspace already holds are not fetched."""
+    from dvc.api import DVCFileSystem
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
+
+    try:
+        fs = DVCFileSystem(".", rev=rev)
+        if not fs.exists(str(store_path)):
+            raise VersionError(f"no store at {store_path} in revision {rev}")
+        if fs.isdir(str(store_path)):
+            folder = scratch / store_path.name
+            folder.mkdir(parents=True, exist_ok=True)
+            fs.get_file(f"{store_path}/{INDEX_NAME}", str(folder / INDEX_NAME))
+            for part in ShardIndex.read(folder).parts:
+                here = store_path / part.name  # named by content: the same bytes
+                if here.exists():
+                    os.symlink(os.path.realpath(here), folder / part.name)
+                else:
+                    fs.get_file(f"{store_path}/{part.name}", str(folder / part.name))
+            target = folder
+        else:
+            target = scratch / store_path.name
+            fs.get_file(str(store_path), str(target))
+    except (DvcException, SCMError, OSError) as exc:
+        text = str(exc).strip()
+        raise VersionError(
+            f"cannot fetch {store_path} at {rev}: "
+            f"{text.splitlines()[0] if text else type(exc).__name__}"
+        ) from None
+    try:
+        with ImageStore(target) as store:
+            yield store
+    finally:
+        shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(
+            missing_ok=True
+        )
