@@ -401,9 +401,9 @@ def merge_command(
             f"{store_path}: no store in the workspace; `dvc pull "
             f"{store_path}` fetches the one dvc.lock records"
         )
-    scratch = tempfile.mkdtemp(
-        prefix=f".{store_path.name}.tmp-merge-{os.getpid()}-", dir=store_path.parent
-    )
+    # Beside the store (the same disk), named like every temporary file (.*.tmp-*), which
+    # git and DVC ignore.
+    scratch = tempfile.mkdtemp(prefix=f".merge.tmp-{os.getpid()}-", dir=store_path.parent)
     try:
         with store_at(rev, store_path, Path(scratch)) as other, bar(None, "merge") as progress:
             result = merge(

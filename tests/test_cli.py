@@ -41,20 +41,16 @@ def test_export_writes_originals_back_byte_identical(tmp_path, six_formats):
     out = tmp_path / "out"
     result = run("export", "--store", str(store), "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert {
-        str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()
-    } == six_formats
+    written = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    listed = written.pop("metadata.jsonl").decode().splitlines()
+    assert written == six_formats
+    assert listed == [f'{{"file_name": "{key}"}}' for key in sorted(six_formats)]
 
     some = sorted(six_formats)[:2]
     result = run("export", "--store", str(store), "--out", str(tmp_path / "two"), *some)
-    assert (
-        sorted(
-            str(p.relative_to(tmp_path / "two"))
-            for p in (tmp_path / "two").rglob("*")
-            if p.is_file()
-        )
-        == some
-    )
+    two = tmp_path / "two"
+    files = sorted(str(p.relative_to(two)) for p in two.rglob("*") if p.is_file())
+    assert files == sorted([*some, "metadata.jsonl"])
 
 
 def test_export_refuses_a_missing_key_and_writes_nothing(tmp_path, six_formats):

@@ -151,3 +151,21 @@ def test_diff_between_revisions_reads_catalogs_not_images(repo, tmp_path):
     bad = sh(teammate, *command_line("diff", "nosuchrev"), check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1 and "nosuchrev" in bad.stderr
+
+
+def test_metrics_diff_after_an_experiment_on_split_ratios_shows_what_moved(repo):
+    images = batch(0, 60)
+    labels = "file,label\n" + "".join(
+        f"{k},{'cat' if i % 2 else 'dog'}\n" for i, k in enumerate(sorted(images))
+    )
+    packed(repo, {**images, "labels.csv": labels}, "v1")
+    before = json.loads((repo / "reports" / "stats.json").read_text())["by_split"]
+    assert sum(split["count"] for split in before.values()) == 60
+    assert set(before["train"]["by_label"]) == {"cat", "dog"}
+
+    sh(repo, "dvc", "exp", "run", "-S", "pack.split.train=0.5", "-S", "pack.split.val=0.4")
+    diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json").stdout)["reports/stats.json"]
+    moved = diff["by_split.val.count"]
+    assert moved["old"] == before["val"]["count"] and moved["new"] > moved["old"]
+    counts = [v for k, v in diff.items() if k.startswith("by_split.") and k.endswith(".count")]
+    assert sum(v["diff"] for v in counts) == 0 and "count" not in diff  # moved, not lost

@@ -263,6 +263,15 @@ def test_dataset_gives_original_bytes_or_decoded_images(flowers, six_formats, tm
         ImageDataset(path, decode=3)
 
 
+def test_dataset_offers_classes_and_class_to_idx_like_torchvision(flowers):
+    everything = ImageDataset(flowers)
+    assert everything.classes == ["daisy", "rose", "tulip"]
+    assert everything.class_to_idx == {"daisy": 0, "rose": 1, "tulip": 2}
+    some = ImageDataset(flowers, where="label!=rose", target_transform=lambda m: m["label"])
+    assert some.classes == ["daisy", "tulip"]
+    assert {some.class_to_idx[some[i][1]] for i in range(len(some))} == {0, 1}
+
+
 def test_dataset_filters_split_and_transforms(flowers):
     roses = ImageDataset(
         flowers,
@@ -418,8 +427,11 @@ def test_export_filtered_files_are_byte_identical(flowers, tmp_path, monkeypatch
         for r in flowers.records()
         if r.metadata["label"] == "daisy" and r.split in ("train", "val")
     }
+    listed = [json.loads(line) for line in written.pop("metadata.jsonl").splitlines()]
     assert set(written) == expected and expected
     assert all(flowers.get(k) == v for k, v in written.items())
+    assert [line["file_name"] for line in listed] == sorted(expected)
+    assert all(line["label"] == "daisy" for line in listed)
 
 
 def test_dataset_iterates_in_key_order_with_valid_images(flowers):

@@ -53,7 +53,8 @@ def writer_lock(path: str | os.PathLike[str]) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         for stale in path.parent.glob(temp_glob(path)):
-            stale.unlink(missing_ok=True)  # we hold the lock, so its writer is gone
+            if not stale.is_dir():
+                stale.unlink(missing_ok=True)  # we hold the lock, so its writer is gone
         _held_locks.add(ident)
         try:
             yield
