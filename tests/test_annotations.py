@@ -60,7 +60,8 @@ def test_csv_as_excel_saves_it_bom_semicolons_and_any_case_headers(workspace):
             "b.png": make_image(seed=2),
             "c.png": make_image(seed=3),
             # Excel's "CSV UTF-8" in a locale with a decimal comma: BOM, ';', its own headers
-            "labels.csv": "\ufeffPath;Label;Score;OK\r\na.png;cat;0,5;TRUE\r\nb.png;dog;0.75;false\r\n",
+            "labels.csv": "\ufeffPath;Label;Score;OK\r\n"
+            "a.png;cat;0,5;TRUE\r\nb.png;dog;0.75;false\r\n",
             "more.tsv": "FILE_NAME\tlabel\tid\nc.png\tbird\t007\n",
         },
     )
