@@ -271,6 +271,11 @@ def read_annotations(
             _read_voc(rel, data, keys, result)
         elif kind == "yolo":
             _read_yolo(rel, data, keys, result, yaml_files, read, names_cache)
+    for rel in yaml_files:
+        if names_cache.get(rel):
+            result.files.append(rel)
+        else:
+            result.unused.append(f"{rel}: no YOLO labels use its class names")
     # NAME.json before NAME.EXT.json: the more specific sidecar wins.
     for rel in sorted(sidecars, key=lambda f: (f.count("/"), "." in f[:-5].rpartition("/")[2], f)):
         image = _sidecar_image(rel, keys)

@@ -100,14 +100,53 @@ def _cached(out: Any, oid: str) -> dict[str, Path] | None:
     return files
 
 
-def check_recorded(store_path: Path) -> None:
+def recorded_digest(report: Path, lock: Path = Path("dvc.lock")) -> str | None:
+    """The content digest of the store dvc.lock records, read off pack's report when the
+    report is the one dvc.lock records (its md5 matches): no DVC needed. None otherwise."""
+    import hashlib
+
+    import yaml
+
+    try:
+        stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
+        md5 = next(
+            o["md5"]
+            for stage in stages.values()
+            for o in stage.get("outs", [])
+            if o.get("path") == report.as_posix()
+        )
+        data = report.read_bytes()
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration):
+        return None
+    if hashlib.md5(data).hexdigest() != md5:
+        return None
+    try:
+        digest = parse_json(data).get("content_digest")
+    except (ValueError, AttributeError):
+        return None
+    return digest if isinstance(digest, str) else None
+
+
+def check_recorded(store_path: Path, report: Path | None = None) -> None:
     """Refuse to pack into a store that is not the version dvc.lock records, unless it
     holds every image of that version (a pack that ran since, whose result DVC has not
     recorded yet: a killed `dvc repro`, a stage run by hand).
 
     This is the teammate who ran `git pull` but not `dvc pull`: packing new images into
-    the old store would publish it without every image the others added.
+    the old store would publish it without every image the others added. The usual
+    case, the store pack wrote last, is told by its content digest alone; anything else
+    asks DVC.
     """
+    if not store_path.exists() or not Path("dvc.lock").exists():
+        return
+    if report is not None:
+        digest = recorded_digest(report)
+        try:
+            with ImageStore(store_path) as here:
+                if digest is not None and here.header.content_digest == digest:
+                    return
+        except ShelfError:
+            pass  # a damaged store: pack reports it
     found = recorded(store_path)
     if found is None or found.matches or not store_path.exists():
         return

@@ -20,11 +20,11 @@ from imageshelf.store import ImageStore
 
 from conftest import env, make_image, md5, packed, put, sh
 
-KILLS = 20
+KILLS = 12
 # With DVC's default cache type (reflink,copy) a kill while DVC commits the output can
 # leave no store at all: DVC deletes the workspace file and copies it back from the cache.
 # The committed cache.type = copy avoids that; these kills check it.
-LATE_KILLS = 6
+LATE_KILLS = 4
 
 
 def _images(first: int, count: int) -> dict[str, bytes]:
@@ -141,7 +141,7 @@ def test_killing_dvc_repro_during_pack_never_loses_the_store(repo):
     print(f"{mid_write} kills mid-write; DVC files torn and mended: {torn or 'none'}")
 
 
-SHARDED_KILLS = 8
+SHARDED_KILLS = 6
 
 
 @pytest.mark.slow

@@ -418,7 +418,7 @@ def run(
         raise PackError(f"{manifest}: no staged manifest; run ingest first")
     rules = rules or AnnotationsParams()
     previous = previous_store(store_path)
-    check_recorded(store_path)
+    check_recorded(store_path, report)
     store_path.parent.mkdir(parents=True, exist_ok=True)
     with writer_lock(store_path):
         if store_path.is_dir():
