@@ -44,6 +44,9 @@ from typing import Any
 from .errors import ShelfError
 
 PATH_COLUMNS = ("file_name", "path", "file", "filename", "image", "image_path", "key")
+# Fields the project gives a meaning to (stats, splits, the dataset's classes): a column
+# named so in any case (Excel's "Label") is that field.
+KNOWN_FIELDS = ("label", "split", "text")
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
 SPLIT_FOLDERS = {
     "train": "train",
@@ -358,6 +361,7 @@ def _table_rows(rel: str, data: bytes) -> Iterator[tuple[int, str, dict[str, Any
     try:
         columns = [name.strip() for name in next(reader, [])]
         lowered = [name.lower() for name in columns]
+        columns = [low if low in KNOWN_FIELDS else name for name, low in zip(columns, lowered)]
         path_column = next((c for c in PATH_COLUMNS if c in lowered), None)
         if path_column is None:
             raise AnnotationError(

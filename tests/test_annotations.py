@@ -67,8 +67,8 @@ def test_csv_as_excel_saves_it_bom_semicolons_and_any_case_headers(workspace):
     )
     store = packed()
     assert metadata(store) == {
-        "a.png": {"Label": "cat", "Score": "0,5", "OK": True},
-        "b.png": {"Label": "dog", "Score": 0.75, "OK": False},
+        "a.png": {"label": "cat", "Score": "0,5", "OK": True},
+        "b.png": {"label": "dog", "Score": 0.75, "OK": False},
         "c.png": {"label": "bird", "id": "007"},
     }
     result = stage("ls", "--where", "Score>=0.5")

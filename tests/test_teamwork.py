@@ -122,9 +122,18 @@ def test_files_dropped_again_never_take_labels_away(repo):
     with store_of(repo) as store:
         got = {k: store.metadata(k) for k in first}
     assert got["a/000.png"] == {"label": "cat", "boxes": [[1, 2, 3, 4]]}
-    assert got["a/001.png"] == {"label": "cat", "Label": "kitten"}
-    assert all(got[k]["label"] == "cat" for k in first)
+    assert got["a/001.png"] == {"label": "kitten"}
+    assert all(got[k]["label"] == "cat" for k in first if k != "a/001.png")
     assert pack_report(repo)["fields_removed"] == {}
+
+    # The one way to drop a field an image arrived with: a null in a tracked file.
+    (repo / "data" / "annotations" / "drop.jsonl").write_text(
+        '{"path": "a/000.png", "boxes": null}\n'
+    )
+    sh(repo, "dvc", "repro")
+    with store_of(repo) as store:
+        assert store.metadata("a/000.png") == {"label": "cat"}
+    assert pack_report(repo)["fields_removed"] == {"boxes": 1}
 
 
 def test_a_teammate_who_skipped_dvc_pull_is_refused_and_loses_nothing(repo, tmp_path):

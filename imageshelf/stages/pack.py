@@ -121,7 +121,8 @@ class Tracked:
         """A record's metadata: what it had, minus the fields tracked sources set last
         time; plus what arrived with the image now (it sets fields, never removes one);
         plus the folder rules, where nothing else gave the field; plus data/annotations,
-        over everything. Returns it with the names of the fields tracked sources set."""
+        over everything (a null there removes the field). Returns it with the names of
+        the fields tracked sources set."""
         metadata = dict(stored.metadata) if stored is not None else {}
         for name in stored.annotated if stored is not None else ():
             metadata.pop(name, None)
@@ -135,9 +136,13 @@ class Tracked:
                 metadata[name] = value
                 owned.add(name)
         if key in self.annotations:
-            values = self.annotations.for_image(key, info.width, info.height)
-            metadata.update(values)
-            owned.update(values)
+            for name, value in self.annotations.for_image(key, info.width, info.height).items():
+                if value is None:  # null in a tracked file: remove the field, whoever set it
+                    metadata.pop(name, None)
+                    owned.discard(name)
+                else:
+                    metadata[name] = value
+                    owned.add(name)
         return metadata, tuple(sorted(owned))
 
 
