@@ -361,7 +361,9 @@ def _table_rows(rel: str, data: bytes) -> Iterator[tuple[int, str, dict[str, Any
     try:
         columns = [name.strip() for name in next(reader, [])]
         lowered = [name.lower() for name in columns]
-        columns = [low if low in KNOWN_FIELDS else name for name, low in zip(columns, lowered)]
+        columns = [
+            low if low in KNOWN_FIELDS else name for name, low in zip(columns, lowered, strict=True)
+        ]
         path_column = next((c for c in PATH_COLUMNS if c in lowered), None)
         if path_column is None:
             raise AnnotationError(
