@@ -277,3 +277,69 @@ def test_an_annotation_file_that_does_not_parse_fails_the_stage_in_one_line(
     assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], lines
     assert name.rpartition("/")[2] in lines[0] or says in lines[0]
     assert not Path("data/staged.jsonl").exists()  # nothing staged from a half-read dataset
+
+
+def test_every_format_together_through_dvc_repro(repo):
+    """The fixtures above, dropped into one repository as their tools lay them out, and
+    packed by a real `dvc repro` with strict ingest."""
+    from conftest import sh
+
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("strict: false", "strict: true"))
+    incoming = repo / "data" / "incoming"
+    put(
+        incoming / "coco",
+        {
+            "val2017/000000000139.jpg": make_image("JPEG", (40, 30), seed=1),
+            "val2017/000000000285.jpg": make_image("JPEG", (40, 30), seed=2),
+            "annotations/instances_val2017.json": json.dumps(COCO),
+        },
+    )
+    put(
+        incoming / "coco8",
+        {
+            "data.yaml": "names: [person, bicycle]\n",
+            "README.md": "# coco8\n",
+            "images/train/000000000009.jpg": make_image("JPEG", (64, 48), seed=3),
+            "labels/train/000000000009.txt": "1 0.5 0.5 0.25 0.5\n",
+        },
+    )
+    put(
+        incoming / "VOC2012",
+        {
+            "JPEGImages/2007_000027.jpg": make_image("JPEG", (48, 40), seed=4),
+            "Annotations/2007_000027.xml": "<annotation><filename>2007_000027.jpg</filename>"
+            "<object><name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>11</xmax>"
+            "<ymax>22</ymax></bndbox></object></annotation>",
+        },
+    )
+    put(
+        incoming / "flowers",
+        {
+            "train/0001.png": make_image(seed=5),
+            "train/metadata.csv": "\ufefffile_name;Label;score\r\n0001.png;rose;0.5\r\n",
+            "LICENSE": "CC-BY\n",
+        },
+    )
+    sh(repo, "dvc", "repro")
+    with ImageStore(repo / "data" / "images.lmdb") as store:
+        got = metadata(store)
+    assert got == {
+        "VOC2012/JPEGImages/2007_000027.jpg": {
+            "objects": [{"bbox": [1, 2, 10, 20], "category": "dog"}]
+        },
+        "coco/val2017/000000000139.jpg": {
+            "objects": [
+                {"bbox": [1.5, 2.0, 10.0, 12.25], "category": "potted plant"},
+                {"bbox": [9.0, 9.0, 11.0, 11.0], "category": "person"},
+            ]
+        },
+        "coco/val2017/000000000285.jpg": {"objects": []},
+        "coco8/images/train/000000000009.jpg": {
+            "objects": [{"bbox": [24, 12, 16, 24], "category": "bicycle"}]
+        },
+        "flowers/train/0001.png": {"label": "rose", "score": 0.5},
+    }
+    ingest_report = json.loads((repo / "reports" / "ingest.json").read_text())
+    assert ingest_report["rejected"] == 0 and ingest_report["unused_metadata"] == []
+    assert ingest_report["ignored"] == ["coco8/README.md", "flowers/LICENSE"]
