@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import stat
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..annotations import Annotations, KeyIndex, annotation_kind, is_ignored, read_place
+from ..annotations import Annotations, KeyIndex, read_place
 from ..atomic import write_json
 from ..errors import ShelfError
 from ..images import NotAnImageError, describe
@@ -28,13 +27,7 @@ from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
 from ..store import InvalidKeyError, Record, encode_key
 from ..store.format import canonical_json
-
-
-@dataclass(frozen=True)
-class Reject:
-    path: str
-    code: str
-    reason: str
+from ..walk import Reject, shown, walk
 
 
 @dataclass
@@ -76,86 +69,6 @@ class IngestResult:
 
 class IngestError(ShelfError):
     """The incoming folder is missing, or strict mode found files it could not use."""
-
-
-def shown(relpath: str) -> str:
-    """A path as it can be printed and stored in JSON, even if the name is not UTF-8."""
-    return os.fsencode(relpath).decode("utf-8", "backslashreplace")
-
-
-@dataclass
-class Found:
-    """What a walk found, by path relative to the folder walked."""
-
-    files: list[str] = field(default_factory=list)  # image candidates
-    annotations: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-
-
-def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
-    """Every file under `root`: image candidates, annotation files, ignored files, and
-    what cannot be used (unreadable, not a regular file, a symlink leading out)."""
-    found = Found()
-    real_root = os.path.realpath(root)
-    pending = [""]
-    while pending:
-        folder = pending.pop()
-        try:
-            with os.scandir(os.path.join(root, folder)) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
-        except OSError as exc:
-            found.rejects.append(
-                Reject(shown(folder), "unreadable", f"cannot list folder: {exc.strerror}")
-            )
-            continue
-        for entry in entries:
-            rel = f"{folder}/{entry.name}" if folder else entry.name
-            if entry.name == ".gitkeep" and not folder:
-                continue  # the placeholder that keeps the empty folder in git
-            if is_ignored(rel, ignore):
-                found.ignored.append(shown(rel))
-                continue
-            try:
-                if entry.is_symlink():
-                    problem = _symlink_problem(entry.path, real_root)
-                    if problem:
-                        found.rejects.append(Reject(shown(rel), problem[0], problem[1]))
-                        continue
-                    mode = os.stat(entry.path).st_mode
-                else:
-                    mode = entry.stat(follow_symlinks=False).st_mode
-            except OSError as exc:
-                found.rejects.append(
-                    Reject(shown(rel), "unreadable", f"cannot stat: {exc.strerror}")
-                )
-                continue
-            if stat.S_ISDIR(mode):
-                pending.append(rel)
-            elif not stat.S_ISREG(mode):
-                found.rejects.append(
-                    Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
-                )
-            elif annotation_kind(rel) is not None:
-                found.annotations.append(rel)
-            else:
-                found.files.append(rel)
-    found.ignored.sort()
-    return found
-
-
-def _symlink_problem(path: str, real_root: str) -> tuple[str, str] | None:
-    try:
-        target = os.path.realpath(path, strict=True)
-    except OSError as exc:
-        if exc.errno == 40:  # ELOOP
-            return ("symlink", "symlink loop")
-        return ("symlink", f"broken symlink ({exc.strerror})")
-    if target != real_root and not target.startswith(real_root + os.sep):
-        return ("symlink", f"symlink leads outside the incoming folder (to {target})")
-    if os.path.isdir(target):
-        return ("symlink", "symlink to a folder: not followed, so nothing is counted twice")
-    return None
 
 
 class _Examiner:

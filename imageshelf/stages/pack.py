@@ -21,24 +21,24 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..annotations import Annotations, KeyIndex, folder_fields, read_place
+from ..annotations import Annotations
 from ..atomic import write_json
 from ..catalog import write_catalog
 from ..errors import ShelfError
 from ..manifest import read_manifest
+from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress
 from ..splits import assign_split, with_split
-from ..store import Header, ImageInfo, ImageStore, Record, StoreError
+from ..store import Header, ImageStore, Record, StoreError
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded
-from .ingest import walk
 
 
 class PackError(ShelfError):
@@ -68,9 +68,6 @@ def read_removals(path: Path) -> list[str]:
     return keys
 
 
-Metadata = tuple[dict[str, Any], tuple[str, ...]]  # (metadata, the fields annotations own)
-
-
 @dataclass
 class PackPlan:
     """What pack will do, decided before anything is written."""
@@ -98,80 +95,6 @@ class PackPlan:
     @property
     def changes_store(self) -> bool:
         return bool(self.writes or self.removed or self.resplit or self.relabeled)
-
-
-@dataclass
-class Tracked:
-    """The metadata that tracked sources give: data/annotations/ and the folder rules."""
-
-    annotations: Annotations
-    rules: AnnotationsParams
-
-    @property
-    def active(self) -> bool:
-        return self.rules.label_from_folder or self.rules.split_from_folder
-
-    def concerns(self, key: str, raw: bytes) -> bool:
-        """Whether a stored record (its raw JSON) may need these sources applied."""
-        return self.active or key in self.annotations or raw.startswith(b'{"annotated":')
-
-    def apply(
-        self, key: str, info: ImageInfo, stored: Record | None, arrived: dict[str, Any] | None
-    ) -> Metadata:
-        """A record's metadata: what it had, minus the fields tracked sources set last
-        time; plus what arrived with the image now (it sets fields, never removes one);
-        plus the folder rules, where nothing else gave the field; plus data/annotations,
-        over everything (a null there removes the field). Returns it with the names of
-        the fields tracked sources set."""
-        metadata = dict(stored.metadata) if stored is not None else {}
-        for name in stored.annotated if stored is not None else ():
-            metadata.pop(name, None)
-        if arrived:
-            metadata.update(arrived)
-        owned = set()
-        for name, value in folder_fields(
-            key, self.rules.label_from_folder, self.rules.split_from_folder
-        ).items():
-            if name not in metadata:
-                metadata[name] = value
-                owned.add(name)
-        if key in self.annotations:
-            for name, value in self.annotations.for_image(key, info.width, info.height).items():
-                if value is None:  # null in a tracked file: remove the field, whoever set it
-                    metadata.pop(name, None)
-                    owned.discard(name)
-                else:
-                    metadata[name] = value
-                    owned.add(name)
-        return metadata, tuple(sorted(owned))
-
-
-def read_tracked(
-    folder: Path,
-    rules: AnnotationsParams,
-    keys: Callable[[], Iterable[str]],
-    max_bytes: int = 1 << 20,
-) -> Tracked:
-    """The tracked annotations in `folder` (data/annotations/), for the images `keys()`
-    names (read only if the folder holds annotation files). Every file there must be an
-    annotation file (or ignored), and every one must parse."""
-    if not folder.is_dir():
-        return Tracked(Annotations(), rules)
-    found = walk(str(folder), rules.ignore)
-    problems = [f"{r.path}: {r.reason}" for r in found.rejects] + [
-        f"{rel}: not an annotation file (a table, a sidecar, COCO, YOLO or Pascal VOC); move "
-        "it out or add it to annotations.ignore"
-        for rel in found.files
-    ]
-    if problems:
-        raise PackError(f"{folder}/{problems[0]}")
-    if not found.annotations:
-        return Tracked(Annotations(), rules)
-    annotations = read_place(folder, found.annotations, KeyIndex(keys()), max_bytes)
-    if annotations.broken:
-        key, reason = sorted(annotations.broken.items())[0]
-        raise PackError(f"{folder}: the annotations of {key}: {reason}")
-    return Tracked(annotations, rules)
 
 
 def plan_pack(

@@ -1,0 +1,103 @@
+"""How metadata from several sources becomes a record's: the rule README's "How sources
+combine, and what removes a field" states, in one place.
+
+Weakest to strongest: what arrived with the image in data/incoming/ (sets fields, never
+removes one); params.yaml's folder rules (only where nothing else gave the field); the
+tracked annotations in data/annotations/ (over everything; a null removes a field). A
+record remembers which fields the tracked sources set (`annotated`), so that a field
+leaves the store only when the tracked source that set it stops setting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .annotations import Annotations, KeyIndex, folder_fields, read_place
+from .errors import ShelfError
+from .params import AnnotationsParams
+from .store import ImageInfo, Record
+from .walk import walk
+
+Metadata = tuple[dict[str, Any], tuple[str, ...]]  # (metadata, the fields tracked sources own)
+
+
+class TrackedError(ShelfError):
+    """The tracked annotations folder holds something that is not annotations, or a file
+    there does not parse."""
+
+
+@dataclass
+class Tracked:
+    """The metadata that tracked sources give: data/annotations/ and the folder rules."""
+
+    annotations: Annotations
+    rules: AnnotationsParams
+
+    @property
+    def active(self) -> bool:
+        return self.rules.label_from_folder or self.rules.split_from_folder
+
+    def concerns(self, key: str, raw: bytes) -> bool:
+        """Whether a stored record (its raw JSON) may need these sources applied."""
+        return self.active or key in self.annotations or raw.startswith(b'{"annotated":')
+
+    def apply(
+        self, key: str, info: ImageInfo, stored: Record | None, arrived: dict[str, Any] | None
+    ) -> Metadata:
+        """A record's metadata: what it had, minus the fields tracked sources set last
+        time; plus what arrived with the image now (it sets fields, never removes one);
+        plus the folder rules, where nothing else gave the field; plus data/annotations,
+        over everything (a null there removes the field). Returns it with the names of
+        the fields tracked sources set."""
+        metadata = dict(stored.metadata) if stored is not None else {}
+        for name in stored.annotated if stored is not None else ():
+            metadata.pop(name, None)
+        if arrived:
+            metadata.update(arrived)
+        owned = set()
+        for name, value in folder_fields(
+            key, self.rules.label_from_folder, self.rules.split_from_folder
+        ).items():
+            if name not in metadata:
+                metadata[name] = value
+                owned.add(name)
+        if key in self.annotations:
+            for name, value in self.annotations.for_image(key, info.width, info.height).items():
+                if value is None:  # null in a tracked file: remove the field, whoever set it
+                    metadata.pop(name, None)
+                    owned.discard(name)
+                else:
+                    metadata[name] = value
+                    owned.add(name)
+        return metadata, tuple(sorted(owned))
+
+
+def read_tracked(
+    folder: Path,
+    rules: AnnotationsParams,
+    keys: Callable[[], Iterable[str]],
+    max_bytes: int = 1 << 20,
+) -> Tracked:
+    """The tracked annotations in `folder` (data/annotations/), for the images `keys()`
+    names (read only if the folder holds annotation files). Every file there must be an
+    annotation file (or ignored), and every one must parse."""
+    if not folder.is_dir():
+        return Tracked(Annotations(), rules)
+    found = walk(str(folder), rules.ignore)
+    problems = [f"{r.path}: {r.reason}" for r in found.rejects] + [
+        f"{rel}: not an annotation file (a table, a sidecar, COCO, YOLO or Pascal VOC); move "
+        "it out or add it to annotations.ignore"
+        for rel in found.files
+    ]
+    if problems:
+        raise TrackedError(f"{folder}/{problems[0]}")
+    if not found.annotations:
+        return Tracked(Annotations(), rules)
+    annotations = read_place(folder, found.annotations, KeyIndex(keys()), max_bytes)
+    if annotations.broken:
+        key, reason = sorted(annotations.broken.items())[0]
+        raise TrackedError(f"{folder}: the annotations of {key}: {reason}")
+    return Tracked(annotations, rules)
