@@ -31,21 +31,36 @@ from imageshelf.stages.validate import run
 )
 @catalog_option
 @report_option("reports/validate.json")
+@click.option(
+    "--full", is_flag=True, help="Re-hash every part, also those proven before and unchanged since."
+)
 def validate(
-    store_path: Path, manifest: Path, incoming: Path, pack_report: Path, catalog: Path, report: Path
+    store_path: Path,
+    manifest: Path,
+    incoming: Path,
+    pack_report: Path,
+    catalog: Path,
+    report: Path,
+    full: bool,
 ) -> None:
     """Prove every record in the store is intact and every staged image is in it.
 
-    Re-hashes every stored image, parses every record, checks the header's count and
-    digest, checks the catalog lists exactly the store's records, and compares each
-    staged image with the store and with its source file. Any failure exits non-zero,
-    so `dvc repro` stops before a bad store is pushed.
+    Proves what changed: every part (the single file, or a shard) that is new or
+    rewritten is read in full: LMDB's structure, every image re-hashed, every record
+    parsed, the header's count and digest. A part proven before on this machine and
+    unchanged since (the same content digest and file fingerprint: size, inode, mtime,
+    ctime) is not read again; --full reads every part. Then the catalog, and each
+    staged image against the store and its source file. Any failure exits non-zero, so
+    `dvc repro` stops before a bad store is pushed.
     """
     with bar(None, "validate") as progress:
-        result = run(store_path, manifest, incoming, pack_report, catalog, report, progress)
+        result = run(store_path, manifest, incoming, pack_report, catalog, report, progress, full)
+    earlier = (
+        f", {result.proven_earlier} proven earlier and unchanged" if result.proven_earlier else ""
+    )
     click.echo(
         f"validate: {result.records} records intact ({mb(result.bytes_checked)} "
-        f"re-hashed); {result.staged_checked} staged images present and "
+        f"re-hashed{earlier}); {result.staged_checked} staged images present and "
         f"byte-identical"
     )
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .. import cache
 from ..atomic import write_bytes, write_json, write_text
 from ..params import StatsParams
-from ..store import ImageStore
+from ..store import ImageStore, StoreFile
 
 NO_LABEL = "(no label)"
 NO_SPLIT = "(no split)"
@@ -28,7 +29,7 @@ def label_of(metadata: dict[str, Any]) -> str:
     return NO_LABEL if label in (None, "") else str(label)
 
 
-def _percentile(ordered: array, fraction: float) -> int:
+def _percentile(ordered: list[int], fraction: float) -> int:
     if not ordered:
         return 0
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
@@ -44,16 +45,16 @@ def _size_bin(size: int) -> tuple[int, str]:
     return upper, ("< 1 KiB" if upper == 1 else f"{lower}-{upper} KiB")
 
 
-def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
-    """One pass over the records (no image bytes): every figure the stage reports."""
+def _summary(file: StoreFile, samples_per_label: int) -> dict[str, Any]:
+    """One pass over one part's records (no image bytes): what stats needs of it, in a
+    form that adds up across parts and is kept in the cache by the part's content."""
     sizes = array("q")
     formats: Counter[str] = Counter()
     labels: Counter[str] = Counter()
-    bins: Counter[tuple[int, str]] = Counter()
-    samples: dict[str, list[str]] = defaultdict(list)
     splits: dict[str, Counter[str]] = defaultdict(Counter)  # split -> label -> count
+    samples: dict[str, list[str]] = defaultdict(list)
     widths, heights = array("q"), array("q")
-    for record in store.records():
+    for record in file.records():
         info = record.info
         sizes.append(info.size)
         widths.append(info.width)
@@ -62,13 +63,53 @@ def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
         label = label_of(record.metadata)
         labels[label] += 1
         splits[record.effective_split or NO_SPLIT][label] += 1
-        bins[_size_bin(info.size)] += 1
         if len(samples[label]) < samples_per_label:
             samples[label].append(record.key)
-    ordered = array("q", sorted(sizes))
+    return {
+        "sizes": sorted(sizes),
+        "width": [min(widths, default=0), max(widths, default=0)],
+        "height": [min(heights, default=0), max(heights, default=0)],
+        "formats": formats,
+        "labels": labels,
+        "splits": splits,
+        "samples": samples,
+    }
+
+
+def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
+    """Every figure the stage reports, part by part: a part seen before (the same content
+    digest) is not read again."""
+    sizes: list[int] = []
+    formats: Counter[str] = Counter()
+    labels: Counter[str] = Counter()
+    splits: dict[str, Counter[str]] = defaultdict(Counter)
+    candidates: dict[str, list[str]] = defaultdict(list)
+    widths: list[int] = []
+    heights: list[int] = []
+    for part in store.parts:
+        name = f"parts/{part.content_digest}.stats-{samples_per_label}.json"
+        summary = cache.load(name)
+        if summary is None:
+            summary = _summary(store.part(part.name), samples_per_label)
+            cache.save(name, summary)
+        if summary["sizes"]:
+            sizes += summary["sizes"]
+            widths += summary["width"]
+            heights += summary["height"]
+        formats.update(summary["formats"])
+        labels.update(summary["labels"])
+        for split, counts in summary["splits"].items():
+            splits[split].update(counts)
+        for label, keys in summary["samples"].items():
+            candidates[label] += keys
+    ordered = sorted(sizes)  # sorted runs, one per part: a merge
+    bins: Counter[tuple[int, str]] = Counter()
+    for size, count in Counter(ordered).items():
+        bins[_size_bin(size)] += count
+    samples = {label: sorted(keys)[:samples_per_label] for label, keys in candidates.items()}
     metrics = {
-        "count": len(sizes),
-        "total_bytes": sum(sizes),
+        "count": len(ordered),
+        "total_bytes": sum(ordered),
         "labels": len(labels),
         "by_format": dict(sorted(formats.items())),
         "by_label": dict(sorted(labels.items())),
@@ -84,7 +125,7 @@ def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
             "p90": _percentile(ordered, 0.90),
             "p99": _percentile(ordered, 0.99),
             "max": ordered[-1] if ordered else 0,
-            "mean": round(sum(sizes) / len(sizes)) if sizes else 0,
+            "mean": round(sum(ordered) / len(ordered)) if ordered else 0,
         },
     }
     return {"metrics": metrics, "labels": labels, "bins": bins, "samples": samples}

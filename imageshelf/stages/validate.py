@@ -6,6 +6,11 @@ against its hash and size, every record parsed, the header's count, byte total a
 content digest, and the part against the entry that lists it. Then the catalog against
 the store, and each staged image (unless pack reported why it was not packed) against
 the store and its source file, byte for byte.
+
+A run proves what changed. A part proven before on this machine, whose content digest
+and file fingerprint (size, inode, mtime and ctime: any write through the file system
+changes ctime, and it cannot be set back) are unchanged, is not read again; nor is a
+catalog file so proven. `full=True` (`validate --full`) reads everything.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import Any
 import lmdb
 import lmdb.verify as lmdb_verify
 
+from .. import cache
 from ..atomic import write_json
+from ..cache import fingerprint
 from ..catalog import catalog_digest, catalog_parts
 from ..errors import ShelfError
 from ..manifest import read_manifest
@@ -34,13 +41,19 @@ class ValidationError(ShelfError):
     """The store failed validation; the full list is in the report."""
 
 
+PROVEN = "validated.json"  # in the cache: path -> [fingerprint, content digest]
+
+
 @dataclass
 class Validation:
     records: int = 0
     bytes_checked: int = 0
+    proven_earlier: int = 0  # records of parts proven before and unchanged since
     staged_checked: int = 0
     sources_checked: int = 0
+    full: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
+    proven: dict[str, list[Any]] = field(default_factory=dict)  # what this run proved
 
     def fail(self, key: str, problem: str) -> None:
         self.failures.append({"key": key, "problem": problem})
@@ -50,6 +63,8 @@ class Validation:
             "ok": not self.failures,
             "records": self.records,
             "bytes_checked": self.bytes_checked,
+            "proven_earlier": self.proven_earlier,
+            "full": self.full,
             "staged_checked": self.staged_checked,
             "sources_checked": self.sources_checked,
             "failures": self.failures,
@@ -70,12 +85,30 @@ def verify_structure(path: Path) -> list[str]:
         return [f"cannot read: {exc.strerror}"]
 
 
-def validate_store(store: ImageStore, progress: Progress | None = None) -> Validation:
-    """Check every part of the store, then the store as a whole.
+def _proven(full: bool) -> dict[str, list[Any]]:
+    if full:
+        return {}
+    earlier = cache.load(PROVEN)
+    return earlier if isinstance(earlier, dict) else {}
+
+
+def _still_proven(earlier: dict[str, list[Any]], path: Path, digest: str) -> list[Any] | None:
+    """The proof entry for a file, if it was proven before and has not changed since."""
+    now = fingerprint(path)
+    entry = [list(now), digest] if now is not None else None
+    return entry if entry is not None and earlier.get(str(path)) == entry else None
+
+
+def validate_store(
+    store: ImageStore, progress: Progress | None = None, full: bool = False
+) -> Validation:
+    """Check every part of the store, then the store as a whole. Parts proven before and
+    unchanged since are not read again, unless `full`.
 
     `progress`, if given, is reset to the record count, then updated per record.
     """
-    result = Validation()
+    result = Validation(full=full)
+    earlier = _proven(full)
     try:
         parts, header = store.parts, store.header
     except StoreError as exc:
@@ -83,6 +116,7 @@ def validate_store(store: ImageStore, progress: Progress | None = None) -> Valid
         return result
     if progress is not None:
         progress.reset(total=header.count)
+    fresh: list[Part] = []  # parts read in full this time
     for part in parts:
         try:
             file = store.part(part.name)
@@ -92,7 +126,19 @@ def validate_store(store: ImageStore, progress: Progress | None = None) -> Valid
                 "shard listed in the index is missing; `dvc pull` or `dvc checkout` brings it back",
             )
             continue
+        entry = _still_proven(earlier, file.path, part.content_digest)
+        if entry is not None:
+            result.records += part.count
+            result.proven_earlier += part.count
+            result.proven[str(file.path)] = entry
+            if progress is not None:
+                progress.update(part.count)
+            continue
+        fresh.append(part)
         found = _validate_file(file, part, progress)
+        now = fingerprint(file.path)
+        if not found.failures and now is not None:
+            result.proven[str(file.path)] = [list(now), part.content_digest]
         result.records += found.records
         result.bytes_checked += found.bytes_checked
         shard = is_shard_name(part.name)  # failures name the shard as well as the key
@@ -113,13 +159,30 @@ def validate_store(store: ImageStore, progress: Progress | None = None) -> Valid
         result.fail(
             "(header)", f"header says {header.count} images, the store holds {result.records}"
         )
-    if len(parts) > 1:
+    _check_keys_unique(store, parts, fresh, result)
+    return result
+
+
+def _check_keys_unique(
+    store: ImageStore, parts: list[Part], fresh: list[Part], result: Validation
+) -> None:
+    """No key in two parts. Parts proven together before were checked then: only keys of
+    the parts read now are looked up in the others (or, when most parts are new, one
+    merged scan of every key)."""
+    if len(parts) < 2 or not fresh:
+        return
+    if sum(p.count for p in fresh) * 10 > sum(p.count for p in parts):
         previous = None
         for key, _raw in store.raw_records():
             if key == previous:
                 result.fail(key, "the same key is in two shards")
             previous = key
-    return result
+        return
+    for part in fresh:
+        others = [p for p in parts if p.name != part.name]
+        for key in store.part(part.name):
+            if any(p.may_hold(key) and key in store.part(p.name) for p in others):
+                result.fail(key, "the same key is in two shards")
 
 
 def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Validation:
@@ -183,10 +246,12 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
 
 
 def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> None:
-    """The catalog folder must list exactly the store's records, file by file."""
+    """The catalog folder must list exactly the store's records, file by file (a file
+    proven before and unchanged since is not read again)."""
     if not catalog.is_dir():
         result.fail("(catalog)", f"{catalog} is missing; run pack to write it")
         return
+    earlier = _proven(result.full)
     parts = catalog_parts(store)
     for name, part, _file in parts:
         digest = part.content_digest
@@ -194,13 +259,20 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
         if not path.exists():
             result.fail("(catalog)", f"{path} is missing; run pack to rewrite it")
             continue
+        entry = _still_proven(earlier, path, digest)
+        if entry is not None:
+            result.proven[str(path)] = entry
+            continue
         try:
             _count, found = catalog_digest(read_manifest(path))
         except (ValueError, KeyError, TypeError) as exc:
             result.fail("(catalog)", f"{path} does not parse: {exc}")
             continue
+        now = fingerprint(path)
         if found != digest:
             result.fail("(catalog)", f"{path} does not match the store; run pack to rewrite it")
+        elif now is not None:
+            result.proven[str(path)] = [list(now), digest]
     extra = sorted({p.name for p in catalog.glob("*.jsonl")} - {n for n, _, _ in parts})
     if extra:
         result.fail(
@@ -254,6 +326,7 @@ def run(
     catalog: Path,
     report: Path,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> Validation:
     """The validate stage: the store, then the catalog (if the store is whole), then the
     staged images; the report is written either way, and any failure raises
@@ -264,7 +337,7 @@ def run(
             f"`dvc pull {store_path}` to fetch the last one"
         )
     store = ImageStore(store_path)
-    result = validate_store(store, progress)
+    result = validate_store(store, progress, full)
     not_packed: dict[str, str] = {}
     if pack_report.exists():
         not_packed = json.loads(pack_report.read_text(encoding="utf-8")).get("not_packed", {})
@@ -273,6 +346,8 @@ def run(
     if manifest.exists():
         validate_staged(store, manifest, incoming, not_packed, result)
     write_json(report, result.report())
+    if not result.failures:
+        cache.save(PROVEN, result.proven)  # only what this store is made of now
     if result.failures:
         first = result.failures[0]
         raise ValidationError(

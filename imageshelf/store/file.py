@@ -147,6 +147,9 @@ def _same_file(path: str, ident: tuple[int, int]) -> bool:
 
 
 _fork_generation = 0  # bumped in a forked child: handles from before the fork are stale
+# The same number in a list, for readers that keep a reference to it (one subscript to
+# check, no global lookup): ImageStore's key -> part fast path.
+FORK_GENERATION = [0]
 
 
 def _forget_inherited_stores() -> None:
@@ -154,6 +157,7 @@ def _forget_inherited_stores() -> None:
     # reopen those files, and using them leaks reader state. Close them in the child.
     global _fork_generation
     _fork_generation += 1
+    FORK_GENERATION[0] = _fork_generation
     for opened in list(_open_stores.values()):
         with contextlib.suppress(lmdb.Error):
             opened.close()
@@ -222,6 +226,10 @@ class StoreFile:
     def keys(self) -> list[str]:
         """All keys, in sorted order."""
         return list(self)
+
+    def txn_get(self) -> Any:
+        """This thread's bound `txn.get` on the images database (the hot path of reads)."""
+        return self._store().txn().get
 
     def get(self, key: str) -> bytes:
         """The image's original bytes. Raises KeyError naming a missing key."""

@@ -1,0 +1,76 @@
+"""Facts the stages computed before, kept on this machine so that a run costs what
+changed: what ingest learned of each incoming file, which parts validate proved, the
+figures stats and pack need of each part.
+
+A cache is never the truth. An entry is used only while what it describes is provably
+the same: a part by its content digest (parts are immutable and named by content), a
+file by a stat fingerprint that any write changes (size, inode, mtime and ctime; ctime
+cannot be set back). Losing the cache costs time, never correctness: delete it freely.
+It lives in `.dvc/tmp/imageshelf/` (DVC's folder for local state, ignored by git); a
+folder without `.dvc/` gets no cache and always does the whole work.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .atomic import write_bytes
+
+CACHE = Path(".dvc") / "tmp" / "imageshelf"
+
+Fingerprint = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
+
+
+def fingerprint(path: str | os.PathLike[str]) -> Fingerprint | None:
+    """What any change to the file through the file system changes, or None if missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def cache_root() -> Path | None:
+    """The cache folder, or None where there is no DVC repository to keep it in."""
+    return CACHE if CACHE.parent.parent.is_dir() else None
+
+
+def load(name: str) -> Any:
+    """A cached JSON value, or None if there is none (or it is unreadable: rebuilt)."""
+    root = cache_root()
+    if root is None:
+        return None
+    try:
+        return orjson.loads((root / name).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def save(name: str, value: Any) -> None:
+    root = cache_root()
+    if root is None:
+        return
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(root / name, orjson.dumps(value))
+
+
+def load_bytes(name: str) -> bytes | None:
+    root = cache_root()
+    if root is None:
+        return None
+    try:
+        return (root / name).read_bytes()
+    except OSError:
+        return None
+
+
+def save_bytes(name: str, data: bytes) -> None:
+    root = cache_root()
+    if root is None:
+        return
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(root / name, data)
