@@ -27,6 +27,8 @@ class Found:
     """What a walk found, by path relative to the folder walked."""
 
     files: list[str] = field(default_factory=list)  # image candidates
+    # each candidate's fingerprint (dev, inode, size, mtime_ns, ctime_ns), from the walk
+    fingerprints: dict[str, tuple[int, int, int, int, int]] = field(default_factory=dict)
     annotations: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
@@ -61,9 +63,10 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
                     if problem:
                         found.rejects.append(Reject(shown(rel), problem[0], problem[1]))
                         continue
-                    mode = os.stat(entry.path).st_mode
+                    st = os.stat(entry.path)
                 else:
-                    mode = entry.stat(follow_symlinks=False).st_mode
+                    st = entry.stat(follow_symlinks=False)
+                mode = st.st_mode
             except OSError as exc:
                 found.rejects.append(
                     Reject(shown(rel), "unreadable", f"cannot stat: {exc.strerror}")
@@ -79,6 +82,13 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
                 found.annotations.append(rel)
             else:
                 found.files.append(rel)
+                found.fingerprints[rel] = (
+                    st.st_dev,
+                    st.st_ino,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                )
     found.ignored.sort()
     return found
 

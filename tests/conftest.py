@@ -217,6 +217,15 @@ def publish(root: Path, images: dict[str, bytes], message: str) -> None:
     sh(root, "dvc", "push")
 
 
+# What `dvc status` says when nothing changed: ingest runs on every `dvc repro`
+# (always_changed), looking at data/incoming/ itself, so DVC never walks it.
+UP_TO_DATE = "ingest:\n\talways changed"
+
+
+def up_to_date(root: Path) -> bool:
+    return sh(root, "dvc", "status").stdout.strip() == UP_TO_DATE
+
+
 def lock_entry(root: Path, stage: str) -> dict:
     return yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage]
 

@@ -17,6 +17,7 @@ from conftest import (
     put,
     sh,
     stored,
+    up_to_date,
 )
 
 
@@ -25,7 +26,7 @@ def test_repro_push_and_a_teammates_pull_bring_the_same_bytes(repo, tmp_path):
     put(repo / "data" / "incoming", images)
     sh(repo, "dvc", "repro")
     assert stored(repo) == images
-    assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    assert up_to_date(repo)
 
     before = md5(repo / "data" / "images.lmdb")
     sh(repo, "dvc", "repro")
@@ -77,7 +78,7 @@ def test_a_removal_through_remove_txt(repo):
         removals.write(gone + "\n")
     sh(repo, "dvc", "repro")
     assert stored(repo) == {k: v for k, v in images.items() if k != gone}
-    assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    assert up_to_date(repo)
 
 
 def test_packing_without_pulling_the_store_first_is_refused(repo, tmp_path):

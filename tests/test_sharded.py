@@ -26,6 +26,7 @@ from conftest import (
     put,
     sh,
     sharded_params,
+    up_to_date,
 )
 
 
@@ -220,7 +221,7 @@ def test_sharded_push_after_adding_1_percent_uploads_one_new_shard(repo, tmp_pat
     *small, shard = uploaded
     assert new_bytes < shard <= new_bytes + 64 * 1024, uploaded
     assert len(small) == 5 and all(size < 4096 for size in small), uploaded
-    assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    assert up_to_date(repo)
 
     teammate = tmp_path / "teammate"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
@@ -242,7 +243,7 @@ def test_switching_layouts_converts_the_store_and_back(repo):
     with ImageStore(repo / "data" / "images") as store:
         assert len(store.parts) > 1
         assert {k: store.get(k) for k in store} == content
-    assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    assert up_to_date(repo)
     commit(repo, "sharded")
 
     (repo / "data" / "images.lmdb").unlink()
@@ -271,7 +272,7 @@ def test_compact_merges_small_shards_and_dvc_records_it(repo):
     assert "in 1 shard(s), from 4" in out.stdout
     sh(repo, "dvc", "commit", "-f", "pack")
     sh(repo, "dvc", "repro")
-    assert sh(repo, "dvc", "status").stdout.strip() == "Data and pipelines are up to date."
+    assert up_to_date(repo)
     with ImageStore(repo / "data" / "images") as store:
         assert {k: store.get(k) for k in store} == everything
     validate = json.loads((repo / "reports" / "validate.json").read_text())

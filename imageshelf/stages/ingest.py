@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..annotations import Annotations, KeyIndex, read_place
-from ..atomic import write_json
+from .. import __version__, cache
+from ..annotations import KeyIndex, read_place
+from ..atomic import write_bytes, write_json
 from ..errors import ShelfError
 from ..images import NotAnImageError, describe
-from ..manifest import write_manifest
+from ..manifest import encode_line
 from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
-from ..store import InvalidKeyError, Record, encode_key
-from ..store.format import canonical_json
+from ..store import ImageInfo, ImageStore, InvalidKeyError, Record, StoreError, encode_key
+from ..store.format import canonical_json, parse_json, peek_sha256_and_split
 from ..walk import Reject, shown, walk
 
 
@@ -38,10 +39,36 @@ class IngestResult:
     annotation_files: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     scanned: int = 0
+    already_stored: int = 0  # images in the incoming folder the store holds as they are
 
     @property
     def staged_bytes(self) -> int:
         return sum(r.info.size for r in self.staged)
+
+    def summary(self, report: Path) -> str:
+        stored = f"{self.already_stored} already in the store, " if self.already_stored else ""
+        rejected = f"{len(self.rejects)} rejected" + (f" (see {report})" if self.rejects else "")
+        return (
+            f"ingest: {len(self.staged)} images staged ({self.staged_bytes / 1e6:,.1f} MB), "
+            f"{stored}{rejected}"
+        )
+
+    def notes(self, report: Path) -> list[str]:
+        """The lines a user should see beside the summary: rejects, ignored files,
+        metadata that matched no image."""
+        notes = [f"  rejected {r.path}: {r.reason}" for r in self.rejects[:10]]
+        if len(self.rejects) > 10:
+            notes.append(f"  ... and {len(self.rejects) - 10} more in {report}")
+        if self.ignored:
+            notes.append(
+                f"  {len(self.ignored)} file(s) ignored by annotations.ignore (see {report})"
+            )
+        if self.unused_metadata:
+            notes.append(
+                f"  {len(self.unused_metadata)} metadata file(s) or row(s) matched "
+                f"no image (see {report})"
+            )
+        return notes
 
     def check_strict(self, params: IngestParams, params_path: Path) -> None:
         """Fail (IngestError) if strict mode is on and any file was rejected."""
@@ -56,6 +83,7 @@ class IngestResult:
             by_code[reject.code] += 1
         return {
             "scanned": self.scanned,
+            "already_stored": self.already_stored,
             "staged": len(self.staged),
             "staged_bytes": self.staged_bytes,
             "rejected": len(self.rejects),
@@ -71,80 +99,87 @@ class IngestError(ShelfError):
     """The incoming folder is missing, or strict mode found files it could not use."""
 
 
-class _Examiner:
-    """Turns one candidate file into a Record or a Reject. Runs in worker processes."""
+Probe = tuple[Any, ...]  # ("image", sha256, size, format, width, height) or ("reject", code, why)
+PROBES = "ingest.json"  # in the cache: what each file was, by its fingerprint
 
-    def __init__(self, root: str, params: IngestParams, annotations: Annotations) -> None:
+
+class _Prober:
+    """What one file is: an image (hash, size, format, width, height) or a reject with
+    its reason. Runs in worker processes; depends on the file's bytes alone, so it is
+    kept in the cache by the file's fingerprint."""
+
+    def __init__(self, root: str, params: IngestParams) -> None:
         self.root = root
         self.params = params
-        self.annotations = annotations
 
-    def __call__(self, rel: str) -> Record | Reject:
-        try:
-            encode_key(rel)
-        except InvalidKeyError as exc:
-            code = "key_too_long" if "at most" in str(exc) else "bad_key"
-            return Reject(shown(rel), code, str(exc))
-        broken = self.annotations.broken.get(rel)
-        if broken is not None:
-            return Reject(shown(rel), "bad_metadata", broken)
+    def __call__(self, rel: str) -> Probe:
         path = os.path.join(self.root, rel)
         try:
             with open(path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size > self.params.max_file_bytes:
-                    return Reject(
-                        shown(rel),
+                    return (
+                        "reject",
                         "too_large",
                         f"file is {size:,} bytes, over ingest.max_file_bytes",
                     )
                 data = fh.read()
         except OSError as exc:
-            return Reject(shown(rel), "unreadable", f"cannot read: {exc.strerror}")
+            return ("reject", "unreadable", f"cannot read: {exc.strerror}")
         try:
-            record = describe(rel, data, None, self.params.max_pixels)
+            info = describe(rel, data, None, self.params.max_pixels).info
         except NotAnImageError as exc:
-            return Reject(shown(rel), exc.code, exc.reason)
-        metadata = self.annotations.for_image(rel, record.info.width, record.info.height)
-        if len(canonical_json(metadata)) > self.params.max_metadata_bytes:
-            return Reject(
-                shown(rel),
-                "bad_metadata",
-                f"metadata is over {self.params.max_metadata_bytes:,} bytes "
-                "(ingest.max_metadata_bytes)",
-            )
-        return Record(rel, record.info, metadata)
+            return ("reject", exc.code, exc.reason)
+        return ("image", info.sha256, info.size, info.format, info.width, info.height)
 
 
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
 CHUNK = 256
 
 
-def _examine_all(examine: _Examiner, files: list[str]) -> Iterator[Record | Reject]:
-    """Examine files in order, on every core when there are many.
+def _probe_all(probe: _Prober, files: list[str]) -> Iterator[Probe]:
+    """Probe files in order, on every core when there are many.
 
     The per-file work is mostly Python (header parsing, checks), so threads would queue
-    on the GIL: forked processes take chunks of files and send back small records.
+    on the GIL: forked processes take chunks of files and send back small tuples.
     """
     cores = os.cpu_count() or 1
     if cores < 2 or len(files) < PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
-        yield from map(examine, files)
+        yield from map(probe, files)
         return
-    global _worker_examine
-    _worker_examine = examine  # inherited by the forked workers, never pickled
+    global _worker_probe
+    _worker_probe = probe  # inherited by the forked workers, never pickled
     try:
         with mp.get_context("fork").Pool(cores) as pool:
-            yield from pool.imap(_examine_in_worker, files, chunksize=CHUNK)
+            yield from pool.imap(_probe_in_worker, files, chunksize=CHUNK)
     finally:
-        _worker_examine = None
+        _worker_probe = None
 
 
-_worker_examine: _Examiner | None = None
+_worker_probe: _Prober | None = None
 
 
-def _examine_in_worker(rel: str) -> Record | Reject:
-    assert _worker_examine is not None
-    return _worker_examine(rel)
+def _probe_in_worker(rel: str) -> Probe:
+    assert _worker_probe is not None
+    return _worker_probe(rel)
+
+
+def _cached_probes(params: IngestParams) -> dict[str, list[Any]]:
+    """Earlier probes ({path: [*fingerprint, *probe]}), if made by this code with these
+    limits; a probe depends on both."""
+    cached = cache.load(PROBES)
+    if (
+        isinstance(cached, dict)
+        and cached.get("version") == __version__
+        and cached.get("params") == _limits(params)
+    ):
+        files = cached.get("files")
+        return files if isinstance(files, dict) else {}
+    return {}
+
+
+def _limits(params: IngestParams) -> list[int]:
+    return [params.max_pixels, params.max_file_bytes]
 
 
 def ingest(
@@ -154,6 +189,7 @@ def ingest(
     progress: Progress | None = None,
 ) -> IngestResult:
     """Examine everything under `incoming`; return staged records (sorted) and rejects.
+    A file unchanged since an earlier run (its fingerprint) is not read again.
 
     `progress`, if given, is reset to the number of files, then updated per file.
     """
@@ -165,7 +201,6 @@ def ingest(
     annotations = read_place(
         root, found.annotations, KeyIndex(found.files), params.max_metadata_bytes
     )
-    examine = _Examiner(root, params, annotations)
     result = IngestResult(
         rejects=list(found.rejects),
         scanned=len(found.files),
@@ -173,16 +208,91 @@ def ingest(
         unused_metadata=[shown(u) for u in annotations.unused],
         ignored=found.ignored,
     )
-    for outcome in _examine_all(examine, found.files):
-        if isinstance(outcome, Reject):
-            result.rejects.append(outcome)
+    probes: dict[str, Probe] = {}
+    candidates = []
+    for rel in found.files:
+        try:
+            encode_key(rel)
+        except InvalidKeyError as exc:
+            code = "key_too_long" if "at most" in str(exc) else "bad_key"
+            result.rejects.append(Reject(shown(rel), code, str(exc)))
+            continue
+        broken = annotations.broken.get(rel)
+        if broken is not None:
+            result.rejects.append(Reject(shown(rel), "bad_metadata", broken))
+            continue
+        candidates.append(rel)
+    earlier = _cached_probes(params)
+    todo = []
+    for rel in candidates:
+        entry = earlier.get(rel)
+        if entry is not None and tuple(entry[:5]) == found.fingerprints[rel]:
+            probes[rel] = tuple(entry[5:])
         else:
-            result.staged.append(outcome)
+            todo.append(rel)
+    if progress is not None:
+        progress.update(len(found.files) - len(todo))
+    for rel, probe in zip(todo, _probe_all(_Prober(root, params), todo), strict=True):
+        probes[rel] = probe
         if progress is not None:
             progress.update()
+    if todo or len(earlier) != len(probes):
+        cache.save(
+            PROBES,
+            {
+                "version": __version__,
+                "params": _limits(params),
+                "files": {rel: [*found.fingerprints[rel], *probe] for rel, probe in probes.items()},
+            },
+        )
+    limit = params.max_metadata_bytes
+    for rel in candidates:
+        probe = probes[rel]
+        if probe[0] == "reject":
+            result.rejects.append(Reject(shown(rel), probe[1], probe[2]))
+            continue
+        info = ImageInfo(*probe[1:])
+        metadata = annotations.for_image(rel, info.width, info.height)
+        if len(canonical_json(metadata)) > limit:
+            result.rejects.append(
+                Reject(
+                    shown(rel),
+                    "bad_metadata",
+                    f"metadata is over {limit:,} bytes (ingest.max_metadata_bytes)",
+                )
+            )
+            continue
+        result.staged.append(Record(rel, info, metadata))
     result.staged.sort(key=lambda r: r.key.encode("utf-8"))
     result.rejects.sort(key=lambda r: r.path)
     return result
+
+
+def stored_already(store: ImageStore, staged: list[Record]) -> set[str]:
+    """Keys whose staging would change nothing: the store holds the same bytes and every
+    field that arrived with them, at the same value (a field data/annotations owns is
+    not the arrival's to decide). Looks up records, reads no image bytes."""
+    same = set()
+    for record in staged:
+        try:
+            raw = store.raw_record(record.key)
+        except KeyError:
+            continue
+        if peek_sha256_and_split(raw)[0] != record.info.sha256:
+            continue
+        if record.metadata:
+            stored = parse_json(raw)
+            metadata, owned = stored.get("meta") or {}, set(stored.get("annotated") or ())
+            if any(
+                name not in owned and metadata.get(name, _MISSING) != value
+                for name, value in record.metadata.items()
+            ):
+                continue
+        same.add(record.key)
+    return same
+
+
+_MISSING = object()
 
 
 def run(
@@ -192,13 +302,31 @@ def run(
     params: IngestParams,
     rules: AnnotationsParams | None = None,
     progress: Progress | None = None,
+    store: Path | None = None,
 ) -> IngestResult:
-    """The ingest stage: examine the incoming folder, write the staged manifest and the
-    report. Strict mode (`ingest.strict`) is the caller's to enforce, after it has told
-    the user what was rejected: `result.check_strict()`."""
+    """The ingest stage: examine the incoming folder, and stage (write to the manifest)
+    every image whose packing would change the store at `store`: new, different, or
+    arriving with metadata the store lacks. Writes the report. The manifest is left
+    untouched when its content would be the same, so DVC sees no change downstream.
+    Strict mode (`ingest.strict`) is the caller's to enforce, after it has told the user
+    what was rejected: `result.check_strict()`."""
     if not incoming.is_dir():
         raise IngestError(f"{incoming}: no such folder; new images go there")
     result = ingest(incoming, params, rules, progress)
-    write_manifest(manifest, result.staged)
+    if store is not None and store.exists():
+        with ImageStore(store) as stored:
+            try:
+                same = stored_already(stored, result.staged)
+            except StoreError:
+                same = set()  # a store that cannot be read: pack reports it
+        result.already_stored = len(same)
+        result.staged = [r for r in result.staged if r.key not in same]
+    lines = b"".join(encode_line(record) for record in result.staged)
+    try:
+        unchanged = manifest.read_bytes() == lines
+    except OSError:
+        unchanged = False
+    if not unchanged:
+        write_bytes(manifest, lines)
     write_json(report, result.report())
     return result

@@ -37,6 +37,7 @@ from ..params import AnnotationsParams, PackParams
 from ..progress import Progress
 from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, Record, StoreError
+from ..store.format import peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded
 
@@ -148,7 +149,7 @@ def plan_pack(
         for key, raw in store.raw_records():
             if key in removal_set:
                 continue
-            sha256, split = _sha256_and_split(raw)
+            sha256, split = peek_sha256_and_split(raw)
             if sha256 in new_by_hash:
                 plan.duplicates[new_by_hash.pop(sha256)] = key
             if key in plan.metadata:
@@ -187,21 +188,6 @@ def _relabel(plan: PackPlan, stored: Record, metadata: Metadata) -> bool:
     plan.metadata[stored.key] = metadata
     plan.fields_removed.update(name for name in stored.metadata if name not in metadata[0])
     return True
-
-
-def _sha256_and_split(raw: bytes) -> tuple[str, str | None]:
-    """The top-level sha256 and split of a stored record, read off its canonical JSON.
-
-    Top-level keys are sorted, so the user's metadata ("meta") comes before "sha256" and
-    "split": the last occurrence of each is the record's own (a string inside the
-    metadata cannot hold an unescaped quote)."""
-    at = raw.rfind(b'"sha256":"') + 10
-    sha256 = raw[at : at + 64].decode("ascii")
-    at = raw.rfind(b'"split":"')
-    if at < 0:
-        return sha256, None
-    at += 9
-    return sha256, raw[at : raw.index(b'"', at)].decode("utf-8")
 
 
 def apply_plan(

@@ -257,6 +257,14 @@ class StoreFile:
             out.append(cast(bytes, data))
         return out
 
+    def raw_record(self, key: str) -> bytes:
+        """One record's JSON as stored. Raises KeyError naming a missing key."""
+        opened = self._store()
+        raw = opened.txn().get(_raw(key), db=opened.db_records)
+        if raw is None:
+            raise KeyError(key)
+        return cast(bytes, raw)
+
     def record(self, key: str) -> Record:
         """Key, info and metadata of one image, without its bytes."""
         opened = self._store()

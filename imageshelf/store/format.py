@@ -159,6 +159,20 @@ class Record:
         }
 
 
+def peek_sha256_and_split(raw: bytes) -> tuple[str, str | None]:
+    """The top-level sha256 and split of a stored record, read off its canonical JSON
+    without parsing it. Top-level keys are sorted, so the user's metadata ("meta") comes
+    before "sha256" and "split": the last occurrence of each is the record's own (a
+    string inside the metadata cannot hold an unescaped quote)."""
+    at = raw.rfind(b'"sha256":"') + 10
+    sha256 = raw[at : at + 64].decode("ascii")
+    at = raw.rfind(b'"split":"')
+    if at < 0:
+        return sha256, None
+    at += 9
+    return sha256, raw[at : raw.index(b'"', at)].decode("utf-8")
+
+
 def digest_entry(raw_key: bytes, record_json: bytes) -> bytes:
     """One record's part of the header's content digest (FORMAT.md): key, NUL, JSON, LF."""
     return raw_key + b"\0" + record_json + b"\n"

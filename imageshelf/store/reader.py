@@ -215,6 +215,10 @@ class ImageStore:
         """Key, info and metadata of one image, without its bytes."""
         return self._read(key, StoreFile.record)
 
+    def raw_record(self, key: str) -> bytes:
+        """One record's JSON as stored, for fast comparisons. KeyError if missing."""
+        return self._read(key, StoreFile.raw_record)
+
     def info(self, key: str) -> ImageInfo:
         """Hash, size, format, width and height of one image."""
         return self.record(key).info
