@@ -170,35 +170,53 @@ def _check_json_value(value: Any, depth: int = 0) -> None:
 # ------------------------------------------------------------------ what a place holds
 
 
+class IgnoreRules:
+    """Ignore patterns: one without `/` matches any file or folder name on the path; one
+    with `/` the whole path from the top of the place. Compiled once."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        names = [p for p in patterns if "/" not in p.strip("/")]
+        paths = [p.strip("/") for p in patterns if "/" in p.strip("/")]
+        self._name = re.compile("|".join(fnmatch.translate(p) for p in names)) if names else None
+        self._path = re.compile("|".join(fnmatch.translate(p) for p in paths)) if paths else None
+
+    def name(self, name: str) -> bool:
+        """Whether a file or folder of this name is ignored wherever it is."""
+        return self._name is not None and self._name.match(name) is not None
+
+    def path(self, rel: str) -> bool:
+        return self._path is not None and self._path.match(rel) is not None
+
+    def __call__(self, rel: str) -> bool:
+        return self.path(rel) or any(self.name(part) for part in rel.split("/"))
+
+
 def is_ignored(rel: str, patterns: Iterable[str]) -> bool:
-    """`rel` matches a pattern: one without `/` matches any file or folder name on the
-    path; one with `/` the whole path from the top of the place."""
-    parts = rel.split("/")
-    for pattern in patterns:
-        if "/" in pattern.strip("/"):
-            if fnmatch.fnmatchcase(rel, pattern.strip("/")):
-                return True
-        elif any(fnmatch.fnmatchcase(part, pattern) for part in parts):
-            return True
-    return False
+    """Whether `rel` matches one of the ignore `patterns` (see IgnoreRules)."""
+    return IgnoreRules(patterns)(rel)
 
 
 def annotation_kind(rel: str) -> str | None:
     """What an annotation file is, by its name and place: "table", "json" (a sidecar or
     COCO, decided by content), "yolo", "yaml" (YOLO's class names), "voc"; None for a
     file that is not an annotation file (an image, or something to reject)."""
-    name = rel.rpartition("/")[2].lower()
-    if name.endswith(TABLE_SUFFIXES):
-        return "table"
-    if name.endswith(".json"):
-        return "json"
-    if name.endswith((".yaml", ".yml")):
-        return "yaml"
-    if name.endswith(".xml"):
-        return "voc"
-    if name.endswith(".txt") and "labels" in rel.split("/")[:-1]:
-        return "yolo"
-    return None
+    dot = rel.rfind(".")
+    kind = _KINDS.get(rel[dot:].lower()) if dot > rel.rfind("/") else None
+    if kind == "yolo" and "labels" not in rel.split("/")[:-1]:
+        return None  # a .txt elsewhere: ingest decides from its content
+    return kind
+
+
+_KINDS = {
+    ".csv": "table",
+    ".tsv": "table",
+    ".jsonl": "table",
+    ".json": "json",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".xml": "voc",
+    ".txt": "yolo",
+}
 
 
 Deferred = Callable[[int, int], Any]  # a value that needs the image's width and height
@@ -222,9 +240,11 @@ class Annotations:
 
     def for_image(self, key: str, width: int, height: int) -> dict[str, Any]:
         """The fields for one image, values that need its size computed."""
-        values = dict(self.fields.get(key, {}))
-        for name, compute in self.sized.get(key, {}).items():
-            values[name] = compute(width, height)
+        fields, sized = self.fields.get(key), self.sized.get(key)
+        values = dict(fields) if fields else {}
+        if sized:
+            for name, compute in sized.items():
+                values[name] = compute(width, height)
         return values
 
     def _set(self, key: str, values: dict[str, Any]) -> None:

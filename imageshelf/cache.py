@@ -2,10 +2,13 @@
 changed: what ingest learned of each incoming file, which parts validate proved, the
 figures stats and pack need of each part.
 
-A cache is never the truth. An entry is used only while what it describes is provably
-the same: a part by its content digest (parts are immutable and named by content), a
-file by a stat fingerprint that any write changes (size, inode, mtime and ctime; ctime
-cannot be set back). Losing the cache costs time, never correctness: delete it freely.
+A cache is never the truth. An entry is used only while what it describes is the same:
+a part by its content digest (parts are immutable and named by content), a file by a
+stat fingerprint that a write through the file system changes (device, inode, size and
+mtime; not ctime, which DVC changes on every output it "unprotects" before a stage
+runs). A program that writes a file and then sets its mtime back, or damage on the disk
+below the file system, is not seen by a fingerprint: `validate --full` reads everything.
+Losing the cache costs time, never correctness: delete it freely.
 It lives in `.dvc/tmp/imageshelf/` (DVC's folder for local state, ignored by git); a
 folder without `.dvc/` gets no cache and always does the whole work.
 """
@@ -22,16 +25,20 @@ from .atomic import write_bytes
 
 CACHE = Path(".dvc") / "tmp" / "imageshelf"
 
-Fingerprint = tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
+Fingerprint = tuple[int, int, int, int]  # dev, inode, size, mtime_ns
 
 
 def fingerprint(path: str | os.PathLike[str]) -> Fingerprint | None:
-    """What any change to the file through the file system changes, or None if missing."""
+    """What a write to the file through the file system changes, or None if missing."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return of_stat(st)
+
+
+def of_stat(st: os.stat_result) -> Fingerprint:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def cache_root() -> Path | None:

@@ -7,7 +7,8 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from .annotations import annotation_kind, is_ignored
+from .annotations import IgnoreRules, annotation_kind
+from .cache import Fingerprint, of_stat
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,8 @@ class Found:
     """What a walk found, by path relative to the folder walked."""
 
     files: list[str] = field(default_factory=list)  # image candidates
-    # each candidate's fingerprint (dev, inode, size, mtime_ns, ctime_ns), from the walk
-    fingerprints: dict[str, tuple[int, int, int, int, int]] = field(default_factory=dict)
+    # each candidate's fingerprint (cache.py), from the walk
+    fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     annotations: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
@@ -38,6 +39,7 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
     """Every file under `root`: image candidates, annotation files, ignored files, and
     what cannot be used (unreadable, not a regular file, a symlink leading out)."""
     found = Found()
+    ignored = IgnoreRules(ignore)
     real_root = os.path.realpath(root)
     pending = [""]
     while pending:
@@ -54,7 +56,8 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
             rel = f"{folder}/{entry.name}" if folder else entry.name
             if entry.name == ".gitkeep" and not folder:
                 continue  # the placeholder that keeps the empty folder in git
-            if is_ignored(rel, ignore):
+            # Its folders were checked on the way down: its own name and its path remain.
+            if ignored.name(entry.name) or ignored.path(rel):
                 found.ignored.append(shown(rel))
                 continue
             try:
@@ -82,13 +85,7 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
                 found.annotations.append(rel)
             else:
                 found.files.append(rel)
-                found.fingerprints[rel] = (
-                    st.st_dev,
-                    st.st_ino,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                )
+                found.fingerprints[rel] = of_stat(st)
     found.ignored.sort()
     return found
 

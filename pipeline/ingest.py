@@ -35,7 +35,7 @@ def ingest(incoming: Path, manifest: Path, report: Path, store_path: Path, param
     Stages, in the manifest pack reads, every image whose packing would change the
     store: new, different, or arriving with metadata the store lacks; images the store
     already holds as they are are counted, not staged, so a run costs what changed. A
-    file unchanged since an earlier run (size, inode, mtime, ctime) is not read again.
+    file unchanged since an earlier run (device, inode, size, mtime) is not read again.
     The report has one line and a reason for every file that cannot be used. With
     ingest.strict: true, any such file fails the stage; an annotation file that does
     not parse always does. dvc.yaml runs this stage on every `dvc repro`

@@ -48,8 +48,9 @@ def validate(
     Proves what changed: every part (the single file, or a shard) that is new or
     rewritten is read in full: LMDB's structure, every image re-hashed, every record
     parsed, the header's count and digest. A part proven before on this machine and
-    unchanged since (the same content digest and file fingerprint: size, inode, mtime,
-    ctime) is not read again; --full reads every part. Then the catalog, and each
+    unchanged since (the same content digest and file fingerprint: device, inode, size,
+    mtime) is not read again; --full reads every part, for damage a fingerprint does not
+    show. Then the catalog, and each
     staged image against the store and its source file. Any failure exits non-zero, so
     `dvc repro` stops before a bad store is pushed.
     """

@@ -210,9 +210,11 @@ def ingest(
     )
     probes: dict[str, Probe] = {}
     candidates = []
+    earlier = _cached_probes(params)
     for rel in found.files:
         try:
-            encode_key(rel)
+            if rel not in earlier:  # a key in the cache was a valid key then, and now
+                encode_key(rel)
         except InvalidKeyError as exc:
             code = "key_too_long" if "at most" in str(exc) else "bad_key"
             result.rejects.append(Reject(shown(rel), code, str(exc)))
@@ -222,12 +224,11 @@ def ingest(
             result.rejects.append(Reject(shown(rel), "bad_metadata", broken))
             continue
         candidates.append(rel)
-    earlier = _cached_probes(params)
     todo = []
     for rel in candidates:
         entry = earlier.get(rel)
-        if entry is not None and tuple(entry[:5]) == found.fingerprints[rel]:
-            probes[rel] = tuple(entry[5:])
+        if entry is not None and tuple(entry[:4]) == found.fingerprints[rel]:
+            probes[rel] = tuple(entry[4:])
         else:
             todo.append(rel)
     if progress is not None:
@@ -253,7 +254,7 @@ def ingest(
             continue
         info = ImageInfo(*probe[1:])
         metadata = annotations.for_image(rel, info.width, info.height)
-        if len(canonical_json(metadata)) > limit:
+        if metadata and len(canonical_json(metadata)) > limit:
             result.rejects.append(
                 Reject(
                     shown(rel),
@@ -273,11 +274,9 @@ def stored_already(store: ImageStore, staged: list[Record]) -> set[str]:
     field that arrived with them, at the same value (a field data/annotations owns is
     not the arrival's to decide). Looks up records, reads no image bytes."""
     same = set()
-    for record in staged:
-        try:
-            raw = store.raw_record(record.key)
-        except KeyError:
-            continue
+    wanted = {record.key: record for record in staged}
+    for key, raw in store.raw_records_of(wanted):
+        record = wanted[key]
         if peek_sha256_and_split(raw)[0] != record.info.sha256:
             continue
         if record.metadata:

@@ -8,9 +8,10 @@ the store, and each staged image (unless pack reported why it was not packed) ag
 the store and its source file, byte for byte.
 
 A run proves what changed. A part proven before on this machine, whose content digest
-and file fingerprint (size, inode, mtime and ctime: any write through the file system
-changes ctime, and it cannot be set back) are unchanged, is not read again; nor is a
-catalog file so proven. `full=True` (`validate --full`) reads everything.
+and file fingerprint (device, inode, size, mtime: cache.py) are unchanged, is not read
+again; nor is a catalog file so proven. `full=True` (`validate --full`) reads
+everything: for damage a fingerprint does not show (a program that writes into a file
+and sets its mtime back, the disk itself).
 """
 
 from __future__ import annotations

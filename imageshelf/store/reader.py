@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from threading import get_ident
 from typing import Any, Literal, TypeVar
@@ -214,6 +214,22 @@ class ImageStore:
     def record(self, key: str) -> Record:
         """Key, info and metadata of one image, without its bytes."""
         return self._read(key, StoreFile.record)
+
+    def raw_records_of(self, keys: Collection[str]) -> Iterator[tuple[str, bytes]]:
+        """(key, record JSON) for those of `keys` the store holds, in no set order: by
+        one pass over every record when that is cheaper than a lookup per key."""
+        if len(keys) * 8 > len(self):
+            wanted = keys if isinstance(keys, set | dict) else set(keys)
+            for part in self._resolve():
+                for key, raw in self.part(part.name).raw_records():
+                    if key in wanted:
+                        yield key, raw
+            return
+        for key in keys:
+            try:
+                yield key, self.raw_record(key)
+            except KeyError:
+                continue
 
     def raw_record(self, key: str) -> bytes:
         """One record's JSON as stored, for fast comparisons. KeyError if missing."""
