@@ -50,9 +50,8 @@ def validate(
     parsed, the header's count and digest. A part proven before on this machine and
     unchanged since (the same content digest and file fingerprint: device, inode, size,
     mtime) is not read again; --full reads every part, for damage a fingerprint does not
-    show. Then the catalog, and each
-    staged image against the store and its source file. Any failure exits non-zero, so
-    `dvc repro` stops before a bad store is pushed.
+    show. Then the catalog, and each staged image against the store and its source
+    file. Any failure exits non-zero, so `dvc repro` stops before a bad store is pushed.
     """
     with bar(None, "validate") as progress:
         result = run(store_path, manifest, incoming, pack_report, catalog, report, progress, full)
