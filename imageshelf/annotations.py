@@ -38,7 +38,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import ShelfError
@@ -231,6 +231,10 @@ class Annotations:
     broken: dict[str, str] = field(default_factory=dict)  # key -> why its sidecar failed
     unused: list[str] = field(default_factory=list)  # rows and files that matched no image
     files: list[str] = field(default_factory=list)  # every annotation file read
+    # file -> the keys it set something for (which records a change to it can touch)
+    keys_by_file: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _reading: str = ""  # the file being read
+    root: Path = Path(".")  # the place the files are in (read_place)
 
     def __contains__(self, key: str) -> bool:
         return key in self.fields or key in self.sized
@@ -248,11 +252,13 @@ class Annotations:
         return values
 
     def _set(self, key: str, values: dict[str, Any]) -> None:
+        self.keys_by_file[self._reading].add(key)
         self.fields[key].update(values)
         for name in values:
             self.sized.get(key, {}).pop(name, None)
 
     def _set_sized(self, key: str, name: str, compute: Deferred) -> None:
+        self.keys_by_file[self._reading].add(key)
         self.fields.get(key, {}).pop(name, None)
         self.sized[key][name] = compute
 
@@ -280,6 +286,7 @@ def read_annotations(
             sidecars.append(rel)  # applied last: the image's own file wins
             continue
         result.files.append(rel)
+        result._reading = rel
         data = _bounded(read, rel, None)
         if kind == "table":
             for number, path, values in _table_rows(rel, data):
@@ -304,6 +311,7 @@ def read_annotations(
         image = _sidecar_image(rel, keys)
         assert image is not None
         result.files.append(rel)
+        result._reading = rel
         name = rel.rpartition("/")[2]
         try:
             data = _bounded(read, rel, max_bytes)
@@ -692,4 +700,6 @@ def read_place(
         with open(os.path.join(root, rel), "rb") as fh:
             return fh.read()
 
-    return read_annotations(files, read, keys, max_bytes)
+    result = read_annotations(files, read, keys, max_bytes)
+    result.root = Path(root)
+    return result

@@ -19,6 +19,7 @@ store is converted. Pack also writes the catalog (every record, no image bytes) 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,8 +28,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .. import cache
 from ..annotations import Annotations
 from ..atomic import write_json
+from ..cache import fingerprint
 from ..catalog import write_catalog
 from ..errors import ShelfError
 from ..manifest import read_manifest
@@ -98,14 +101,33 @@ class PackPlan:
         return bool(self.writes or self.removed or self.resplit or self.relabeled)
 
 
+@dataclass
+class Since:
+    """What the last pack of this very store (the same content digest) settled, so that
+    a run looks only where something can have changed.
+
+    same_ratios: the split ratios are the ones the store was packed with (no image can
+    move). tracked_keys: the keys whose tracked annotations may have changed since (the
+    keys the changed annotation files spoke of, before and now); None when that is not
+    known (a first run, new folder rules, the cache lost): every record is looked at.
+    """
+
+    same_ratios: bool = False
+    tracked_keys: set[str] | None = None
+
+
 def plan_pack(
     store: ImageStore | None,
     manifest: Path,
     removals: list[str],
     params: PackParams,
     tracked: Tracked | None = None,
+    since: Since | None = None,
 ) -> PackPlan:
+    """Decide what to write. Reads the staged records, and of the store only what can
+    have changed: `since` says what the last pack settled (by default, nothing)."""
     tracked = tracked or Tracked(Annotations(), AnnotationsParams())
+    since = since or Since()
     plan = PackPlan()
     removal_set = set(removals)
     new_by_hash: dict[str, str] = {}  # content of images new to the store -> first key
@@ -142,27 +164,16 @@ def plan_pack(
         raise ConflictError(plan.conflicts)
 
     if store is not None:
-        # One scan of the stored records (no image bytes) finds content already stored,
-        # records the tracked annotations change, and records whose split the ratios
-        # now put elsewhere.
-        ratios = params.split
-        for key, raw in store.raw_records():
-            if key in removal_set:
-                continue
-            sha256, split = peek_sha256_and_split(raw)
-            if sha256 in new_by_hash:
-                plan.duplicates[new_by_hash.pop(sha256)] = key
-            if key in plan.metadata:
-                continue  # rewritten anyway: the transform gives it its split
-            if key not in seen and tracked.concerns(key, raw):
+        if new_by_hash:
+            _find_duplicates(store, new_by_hash, removal_set, plan)
+        if not since.same_ratios or since.tracked_keys is None:
+            _scan(store, removal_set, seen, params, tracked, not since.same_ratios, plan)
+        else:
+            # Only the records the changed annotation files speak of.
+            keys = since.tracked_keys - seen - removal_set - set(plan.metadata)
+            for key, raw in store.raw_records_of(keys):
                 stored = Record.decode(key, raw)
-                if _relabel(plan, stored, tracked.apply(key, stored.info, stored, None)):
-                    continue
-            if split == assign_split(key, ratios):
-                continue  # the usual case, decided without parsing the record
-            stored = Record.decode(key, raw)
-            if with_split(stored, ratios) is not stored:
-                plan.resplit.append(key)
+                _relabel(plan, stored, tracked.apply(key, stored.info, stored, None))
     if params.on_duplicate == "skip" and plan.duplicates:
         for key, same_as in plan.duplicates.items():
             plan.not_packed[key] = f"duplicate of {same_as} (on_duplicate: skip)"
@@ -177,6 +188,63 @@ def plan_pack(
         plan.removal_not_found = list(removals)
     plan.unused_annotations = list(tracked.annotations.unused)
     return plan
+
+
+def _scan(
+    store: ImageStore,
+    removal_set: set[str],
+    seen: set[str],
+    params: PackParams,
+    tracked: Tracked,
+    ratios_changed: bool,
+    plan: PackPlan,
+) -> None:
+    """One scan of every stored record (no image bytes): records the tracked annotations
+    change and, when the ratios changed, records whose split moves."""
+    ratios = params.split
+    for key, raw in store.raw_records():
+        if key in removal_set or key in plan.metadata:
+            continue  # removed, or rewritten anyway: the transform gives it its split
+        if key not in seen and tracked.concerns(key, raw):
+            stored = Record.decode(key, raw)
+            if _relabel(plan, stored, tracked.apply(key, stored.info, stored, None)):
+                continue
+        if not ratios_changed or peek_sha256_and_split(raw)[1] == assign_split(key, ratios):
+            continue  # the usual case, decided without parsing the record
+        stored = Record.decode(key, raw)
+        if with_split(stored, ratios) is not stored:
+            plan.resplit.append(key)
+
+
+def part_hashes(store: ImageStore, name: str, digest: str) -> bytes:
+    """The SHA-256 digests of a part's images, 32 bytes each, in key order: read off its
+    records once, then kept in the cache by the part's content digest."""
+    cached = cache.load_bytes(f"parts/{digest}.sha256")
+    if cached is not None:
+        return cached
+    hashes = b"".join(
+        bytes.fromhex(peek_sha256_and_split(raw)[0]) for _key, raw in store.part(name).raw_records()
+    )
+    cache.save_bytes(f"parts/{digest}.sha256", hashes)
+    return hashes
+
+
+def _find_duplicates(
+    store: ImageStore, new_by_hash: dict[str, str], removal_set: set[str], plan: PackPlan
+) -> None:
+    """New images whose bytes the store already holds under another key."""
+    wanted = {bytes.fromhex(sha): sha for sha in new_by_hash}
+    for part in store.parts:
+        hashes = part_hashes(store, part.name, part.content_digest)
+        found = {h for h in (hashes[i : i + 32] for i in range(0, len(hashes), 32)) if h in wanted}
+        if not found:
+            continue
+        for number, key in enumerate(store.part(part.name)):  # rare: name the stored key
+            digest = hashes[number * 32 : number * 32 + 32]
+            if digest in found and key not in removal_set:
+                sha = wanted[digest]
+                if sha in new_by_hash:
+                    plan.duplicates[new_by_hash.pop(sha)] = key
 
 
 def _relabel(plan: PackPlan, stored: Record, metadata: Metadata) -> bool:
@@ -356,7 +424,8 @@ def run(
             if annotations is not None
             else Tracked(Annotations(), rules)
         )
-        plan = plan_pack(store, manifest, read_removals(remove_list), params, tracked)
+        since = _since(store, report, params, tracked)
+        plan = plan_pack(store, manifest, read_removals(remove_list), params, tracked, since)
         converting = source is not None and source != store_path
         written = store is None or plan.changes_store or converting
         if store is not None and not written:
@@ -377,6 +446,7 @@ def run(
             if store is not None:
                 store.close()
         write_catalog(ImageStore(store_path), catalog)
+    _remember(header, tracked)
     write_json(report, plan_report(plan, params, header, written))
     return PackOutcome(plan, header, written, source if converting else None)
 
@@ -386,6 +456,68 @@ def _updates(progress: Progress) -> Callable[[Record], None]:
         progress.update()
 
     return update
+
+
+TRACKED = "tracked.json"  # in the cache: the annotation files as the last pack saw them
+
+
+def _since(store: ImageStore | None, report: Path, params: PackParams, tracked: Tracked) -> Since:
+    """What the last pack of this store settled: its report (for the ratios) and the
+    cache (for the annotation files), each trusted only if it names this store."""
+    if store is None:
+        return Since()
+    digest = store.header.content_digest
+    try:
+        last = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        last = {}
+    same_ratios = (
+        isinstance(last, dict)
+        and last.get("content_digest") == digest
+        and last.get("split") == dict(params.split)
+    )
+    seen = cache.load(TRACKED)
+    if not (
+        isinstance(seen, dict)
+        and seen.get("store") == digest
+        and seen.get("rules") == _rules(tracked)
+    ):
+        return Since(same_ratios, None)
+    before: dict[str, list[Any]] = seen.get("files") or {}
+    now = _tracked_files(tracked)
+    keys: set[str] = set()
+    for rel in set(before) | set(now):
+        if before.get(rel, [None])[0] != now.get(rel, [None])[0]:
+            keys.update(before.get(rel, [None, []])[1])
+            keys.update(now.get(rel, [None, []])[1])
+    return Since(same_ratios, keys)
+
+
+def _rules(tracked: Tracked) -> list[bool]:
+    return [tracked.rules.label_from_folder, tracked.rules.split_from_folder]
+
+
+def _tracked_files(tracked: Tracked) -> dict[str, list[Any]]:
+    """Each tracked annotation file: [its fingerprint, the keys it speaks of]."""
+    annotations = tracked.annotations
+    return {
+        rel: [
+            list(fingerprint(annotations.root / rel) or ()),
+            sorted(annotations.keys_by_file.get(rel, ())),
+        ]
+        for rel in annotations.files
+    }
+
+
+def _remember(header: Header, tracked: Tracked) -> None:
+    cache.save(
+        TRACKED,
+        {
+            "store": header.content_digest,
+            "rules": _rules(tracked),
+            "files": _tracked_files(tracked),
+        },
+    )
 
 
 def previous_store(store_path: Path, lock: Path = Path("dvc.lock")) -> Path | None:
