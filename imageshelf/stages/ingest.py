@@ -21,6 +21,7 @@ from typing import Any
 from .. import __version__, cache
 from ..annotations import KeyIndex, read_place
 from ..atomic import write_bytes, write_json
+from ..cache import fingerprint
 from ..errors import ShelfError
 from ..images import NotAnImageError, describe
 from ..manifest import encode_line
@@ -164,18 +165,19 @@ def _probe_in_worker(rel: str) -> Probe:
     return _worker_probe(rel)
 
 
-def _cached_probes(params: IngestParams) -> dict[str, list[Any]]:
-    """Earlier probes ({path: [*fingerprint, *probe]}), if made by this code with these
-    limits; a probe depends on both."""
+def _earlier(params: IngestParams) -> dict[str, Any]:
+    """The cache of an earlier run, if made by this code with these limits (a probe
+    depends on both): {"files": {path: [*fingerprint, stored part, *probe]},
+    "annotations": the annotation files' fingerprints then}."""
     cached = cache.load(PROBES)
     if (
         isinstance(cached, dict)
         and cached.get("version") == __version__
         and cached.get("params") == _limits(params)
+        and isinstance(cached.get("files"), dict)
     ):
-        files = cached.get("files")
-        return files if isinstance(files, dict) else {}
-    return {}
+        return cached
+    return {"files": {}, "annotations": None}
 
 
 def _limits(params: IngestParams) -> list[int]:
@@ -187,11 +189,16 @@ def ingest(
     params: IngestParams,
     rules: AnnotationsParams | None = None,
     progress: Progress | None = None,
+    store: ImageStore | None = None,
 ) -> IngestResult:
-    """Examine everything under `incoming`; return staged records (sorted) and rejects.
-    A file unchanged since an earlier run (its fingerprint) is not read again.
+    """Examine everything under `incoming`; return the records to stage (sorted) and
+    the rejects. With `store`, an image it already holds as it is (the same bytes and
+    every field that arrived with it) is counted, not staged.
 
-    `progress`, if given, is reset to the number of files, then updated per file.
+    What an earlier run learned is not learned again: a file unchanged since (its
+    fingerprint) is not read; one that was already in the store, in a part the store
+    still has (parts are named by content), with the annotation files unchanged, is not
+    even looked up. `progress`, if given, is reset to the number of files, then updated.
     """
     rules = rules or AnnotationsParams()
     root = str(incoming)
@@ -208,51 +215,52 @@ def ingest(
         unused_metadata=[shown(u) for u in annotations.unused],
         ignored=found.ignored,
     )
-    probes: dict[str, Probe] = {}
-    candidates = []
-    earlier = _cached_probes(params)
+    earlier = _earlier(params)
+    seen: dict[str, list[Any]] = earlier["files"]
+    notes = [[rel, list(fingerprint(os.path.join(root, rel)) or ())] for rel in found.annotations]
+    parts = {part.content_digest for part in store.parts} if store is not None else set()
+    same_notes = earlier.get("annotations") == notes
+    entries: dict[str, list[Any]] = {}  # this run's cache
+    candidates, todo = [], []
     for rel in found.files:
-        try:
-            if rel not in earlier:  # a key in the cache was a valid key then, and now
-                encode_key(rel)
-        except InvalidKeyError as exc:
-            code = "key_too_long" if "at most" in str(exc) else "bad_key"
-            result.rejects.append(Reject(shown(rel), code, str(exc)))
-            continue
+        now = found.fingerprints[rel]
+        entry = seen.get(rel)
+        if entry is not None and tuple(entry[:4]) == now:
+            if same_notes and entry[4] in parts:
+                result.already_stored += 1  # as it was in the store, still there
+                entries[rel] = entry
+                continue
+        else:
+            entry = None
+            try:
+                encode_key(rel)  # a key in the cache was a valid key then, and now
+            except InvalidKeyError as exc:
+                code = "key_too_long" if "at most" in str(exc) else "bad_key"
+                result.rejects.append(Reject(shown(rel), code, str(exc)))
+                continue
         broken = annotations.broken.get(rel)
         if broken is not None:
             result.rejects.append(Reject(shown(rel), "bad_metadata", broken))
             continue
         candidates.append(rel)
-    todo = []
-    for rel in candidates:
-        entry = earlier.get(rel)
-        if entry is not None and tuple(entry[:4]) == found.fingerprints[rel]:
-            probes[rel] = tuple(entry[4:])
+        if entry is not None:
+            entries[rel] = [*now, None, *entry[5:]]
         else:
             todo.append(rel)
     if progress is not None:
         progress.update(len(found.files) - len(todo))
     for rel, probe in zip(todo, _probe_all(_Prober(root, params), todo), strict=True):
-        probes[rel] = probe
+        entries[rel] = [*found.fingerprints[rel], None, *probe]
         if progress is not None:
             progress.update()
-    if todo or len(earlier) != len(probes):
-        cache.save(
-            PROBES,
-            {
-                "version": __version__,
-                "params": _limits(params),
-                "files": {rel: [*found.fingerprints[rel], *probe] for rel, probe in probes.items()},
-            },
-        )
     limit = params.max_metadata_bytes
+    staged = []
     for rel in candidates:
-        probe = probes[rel]
-        if probe[0] == "reject":
-            result.rejects.append(Reject(shown(rel), probe[1], probe[2]))
+        what = entries[rel][5:]
+        if what[0] == "reject":
+            result.rejects.append(Reject(shown(rel), what[1], what[2]))
             continue
-        info = ImageInfo(*probe[1:])
+        info = ImageInfo(*what[1:])
         metadata = annotations.for_image(rel, info.width, info.height)
         if metadata and len(canonical_json(metadata)) > limit:
             result.rejects.append(
@@ -263,19 +271,36 @@ def ingest(
                 )
             )
             continue
-        result.staged.append(Record(rel, info, metadata))
-    result.staged.sort(key=lambda r: r.key.encode("utf-8"))
+        staged.append(Record(rel, info, metadata))
+    if store is not None:
+        for key, part in stored_already(store, staged).items():
+            entries[key][4] = part
+            result.already_stored += 1
+    result.staged = sorted(
+        (r for r in staged if entries[r.key][4] is None), key=lambda r: r.key.encode("utf-8")
+    )
     result.rejects.sort(key=lambda r: r.path)
+    if todo or entries != seen or not same_notes:
+        cache.save(
+            PROBES,
+            {
+                "version": __version__,
+                "params": _limits(params),
+                "annotations": notes,
+                "files": entries,
+            },
+        )
     return result
 
 
-def stored_already(store: ImageStore, staged: list[Record]) -> set[str]:
-    """Keys whose staging would change nothing: the store holds the same bytes and every
-    field that arrived with them, at the same value (a field data/annotations owns is
-    not the arrival's to decide). Looks up records, reads no image bytes."""
-    same = set()
+def stored_already(store: ImageStore, staged: list[Record]) -> dict[str, str]:
+    """The keys whose staging would change nothing, each with the content digest of the
+    part holding it: the store has the same bytes and every field that arrived with
+    them, at the same value (a field data/annotations owns is not the arrival's to
+    decide). Looks up records, reads no image bytes."""
+    same = {}
     wanted = {record.key: record for record in staged}
-    for key, raw in store.raw_records_of(wanted):
+    for key, raw, part in store.raw_records_of(wanted):
         record = wanted[key]
         if peek_sha256_and_split(raw)[0] != record.info.sha256:
             continue
@@ -287,7 +312,7 @@ def stored_already(store: ImageStore, staged: list[Record]) -> set[str]:
                 for name, value in record.metadata.items()
             ):
                 continue
-        same.add(record.key)
+        same[key] = part.content_digest
     return same
 
 
@@ -311,15 +336,17 @@ def run(
     what was rejected: `result.check_strict()`."""
     if not incoming.is_dir():
         raise IngestError(f"{incoming}: no such folder; new images go there")
-    result = ingest(incoming, params, rules, progress)
-    if store is not None and store.exists():
-        with ImageStore(store) as stored:
-            try:
-                same = stored_already(stored, result.staged)
-            except StoreError:
-                same = set()  # a store that cannot be read: pack reports it
-        result.already_stored = len(same)
-        result.staged = [r for r in result.staged if r.key not in same]
+    stored = ImageStore(store) if store is not None and store.exists() else None
+    try:
+        if stored is not None:
+            len(stored)
+    except StoreError:
+        stored = None  # a store that cannot be read: pack reports it
+    try:
+        result = ingest(incoming, params, rules, progress, stored)
+    finally:
+        if stored is not None:
+            stored.close()
     lines = b"".join(encode_line(record) for record in result.staged)
     try:
         unchanged = manifest.read_bytes() == lines

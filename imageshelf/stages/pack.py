@@ -171,7 +171,7 @@ def plan_pack(
         else:
             # Only the records the changed annotation files speak of.
             keys = since.tracked_keys - seen - removal_set - set(plan.metadata)
-            for key, raw in store.raw_records_of(keys):
+            for key, raw, _part in store.raw_records_of(keys):
                 stored = Record.decode(key, raw)
                 _relabel(plan, stored, tracked.apply(key, stored.info, stored, None))
     if params.on_duplicate == "skip" and plan.duplicates:

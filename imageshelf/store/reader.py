@@ -215,21 +215,23 @@ class ImageStore:
         """Key, info and metadata of one image, without its bytes."""
         return self._read(key, StoreFile.record)
 
-    def raw_records_of(self, keys: Collection[str]) -> Iterator[tuple[str, bytes]]:
-        """(key, record JSON) for those of `keys` the store holds, in no set order: by
-        one pass over every record when that is cheaper than a lookup per key."""
+    def raw_records_of(self, keys: Collection[str]) -> Iterator[tuple[str, bytes, Part]]:
+        """(key, record JSON, the part holding it) for those of `keys` the store holds,
+        in no set order: by one pass over every record when that is cheaper than a
+        lookup per key."""
+        parts = self._resolve()
         if len(keys) * 8 > len(self):
             wanted = keys if isinstance(keys, set | dict) else set(keys)
-            for part in self._resolve():
+            for part in parts:
                 for key, raw in self.part(part.name).raw_records():
                     if key in wanted:
-                        yield key, raw
+                        yield key, raw, part
             return
+        by_file = {id(self.part(part.name)): part for part in parts}
         for key in keys:
-            try:
-                yield key, self.raw_record(key)
-            except KeyError:
-                continue
+            file = self._holder(key)
+            if file is not None:
+                yield key, file.raw_record(key), by_file[id(file)]
 
     def raw_record(self, key: str) -> bytes:
         """One record's JSON as stored, for fast comparisons. KeyError if missing."""
