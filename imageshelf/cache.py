@@ -81,3 +81,69 @@ def save_bytes(name: str, data: bytes) -> None:
         return
     (root / name).parent.mkdir(parents=True, exist_ok=True)
     write_bytes(root / name, data)
+
+
+class Table:
+    """A cache table of JSON values by string key, in an LMDB file of the cache folder:
+    a value is read when asked for and only changed entries are written, so a table of
+    a million entries costs what is read of it, not its size. A no-op where there is no
+    cache folder (every `get` is None)."""
+
+    MAP_SIZE = 1 << 36  # address space only: the file grows with what is written
+
+    def __init__(self, name: str) -> None:
+        import lmdb
+
+        root = cache_root()
+        self._env: Any = None
+        if root is None:
+            return
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._env = lmdb.open(
+                str(root / name),
+                subdir=False,
+                map_size=self.MAP_SIZE,
+                metasync=False,
+                sync=False,
+                readahead=False,
+            )
+        except lmdb.Error:
+            self._env = None  # an unusable cache is no cache
+        self._txn: Any = None
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._env is not None:
+            if self._txn is not None:
+                self._txn.abort()
+            self._env.close()
+            self._env = None
+
+    def get(self, key: str) -> Any:
+        if self._env is None:
+            return None
+        if self._txn is None:
+            self._txn = self._env.begin()
+        raw = self._txn.get(key.encode("utf-8", "surrogateescape"))
+        return orjson.loads(raw) if raw is not None else None
+
+    def put_many(self, items: dict[str, Any], drop: bool = False) -> None:
+        """Write `items`; with `drop`, every other entry goes (the table is exactly
+        `items` afterwards)."""
+        if self._env is None:
+            return
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+        with self._env.begin(write=True) as txn:
+            if drop:
+                txn.drop(self._env.open_db(txn=txn), delete=False)
+            for key, value in items.items():
+                txn.put(key.encode("utf-8", "surrogateescape"), orjson.dumps(value))
+        self._env.sync(True)

@@ -46,7 +46,7 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
         folder = pending.pop()
         try:
             with os.scandir(os.path.join(root, folder)) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+                entries = list(listing)
         except OSError as exc:
             found.rejects.append(
                 Reject(shown(folder), "unreadable", f"cannot list folder: {exc.strerror}")
@@ -86,7 +86,8 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
             else:
                 found.files.append(rel)
                 found.fingerprints[rel] = of_stat(st)
-    found.ignored.sort()
+    for names in (found.files, found.annotations, found.ignored):
+        names.sort()
     return found
 
 

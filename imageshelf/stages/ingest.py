@@ -101,7 +101,6 @@ class IngestError(ShelfError):
 
 
 Probe = tuple[Any, ...]  # ("image", sha256, size, format, width, height) or ("reject", code, why)
-PROBES = "ingest.json"  # in the cache: what each file was, by its fingerprint
 
 
 class _Prober:
@@ -165,19 +164,23 @@ def _probe_in_worker(rel: str) -> Probe:
     return _worker_probe(rel)
 
 
-def _earlier(params: IngestParams) -> dict[str, Any]:
-    """The cache of an earlier run, if made by this code with these limits (a probe
-    depends on both): {"files": {path: [*fingerprint, stored part, *probe]},
-    "annotations": the annotation files' fingerprints then}."""
-    cached = cache.load(PROBES)
+SEEN = "incoming.lmdb"  # in the cache: {path: [*fingerprint, stored part, *probe]}
+META = "\0meta"  # its entry for what the rest depends on
+
+
+def _seen(params: IngestParams) -> tuple[cache.Table, dict[str, Any] | None]:
+    """The table of what earlier runs learned of each incoming file, and its meta entry
+    if the table was made by this code with these limits (a probe depends on both);
+    None otherwise, and the table is to be rewritten."""
+    table = cache.Table(SEEN)
+    meta = table.get(META)
     if (
-        isinstance(cached, dict)
-        and cached.get("version") == __version__
-        and cached.get("params") == _limits(params)
-        and isinstance(cached.get("files"), dict)
+        isinstance(meta, dict)
+        and meta.get("version") == __version__
+        and meta.get("params") == _limits(params)
     ):
-        return cached
-    return {"files": {}, "annotations": None}
+        return table, meta
+    return table, None
 
 
 def _limits(params: IngestParams) -> list[int]:
@@ -215,16 +218,16 @@ def ingest(
         unused_metadata=[shown(u) for u in annotations.unused],
         ignored=found.ignored,
     )
-    earlier = _earlier(params)
-    seen: dict[str, list[Any]] = earlier["files"]
+    table, meta = _seen(params)
     notes = [[rel, list(fingerprint(os.path.join(root, rel)) or ())] for rel in found.annotations]
     parts = {part.content_digest for part in store.parts} if store is not None else set()
-    same_notes = earlier.get("annotations") == notes
-    entries: dict[str, list[Any]] = {}  # this run's cache
+    same_notes = meta is not None and meta.get("annotations") == notes
+    entries: dict[str, list[Any]] = {}  # what this run knows of each file
+    changed: dict[str, Any] = {}  # what it learned
     candidates, todo = [], []
     for rel in found.files:
         now = found.fingerprints[rel]
-        entry = seen.get(rel)
+        entry = table.get(rel) if meta is not None else None
         if entry is not None and tuple(entry[:4]) == now:
             if same_notes and entry[4] in parts:
                 result.already_stored += 1  # as it was in the store, still there
@@ -280,17 +283,29 @@ def ingest(
         (r for r in staged if entries[r.key][4] is None), key=lambda r: r.key.encode("utf-8")
     )
     result.rejects.sort(key=lambda r: r.path)
-    if todo or entries != seen or not same_notes:
-        cache.save(
-            PROBES,
-            {
-                "version": __version__,
-                "params": _limits(params),
-                "annotations": notes,
-                "files": entries,
-            },
-        )
+    for rel in candidates:
+        if table.get(rel) != entries[rel]:
+            changed[rel] = entries[rel]
+    if changed or not same_notes:
+        changed[META] = {"version": __version__, "params": _limits(params), "annotations": notes}
+        table.put_many(changed, drop=meta is None)
+    table.close()
     return result
+
+
+def note_stored(parts: dict[str, str]) -> None:
+    """Tell the cache where pack stored staged images ({key: part content digest}), so
+    the next ingest need not look them up. Only entries the cache has are noted: their
+    bytes are the ones pack checked against the manifest's hash."""
+    with cache.Table(SEEN) as table:
+        changed = {}
+        for key, digest in parts.items():
+            entry = table.get(key)
+            if isinstance(entry, list) and len(entry) > 5 and entry[4] != digest:
+                entry[4] = digest
+                changed[key] = entry
+        if changed:
+            table.put_many(changed)
 
 
 def stored_already(store: ImageStore, staged: list[Record]) -> dict[str, str]:

@@ -43,6 +43,7 @@ from ..store import Header, ImageStore, Record, StoreError
 from ..store.format import peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded
+from .ingest import note_stored
 
 
 class PackError(ShelfError):
@@ -445,7 +446,13 @@ def run(
                 )
             if store is not None:
                 store.close()
-        write_catalog(ImageStore(store_path), catalog)
+        published = ImageStore(store_path)
+        write_catalog(published, catalog)
+        staged = [record.key for record in read_manifest(manifest)]
+        note_stored(
+            {key: part.content_digest for key, _raw, part in published.raw_records_of(staged)}
+        )
+        published.close()
     _remember(header, tracked)
     write_json(report, plan_report(plan, params, header, written))
     return PackOutcome(plan, header, written, source if converting else None)
