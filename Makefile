@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup setup-test test lint demo bench clean
+.PHONY: setup setup-test test lint demo bench bench-scale clean
 
 # The runtime: the library and the pipeline's tools (what `make demo` needs).
 setup: $(VENV)/.installed-pipeline
@@ -39,6 +39,11 @@ demo: setup
 IMAGES ?= 20000
 bench: setup-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py --images $(IMAGES)
+
+# What adding 1% costs at scale; writes benchmarks/results-scale.md. IMAGES=1000000 by hand.
+SCALE_IMAGES ?= 100000
+bench-scale: setup-test
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/scale.py --images $(SCALE_IMAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

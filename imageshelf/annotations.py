@@ -180,6 +180,10 @@ class IgnoreRules:
         self._name = re.compile("|".join(fnmatch.translate(p) for p in names)) if names else None
         self._path = re.compile("|".join(fnmatch.translate(p) for p in paths)) if paths else None
 
+    @property
+    def has_paths(self) -> bool:
+        return self._path is not None
+
     def name(self, name: str) -> bool:
         """Whether a file or folder of this name is ignored wherever it is."""
         return self._name is not None and self._name.match(name) is not None

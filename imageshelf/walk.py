@@ -8,7 +8,7 @@ import stat
 from dataclasses import dataclass, field
 
 from .annotations import IgnoreRules, annotation_kind
-from .cache import Fingerprint, of_stat
+from .cache import Fingerprint
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,14 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
     found = Found()
     ignored = IgnoreRules(ignore)
     real_root = os.path.realpath(root)
+    ignore_name = ignored.name
+    ignore_path = ignored.path if ignored.has_paths else None
+    is_dir, is_reg = stat.S_ISDIR, stat.S_ISREG
+    files, fingerprints = found.files, found.fingerprints
     pending = [""]
     while pending:
         folder = pending.pop()
+        prefix = f"{folder}/" if folder else ""
         try:
             with os.scandir(os.path.join(root, folder)) as listing:
                 entries = list(listing)
@@ -53,11 +58,12 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
             )
             continue
         for entry in entries:
-            rel = f"{folder}/{entry.name}" if folder else entry.name
-            if entry.name == ".gitkeep" and not folder:
+            name = entry.name
+            rel = prefix + name
+            if name == ".gitkeep" and not folder:
                 continue  # the placeholder that keeps the empty folder in git
             # Its folders were checked on the way down: its own name and its path remain.
-            if ignored.name(entry.name) or ignored.path(rel):
+            if ignore_name(name) or (ignore_path is not None and ignore_path(rel)):
                 found.ignored.append(shown(rel))
                 continue
             try:
@@ -69,23 +75,23 @@ def walk(root: str, ignore: tuple[str, ...] = ()) -> Found:
                     st = os.stat(entry.path)
                 else:
                     st = entry.stat(follow_symlinks=False)
-                mode = st.st_mode
             except OSError as exc:
                 found.rejects.append(
                     Reject(shown(rel), "unreadable", f"cannot stat: {exc.strerror}")
                 )
                 continue
-            if stat.S_ISDIR(mode):
+            mode = st.st_mode
+            if is_dir(mode):
                 pending.append(rel)
-            elif not stat.S_ISREG(mode):
+            elif not is_reg(mode):
                 found.rejects.append(
                     Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
                 )
-            elif annotation_kind(rel) is not None:
+            elif "." in name and annotation_kind(rel) is not None:
                 found.annotations.append(rel)
             else:
-                found.files.append(rel)
-                found.fingerprints[rel] = of_stat(st)
+                files.append(rel)
+                fingerprints[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     for names in (found.files, found.annotations, found.ignored):
         names.sort()
     return found

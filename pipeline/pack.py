@@ -92,6 +92,8 @@ def pack(
             "(its versions stay in DVC's cache and remote)",
             err=True,
         )
+    for note in outcome.advice(settings, store_path):
+        click.echo(note, err=True)
     unused = outcome.plan.unused_annotations
     if unused:
         click.echo(

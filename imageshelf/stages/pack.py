@@ -346,6 +346,10 @@ class PackOutcome:
     written: bool
     converted_from: Path | None
 
+    def advice(self, params: PackParams, store_path: Path) -> list[str]:
+        """Lines for the user beyond the summary: when to switch layouts."""
+        return _advice(self, params, store_path)
+
     def summary(self, params: PackParams, store_path: Path) -> str:
         plan = self.plan
         duplicates = "duplicates " + ("kept" if params.on_duplicate == "keep" else "skipped")
@@ -375,6 +379,19 @@ class PackOutcome:
             f"pack: {', '.join(parts)}; {store_path} holds {self.header.count} images "
             f"({self.header.total_bytes / 1e6:,.1f} MB), {state}"
         )
+
+
+SHARDED_FROM = 2_000_000_000  # bytes of images: past this, advise the sharded layout
+
+
+def _advice(outcome: PackOutcome, params: PackParams, store_path: Path) -> list[str]:
+    if params.layout == "single" and outcome.written and outcome.header.total_bytes > SHARDED_FROM:
+        return [
+            f"  note: {store_path} holds {outcome.header.total_bytes / 1e9:.1f} GB and is "
+            "rewritten (and pushed) whole on every change; the sharded layout writes "
+            'only what changed: README, "Growing past a few GB"'
+        ]
+    return []
 
 
 def run(

@@ -1,0 +1,174 @@
+"""A run costs what changed: what each stage skips, and proof that skipping never hides a
+change. (How fast, at 100,000 images and more, is benchmarks/scale.py's to measure.)"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imageshelf.store import ImageStore
+from imageshelf.store.writer import write_sharded
+
+from conftest import PROJECT, items_for, make_image, put, sh, sharded_params, up_to_date
+
+
+def images(first: int, count: int) -> dict[str, bytes]:
+    """Keys of every class in each batch: shards' key ranges overlap."""
+    return {
+        f"c{i % 4}/{i:05d}.png": make_image("PNG", (16, 16), seed=i)
+        for i in range(first, first + count)
+    }
+
+
+def report(root: Path, name: str) -> dict:
+    return json.loads((root / "reports" / f"{name}.json").read_text())
+
+
+def test_dvc_never_walks_the_incoming_folder():
+    ingest = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]["ingest"]
+    assert ingest["always_changed"] is True
+    assert not any(str(dep).startswith("data/incoming") for dep in ingest["deps"])
+
+
+def test_only_what_would_change_the_store_is_staged(repo):
+    sharded_params(repo)
+    first = images(0, 30)
+    put(repo / "data" / "incoming", first)
+    sh(repo, "dvc", "repro")
+    assert up_to_date(repo)
+    again = sh(repo, "dvc", "repro").stdout  # the originals are still in incoming
+    assert "ingest: 0 images staged (0.0 MB), 30 already in the store" in again
+    assert (repo / "data" / "staged.jsonl").read_text() == ""
+    assert "Stage 'pack' didn't change, skipping" in again
+
+    put(
+        repo / "data" / "incoming",
+        {**images(100, 3), "c0/labels.csv": "path,label\n00000.png,zero\n"},
+    )
+    out = sh(repo, "dvc", "repro").stdout
+    assert "ingest: 4 images staged" in out and "29 already in the store" in out
+    staged = [json.loads(line)["key"] for line in (repo / "data" / "staged.jsonl").open()]
+    assert staged == ["c0/00000.png", "c1/00101.png", "c2/00102.png", "c3/00103.png"]
+    with ImageStore(repo / "data" / "images") as store:
+        assert store.metadata("c0/00000.png") == {"label": "zero"} and len(store) == 33
+
+
+def test_a_file_changed_in_place_is_read_again(repo):
+    put(repo / "data" / "incoming", images(0, 5))
+    sh(repo, "dvc", "repro")
+    victim = repo / "data" / "incoming" / "c1" / "00001.png"
+    stat = victim.stat()
+    with open(victim, "r+b") as fh:  # overwritten in place, as `cp` over it does
+        fh.write(make_image("PNG", (16, 16), seed=999))
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    result = sh(repo, "dvc", "repro", check=False)
+    assert result.returncode != 0
+    assert "have the key of a stored image but different bytes: c1/00001.png" in result.stderr
+
+
+def test_validate_proves_what_changed_and_full_proves_everything(repo):
+    sharded_params(repo)
+    put(repo / "data" / "incoming", images(0, 40))
+    sh(repo, "dvc", "repro")
+    first = report(repo, "validate")
+    assert first["proven_earlier"] == 0 and first["records"] == 40
+
+    shutil.rmtree(repo / "data" / "incoming")
+    put(repo / "data" / "incoming", images(100, 5))
+    sh(repo, "dvc", "repro")
+    second = report(repo, "validate")
+    assert (second["records"], second["proven_earlier"]) == (45, 40)
+    with ImageStore(repo / "data" / "images") as store:
+        new = [p for p in store.parts if p.count == 5]
+        assert len(new) == 1 and second["bytes_checked"] == new[0].total_bytes
+
+    full = sh(repo, "python", "pipeline/validate.py", "--full").stdout
+    assert "45 records intact" in full and "proven earlier" not in full
+    assert report(repo, "validate")["bytes_checked"] == sum(
+        p.total_bytes for p in ImageStore(repo / "data" / "images").parts
+    )
+
+
+def test_a_shard_replaced_by_a_damaged_copy_is_read_again_and_caught(repo):
+    sharded_params(repo)
+    content = images(0, 30)
+    put(repo / "data" / "incoming", content)
+    sh(repo, "dvc", "repro")
+    shard = next((repo / "data" / "images").glob("shard-*.lmdb"))
+    data = bytearray(shard.read_bytes())
+    victim = content[sorted(content)[3]]
+    at = bytes(data).index(victim[40:80])
+    data[at] ^= 0xFF
+    shard.unlink()  # a new file with the old name: a new inode, a new fingerprint
+    shard.write_bytes(bytes(data))
+    result = sh(repo, "python", "pipeline/validate.py", check=False)
+    assert result.returncode == 1 and "do not match their sha256" in result.stderr
+
+
+def test_losing_the_cache_costs_time_never_correctness(repo):
+    put(
+        repo / "data" / "incoming",
+        {
+            **images(0, 10),
+            "labels.csv": "path,label\n" + "".join(f"{k},x\n" for k in images(0, 10)),
+        },
+    )
+    sh(repo, "dvc", "repro")
+    (repo / "data" / "annotations" / "fix.csv").write_text("path,label\nc1/00001.png,y\n")
+    shutil.rmtree(repo / ".dvc" / "tmp" / "imageshelf")
+    sh(repo, "dvc", "repro")
+    with ImageStore(repo / "data" / "images.lmdb") as store:
+        assert store.metadata("c1/00001.png") == {"label": "y"}
+        assert store.metadata("c2/00002.png") == {"label": "x"}
+    assert report(repo, "validate")["proven_earlier"] == 0  # all read again: no cache
+
+
+def _read_all(args: tuple[str, list[str]]) -> dict[str, bytes]:
+    path, keys = args
+    store = ImageStore(path)
+    return {key: store.get(key) for key in keys}
+
+
+def test_reads_by_key_across_overlapping_shards(tmp_path):
+    """Every batch holds every class, so every shard's key range overlaps the others':
+    lookups build a key -> shard map and stay right, in this process and in forked and
+    spawned workers."""
+    folder = tmp_path / "shards"
+    everything = {}
+    for batch in range(6):
+        content = images(batch * 10, 10)
+        everything.update(content)
+        write_sharded(folder, items_for(content))
+    store = ImageStore(folder)
+    keys = sorted(everything)
+    assert len(store.parts) == 6
+    for _ in range(3):  # enough lookups to make building the map pay
+        assert all(store.get(key) == everything[key] for key in keys)
+    assert store._by_key is not None
+    assert all(key in store for key in keys) and "c9/99999.png" not in store
+    with pytest.raises(KeyError, match="c9/99999.png"):
+        store.get("c9/99999.png")
+    assert store.part_of(keys[0]) in {p.name for p in store.parts}
+    for method in ("fork", "spawn"):
+        with multiprocessing.get_context(method).Pool(2) as pool:
+            got = pool.map(_read_all, [(str(folder), keys[:30]), (str(folder), keys[30:])])
+        assert {**got[0], **got[1]} == everything
+
+
+def test_pack_says_when_the_single_file_has_grown_past_a_few_gb(workspace, monkeypatch):
+    from imageshelf.stages import pack
+
+    from conftest import stage
+
+    monkeypatch.setattr(pack, "SHARDED_FROM", 1000)  # a few GB, scaled down
+    put(workspace / "data" / "incoming", images(0, 5))
+    stage("ingest")
+    result = stage("pack")
+    assert result.exit_code == 0
+    assert "is rewritten (and pushed) whole on every change; the sharded layout" in result.stderr
