@@ -244,7 +244,15 @@ def reads(work: Path, n: int, appends: int = 50) -> dict[str, float]:
         start = time.perf_counter()
         for key in order[: n // 100]:
             _ = key in fresh
-        out[f"{name} lookups"] = (n // 100) / (time.perf_counter() - start)
+        out[f"{name} first lookups"] = (n // 100) / (time.perf_counter() - start)
+        best = 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            for key in order:
+                _ = key in fresh
+            best = max(best, n / (time.perf_counter() - start))
+        out[f"{name} lookups"] = best
+        fresh.close()
         store.close()
     shutil.rmtree(work / "shards")
     (work / "one.lmdb").unlink()
@@ -367,11 +375,22 @@ def main(n: int, push_images: int, out: Path) -> None:
         rows.append(
             Row(
                 "reads",
-                "`key in store` for 1% of the keys in a fresh object (pack's lookups)",
+                "`key in store`, every key in random order (pack's lookups; steady, best of 3)",
                 1e6 / rate["sharded lookups"],
                 "the single file, same",
                 1e6 / rate["single lookups"],
                 0.8,
+                "µs/read",
+            )
+        )
+        rows.append(
+            Row(
+                "reads",
+                "`key in store` for the first 1% of keys, in a fresh object (opens the shards)",
+                1e6 / rate["sharded first lookups"],
+                "the single file, same",
+                1e6 / rate["single first lookups"],
+                None,
                 "µs/read",
             )
         )

@@ -133,6 +133,15 @@ class Table:
         raw = self._txn.get(key.encode("utf-8", "surrogateescape"))
         return orjson.loads(raw) if raw is not None else None
 
+    def get_raw(self, key: str) -> bytes | None:
+        """The stored JSON of a value, unparsed (for the caller's own fast checks)."""
+        if self._env is None:
+            return None
+        if self._txn is None:
+            self._txn = self._env.begin()
+        raw = self._txn.get(key.encode("utf-8", "surrogateescape"))
+        return bytes(raw) if raw is not None else None
+
     def put_many(self, items: dict[str, Any], drop: bool = False) -> None:
         """Write `items`; with `drop`, every other entry goes (the table is exactly
         `items` afterwards)."""

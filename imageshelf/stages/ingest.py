@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .. import __version__, cache
 from ..annotations import KeyIndex, read_place
 from ..atomic import write_bytes, write_json
@@ -225,16 +227,23 @@ def ingest(
     entries: dict[str, list[Any]] = {}  # what this run knows of each file
     changed: dict[str, Any] = {}  # what it learned
     candidates, todo = [], []
+    get = table.get_raw if meta is not None else None
+    stored = {f'"{digest}"'.encode() for digest in parts} if same_notes else set()
     for rel in found.files:
         now = found.fingerprints[rel]
-        entry = table.get(rel) if meta is not None else None
-        if entry is not None and tuple(entry[:4]) == now:
-            if same_notes and entry[4] in parts:
-                result.already_stored += 1  # as it was in the store, still there
-                entries[rel] = entry
-                continue
-        else:
-            entry = None
+        raw = get(rel) if get is not None else None
+        entry = None
+        if raw is not None:
+            # The entry is JSON, [*fingerprint, stored part, *probe]: the usual case, a
+            # file unchanged and already stored, is told from its bytes without parsing.
+            head = b"[%d,%d,%d,%d," % now
+            if raw.startswith(head):
+                at = len(head)
+                if raw[at : at + 66] in stored:
+                    result.already_stored += 1  # as it was in the store, still there
+                    continue
+                entry = orjson.loads(raw)
+        if entry is None:
             try:
                 encode_key(rel)  # a key in the cache was a valid key then, and now
             except InvalidKeyError as exc:

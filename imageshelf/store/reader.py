@@ -155,16 +155,20 @@ class ImageStore:
                 by_key[key] = file
                 number[key] = at
         self._by_key = by_key
-        # (fork generation, thread, each part's txn.get): valid in one thread of one process
-        fast: list[Any] = [None, None, None]
+        # Each part's txn.get, valid in one thread of one process: checked as StoreFile.get
+        # checks its own, by the fork generation and the thread.
         generation = FORK_GENERATION
+        made_gen, made_thread = -1, -1
+        gets: list[Any] = []
 
         def get(key: str) -> bytes:
-            if fast[0] != generation[0] or fast[1] != get_ident():
-                fast[:] = [generation[0], get_ident(), [f.txn_get() for f in files]]
+            nonlocal made_gen, made_thread, gets
+            if made_gen != generation[0] or made_thread != get_ident():
+                made_gen, made_thread = generation[0], get_ident()
+                gets = [f.txn_get() for f in files]
             try:
-                data = fast[2][number[key]](key.encode("utf-8"))
-            except (KeyError, TypeError, AttributeError):
+                data = gets[number[key]](key.encode("utf-8"))  # KeyError names a missing key
+            except (TypeError, AttributeError):
                 raise KeyError(key) from None
             if data is None:
                 raise KeyError(key)
