@@ -146,7 +146,9 @@ def plan_pack(
             else:
                 new_by_hash[record.info.sha256] = key
             plan.added.append(key)
-            plan.metadata[key] = tracked.apply(key, record.info, None, record.metadata)
+            metadata = tracked.apply(key, record.info, None, record.metadata)
+            if metadata != (record.metadata, ()):  # else the manifest's is the one: no copy
+                plan.metadata[key] = metadata
         elif existing.info.sha256 == record.info.sha256:
             seen.add(key)
             if not _relabel(
