@@ -174,3 +174,31 @@ def test_pack_says_when_the_single_file_has_grown_past_a_few_gb(workspace, monke
     result = stage("pack")
     assert result.exit_code == 0
     assert "is rewritten (and pushed) whole on every change; the sharded layout" in result.stderr
+
+
+def test_a_walk_on_every_core_finds_what_one_walk_finds(tmp_path):
+    from imageshelf.walk import walk
+
+    put(
+        tmp_path,
+        {
+            **images(0, 40),
+            "top.png": make_image(seed=1),
+            "labels.csv": "path,label\n",
+            "c1/README.md": "# c1\n",
+            "notes/README.md": "x",
+            "c2/deep/er/x.png": make_image(seed=2),
+            "c3/labels/a.txt": "0 0.5 0.5 0.1 0.1\n",
+        },
+    )
+    os.symlink(tmp_path / "c0", tmp_path / "link")  # a folder symlink: rejected, either way
+    os.mkfifo(tmp_path / "c2" / "pipe.png")
+    one, many = (
+        walk(str(tmp_path), ("README*", "notes")),
+        walk(str(tmp_path), ("README*", "notes"), jobs=2),
+    )
+    assert len(one.files) == 42
+    for name in ("files", "annotations", "ignored", "fingerprints"):
+        assert getattr(many, name) == getattr(one, name), name
+    assert sorted(many.rejects, key=lambda r: r.path) == sorted(one.rejects, key=lambda r: r.path)
+    assert {r.path for r in one.rejects} == {"link", "c2/pipe.png"}

@@ -136,6 +136,7 @@ class _Prober:
 
 
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
+PARALLEL_WALK_FROM = 20_000  # files seen last time; below this a walk is quick anyway
 CHUNK = 256
 
 
@@ -207,7 +208,10 @@ def ingest(
     """
     rules = rules or AnnotationsParams()
     root = str(incoming)
-    found = walk(root, rules.ignore)
+    table, meta = _seen(params)
+    # A folder the last run found large is walked on every core (see walk).
+    large = meta is not None and meta.get("files", 0) >= PARALLEL_WALK_FROM
+    found = walk(root, rules.ignore, jobs=(os.cpu_count() or 1) if large else 1)
     if progress is not None:
         progress.reset(total=len(found.files))
     annotations = read_place(
@@ -220,7 +224,6 @@ def ingest(
         unused_metadata=[shown(u) for u in annotations.unused],
         ignored=found.ignored,
     )
-    table, meta = _seen(params)
     notes = [[rel, list(fingerprint(os.path.join(root, rel)) or ())] for rel in found.annotations]
     parts = {part.content_digest for part in store.parts} if store is not None else set()
     same_notes = meta is not None and meta.get("annotations") == notes
@@ -295,8 +298,13 @@ def ingest(
     for rel in candidates:
         if table.get(rel) != entries[rel]:
             changed[rel] = entries[rel]
-    if changed or not same_notes:
-        changed[META] = {"version": __version__, "params": _limits(params), "annotations": notes}
+    if changed or not same_notes or (meta or {}).get("files") != len(found.files):
+        changed[META] = {
+            "version": __version__,
+            "params": _limits(params),
+            "annotations": notes,
+            "files": len(found.files),
+        }
         table.put_many(changed, drop=meta is None)
     table.close()
     return result
