@@ -28,19 +28,8 @@ from pathlib import Path
 import click
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import PROJECT, Row, machine, table  # noqa: E402
+from bench import PROJECT, Row, machine, new_project, table  # noqa: E402
 
-SKELETON = [
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvcignore",
-    ".gitignore",
-    "data/remove.txt",
-    "data/incoming/.gitkeep",
-    "data/annotations/README.md",
-]
 ENV = {
     **os.environ,
     "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
@@ -105,20 +94,14 @@ def dvc(cwd: Path, *args: str) -> float:
 
 def project(root: Path, remote: Path) -> Path:
     """A fresh copy of this project, sharded, as a git repository with a local remote."""
-    for rel in SKELETON:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT / rel, root / rel)
-    for code in ("pipeline", "imageshelf"):
-        shutil.copytree(PROJECT / code, root / code, ignore=shutil.ignore_patterns("__pycache__"))
+    new_project(root, remote)
     params = root / "params.yaml"
     params.write_text(
         params.read_text()
         .replace("layout: single", "layout: sharded")
         .replace("store: data/images.lmdb", "store: data/images")
     )
-    sh(root, "git", "init", "-q")
-    dvc(root, "remote", "modify", "local", "url", str(remote))
-    commit(root, "skeleton")
+    commit(root, "sharded")
     return root
 
 
