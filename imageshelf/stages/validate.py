@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
-import lmdb.verify as lmdb_verify
 
 from .. import cache
 from ..atomic import write_json
@@ -33,8 +32,8 @@ from ..catalog import catalog_digest, catalog_parts
 from ..errors import ShelfError
 from ..manifest import read_manifest
 from ..progress import Progress
-from ..store import ImageStore, Part, StoreError, StoreFile
-from ..store.format import digest_entry
+from ..store import ImageStore, Part, Record, StoreError, StoreFile, trust
+from ..store.format import DamagedRecordError, digest_entry
 from ..store.index import is_shard_name, shard_name
 
 
@@ -78,12 +77,7 @@ def verify_structure(path: Path) -> list[str]:
     It reads the file as bytes and never hands it to the engine, so damage to LMDB's
     pages is reported here instead of crashing whatever opens the file next.
     """
-    try:
-        return list(lmdb_verify.verify(str(path), subdir=False))
-    except lmdb_verify.VerifyError as exc:
-        return [str(exc)]
-    except OSError as exc:
-        return [f"cannot read: {exc.strerror}"]
+    return trust.problems(path)
 
 
 def _proven(full: bool) -> dict[str, list[Any]]:
@@ -113,7 +107,11 @@ def validate_store(
     try:
         parts, header = store.parts, store.header
     except StoreError as exc:
-        result.fail("(store)", str(exc))
+        problems = verify_structure(store.path) if store.path.is_file() else []
+        for problem in problems[:20]:  # what the open refused, in full
+            result.fail("(lmdb)", problem)
+        if not problems:
+            result.fail("(store)", str(exc))
         return result
     if progress is not None:
         progress.reset(total=header.count)
@@ -193,6 +191,7 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
         for problem in problems[:20]:
             result.fail("(lmdb)", problem)
         return result  # opening a structurally damaged file through LMDB could crash
+    trust.remember_path(file.path)  # verified just now: opening it need not verify again
     try:
         header = file.header
     except StoreError as exc:
@@ -201,18 +200,28 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
     content = hashlib.sha256()
     total = 0
     try:
-        for record in file.records():
-            key = record.key
+        for key, raw in file.raw_records():
             result.records += 1
-            content.update(digest_entry(key.encode("utf-8"), record.encode()))
-            if not isinstance(record.metadata, dict):
-                result.fail(key, "metadata is not a JSON object")
+            try:
+                record = Record.decode(key, raw)
+            except DamagedRecordError as exc:
+                result.fail(key, f"record is {exc.problem}")
                 continue
+            content.update(digest_entry(key.encode("utf-8"), record.encode()))
             total += record.info.size
+            # A scan is no proof that a lookup finds the key (a damaged B-tree branch can
+            # hide it from lookups only): every key is looked up, in both databases.
+            try:
+                found = file.raw_record(key)
+            except KeyError:
+                found = None
+            if found != raw:
+                result.fail(key, "record is not reachable by lookup: the store's index is damaged")
+                continue
             try:
                 data = file.get(key)
-            except KeyError:
-                result.fail(key, "record has no image bytes")
+            except (KeyError, StoreError):
+                result.fail(key, "record has no image bytes, or they are not reachable by lookup")
                 continue
             result.bytes_checked += len(data)
             if len(data) != record.info.size:
@@ -221,7 +230,7 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
                 result.fail(key, "image bytes do not match their sha256: the store is corrupt")
             if progress is not None:
                 progress.update()
-    except (ValueError, KeyError, TypeError, lmdb.Error) as exc:
+    except (ValueError, KeyError, TypeError, lmdb.Error, StoreError) as exc:
         result.fail("(store)", f"a record does not parse after {result.records} good ones: {exc}")
         return result
     counts = file.stat()

@@ -12,10 +12,11 @@ import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from threading import get_ident
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import lmdb
 
+from . import trust
 from .format import (
     DB_IMAGES,
     DB_META,
@@ -26,6 +27,7 @@ from .format import (
     ImageInfo,
     Record,
     StoreError,
+    stored_key,
 )
 
 
@@ -43,7 +45,10 @@ class _OpenStore:
     the same file shares one of these.
     """
 
-    def __init__(self, path: str, size: int) -> None:
+    def __init__(self, path: str, st: os.stat_result) -> None:
+        size = st.st_size
+        # A file from elsewhere is verified offline before the engine maps a page of it.
+        trust.check(path, st)
         memory = _physical_memory()
         # Readahead helps random reads of small values while the file fits in RAM
         # (shared/FACTS.md: 2.7x faster cold); beyond that it only evicts useful pages.
@@ -126,7 +131,7 @@ def _acquire(path: str) -> _OpenStore:
             if opened is not None:
                 return opened
             try:
-                opened = _OpenStore(path, before.st_size)
+                opened = _OpenStore(path, before)
             except StoreError:
                 if _same_file(path, ident):
                     raise
@@ -221,11 +226,21 @@ class StoreFile:
         opened = self._store()
         cursor = opened.txn().cursor(db=opened.db_records)
         for raw_key in cursor.iternext(keys=True, values=False):
-            yield bytes(raw_key).decode("utf-8")
+            yield stored_key(raw_key)
 
     def keys(self) -> list[str]:
         """All keys, in sorted order."""
         return list(self)
+
+    def key_range(self) -> tuple[str | None, str | None]:
+        """The first and the last key, or (None, None) if the file is empty."""
+        opened = self._store()
+        cursor = opened.txn().cursor(db=opened.db_records)
+        if not cursor.first():
+            return None, None
+        first = stored_key(cursor.key())
+        cursor.last()
+        return first, stored_key(cursor.key())
 
     def txn_get(self) -> Any:
         """This thread's bound `txn.get` on the images database (the hot path of reads)."""
@@ -242,8 +257,15 @@ class StoreFile:
         except (lmdb.BadValsizeError, UnicodeEncodeError, AttributeError):
             raise KeyError(key) from None  # a key the store could never hold
         if data is None:
-            raise KeyError(key)
+            self.missing(key)
         return data  # type: ignore[return-value]  # bytes: transactions use buffers=False
+
+    def missing(self, key: str) -> NoReturn:
+        """Raise for a key whose image bytes are not here: KeyError if the store does
+        not list it, StoreError if it does (a damaged store: a record without bytes)."""
+        if key in self:
+            raise StoreError(f"{self.path}: damaged store: {key!r} has a record but no image")
+        raise KeyError(key)
 
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
         """Original bytes for each key, in the order given."""
@@ -253,7 +275,7 @@ class StoreFile:
         for key in keys:
             data = txn.get(_raw(key))
             if data is None:
-                raise KeyError(key)
+                self.missing(key)
             out.append(cast(bytes, data))
         return out
 
@@ -300,7 +322,7 @@ class StoreFile:
         opened = self._store()
         cursor = opened.txn().cursor(db=opened.db_records)
         for raw_key, raw in cursor.iternext(keys=True, values=True):
-            yield bytes(raw_key).decode("utf-8"), cast(bytes, raw)
+            yield stored_key(raw_key), cast(bytes, raw)
 
 
 def _raw(key: str) -> bytes:

@@ -6,6 +6,7 @@ docs/FORMAT.md describes the same contract for people; keep the two in step.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -130,13 +131,37 @@ class Record:
         return canonical_json(self.to_json())
 
     @classmethod
-    def from_json(cls, key: str, obj: dict[str, Any]) -> Record:
-        info = ImageInfo(obj["sha256"], obj["size"], obj["format"], obj["width"], obj["height"])
-        return cls(key, info, obj["meta"], obj.get("split"), tuple(obj.get("annotated", ())))
+    def from_json(cls, key: str, obj: Any) -> Record:
+        """A record from its JSON object; a StoreError naming the key and the field if
+        the object is not a record (a damaged or crafted store)."""
+        if not isinstance(obj, dict):
+            raise DamagedRecordError(key, f"a JSON {type(obj).__name__}, not an object")
+        try:
+            sha256, size, fmt = obj["sha256"], obj["size"], obj["format"]
+            width, height, metadata = obj["width"], obj["height"], obj["meta"]
+        except KeyError as missing:
+            raise DamagedRecordError(key, f"no field {missing}") from None
+        split, annotated = obj.get("split"), obj.get("annotated", ())
+        if not (isinstance(sha256, str) and len(sha256) == 64 and _HEX.issuperset(sha256)):
+            raise DamagedRecordError(key, "sha256 is not 64 hex digits")
+        if not all(type(n) is int and n >= 0 for n in (size, width, height)):
+            raise DamagedRecordError(key, "size, width or height is not a whole number")
+        if not isinstance(fmt, str) or not isinstance(metadata, dict):
+            raise DamagedRecordError(key, "format is not text, or meta not an object")
+        if split is not None and not isinstance(split, str):
+            raise DamagedRecordError(key, "split is not text")
+        if not (isinstance(annotated, list | tuple) and all(isinstance(a, str) for a in annotated)):
+            raise DamagedRecordError(key, "annotated is not a list of field names")
+        info = ImageInfo(sha256, size, fmt, width, height)
+        return cls(key, info, metadata, split, tuple(annotated))
 
     @classmethod
     def decode(cls, key: str, raw: bytes) -> Record:
-        return cls.from_json(key, parse_json(raw))
+        try:
+            obj = parse_json(raw)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            raise DamagedRecordError(key, "not valid JSON") from None
+        return cls.from_json(key, obj)
 
     @property
     def effective_split(self) -> str | None:
@@ -163,14 +188,45 @@ def peek_sha256_and_split(raw: bytes) -> tuple[str, str | None]:
     """The top-level sha256 and split of a stored record, read off its canonical JSON
     without parsing it. Top-level keys are sorted, so the user's metadata ("meta") comes
     before "sha256" and "split": the last occurrence of each is the record's own (a
-    string inside the metadata cannot hold an unescaped quote)."""
+    string inside the metadata cannot hold an unescaped quote). A damaged record gives
+    whatever text is there: a hash that matches nothing, never an exception."""
     at = raw.rfind(b'"sha256":"') + 10
-    sha256 = raw[at : at + 64].decode("ascii")
+    sha256 = raw[at : at + 64].decode("ascii", "replace")
     at = raw.rfind(b'"split":"')
     if at < 0:
         return sha256, None
     at += 9
-    return sha256, raw[at : raw.index(b'"', at)].decode("utf-8")
+    end = raw.find(b'"', at)
+    return sha256, raw[at : end if end >= 0 else len(raw)].decode("utf-8", "replace")
+
+
+def stored_key(raw_key: bytes) -> str:
+    """A key read from a store, checked as a key to be written is: a store from
+    elsewhere may hold `../x.png`, `/etc/x` or bytes that are not UTF-8."""
+    try:
+        key = raw_key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StoreError(f"damaged store: a key is not UTF-8 text ({raw_key[:60]!r})") from None
+    if _BAD_KEY.search(key) is not None:
+        try:
+            encode_key(key)
+        except InvalidKeyError as exc:
+            raise StoreError(f"damaged store: {exc}") from None
+    return key
+
+
+class DamagedRecordError(StoreError):
+    """A stored record that is not a record: the message names its key and what is wrong."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"damaged store: the record of {key!r} is {problem}")
+        self.key = key
+        self.problem = problem
+
+
+_HEX = frozenset("0123456789abcdef")
+# What encode_key refuses, found in one regex search (the common key passes untouched).
+_BAD_KEY = re.compile(r"\A/|\A\Z|//|/\Z|(?:\A|/)\.{1,2}(?:/|\Z)|\x00")
 
 
 def digest_entry(raw_key: bytes, record_json: bytes) -> bytes:

@@ -95,7 +95,9 @@ class ImageStore:
             path = self.path / name
             if not path.exists():
                 raise StoreError(f"{path}: shard not here; `dvc pull {path}` fetches it")
-            file = self._files[name] = StoreFile(path)
+            file = StoreFile(path)
+            _check_part(next(p for p in self._resolve() if p.name == name), file)
+            self._files[name] = file
         return file
 
     def part_of(self, key: str) -> str | None:
@@ -167,12 +169,13 @@ class ImageStore:
                 made_gen, made_thread = generation[0], get_ident()
                 gets = [f.txn_get() for f in files]
             try:
-                data = gets[number[key]](key.encode("utf-8"))  # KeyError names a missing key
+                at = number[key]  # KeyError names a missing key
+                data = gets[at](key.encode("utf-8"))
             except (TypeError, AttributeError):
                 raise KeyError(key) from None
             if data is None:
-                raise KeyError(key)
-            return data
+                files[at].missing(key)
+            return data  # type: ignore[no-any-return]
 
         self.get = get  # type: ignore[method-assign]
 
@@ -303,3 +306,26 @@ class ImageStore:
 
     def __repr__(self) -> str:
         return f"ImageStore({str(self.path)!r})"
+
+
+def _check_part(part: Part, file: StoreFile) -> None:
+    """A shard is what its index entry says: the same content and the same key range.
+    Lookups trust the range (a key outside it is not looked for), so an index edited
+    by hand or damaged would hide keys without this check. Two reads per shard."""
+    header = file.header
+    if (header.count, header.total_bytes, header.content_digest) != (
+        part.count,
+        part.total_bytes,
+        part.content_digest,
+    ):
+        raise StoreError(
+            f"{file.path}: damaged store: the shard does not match its entry in index.json"
+        )
+    first, last = file.key_range()
+    if (part.first_key is not None and part.first_key != first) or (
+        part.last_key is not None and part.last_key != last
+    ):
+        raise StoreError(
+            f"{file.path}: damaged store: index.json gives the shard's keys as "
+            f"{part.first_key!r}..{part.last_key!r}, it holds {first!r}..{last!r}"
+        )

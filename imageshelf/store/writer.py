@@ -23,6 +23,7 @@ from pathlib import Path
 import lmdb
 
 from ..atomic import atomic_write, fsync_dir, is_temp, publish, temporary
+from . import trust
 from .build import (
     Item,
     ItemSource,
@@ -115,6 +116,7 @@ def rebuild(
             with temporary(path) as temp:
                 header = build_file(temp, merged, on_item)
                 publish(temp, path, durable=True)
+            trust.remember_path(path)  # written here: never verified as a stranger's
             return header
         except (lmdb.Error, OSError) as exc:
             raise _failed(path, exc) from None
@@ -222,6 +224,7 @@ def _write_shard(folder: Path, items: ItemSource, on_item: OnItem | None) -> Par
         name = shard_name(header.content_digest)
         # Synced by the builder; the folder is synced once, before the index names it.
         publish(temp, folder / name, durable=False)
+        trust.remember_path(folder / name)
     return Part(name, header.count, header.total_bytes, header.content_digest, first, last)
 
 
