@@ -200,13 +200,14 @@ def peek_sha256_and_split(raw: bytes) -> tuple[str, str | None]:
     return sha256, raw[at : end if end >= 0 else len(raw)].decode("utf-8", "replace")
 
 
-def stored_key(raw_key: bytes) -> str:
+def stored_key(raw_key: bytes | memoryview) -> str:
     """A key read from a store, checked as a key to be written is: a store from
     elsewhere may hold `../x.png`, `/etc/x` or bytes that are not UTF-8."""
+    raw = raw_key if isinstance(raw_key, bytes) else bytes(raw_key)
     try:
-        key = raw_key.decode("utf-8")
+        key = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise StoreError(f"damaged store: a key is not UTF-8 text ({raw_key[:60]!r})") from None
+        raise StoreError(f"damaged store: a key is not UTF-8 text ({raw[:60]!r})") from None
     if _BAD_KEY.search(key) is not None:
         try:
             encode_key(key)

@@ -175,7 +175,7 @@ class ImageStore:
                 raise KeyError(key) from None
             if data is None:
                 files[at].missing(key)
-            return data  # type: ignore[no-any-return]
+            return data
 
         self.get = get  # type: ignore[method-assign]
 
