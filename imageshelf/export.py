@@ -67,6 +67,19 @@ def export_files(
             f"refusing keys that would be written outside {out_dir}: "
             + ", ".join(map(repr, escaping[:5]))
         )
+    keys = {record.key for record in records}
+    clashes = [
+        (folder, record.key)
+        for record in records
+        for folder in _folders(record.key)
+        if folder in keys
+    ]
+    if clashes:
+        folder, key = clashes[0]
+        raise ExportError(
+            f"key {folder!r} would be a file and a folder (for {key!r}): refusing to "
+            "export as files; `--as webdataset` keeps both"
+        )
     total = 0
     for record, target in targets:
         assert target is not None
@@ -82,6 +95,13 @@ def export_files(
             line = {**record.metadata, "file_name": record.key}
             out.write(json.dumps(line, ensure_ascii=False, sort_keys=True).encode() + b"\n")
     return total
+
+
+def _folders(key: str) -> Iterator[str]:
+    at = key.find("/")
+    while at >= 0:
+        yield key[:at]
+        at = key.find("/", at + 1)
 
 
 EXTENSIONS = {
@@ -100,8 +120,12 @@ def sample_name(key: str, taken: set[str]) -> str:
     folder, _, name = key.rpartition("/")
     base = (name.rsplit(".", 1)[0] if "." in name else name).replace(".", "_") or "_"
     candidate = f"{folder}/{base}" if folder else base
-    if candidate in taken:
-        candidate += "_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+    salt = 0
+    while candidate in taken:  # another key's name (or another key's hashed name)
+        digest = hashlib.sha256(f"{key}\0{salt}".encode("utf-8", "surrogatepass"))
+        candidate = f"{folder}/{base}" if folder else base
+        candidate += "_" + digest.hexdigest()[:12]
+        salt += 1
     taken.add(candidate)
     return candidate
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from .errors import ShelfError
 from .store import ImageStore, Record, StoreFile
-from .store.format import parse_json
+from .store.format import record_object
 
 Predicate = Callable[[str, dict[str, Any]], bool]  # (key, the record's parsed JSON)
 Where = str | Iterable[str] | Mapping[str, Any] | None
@@ -219,8 +219,13 @@ def select(
     for key, raw in store.raw_records():
         if groups and not all(any(n in raw for n in group) for group in groups):
             continue  # cannot match: its JSON lacks every value a match could have
-        obj = parse_json(raw)
-        if test is not None and not test(key, obj):
+        obj = record_object(key, raw)
+        try:
+            keep = test is None or test(key, obj)
+        except (TypeError, AttributeError, KeyError, ValueError):
+            Record.from_json(key, obj)  # a damaged record: raises, naming the key
+            raise
+        if not keep:
             continue
         record = Record.from_json(key, obj)
         if predicate is None or predicate(record.fields()):

@@ -119,11 +119,15 @@ def validate_store(
     for part in parts:
         try:
             file = store.part(part.name)
-        except StoreError:
-            result.fail(
-                part.name,
-                "shard listed in the index is missing; `dvc pull` or `dvc checkout` brings it back",
-            )
+        except StoreError as exc:
+            if (store.path / part.name).exists():
+                result.fail(part.name, str(exc))
+            else:
+                result.fail(
+                    part.name,
+                    "shard listed in the index is missing; `dvc pull` or `dvc checkout` "
+                    "brings it back",
+                )
             continue
         entry = _still_proven(earlier, file.path, part.content_digest)
         if entry is not None:

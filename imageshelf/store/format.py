@@ -157,11 +157,7 @@ class Record:
 
     @classmethod
     def decode(cls, key: str, raw: bytes) -> Record:
-        try:
-            obj = parse_json(raw)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            raise DamagedRecordError(key, "not valid JSON") from None
-        return cls.from_json(key, obj)
+        return cls.from_json(key, record_object(key, raw))
 
     @property
     def effective_split(self) -> str | None:
@@ -198,6 +194,14 @@ def peek_sha256_and_split(raw: bytes) -> tuple[str, str | None]:
     at += 9
     end = raw.find(b'"', at)
     return sha256, raw[at : end if end >= 0 else len(raw)].decode("utf-8", "replace")
+
+
+def record_object(key: str, raw: bytes) -> Any:
+    """A stored record's JSON, parsed; DamagedRecordError if it is not JSON."""
+    try:
+        return parse_json(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise DamagedRecordError(key, "not valid JSON") from None
 
 
 def stored_key(raw_key: bytes | memoryview) -> str:
@@ -271,7 +275,7 @@ class Header:
             raise StoreError(f"{where}: not an image store (format {found!r})")
         check_version(str(obj.get("version", "")), FORMAT_VERSION, where, "store format")
         if obj.get("hash") != HASH_ALGORITHM:
-            raise StoreError(f"{where}: unknown hash algorithm {obj.get('hash')!r}")
+            raise StoreError(f"{where}: damaged store header (hash algorithm {obj.get('hash')!r})")
         count, total, digest = obj.get("count"), obj.get("total_bytes"), obj.get("content_digest")
         if not (_count(count) and _count(total) and isinstance(digest, str)):
             raise StoreError(f"{where}: damaged store header (count, total_bytes or digest)")

@@ -48,6 +48,7 @@ class ImageStore:
         self._files: dict[str, StoreFile] = {}
         self._by_key: dict[str, StoreFile] | None = None  # key -> its part, when mapped
         self._probes = 0  # lookups in parts that did not hold the key, or did
+        self._ranges_checked = False
         self.__dict__.pop("get", None)  # the fast path, bound by _resolve or _index_keys
 
     def _resolve(self) -> tuple[Part, ...]:
@@ -139,6 +140,13 @@ class ImageStore:
         if len(parts) == 1:
             yield parts[0]
             return
+        if not self._ranges_checked:
+            # Ranges decide where a key is not looked for: prove them before trusting
+            # them (an edited index.json could hide keys). Shards not here are skipped.
+            for part in parts:
+                if (self.path / part.name).exists():
+                    self.part(part.name)
+            self._ranges_checked = True
         for part in parts:
             if part.may_hold(key):
                 yield part
