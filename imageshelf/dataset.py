@@ -25,14 +25,19 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from .decoding import check_decode_cost
 from .query import Where, select
 from .store import ImageStore, StoreFile
 
 
 def decode_image(data: bytes, mode: str | None = None) -> Any:
-    """The image in `data` as a loaded PIL image, converted to `mode` if given."""
+    """The image in `data` as a loaded PIL image, converted to `mode` if given.
+
+    Bounded: Pillow's pixel limit (Image.MAX_IMAGE_PIXELS) holds, and an image whose
+    decoding would cost without bound under it (decoding.py) is a DecodeCostError."""
     from PIL import Image
 
+    check_decode_cost(data)
     image: Image.Image = Image.open(io.BytesIO(data))
     image.load()
     if mode is not None and image.mode != mode:

@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from .decoding import decode_cost_problem
 from .store.format import ImageInfo, Record
 
 # Pillow's own decompression-bomb threshold; params.yaml can lower it.
@@ -57,6 +58,9 @@ def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
     """Format and size of an image, read from its header; raise NotAnImageError if unusable."""
     if not data:
         raise NotAnImageError("empty", "empty file")
+    costly = decode_cost_problem(data)  # before Pillow parses a header of any size
+    if costly is not None:
+        raise NotAnImageError("too_costly", costly)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: judged below

@@ -8,6 +8,7 @@ is named in README.md, "What it guarantees".
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import multiprocessing
 import random
@@ -337,3 +338,104 @@ def test_fuzz_bit_flips_and_truncations_are_harmless_or_reported(tmp_path):
         path.unlink()
     assert tally.get("refused", 0) > 50 and tally.get("validate failed", 0) > 50, tally
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ decoding without bound
+
+
+def _scan_bomb() -> bytes:
+    """A progressive JPEG whose last scan is repeated 3,000 times: tiny, under every
+    pixel limit, and minutes per decode at photo sizes."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    end, last = data.rfind(b"\xff\xd9"), data.rfind(b"\xff\xda")
+    return data[:end] + data[last:end] * 3000 + b"\xff\xd9"
+
+
+def _strip_bomb(rows: int = 300_000) -> bytes:
+    """A 1-pixel-wide grey TIFF with one strip per row: every strip's offset is parsed
+    into memory by a header read."""
+    entries = []
+    offsets_at = 8 + 2 + 8 * 12 + 4
+    counts_at = offsets_at + 4 * rows
+    pixels_at = counts_at + 4 * rows
+    for tag, kind, count, value in (
+        (256, 3, 1, 1),  # ImageWidth
+        (257, 4, 1, rows),  # ImageLength
+        (258, 3, 1, 8),  # BitsPerSample
+        (259, 3, 1, 1),  # no compression
+        (262, 3, 1, 1),  # BlackIsZero
+        (273, 4, rows, offsets_at),  # StripOffsets
+        (278, 3, 1, 1),  # RowsPerStrip
+        (279, 4, rows, counts_at),  # StripByteCounts
+    ):
+        entries.append(struct.pack("<HHII", tag, kind, count, value))
+    head = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", len(entries)) + b"".join(entries)
+    head += struct.pack("<I", 0)
+    offsets = struct.pack(f"<{rows}I", *range(pixels_at, pixels_at + rows))
+    return head + offsets + struct.pack(f"<{rows}I", *([1] * rows)) + b"\x80" * rows
+
+
+def test_ingest_refuses_images_whose_decoding_would_cost_without_bound(workspace):
+    from conftest import put, report, stage
+
+    put(workspace / "data" / "incoming", {"scans.jpg": _scan_bomb(), "strips.tif": _strip_bomb()})
+    assert stage("ingest").exit_code == 0
+    rejects = {r["path"]: r for r in report("ingest")["rejects"]}
+    assert (
+        rejects["scans.jpg"]["code"] == "too_costly"
+        and "3010 scans" in (rejects["scans.jpg"]["reason"])
+    )
+    assert (
+        rejects["strips.tif"]["code"] == "too_costly"
+        and "300,000 strips" in (rejects["strips.tif"]["reason"])
+    )
+
+
+def test_decoders_refuse_a_decoding_bomb_from_a_store_from_elsewhere(workspace):
+    from imageshelf.dataset import ImageDataset
+    from imageshelf.decoding import DecodeCostError
+    from imageshelf.store import ImageInfo, Record
+    from imageshelf.store.writer import Item, rebuild
+
+    bomb = _scan_bomb()
+    good = make_image("PNG", (16, 16))
+    items = [
+        Item(
+            Record(key, ImageInfo(hashlib.sha256(d).hexdigest(), len(d), fmt, 64, 64), {}),
+            lambda d=d: d,
+            trusted=True,
+        )
+        for key, d, fmt in (("a/bomb.jpg", bomb, "jpeg"), ("b/good.png", good, "png"))
+    ]
+    rebuild(workspace / "data" / "images.lmdb", items)
+    dataset = ImageDataset(workspace / "data" / "images.lmdb", decode="RGB")
+    with pytest.raises(DecodeCostError, match="3010 scans"):
+        dataset[0]
+    assert dataset[1][0].size == (16, 16)
+    assert _run(workspace, "stats").returncode == 0  # the bomb's thumbnail is a "?" tile
+    assert ImageDataset(workspace / "data" / "images.lmdb")[0][0] == bomb  # bytes untouched
+
+
+# ------------------------------------------------------------------ injection
+
+
+def test_labels_cannot_inject_markup_or_formulas_into_the_plots(workspace):
+    from imageshelf.store.writer import rebuild
+
+    from conftest import items_for
+
+    images = {f"img/{i}.png": make_image("PNG", (8, 8), seed=i) for i in range(4)}
+    labels = ["</script><script>alert(1)</script>", '=HYPERLINK("http://x")', "-1", "cat"]
+    metadata = {key: {"label": label} for key, label in zip(images, labels, strict=True)}
+    rebuild(workspace / "data" / "images.lmdb", items_for(images, metadata))
+    assert _run(workspace, "stats").returncode == 0
+    text = (workspace / "reports" / "plots" / "labels.csv").read_text()
+    assert "<" not in text and ">" not in text
+    rows = [line.split(",")[0] for line in text.splitlines()[1:]]
+    assert not [row for row in rows if row.lstrip('"').startswith(("=", "+", "@"))]
+    assert "-1" in rows and "cat" in rows  # numbers and plain labels stay as they are
+    assert "‹/script›‹script›alert(1)‹/script›" in rows

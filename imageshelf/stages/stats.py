@@ -7,6 +7,7 @@ at. The stored bytes are only read, never changed.
 from __future__ import annotations
 
 import io
+import re
 import math
 from array import array
 from collections import Counter, defaultdict
@@ -17,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .. import cache
 from ..atomic import write_bytes, write_json, write_text
+from ..decoding import check_decode_cost
 from ..params import StatsParams
 from ..store import ImageStore, StoreFile
 
@@ -141,7 +143,25 @@ def sizes_csv(bins: Counter[tuple[int, str]]) -> str:
     return "size,count\n" + "".join(f"{label},{count}\n" for (_, label), count in rows)
 
 
+_FORMULA_START = ("=", "+", "-", "@")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def plot_text(label: str) -> str:
+    """A label as the plots may show it. Labels come from annotation files and stores
+    from elsewhere: `dvc plots show` embeds them in an HTML page, spreadsheets open the
+    CSV. So `<` and `>` become the look-alikes `‹` and `›` (no markup, no `</script>`),
+    control characters become `\ufffd`, and a label a spreadsheet would run as a
+    formula (`=`, `+`, `-`, `@` first, other than a number) gets a leading `'`."""
+    text = label.replace("<", "\u2039").replace(">", "\u203a")
+    text = "".join(c if c.isprintable() else "\ufffd" for c in text)
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        text = "'" + text
+    return text
+
+
 def _csv(value: str) -> str:
+    value = plot_text(value)
     if any(c in value for c in ',"\n\r'):
         return '"' + value.replace('"', '""') + '"'
     return value
@@ -179,6 +199,7 @@ def contact_sheet(
 def _thumbnail(data: bytes, size: int) -> Image.Image:
     tile = Image.new("RGB", (size, size), (235, 235, 235))
     try:
+        check_decode_cost(data)  # a store from elsewhere may hold a decoding bomb
         with Image.open(io.BytesIO(data)) as im:
             im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
             im.thumbnail((size, size))
