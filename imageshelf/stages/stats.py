@@ -7,8 +7,8 @@ at. The stored bytes are only read, never changed.
 from __future__ import annotations
 
 import io
-import re
 import math
+import re
 from array import array
 from collections import Counter, defaultdict
 from pathlib import Path
