@@ -279,3 +279,30 @@ def test_packing_never_changes_an_object_in_dvcs_cache(repo, cache_type):
         assert md5(obj) == name, f"{obj} was changed after DVC stored it"
     with ImageStore(repo / "data" / "images.lmdb") as store:
         assert len(store) == 45
+
+
+def test_a_fifo_in_place_of_a_staged_file_is_an_error_not_a_hang(workspace):
+    incoming = workspace / "data" / "incoming"
+    put(incoming, _images(3))
+    assert cli(workspace, "ingest").returncode == 0
+    (incoming / "img/00001.png").unlink()
+    os.mkfifo(incoming / "img/00001.png")  # nobody will ever write into it
+    result = subprocess.run(
+        command_line("pack"), cwd=workspace, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "Error: cannot read data/incoming/img/00001.png: not a regular file (a pipe, socket "
+        "or device); the previous store is unchanged"
+    )
+    assert not (workspace / "data" / "images.lmdb").exists()
+
+    (incoming / "img/00001.png").unlink()
+    put(incoming, _images(3))
+    assert cli(workspace, "ingest").returncode == 0 and cli(workspace, "pack").returncode == 0
+    (incoming / "img/00002.png").unlink()
+    os.mkfifo(incoming / "img/00002.png")
+    result = subprocess.run(
+        command_line("validate"), cwd=workspace, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and "not a regular file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

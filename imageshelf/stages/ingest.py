@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import stat
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -117,8 +118,13 @@ class _Prober:
     def __call__(self, rel: str) -> Probe:
         path = os.path.join(self.root, rel)
         try:
-            with open(path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
+            # Non-blocking: a FIFO put here since the walk must not stop the run.
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return ("reject", "not_file", "not a regular file (a pipe, socket or device)")
+                os.set_blocking(fh.fileno(), True)
+                size = st.st_size
                 if size > self.params.max_file_bytes:
                     return (
                         "reject",

@@ -34,6 +34,7 @@ from ..atomic import write_json
 from ..cache import fingerprint
 from ..catalog import write_catalog
 from ..errors import ShelfError
+from ..files import read_regular_file
 from ..manifest import read_manifest
 from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
@@ -307,8 +308,7 @@ def apply_plan(
 
 def _reader(incoming: Path, record: Record) -> Callable[[], bytes]:
     def read() -> bytes:
-        with open(os.path.join(incoming, record.key), "rb") as fh:
-            return fh.read()
+        return read_regular_file(os.path.join(incoming, record.key))
 
     return read
 

@@ -30,6 +30,7 @@ from ..atomic import write_json
 from ..cache import fingerprint
 from ..catalog import catalog_digest, catalog_parts
 from ..errors import ShelfError
+from ..files import read_regular_file
 from ..manifest import read_manifest
 from ..progress import Progress
 from ..store import ImageStore, Part, Record, StoreError, StoreFile, trust
@@ -319,8 +320,7 @@ def validate_staged(
             continue
         source = os.path.join(incoming, key)
         try:
-            with open(source, "rb") as fh:
-                source_bytes = fh.read()
+            source_bytes = read_regular_file(source)
         except FileNotFoundError:
             continue  # moved away since ingest: the manifest's hash still proves the bytes
         except OSError as exc:
