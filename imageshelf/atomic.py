@@ -15,11 +15,14 @@ Derived files (manifest, catalog, reports, exports) skip it: each can be rebuilt
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from .errors import ShelfError
 
 TEMP_MARK = ".tmp-"
 
@@ -72,15 +75,31 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class WriteError(ShelfError):
+    """A file could not be written (a read-only folder, a full disk); nothing was
+    published and no temporary file is left."""
+
+
+def write_error(target: Path, exc: OSError) -> WriteError:
+    if exc.errno == errno.ENOSPC:
+        return WriteError(f"disk full while writing {target}; the previous version is unchanged")
+    reason = exc.strerror or str(exc)
+    return WriteError(f"cannot write {target}: {reason}; the previous version is unchanged")
+
+
 @contextlib.contextmanager
 def atomic_write(target: str | os.PathLike[str], *, durable: bool = False) -> Iterator[IO[bytes]]:
-    """A binary file to write; published at `target` when the block ends without error."""
+    """A binary file to write; published at `target` when the block ends without error.
+    A failure to write is a WriteError naming the file."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with temporary(target) as temp:
-        with open(temp, "wb") as out:
-            yield out
-        publish(temp, target, durable=durable)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with temporary(target) as temp:
+            with open(temp, "wb") as out:
+                yield out
+            publish(temp, target, durable=durable)
+    except OSError as exc:
+        raise write_error(target, exc) from None
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> None:

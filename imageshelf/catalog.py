@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import publish, temporary
+from .atomic import publish, temporary, write_error
 from .errors import ShelfError
 from .manifest import encode_line, parse_records, read_manifest
 from .store import ImageStore, Part, Record, StoreFile
@@ -48,6 +48,13 @@ def write_catalog(store: ImageStore, folder: Path) -> bool:
     Each file is written beside, then renamed into place, and only when its content
     differs; files of parts that are gone are removed.
     """
+    try:
+        return _write_catalog(store, folder)
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+
+
+def _write_catalog(store: ImageStore, folder: Path) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     changed = False
     wanted = set()

@@ -306,3 +306,44 @@ def test_a_fifo_in_place_of_a_staged_file_is_an_error_not_a_hang(workspace):
     )
     assert result.returncode == 1 and "not a regular file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _temp_files(root: Path) -> list[str]:
+    return [str(p) for p in root.rglob("*.tmp-*")]
+
+
+def test_a_read_only_folder_beside_the_store_is_one_line_in_every_stage(workspace):
+    put(workspace / "data" / "incoming", _images(3))
+    reports, catalog = workspace / "reports", workspace / "data" / "catalog"
+    reports.mkdir()
+    reports.chmod(0o555)
+    result = cli(workspace, "ingest")
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "Error: cannot write reports/ingest.json: Permission denied; "
+        "the previous version is unchanged"
+    )
+    reports.chmod(0o755)
+    assert cli(workspace, "ingest").returncode == 0
+
+    catalog.mkdir(parents=True)
+    catalog.chmod(0o555)
+    result = cli(workspace, "pack")
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "Error: data/images.lmdb was published, but its catalog was not: cannot write "
+        "data/catalog: Permission denied; the previous version is unchanged; fix that and "
+        "run pack again"
+    )
+    catalog.chmod(0o755)
+    validate = cli(workspace, "validate")  # the stale catalog does not pass
+    assert validate.returncode == 1 and "catalog" in validate.stderr
+    assert cli(workspace, "pack").returncode == 0  # run again: the catalog catches up
+    assert cli(workspace, "validate").returncode == 0
+
+    reports.chmod(0o555)
+    for stage in ("validate", "stats"):
+        result = cli(workspace, stage)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("Error: cannot write reports/"), result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    reports.chmod(0o755)
+    assert _temp_files(workspace) == []

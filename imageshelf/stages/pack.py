@@ -465,15 +465,23 @@ def run(
                 )
             if store is not None:
                 store.close()
+        # The report first: it records the store now published, so a pack run again
+        # after a failure below (a read-only catalog folder, a full disk) picks up here.
+        _remember(header, tracked)
+        write_json(report, plan_report(plan, params, header, written))
         published = ImageStore(store_path)
-        write_catalog(published, catalog)
+        try:
+            write_catalog(published, catalog)
+        except ShelfError as exc:
+            raise PackError(
+                f"{store_path} was published, but its catalog was not: {exc}; "
+                "fix that and run pack again"
+            ) from None
         staged = [record.key for record in read_manifest(manifest)]
         note_stored(
             {key: part.content_digest for key, _raw, part in published.raw_records_of(staged)}
         )
         published.close()
-    _remember(header, tracked)
-    write_json(report, plan_report(plan, params, header, written))
     return PackOutcome(plan, header, written, source if converting else None)
 
 

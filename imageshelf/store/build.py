@@ -13,7 +13,6 @@ import collections
 import errno
 import functools
 import hashlib
-import os
 import shutil
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -147,17 +146,10 @@ def describe_write_error(path: Path, exc: Exception) -> str:
         return f"disk full while writing {path}; the previous store is unchanged"
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     source = getattr(exc, "filename", None)
-    if source is not None and os.fspath(source) != os.fspath(path) and not _beside(source, path):
-        return f"cannot read {os.fspath(source)}: {reason}; the previous store is unchanged"
+    if isinstance(source, str) and Path(source).parent not in (path.parent, path):
+        # Not the store's own files: an image being read into it.
+        return f"cannot read {source}: {reason}; the previous store is unchanged"
     return f"cannot write {path}: {reason}; the previous store is unchanged"
-
-
-def _beside(source: object, path: Path) -> bool:
-    """Is `source` the store's own temporary file or a file in its folder?"""
-    try:
-        return Path(os.fspath(source)).parent in (path.parent, path)  # type: ignore[arg-type]
-    except TypeError:
-        return False
 
 
 def _build(
