@@ -110,7 +110,7 @@ _MAGIC = (
 )
 
 
-def _sniff(data: bytes) -> str | None:
+def sniff(data: bytes) -> str | None:
     """The format a file claims by its first bytes, when Pillow could not open it."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
@@ -118,7 +118,7 @@ def _sniff(data: bytes) -> str | None:
 
 
 def _explain_unreadable(data: bytes, exc: Exception) -> NotAnImageError:
-    sniffed = _sniff(data)
+    sniffed = sniff(data)
     if sniffed is None:
         return NotAnImageError("not_image", f"not an image: content is not {SUPPORTED}")
     problem = _structure_problem(sniffed, data, [])

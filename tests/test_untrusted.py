@@ -439,3 +439,97 @@ def test_labels_cannot_inject_markup_or_formulas_into_the_plots(workspace):
     assert not [row for row in rows if row.lstrip('"').startswith(("=", "+", "@"))]
     assert "-1" in rows and "cat" in rows  # numbers and plain labels stay as they are
     assert "‹/script›‹script›alert(1)‹/script›" in rows
+
+
+# ------------------------------------------------------------------ hostile annotations
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("labels.csv", "path,label\na.png," + "x" * (200 << 10) + "\n"),
+        ("metadata.jsonl", '{"file_name": "a.png", "score": 1e999}\n'),
+        ("metadata.jsonl", '{"file_name": "a.png", "deep": ' + "[" * 5000 + "]" * 5000 + "}\n"),
+        ("metadata.jsonl", '{"file_name": "a.png", "label": "\\ud800"}\n'),
+        ("a.png.json", '{"deep": ' + "{" * 3000 + "}" * 3000 + "}"),
+        ("a.png.json", '{"label": "\\udfff"}'),
+        ("data.yaml", "names: " + "[" * 5000 + "]" * 5000 + "\n"),
+        ("labels/a.txt", "0 0.5 0.5 1e999 0.2\n"),
+    ],
+)
+def test_hostile_annotation_files_give_a_reason_not_a_traceback(workspace, name, content):
+    from conftest import put
+
+    put(workspace / "data" / "incoming", {"a.png": make_image("PNG"), name: content})
+    result = _run(workspace, "ingest")
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode in (0, 1), result.stderr
+    if result.returncode:
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error:"), result.stderr
+    else:
+        report = json.loads((workspace / "reports" / "ingest.json").read_text())
+        assert report["rejects"] or report["unused_metadata"] or report["staged"] == 1
+
+
+def test_annotations_are_matched_in_linear_time(tmp_path):
+    """A million-row labels file against 100,000 images: each row is one hash lookup
+    (a list lookup here made this 23 minutes; it now takes seconds)."""
+    from imageshelf.annotations import KeyIndex, read_place
+
+    keys = [f"c{i % 100}/{i:07d}.png" for i in range(100_000)]
+    rows = "".join(f"c{i % 100}/{i % 150_000:07d}.png,l{i % 7}\n" for i in range(1_000_000))
+    (tmp_path / "labels.csv").write_text("path,label\n" + rows)
+    found = read_place(str(tmp_path), ["labels.csv"], KeyIndex(keys), None)
+    assert found.for_image(keys[5], 1, 1) == {"label": "l1"}  # its last row: i = 900,005
+    assert len(found.unused) == 300_000  # rows naming no image, each reported
+
+
+# ------------------------------------------------------------------ nothing skipped silently
+
+
+def test_images_named_like_junk_files_are_reported_not_skipped(workspace):
+    from conftest import put, report, stage
+
+    put(
+        workspace / "data" / "incoming",
+        {
+            ".DS_Store": make_image("PNG", seed=1),
+            "Thumbs.db": make_image("JPEG", seed=2),
+            "desktop.ini": "[.ShellClassInfo]\n",  # a real one: ignored, as it should be
+            "__MACOSX/photo.png": make_image("PNG", seed=3),
+            "__pycache__/x.png": make_image("PNG", seed=4),
+            "ok.png": make_image("PNG", seed=5),
+        },
+    )
+    assert stage("ingest").exit_code == 0
+    found = report("ingest")
+    assert {r["path"]: r["code"] for r in found["rejects"]} == {
+        ".DS_Store": "ignored_image",
+        "Thumbs.db": "ignored_image",
+        "__MACOSX": "ignored_image",
+    }
+    assert "desktop.ini" in found["ignored"]
+    assert found["staged"] == 2  # ok.png and __pycache__/x.png: a folder name is no reason
+
+
+def test_keys_starting_with_a_hash_or_a_space_can_be_removed(workspace):
+    from imageshelf.store import ImageStore
+
+    from conftest import put, stage
+
+    names = ["#1.png", " spaced.png", "plain.png"]
+    put(
+        workspace / "data" / "incoming", {n: make_image("PNG", seed=i) for i, n in enumerate(names)}
+    )
+    assert stage("ingest").exit_code == 0 and stage("pack").exit_code == 0
+    (workspace / "data" / "remove.txt").write_text('# comment\n"#1.png"\n" spaced.png"\n')
+    for name in names[:2]:
+        (workspace / "data" / "incoming" / name).unlink()
+    assert stage("ingest").exit_code == 0
+    result = stage("pack")
+    assert result.exit_code == 0, result.output
+    assert ImageStore(workspace / "data" / "images.lmdb").keys() == ["plain.png"]
+    (workspace / "data" / "remove.txt").write_text('"#1.png\n')
+    result = stage("pack")
+    assert result.exit_code == 1 and "remove.txt:1: a line starting with a quote" in result.output

@@ -26,7 +26,7 @@ from ..annotations import KeyIndex, read_place
 from ..atomic import write_bytes, write_json
 from ..cache import fingerprint
 from ..errors import ShelfError
-from ..images import NotAnImageError, describe
+from ..images import NotAnImageError, describe, sniff
 from ..manifest import encode_line
 from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
@@ -230,6 +230,7 @@ def ingest(
         unused_metadata=[shown(u) for u in annotations.unused],
         ignored=found.ignored,
     )
+    result.rejects += _images_ignored(root, found.ignored)
     notes = [[rel, list(fingerprint(os.path.join(root, rel)) or ())] for rel in found.annotations]
     parts = {part.content_digest for part in store.parts} if store is not None else set()
     same_notes = meta is not None and meta.get("annotations") == notes
@@ -314,6 +315,69 @@ def ingest(
         table.put_many(changed, drop=meta is None)
     table.close()
     return result
+
+
+def _images_ignored(root: str, ignored: list[str]) -> list[Reject]:
+    """Ignored files that are images by their content (a photo saved as `Thumbs.db`, a
+    folder of images called `__MACOSX`): never stored silently, so each is a reject
+    that says how to keep it."""
+    out = []
+    for rel in ignored:
+        path = os.path.join(root, rel)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                holds = _holds_images(path)
+                if holds:
+                    out.append(
+                        Reject(
+                            rel,
+                            "ignored_image",
+                            f"a folder holding images ({holds}, ...) whose name matches "
+                            "annotations.ignore in params.yaml: rename it, or narrow the pattern",
+                        )
+                    )
+                continue
+            head = os.read(fd, 16) if stat.S_ISREG(st.st_mode) else b""
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if sniff(head) is not None:
+            out.append(
+                Reject(
+                    rel,
+                    "ignored_image",
+                    "an image by its content, but its name matches annotations.ignore in "
+                    "params.yaml: rename it, or narrow the pattern",
+                )
+            )
+    return out
+
+
+def _holds_images(folder: str, limit: int = 1000) -> str | None:
+    """The name of an image somewhere under `folder` (looking at most `limit` files)."""
+    seen = 0
+    for here, _dirs, files in os.walk(folder):
+        for name in files:
+            seen += 1
+            if seen > limit:
+                return None
+            try:
+                with open(os.path.join(here, name), "rb", opener=_nonblocking) as fh:
+                    if sniff(fh.read(16)) is not None:
+                        return name
+            except OSError:
+                continue
+    return None
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def note_stored(parts: dict[str, str]) -> None:

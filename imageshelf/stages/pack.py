@@ -63,14 +63,34 @@ class ConflictError(PackError):
 
 
 def read_removals(path: Path) -> list[str]:
-    """Keys in a removal list: one per line; blank lines and # comments are ignored."""
+    """Keys in a removal list: one per line, spaces around it ignored; blank lines and
+    lines starting with # are comments. A key that starts with # or a space, or ends
+    with one, is written as a JSON string: `"#1.png"`, `" spaced.png"`."""
     if not path.exists():
         return []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PackError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise PackError(f"{path}: cannot read: {exc.strerror}") from None
     keys = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
-        if line and not line.startswith("#"):
-            keys.append(line)
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith('"'):
+            try:
+                key = json.loads(line)
+            except ValueError:
+                key = None
+            if not isinstance(key, str):
+                raise PackError(
+                    f"{path}:{number}: a line starting with a quote must be one JSON "
+                    'string, such as "#1.png"'
+                )
+            line = key
+        keys.append(line)
     return keys
 
 
