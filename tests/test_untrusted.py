@@ -533,3 +533,15 @@ def test_keys_starting_with_a_hash_or_a_space_can_be_removed(workspace):
     (workspace / "data" / "remove.txt").write_text('"#1.png\n')
     result = stage("pack")
     assert result.exit_code == 1 and "remove.txt:1: a line starting with a quote" in result.output
+
+
+def test_webdataset_member_names_never_collide():
+    from imageshelf.export import sample_name
+
+    taken: set[str] = set()
+    first = [sample_name(k, taken) for k in ("x.png", "x.jpg", "x", "a.b.png", "a_b.png")]
+    # A key crafted to be the name the hash gives another key, exported before it.
+    crafted = sorted(taken - {"x", "a_b"})
+    taken2: set[str] = set()
+    names = [sample_name(k, taken2) for k in [*(c + ".png" for c in crafted), "x.png", "x.jpg"]]
+    assert len(set(first)) == len(first) and len(set(names)) == len(names)
