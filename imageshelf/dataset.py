@@ -22,10 +22,11 @@ import io
 import math
 import os
 import random
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .decoding import check_decode_cost
+from .decoding import DecodeCostError, check_decode_cost
 from .query import Where, select
 from .store import ImageStore, StoreFile
 
@@ -38,8 +39,14 @@ def decode_image(data: bytes, mode: str | None = None) -> Any:
     from PIL import Image
 
     check_decode_cost(data)
-    image: Image.Image = Image.open(io.BytesIO(data))
-    image.load()
+    with warnings.catch_warnings():
+        # Over Pillow's pixel limit is an error here, not a warning: one worker's memory.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image: Image.Image = Image.open(io.BytesIO(data))
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DecodeCostError(f"image over Pillow's pixel limit: {exc}") from None
     if mode is not None and image.mode != mode:
         image = image.convert(mode)
     return image

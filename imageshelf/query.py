@@ -20,6 +20,7 @@ Several conditions must all hold.
 
 from __future__ import annotations
 
+import itertools
 import json
 import operator
 import re
@@ -101,8 +102,12 @@ def _literal(name: str, text: str) -> str | None:
         return json.dumps(text, ensure_ascii=False)
 
 
-def _ordered(value: Any, op: Callable[[Any, Any], bool], text: str) -> bool:
+def _ordered(value: Any, op: Callable[[Any, Any], bool], text: str, condition: str = "") -> bool:
     other = _coerce(text, value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and isinstance(other, str):
+        raise QueryError(
+            f"{condition or text}: the field holds numbers, and {text!r} is not a number"
+        )
     try:
         return bool(op(value, other))
     except TypeError:  # text against number and the like: not comparable, no match
@@ -135,7 +140,7 @@ def parse_condition(text: str) -> tuple[str, Predicate, list[str] | None]:
 
         def ordered(key: str, obj: dict[str, Any]) -> bool:
             value = _field(key, obj, name)
-            return value is not _MISSING and _ordered(value, compare, raw)
+            return value is not _MISSING and _ordered(value, compare, raw, text)
 
         return name, ordered, None
     if ".." in raw and raw.count("..") == 1:
@@ -145,8 +150,8 @@ def parse_condition(text: str) -> tuple[str, Predicate, list[str] | None]:
             value = _field(key, obj, name)
             return (
                 value is not _MISSING
-                and (not low or _ordered(value, operator.ge, low))
-                and (not high or _ordered(value, operator.le, high))
+                and (not low or _ordered(value, operator.ge, low, text))
+                and (not high or _ordered(value, operator.le, high, text))
             )
 
         return name, within, None
@@ -207,14 +212,56 @@ def compile_where(where: Where) -> tuple[Predicate | None, list[list[str]]]:
     return (lambda key, obj: all(test(key, obj) for test in tests)), literals
 
 
+STORE_FIELDS = ("key", "split", "format", "width", "height", "size", "sha256")
+
+
+def field_names(where: Where) -> list[str]:
+    """The fields a selection names."""
+    if where is None:
+        return []
+    if isinstance(where, Mapping):
+        return [str(name) for name in where]
+    texts = [where] if isinstance(where, str) else list(where)
+    return [parse_condition(text)[0] for text in texts]
+
+
+def check_fields(store: ImageStore | StoreFile, names: Iterable[str]) -> None:
+    """QueryError naming the known fields if an image field named in a selection is
+    held by no image at all (`lable=cat`): a typo would otherwise select nothing, or
+    with `!=` everything. One pass over the records' bytes at most; usually one record."""
+    wanted = {n[5:] if n.startswith("meta.") else n for n in names if n not in STORE_FIELDS}
+    if not wanted:
+        return
+    needles = {name: json.dumps(name, ensure_ascii=False).encode("utf-8") + b":" for name in wanted}
+    missing = set(wanted)
+    empty = True
+    for _key, raw in store.raw_records():
+        empty = False
+        missing = {name for name in missing if needles[name] not in raw}
+        if not missing:
+            return
+    if empty:
+        return
+    known: set[str] = set()
+    for _key, raw in itertools.islice(store.raw_records(), 2000):
+        meta = record_object(_key, raw).get("meta")
+        if isinstance(meta, dict):
+            known.update(meta)
+    fields = ", ".join([*STORE_FIELDS, *sorted(known)[:30]])
+    name = sorted(missing)[0]
+    raise QueryError(f"no image has a field {name!r}; the fields are: {fields}")
+
+
 def select(
     store: ImageStore | StoreFile,
     where: Where = None,
     predicate: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[Record]:
     """Records of `store` matching `where` (and `predicate`, given the image's fields),
-    in key order. Reads records only, never image bytes."""
+    in key order. Reads records only, never image bytes. A field no image has is a
+    QueryError, as is comparing a number field with a value that is not a number."""
     test, literals = compile_where(where)
+    check_fields(store, field_names(where))
     groups = [[literal.encode("utf-8") for literal in group] for group in literals]
     for key, raw in store.raw_records():
         if groups and not all(any(n in raw for n in group) for group in groups):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imageshelf.atomic import atomic_write, write_json
+from imageshelf.atomic import WriteError, atomic_write, write_json
 
 
 def leftovers(folder):
@@ -14,7 +14,7 @@ def leftovers(folder):
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
     target = tmp_path / "report.json"
     write_json(target, {"version": 1})
-    with pytest.raises(RuntimeError), atomic_write(target) as out:
+    with pytest.raises(RuntimeError), atomic_write(target, durable=True) as out:
         out.write(b'{"version": 2, "trunc')
         raise RuntimeError("the disk went away mid-write")
     assert target.read_text() == '{\n  "version": 1\n}\n'
@@ -24,7 +24,10 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
 def test_a_failed_rename_leaves_no_temporary_file(tmp_path):
     target = tmp_path / "taken"
     (target / "inside").mkdir(parents=True)  # a folder where the file should go
-    with pytest.raises(OSError), atomic_write(target, durable=True) as out:
+    with (
+        pytest.raises(WriteError, match="taken: Is a directory"),
+        atomic_write(target, durable=True) as out,
+    ):
         out.write(b"data")
     assert leftovers(tmp_path) == [] and (target / "inside").is_dir()
 
@@ -33,6 +36,6 @@ def test_a_published_file_is_a_new_file_never_the_old_one_rewritten(tmp_path):
     target = tmp_path / "manifest.jsonl"
     target.write_bytes(b"old\n")
     old_inode = target.stat().st_ino
-    with atomic_write(target) as out:
+    with atomic_write(target, durable=True) as out:
         out.write(b"new\n")
     assert target.read_bytes() == b"new\n" and target.stat().st_ino != old_inode

@@ -113,3 +113,21 @@ def test_every_command_explains_itself():
         result = stage(name, "--help")
         assert result.exit_code == 0 and len(result.stdout.splitlines()) > 4, name
         assert "--params" in result.stdout or "--store" in result.stdout
+
+
+def test_a_where_on_a_field_no_image_has_or_an_incomparable_value_is_an_error(tmp_path):
+    images = {f"{i}.png": make_image(seed=i) for i in range(3)}
+    store = build_store(tmp_path / "s.lmdb", images, {k: {"label": "cat"} for k in images})
+    for where in ("lable=cat", "lable!=cat", "meta.lable=cat"):
+        result = run("ls", "--store", str(store), "--where", where)
+        assert result.exit_code == 1, (where, result.output)
+        assert result.stderr.strip() == (
+            "Error: no image has a field 'lable'; the fields are: key, split, format, "
+            "width, height, size, sha256, label"
+        )
+    result = run("ls", "--store", str(store), "--where", "width>=abc")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: width>=abc: the field holds numbers, and 'abc' is not a number"
+    )
+    assert "3 of 3 images" in run("ls", "--store", str(store), "--where", "label=cat").output

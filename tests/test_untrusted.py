@@ -396,7 +396,7 @@ def test_ingest_refuses_images_whose_decoding_would_cost_without_bound(workspace
 
 
 def test_decoders_refuse_a_decoding_bomb_from_a_store_from_elsewhere(workspace):
-    from imageshelf.dataset import ImageDataset
+    from imageshelf.dataset import ImageDataset, decode_image
     from imageshelf.decoding import DecodeCostError
     from imageshelf.store import ImageInfo, Record
     from imageshelf.store.writer import Item, rebuild
@@ -416,6 +416,10 @@ def test_decoders_refuse_a_decoding_bomb_from_a_store_from_elsewhere(workspace):
     with pytest.raises(DecodeCostError, match="3010 scans"):
         dataset[0]
     assert dataset[1][0].size == (16, 16)
+    from test_faults import _png_declaring
+
+    with pytest.raises(DecodeCostError, match="pixel limit"):
+        decode_image(_png_declaring(20_000, 20_000), "RGB")  # 400 Mpx: 1.2 GB decoded
     assert _run(workspace, "stats").returncode == 0  # the bomb's thumbnail is a "?" tile
     assert ImageDataset(workspace / "data" / "images.lmdb")[0][0] == bomb  # bytes untouched
 
