@@ -16,6 +16,10 @@ from .atomic import atomic_write
 from .store import Record
 from .store.format import canonical_json, parse_json
 
+# The manifest's first line. It is never empty, so DVC has no "is empty" to warn about
+# after every stage when nothing is staged.
+HEADER = b'{"manifest":"imageshelf staged images","version":1}\n'
+
 
 def encode_line(record: Record) -> bytes:
     return canonical_json({"key": record.key, **record.to_json()}) + b"\n"
@@ -25,6 +29,7 @@ def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> i
     """Write records (already sorted by key) whole; return how many."""
     count = 0
     with atomic_write(path) as out:
+        out.write(HEADER)
         for record in records:
             out.write(encode_line(record))
             count += 1
@@ -42,4 +47,6 @@ def parse_records(lines: Iterable[str]) -> Iterator[Record]:
     for line in lines:
         if line.strip():
             entry = parse_json(line)
+            if "key" not in entry and "manifest" in entry:
+                continue  # the header line
             yield Record.from_json(entry["key"], entry)

@@ -101,7 +101,7 @@ def pack(
             f"no image, first: {unused[0]} (all in {report})",
             err=True,
         )
-    if outcome.plan.removal_not_found:
+    if outcome.plan.removal_not_found and outcome.removals_changed:  # once, not every run
         click.echo(
             f"  {len(outcome.plan.removal_not_found)} key(s) in {remove_list} are not "
             f"in the store (see {report})",

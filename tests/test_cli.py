@@ -100,7 +100,8 @@ def test_a_missing_store_is_one_line_not_a_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"Error: {tmp_path / 'none.lmdb'}: no such store file"
+        f"Error: {tmp_path / 'none.lmdb'}: no such store file; in a clone, `dvc pull` "
+        "fetches it; in a new project, `dvc repro` makes it"
     ]
 
 

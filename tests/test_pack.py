@@ -134,3 +134,19 @@ def test_pack_without_ingest_says_what_to_do(workspace):
     result = stage("pack")
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: data/staged.jsonl: no staged manifest; run ingest first"
+
+
+def test_a_key_in_remove_txt_warns_once_not_on_every_later_run(workspace):
+    from conftest import make_image, put, stage
+
+    put(workspace / "data" / "incoming", {f"{i}.png": make_image(seed=i) for i in range(3)})
+    assert stage("ingest").exit_code == 0 and stage("pack").exit_code == 0
+    (workspace / "data" / "remove.txt").write_text("1.png\nnever-there.png\n")
+    (workspace / "data" / "incoming" / "1.png").unlink()
+    assert stage("ingest").exit_code == 0
+    first = stage("pack")
+    assert "1 key(s) in data/remove.txt are not in the store" in first.output
+    again = stage("pack")  # the list is as it was: 1.png is gone, as asked
+    assert again.exit_code == 0 and "not in the store" not in again.output
+    (workspace / "data" / "remove.txt").write_text("1.png\nnever-there.png\nother.png\n")
+    assert "3 key(s) in data/remove.txt are not in the store" in stage("pack").output

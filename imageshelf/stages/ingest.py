@@ -27,7 +27,7 @@ from ..atomic import write_bytes, write_json
 from ..cache import fingerprint
 from ..errors import ShelfError
 from ..images import NotAnImageError, describe, sniff
-from ..manifest import encode_line
+from ..manifest import HEADER, encode_line
 from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
 from ..store import ImageInfo, ImageStore, InvalidKeyError, Record, StoreError, encode_key
@@ -449,7 +449,7 @@ def run(
     finally:
         if stored is not None:
             stored.close()
-    lines = b"".join(encode_line(record) for record in result.staged)
+    lines = HEADER + b"".join(encode_line(record) for record in result.staged)
     try:
         unchanged = manifest.read_bytes() == lines
     except OSError:

@@ -19,6 +19,7 @@ store is converted. Pack also writes the catalog (every record, no image bytes) 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections import Counter
@@ -355,8 +356,16 @@ def plan_report(
         "conflicts": plan.conflicts,
         "duplicates": [{"key": k, "same_as": v} for k, v in sorted(plan.duplicates.items())],
         "removal_not_found": plan.removal_not_found,
+        "removal_list": removal_digest(plan.removed, plan.removal_not_found),
         "not_packed": dict(sorted(plan.not_packed.items())),
     }
+
+
+def removal_digest(removed: list[str], not_found: list[str]) -> str:
+    """What the removal list said, as a digest: pack warns about keys it names that are
+    not in the store only when the list changed, not on every later run."""
+    text = "\n".join(sorted([*removed, *not_found]))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -367,6 +376,7 @@ class PackOutcome:
     header: Header
     written: bool
     converted_from: Path | None
+    removals_changed: bool = True  # the removal list differs from the last run's
 
     def advice(self, params: PackParams, store_path: Path) -> list[str]:
         """Lines for the user beyond the summary: when to switch layouts."""
@@ -465,7 +475,8 @@ def run(
             else Tracked(Annotations(), rules)
         )
         since = _since(store, report, params, tracked)
-        plan = plan_pack(store, manifest, read_removals(remove_list), params, tracked, since)
+        removals = read_removals(remove_list)
+        plan = plan_pack(store, manifest, removals, params, tracked, since)
         converting = source is not None and source != store_path
         written = store is None or plan.changes_store or converting
         if store is not None and not written:
@@ -488,6 +499,8 @@ def run(
         # The report first: it records the store now published, so a pack run again
         # after a failure below (a read-only catalog folder, a full disk) picks up here.
         _remember(header, tracked)
+        before = _previous_report(report).get("removal_list")
+        removals_changed = before != removal_digest(plan.removed, plan.removal_not_found)
         write_json(report, plan_report(plan, params, header, written))
         published = ImageStore(store_path)
         try:
@@ -502,7 +515,15 @@ def run(
             {key: part.content_digest for key, _raw, part in published.raw_records_of(staged)}
         )
         published.close()
-    return PackOutcome(plan, header, written, source if converting else None)
+    return PackOutcome(plan, header, written, source if converting else None, removals_changed)
+
+
+def _previous_report(report: Path) -> dict[str, Any]:
+    try:
+        last = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return last if isinstance(last, dict) else {}
 
 
 def _updates(progress: Progress) -> Callable[[Record], None]:

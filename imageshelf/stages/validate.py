@@ -264,7 +264,9 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
     """The catalog folder must list exactly the store's records, file by file (a file
     proven before and unchanged since is not read again)."""
     if not catalog.is_dir():
-        result.fail("(catalog)", f"{catalog} is missing; run pack to write it")
+        result.fail(
+            "(catalog)", f"{catalog} is missing; `dvc pull` fetches it, or run pack to write it"
+        )
         return
     earlier = _proven(result.full)
     parts = catalog_parts(store)
@@ -272,7 +274,9 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
         digest = part.content_digest
         path = catalog / name
         if not path.exists():
-            result.fail("(catalog)", f"{path} is missing; run pack to rewrite it")
+            result.fail(
+                "(catalog)", f"{path} is missing; `dvc pull` fetches it, or run pack to write it"
+            )
             continue
         entry = _still_proven(earlier, path, digest)
         if entry is not None:

@@ -115,7 +115,10 @@ def _stat(path: str) -> os.stat_result:
     try:
         return os.stat(path)
     except FileNotFoundError:
-        raise StoreError(f"{path}: no such store file") from None
+        raise StoreError(
+            f"{path}: no such store file; in a clone, `dvc pull` fetches it; in a new "
+            "project, `dvc repro` makes it"
+        ) from None
     except OSError as exc:
         raise StoreError(f"{path}: cannot read store: {exc.strerror}") from None
 
