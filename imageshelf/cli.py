@@ -154,6 +154,12 @@ def ls_command(
     type=click.IntRange(1),
     help="webdataset: at most this many megabytes per shard.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace files of the same name in --out (refused without it). Nothing this "
+    "export does not write is ever deleted.",
+)
 @click.argument("keys", nargs=-1)
 def export_command(
     store_path: Path,
@@ -164,6 +170,7 @@ def export_command(
     layout: str,
     shard_images: int,
     shard_mb: int,
+    overwrite: bool,
     keys: tuple[str, ...],
 ) -> None:
     """Write images back out, byte-identical: as files, or as WebDataset shards.
@@ -173,7 +180,7 @@ def export_command(
     outside --out (an absolute path, '..', or a symlink inside --out) is refused
     before anything is written.
     """
-    from .export import export_files, write_shards
+    from .export import export_files, stale_shards, write_shards
 
     store = ImageStore(store_path)
     conditions = _conditions(where, labels, splits)
@@ -198,12 +205,27 @@ def export_command(
                 max_count=shard_images,
                 max_bytes=shard_mb * 1_000_000,
                 on_item=lambda _record: progress.update(),
+                overwrite=overwrite,
             )
             where_to = f"{len(shards)} WebDataset shard(s) in {out_dir}"
         else:
-            export_files(store, records, out_dir, on_item=lambda _record: progress.update())
+            export_files(
+                store,
+                records,
+                out_dir,
+                on_item=lambda _record: progress.update(),
+                overwrite=overwrite,
+            )
             where_to = str(out_dir)
     click.echo(f"exported {len(records)} images ({total:,} bytes) to {where_to}")
+    if layout == "webdataset":
+        stale = stale_shards(out_dir, shards)
+        if stale:
+            click.echo(
+                f"  {len(stale)} older shard file(s) in {out_dir} were not written by this "
+                f"export ({stale[0].name}, ...): delete them before reading the folder",
+                err=True,
+            )
 
 
 @cli.command("diff")

@@ -53,11 +53,15 @@ METADATA = "metadata.jsonl"
 
 
 def export_files(
-    store: ImageStore, records: Sequence[Record], out_dir: Path, on_item: OnItem | None = None
+    store: ImageStore,
+    records: Sequence[Record],
+    out_dir: Path,
+    on_item: OnItem | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Write each record's original bytes to `out_dir/KEY` and their metadata to
     `out_dir/metadata.jsonl`; return the image bytes written. Every target is checked
-    before the first file is written."""
+    before the first file is written: none may exist unless `overwrite`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     root = os.path.realpath(out_dir)
     targets = [(record, target_inside(root, record.key)) for record in records]
@@ -80,6 +84,15 @@ def export_files(
             f"key {folder!r} would be a file and a folder (for {key!r}): refusing to "
             "export as files; `--as webdataset` keeps both"
         )
+    if not overwrite:
+        taken = [target for _record, target in targets if target and os.path.lexists(target)]
+        if os.path.lexists(out_dir / METADATA):
+            taken.append(str(out_dir / METADATA))
+        if taken:
+            raise ExportError(
+                f"{len(taken)} file(s) already exist in {out_dir} (first: "
+                f"{os.path.relpath(taken[0], root)}); --overwrite replaces them"
+            )
     total = 0
     for record, target in targets:
         assert target is not None
@@ -149,13 +162,21 @@ def write_shards(
     max_bytes: int = 1 << 30,
     prefix: str = "shard",
     on_item: OnItem | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write `records` (in order) into numbered shards in `out_dir`; return their paths.
 
-    Shards of an earlier export to the same folder, numbered past the last one written
-    now, are removed: `PREFIX-{000000..N}.tar` is always exactly this export.
+    A folder that already holds `PREFIX-*.tar` files is refused unless `overwrite`;
+    even then, only the shards this export writes are replaced, never deleted:
+    `stale_shards` lists the others left beside them.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    existing = sorted(out_dir.glob(f"{prefix}-*.tar"))
+    if existing and not overwrite:
+        raise ExportError(
+            f"{out_dir} already holds {len(existing)} {prefix}-*.tar file(s) "
+            f"({existing[0].name}, ...); --overwrite replaces those this export writes"
+        )
     taken: set[str] = set()
     samples = (
         (record, sample_name(record.key, taken), _metadata_json(record)) for record in records
@@ -175,11 +196,13 @@ def write_shards(
                 if on_item is not None:
                     on_item(record)
         shards.append(final)
-    for old in out_dir.glob(f"{prefix}-*.tar"):
-        number = old.name[len(prefix) + 1 : -4]
-        if number.isdigit() and len(number) == 6 and int(number) >= len(shards):
-            old.unlink()
     return shards
+
+
+def stale_shards(out_dir: Path, written: Sequence[Path], prefix: str = "shard") -> list[Path]:
+    """`PREFIX-*.tar` files in `out_dir` that this export did not write."""
+    mine = set(written)
+    return sorted(p for p in out_dir.glob(f"{prefix}-*.tar") if p not in mine)
 
 
 def _metadata_json(record: Record) -> bytes:

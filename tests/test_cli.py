@@ -132,3 +132,33 @@ def test_a_where_on_a_field_no_image_has_or_an_incomparable_value_is_an_error(tm
         "Error: width>=abc: the field holds numbers, and 'abc' is not a number"
     )
     assert "3 of 3 images" in run("ls", "--store", str(store), "--where", "label=cat").output
+
+
+def test_export_never_overwrites_or_deletes_a_users_files_without_being_told(tmp_path):
+    images = {f"{i}.png": make_image(seed=i) for i in range(3)}
+    store = build_store(tmp_path / "s.lmdb", images)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "1.png").write_bytes(b"my own file")
+    result = run("export", "--store", str(store), "--out", str(out))
+    assert result.exit_code == 1 and result.stderr.strip() == (
+        f"Error: 1 file(s) already exist in {out} (first: 1.png); --overwrite replaces them"
+    )
+    assert (out / "1.png").read_bytes() == b"my own file" and not (out / "0.png").exists()
+    assert run("export", "--store", str(store), "--out", str(out), "--overwrite").exit_code == 0
+    assert (out / "1.png").read_bytes() == images["1.png"]
+
+    wds = tmp_path / "wds"
+    wds.mkdir()
+    for name in ("shard-000000.tar", "shard-000007.tar"):
+        (wds / name).write_bytes(b"not ours")
+    result = run("export", "--store", str(store), "--out", str(wds), "--as", "webdataset")
+    assert result.exit_code == 1 and "--overwrite replaces" in result.stderr
+    assert (wds / "shard-000000.tar").read_bytes() == b"not ours"
+    result = run(
+        "export", "--store", str(store), "--out", str(wds), "--as", "webdataset", "--overwrite"
+    )
+    assert result.exit_code == 0
+    assert (wds / "shard-000000.tar").read_bytes() != b"not ours"
+    assert (wds / "shard-000007.tar").read_bytes() == b"not ours"  # not written: kept
+    assert "1 older shard file(s)" in result.stderr and "shard-000007.tar" in result.stderr

@@ -372,9 +372,10 @@ def test_export_webdataset_shards_read_back_with_webdataset(flowers, tmp_path, m
         "label=rose,tulip",
         "--shard-images",
         "15",
+        "--overwrite",
     )
     assert [s.read_bytes() for s in shards] == first  # deterministic
-    stage(
+    again = stage(
         "export",
         "--store",
         str(flowers.path),
@@ -384,8 +385,10 @@ def test_export_webdataset_shards_read_back_with_webdataset(flowers, tmp_path, m
         "webdataset",
         "--where",
         "label=rose,tulip",
-    )  # one shard now: the older ones must not linger
-    assert [s.name for s in sorted(out.glob("*"))] == ["shard-000000.tar"]
+        "--overwrite",
+    )  # one shard now: the two older ones are not this export's, so they stay, named
+    assert [s.name for s in sorted(out.glob("*"))] == [s.name for s in shards]
+    assert "2 older shard file(s)" in again.output and "delete them" in again.output
 
 
 def test_webdataset_names_keep_dotted_keys_apart(tmp_path, monkeypatch):
