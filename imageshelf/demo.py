@@ -57,11 +57,35 @@ def _contents(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if not p.name.startswith(".")}
 
 
+def _refuse_a_real_dataset(repo: Path, incoming: Path) -> None:
+    """The demo packs and pushes: never into a store (or with incoming files) that hold
+    anything but its own samples."""
+    store_rel = default_store(repo / "params.yaml")
+    store_path = repo / store_rel
+    if store_path.exists():
+        with ImageStore(store_path) as store:
+            others = sum(1 for key in store if not key.startswith("samples/"))
+        if others:
+            raise DemoError(
+                f"{store_rel} already holds a dataset ({others} images besides the demo's "
+                "samples): the demo packs and pushes, so it runs only on an empty store. "
+                "Try it in a fresh clone."
+            )
+    if incoming.is_dir():
+        extra = [p.name for p in incoming.iterdir() if p.name not in ("samples", ".gitkeep")]
+        if extra:
+            raise DemoError(
+                f"{incoming} holds files besides the demo's samples ({extra[0]}, ...): the "
+                "demo would pack them too. Try it in a fresh clone."
+            )
+
+
 def run_demo(repo: Path, keep_clone: bool = False) -> None:
     repo = repo.resolve()
     if not (repo / "dvc.yaml").exists() or not (repo / ".git").exists():
         raise DemoError(f"{repo}: not this project's git repository (no dvc.yaml or .git)")
     incoming = repo / "data" / "incoming"
+    _refuse_a_real_dataset(repo, incoming)
     written = write_samples(incoming / "samples")
     click.echo(
         f"demo: sample images in {incoming / 'samples'} "

@@ -162,3 +162,18 @@ def test_export_never_overwrites_or_deletes_a_users_files_without_being_told(tmp
     assert (wds / "shard-000000.tar").read_bytes() != b"not ours"
     assert (wds / "shard-000007.tar").read_bytes() == b"not ours"  # not written: kept
     assert "1 older shard file(s)" in result.stderr and "shard-000007.tar" in result.stderr
+
+
+def test_demo_refuses_a_repository_that_already_holds_a_dataset(repo):
+    from conftest import sh
+
+    build_store(repo / "data" / "images.lmdb", {"real/001.png": make_image()})
+    before = (repo / "data" / "images.lmdb").read_bytes()
+    result = sh(repo, *command_line("demo"), check=False)
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "Error: data/images.lmdb already holds a dataset (1 images besides the demo's "
+        "samples): the demo packs and pushes, so it runs only on an empty store. Try it "
+        "in a fresh clone."
+    )
+    assert (repo / "data" / "images.lmdb").read_bytes() == before
+    assert not (repo / "data" / "incoming" / "samples").exists()
