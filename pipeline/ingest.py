@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
 from imageshelf.commands import (

@@ -109,6 +109,8 @@ _scripts: dict[str, Any] = {}
 
 def stage_script(name: str) -> Any:
     """The click command of pipeline/NAME.py, loaded from its file as DVC would run it."""
+    if str(PROJECT / "pipeline") not in sys.path:
+        sys.path.append(str(PROJECT / "pipeline"))  # as `python pipeline/NAME.py` has it
     if name not in _scripts:
         import importlib.util
 

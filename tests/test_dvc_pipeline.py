@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 from conftest import (
     batch,
@@ -170,3 +174,31 @@ def test_metrics_diff_after_an_experiment_on_split_ratios_shows_what_moved(repo)
     assert moved["old"] == before["val"]["count"] and moved["new"] > moved["old"]
     counts = [v for k, v in diff.items() if k.startswith("by_split.") and k.endswith(".count")]
     assert sum(v["diff"] for v in counts) == 0 and "count" not in diff  # moved, not lost
+
+
+def test_dvc_repro_with_a_python_outside_the_project_uses_the_projects_environment(repo):
+    """DVC installed with pipx or the system's package manager runs `python` from PATH:
+    one without the project's packages. The stage re-runs itself with the project's
+    .venv; without one, it says in one line what to do."""
+    system_python = "/usr/bin/python3"
+    probe = subprocess.run([system_python, "-c", "import imageshelf"], capture_output=True)
+    assert probe.returncode != 0  # the premise: that python lacks the project
+    bin_dir = repo.parent / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(system_python)
+    dvc = str(Path(sys.executable).parent / "dvc")  # DVC itself from elsewhere, as pipx
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    env.pop("VIRTUAL_ENV", None)
+    put(repo / "data" / "incoming", {"a.png": make_image()})
+
+    result = subprocess.run([dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "lacks the project's packages (no module 'imageshelf'); run `make setup`" in (
+        result.stdout + result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+
+    (repo / ".venv").symlink_to(Path(sys.executable).parent.parent)  # as `make setup` made
+    result = subprocess.run([dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pack: 1 added" in result.stdout

@@ -51,6 +51,9 @@ def code_run_by(script: Path) -> set[str]:
         path, package = todo.pop()
         for name in _imported(path, package):
             parts = name.split(".")
+            if name == "_env":  # pipeline/_env.py, beside the scripts
+                files.add(PROJECT / "pipeline" / "_env.py")
+                continue
             if parts[0] != "imageshelf":
                 continue
             for depth in range(1, len(parts) + 1):
