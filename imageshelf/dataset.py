@@ -38,6 +38,8 @@ def decode_image(data: bytes, mode: str | None = None) -> Any:
     decoding would cost without bound under it (decoding.py) is a DecodeCostError."""
     from PIL import Image
 
+    from .images import PLUGINS  # noqa: F401  # HEIC and JPEG XL, with the formats extra
+
     check_decode_cost(data)
     with warnings.catch_warnings():
         # Over Pillow's pixel limit is an error here, not a warning: one worker's memory.

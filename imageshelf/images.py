@@ -16,26 +16,50 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
+from PIL.ImageFile import StubImageFile
 
 from .decoding import decode_cost_problem
 from .store.format import ImageInfo, Record
 
+
+def _register_plugins() -> list[str]:
+    """HEIC/HEIF and JPEG XL, when the `formats` extra is installed: Pillow then reads
+    them like any other format. Returns the names of the plugins found."""
+    found = []
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        found.append("heif")
+    except ImportError:
+        pass
+    try:
+        import pillow_jxl  # noqa: F401  # registers itself
+
+        found.append("jxl")
+    except ImportError:
+        pass
+    return found
+
+
+PLUGINS = _register_plugins()
+
 # Pillow's own decompression-bomb threshold; params.yaml can lower it.
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
-# Pillow format name -> the name the store records. MPO is a JPEG with extra frames
-# (many cameras write it); it is still a JPEG to every decoder.
-FORMATS = {
-    "JPEG": "jpeg",
-    "MPO": "jpeg",
-    "PNG": "png",
-    "GIF": "gif",
-    "WEBP": "webp",
-    "TIFF": "tiff",
-    "BMP": "bmp",
-}
-OPENERS = ["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP"]  # MPO opens through JPEG
-SUPPORTED = "JPEG, PNG, GIF, WebP, TIFF or BMP"
+# The store records a format by Pillow's name for it, lowercased ("jpeg", "png",
+# "jpeg2000", "ppm", "avif", ...). MPO is a JPEG with extra frames (many cameras write
+# it); it is still a JPEG to every decoder.
+RENAMED = {"MPO": "jpeg"}
+# Formats Pillow identifies but whose content is not a raster it can decode: vector
+# formats and Pillow's stub plugins (identified, never decoded). Not stored.
+NOT_RASTER = frozenset({"EPS", "WMF", "BUFR", "GRIB", "HDF5", "MPEG"})
+SUPPORTED = "any raster format Pillow reads (JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF, ...)"
+
+
+def format_name(pillow_format: str) -> str:
+    """The name the store records for a format Pillow reports."""
+    return RENAMED.get(pillow_format, pillow_format.lower())
 
 
 class NotAnImageError(ValueError):
@@ -64,12 +88,20 @@ def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: judged below
-            with Image.open(io.BytesIO(data), formats=OPENERS) as im:
-                fmt = FORMATS[im.format or ""]
+            with Image.open(io.BytesIO(data)) as im:
+                if im.format is None or im.format in NOT_RASTER or isinstance(im, StubImageFile):
+                    raise NotAnImageError(
+                        "not_image",
+                        f"not an image: {im.format or 'this'} is a format Pillow identifies "
+                        "but does not decode (vector, or no decoder)",
+                    )
+                fmt = format_name(im.format)
                 width, height = im.size
                 extents = _data_extents(im)
     except Image.DecompressionBombError as exc:
         raise NotAnImageError("too_large", f"image too large to decode safely: {exc}") from None
+    except NotAnImageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any header Pillow cannot parse is a reject
         raise _explain_unreadable(data, exc) from None
     if width <= 0 or height <= 0:
@@ -83,6 +115,24 @@ def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
     if problem:
         raise NotAnImageError("truncated", f"truncated or damaged {fmt.upper()}: {problem}")
     return ImageHeader(fmt, width, height)
+
+
+def prove_decodes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Decode every pixel of the image once (`ingest.verify: decode`), bounded as all
+    decoding here is (decoding.py, the pixel limit); NotAnImageError if it fails."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > max_pixels:
+                    raise NotAnImageError("too_large", "image over ingest.max_pixels")
+                for frame in range(getattr(im, "n_frames", 1) or 1):
+                    im.seek(frame)
+                    im.load()
+    except NotAnImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to decode is the reason
+        raise NotAnImageError("undecodable", f"does not decode: {_one_line(exc)}") from None
 
 
 def describe(
@@ -130,8 +180,11 @@ def _explain_unreadable(data: bytes, exc: Exception) -> NotAnImageError:
 
 
 def _structure_problem(fmt: str, data: bytes, extents: list[tuple[int, int]]) -> str | None:
+    check = _STRUCTURE_CHECKS.get(fmt)
+    if check is None:
+        return None  # a header read only: `ingest.verify: decode` proves the rest
     try:
-        return _STRUCTURE_CHECKS[fmt](data, extents)
+        return check(data, extents)
     except (struct.error, IndexError):
         return "the file ends inside its header"
 

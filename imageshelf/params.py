@@ -18,6 +18,7 @@ DEFAULT_STORE = "data/images.lmdb"
 OnConflict = Literal["error", "replace", "skip"]
 OnDuplicate = Literal["keep", "skip"]
 LayoutName = Literal["single", "sharded"]
+Verify = Literal["header", "decode"]
 
 
 class ParamsError(ShelfError):
@@ -30,6 +31,7 @@ class IngestParams:
     max_pixels: int = 89_478_485
     max_file_bytes: int = 256 << 20
     max_metadata_bytes: int = 1 << 20
+    verify: Verify = "header"
 
 
 # Files that ship with datasets and are neither images nor annotations.
@@ -90,6 +92,7 @@ SECTIONS: dict[str, type] = {
     "stats": StatsParams,
 }
 CHOICES: dict[str, tuple[str, ...]] = {
+    "ingest.verify": get_args(Verify),
     "pack.layout": get_args(LayoutName),
     "pack.on_conflict": get_args(OnConflict),
     "pack.on_duplicate": get_args(OnDuplicate),

@@ -71,3 +71,57 @@ def test_describe_hashes_the_bytes_as_they_are():
     record = describe("a/b.jpg", data, {"label": "x"})
     assert record.info.sha256 == hashlib.sha256(data).hexdigest()
     assert record.info.size == len(data) and record.metadata == {"label": "x"}
+
+
+MORE_FORMATS = (
+    "AVIF", "DDS", "DIB", "ICO", "IM", "JPEG2000", "MSP", "PCX", "PPM", "QOI", "SGI",
+    "SPIDER", "TGA", "XBM",
+    "HEIF", "JXL",  # the `formats` extra (pillow-heif, pillow-jxl-plugin), which the tests install
+)  # fmt: skip
+
+
+def _saved(fmt: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    image = Image.new("RGB", (40, 30), (200, 30, 60))
+    if fmt in ("XBM", "MSP"):
+        image = image.convert("1")
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", MORE_FORMATS)
+def test_every_raster_format_pillow_reads_is_stored_byte_identical(workspace, fmt):
+    from imageshelf.store import ImageStore
+
+    from conftest import put, stage
+
+    data = _saved(fmt)
+    put(workspace / "data" / "incoming", {f"x.{fmt.lower()}": data})
+    assert stage("ingest").exit_code == 0 and stage("pack").exit_code == 0
+    with ImageStore(workspace / "data" / "images.lmdb") as store:
+        assert store.get(f"x.{fmt.lower()}") == data
+        info = store.info(f"x.{fmt.lower()}")
+    assert info.format == fmt.lower() and (info.width, info.height)[0] > 0
+
+
+def test_a_vector_format_pillow_identifies_is_refused_with_a_reason():
+    with pytest.raises(NotAnImageError, match="EPS is a format Pillow identifies but does not"):
+        probe(_saved("EPS"))
+
+
+def test_verify_decode_proves_what_a_header_read_cannot(workspace):
+    from conftest import put, report, stage
+
+    whole = _saved("PPM")
+    put(workspace / "data" / "incoming", {"cut.ppm": whole[: len(whole) - 500]})
+    assert stage("ingest").exit_code == 0
+    assert report("ingest")["staged"] == 1  # a PPM gets a header read only by default
+    params = workspace / "params.yaml"
+    params.write_text(params.read_text().replace("verify: header", "verify: decode"))
+    assert stage("ingest").exit_code == 0
+    found = report("ingest")
+    assert found["staged"] == 0 and found["rejects"][0]["code"] == "undecodable"

@@ -54,3 +54,18 @@ def test_stats_of_an_empty_store(workspace):
         assert stage(name).exit_code == 0
     assert report("stats")["count"] == 0
     assert Path("reports/plots/contact_sheet.png").exists()
+
+
+def test_a_16_bit_image_gets_a_thumbnail_not_a_white_tile():
+    import io
+
+    from PIL import Image
+
+    from imageshelf.stages.stats import _thumbnail
+
+    image = Image.new("I;16", (64, 64))
+    image.putdata([(x * 1024) % 65536 for x in range(64 * 64)])  # a gradient over 16 bits
+    out = io.BytesIO()
+    image.save(out, "TIFF")
+    low, high = _thumbnail(out.getvalue(), 32).convert("L").getextrema()
+    assert low == 0 and high == 255  # the full range, not everything clipped to white

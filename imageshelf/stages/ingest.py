@@ -26,7 +26,7 @@ from ..annotations import KeyIndex, read_place
 from ..atomic import write_bytes, write_json
 from ..cache import fingerprint
 from ..errors import ShelfError
-from ..images import NotAnImageError, describe, sniff
+from ..images import NotAnImageError, describe, prove_decodes, sniff
 from ..manifest import HEADER, encode_line
 from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
@@ -136,6 +136,8 @@ class _Prober:
             return ("reject", "unreadable", f"cannot read: {exc.strerror}")
         try:
             info = describe(rel, data, None, self.params.max_pixels).info
+            if self.params.verify == "decode":
+                prove_decodes(data, self.params.max_pixels)
         except NotAnImageError as exc:
             return ("reject", exc.code, exc.reason)
         return ("image", info.sha256, info.size, info.format, info.width, info.height)
@@ -192,8 +194,8 @@ def _seen(params: IngestParams) -> tuple[cache.Table, dict[str, Any] | None]:
     return table, None
 
 
-def _limits(params: IngestParams) -> list[int]:
-    return [params.max_pixels, params.max_file_bytes]
+def _limits(params: IngestParams) -> list[Any]:
+    return [params.max_pixels, params.max_file_bytes, params.verify]
 
 
 def ingest(

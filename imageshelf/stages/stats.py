@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import cache
 from ..atomic import write_bytes, write_json, write_text
 from ..decoding import check_decode_cost
+from ..images import PLUGINS  # noqa: F401  # HEIC and JPEG XL, with the formats extra
 from ..params import StatsParams
 from ..store import ImageStore, StoreFile
 
@@ -203,12 +204,25 @@ def _thumbnail(data: bytes, size: int) -> Image.Image:
         with Image.open(io.BytesIO(data)) as im:
             im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
             im.thumbnail((size, size))
-            picture = im.convert("RGB")
+            picture = _eight_bit(im).convert("RGB")
     except Exception:  # noqa: BLE001 - a picture that will not decode shows as a blank tile
         ImageDraw.Draw(tile).text((size // 2 - 3, size // 2 - 6), "?", fill="red")
         return tile
     tile.paste(picture, ((size - picture.width) // 2, (size - picture.height) // 2))
     return tile
+
+
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """High-depth pixels (16-bit, 32-bit integer, float) scaled into 0..255 by their own
+    range: converting them directly clips everything above 255 to white."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    wide = im.convert("F")
+    low, high = wide.getextrema()
+    if not (isinstance(low, int | float) and isinstance(high, int | float)) or high <= low:
+        return Image.new("L", im.size, 0)
+    scale = 255.0 / (high - low)
+    return wide.point(lambda v: (v - low) * scale).convert("L")
 
 
 def write_plots(plots_dir: Path, collected: dict[str, Any], sheet: Image.Image) -> None:
