@@ -7,11 +7,16 @@ reach IEND with good CRCs, a GIF its trailer, and so on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
+import re
 import struct
+import tempfile
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,22 +122,45 @@ def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
     return ImageHeader(fmt, width, height)
 
 
-def prove_decodes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+def prove_decodes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[str]:
     """Decode every pixel of the image once (`ingest.verify: decode`), bounded as all
-    decoding here is (decoding.py, the pixel limit); NotAnImageError if it fails."""
+    decoding here is (decoding.py, the pixel limit); NotAnImageError if it fails.
+    Returns what the decoders said on the way (Python warnings, and libtiff's and
+    libjpeg's messages, which C code writes to stderr, through a progress bar): for the
+    report, one line each."""
+    said: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught, _stderr_into(said):
+            warnings.simplefilter("always")
             with Image.open(io.BytesIO(data)) as im:
                 if im.width * im.height > max_pixels:
                     raise NotAnImageError("too_large", "image over ingest.max_pixels")
                 for frame in range(getattr(im, "n_frames", 1) or 1):
                     im.seek(frame)
                     im.load()
+        said += [_one_line(w.message) for w in caught]
     except NotAnImageError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to decode is the reason
-        raise NotAnImageError("undecodable", f"does not decode: {_one_line(exc)}") from None
+        why = _one_line(exc) + (f" ({said[0][:120]})" if said else "")
+        raise NotAnImageError("undecodable", f"does not decode: {why}") from None
+    return sorted(set(said))[:5]
+
+
+@contextlib.contextmanager
+def _stderr_into(lines: list[str]) -> Iterator[None]:
+    """What C libraries write to file descriptor 2 meanwhile, as lines (never shown)."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(64 << 10).decode("utf-8", "replace")
+            lines += [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
 
 def describe(
@@ -189,8 +217,9 @@ def _structure_problem(fmt: str, data: bytes, extents: list[tuple[int, int]]) ->
         return "the file ends inside its header"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+def _one_line(exc: BaseException | Warning | str) -> str:
+    text = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))
+    text = " ".join(text.split()) or type(exc).__name__
     return text[:200]
 
 

@@ -125,3 +125,29 @@ def test_verify_decode_proves_what_a_header_read_cannot(workspace):
     assert stage("ingest").exit_code == 0
     found = report("ingest")
     assert found["staged"] == 0 and found["rejects"][0]["code"] == "undecodable"
+
+
+def test_decoder_messages_go_into_the_report_not_through_the_progress_bar(workspace):
+    import io
+    import random
+    import subprocess
+
+    from PIL import Image
+
+    from conftest import command_line, put, report
+
+    rng = random.Random(1)
+    noise = bytes(rng.randrange(256) for _ in range(64 * 64 * 3))
+    out = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), noise).save(out, "TIFF", compression="tiff_lzw")
+    damaged = bytearray(out.getvalue())
+    damaged[200:400] = b"\xff" * 200  # inside the LZW strip: libtiff complains on stderr
+    put(workspace / "data" / "incoming", {"bad.tif": bytes(damaged)})
+    params = workspace / "params.yaml"
+    params.write_text(params.read_text().replace("verify: header", "verify: decode"))
+    result = subprocess.run(command_line("ingest"), cwd=workspace, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    reject = report("ingest")["rejects"][0]
+    assert reject["code"] == "undecodable" and "Using code not yet in table" in reject["reason"]
+    raw = [line for line in result.stderr.splitlines() if line.startswith("tempfile.tif:")]
+    assert raw == []  # libtiff's own line never reaches the terminal

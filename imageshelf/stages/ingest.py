@@ -42,6 +42,7 @@ class IngestResult:
     unused_metadata: list[str] = field(default_factory=list)
     annotation_files: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    decoder_messages: list[dict[str, str]] = field(default_factory=list)
     scanned: int = 0
     already_stored: int = 0  # images in the incoming folder the store holds as they are
 
@@ -66,6 +67,12 @@ class IngestResult:
         if self.ignored:
             notes.append(
                 f"  {len(self.ignored)} file(s) ignored by annotations.ignore (see {report})"
+            )
+        if self.decoder_messages:
+            notes.append(
+                f"  {len(self.decoder_messages)} decoder message(s) while proving images "
+                f"decode, first: {self.decoder_messages[0]['path']}: "
+                f"{self.decoder_messages[0]['message']} (see {report})"
             )
         if self.unused_metadata:
             notes.append(
@@ -96,6 +103,7 @@ class IngestResult:
             "annotation_files": self.annotation_files,
             "unused_metadata": self.unused_metadata,
             "ignored": self.ignored,
+            "decoder_messages": self.decoder_messages,
         }
 
 
@@ -136,11 +144,15 @@ class _Prober:
             return ("reject", "unreadable", f"cannot read: {exc.strerror}")
         try:
             info = describe(rel, data, None, self.params.max_pixels).info
-            if self.params.verify == "decode":
+            said = (
                 prove_decodes(data, self.params.max_pixels)
+                if self.params.verify == "decode"
+                else []
+            )
         except NotAnImageError as exc:
             return ("reject", exc.code, exc.reason)
-        return ("image", info.sha256, info.size, info.format, info.width, info.height)
+        found = ("image", info.sha256, info.size, info.format, info.width, info.height)
+        return (*found, said) if said else found
 
 
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
@@ -284,7 +296,9 @@ def ingest(
         if what[0] == "reject":
             result.rejects.append(Reject(shown(rel), what[1], what[2]))
             continue
-        info = ImageInfo(*what[1:])
+        info = ImageInfo(*what[1:6])
+        if len(what) > 6:  # what the decoders said while proving it: for the report
+            result.decoder_messages += [{"path": shown(rel), "message": m} for m in what[6]]
         metadata = annotations.for_image(rel, info.width, info.height)
         if metadata and len(canonical_json(metadata)) > limit:
             result.rejects.append(
