@@ -59,7 +59,6 @@ RENAMED = {"MPO": "jpeg"}
 # Formats Pillow identifies but whose content is not a raster it can decode: vector
 # formats and Pillow's stub plugins (identified, never decoded). Not stored.
 NOT_RASTER = frozenset({"EPS", "WMF", "BUFR", "GRIB", "HDF5", "MPEG"})
-SUPPORTED = "any raster format Pillow reads (JPEG, PNG, GIF, WebP, TIFF, BMP, AVIF, ...)"
 
 
 def format_name(pillow_format: str) -> str:
@@ -198,7 +197,9 @@ def sniff(data: bytes) -> str | None:
 def _explain_unreadable(data: bytes, exc: Exception) -> NotAnImageError:
     sniffed = sniff(data)
     if sniffed is None:
-        return NotAnImageError("not_image", f"not an image: content is not {SUPPORTED}")
+        return NotAnImageError(
+            "not_image", "not an image: no image format Pillow reads recognises its content"
+        )
     problem = _structure_problem(sniffed, data, [])
     if problem:
         return NotAnImageError("truncated", f"truncated or damaged {sniffed.upper()}: {problem}")

@@ -49,7 +49,7 @@ def test_image_or_not_is_decided_by_content_not_the_name(workspace):
         {
             "path": "fake.jpg",
             "code": "not_image",
-            "reason": "not an image: content is not JPEG, PNG, GIF, WebP, TIFF or BMP",
+            "reason": "not an image: no image format Pillow reads recognises its content",
         }
     ]
 
@@ -132,7 +132,7 @@ def test_the_manifest_is_sorted_and_the_same_for_the_same_files(workspace):
     first = Path("data/staged.jsonl").read_bytes()
     stage("ingest")
     assert Path("data/staged.jsonl").read_bytes() == first
-    assert [json.loads(line)["key"] for line in first.splitlines()] == [
+    assert [json.loads(line)["key"] for line in first.splitlines()[1:]] == [
         "a.png",
         "b.png",
         "c.png",
