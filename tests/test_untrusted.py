@@ -549,3 +549,20 @@ def test_webdataset_member_names_never_collide():
     taken2: set[str] = set()
     names = [sample_name(k, taken2) for k in [*(c + ".png" for c in crafted), "x.png", "x.jpg"]]
     assert len(set(first)) == len(first) and len(set(names)) == len(names)
+
+
+def test_a_verified_file_stays_trusted_when_dvc_unprotects_it(tmp_path, monkeypatch):
+    """DVC chmods every output before a stage runs (changing its ctime, not its bytes):
+    that must not make every shard be verified again on each `dvc repro`."""
+    import os
+
+    from imageshelf.store import trust
+
+    monkeypatch.setenv("IMAGESHELF_CACHE_DIR", str(tmp_path / "cache"))
+    path = build_store(tmp_path / "s.lmdb", _images(3))
+    assert trust.is_trusted(os.stat(path))  # written here: remembered as it was published
+    path.chmod(0o444)
+    path.chmod(0o644)
+    assert trust.is_trusted(os.stat(path))
+    path.write_bytes(path.read_bytes())  # a write: a different file as far as trust goes
+    assert not trust.is_trusted(os.stat(path))

@@ -7,8 +7,9 @@ that (shared/FACTS.md). So no file is handed to the engine until py-lmdb's offli
 verifier (`lmdb.verify`, which reads the file as bytes and checks every page, node,
 key order and overflow extent) has passed it, or this machine has already seen it pass.
 
-What has passed is remembered by the file's identity: device, inode, size, mtime and
-ctime (ctime cannot be set by a user; any write or rename changes it). In this process,
+What has passed is remembered by the file's identity: device, inode, size and mtime
+(not ctime: DVC changes it on every output it "unprotects" before a stage runs, and a
+store would be verified whole again after every `dvc repro`). In this process,
 and in a small marker file under the user's cache folder (`$IMAGESHELF_CACHE_DIR`, else
 `$XDG_CACHE_HOME/imageshelf`, else `~/.cache/imageshelf`), so a file is verified once
 per machine, not once per process or DataLoader worker. Files this library writes are
@@ -37,7 +38,7 @@ MAX_MARKERS = 4096  # the oldest go when there are more
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def cache_folder() -> Path:
