@@ -80,11 +80,14 @@ class WriteError(ShelfError):
     published and no temporary file is left."""
 
 
-def write_error(target: Path, exc: OSError) -> WriteError:
-    if exc.errno == errno.ENOSPC:
-        return WriteError(f"disk full while writing {target}; the previous version is unchanged")
-    reason = exc.strerror or str(exc)
-    return WriteError(f"cannot write {target}: {reason}; the previous version is unchanged")
+def write_error(
+    target: Path, exc: Exception, *, disk_full: bool = False, what: str = "version"
+) -> WriteError:
+    """The one-line error for a failed write of `target`: the previous `what` stands."""
+    if disk_full or getattr(exc, "errno", None) == errno.ENOSPC:
+        return WriteError(f"disk full while writing {target}; the previous {what} is unchanged")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return WriteError(f"cannot write {target}: {reason}; the previous {what} is unchanged")
 
 
 @contextlib.contextmanager

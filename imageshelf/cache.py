@@ -48,21 +48,15 @@ def cache_root() -> Path | None:
 
 def load(name: str) -> Any:
     """A cached JSON value, or None if there is none (or it is unreadable: rebuilt)."""
-    root = cache_root()
-    if root is None:
-        return None
+    data = load_bytes(name)
     try:
-        return orjson.loads((root / name).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        return None if data is None else orjson.loads(data)
+    except orjson.JSONDecodeError:
         return None
 
 
 def save(name: str, value: Any) -> None:
-    root = cache_root()
-    if root is None:
-        return
-    (root / name).parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(root / name, orjson.dumps(value))
+    save_bytes(name, orjson.dumps(value))
 
 
 def load_bytes(name: str) -> bytes | None:

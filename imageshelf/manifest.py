@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .atomic import atomic_write
+from .atomic import write_bytes
 from .store import Record
 from .store.format import canonical_json, parse_json
 
@@ -25,15 +25,18 @@ def encode_line(record: Record) -> bytes:
     return canonical_json({"key": record.key, **record.to_json()}) + b"\n"
 
 
-def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> int:
-    """Write records (already sorted by key) whole; return how many."""
-    count = 0
-    with atomic_write(path) as out:
-        out.write(HEADER)
-        for record in records:
-            out.write(encode_line(record))
-            count += 1
-    return count
+def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> bool:
+    """Write records (already sorted by key) whole, unless the file already holds
+    exactly them: an unchanged manifest keeps its mtime, so DVC sees no change
+    downstream. Returns whether it was written."""
+    data = HEADER + b"".join(encode_line(record) for record in records)
+    try:
+        if Path(path).read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    write_bytes(path, data)
+    return True
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Iterator[Record]:

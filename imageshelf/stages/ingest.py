@@ -10,9 +10,9 @@ An annotation file that does not parse fails the stage, naming it.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
-import stat
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,11 +23,12 @@ import orjson
 
 from .. import __version__, cache
 from ..annotations import KeyIndex, read_place
-from ..atomic import write_bytes, write_json
+from ..atomic import write_json
 from ..cache import fingerprint
 from ..errors import ShelfError
+from ..files import NotRegularFileError, open_regular, read_head
 from ..images import NotAnImageError, describe, prove_decodes, sniff
-from ..manifest import HEADER, encode_line
+from ..manifest import write_manifest
 from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
 from ..store import ImageInfo, ImageStore, InvalidKeyError, Record, StoreError, encode_key
@@ -124,22 +125,18 @@ class _Prober:
         self.params = params
 
     def __call__(self, rel: str) -> Probe:
-        path = os.path.join(self.root, rel)
         try:
-            # Non-blocking: a FIFO put here since the walk must not stop the run.
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
-                st = os.fstat(fh.fileno())
-                if not stat.S_ISREG(st.st_mode):
-                    return ("reject", "not_file", "not a regular file (a pipe, socket or device)")
-                os.set_blocking(fh.fileno(), True)
-                size = st.st_size
-                if size > self.params.max_file_bytes:
+            # A FIFO put here since the walk must not stop the run (files.py).
+            with open_regular(os.path.join(self.root, rel)) as (fh, st):
+                if st.st_size > self.params.max_file_bytes:
                     return (
                         "reject",
                         "too_large",
-                        f"file is {size:,} bytes, over ingest.max_file_bytes",
+                        f"file is {st.st_size:,} bytes, over ingest.max_file_bytes",
                     )
                 data = fh.read()
+        except NotRegularFileError as exc:
+            return ("reject", "not_file", exc.strerror)
         except OSError as exc:
             return ("reject", "unreadable", f"cannot read: {exc.strerror}")
         try:
@@ -249,7 +246,7 @@ def ingest(
     parts = {part.content_digest for part in store.parts} if store is not None else set()
     same_notes = meta is not None and meta.get("annotations") == notes
     entries: dict[str, list[Any]] = {}  # what this run knows of each file
-    changed: dict[str, Any] = {}  # what it learned
+    before: dict[str, list[Any]] = {}  # the cache's entries, where still this file's
     candidates, todo = [], []
     get = table.get_raw if meta is not None else None
     stored = {f'"{digest}"'.encode() for digest in parts} if same_notes else set()
@@ -266,7 +263,7 @@ def ingest(
                 if raw[at : at + 66] in stored:
                     result.already_stored += 1  # as it was in the store, still there
                     continue
-                entry = orjson.loads(raw)
+                entry = before[rel] = orjson.loads(raw)
         if entry is None:
             try:
                 encode_key(rel)  # a key in the cache was a valid key then, and now
@@ -318,9 +315,9 @@ def ingest(
         (r for r in staged if entries[r.key][4] is None), key=lambda r: r.key.encode("utf-8")
     )
     result.rejects.sort(key=lambda r: r.path)
-    for rel in candidates:
-        if table.get(rel) != entries[rel]:
-            changed[rel] = entries[rel]
+    changed: dict[str, Any] = {
+        rel: entries[rel] for rel in candidates if before.get(rel) != entries[rel]
+    }
     if changed or not same_notes or (meta or {}).get("files") != len(found.files):
         changed[META] = {
             "version": __version__,
@@ -337,63 +334,28 @@ def _images_ignored(root: str, ignored: list[str]) -> list[Reject]:
     """Ignored files that are images by their content (a photo saved as `Thumbs.db`, a
     folder of images called `__MACOSX`): never stored silently, so each is a reject
     that says how to keep it."""
+    keep = "annotations.ignore in params.yaml: rename it, or narrow the pattern"
     out = []
     for rel in ignored:
         path = os.path.join(root, rel)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                holds = _holds_images(path)
-                if holds:
-                    out.append(
-                        Reject(
-                            rel,
-                            "ignored_image",
-                            f"a folder holding images ({holds}, ...) whose name matches "
-                            "annotations.ignore in params.yaml: rename it, or narrow the pattern",
-                        )
-                    )
-                continue
-            head = os.read(fd, 16) if stat.S_ISREG(st.st_mode) else b""
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        if sniff(head) is not None:
-            out.append(
-                Reject(
-                    rel,
-                    "ignored_image",
-                    "an image by its content, but its name matches annotations.ignore in "
-                    "params.yaml: rename it, or narrow the pattern",
-                )
-            )
+        if os.path.isdir(path):
+            holds = _holds_images(path)
+            if holds:
+                why = f"a folder holding images ({holds}, ...) whose name matches {keep}"
+                out.append(Reject(rel, "ignored_image", why))
+        elif sniff(read_head(path)) is not None:
+            why = f"an image by its content, but its name matches {keep}"
+            out.append(Reject(rel, "ignored_image", why))
     return out
 
 
 def _holds_images(folder: str, limit: int = 1000) -> str | None:
     """The name of an image somewhere under `folder` (looking at most `limit` files)."""
-    seen = 0
-    for here, _dirs, files in os.walk(folder):
-        for name in files:
-            seen += 1
-            if seen > limit:
-                return None
-            try:
-                with open(os.path.join(here, name), "rb", opener=_nonblocking) as fh:
-                    if sniff(fh.read(16)) is not None:
-                        return name
-            except OSError:
-                continue
+    names = ((here, name) for here, _dirs, files in os.walk(folder) for name in files)
+    for here, name in itertools.islice(names, limit):
+        if sniff(read_head(os.path.join(here, name))) is not None:
+            return name
     return None
-
-
-def _nonblocking(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def note_stored(parts: dict[str, str]) -> None:
@@ -465,12 +427,6 @@ def run(
     finally:
         if stored is not None:
             stored.close()
-    lines = HEADER + b"".join(encode_line(record) for record in result.staged)
-    try:
-        unchanged = manifest.read_bytes() == lines
-    except OSError:
-        unchanged = False
-    if not unchanged:
-        write_bytes(manifest, lines)
+    write_manifest(manifest, result.staged)
     write_json(report, result.report())
     return result

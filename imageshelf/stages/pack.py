@@ -368,6 +368,9 @@ def removal_digest(removed: list[str], not_found: list[str]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+SHARDED_FROM = 2_000_000_000  # bytes of images: past this, advise the sharded layout
+
+
 @dataclass
 class PackOutcome:
     """What a pack run did: the plan, the published header, and how it was written."""
@@ -380,7 +383,14 @@ class PackOutcome:
 
     def advice(self, params: PackParams, store_path: Path) -> list[str]:
         """Lines for the user beyond the summary: when to switch layouts."""
-        return _advice(self, params, store_path)
+        total = self.header.total_bytes
+        if params.layout == "single" and self.written and total > SHARDED_FROM:
+            return [
+                f"  note: {store_path} holds {total / 1e9:.1f} GB and is rewritten (and "
+                "pushed) whole on every change; the sharded layout writes only what "
+                'changed: README, "Growing past a few GB"'
+            ]
+        return []
 
     def summary(self, params: PackParams, store_path: Path) -> str:
         plan = self.plan
@@ -411,19 +421,6 @@ class PackOutcome:
             f"pack: {', '.join(parts)}; {store_path} holds {self.header.count} images "
             f"({self.header.total_bytes / 1e6:,.1f} MB), {state}"
         )
-
-
-SHARDED_FROM = 2_000_000_000  # bytes of images: past this, advise the sharded layout
-
-
-def _advice(outcome: PackOutcome, params: PackParams, store_path: Path) -> list[str]:
-    if params.layout == "single" and outcome.written and outcome.header.total_bytes > SHARDED_FROM:
-        return [
-            f"  note: {store_path} holds {outcome.header.total_bytes / 1e9:.1f} GB and is "
-            "rewritten (and pushed) whole on every change; the sharded layout writes "
-            'only what changed: README, "Growing past a few GB"'
-        ]
-    return []
 
 
 def run(
@@ -474,7 +471,8 @@ def run(
             if annotations is not None
             else Tracked(Annotations(), rules)
         )
-        since = _since(store, report, params, tracked)
+        last = _previous_report(report)
+        since = _since(store, last, params, tracked)
         removals = read_removals(remove_list)
         plan = plan_pack(store, manifest, removals, params, tracked, since)
         converting = source is not None and source != store_path
@@ -499,8 +497,9 @@ def run(
         # The report first: it records the store now published, so a pack run again
         # after a failure below (a read-only catalog folder, a full disk) picks up here.
         _remember(header, tracked)
-        before = _previous_report(report).get("removal_list")
-        removals_changed = before != removal_digest(plan.removed, plan.removal_not_found)
+        removals_changed = last.get("removal_list") != removal_digest(
+            plan.removed, plan.removal_not_found
+        )
         write_json(report, plan_report(plan, params, header, written))
         published = ImageStore(store_path)
         try:
@@ -536,21 +535,15 @@ def _updates(progress: Progress) -> Callable[[Record], None]:
 TRACKED = "tracked.json"  # in the cache: the annotation files as the last pack saw them
 
 
-def _since(store: ImageStore | None, report: Path, params: PackParams, tracked: Tracked) -> Since:
-    """What the last pack of this store settled: its report (for the ratios) and the
-    cache (for the annotation files), each trusted only if it names this store."""
+def _since(
+    store: ImageStore | None, last: dict[str, Any], params: PackParams, tracked: Tracked
+) -> Since:
+    """What the last pack of this store settled: its report `last` (for the ratios) and
+    the cache (for the annotation files), each trusted only if it names this store."""
     if store is None:
         return Since()
     digest = store.header.content_digest
-    try:
-        last = json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        last = {}
-    same_ratios = (
-        isinstance(last, dict)
-        and last.get("content_digest") == digest
-        and last.get("split") == dict(params.split)
-    )
+    same_ratios = last.get("content_digest") == digest and last.get("split") == dict(params.split)
     seen = cache.load(TRACKED)
     if not (
         isinstance(seen, dict)

@@ -10,7 +10,6 @@ the caller chose (a temporary one); publishing it is writer.py's job.
 from __future__ import annotations
 
 import collections
-import errno
 import functools
 import hashlib
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import lmdb
 
+from ..atomic import write_error
 from .file import StoreFile
 from .format import (
     DB_IMAGES,
@@ -142,14 +142,13 @@ def describe_write_error(path: Path, exc: Exception) -> str:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = None
-    if getattr(exc, "errno", None) == errno.ENOSPC or (free is not None and free < 16 << 20):
-        return f"disk full while writing {path}; the previous store is unchanged"
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     source = getattr(exc, "filename", None)
     if isinstance(source, str) and Path(source).parent not in (path.parent, path):
         # Not the store's own files: an image being read into it.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return f"cannot read {source}: {reason}; the previous store is unchanged"
-    return f"cannot write {path}: {reason}; the previous store is unchanged"
+    low = free is not None and free < 16 << 20
+    return str(write_error(path, exc, disk_full=low, what="store"))
 
 
 def _build(

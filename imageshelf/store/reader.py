@@ -46,7 +46,8 @@ class ImageStore:
         self._parts: tuple[Part, ...] | None = None
         self._header: Header | None = None
         self._files: dict[str, StoreFile] = {}
-        self._by_key: dict[str, StoreFile] | None = None  # key -> its part, when mapped
+        self._by_key: dict[str, int] | None = None  # key -> its part's number, when mapped
+        self._mapped: list[StoreFile] = []  # the parts, by that number
         self._probes = 0  # lookups in parts that did not hold the key, or did
         self._ranges_checked = False
         self.__dict__.pop("get", None)  # the fast path, bound by _resolve or _index_keys
@@ -158,13 +159,10 @@ class ImageStore:
         than in a single file: the part's bound `txn.get`, checked as StoreFile.get checks
         its own (the same thread, no fork since)."""
         files = [self.part(part.name) for part in self._resolve()]
-        by_key: dict[str, StoreFile] = {}
         number: dict[str, int] = {}
         for at, file in enumerate(files):
-            for key in file:
-                by_key[key] = file
-                number[key] = at
-        self._by_key = by_key
+            number.update(dict.fromkeys(file, at))
+        self._by_key, self._mapped = number, files
         # Each part's txn.get, valid in one thread of one process: checked as StoreFile.get
         # checks its own, by the fork generation and the thread.
         generation = FORK_GENERATION
@@ -191,7 +189,8 @@ class ImageStore:
         """The reader of the part holding `key`, or None."""
         by_key = self._by_key
         if by_key is not None:
-            return by_key.get(key) if isinstance(key, str) else None
+            at = by_key.get(key) if isinstance(key, str) else None
+            return None if at is None else self._mapped[at]
         probes = 0
         found = None
         for part in self._candidates(key):
