@@ -204,3 +204,45 @@ def test_a_walk_on_every_core_finds_what_one_walk_finds(tmp_path):
         assert getattr(many, name) == getattr(one, name), name
     assert sorted(many.rejects, key=lambda r: r.path) == sorted(one.rejects, key=lambda r: r.path)
     assert {r.path for r in one.rejects} == {"link", "c2/pipe.png"}
+
+
+def test_pack_says_so_when_the_single_file_holds_many_images(workspace, monkeypatch):
+    from imageshelf.stages import pack
+
+    from conftest import stage
+
+    monkeypatch.setattr(pack, "SHARDED_FROM_IMAGES", 5)  # 50,000, scaled down
+    put(workspace / "data" / "incoming", images(0, 5))
+    stage("ingest")
+    result = stage("pack")
+    assert result.exit_code == 0
+    assert "holds 5 images" in result.stderr and "the sharded layout" in result.stderr
+
+
+def test_relabeling_one_image_rewrites_one_bounded_shard(tmp_path, monkeypatch):
+    """Shards are cut by images as well as bytes, so fixing a label in a store of many
+    small images rewrites at most SHARD_IMAGES records; a shard grown larger (an older
+    store, a conversion) is split the first time one of its keys changes."""
+    from imageshelf.store import ImageStore, writer
+
+    from conftest import items_for
+
+    folder = tmp_path / "images"
+    pictures = images(0, 30)
+    writer.write_sharded(folder, items_for(pictures))  # one shard of 30: made before the cap
+    monkeypatch.setattr(writer, "SHARD_IMAGES", 8)
+    key = sorted(pictures)[3]
+    relabeled = items_for({key: pictures[key]}, {key: {"label": "fixed"}})
+    writer.write_sharded(folder, relabeled, touched=[key])
+    with ImageStore(folder) as store:
+        assert [p.count for p in store.parts] == [8, 8, 8, 6]  # split as it was rewritten
+        assert store.metadata(key) == {"label": "fixed"} and len(store) == 30
+        before = {p.name for p in store.parts}
+    other = sorted(pictures)[20]
+    writer.write_sharded(
+        folder, items_for({other: pictures[other]}, {other: {"label": "x"}}), touched=[other]
+    )
+    with ImageStore(folder) as store:
+        rewritten = {p.name for p in store.parts} - before
+        assert len(rewritten) == 1 and len(before - {p.name for p in store.parts}) == 1
+        assert store.metadata(other) == {"label": "x"}

@@ -368,7 +368,9 @@ def removal_digest(removed: list[str], not_found: list[str]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-SHARDED_FROM = 2_000_000_000  # bytes of images: past this, advise the sharded layout
+# Past either, pack advises the sharded layout: the single file is rewritten whole.
+SHARDED_FROM = 2_000_000_000  # bytes of images
+SHARDED_FROM_IMAGES = 50_000  # images: each change rewrites every record (~7 s at 100,000)
 
 
 @dataclass
@@ -383,12 +385,14 @@ class PackOutcome:
 
     def advice(self, params: PackParams, store_path: Path) -> list[str]:
         """Lines for the user beyond the summary: when to switch layouts."""
-        total = self.header.total_bytes
-        if params.layout == "single" and self.written and total > SHARDED_FROM:
+        header = self.header
+        large = header.total_bytes > SHARDED_FROM or header.count >= SHARDED_FROM_IMAGES
+        if params.layout == "single" and self.written and large:
             return [
-                f"  note: {store_path} holds {total / 1e9:.1f} GB and is rewritten (and "
-                "pushed) whole on every change; the sharded layout writes only what "
-                'changed: README, "Growing past a few GB"'
+                f"  note: {store_path} holds {header.count:,} images "
+                f"({header.total_bytes / 1e9:.1f} GB) and is rewritten (and pushed) whole on "
+                "every change; the sharded layout writes only what changed: README, "
+                '"Growing past a few GB"'
             ]
         return []
 

@@ -228,12 +228,16 @@ def _write_shard(folder: Path, items: ItemSource, on_item: OnItem | None) -> Par
     return Part(name, header.count, header.total_bytes, header.content_digest, first, last)
 
 
+SHARD_IMAGES = 10_000  # at most, per shard: what relabeling one image rewrites
+
+
 def _chunks(items: Iterable[Item], shard_bytes: int) -> Iterator[list[Item]]:
-    """Consecutive items cut into groups of about `shard_bytes` of image bytes."""
+    """Consecutive items cut into groups of about `shard_bytes` of image bytes and at
+    most SHARD_IMAGES images: a change to one image rewrites one group."""
     chunk: list[Item] = []
     size = 0
     for item in items:
-        if chunk and size + item.record.info.size > shard_bytes:
+        if chunk and (size + item.record.info.size > shard_bytes or len(chunk) >= SHARD_IMAGES):
             yield chunk
             chunk, size = [], 0
         chunk.append(item)
@@ -303,9 +307,9 @@ def _append(
             merged = merge_by_key(store_items(file), iter(mine))
             return prepare_items(merged, removed, transform)
 
-        rewritten = _write_shard(folder, items, on_item)
-        if rewritten is not None:
-            parts.append(rewritten)
+        # Cut like new shards: a shard grown too large (an older store, a conversion)
+        # is split as it is rewritten, so the next change to one of its keys costs less.
+        parts += _write_shards(folder, items(), shard_bytes, on_item)
     fresh = (item for item in new_items() if item.record.key not in given_again)
     parts += _write_shards(folder, prepare_items(fresh, removed, transform), shard_bytes, on_item)
     return parts
