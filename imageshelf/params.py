@@ -72,6 +72,7 @@ class PackParams:
     split: Mapping[str, float] = field(
         default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1}
     )
+    index: tuple[str, ...] = ("label", "split")
 
     @property
     def shard_bytes(self) -> int:
@@ -162,7 +163,10 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
     elif isinstance(default, tuple) and not (
         isinstance(value, list) and all(isinstance(v, str) and v for v in value)
     ):
-        raise ParamsError(f"{path}: {name} must be a list of patterns (got {value!r})")
+        what = "field names" if name == "pack.index" else "patterns"
+        raise ParamsError(f"{path}: {name} must be a list of {what} (got {value!r})")
+    elif name == "pack.index" and any("\0" in v or len(v.encode()) > 100 for v in value):
+        raise ParamsError(f"{path}: {name}: field names must be short text")
 
 
 def _check_layout(values: PackParams, path: Path) -> None:

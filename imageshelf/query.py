@@ -252,6 +252,46 @@ def check_fields(store: ImageStore | StoreFile, names: Iterable[str]) -> None:
     raise QueryError(f"no image has a field {name!r}; the fields are: {fields}")
 
 
+def index_lookups(where: Where) -> Iterator[tuple[str, list[str]]]:
+    """The conditions of `where` a field index can answer, as (field, texts): equalities
+    whose every alternative only text can equal (`label=rose,tulip`). The records an
+    index gives for one are a superset of the matches; every condition is still tested
+    on each."""
+    if where is None:
+        return
+    if isinstance(where, Mapping):
+        for name, wanted in where.items():
+            if name == "key":
+                continue
+            if isinstance(wanted, str):
+                yield _index_name(str(name)), [wanted]
+            elif (
+                isinstance(wanted, Collection)
+                and not isinstance(wanted, bytes)
+                and all(isinstance(w, str) for w in wanted)
+            ):
+                yield _index_name(str(name)), list(wanted)
+        return
+    for text in [where] if isinstance(where, str) else where:
+        match = _CONDITION.match(text)
+        if not match or match.group(2) != "=":
+            continue
+        name, _op, raw = match.groups()
+        if ".." in raw and raw.count("..") == 1:
+            continue  # a range
+        options = raw.split(",")
+        if all(_literal(name, option) is not None for option in options):
+            yield _index_name(name), options
+
+
+def _index_name(name: str) -> str:
+    """The indexed field a condition's name reads: `meta.label` is `label`, but
+    `meta.split` is the metadata's own, not the store's split."""
+    if name.startswith("meta.") and name[5:] not in STORE_FIELDS:
+        return name[5:]
+    return name
+
+
 def select(
     store: ImageStore | StoreFile,
     where: Where = None,
@@ -263,7 +303,12 @@ def select(
     test, literals = compile_where(where)
     check_fields(store, field_names(where))
     groups = [[literal.encode("utf-8") for literal in group] for group in literals]
-    for key, raw in store.raw_records():
+    found = None
+    for name, texts in index_lookups(where):
+        found = store.indexed_records(name, texts)  # only the records that may match
+        if found is not None:
+            break
+    for key, raw in found if found is not None else store.raw_records():
         if groups and not all(any(n in raw for n in group) for group in groups):
             continue  # cannot match: its JSON lacks every value a match could have
         obj = record_object(key, raw)

@@ -174,7 +174,7 @@ def test_a_full_disk_is_a_clear_error_and_the_previous_store_stays(workspace, tm
     try:
         store = build_store(small / "images.lmdb", _images(40, size=(64, 64)))
         before = md5(store)
-        put(workspace / "data" / "incoming", _images(150, seed=1000, size=(64, 64)))
+        put(workspace / "data" / "incoming", _images(220, seed=1000, size=(64, 64)))
         assert cli(workspace, "ingest").returncode == 0
         result = cli(workspace, "pack", "--store", str(store))
         assert result.returncode == 1

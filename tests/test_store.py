@@ -291,11 +291,13 @@ def test_an_unknown_major_version_is_refused_saying_which(tmp_path, six_formats)
     with env.begin(write=True) as txn:
         txn.put(
             b"header",
-            b'{"format":"lmdb-image-store","version":"2.0","hash":"sha256","count":6}',
+            b'{"format":"lmdb-image-store","version":"3.0","hash":"sha256","count":6}',
             db=env.open_db(b"meta", txn=txn),
         )
     env.close()
-    with pytest.raises(UnsupportedVersionError, match=r"version 2\.0 is not supported.*1\.x"):
+    with pytest.raises(
+        UnsupportedVersionError, match=r"version 3\.0 is not supported.*1\.x and 2\.x"
+    ):
         len(ImageStore(path))
 
 

@@ -25,6 +25,7 @@ import pytest
 from imageshelf.errors import ShelfError
 from imageshelf.stages.validate import validate_store
 from imageshelf.store import ImageStore
+from imageshelf.store.format import CHUNK_KEY, LOCATION
 from imageshelf.store.index import INDEX_NAME
 
 from conftest import build_store, command_line, make_image
@@ -56,15 +57,24 @@ def _craft(
     path: Path, records: dict[str, bytes] | None = None, images: dict[str, bytes] | None = None
 ) -> None:
     """Write entries into a store the way someone with their own LMDB code could: the
-    file stays structurally sound, only its content is hostile."""
+    file stays structurally sound, only its content is hostile. A crafted record says
+    its image lies where the same key's did, else where c0/000.png's does (format 2.0:
+    `images` gives that image's bytes, which are already there)."""
     records, images = records or {}, images or {}
-    env = lmdb.open(str(path), subdir=False, lock=False, max_dbs=3)
+    env = lmdb.open(str(path), subdir=False, lock=False, max_dbs=4)
     with env.begin(write=True) as txn:
+        db = env.open_db(b"records", txn)
         for key, raw in records.items():
-            txn.put(key.encode("utf-8", "surrogateescape"), raw, db=env.open_db(b"records", txn))
-        for key, data in images.items():
-            txn.put(key.encode("utf-8", "surrogateescape"), data, db=env.open_db(b"images", txn))
+            raw_key = key.encode("utf-8", "surrogateescape")
+            old = txn.get(raw_key, db=db) or txn.get(b"c0/000.png", db=db)
+            assert key not in images or images[key] == _bytes_at(env, txn, old)
+            txn.put(raw_key, old[: LOCATION.size] + raw, db=db)
     env.close()
+
+
+def _bytes_at(env: lmdb.Environment, txn: lmdb.Transaction, record: bytes) -> bytes:
+    chunk, at, size = LOCATION.unpack_from(record)
+    return txn.get(CHUNK_KEY.pack(chunk), db=env.open_db(b"blobs", txn))[at : at + size]
 
 
 def _images(count: int = 12) -> dict[str, bytes]:
@@ -86,13 +96,14 @@ def project_store(workspace) -> Path:
 
 def test_a_value_claiming_2_gb_is_an_error_in_every_reader_not_a_crash(workspace, project_store):
     raw = bytearray(project_store.read_bytes())
-    key = b"big/large.bmp"
+    key = CHUNK_KEY.pack(0)  # the chunk that holds every image's bytes
+    length = ImageStore(project_store).header.total_bytes
     patched = 0
-    at = raw.find(key)
+    at = raw.find(key, 8)
     while at >= 0:
         node = at - 8
         lo, hi, flags, ksize = struct.unpack_from("<HHHH", raw, node)
-        if flags & 1 and ksize == len(key):  # F_BIGDATA: the image, on overflow pages
+        if flags & 1 and ksize == len(key) and lo | hi << 16 == length:  # F_BIGDATA
             struct.pack_into("<HH", raw, node, 0xFFFF, 0x7FFF)  # claims 2 GB
             patched += 1
         at = raw.find(key, at + 1)
@@ -122,9 +133,12 @@ def test_a_value_claiming_2_gb_is_an_error_in_every_reader_not_a_crash(workspace
 def _branch_separators(raw: bytes) -> list[tuple[int, int]]:
     """(offset, length) of each separator key in the file's B-tree branch pages."""
     found = []
-    for page in range(2, len(raw) // PAGE):
+    page = 2
+    while page < len(raw) // PAGE:
         base = page * PAGE
-        if not struct.unpack_from("<H", raw, base + 10)[0] & 1:  # P_BRANCH
+        flags = struct.unpack_from("<H", raw, base + 10)[0]
+        page += struct.unpack_from("<I", raw, base + 12)[0] if flags & 4 else 1  # P_OVERFLOW
+        if not flags & 1:  # P_BRANCH
             continue
         lower = struct.unpack_from("<H", raw, base + 12)[0]
         for i in range(1, (lower - 16) // 2):  # node 0 has no key

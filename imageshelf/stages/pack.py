@@ -42,7 +42,7 @@ from ..params import AnnotationsParams, PackParams
 from ..progress import Progress
 from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, Record, StoreError
-from ..store.format import peek_sha256_and_split
+from ..store.format import FORMAT_VERSION, peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded
 from .ingest import note_stored
@@ -313,7 +313,13 @@ def apply_plan(
 
     if params.layout == "single":
         return rebuild(
-            store_path, additions, plan.removed, base=base, transform=transform, on_item=on_item
+            store_path,
+            additions,
+            plan.removed,
+            base=base,
+            transform=transform,
+            on_item=on_item,
+            indexed=params.index,
         )
     return write_sharded(
         store_path,
@@ -324,7 +330,21 @@ def apply_plan(
         shard_bytes=params.shard_bytes,
         transform=transform,
         on_item=on_item,
+        indexed=params.index,
     )
+
+
+def outdated(store: ImageStore, params: PackParams) -> str | None:
+    """Why the store must be written again although nothing in it changes: a part in an
+    older format version, or indexing other fields than params.yaml names."""
+    asked = tuple(sorted(set(params.index)))
+    for part in store.parts:
+        header = store.part(part.name).header
+        if header.version != FORMAT_VERSION:
+            return f"rewritten in format {FORMAT_VERSION} (was {header.version})"
+        if header.index_asked != asked:
+            return f"rewritten to index {', '.join(asked) or 'no fields'}"
+    return None
 
 
 def _reader(incoming: Path, record: Record) -> Callable[[], bytes]:
@@ -382,6 +402,7 @@ class PackOutcome:
     written: bool
     converted_from: Path | None
     removals_changed: bool = True  # the removal list differs from the last run's
+    upgraded: str | None = None  # why an unchanged store was written again
 
     def advice(self, params: PackParams, store_path: Path) -> list[str]:
         """Lines for the user beyond the summary: when to switch layouts."""
@@ -421,6 +442,8 @@ class PackOutcome:
         state = "written" if self.written else "unchanged, not rewritten"
         if self.converted_from is not None:
             state = f"converted from {self.converted_from}"
+        elif self.upgraded is not None and not self.plan.changes_store:
+            state = self.upgraded
         return (
             f"pack: {', '.join(parts)}; {store_path} holds {self.header.count} images "
             f"({self.header.total_bytes / 1e6:,.1f} MB), {state}"
@@ -480,7 +503,8 @@ def run(
         removals = read_removals(remove_list)
         plan = plan_pack(store, manifest, removals, params, tracked, since)
         converting = source is not None and source != store_path
-        written = store is None or plan.changes_store or converting
+        upgrade = outdated(store, params) if store is not None else None
+        written = store is None or plan.changes_store or converting or upgrade is not None
         if store is not None and not written:
             header = store.header
             store.close()
@@ -518,7 +542,9 @@ def run(
             {key: part.content_digest for key, _raw, part in published.raw_records_of(staged)}
         )
         published.close()
-    return PackOutcome(plan, header, written, source if converting else None, removals_changed)
+    return PackOutcome(
+        plan, header, written, source if converting else None, removals_changed, upgrade
+    )
 
 
 def _previous_report(report: Path) -> dict[str, Any]:

@@ -33,8 +33,8 @@ from ..errors import ShelfError
 from ..files import read_regular_file
 from ..manifest import read_manifest
 from ..progress import Progress
-from ..store import ImageStore, Part, Record, StoreError, StoreFile, trust
-from ..store.format import DamagedRecordError, digest_entry
+from ..store import Header, ImageStore, Part, Record, StoreError, StoreFile, trust
+from ..store.format import CHUNK_BYTES, DamagedRecordError, FieldIndex, digest_entry
 from ..store.index import is_shard_name, shard_name
 
 
@@ -234,6 +234,12 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
     except (ValueError, KeyError, TypeError, lmdb.Error, StoreError) as exc:
         result.fail("(store)", f"a record does not parse after {result.records} good ones: {exc}")
         return result
+    if header.major >= 2:
+        try:
+            for problem in layout_problems(file, header):
+                result.fail("(layout)", problem)
+        except (StoreError, lmdb.Error) as exc:
+            result.fail("(layout)", str(exc))
     counts = file.stat()
     if counts["images"] != counts["records"]:
         result.fail("(store)", f"{counts['images']} images but {counts['records']} records")
@@ -249,6 +255,40 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
     if is_shard_name(part.name) and shard_name(header.content_digest) != part.name:
         result.fail("(index)", "shard's content does not match its name")
     return result
+
+
+def layout_problems(file: StoreFile, header: Header) -> list[str]:
+    """Format 2.0: every image lies where the layout rule puts it (chunks filled in key
+    order, none overlapping, no bytes between or after), and the index holds exactly
+    what the records give. Either failing could make reads or filters wrong."""
+    problems: list[str] = []
+    index = FieldIndex(header.index_asked)
+    expected: list[int] = []  # each chunk's length, by the rule
+    for key, chunk, at, size, raw in file.locations():
+        try:
+            record = Record.decode(key, raw)
+        except DamagedRecordError:
+            continue  # reported by the record check
+        if size != record.info.size:
+            problems.append(f"{key}: its location says {size} bytes, its record {record.info.size}")
+        if expected and expected[-1] and expected[-1] + size > CHUNK_BYTES:
+            expected.append(0)
+        if not expected:
+            expected.append(0)
+        if (chunk, at) != (len(expected) - 1, expected[-1]):
+            problems.append(f"{key}: its bytes are not where the layout puts them")
+        expected[-1] += size
+        index.add(key.encode("utf-8"), record)
+        if len(problems) >= 20:
+            return problems
+    found = file.chunk_sizes()
+    if found != list(enumerate(expected)):
+        problems.append(f"the chunks are not the {len(expected)} the records lie in, back to back")
+    if (index.indexed, index.not_indexed) != (header.indexed, header.not_indexed):
+        problems.append("the header names other indexed fields than the records give")
+    elif list(file.index_entries()) != list(index.entries()):
+        problems.append("the field index does not match the records: filters would be wrong")
+    return problems
 
 
 def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> None:

@@ -23,11 +23,17 @@ import lmdb
 from ..atomic import write_error
 from .file import StoreFile
 from .format import (
-    DB_IMAGES,
+    CHUNK_BYTES,
+    CHUNK_KEY,
+    DB_BLOBS,
+    DB_FIELDS,
     DB_META,
     DB_NAMES,
     DB_RECORDS,
+    DEFAULT_INDEXED,
     HEADER_KEY,
+    LOCATION,
+    FieldIndex,
     Header,
     Record,
     StoreError,
@@ -120,14 +126,18 @@ class _Builder:
 
 
 def build_file(
-    path: Path, items: ItemSource, on_item: Callable[[Record], None] | None = None
+    path: Path,
+    items: ItemSource,
+    on_item: Callable[[Record], None] | None = None,
+    indexed: Iterable[str] = DEFAULT_INDEXED,
 ) -> Header:
     """Write the records `items()` yields as a new store file at `path`; return its
     header. `items` is called twice and must yield the same records, in ascending key
-    order, both times. Synced to disk before it returns; the caller publishes it."""
+    order, both times. `indexed`: the fields whose values the file indexes for filters.
+    Synced to disk before it returns; the caller publishes it."""
     builder = _Builder(path)
     try:
-        header = _build(builder, items, on_item)
+        header = _build(builder, items, on_item, tuple(sorted(set(indexed))))
     except BaseException:
         builder.abort()
         raise
@@ -152,53 +162,87 @@ def describe_write_error(path: Path, exc: Exception) -> str:
 
 
 def _build(
-    builder: _Builder, items: ItemSource, on_item: Callable[[Record], None] | None
+    builder: _Builder,
+    items: ItemSource,
+    on_item: Callable[[Record], None] | None,
+    indexed: tuple[str, ...],
 ) -> Header:
-    # Pass 1: records. Also checks order and fingerprints the key sequence and content.
+    # Pass 1: records, each with where its bytes will lie (known from the sizes alone),
+    # and the index of their fields. Also checks order and fingerprints the key
+    # sequence and the content.
     keys_seen = hashlib.sha256()
     content = hashlib.sha256()
     count = total = 0
+    chunk = chunk_used = 0
     previous: bytes | None = None
+    index = FieldIndex(indexed)
     batch: list[tuple[bytes, bytes]] = []
     batch_bytes = 0
     for item in items():
-        raw_key = encode_key(item.record.key)
+        record = item.record
+        raw_key = encode_key(record.key)
         if previous is not None and raw_key <= previous:
             raise StoreError(
-                f"records out of order or repeated: {item.record.key!r} after {previous.decode()!r}"
+                f"records out of order or repeated: {record.key!r} after {previous.decode()!r}"
             )
         previous = raw_key
-        value = item.record.encode()
+        size = record.info.size
+        if chunk_used and chunk_used + size > CHUNK_BYTES:
+            chunk, chunk_used = chunk + 1, 0
+        value = record.encode()
         keys_seen.update(raw_key + b"\0")
         content.update(digest_entry(raw_key, value))
         count += 1
-        total += item.record.info.size
-        batch.append((raw_key, value))
-        batch_bytes += len(raw_key) + len(value)
+        total += size
+        batch.append((raw_key, LOCATION.pack(chunk, chunk_used, size) + value))
+        chunk_used += size
+        batch_bytes += len(raw_key) + len(value) + LOCATION.size
+        index.add(raw_key, record)
         if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
             builder.commit(DB_RECORDS, batch, batch_bytes)
             batch, batch_bytes = [], 0
     builder.commit(DB_RECORDS, batch, batch_bytes)
 
-    # Pass 2: the bytes, in the same order, read and checked a batch ahead in a thread
-    # (file reads, hashing and LMDB's commit all release the GIL, so they overlap).
+    # Pass 2: the bytes, in the same order and chunks, read and checked a batch ahead in
+    # a thread (file reads, hashing and LMDB's commit all release the GIL, so they
+    # overlap).
     keys_again = hashlib.sha256()
     batch, batch_bytes = [], 0
+    filling = bytearray()
+    number = 0
     with _ReadAhead(items(), budget=BATCH_BYTES) as ahead:
         for record, data in ahead:
-            raw_key = record.key.encode("utf-8")
-            keys_again.update(raw_key + b"\0")
-            batch.append((raw_key, data))
-            batch_bytes += len(data)
-            if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
-                builder.commit(DB_IMAGES, batch, batch_bytes)
-                batch, batch_bytes = [], 0
+            keys_again.update(record.key.encode("utf-8") + b"\0")
+            if filling and len(filling) + len(data) > CHUNK_BYTES:
+                batch.append((CHUNK_KEY.pack(number), bytes(filling)))
+                batch_bytes += len(filling)
+                number += 1
+                filling.clear()
+                if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
+                    builder.commit(DB_BLOBS, batch, batch_bytes)
+                    batch, batch_bytes = [], 0
+            filling += data
             if on_item is not None:
                 on_item(record)
     if keys_again.digest() != keys_seen.digest():
         raise StoreError("the records changed between the two passes of a write")
-    builder.commit(DB_IMAGES, batch, batch_bytes)
-    header = Header(count, total, content.hexdigest())
+    if filling:
+        batch.append((CHUNK_KEY.pack(number), bytes(filling)))
+        batch_bytes += len(filling)
+    builder.commit(DB_BLOBS, batch, batch_bytes)
+
+    # The index: one value per (field, value), in key order.
+    batch, batch_bytes = [], 0
+    for entry, keys in index.entries():
+        batch.append((entry, keys))
+        batch_bytes += len(entry) + len(keys)
+        if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
+            builder.commit(DB_FIELDS, batch, batch_bytes)
+            batch, batch_bytes = [], 0
+    builder.commit(DB_FIELDS, batch, batch_bytes)
+    header = Header(
+        count, total, content.hexdigest(), indexed=index.indexed, not_indexed=index.not_indexed
+    )
     builder.commit(DB_META, [(HEADER_KEY, header.encode())], 0)
     return header
 

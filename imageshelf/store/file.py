@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from threading import get_ident
 from typing import Any, NoReturn, cast
@@ -18,17 +19,25 @@ import lmdb
 
 from . import trust
 from .format import (
+    CHUNK_KEY,
+    DB_BLOBS,
+    DB_FIELDS,
     DB_IMAGES,
     DB_META,
     DB_RECORDS,
     HEADER_KEY,
+    LOCATION,
     MAX_KEY_BYTES,
     Header,
     ImageInfo,
     Record,
     StoreError,
+    decode_postings,
+    index_key,
     stored_key,
 )
+
+Fetch = Callable[[bytes], "bytes | None"]  # raw key -> the image's bytes, or None
 
 
 def _physical_memory() -> int:
@@ -62,20 +71,24 @@ class _OpenStore:
                 readonly=True,
                 lock=False,
                 readahead=readahead,
-                max_dbs=3,
+                max_dbs=4,
             )
         except lmdb.Error as exc:
             raise StoreError(f"{path}: cannot open as an image store: {exc}") from None
         try:
             self._check_length(path, size)
             self.db_meta = self.env.open_db(DB_META, create=False)
-            self.db_records = self.env.open_db(DB_RECORDS, create=False)
-            self.db_images = self.env.open_db(DB_IMAGES, create=False)
             with self.env.begin() as txn:
                 raw = txn.get(HEADER_KEY, db=self.db_meta)
             if raw is None:
                 raise StoreError(f"{path}: not an image store (no header record)")
             self.header = Header.decode(raw, path)
+            self.db_records = self.env.open_db(DB_RECORDS, create=False)
+            # 1.x: image key -> bytes. 2.0: chunks of bytes, and the records' LOCATION.
+            self.chunked = self.header.major >= 2
+            self.skip = LOCATION.size if self.chunked else 0
+            self.db_images = self.env.open_db(DB_BLOBS if self.chunked else DB_IMAGES, create=False)
+            self.db_fields = self.env.open_db(DB_FIELDS, create=False) if self.chunked else None
         except lmdb.Error as exc:
             self.env.close()
             raise StoreError(f"{path}: not an image store: {exc}") from None
@@ -83,6 +96,7 @@ class _OpenStore:
             self.env.close()
             raise
         self.generation = _fork_generation
+        self.path = path
         self._local = threading.local()
 
     def _check_length(self, path: str, size: int) -> None:
@@ -95,11 +109,50 @@ class _OpenStore:
 
     def txn(self) -> lmdb.Transaction:
         # One long-lived read transaction per thread: the file never changes under it.
-        # Its default database is `images`, so the hot path passes no keyword.
+        # Its default database is `images` (1.x), so that hot path passes no keyword.
         txn = getattr(self._local, "txn", None)
         if txn is None:
             txn = self._local.txn = self.env.begin(db=self.db_images, buffers=False)
         return txn
+
+    def fetch(self) -> Fetch:
+        """This thread's reader of image bytes by raw key (None: no such record)."""
+        fetch = getattr(self._local, "fetch", None)
+        if fetch is None:
+            fetch = self._local.fetch = self._chunk_reader() if self.chunked else self.txn().get
+        return cast(Fetch, fetch)
+
+    def _chunk_reader(self) -> Fetch:
+        # 2.0: the record says where the bytes lie; each chunk is a zero-copy view of
+        # the map (a transaction with buffers, alive as long as this reader), so a read
+        # copies only the image. A location outside its chunk is a damaged store.
+        txn = self.env.begin(db=self.db_records, buffers=True)
+        record_of = txn.get
+        blobs = self.db_images
+        unpack = LOCATION.unpack_from
+        chunks: dict[int, memoryview] = {}
+        path = self.path
+
+        def fetch(raw_key: bytes) -> bytes | None:
+            raw = record_of(raw_key)
+            if raw is None:
+                return None
+            try:
+                chunk, at, size = unpack(raw)
+            except struct.error:
+                raise StoreError(f"{path}: damaged store: a record has no location") from None
+            view = chunks.get(chunk)
+            if view is None:
+                view = record_of(CHUNK_KEY.pack(chunk), None, blobs)
+                if view is None:
+                    raise StoreError(f"{path}: damaged store: chunk {chunk} is missing")
+                chunks[chunk] = view
+            end = at + size
+            if end > len(view):
+                raise StoreError(f"{path}: damaged store: an image lies outside its chunk")
+            return view[at:end].tobytes()
+
+        return fetch
 
     def close(self) -> None:
         self.env.close()
@@ -245,23 +298,23 @@ class StoreFile:
         cursor.last()
         return first, stored_key(cursor.key())
 
-    def txn_get(self) -> Any:
-        """This thread's bound `txn.get` on the images database (the hot path of reads)."""
-        return self._store().txn().get
+    def txn_get(self) -> Fetch:
+        """This thread's reader of image bytes by raw key (the hot path of reads)."""
+        return self._store().fetch()
 
     def get(self, key: str) -> bytes:
         """The image's original bytes. Raises KeyError naming a missing key."""
-        # The hot path of training: a bound txn.get, checked by two integer compares.
+        # The hot path of training: a bound reader, checked by two integer compares.
         fast = self._fast
         if fast is None or fast[0] != _fork_generation or fast[1] != get_ident():
-            fast = self._fast = (_fork_generation, get_ident(), self._store().txn().get)
+            fast = self._fast = (_fork_generation, get_ident(), self._store().fetch())
         try:
             data = fast[2](key.encode("utf-8"))
         except (lmdb.BadValsizeError, UnicodeEncodeError, AttributeError):
             raise KeyError(key) from None  # a key the store could never hold
         if data is None:
             self.missing(key)
-        return data  # type: ignore[return-value]  # bytes: transactions use buffers=False
+        return data
 
     def missing(self, key: str) -> NoReturn:
         """Raise for a key whose image bytes are not here: KeyError if the store does
@@ -272,14 +325,13 @@ class StoreFile:
 
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
         """Original bytes for each key, in the order given."""
-        opened = self._store()
-        txn = opened.txn()
+        fetch = self._store().fetch()
         out = []
         for key in keys:
-            data = txn.get(_raw(key))
+            data = fetch(_raw(key))
             if data is None:
                 self.missing(key)
-            out.append(cast(bytes, data))
+            out.append(data)
         return out
 
     def raw_record(self, key: str) -> bytes:
@@ -288,15 +340,80 @@ class StoreFile:
         raw = opened.txn().get(_raw(key), db=opened.db_records)
         if raw is None:
             raise KeyError(key)
-        return cast(bytes, raw)
+        return cast(bytes, raw)[opened.skip :] if opened.skip else cast(bytes, raw)
 
     def record(self, key: str) -> Record:
         """Key, info and metadata of one image, without its bytes."""
+        return Record.decode(key, self.raw_record(key))
+
+    @property
+    def indexed(self) -> tuple[str, ...]:
+        """The fields whose values this file indexes (none before format 2.0)."""
+        return self._store().header.indexed
+
+    def postings(self, name: str, value: str) -> list[str] | None:
+        """The keys whose field `name` holds the text `value`, in key order; None if
+        this file does not index `name` (a filter must then read every record)."""
         opened = self._store()
-        raw = opened.txn().get(_raw(key), db=opened.db_records)
+        if opened.db_fields is None or name not in opened.header.indexed:
+            return None
+        entry = index_key(name, value)
+        if entry is None:
+            return []
+        raw = opened.txn().get(entry, db=opened.db_fields)
         if raw is None:
-            raise KeyError(key)
-        return Record.decode(key, cast(bytes, raw))
+            return []
+        try:
+            return [stored_key(k) for k in decode_postings(cast(bytes, raw))]
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+
+    def indexed_records(
+        self, name: str, values: Iterable[str]
+    ) -> Iterator[tuple[str, bytes]] | None:
+        """(key, record JSON) of each record whose field `name` holds one of the texts
+        `values`, in key order, through the index; None if `name` is not indexed."""
+        found: set[str] = set()
+        for value in values:
+            keys = self.postings(name, value)
+            if keys is None:
+                return None
+            found.update(keys)
+        ordered = sorted(found, key=lambda key: key.encode("utf-8"))
+        return ((key, self.raw_record(key)) for key in ordered)
+
+    def locations(self) -> Iterator[tuple[str, int, int, int, bytes]]:
+        """2.0: (key, chunk, offset, size, record JSON) in key order, for validate."""
+        opened = self._store()
+        cursor = opened.txn().cursor(db=opened.db_records)
+        unpack = LOCATION.unpack_from
+        for raw_key, raw in cursor.iternext(keys=True, values=True):
+            key = stored_key(raw_key)
+            try:
+                chunk, at, size = unpack(raw)
+            except struct.error:
+                raise StoreError(f"damaged store: the record of {key!r} has no location") from None
+            yield key, chunk, at, size, cast(bytes, raw)[LOCATION.size :]
+
+    def chunk_sizes(self) -> list[tuple[int, int]]:
+        """2.0: (chunk number, length) of every chunk, in order."""
+        opened = self._store()
+        cursor = opened.txn().cursor(db=opened.db_images)
+        out = []
+        for raw_key, raw in cursor.iternext(keys=True, values=True):
+            if len(raw_key) != CHUNK_KEY.size:
+                raise StoreError(f"damaged store: a chunk key is {len(raw_key)} bytes")
+            out.append((CHUNK_KEY.unpack(raw_key)[0], len(raw)))
+        return out
+
+    def index_entries(self) -> Iterator[tuple[bytes, bytes]]:
+        """2.0: every (field NUL value, postings) of the index, in order."""
+        opened = self._store()
+        if opened.db_fields is None:
+            return
+        cursor = opened.txn().cursor(db=opened.db_fields)
+        for raw_key, raw in cursor.iternext(keys=True, values=True):
+            yield cast(bytes, raw_key), cast(bytes, raw)
 
     def info(self, key: str) -> ImageInfo:
         """Hash, size, format, width and height of one image."""
@@ -310,10 +427,10 @@ class StoreFile:
         """Entries actually present in each database: `records` and `images`."""
         opened = self._store()
         txn = opened.txn()
-        return {
-            "records": txn.stat(opened.db_records)["entries"],
-            "images": txn.stat(opened.db_images)["entries"],
-        }
+        records = txn.stat(opened.db_records)["entries"]
+        # 2.0: every record holds its image's location (validate proves each one).
+        images = records if opened.chunked else txn.stat(opened.db_images)["entries"]
+        return {"records": records, "images": images}
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
@@ -324,8 +441,9 @@ class StoreFile:
         """(key, record JSON as stored) in key order: for fast scans and filters."""
         opened = self._store()
         cursor = opened.txn().cursor(db=opened.db_records)
+        skip = opened.skip
         for raw_key, raw in cursor.iternext(keys=True, values=True):
-            yield stored_key(raw_key), cast(bytes, raw)
+            yield stored_key(raw_key), cast(bytes, raw)[skip:] if skip else cast(bytes, raw)
 
 
 def _raw(key: str) -> bytes:

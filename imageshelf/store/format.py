@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -15,15 +17,31 @@ import orjson
 from ..errors import ShelfError
 
 FORMAT_NAME = "lmdb-image-store"
-FORMAT_VERSION = "1.2"  # 1.1 added the record field "split", 1.2 "annotated"
+# 1.1 added the record field "split", 1.2 "annotated"; 2.0 packs image bytes into
+# chunks (records say where each image lies) and indexes fields for filters.
+FORMAT_VERSION = "2.0"
+READ_MAJORS = ("1", "2")
 HASH_ALGORITHM = "sha256"
 
 # Named LMDB databases, created in this order in every store.
 DB_META = b"meta"  # one record, HEADER_KEY -> header JSON
-DB_RECORDS = b"records"  # image key -> record JSON (info + metadata), no image bytes
-DB_IMAGES = b"images"  # image key -> the original bytes, untouched
-DB_NAMES = (DB_META, DB_RECORDS, DB_IMAGES)
+DB_RECORDS = b"records"  # image key -> [2.0: its LOCATION, then] record JSON; no bytes
+DB_BLOBS = b"blobs"  # 2.0: chunk number (CHUNK_KEY) -> image bytes, back to back
+DB_FIELDS = b"fields"  # 2.0: field NUL value -> the keys holding it (postings)
+DB_NAMES = (DB_META, DB_RECORDS, DB_BLOBS, DB_FIELDS)
+DB_IMAGES = b"images"  # 1.x: image key -> the original bytes, untouched
+DB_NAMES_1 = (DB_META, DB_RECORDS, DB_IMAGES)
 HEADER_KEY = b"header"
+
+# 2.0: where an image's bytes lie: chunk number, offset in the chunk, size. The first
+# 16 bytes of its value in `records`; the record's JSON follows.
+LOCATION = struct.Struct(">IIQ")
+CHUNK_KEY = struct.Struct(">I")
+# Images go into chunks in key order; a chunk is closed before the image that would take
+# it past this size (an image larger than this has a chunk of its own). LMDB rounds a
+# large value up to whole pages, so the waste is under one page per chunk, not per image.
+CHUNK_BYTES = 1 << 20
+DEFAULT_INDEXED = ("label", "split")  # fields whose values are indexed for filters
 
 MAX_KEY_BYTES = 511  # LMDB's compiled-in limit (env.max_key_size())
 
@@ -241,7 +259,11 @@ def digest_entry(raw_key: bytes, record_json: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Header:
-    """A store's summary, the one record of its `meta` database (FORMAT.md)."""
+    """A store's summary, the one record of its `meta` database (FORMAT.md).
+
+    `indexed` (2.0): the fields whose values the `fields` database indexes;
+    `not_indexed`: fields asked for whose values could not all be indexed (too long,
+    too many distinct values), which filters read from the records."""
 
     count: int
     total_bytes: int
@@ -249,18 +271,31 @@ class Header:
     format: str = FORMAT_NAME
     version: str = FORMAT_VERSION
     hash: str = HASH_ALGORITHM
+    indexed: tuple[str, ...] = ()
+    not_indexed: tuple[str, ...] = ()
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def index_asked(self) -> tuple[str, ...]:
+        """The fields the writer was asked to index, sorted."""
+        return tuple(sorted(self.indexed + self.not_indexed))
 
     def encode(self) -> bytes:
-        return canonical_json(
-            {
-                "content_digest": self.content_digest,
-                "count": self.count,
-                "format": self.format,
-                "hash": self.hash,
-                "total_bytes": self.total_bytes,
-                "version": self.version,
-            }
-        )
+        obj: dict[str, Any] = {
+            "content_digest": self.content_digest,
+            "count": self.count,
+            "format": self.format,
+            "hash": self.hash,
+            "total_bytes": self.total_bytes,
+            "version": self.version,
+        }
+        if self.major >= 2:
+            obj["indexed"] = list(self.indexed)
+            obj["not_indexed"] = list(self.not_indexed)
+        return canonical_json(obj)
 
     @classmethod
     def decode(cls, raw: bytes, where: str) -> Header:
@@ -273,24 +308,160 @@ class Header:
         if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
             found = obj.get("format") if isinstance(obj, dict) else None
             raise StoreError(f"{where}: not an image store (format {found!r})")
-        check_version(str(obj.get("version", "")), FORMAT_VERSION, where, "store format")
+        version = str(obj.get("version", ""))
+        check_version(version, FORMAT_VERSION, where, "store format", READ_MAJORS)
+        if not re.fullmatch(r"[0-9]{1,4}\.[0-9]{1,4}", version):
+            raise StoreError(f"{where}: damaged store header (version {version!r})")
         if obj.get("hash") != HASH_ALGORITHM:
             raise StoreError(f"{where}: damaged store header (hash algorithm {obj.get('hash')!r})")
         count, total, digest = obj.get("count"), obj.get("total_bytes"), obj.get("content_digest")
         if not (_count(count) and _count(total) and isinstance(digest, str)):
             raise StoreError(f"{where}: damaged store header (count, total_bytes or digest)")
-        return cls(count, total, digest, FORMAT_NAME, obj["version"], HASH_ALGORITHM)
+        indexed, not_indexed = obj.get("indexed", []), obj.get("not_indexed", [])
+        for names in (indexed, not_indexed):
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise StoreError(f"{where}: damaged store header (a list of field names)")
+        return cls(
+            count,
+            total,
+            digest,
+            FORMAT_NAME,
+            version,
+            HASH_ALGORITHM,
+            tuple(indexed),
+            tuple(not_indexed),
+        )
 
 
 def _count(value: object) -> TypeGuard[int]:
     return type(value) is int and value >= 0
 
 
-def check_version(version: str, ours: str, where: str, what: str) -> None:
+def check_version(
+    version: str, ours: str, where: str, what: str, majors: tuple[str, ...] = ()
+) -> None:
     """Refuse a major version this code does not read, naming both."""
-    major = ours.split(".")[0]
-    if version.split(".")[0] != major:
+    readable = majors or (ours.split(".")[0],)
+    if version.split(".")[0] not in readable:
+        said = " and ".join(f"{major}.x" for major in readable)
         raise UnsupportedVersionError(
             f"{where}: {what} version {version} is not supported; this code reads "
-            f"version {major}.x. Upgrade imageshelf to read it."
+            f"version {said}. Upgrade imageshelf to read it."
         )
+
+
+# ------------------------------------------------------------------ 2.0: indexed fields
+
+
+def field_value(record: Record, name: str) -> Any:
+    """The value a filter on `name` compares, as query.py reads it from the JSON: the
+    store's own fields first, `meta.NAME` for the metadata's. None when missing."""
+    if name == "key":
+        return record.key
+    if name == "split":
+        return record.effective_split
+    if name in ("format", "sha256"):
+        return getattr(record.info, name)
+    if name in ("width", "height", "size"):
+        return getattr(record.info, name)
+    return record.metadata.get(name[5:] if name.startswith("meta.") else name)
+
+
+def index_key(name: str, value: str) -> bytes | None:
+    """The `fields` key of one field's value; None if LMDB cannot hold it as a key."""
+    try:
+        raw = name.encode("utf-8") + b"\0" + value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return raw if len(raw) <= MAX_KEY_BYTES and b"\0" not in raw[len(name) + 1 :] else None
+
+
+class Postings:
+    """The keys that hold one value of an indexed field, in key order, front-coded: per
+    key, the length of the prefix it shares with the previous key (one byte, at most
+    255), the length of the rest (two bytes, big-endian), then the rest."""
+
+    __slots__ = ("data", "previous")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.previous = b""
+
+    def add(self, raw_key: bytes) -> None:
+        previous = self.previous
+        shared = 0
+        limit = min(len(previous), len(raw_key), 255)
+        while shared < limit and previous[shared] == raw_key[shared]:
+            shared += 1
+        rest = raw_key[shared:]
+        self.data += bytes((shared, len(rest) >> 8, len(rest) & 0xFF)) + rest
+        self.previous = raw_key
+
+
+# A field with more distinct values than this in one file (free text, an OCR line) is
+# not indexed there: its index would be as large as the records, and filters on it scan.
+MAX_INDEXED_VALUES = 100_000
+
+
+class FieldIndex:
+    """The `fields` database of one file, built from its records in key order: for each
+    indexed field, each text value -> the keys holding it. A field one of whose values
+    cannot be a key, or with too many distinct values, is left out whole (a filter on
+    it reads the records), so the index never misses a record."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.postings: dict[bytes, Postings] = {}
+        self.distinct: dict[str, int] = {}
+        self.dropped: set[str] = set()
+
+    def add(self, raw_key: bytes, record: Record) -> None:
+        for name in self.names:
+            found = field_value(record, name)
+            if not isinstance(found, str) or name in self.dropped:
+                continue  # only text is indexed: a filter's text can equal only text
+            entry = index_key(name, found)
+            held = self.postings.get(entry) if entry is not None else None
+            if held is None:
+                self.distinct[name] = self.distinct.get(name, 0) + 1
+                if entry is None or self.distinct[name] > MAX_INDEXED_VALUES:
+                    self.dropped.add(name)
+                    prefix = name.encode("utf-8") + b"\0"
+                    self.postings = {
+                        k: v for k, v in self.postings.items() if not k.startswith(prefix)
+                    }
+                    continue
+                held = self.postings[entry] = Postings()
+            held.add(raw_key)
+
+    @property
+    def indexed(self) -> tuple[str, ...]:
+        return tuple(name for name in self.names if name not in self.dropped)
+
+    @property
+    def not_indexed(self) -> tuple[str, ...]:
+        return tuple(sorted(self.dropped))
+
+    def entries(self) -> Iterator[tuple[bytes, bytes]]:
+        """(field NUL value, postings), in key order."""
+        for entry in sorted(self.postings):
+            yield entry, bytes(self.postings[entry].data)
+
+
+def decode_postings(data: bytes | memoryview) -> list[bytes]:
+    """The keys of a postings value; StoreError if it does not decode."""
+    out: list[bytes] = []
+    previous = b""
+    view = bytes(data)
+    at, end = 0, len(view)
+    while at < end:
+        if at + 3 > end:
+            raise StoreError("damaged store: an index entry is cut short")
+        shared, rest = view[at], (view[at + 1] << 8) | view[at + 2]
+        at += 3
+        if shared > len(previous) or at + rest > end:
+            raise StoreError("damaged store: an index entry does not decode")
+        previous = previous[:shared] + view[at : at + rest]
+        at += rest
+        out.append(previous)
+    return out

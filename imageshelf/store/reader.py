@@ -268,6 +268,23 @@ class ImageStore:
         streams = [self.part(part.name).raw_records() for part in parts]
         return heapq.merge(*streams, key=lambda pair: pair[0])  # str order = UTF-8 order
 
+    def indexed_records(
+        self, name: str, values: Collection[str]
+    ) -> Iterator[tuple[str, bytes]] | None:
+        """(key, record JSON) of each record whose field `name` holds one of the texts
+        `values`, in key order, read through the parts' field indexes (format 2.0;
+        params.yaml's pack.index): only the matching records are read. None if a part
+        does not index `name`: then only a scan of every record answers."""
+        streams = []
+        for part in self._resolve():
+            found = self.part(part.name).indexed_records(name, values)
+            if found is None:
+                return None
+            streams.append(found)
+        if len(streams) == 1:
+            return streams[0]
+        return heapq.merge(*streams, key=lambda pair: pair[0])  # str order = UTF-8 order
+
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
         for key, raw in self.raw_records():

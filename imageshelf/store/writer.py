@@ -34,7 +34,7 @@ from .build import (
     store_items,
 )
 from .file import StoreFile
-from .format import Header, Record, StoreError
+from .format import DEFAULT_INDEXED, FORMAT_VERSION, Header, Record, StoreError
 from .index import INDEX_NAME, Part, ShardIndex, shard_name
 from .lock import writer_lock
 from .reader import ImageStore
@@ -65,6 +65,7 @@ def update(
     shard_bytes: int = 1 << 30,
     transform: Transform | None = None,
     on_item: OnItem | None = None,
+    indexed: Collection[str] = DEFAULT_INDEXED,
 ) -> Header:
     """Publish a new version of an existing store in its own layout: `rebuild` for a
     single file, `write_sharded` (appending) for a folder of shards."""
@@ -77,8 +78,11 @@ def update(
             shard_bytes=shard_bytes,
             transform=transform,
             on_item=on_item,
+            indexed=indexed,
         )
-    return rebuild(store.path, additions, removals, transform=transform, on_item=on_item)
+    return rebuild(
+        store.path, additions, removals, transform=transform, on_item=on_item, indexed=indexed
+    )
 
 
 # ------------------------------------------------------------------ the single layout
@@ -92,6 +96,7 @@ def rebuild(
     base: ImageStore | None = None,
     transform: Transform | None = None,
     on_item: OnItem | None = None,
+    indexed: Collection[str] = DEFAULT_INDEXED,
 ) -> Header:
     """Publish a single-file store at `path`: `base` + `additions` - `removals`.
 
@@ -99,8 +104,9 @@ def rebuild(
     store here converts it). An addition replaces a record with the same key. A
     sequence of additions is sorted here; a callable must yield them sorted by key,
     the same both times it is called. `transform` may rewrite every record on its way
-    in, keeping its key and info. Memory stays flat: old records and new bytes stream
-    through. On any failure the previous file is left as it was.
+    in, keeping its key and info. `indexed`: the fields indexed for filters. Memory
+    stays flat: old records and new bytes stream through. On any failure the previous
+    file is left as it was. The file is written in the newest format version.
     """
     path = Path(path)
     new_items = _sorted_source(additions)
@@ -114,7 +120,7 @@ def rebuild(
 
         try:
             with temporary(path) as temp:
-                header = build_file(temp, merged, on_item)
+                header = build_file(temp, merged, on_item, indexed)
                 publish(temp, path, durable=True)
             trust.remember_path(path)  # written here: never verified as a stranger's
             return header
@@ -139,6 +145,7 @@ def write_sharded(
     rewrite: bool = False,
     transform: Transform | None = None,
     on_item: OnItem | None = None,
+    indexed: Collection[str] = DEFAULT_INDEXED,
 ) -> Header:
     """Publish a new version of the sharded store in `folder`; return its header.
 
@@ -147,13 +154,16 @@ def write_sharded(
     folder's own store: shards holding a key in `removals`, in `touched` (keys whose
     record changes: relabeled, moved split) or given again in `additions` are
     rewritten; additions with new keys go into new shards; every other shard is left
-    as it is. rewrite=True (compaction): every record into new full shards, in key
-    order. New shards hold at most about `shard_bytes` of images each.
+    as it is, unless it is in an older format version or indexes other fields than
+    `indexed` (then it is rewritten once). rewrite=True (compaction): every record into
+    new full shards, in key order. New shards hold at most about `shard_bytes` of
+    images each.
     """
     folder = Path(folder)
     new_items = _sorted_source(additions)
     removed = frozenset(removals)
     folder.mkdir(parents=True, exist_ok=True)
+    fields = tuple(sorted(set(indexed)))
     with writer_lock(folder):
         tidy(folder)  # we hold the lock: whoever left these is gone
         own = base is None or base.path == folder
@@ -170,12 +180,13 @@ def write_sharded(
                     shard_bytes,
                     transform,
                     on_item,
+                    fields,
                 )
             else:
                 existing = store_items(base) if base is not None else iter(())
                 merged = merge_by_key(existing, iter(new_items()))
                 parts = _write_shards(
-                    folder, prepare_items(merged, removed, transform), shard_bytes, on_item
+                    folder, prepare_items(merged, removed, transform), shard_bytes, on_item, fields
                 )
             index = _publish_index(folder, parts)
         except (lmdb.Error, OSError) as exc:
@@ -203,7 +214,9 @@ def tidy(folder: str | os.PathLike[str]) -> list[str]:
     return removed
 
 
-def _write_shard(folder: Path, items: ItemSource, on_item: OnItem | None) -> Part | None:
+def _write_shard(
+    folder: Path, items: ItemSource, on_item: OnItem | None, indexed: tuple[str, ...]
+) -> Part | None:
     """Write one shard of `items()` (sorted; called twice); return its part, or None if
     it would be empty. The file is named by its content, so an existing file of that
     name already holds exactly these bytes."""
@@ -218,7 +231,7 @@ def _write_shard(folder: Path, items: ItemSource, on_item: OnItem | None) -> Par
             yield item
 
     with temporary(folder / "shard-new.lmdb") as temp:
-        header = build_file(temp, tracked, on_item)
+        header = build_file(temp, tracked, on_item, indexed)
         if header.count == 0:
             return None
         name = shard_name(header.content_digest)
@@ -247,11 +260,15 @@ def _chunks(items: Iterable[Item], shard_bytes: int) -> Iterator[list[Item]]:
 
 
 def _write_shards(
-    folder: Path, items: Iterable[Item], shard_bytes: int, on_item: OnItem | None
+    folder: Path,
+    items: Iterable[Item],
+    shard_bytes: int,
+    on_item: OnItem | None,
+    indexed: tuple[str, ...],
 ) -> list[Part]:
     parts = []
     for chunk in _chunks(items, shard_bytes):
-        part = _write_shard(folder, functools.partial(iter, chunk), on_item)
+        part = _write_shard(folder, functools.partial(iter, chunk), on_item, indexed)
         if part is not None:
             parts.append(part)
     return parts
@@ -279,6 +296,7 @@ def _append(
     shard_bytes: int,
     transform: Transform | None,
     on_item: OnItem | None,
+    indexed: tuple[str, ...],
 ) -> list[Part]:
     # One pass over the additions sorts them: items for keys a shard already holds
     # (replaced, relabeled) go to that shard, in order; the rest are new. Only their
@@ -295,6 +313,11 @@ def _append(
         holder = base.part_of(key)
         if holder is not None:
             affected.add(holder)
+    # A shard in an older format version, or indexing other fields, is rewritten once.
+    for part in base.parts:
+        header = base.part(part.name).header
+        if header.version != FORMAT_VERSION or header.index_asked != indexed:
+            affected.add(part.name)
 
     parts = []
     for part in base.parts:
@@ -309,7 +332,9 @@ def _append(
 
         # Cut like new shards: a shard grown too large (an older store, a conversion)
         # is split as it is rewritten, so the next change to one of its keys costs less.
-        parts += _write_shards(folder, items(), shard_bytes, on_item)
+        parts += _write_shards(folder, items(), shard_bytes, on_item, indexed)
     fresh = (item for item in new_items() if item.record.key not in given_again)
-    parts += _write_shards(folder, prepare_items(fresh, removed, transform), shard_bytes, on_item)
+    parts += _write_shards(
+        folder, prepare_items(fresh, removed, transform), shard_bytes, on_item, indexed
+    )
     return parts

@@ -1,0 +1,220 @@
+"""Format 2.0: image bytes back to back in chunks, indexed fields, and every 1.x store
+still read (docs/FORMAT.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from imageshelf.query import select
+from imageshelf.stages.validate import validate_store
+from imageshelf.store import ImageInfo, ImageStore, Record
+from imageshelf.store.build import Item
+from imageshelf.store.format import CHUNK_KEY, LOCATION
+from imageshelf.store.writer import rebuild, write_sharded
+
+from conftest import make_image, put, stage
+
+FIXTURES = Path(__file__).parent / "fixtures" / "store-1.2"
+
+
+def _expected() -> dict[str, dict[str, str]]:
+    return json.loads((FIXTURES / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["images.lmdb", "images"])
+def test_a_store_written_in_1_2_still_opens_reads_and_validates(tmp_path, name):
+    copy = tmp_path / name
+    if (FIXTURES / name).is_dir():
+        shutil.copytree(FIXTURES / name, copy)
+    else:
+        shutil.copy(FIXTURES / name, copy)
+    store = ImageStore(copy)
+    expected = _expected()
+    assert store.keys() == sorted(expected)
+    for key, want in expected.items():
+        assert hashlib.sha256(store.get(key)).hexdigest() == want["sha256"]
+        record = store.record(key)
+        assert (record.metadata["label"], record.split) == (want["label"], want["split"])
+    assert [r.key for r in select(store, "label=cat")] == sorted(k for k in expected if "cat" in k)
+    assert not validate_store(ImageStore(copy), full=True).failures
+
+
+def _run(*args: str) -> str:
+    result = stage(*args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_next_pack_rewrites_a_1_2_store_in_2_0_with_the_same_records(workspace):
+    store_path = workspace / "data" / "images.lmdb"
+    shutil.copy(FIXTURES / "images.lmdb", store_path)
+    before = list(ImageStore(store_path).raw_records())
+    _run("ingest")
+    assert "rewritten in format 2.0 (was 1.2)" in _run("pack")
+    store = ImageStore(store_path)
+    assert store.header.version == "2.0" and store.header.indexed == ("label", "split")
+    assert list(store.raw_records()) == before  # the records, and so the catalog, unchanged
+    for key, want in _expected().items():
+        assert hashlib.sha256(store.get(key)).hexdigest() == want["sha256"]
+    _run("validate")
+    assert "unchanged, not rewritten" in _run("pack")
+
+    params = workspace / "params.yaml"
+    params.write_text(params.read_text().replace("index: [label, split]", "index: [label]"))
+    assert "rewritten to index label" in _run("pack")
+    assert ImageStore(store_path).header.indexed == ("label",)
+    _run("validate")
+
+
+def test_a_sharded_1_2_store_is_rewritten_shard_by_shard_in_2_0(workspace):
+    params = workspace / "params.yaml"
+    text = params.read_text().replace("layout: single", "layout: sharded")
+    params.write_text(text.replace("store: data/images.lmdb", "store: data/images"))
+    folder = workspace / "data" / "images"
+    shutil.copytree(FIXTURES / "images", folder)
+    put(workspace / "data" / "incoming", {"birds/000.png": make_image(seed=77)})
+    _run("ingest")
+    _run("pack")
+    store = ImageStore(folder)
+    assert len(store.parts) == 3
+    assert {store.part(p.name).header.version for p in store.parts} == {"2.0"}
+    assert len(store) == 9
+    _run("validate")
+
+
+# ------------------------------------------------------------------ size
+
+
+def _items(count: int, size: int, seed: int = 0) -> list[Item]:
+    rng = random.Random(seed)
+    items = []
+    for i in range(count):
+        data = rng.randbytes(int(size * (0.5 + rng.random())))
+        key = f"class_{i % 20:02d}/{i:06d}.jpg"
+        info = ImageInfo(hashlib.sha256(data).hexdigest(), len(data), "jpeg", 64, 64)
+        record = Record(key, info, {"label": key[:8]}, "val" if i % 10 == 0 else "train")
+        items.append(Item(record, lambda data=data: data))
+    return items
+
+
+@pytest.mark.parametrize("size", [4_000, 20_000, 200_000])
+def test_the_store_is_within_3_percent_of_what_it_holds(tmp_path, size):
+    items = _items(max(200, 8_000_000 // size), size)
+    path = tmp_path / "s.lmdb"
+    rebuild(path, items)
+    images = sum(item.record.info.size for item in items)
+    records = sum(len(item.record.key) + len(item.record.encode()) for item in items)
+    assert path.stat().st_size <= 1.03 * (images + records)
+    if size >= 20_000:  # the records are 1% of the images or less
+        assert path.stat().st_size <= 1.03 * images
+
+
+# ------------------------------------------------------------------ indexed fields
+
+WHERE = [
+    "label=a",
+    "label=a,b",
+    "label=zz",
+    "meta.label=b",
+    "split=val",
+    "split=val,test",
+    ["label=a", "split=train"],
+    ["split=train", "width>=10"],
+    {"label": "b"},
+    {"label": {"a", "c"}},
+    {"split": "val", "label": "c"},
+    "label=7",
+    "label!=a",
+]
+
+
+def test_filters_through_the_index_give_what_a_scan_gives(tmp_path):
+    rng = random.Random(3)
+    images = {}
+    metadata = {}
+    for i in range(300):
+        key = f"{rng.choice('xyz')}/{i:04d}.png"
+        data = make_image(size=(8, 8), seed=i)
+        images[key] = data
+        label = rng.choice(["a", "b", "c", 7, None, ["a"], "x" * 600, "ünï"])
+        metadata[key] = {} if label is None else {"label": label}
+        if i % 7 == 0:
+            metadata[key]["split"] = "test"
+    from conftest import items_for
+
+    items = items_for(images, metadata)
+    indexed = tmp_path / "indexed.lmdb"
+    rebuild(indexed, items)
+    plain = tmp_path / "plain.lmdb"
+    rebuild(plain, items, indexed=())
+    sharded = tmp_path / "sharded"
+    write_sharded(sharded, items[:150])
+    write_sharded(sharded, items[150:])
+
+    with_index, without, shards = ImageStore(indexed), ImageStore(plain), ImageStore(sharded)
+    # A label too long to be a key leaves `label` out of the index, never half in it.
+    assert with_index.header.version == "2.0"
+    assert with_index.part("indexed.lmdb").indexed == ("split",)
+    short = tmp_path / "short.lmdb"
+    rebuild(short, [i for i in items if metadata[i.record.key].get("label") != "x" * 600])
+    assert ImageStore(short).part("short.lmdb").indexed == ("label", "split")
+    for where in WHERE:
+        want = [r.key for r in select(without, where)]
+        assert [r.key for r in select(with_index, where)] == want, where
+        assert [r.key for r in select(shards, where)] == want, where
+        short_want = [k for k in want if metadata[k].get("label") != "x" * 600]
+        assert [r.key for r in select(ImageStore(short), where)] == short_want, where
+    assert ImageStore(short).indexed_records("label", ["a"]) is not None
+    assert ImageStore(plain).indexed_records("label", ["a"]) is None
+
+
+def _tamper(path: Path, db_name: bytes, key: bytes, change) -> None:
+    env = lmdb.open(str(path), subdir=False, lock=False, max_dbs=4)
+    with env.begin(write=True) as txn:
+        db = env.open_db(db_name, txn)
+        txn.put(key, change(txn.get(key, db=db)), db=db)
+    env.close()
+
+
+def test_validate_finds_an_index_or_a_location_that_does_not_match_the_records(tmp_path):
+    from conftest import items_for
+
+    images = {f"c/{i:03d}.png": make_image(size=(8, 8), seed=i) for i in range(20)}
+    items = items_for(
+        images, {k: {"label": "cat" if i % 2 else "dog"} for i, k in enumerate(images)}
+    )
+    good = tmp_path / "good.lmdb"
+    rebuild(good, items)
+
+    def failures(path: Path) -> list[str]:
+        return [f["problem"] for f in validate_store(ImageStore(path), full=True).failures]
+
+    assert failures(good) == []
+    hidden = tmp_path / "hidden.lmdb"
+    shutil.copy(good, hidden)
+    # The index no longer lists the first cat: a filter would miss it.
+    _tamper(hidden, b"fields", b"label\0cat", lambda raw: raw[3 + raw[2] :])
+    assert any("field index does not match" in p for p in failures(hidden))
+
+    moved = tmp_path / "moved.lmdb"
+    shutil.copy(good, moved)
+    record = ImageStore(good).part("good.lmdb")
+    second = images["c/001.png"]
+
+    def shift(raw: bytes) -> bytes:
+        chunk, at, size = LOCATION.unpack_from(raw)
+        return LOCATION.pack(chunk, at + 1, size) + raw[LOCATION.size :]
+
+    _tamper(moved, b"records", b"c/001.png", shift)
+    problems = failures(moved)
+    assert any("not where the layout puts them" in p for p in problems), problems
+    assert any("do not match their sha256" in p for p in problems), problems
+    assert len(record.get("c/001.png")) == len(second)
+    assert CHUNK_KEY.size == 4
