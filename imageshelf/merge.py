@@ -10,7 +10,7 @@ again by the next pack. Only images live nowhere but in the stores.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -65,8 +65,7 @@ def merge(
                     result.taken.append(key)
             elif (ours.metadata, ours.annotated) != (theirs.metadata, theirs.annotated):
                 result.relabeled.append(key)
-                combined[key] = replace(
-                    ours,
+                combined[key] = ours.replace(
                     metadata={**ours.metadata, **theirs.metadata},
                     annotated=tuple(sorted({*ours.annotated, *theirs.annotated})),
                 )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import replace
 
 from .store import Record
 
@@ -60,4 +59,4 @@ def with_split(record: Record, ratios: Mapping[str, float]) -> Record:
     """The record with its effective split: its metadata's own, or the key's."""
     given = record.metadata.get(SPLIT_FIELD)
     split = given if isinstance(given, str) and given else assign_split(record.key, ratios)
-    return record if split == record.split else replace(record, split=split)
+    return record if split == record.split else record.replace(split=split)

@@ -25,7 +25,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +308,7 @@ def apply_plan(
     def transform(record: Record) -> Record:
         planned = metadata.get(record.key)
         if planned is not None:
-            record = replace(record, metadata=planned[0], annotated=planned[1])
+            record = record.replace(metadata=planned[0], annotated=planned[1])
         return with_split(record, ratios)
 
     if params.layout == "single":

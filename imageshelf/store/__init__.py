@@ -2,8 +2,9 @@
 folder of such files (the sharded layout). The format is docs/FORMAT.md.
 
 This package knows nothing of DVC, click, Pillow or the pipeline. Importing it loads
-the reading side only (lmdb, orjson and the standard library); writing lives in
-`imageshelf.store.writer`, which also takes the writer's lock.
+the reading side only (lmdb and a few standard modules: a fresh process reads its first
+image about as soon as raw py-lmdb does); writing lives in `imageshelf.store.writer`,
+which also takes the writer's lock.
 """
 
 from .file import StoreFile
@@ -20,7 +21,7 @@ from .format import (
     encode_key,
 )
 from .index import Part
-from .reader import ImageStore, Layout
+from .reader import ImageStore
 
 __all__ = [
     "FORMAT_NAME",
@@ -30,7 +31,6 @@ __all__ = [
     "ImageInfo",
     "ImageStore",
     "InvalidKeyError",
-    "Layout",
     "Part",
     "Record",
     "StoreError",

@@ -5,15 +5,11 @@ A store (reader.py) is one such file in the single layout, or a folder of them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
-import threading
-import weakref
-from collections.abc import Callable, Iterable, Iterator
+from _thread import _local, allocate_lock, get_ident  # threading's core, without its import
+from _weakref import ref
 from pathlib import Path
-from threading import get_ident
-from typing import Any, NoReturn, cast
 
 import lmdb
 
@@ -37,7 +33,12 @@ from .format import (
     stored_key,
 )
 
-Fetch = Callable[[bytes], "bytes | None"]  # raw key -> the image's bytes, or None
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any, NoReturn
+
+    Fetch = Callable[[bytes], bytes | None]  # raw key -> the image's bytes, or None
 
 
 def _physical_memory() -> int:
@@ -97,7 +98,7 @@ class _OpenStore:
             raise
         self.generation = _fork_generation
         self.path = path
-        self._local = threading.local()
+        self._local = _local()
 
     def _check_length(self, path: str, size: int) -> None:
         # A truncated file would make LMDB touch pages past its end: SIGBUS, not an error.
@@ -120,7 +121,7 @@ class _OpenStore:
         fetch = getattr(self._local, "fetch", None)
         if fetch is None:
             fetch = self._local.fetch = self._chunk_reader() if self.chunked else self.txn().get
-        return cast(Fetch, fetch)
+        return fetch  # type: ignore[return-value]
 
     def _chunk_reader(self) -> Fetch:
         # 2.0: the record says where the bytes lie; each chunk is a zero-copy view of
@@ -158,10 +159,17 @@ class _OpenStore:
         self.env.close()
 
 
-_open_stores: weakref.WeakValueDictionary[tuple[int, int], _OpenStore] = (
-    weakref.WeakValueDictionary()
-)
-_open_lock = threading.Lock()
+# (device, inode) -> the open store, weakly: it closes when no reader uses it.
+_open_stores: dict[tuple[int, int], ref[_OpenStore]] = {}
+_open_lock = allocate_lock()
+
+
+def _open_store(ident: tuple[int, int]) -> _OpenStore | None:
+    held = _open_stores.get(ident)
+    opened = held() if held is not None else None
+    if held is not None and opened is None:
+        del _open_stores[ident]
+    return opened
 
 
 def _stat(path: str) -> os.stat_result:
@@ -183,7 +191,7 @@ def _acquire(path: str) -> _OpenStore:
         before = _stat(path)
         ident = (before.st_dev, before.st_ino)
         with _open_lock:
-            opened = _open_stores.get(ident)
+            opened = _open_store(ident)
             if opened is not None:
                 return opened
             try:
@@ -193,7 +201,7 @@ def _acquire(path: str) -> _OpenStore:
                     raise
                 continue  # replaced while opening: what failed was a mix of two files
             if _same_file(path, ident):
-                _open_stores[ident] = opened
+                _open_stores[ident] = ref(opened)
                 return opened
             opened.close()
     raise StoreError(f"{path}: the file is being replaced too often to open it")
@@ -219,9 +227,13 @@ def _forget_inherited_stores() -> None:
     global _fork_generation
     _fork_generation += 1
     FORK_GENERATION[0] = _fork_generation
-    for opened in list(_open_stores.values()):
-        with contextlib.suppress(lmdb.Error):
-            opened.close()
+    for held in list(_open_stores.values()):
+        opened = held()
+        try:  # noqa: SIM105 - contextlib is not imported on the reading path
+            if opened is not None:
+                opened.close()
+        except lmdb.Error:
+            pass
     _open_stores.clear()
 
 
@@ -340,7 +352,7 @@ class StoreFile:
         raw = opened.txn().get(_raw(key), db=opened.db_records)
         if raw is None:
             raise KeyError(key)
-        return cast(bytes, raw)[opened.skip :] if opened.skip else cast(bytes, raw)
+        return raw[opened.skip :] if opened.skip else raw  # type: ignore[return-value]
 
     def record(self, key: str) -> Record:
         """Key, info and metadata of one image, without its bytes."""
@@ -364,7 +376,7 @@ class StoreFile:
         if raw is None:
             return []
         try:
-            return [stored_key(k) for k in decode_postings(cast(bytes, raw))]
+            return [stored_key(k) for k in decode_postings(raw)]
         except StoreError as exc:
             raise StoreError(f"{self.path}: {exc}") from None
 
@@ -393,7 +405,7 @@ class StoreFile:
                 chunk, at, size = unpack(raw)
             except struct.error:
                 raise StoreError(f"damaged store: the record of {key!r} has no location") from None
-            yield key, chunk, at, size, cast(bytes, raw)[LOCATION.size :]
+            yield key, chunk, at, size, raw[LOCATION.size :]  # type: ignore[misc]
 
     def chunk_sizes(self) -> list[tuple[int, int]]:
         """2.0: (chunk number, length) of every chunk, in order."""
@@ -412,8 +424,7 @@ class StoreFile:
         if opened.db_fields is None:
             return
         cursor = opened.txn().cursor(db=opened.db_fields)
-        for raw_key, raw in cursor.iternext(keys=True, values=True):
-            yield cast(bytes, raw_key), cast(bytes, raw)
+        yield from cursor.iternext(keys=True, values=True)  # type: ignore[misc]
 
     def info(self, key: str) -> ImageInfo:
         """Hash, size, format, width and height of one image."""
@@ -443,7 +454,7 @@ class StoreFile:
         cursor = opened.txn().cursor(db=opened.db_records)
         skip = opened.skip
         for raw_key, raw in cursor.iternext(keys=True, values=True):
-            yield stored_key(raw_key), cast(bytes, raw)[skip:] if skip else cast(bytes, raw)
+            yield stored_key(raw_key), raw[skip:] if skip else raw  # type: ignore[misc]
 
 
 def _raw(key: str) -> bytes:

@@ -15,13 +15,15 @@ new version.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .format import StoreError, canonical_json, check_version, parse_json
+from .frozen import Frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 SHARDED_FORMAT = "lmdb-image-store-sharded"
 SHARDED_VERSION = "1.0"
@@ -39,17 +41,28 @@ def is_shard_name(name: str) -> bool:
     return name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX)
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(Frozen):
     """One LMDB file of a store, as the index (or, for a single file, its header)
     describes it. `first_key` and `last_key` bound its keys where known."""
 
+    __slots__ = ("name", "count", "total_bytes", "content_digest", "first_key", "last_key")
     name: str
     count: int
     total_bytes: int
     content_digest: str
-    first_key: str | None = None
-    last_key: str | None = None
+    first_key: str | None
+    last_key: str | None
+
+    def __init__(
+        self,
+        name: str,
+        count: int,
+        total_bytes: int,
+        content_digest: str,
+        first_key: str | None = None,
+        last_key: str | None = None,
+    ) -> None:
+        self._init(name, count, total_bytes, content_digest, first_key, last_key)
 
     @property
     def named_by_content(self) -> bool:
@@ -100,20 +113,33 @@ class Part:
         return part
 
 
-@dataclass(frozen=True)
-class ShardIndex:
+class ShardIndex(Frozen):
     """`index.json`: the parts of a sharded store, in the order they were made."""
 
+    __slots__ = ("parts", "count", "total_bytes", "content_digest", "format", "version")
     parts: tuple[Part, ...]
     count: int
     total_bytes: int
     content_digest: str
-    format: str = SHARDED_FORMAT
-    version: str = SHARDED_VERSION
+    format: str
+    version: str
+
+    def __init__(
+        self,
+        parts: tuple[Part, ...],
+        count: int,
+        total_bytes: int,
+        content_digest: str,
+        format: str = SHARDED_FORMAT,
+        version: str = SHARDED_VERSION,
+    ) -> None:
+        self._init(parts, count, total_bytes, content_digest, format, version)
 
     @classmethod
     def of(cls, parts: Iterable[Part]) -> ShardIndex:
         """The index of these parts: totals and a digest over their content digests."""
+        import hashlib
+
         parts = tuple(parts)
         digest = hashlib.sha256()
         for digest_of_part in sorted(p.content_digest for p in parts):

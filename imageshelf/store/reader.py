@@ -10,19 +10,21 @@ the others.
 
 from __future__ import annotations
 
-import heapq
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator
+from _thread import get_ident
 from pathlib import Path
-from threading import get_ident
-from typing import Any, Literal, TypeVar
 
 from .file import FORK_GENERATION, StoreFile
 from .format import Header, ImageInfo, Record, StoreError
 from .index import SHARD_PREFIX, SHARD_SUFFIX, Part, ShardIndex
 
-Layout = Literal["single", "sharded"]
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing is not imported at run time: it slows a process's start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Iterator
+    from typing import Any, Literal, TypeVar
+
+    Layout = Literal["single", "sharded"]
+    T = TypeVar("T")
 
 
 class ImageStore:
@@ -266,6 +268,8 @@ class ImageStore:
         if len(parts) == 1:
             return self.part(parts[0].name).raw_records()
         streams = [self.part(part.name).raw_records() for part in parts]
+        import heapq
+
         return heapq.merge(*streams, key=lambda pair: pair[0])  # str order = UTF-8 order
 
     def indexed_records(
@@ -283,6 +287,8 @@ class ImageStore:
             streams.append(found)
         if len(streams) == 1:
             return streams[0]
+        import heapq
+
         return heapq.merge(*streams, key=lambda pair: pair[0])  # str order = UTF-8 order
 
     def records(self) -> Iterator[Record]:

@@ -22,18 +22,14 @@ Verification reads every B-tree page and the first page of every large value: ab
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import threading
+from _thread import allocate_lock
 from pathlib import Path
-
-import lmdb.verify as lmdb_verify
 
 from .format import StoreError
 
 _remembered: set[tuple[int, ...]] = set()
-_lock = threading.Lock()
+_lock = allocate_lock()
 MAX_MARKERS = 4096  # the oldest go when there are more
 
 
@@ -50,13 +46,14 @@ def cache_folder() -> Path:
 
 
 def _marker(ident: tuple[int, ...]) -> Path:
-    name = hashlib.sha256(repr(ident).encode()).hexdigest()[:40]
-    return cache_folder() / name
+    return cache_folder() / "-".join(map(str, ident))
 
 
 def problems(path: str | os.PathLike[str]) -> list[str]:
     """What is structurally wrong with an LMDB file, as one line each; [] if nothing.
     Reads the file as bytes and never hands it to the engine."""
+    import lmdb.verify as lmdb_verify  # only when a file is not yet trusted
+
     try:
         return [str(p).replace("\n", " ") for p in lmdb_verify.verify(str(path), subdir=False)]
     except lmdb_verify.VerifyError as exc:
@@ -72,7 +69,7 @@ def is_trusted(st: os.stat_result) -> bool:
     if ident in _remembered:
         return True
     try:
-        if _marker(ident).exists():
+        if os.path.exists(_marker(ident)):
             _remembered.add(ident)
             return True
     except OSError:
@@ -96,8 +93,11 @@ def remember(st: os.stat_result) -> None:
 
 def remember_path(path: str | os.PathLike[str]) -> None:
     """A file this library just wrote and published."""
-    with contextlib.suppress(OSError):
-        remember(os.stat(path))
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    remember(st)
 
 
 def check(path: str, st: os.stat_result) -> None:
@@ -128,5 +128,7 @@ def _prune(folder: Path) -> None:
         return
     markers.sort(key=lambda e: e.stat().st_mtime_ns)
     for entry in markers[: len(markers) - MAX_MARKERS // 2]:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib is not imported on the reading path
             os.unlink(entry.path)
+        except OSError:
+            pass
