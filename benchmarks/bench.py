@@ -673,6 +673,59 @@ def measure_memory(work: Path, images: Path, label: str) -> float:
     return int(out.stdout.split()[-1]) / 1024  # the last line; pack prints its summary first
 
 
+PEERS_PYTHON = PROJECT / ".venv-peers" / "bin" / "python"
+
+
+def measure_other_peers(work: Path, images: Path, store: Path, build: float, add) -> None:
+    """Lance, Hugging Face datasets and litdata, run by benchmarks/peers.py in their own
+    environment (.venv-peers, which `make bench` makes)."""
+    if not PEERS_PYTHON.exists():
+        raise click.ClickException(f"{PEERS_PYTHON} is missing: `make bench` makes it")
+    out = subprocess.run(
+        [
+            str(PEERS_PYTHON),
+            str(PROJECT / "benchmarks" / "peers.py"),
+            str(images),
+            str(store),
+            str(work),
+        ],
+        capture_output=True,
+        text=True,
+        env={**env(), "PYTHONPATH": str(PROJECT)},
+    )
+    if out.returncode:
+        raise click.ClickException(f"benchmarks/peers.py failed:\n{out.stderr[-2000:]}")
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    ours = found["ours"]
+    for peer in found["peers"]:
+        name = peer["peer"]
+        if "error" in peer:
+            add("peers", f"{name}: not measured", 0.0, peer["error"], 0.0, None)
+            continue
+        if peer["found"] != ours["found"]:
+            raise click.ClickException(f"{name} found {peer['found']} images, ours {ours['found']}")
+        add(
+            "peers",
+            "ingest + pack (check, hash, index every image)",
+            build,
+            f"{name}: write",
+            peer["write"],
+            None,
+        )
+        add("peers", "store size", ours["size"] / 1e6, name, peer["size"] / 1e6, None, unit="MB")
+        add(
+            "peers",
+            "random read, one image by key",
+            ours["reads"] * 1e6,
+            f"{name}: by row",
+            peer["reads"] * 1e6,
+            None,
+            unit="µs",
+        )
+        add("peers", "filter label=class_042", ours["filter"], name, peer["filter"], None)
+        add("peers", "first image in a fresh process", ours["first"], name, peer["first"], None)
+
+
 # ------------------------------------------------------------------------ report
 
 
@@ -777,6 +830,7 @@ def cli(
             work / "build" / "images.lmdb", work / "naive.lmdb", first_key, add
         )
         limits.measure_peers(work, images, work / "build" / "images.lmdb", build, add)
+        measure_other_peers(work, images, work / "build" / "images.lmdb", build, add)
         limits.measure_sizes(work, add)
         for records in (count, filter_records):
             limits.measure_filters(work, records, add)

@@ -57,24 +57,24 @@ def _craft(
     path: Path, records: dict[str, bytes] | None = None, images: dict[str, bytes] | None = None
 ) -> None:
     """Write entries into a store the way someone with their own LMDB code could: the
-    file stays structurally sound, only its content is hostile. A crafted record says
-    its image lies where the same key's did, else where c0/000.png's does (format 2.0:
-    `images` gives that image's bytes, which are already there)."""
+    file stays structurally sound, only its content is hostile. A crafted key's image
+    lies where c0/000.png's does (format 2.0: `images` gives those bytes, which are
+    already there)."""
     records, images = records or {}, images or {}
-    env = lmdb.open(str(path), subdir=False, lock=False, max_dbs=4)
+    env = lmdb.open(str(path), subdir=False, lock=False, max_dbs=5)
     with env.begin(write=True) as txn:
-        db = env.open_db(b"records", txn)
+        db, places = env.open_db(b"records", txn), env.open_db(b"locations", txn)
         for key, raw in records.items():
             raw_key = key.encode("utf-8", "surrogateescape")
-            old = txn.get(raw_key, db=db) or txn.get(b"c0/000.png", db=db)
-            assert key not in images or images[key] == _bytes_at(env, txn, old)
-            txn.put(raw_key, old[: LOCATION.size] + raw, db=db)
+            txn.put(raw_key, raw, db=db)
+        for key, data in images.items():
+            raw_key = key.encode("utf-8", "surrogateescape")
+            place = txn.get(b"c0/000.png", db=places)
+            chunk, at, size = LOCATION.unpack_from(place)
+            chunks = env.open_db(b"blobs", txn)
+            assert txn.get(CHUNK_KEY.pack(chunk), db=chunks)[at : at + size] == data
+            txn.put(raw_key, place, db=places)
     env.close()
-
-
-def _bytes_at(env: lmdb.Environment, txn: lmdb.Transaction, record: bytes) -> bytes:
-    chunk, at, size = LOCATION.unpack_from(record)
-    return txn.get(CHUNK_KEY.pack(chunk), db=env.open_db(b"blobs", txn))[at : at + size]
 
 
 def _images(count: int = 12) -> dict[str, bytes]:

@@ -264,7 +264,13 @@ def layout_problems(file: StoreFile, header: Header) -> list[str]:
     problems: list[str] = []
     index = FieldIndex(header.index_asked)
     expected: list[int] = []  # each chunk's length, by the rule
-    for key, chunk, at, size, raw in file.locations():
+    places = file.locations()
+    for key, raw in file.raw_records():
+        place = next(places, None)
+        if place is None or place[0] != key:
+            problems.append(f"{key}: the locations and the records list other keys")
+            return problems
+        _key, chunk, at, size = place
         try:
             record = Record.decode(key, raw)
         except DamagedRecordError:
@@ -281,6 +287,9 @@ def layout_problems(file: StoreFile, header: Header) -> list[str]:
         index.add(key.encode("utf-8"), record)
         if len(problems) >= 20:
             return problems
+    extra = next(places, None)
+    if extra is not None:
+        problems.append(f"{extra[0]}: has a location but no record")
     found = file.chunk_sizes()
     if found != list(enumerate(expected)):
         problems.append(f"the chunks are not the {len(expected)} the records lie in, back to back")

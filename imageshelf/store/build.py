@@ -27,6 +27,7 @@ from .format import (
     CHUNK_KEY,
     DB_BLOBS,
     DB_FIELDS,
+    DB_LOCATIONS,
     DB_META,
     DB_NAMES,
     DB_RECORDS,
@@ -167,13 +168,11 @@ def _build(
     on_item: Callable[[Record], None] | None,
     indexed: tuple[str, ...],
 ) -> Header:
-    # Pass 1: records, each with where its bytes will lie (known from the sizes alone),
-    # and the index of their fields. Also checks order and fingerprints the key
-    # sequence and the content.
+    # Pass 1: records and the index of their fields. Also checks order and fingerprints
+    # the key sequence and the content.
     keys_seen = hashlib.sha256()
     content = hashlib.sha256()
     count = total = 0
-    chunk = chunk_used = 0
     previous: bytes | None = None
     index = FieldIndex(indexed)
     batch: list[tuple[bytes, bytes]] = []
@@ -186,33 +185,31 @@ def _build(
                 f"records out of order or repeated: {record.key!r} after {previous.decode()!r}"
             )
         previous = raw_key
-        size = record.info.size
-        if chunk_used and chunk_used + size > CHUNK_BYTES:
-            chunk, chunk_used = chunk + 1, 0
         value = record.encode()
         keys_seen.update(raw_key + b"\0")
         content.update(digest_entry(raw_key, value))
         count += 1
-        total += size
-        batch.append((raw_key, LOCATION.pack(chunk, chunk_used, size) + value))
-        chunk_used += size
-        batch_bytes += len(raw_key) + len(value) + LOCATION.size
+        total += record.info.size
+        batch.append((raw_key, value))
+        batch_bytes += len(raw_key) + len(value)
         index.add(raw_key, record)
         if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
             builder.commit(DB_RECORDS, batch, batch_bytes)
             batch, batch_bytes = [], 0
     builder.commit(DB_RECORDS, batch, batch_bytes)
 
-    # Pass 2: the bytes, in the same order and chunks, read and checked a batch ahead in
-    # a thread (file reads, hashing and LMDB's commit all release the GIL, so they
-    # overlap).
+    # Pass 2: the bytes, in the same order, back to back in chunks, and where each lies;
+    # read and checked a batch ahead in a thread (file reads, hashing and LMDB's commit
+    # all release the GIL, so they overlap).
     keys_again = hashlib.sha256()
     batch, batch_bytes = [], 0
+    places: list[tuple[bytes, bytes]] = []
     filling = bytearray()
     number = 0
     with _ReadAhead(items(), budget=BATCH_BYTES) as ahead:
         for record, data in ahead:
-            keys_again.update(record.key.encode("utf-8") + b"\0")
+            raw_key = record.key.encode("utf-8")
+            keys_again.update(raw_key + b"\0")
             if filling and len(filling) + len(data) > CHUNK_BYTES:
                 batch.append((CHUNK_KEY.pack(number), bytes(filling)))
                 batch_bytes += len(filling)
@@ -221,6 +218,10 @@ def _build(
                 if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
                     builder.commit(DB_BLOBS, batch, batch_bytes)
                     batch, batch_bytes = [], 0
+            places.append((raw_key, LOCATION.pack(number, len(filling), len(data))))
+            if len(places) >= BATCH_RECORDS:
+                builder.commit(DB_LOCATIONS, places, len(places) * LOCATION.size)
+                places = []
             filling += data
             if on_item is not None:
                 on_item(record)
@@ -230,6 +231,7 @@ def _build(
         batch.append((CHUNK_KEY.pack(number), bytes(filling)))
         batch_bytes += len(filling)
     builder.commit(DB_BLOBS, batch, batch_bytes)
+    builder.commit(DB_LOCATIONS, places, len(places) * LOCATION.size)
 
     # The index: one value per (field, value), in key order.
     batch, batch_bytes = [], 0

@@ -19,6 +19,7 @@ from .format import (
     DB_BLOBS,
     DB_FIELDS,
     DB_IMAGES,
+    DB_LOCATIONS,
     DB_META,
     DB_RECORDS,
     HEADER_KEY,
@@ -72,7 +73,7 @@ class _OpenStore:
                 readonly=True,
                 lock=False,
                 readahead=readahead,
-                max_dbs=4,
+                max_dbs=5,
             )
         except lmdb.Error as exc:
             raise StoreError(f"{path}: cannot open as an image store: {exc}") from None
@@ -85,11 +86,13 @@ class _OpenStore:
                 raise StoreError(f"{path}: not an image store (no header record)")
             self.header = Header.decode(raw, path)
             self.db_records = self.env.open_db(DB_RECORDS, create=False)
-            # 1.x: image key -> bytes. 2.0: chunks of bytes, and the records' LOCATION.
+            # 1.x: image key -> bytes. 2.0: image key -> LOCATION, in chunks of bytes.
             self.chunked = self.header.major >= 2
-            self.skip = LOCATION.size if self.chunked else 0
             self.db_images = self.env.open_db(DB_BLOBS if self.chunked else DB_IMAGES, create=False)
-            self.db_fields = self.env.open_db(DB_FIELDS, create=False) if self.chunked else None
+            self.db_locations = self.db_fields = None
+            if self.chunked:
+                self.db_locations = self.env.open_db(DB_LOCATIONS, create=False)
+                self.db_fields = self.env.open_db(DB_FIELDS, create=False)
         except lmdb.Error as exc:
             self.env.close()
             raise StoreError(f"{path}: not an image store: {exc}") from None
@@ -124,27 +127,26 @@ class _OpenStore:
         return fetch  # type: ignore[return-value]
 
     def _chunk_reader(self) -> Fetch:
-        # 2.0: the record says where the bytes lie; each chunk is a zero-copy view of
+        # 2.0: `locations` says where the bytes lie; each chunk is a zero-copy view of
         # the map (a transaction with buffers, alive as long as this reader), so a read
         # copies only the image. A location outside its chunk is a damaged store.
-        txn = self.env.begin(db=self.db_records, buffers=True)
-        record_of = txn.get
-        blobs = self.db_images
+        location_of = self.env.begin(db=self.db_locations).get
+        chunk_of = self.env.begin(db=self.db_images, buffers=True).get  # a view, no copy
         unpack = LOCATION.unpack_from
         chunks: dict[int, memoryview] = {}
         path = self.path
 
         def fetch(raw_key: bytes) -> bytes | None:
-            raw = record_of(raw_key)
+            raw = location_of(raw_key)
             if raw is None:
                 return None
             try:
                 chunk, at, size = unpack(raw)
             except struct.error:
-                raise StoreError(f"{path}: damaged store: a record has no location") from None
+                raise StoreError(f"{path}: damaged store: a location is not 16 bytes") from None
             view = chunks.get(chunk)
             if view is None:
-                view = record_of(CHUNK_KEY.pack(chunk), None, blobs)
+                view = chunk_of(CHUNK_KEY.pack(chunk))
                 if view is None:
                     raise StoreError(f"{path}: damaged store: chunk {chunk} is missing")
                 chunks[chunk] = view
@@ -352,7 +354,7 @@ class StoreFile:
         raw = opened.txn().get(_raw(key), db=opened.db_records)
         if raw is None:
             raise KeyError(key)
-        return raw[opened.skip :] if opened.skip else raw  # type: ignore[return-value]
+        return raw  # type: ignore[return-value]
 
     def record(self, key: str) -> Record:
         """Key, info and metadata of one image, without its bytes."""
@@ -394,18 +396,18 @@ class StoreFile:
         ordered = sorted(found, key=lambda key: key.encode("utf-8"))
         return ((key, self.raw_record(key)) for key in ordered)
 
-    def locations(self) -> Iterator[tuple[str, int, int, int, bytes]]:
-        """2.0: (key, chunk, offset, size, record JSON) in key order, for validate."""
+    def locations(self) -> Iterator[tuple[str, int, int, int]]:
+        """2.0: (key, chunk, offset, size) of every image, in key order, for validate."""
         opened = self._store()
-        cursor = opened.txn().cursor(db=opened.db_records)
+        if opened.db_locations is None:
+            return
+        cursor = opened.txn().cursor(db=opened.db_locations)
         unpack = LOCATION.unpack_from
         for raw_key, raw in cursor.iternext(keys=True, values=True):
             key = stored_key(raw_key)
-            try:
-                chunk, at, size = unpack(raw)
-            except struct.error:
-                raise StoreError(f"damaged store: the record of {key!r} has no location") from None
-            yield key, chunk, at, size, raw[LOCATION.size :]  # type: ignore[misc]
+            if len(raw) != LOCATION.size:
+                raise StoreError(f"damaged store: the location of {key!r} is not 16 bytes")
+            yield (key, *unpack(raw))
 
     def chunk_sizes(self) -> list[tuple[int, int]]:
         """2.0: (chunk number, length) of every chunk, in order."""
@@ -439,8 +441,8 @@ class StoreFile:
         opened = self._store()
         txn = opened.txn()
         records = txn.stat(opened.db_records)["entries"]
-        # 2.0: every record holds its image's location (validate proves each one).
-        images = records if opened.chunked else txn.stat(opened.db_images)["entries"]
+        # 2.0: the images are their locations (validate proves each one).
+        images = txn.stat(opened.db_locations if opened.chunked else opened.db_images)["entries"]
         return {"records": records, "images": images}
 
     def records(self) -> Iterator[Record]:
@@ -452,9 +454,8 @@ class StoreFile:
         """(key, record JSON as stored) in key order: for fast scans and filters."""
         opened = self._store()
         cursor = opened.txn().cursor(db=opened.db_records)
-        skip = opened.skip
         for raw_key, raw in cursor.iternext(keys=True, values=True):
-            yield stored_key(raw_key), raw[skip:] if skip else raw  # type: ignore[misc]
+            yield stored_key(raw_key), raw  # type: ignore[misc]
 
 
 def _raw(key: str) -> bytes:

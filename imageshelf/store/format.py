@@ -25,16 +25,18 @@ HASH_ALGORITHM = "sha256"
 
 # Named LMDB databases, created in this order in every store.
 DB_META = b"meta"  # one record, HEADER_KEY -> header JSON
-DB_RECORDS = b"records"  # image key -> [2.0: its LOCATION, then] record JSON; no bytes
+DB_RECORDS = b"records"  # image key -> record JSON (info + metadata), no image bytes
+DB_LOCATIONS = b"locations"  # 2.0: image key -> LOCATION of its bytes
 DB_BLOBS = b"blobs"  # 2.0: chunk number (CHUNK_KEY) -> image bytes, back to back
 DB_FIELDS = b"fields"  # 2.0: field NUL value -> the keys holding it (postings)
-DB_NAMES = (DB_META, DB_RECORDS, DB_BLOBS, DB_FIELDS)
+DB_NAMES = (DB_META, DB_RECORDS, DB_LOCATIONS, DB_BLOBS, DB_FIELDS)
 DB_IMAGES = b"images"  # 1.x: image key -> the original bytes, untouched
 DB_NAMES_1 = (DB_META, DB_RECORDS, DB_IMAGES)
 HEADER_KEY = b"header"
 
-# 2.0: where an image's bytes lie: chunk number, offset in the chunk, size. The first
-# 16 bytes of its value in `records`; the record's JSON follows.
+# 2.0: where an image's bytes lie: chunk number, offset in the chunk, size. In a database
+# of its own: small values make a dense B-tree, so a read by key finds it as fast as a
+# 1.x file found the bytes themselves.
 LOCATION = struct.Struct(">IIQ")
 CHUNK_KEY = struct.Struct(">I")
 # Images go into chunks in key order; a chunk is closed before the image that would take

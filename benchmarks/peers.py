@@ -1,0 +1,252 @@
+"""The store beside Lance, Hugging Face datasets and litdata on the same images: write,
+size on disk, random reads, a label filter and the first image in a fresh process.
+
+Runs in its own environment (`.venv-peers`, made by `make bench`): these libraries bring
+pyarrow, pandas and torch's kin, which the project itself never needs. Prints one JSON
+list of rows for bench.py, which puts them in results.md beside its own.
+
+    .venv-peers/bin/python benchmarks/peers.py IMAGES STORE WORKDIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+READS = 2_000  # random reads per library (some peers take a millisecond each)
+WANT = "class_042"
+
+
+def _files(images: Path) -> list[tuple[str, Path, str]]:
+    out = []
+    for path in sorted(images.rglob("*")):
+        if path.is_file() and path.suffix != ".csv":
+            rel = str(path.relative_to(images))
+            out.append((rel, path, rel.split("/")[0]))
+    return out
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def _median(fn: Callable[[], Any], times: int = 3) -> float:
+    return statistics.median(_timed(fn)[0] for _ in range(times))
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _fresh(code: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(PROJECT)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _first(code: str) -> float:
+    _fresh(code)
+    return statistics.median(_fresh(code) for _ in range(7))
+
+
+class Peer:
+    name = ""
+
+    def __init__(self, work: Path, files: list[tuple[str, Path, str]]) -> None:
+        self.work = work
+        self.files = files
+        self.path = work / f"peer-{self.name.split()[0].lower()}"
+
+    def write(self) -> None:
+        raise NotImplementedError
+
+    def reader(self) -> Callable[[int], bytes]:
+        raise NotImplementedError
+
+    def label_filter(self) -> int:
+        raise NotImplementedError
+
+    def first_code(self) -> str:
+        raise NotImplementedError
+
+
+class Lance(Peer):
+    name = "Lance"
+
+    def write(self) -> None:
+        import lance
+        import pyarrow as pa
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        table = pa.table(
+            {
+                "key": [rel for rel, _p, _l in self.files],
+                "label": [label for _r, _p, label in self.files],
+                "image": pa.array([p.read_bytes() for _r, p, _l in self.files], pa.binary()),
+            }
+        )
+        lance.write_dataset(table, str(self.path))
+
+    def reader(self) -> Callable[[int], bytes]:
+        import lance
+
+        ds = lance.dataset(str(self.path))
+        return lambda i: ds.take([i], columns=["image"]).column(0)[0].as_py()
+
+    def label_filter(self) -> int:
+        import lance
+
+        ds = lance.dataset(str(self.path))
+        return ds.to_table(columns=["key"], filter=f"label = '{WANT}'").num_rows
+
+    def first_code(self) -> str:
+        return (
+            f"import lance; lance.dataset({str(self.path)!r})"
+            ".take([0], columns=['image']).column(0)[0].as_py()"
+        )
+
+
+class HuggingFace(Peer):
+    name = "HF datasets"
+
+    def write(self) -> None:
+        from datasets import Dataset
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        ds = Dataset.from_dict(
+            {
+                "key": [rel for rel, _p, _l in self.files],
+                "label": [label for _r, _p, label in self.files],
+                "image": [p.read_bytes() for _r, p, _l in self.files],
+            }
+        )
+        ds.save_to_disk(str(self.path))
+
+    def reader(self) -> Callable[[int], bytes]:
+        from datasets import load_from_disk
+
+        ds = load_from_disk(str(self.path))
+        return lambda i: ds[i]["image"]
+
+    def label_filter(self) -> int:
+        from datasets import load_from_disk
+
+        ds = load_from_disk(str(self.path))
+        return len(ds.filter(lambda label: label == WANT, input_columns="label"))
+
+    def first_code(self) -> str:
+        return (
+            f"from datasets import load_from_disk; load_from_disk({str(self.path)!r})[0]['image']"
+        )
+
+
+def _litdata_item(item: tuple[str, str, str]) -> dict[str, Any]:
+    rel, path, label = item
+    return {"key": rel, "label": label, "image": Path(path).read_bytes()}
+
+
+class LitData(Peer):
+    name = "litdata"
+
+    def write(self) -> None:
+        import litdata
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        litdata.optimize(
+            fn=_litdata_item,
+            inputs=[(rel, str(p), label) for rel, p, label in self.files],
+            output_dir=str(self.path),
+            chunk_bytes="64MB",
+            num_workers=os.cpu_count() or 1,
+        )
+
+    def reader(self) -> Callable[[int], bytes]:
+        import litdata
+
+        ds = litdata.StreamingDataset(str(self.path))
+        return lambda i: ds[i]["image"]
+
+    def label_filter(self) -> int:
+        import litdata
+
+        ds = litdata.StreamingDataset(str(self.path))
+        return sum(1 for i in range(len(ds)) if ds[i]["label"] == WANT)
+
+    def first_code(self) -> str:
+        return f"import litdata; litdata.StreamingDataset({str(self.path)!r})[0]['image']"
+
+
+def _ours(store: Path, files: list[tuple[str, Path, str]]) -> dict[str, Any]:
+    sys.path.insert(0, str(PROJECT))
+    from imageshelf.query import select
+    from imageshelf.store import ImageStore
+
+    opened = ImageStore(store)
+    keys = opened.keys()
+    prefix = keys[0][: len(keys[0]) - len(files[0][0])] if keys else ""
+    order = random.Random(7).sample(range(len(files)), min(READS, len(files)))
+    wanted = [prefix + files[i][0] for i in order]
+    get = opened.get
+    reads = _median(lambda: [get(k) for k in wanted])
+    found = sum(1 for _ in select(opened, f"label={WANT}"))
+    key = wanted[0]
+    return {
+        "size": _size(store),
+        "reads": reads / len(wanted),
+        "filter": _median(lambda: sum(1 for _ in select(opened, f"label={WANT}"))),
+        "found": found,
+        "first": _first(
+            f"from imageshelf import ImageStore; ImageStore({str(store)!r}).get({key!r})"
+        ),
+    }
+
+
+def main() -> None:
+    images, store, work = (Path(arg) for arg in sys.argv[1:4])
+    files = _files(images)
+    image_bytes = sum(p.stat().st_size for _r, p, _l in files)
+    ours = _ours(store, files)
+    order = random.Random(7).sample(range(len(files)), min(READS, len(files)))
+    results: list[dict[str, Any]] = []
+    for kind in (Lance, HuggingFace, LitData):
+        peer = kind(work, files)
+        try:
+            write = _median(peer.write, 1)
+            read = peer.reader()
+            reads = _median(lambda read=read: [read(i) for i in order]) / len(order)
+            found = peer.label_filter()
+            results.append(
+                {
+                    "peer": peer.name,
+                    "write": write,
+                    "size": _size(peer.path),
+                    "reads": reads,
+                    "filter": _median(peer.label_filter),
+                    "found": found,
+                    "first": _first(peer.first_code()),
+                }
+            )
+        except Exception as exc:  # noqa: BLE001 - reported in the results, not skipped
+            results.append({"peer": peer.name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        shutil.rmtree(peer.path, ignore_errors=True)
+    print(json.dumps({"ours": ours, "image_bytes": image_bytes, "peers": results}))
+
+
+if __name__ == "__main__":
+    main()
