@@ -157,10 +157,11 @@ def measure_filters(work: Path, count: int, add: AddRow) -> None:
     add(
         "filter",
         f"filter label={want} over {count:,} records (index)",
-        _time(ours),
+        _time(ours) * 1e3,
         "raw LMDB scan of a label-only database",
-        _time(scan),
+        _time(scan) * 1e3,
         0.5,
+        unit="ms",
     )
     env.close()
     store.close()
@@ -193,10 +194,11 @@ def measure_first_record(store: Path, naive: Path, key: str, add: AddRow) -> Non
     add(
         "opening",
         "first image in a fresh process (python -c: import, open, get)",
-        statistics.median(a),
+        statistics.median(a) * 1e3,
         "raw py-lmdb, the same",
-        statistics.median(b),
+        statistics.median(b) * 1e3,
         1 / 1.2,
+        unit="ms",
     )
 
 

@@ -11,6 +11,8 @@ import struct
 from ..errors import ShelfError
 from .frozen import Frozen
 
+_set = object.__setattr__
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -126,7 +128,11 @@ class ImageInfo(Frozen):
     height: int
 
     def __init__(self, sha256: str, size: int, format: str, width: int, height: int) -> None:
-        self._init(sha256, size, format, width, height)
+        _set(self, "sha256", sha256)  # one call per field: records are made by the million
+        _set(self, "size", size)
+        _set(self, "format", format)
+        _set(self, "width", width)
+        _set(self, "height", height)
 
 
 class Record(Frozen):
@@ -154,7 +160,11 @@ class Record(Frozen):
         split: str | None = None,
         annotated: tuple[str, ...] = (),
     ) -> None:
-        self._init(key, info, {} if metadata is None else metadata, split, annotated)
+        _set(self, "key", key)
+        _set(self, "info", info)
+        _set(self, "metadata", {} if metadata is None else metadata)
+        _set(self, "split", split)
+        _set(self, "annotated", annotated)
 
     def to_json(self) -> dict[str, Any]:
         info = self.info
