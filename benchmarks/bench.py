@@ -697,6 +697,15 @@ def measure_other_peers(work: Path, images: Path, store: Path, build: float, add
         raise click.ClickException(f"benchmarks/peers.py failed:\n{out.stderr[-2000:]}")
     found = json.loads(out.stdout.strip().splitlines()[-1])
     ours = found["ours"]
+    add(
+        "peers",
+        "first image in a fresh process, library installed without site tweaks (.venv-peers)",
+        ours["first"] * 1e3,
+        "raw py-lmdb, the same",
+        ours["raw_first"] * 1e3,
+        None,
+        unit="ms",
+    )
     for peer in found["peers"]:
         name = peer["peer"]
         if "error" in peer:

@@ -5,7 +5,11 @@ Runs in its own environment (`.venv-peers`, made by `make bench`): these librari
 pyarrow, pandas and torch's kin, which the project itself never needs. Prints one JSON
 list of rows for bench.py, which puts them in results.md beside its own.
 
-    .venv-peers/bin/python benchmarks/peers.py IMAGES STORE WORKDIR
+    .venv-peers/bin/python benchmarks/peers.py IMAGES STORE WORKDIR NAIVE_LMDB
+
+This environment installs the project's code the way a user's pip would (not editable),
+so its "first image" rows also show what a fresh process pays there, beside raw py-lmdb
+on the naive script's file of the same images.
 """
 
 from __future__ import annotations
@@ -218,10 +222,15 @@ def _ours(store: Path, files: list[tuple[str, Path, str]]) -> dict[str, Any]:
 
 
 def main() -> None:
-    images, store, work = (Path(arg) for arg in sys.argv[1:4])
+    images, store, work, naive = (Path(arg) for arg in sys.argv[1:5])
     files = _files(images)
     image_bytes = sum(p.stat().st_size for _r, p, _l in files)
     ours = _ours(store, files)
+    key = files[0][0].encode()
+    ours["raw_first"] = _first(
+        f"import lmdb; lmdb.open({str(naive)!r}, subdir=False, readonly=True, lock=False)"
+        f".begin().get({key!r})"
+    )
     order = random.Random(7).sample(range(len(files)), min(READS, len(files)))
     results: list[dict[str, Any]] = []
     for kind in (Lance, HuggingFace, LitData):

@@ -9,7 +9,6 @@ import os
 import struct
 from _thread import _local, allocate_lock, get_ident  # threading's core, without its import
 from _weakref import ref
-from pathlib import Path
 
 import lmdb
 
@@ -37,6 +36,7 @@ from .format import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
     from typing import Any, NoReturn
 
     Fetch = Callable[[bytes], bytes | None]  # raw key -> the image's bytes, or None
@@ -252,25 +252,32 @@ class StoreFile:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self._path = os.fspath(path)
         self._opened: _OpenStore | None = None
         self._fast: tuple[int, int, Any] | None = None  # (generation, thread, txn.get)
+
+    @property
+    def path(self) -> Path:
+        """The file's path (pathlib is imported on first use, not to open and read)."""
+        from pathlib import Path
+
+        return Path(self._path)
 
     def _store(self) -> _OpenStore:
         opened = self._opened
         if opened is None or opened.generation != _fork_generation:
-            opened = self._opened = _acquire(str(self.path))
+            opened = self._opened = _acquire(self._path)
             self._fast = None
         return opened
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self._path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"])  # type: ignore[misc]  # unopened
 
     def __repr__(self) -> str:
-        return f"StoreFile({str(self.path)!r})"
+        return f"StoreFile({self._path!r})"
 
     def close(self) -> None:
         """Drop this object's handle; the file closes when no StoreFile uses it."""
@@ -334,7 +341,7 @@ class StoreFile:
         """Raise for a key whose image bytes are not here: KeyError if the store does
         not list it, StoreError if it does (a damaged store: a record without bytes)."""
         if key in self:
-            raise StoreError(f"{self.path}: damaged store: {key!r} has a record but no image")
+            raise StoreError(f"{self._path}: damaged store: {key!r} has a record but no image")
         raise KeyError(key)
 
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
@@ -380,7 +387,7 @@ class StoreFile:
         try:
             return [stored_key(k) for k in decode_postings(raw)]
         except StoreError as exc:
-            raise StoreError(f"{self.path}: {exc}") from None
+            raise StoreError(f"{self._path}: {exc}") from None
 
     def indexed_records(
         self, name: str, values: Iterable[str]

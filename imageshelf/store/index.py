@@ -15,7 +15,7 @@ new version.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from .format import StoreError, canonical_json, check_version, parse_json
 from .frozen import Frozen
@@ -167,10 +167,11 @@ class ShardIndex(Frozen):
         )
 
     @classmethod
-    def read(cls, folder: Path) -> ShardIndex:
-        path = folder / INDEX_NAME
+    def read(cls, folder: str | os.PathLike[str]) -> ShardIndex:
+        path = os.path.join(folder, INDEX_NAME)
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as fh:
+                raw = fh.read()
         except FileNotFoundError:
             raise StoreError(
                 f"{folder}: no {INDEX_NAME}; not a sharded store, or not pulled yet: "
@@ -178,7 +179,7 @@ class ShardIndex(Frozen):
             ) from None
         except OSError as exc:
             raise StoreError(f"{path}: cannot read the shard index: {exc.strerror}") from None
-        return cls.parse(raw, str(path))
+        return cls.parse(raw, path)
 
     @classmethod
     def parse(cls, raw: bytes, path: str) -> ShardIndex:

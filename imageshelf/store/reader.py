@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from _thread import get_ident
-from pathlib import Path
 
 from .file import FORK_GENERATION, StoreFile
 from .format import Header, ImageInfo, Record, StoreError
@@ -21,6 +20,7 @@ from .index import SHARD_PREFIX, SHARD_SUFFIX, Part, ShardIndex
 TYPE_CHECKING = False  # typing is not imported at run time: it slows a process's start
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator
+    from pathlib import Path
     from typing import Any, Literal, TypeVar
 
     Layout = Literal["single", "sharded"]
@@ -41,8 +41,16 @@ class ImageStore:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self._path = os.fspath(path)
         self._reset()
+
+    @property
+    def path(self) -> Path:
+        """The store's file or folder (pathlib is imported on first use: opening the
+        store and reading from it never needs it)."""
+        from pathlib import Path
+
+        return Path(self._path)
 
     def _reset(self) -> None:
         self._parts: tuple[Part, ...] | None = None
@@ -58,17 +66,18 @@ class ImageStore:
         parts = self._parts
         if parts is not None:
             return parts
-        if self.path.is_dir():
-            index = ShardIndex.read(self.path)
+        if os.path.isdir(self._path):
+            index = ShardIndex.read(self._path)
             parts = index.parts
             self._header = Header(
                 index.count, index.total_bytes, index.content_digest, index.format, index.version
             )
         else:
-            file = StoreFile(self.path)
+            file = StoreFile(self._path)
             header = file.header  # opens it: a missing or damaged file fails here
-            parts = (Part(self.path.name, header.count, header.total_bytes, header.content_digest),)
-            self._files[self.path.name] = file
+            name = os.path.basename(self._path)
+            parts = (Part(name, header.count, header.total_bytes, header.content_digest),)
+            self._files[name] = file
             self._header = header
             # Training's hot path: one bound call into the file's reader, no part lookup.
             self.get = file.get  # type: ignore[method-assign]
@@ -79,7 +88,7 @@ class ImageStore:
     @property
     def layout(self) -> Layout:
         """ "single" (one file) or "sharded" (a folder of shards and an index)."""
-        return "sharded" if self.path.is_dir() else "single"
+        return "sharded" if os.path.isdir(self._path) else "single"
 
     @property
     def parts(self) -> list[Part]:
@@ -93,11 +102,11 @@ class ImageStore:
         file = self._files.get(name)
         if file is None:
             if name not in {part.name for part in self._resolve()}:
-                raise KeyError(f"{name}: not a part of {self.path}")
+                raise KeyError(f"{name}: not a part of {self._path}")
             file = self._files.get(name)  # the single file, opened by _resolve
         if file is None:
-            path = self.path / name
-            if not path.exists():
+            path = os.path.join(self._path, name)
+            if not os.path.exists(path):
                 raise StoreError(f"{path}: shard not here; `dvc pull {path}` fetches it")
             file = StoreFile(path)
             _check_part(next(p for p in self._resolve() if p.name == name), file)
@@ -117,8 +126,12 @@ class ImageStore:
         if self.layout == "single":
             return []
         listed = {part.name for part in self._resolve()}
-        found = self.path.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}")
-        return sorted(p.name for p in found if p.name not in listed)
+        found = os.listdir(self._path)
+        return sorted(
+            name
+            for name in found
+            if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX) and name not in listed
+        )
 
     @property
     def header(self) -> Header:
@@ -147,7 +160,7 @@ class ImageStore:
             # Ranges decide where a key is not looked for: prove them before trusting
             # them (an edited index.json could hide keys). Shards not here are skipped.
             for part in parts:
-                if (self.path / part.name).exists():
+                if os.path.exists(os.path.join(self._path, part.name)):
                     self.part(part.name)
             self._ranges_checked = True
         for part in parts:
@@ -329,13 +342,13 @@ class ImageStore:
         self.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self._path}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"])  # type: ignore[misc]  # unopened
 
     def __repr__(self) -> str:
-        return f"ImageStore({str(self.path)!r})"
+        return f"ImageStore({self._path!r})"
 
 
 def _check_part(part: Part, file: StoreFile) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from _thread import allocate_lock
-from pathlib import Path
 
 from .format import StoreError
 
@@ -37,16 +36,16 @@ def identity(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def cache_folder() -> Path:
+def cache_folder() -> str:
     explicit = os.environ.get("IMAGESHELF_CACHE_DIR")
     if explicit:
-        return Path(explicit) / "verified"
+        return os.path.join(explicit, "verified")
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "imageshelf" / "verified"
+    return os.path.join(base, "imageshelf", "verified")
 
 
-def _marker(ident: tuple[int, ...]) -> Path:
-    return cache_folder() / "-".join(map(str, ident))
+def _marker(ident: tuple[int, ...]) -> str:
+    return os.path.join(cache_folder(), "-".join(map(str, ident)))
 
 
 def problems(path: str | os.PathLike[str]) -> list[str]:
@@ -84,9 +83,10 @@ def remember(st: os.stat_result) -> None:
         _remembered.add(ident)
     try:
         marker = _marker(ident)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
-        _prune(marker.parent)
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "ab"):
+            pass
+        _prune(os.path.dirname(marker))
     except OSError:
         pass  # a read-only home: verified once per process instead
 
@@ -119,7 +119,7 @@ def check(path: str, st: os.stat_result) -> None:
         remember(now)
 
 
-def _prune(folder: Path) -> None:
+def _prune(folder: str) -> None:
     try:
         markers = list(os.scandir(folder))
     except OSError:
