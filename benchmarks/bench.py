@@ -685,9 +685,7 @@ def measure_other_peers(work: Path, images: Path, store: Path, build: float, add
         [
             str(PEERS_PYTHON),
             str(PROJECT / "benchmarks" / "peers.py"),
-            str(images),
-            str(store),
-            str(work),
+            *(str(path) for path in (images, store, work, work / "naive.lmdb")),
         ],
         capture_output=True,
         text=True,
