@@ -11,6 +11,7 @@ from pathlib import Path
 
 import lmdb
 import pytest
+from legacy import expected_1x, write_1x_store
 
 from imageshelf.query import select
 from imageshelf.stages.validate import validate_store
@@ -21,20 +22,14 @@ from imageshelf.store.writer import rebuild, write_sharded
 
 from conftest import make_image, put, stage
 
-FIXTURES = Path(__file__).parent / "fixtures" / "store-1.2"
 
-
-def _expected() -> dict[str, dict[str, str]]:
-    return json.loads((FIXTURES / "expected.json").read_text())
+def _expected() -> dict[str, dict[str, str | None]]:
+    return expected_1x()
 
 
 @pytest.mark.parametrize("name", ["images.lmdb", "images"])
 def test_a_store_written_in_1_2_still_opens_reads_and_validates(tmp_path, name):
-    copy = tmp_path / name
-    if (FIXTURES / name).is_dir():
-        shutil.copytree(FIXTURES / name, copy)
-    else:
-        shutil.copy(FIXTURES / name, copy)
+    copy = write_1x_store(tmp_path / name)
     store = ImageStore(copy)
     expected = _expected()
     assert store.keys() == sorted(expected)
@@ -54,7 +49,7 @@ def _run(*args: str) -> str:
 
 def test_the_next_pack_rewrites_a_1_2_store_in_2_0_with_the_same_records(workspace):
     store_path = workspace / "data" / "images.lmdb"
-    shutil.copy(FIXTURES / "images.lmdb", store_path)
+    write_1x_store(store_path)
     before = list(ImageStore(store_path).raw_records())
     _run("ingest")
     assert "rewritten in format 2.0 (was 1.2)" in _run("pack")
@@ -78,7 +73,7 @@ def test_a_sharded_1_2_store_is_rewritten_shard_by_shard_in_2_0(workspace):
     text = params.read_text().replace("layout: single", "layout: sharded")
     params.write_text(text.replace("store: data/images.lmdb", "store: data/images"))
     folder = workspace / "data" / "images"
-    shutil.copytree(FIXTURES / "images", folder)
+    write_1x_store(folder)
     put(workspace / "data" / "incoming", {"birds/000.png": make_image(seed=77)})
     _run("ingest")
     _run("pack")
