@@ -27,17 +27,12 @@ from pathlib import Path
 from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "benchmarks"))
+
+from limits import _files  # noqa: E402  the same listing of the images as bench.py's
+
 READS = 2_000  # random reads per library (some peers take a millisecond each)
 WANT = "class_042"
-
-
-def _files(images: Path) -> list[tuple[str, Path, str]]:
-    out = []
-    for path in sorted(images.rglob("*")):
-        if path.is_file() and path.suffix != ".csv":
-            rel = str(path.relative_to(images))
-            out.append((rel, path, rel.split("/")[0]))
-    return out
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:

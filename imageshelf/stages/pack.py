@@ -42,7 +42,7 @@ from ..params import AnnotationsParams, PackParams
 from ..progress import Progress
 from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, Record, StoreError
-from ..store.format import FORMAT_VERSION, peek_sha256_and_split
+from ..store.format import peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded
 from .ingest import note_stored
@@ -337,13 +337,10 @@ def apply_plan(
 def outdated(store: ImageStore, params: PackParams) -> str | None:
     """Why the store must be written again although nothing in it changes: a part in an
     older format version, or indexing other fields than params.yaml names."""
-    asked = tuple(sorted(set(params.index)))
     for part in store.parts:
-        header = store.part(part.name).header
-        if header.version != FORMAT_VERSION:
-            return f"rewritten in format {FORMAT_VERSION} (was {header.version})"
-        if header.index_asked != asked:
-            return f"rewritten to index {', '.join(asked) or 'no fields'}"
+        why = store.part(part.name).header.outdated(params.index)
+        if why is not None:
+            return why
     return None
 
 

@@ -419,13 +419,15 @@ class StoreFile:
     def chunk_sizes(self) -> list[tuple[int, int]]:
         """2.0: (chunk number, length) of every chunk, in order."""
         opened = self._store()
-        cursor = opened.txn().cursor(db=opened.db_images)
-        out = []
-        for raw_key, raw in cursor.iternext(keys=True, values=True):
-            if len(raw_key) != CHUNK_KEY.size:
-                raise StoreError(f"damaged store: a chunk key is {len(raw_key)} bytes")
-            out.append((CHUNK_KEY.unpack(raw_key)[0], len(raw)))
-        return out
+        # Views, not copies: only each chunk's length is wanted.
+        with opened.env.begin(db=opened.db_images, buffers=True) as txn:
+            return [self._chunk_size(key, raw) for key, raw in txn.cursor().iternext()]
+
+    @staticmethod
+    def _chunk_size(raw_key: bytes | memoryview, raw: bytes | memoryview) -> tuple[int, int]:
+        if len(raw_key) != CHUNK_KEY.size:
+            raise StoreError(f"damaged store: a chunk key is {len(raw_key)} bytes")
+        return CHUNK_KEY.unpack(raw_key)[0], len(raw)
 
     def index_entries(self) -> Iterator[tuple[bytes, bytes]]:
         """2.0: every (field NUL value, postings) of the index, in order."""

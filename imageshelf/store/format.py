@@ -14,7 +14,7 @@ _set = object.__setattr__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from typing import Any, TypeGuard
 
 FORMAT_NAME = "lmdb-image-store"
@@ -351,6 +351,16 @@ class Header(Frozen):
     def index_asked(self) -> tuple[str, ...]:
         """The fields the writer was asked to index, sorted."""
         return tuple(sorted(self.indexed + self.not_indexed))
+
+    def outdated(self, indexed: Iterable[str]) -> str | None:
+        """Why a writer asked to index `indexed` must write this file again although
+        its content stays: an older format version, or other indexed fields."""
+        asked = tuple(sorted(set(indexed)))
+        if self.version != FORMAT_VERSION:
+            return f"rewritten in format {FORMAT_VERSION} (was {self.version})"
+        if self.index_asked != asked:
+            return f"rewritten to index {', '.join(asked) or 'no fields'}"
+        return None
 
     def encode(self) -> bytes:
         obj: dict[str, Any] = {

@@ -34,7 +34,7 @@ from .build import (
     store_items,
 )
 from .file import StoreFile
-from .format import DEFAULT_INDEXED, FORMAT_VERSION, Header, Record, StoreError
+from .format import DEFAULT_INDEXED, Header, Record, StoreError
 from .index import INDEX_NAME, Part, ShardIndex, shard_name
 from .lock import writer_lock
 from .reader import ImageStore
@@ -315,8 +315,7 @@ def _append(
             affected.add(holder)
     # A shard in an older format version, or indexing other fields, is rewritten once.
     for part in base.parts:
-        header = base.part(part.name).header
-        if header.version != FORMAT_VERSION or header.index_asked != indexed:
+        if base.part(part.name).header.outdated(indexed) is not None:
             affected.add(part.name)
 
     parts = []
