@@ -3,6 +3,7 @@ change. (How fast, at 100,000 images and more, is benchmarks/scale.py's to measu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -163,6 +164,76 @@ def test_reads_by_key_across_overlapping_shards(tmp_path):
         with multiprocessing.get_context(method).Pool(2) as pool:
             got = pool.map(_read_all, [(str(folder), keys[:30]), (str(folder), keys[30:])])
         assert {**got[0], **got[1]} == everything
+
+
+def test_the_key_map_reads_right_in_threads_after_fork_and_from_1x_shards(tmp_path):
+    """Once mapped, a read is a slice of a chunk found through the map (no lookup in the
+    shard's file): right in other threads, in a child forked after the map was built,
+    and for 1.x shards, which have no chunks (the map then names the shard)."""
+    import threading
+
+    from legacy import expected_1x, write_1x_store
+
+    folder = tmp_path / "shards"
+    everything = {}
+    for batch in range(4):
+        content = images(batch * 8, 8)
+        everything.update(content)
+        write_sharded(folder, items_for(content))
+    store = ImageStore(folder)
+    store._index_keys()
+    keys = sorted(everything)
+    assert all(store.get(key) == everything[key] for key in keys)
+    got: dict[str, bytes] = {}
+    worker = threading.Thread(target=lambda: got.update((k, store.get(k)) for k in keys))
+    worker.start()
+    worker.join()
+    assert got == everything
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the map, inherited; the parent's open files are not used
+        try:
+            os.write(writing, hashlib.sha256(store.get(keys[5])).digest())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    assert os.read(reading, 64) == hashlib.sha256(everything[keys[5]]).digest()
+    os.waitpid(child, 0)
+    for missing in ("c9/99999.png", 7, b"c0/00000.png", ["x"]):
+        with pytest.raises(KeyError):
+            store.get(missing)  # type: ignore[arg-type]
+
+    old = ImageStore(write_1x_store(tmp_path / "old"))
+    old._index_keys()
+    for key, want in expected_1x().items():
+        assert hashlib.sha256(old.get(key)).hexdigest() == want["sha256"]
+        assert key in old and old.part_of(key) in {p.name for p in old.parts}
+
+
+def test_a_location_outside_its_chunk_is_a_damaged_store_through_the_map(tmp_path):
+    import lmdb
+
+    from imageshelf.store.format import LOCATION, StoreError
+
+    folder = tmp_path / "shards"
+    content = images(0, 8)
+    write_sharded(folder, items_for(content))
+    write_sharded(folder, items_for(images(8, 8)))
+    shard = ImageStore(folder).part_of("c0/00000.png")
+    env = lmdb.open(str(folder / shard), subdir=False, lock=False, max_dbs=5)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"locations", txn)
+        chunk, at, size = LOCATION.unpack(txn.get(b"c0/00000.png", db=db))
+        txn.put(b"c0/00000.png", LOCATION.pack(chunk, at, size + 10**6), db=db)
+        txn.put(b"c0/00004.png", LOCATION.pack(chunk + 9, at, size), db=db)
+    env.close()
+    store = ImageStore(folder)
+    store._index_keys()
+    with pytest.raises(StoreError, match="an image lies outside its chunk"):
+        store.get("c0/00000.png")
+    with pytest.raises(StoreError, match="chunk 9 is missing"):
+        store.get("c0/00004.png")
+    assert store.get("c1/00001.png") == content["c1/00001.png"]
 
 
 def test_pack_says_when_the_single_file_has_grown_past_a_few_gb(workspace, monkeypatch):

@@ -126,14 +126,35 @@ class _OpenStore:
             fetch = self._local.fetch = self._chunk_reader() if self.chunked else self.txn().get
         return fetch  # type: ignore[return-value]
 
+    def chunk(self) -> Callable[[int], memoryview]:
+        """This thread's reader of chunks by number (2.0): each chunk is a zero-copy view
+        of the map, from a transaction with buffers kept as long as this thread reads.
+        A chunk that is not there is a damaged store."""
+        chunk = getattr(self._local, "chunk", None)
+        if chunk is None:
+            chunk_of = self.env.begin(db=self.db_images, buffers=True).get  # views, no copy
+            pack = CHUNK_KEY.pack
+            chunks: dict[int, memoryview] = {}
+            path = self.path
+
+            def chunk(number: int) -> memoryview:
+                view = chunks.get(number)
+                if view is None:
+                    view = chunk_of(pack(number)) if 0 <= number < 1 << 32 else None
+                    if view is None:
+                        raise StoreError(f"{path}: damaged store: chunk {number} is missing")
+                    chunks[number] = view
+                return view
+
+            self._local.chunk = chunk
+        return chunk
+
     def _chunk_reader(self) -> Fetch:
-        # 2.0: `locations` says where the bytes lie; each chunk is a zero-copy view of
-        # the map (a transaction with buffers, alive as long as this reader), so a read
-        # copies only the image. A location outside its chunk is a damaged store.
+        # 2.0: `locations` says where the bytes lie; the chunk is a view of the map, so a
+        # read copies only the image. A location outside its chunk is a damaged store.
         location_of = self.env.begin(db=self.db_locations).get
-        chunk_of = self.env.begin(db=self.db_images, buffers=True).get  # a view, no copy
+        chunk_of = self.chunk()
         unpack = LOCATION.unpack_from
-        chunks: dict[int, memoryview] = {}
         path = self.path
 
         def fetch(raw_key: bytes) -> bytes | None:
@@ -144,12 +165,7 @@ class _OpenStore:
                 chunk, at, size = unpack(raw)
             except struct.error:
                 raise StoreError(f"{path}: damaged store: a location is not 16 bytes") from None
-            view = chunks.get(chunk)
-            if view is None:
-                view = chunk_of(CHUNK_KEY.pack(chunk))
-                if view is None:
-                    raise StoreError(f"{path}: damaged store: chunk {chunk} is missing")
-                chunks[chunk] = view
+            view = chunk_of(chunk)
             end = at + size
             if end > len(view):
                 raise StoreError(f"{path}: damaged store: an image lies outside its chunk")
@@ -415,6 +431,31 @@ class StoreFile:
             if len(raw) != LOCATION.size:
                 raise StoreError(f"damaged store: the location of {key!r} is not 16 bytes")
             yield (key, *unpack(raw))
+
+    @property
+    def chunked(self) -> bool:
+        """Format 2.0 and later: images lie in chunks, found through `locations`."""
+        return self._store().chunked
+
+    def location_codes(self, tag: int = 0) -> Iterator[tuple[str, int]]:
+        """2.0: (key, code) of every image in key order, where the code is its 16-byte
+        location read as one big-endian integer (chunk << 96 | offset << 64 | size),
+        plus `tag`: what ImageStore keeps per key to read across shards without a
+        B-tree lookup. A location of another length is a damaged store."""
+        opened = self._store()
+        if opened.db_locations is None:
+            return
+        from_bytes = int.from_bytes
+        size = LOCATION.size
+        cursor = opened.txn().cursor(db=opened.db_locations)
+        for raw_key, raw in cursor.iternext(keys=True, values=True):
+            if len(raw) != size:
+                raise StoreError(f"{self._path}: damaged store: a location is not 16 bytes")
+            yield stored_key(raw_key), from_bytes(raw, "big") | tag
+
+    def chunk_reader(self) -> Callable[[int], memoryview]:
+        """2.0: this thread's reader of chunks by number, zero-copy views."""
+        return self._store().chunk()
 
     def chunk_sizes(self) -> list[tuple[int, int]]:
         """2.0: (chunk number, length) of every chunk, in order."""
