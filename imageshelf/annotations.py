@@ -221,6 +221,7 @@ _KINDS = {
     ".xml": "voc",
     ".txt": "yolo",
 }
+ANNOTATION_SUFFIXES = frozenset(_KINDS)  # a name without one of these is not annotations
 
 
 Deferred = Callable[[int, int], Any]  # a value that needs the image's width and height

@@ -8,7 +8,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from .annotations import IgnoreRules, annotation_kind
+from .annotations import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
 from .cache import Fingerprint
 
 
@@ -79,6 +79,7 @@ def _walk(
     ignore_name = ignored.name
     ignore_path = ignored.path if ignored.has_paths else None
     is_dir, is_reg = stat.S_ISDIR, stat.S_ISREG
+    kinds = ANNOTATION_SUFFIXES
     files, fingerprints = found.files, found.fingerprints
     pending = list(start)
     while pending:
@@ -123,7 +124,11 @@ def _walk(
                 found.rejects.append(
                     Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
                 )
-            elif "." in name and annotation_kind(rel) is not None:
+            elif (
+                "." in name
+                and name[name.rfind(".") :].lower() in kinds  # most files: an image's suffix
+                and annotation_kind(rel) is not None
+            ):
                 found.annotations.append(rel)
             else:
                 files.append(rel)
