@@ -36,7 +36,7 @@ import math
 import os
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -76,30 +76,28 @@ class KeyIndex:
         self._stems: dict[tuple[str, str], list[str]] | None = None
         self._names: dict[str, list[str]] | None = None
 
-    def _index(self) -> None:
-        stems: dict[tuple[str, str], list[str]] = defaultdict(list)
-        names: dict[str, list[str]] = defaultdict(list)
-        for key in sorted(self.keys):
-            folder, _, name = key.rpartition("/")
-            stems[(folder, name.rsplit(".", 1)[0] if "." in name else name)].append(key)
-            names[name].append(key)
-        self._stems, self._names = stems, names
-
     def by_stem(self, folder: str, stem: str) -> list[str]:
-        if self._stems is None:
-            self._index()
-        assert self._stems is not None
-        return self._stems.get((folder, stem), [])
+        stems = self._stems
+        if stems is None:  # built on first use: only sidecars and YOLO need it
+            grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for key in sorted(self.keys):
+                folder_of, _, name = key.rpartition("/")
+                grouped[(folder_of, name.rpartition(".")[0] if "." in name else name)].append(key)
+            stems = self._stems = grouped
+        return stems.get((folder, stem), [])
 
     def by_tail(self, root: str, tail: str) -> list[str]:
         """Keys under `root` (a folder, "" for all) that end in the path `tail`."""
-        if self._names is None:
-            self._index()
-        assert self._names is not None
+        names = self._names
+        if names is None:  # built on first use: only COCO needs it
+            grouped: dict[str, list[str]] = defaultdict(list)
+            for key in sorted(self.keys):
+                grouped[key.rpartition("/")[2]].append(key)
+            names = self._names = grouped
         prefix = f"{root}/" if root else ""
         return [
             k
-            for k in self._names.get(tail.rpartition("/")[2], [])
+            for k in names.get(tail.rpartition("/")[2], [])
             if k.startswith(prefix) and (k == prefix + tail or k.endswith("/" + tail))
         ]
 
@@ -271,22 +269,52 @@ class Annotations:
 Reader = Callable[[str], bytes]  # relative path -> the file's bytes
 
 
+def own_files(files: Iterable[str], keys: KeyIndex, images: Collection[str]) -> set[str]:
+    """Those of the annotation `files` that speak of one image only, one of `images`: a
+    YOLO label file or a sidecar. (Tables, COCO and VOC files may speak of any image.)"""
+    own = set()
+    for rel in files:
+        kind = annotation_kind(rel)
+        if kind == "yolo":
+            image = _yolo_image(rel, keys)
+        elif kind == "json":
+            image = _sidecar_image(rel, keys)
+        else:
+            continue
+        if image is not None and image in images:
+            own.add(rel)
+    return own
+
+
 def read_annotations(
-    files: Iterable[str], read: Reader, keys: KeyIndex, max_bytes: int = 1 << 20
+    files: Iterable[str],
+    read: Reader,
+    keys: KeyIndex,
+    max_bytes: int = 1 << 20,
+    unread: Collection[str] = (),
 ) -> Annotations:
     """Read the annotation files `files` (paths relative to their place) of a place whose
     images are `keys`. `read(rel)` gives a file's bytes; `max_bytes` bounds a sidecar
-    (a whole dataset's table may be larger)."""
+    (a whole dataset's table may be larger). Files in `unread` (own_files of images
+    already stored as they are, with every annotation file unchanged since: ingest
+    knows) are listed as used and not read: what they say is in the store already."""
     result = Annotations()
     files = list(files)
-    yaml_files = [f for f in files if annotation_kind(f) == "yaml"]
+    kinds = {f: annotation_kind(f) for f in files}
+    yaml_files = [f for f in files if kinds[f] == "yaml"]
     order = {"table": 0, "json": 1, "voc": 2, "yolo": 3}
-    readable = [f for f in files if annotation_kind(f) in order]
+    readable = [f for f in files if kinds[f] in order]
     sidecars: list[str] = []
     names_cache: dict[str, dict[int, str]] = {}
-    for rel in sorted(readable, key=lambda f: (f.count("/"), order[annotation_kind(f) or ""], f)):
-        kind = annotation_kind(rel)
+    for rel in sorted(readable, key=lambda f: (f.count("/"), order[kinds[f] or ""], f)):
+        kind = kinds[rel]
         folder = rel.rpartition("/")[0]
+        if rel in unread:
+            result.files.append(rel)
+            if kind == "yolo":  # its class names are still in use
+                parts = rel.split("/")
+                _yolo_names(parts[: _labels_at(parts)], yaml_files, read, names_cache)
+            continue
         if kind == "json" and _sidecar_image(rel, keys) is not None:
             sidecars.append(rel)  # applied last: the image's own file wins
             continue
@@ -587,11 +615,11 @@ def _read_yolo(
     names_cache: dict[str, dict[int, str]],
 ) -> None:
     parts = rel.split("/")
-    at = len(parts) - 2 - parts[-2::-1].index("labels")  # the last "labels" folder
-    image_folder = "/".join([*parts[:at], "images", *parts[at + 1 : -1]])
-    stem = parts[-1][: -len(".txt")]
-    found = keys.by_stem(image_folder, stem)
-    if len(found) != 1:
+    at = _labels_at(parts)
+    image = _yolo_image(rel, keys)
+    if image is None:
+        image_folder = "/".join([*parts[:at], "images", *parts[at + 1 : -1]])
+        stem = parts[-1][: -len(".txt")]
         result.unused.append(f"{rel}: no image {image_folder}/{stem}.* beside it")
         return
     boxes = []
@@ -630,7 +658,21 @@ def _read_yolo(
             )
         return out
 
-    result._set_sized(found[0], "objects", objects)
+    result._set_sized(image, "objects", objects)
+
+
+def _labels_at(parts: list[str]) -> int:
+    """Where the last `labels` folder is in a YOLO label file's path."""
+    return len(parts) - 2 - parts[-2::-1].index("labels")
+
+
+def _yolo_image(rel: str, keys: KeyIndex) -> str | None:
+    """The image a YOLO label file speaks of: `labels` -> `images`, any suffix."""
+    parts = rel.split("/")
+    at = _labels_at(parts)
+    image_folder = "/".join([*parts[:at], "images", *parts[at + 1 : -1]])
+    found = keys.by_stem(image_folder, parts[-1][: -len(".txt")])
+    return found[0] if len(found) == 1 else None
 
 
 def _round(value: float) -> int | float:
@@ -697,14 +739,19 @@ def folder_fields(key: str, label_from_folder: bool, split_from_folder: bool) ->
 
 
 def read_place(
-    root: os.PathLike[str] | str, files: Iterable[str], keys: KeyIndex, max_bytes: int = 1 << 20
+    root: os.PathLike[str] | str,
+    files: Iterable[str],
+    keys: KeyIndex,
+    max_bytes: int = 1 << 20,
+    unread: Collection[str] = (),
 ) -> Annotations:
-    """Read annotation files that lie under the folder `root`."""
+    """Read annotation files that lie under the folder `root` (but `unread`: see
+    read_annotations)."""
 
     def read(rel: str) -> bytes:
         with open(os.path.join(root, rel), "rb") as fh:
             return fh.read()
 
-    result = read_annotations(files, read, keys, max_bytes)
+    result = read_annotations(files, read, keys, max_bytes, unread)
     result.root = Path(root)
     return result

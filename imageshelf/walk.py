@@ -29,7 +29,7 @@ class Found:
     """What a walk found, by path relative to the folder walked."""
 
     files: list[str] = field(default_factory=list)  # image candidates
-    # each candidate's fingerprint (cache.py), from the walk
+    # each candidate's and annotation file's fingerprint (cache.py), from the walk
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     annotations: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
@@ -130,6 +130,7 @@ def _walk(
                 and annotation_kind(rel) is not None
             ):
                 found.annotations.append(rel)
+                fingerprints[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             else:
                 files.append(rel)
                 fingerprints[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

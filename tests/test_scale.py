@@ -77,6 +77,46 @@ def test_a_file_changed_in_place_is_read_again(repo):
     assert "have the key of a stored image but different bytes: c1/00001.png" in result.stderr
 
 
+def test_the_label_files_of_images_already_stored_are_not_read_again(workspace):
+    """YOLO ships a label file per image: with the originals kept, reading 100,000 of
+    them on every run cost more than the rest of ingest. With every annotation file
+    unchanged (dev, inode, size, mtime), those of images already stored as they are
+    are not read; a label file that changes is, and its image is staged again."""
+    from conftest import report, stage
+
+    (workspace / ".dvc").mkdir()  # ingest keeps what it learned in .dvc/tmp
+    incoming = workspace / "data" / "incoming"
+    files: dict[str, bytes | str] = {"ds/data.yaml": "names: [cat, dog]\n"}
+    for i in range(4):
+        files[f"ds/images/{i}.png"] = make_image("PNG", (20, 10), seed=i)
+        files[f"ds/labels/{i}.txt"] = f"{i % 2} 0.5 0.5 0.5 0.5\n"
+    put(incoming, files)
+    for name in ("ingest", "pack"):
+        assert stage(name).exit_code == 0
+    assert report("ingest")["unused_metadata"] == []
+
+    # Same size, same mtime: not read, so this damage goes unseen, as for an image.
+    unseen = incoming / "ds" / "labels" / "1.txt"
+    before = unseen.stat()
+    unseen.write_text("x 0.5 0.5 0.5 0.5\n")
+    os.utime(unseen, ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = stage("ingest").output
+    assert "0 images staged" in out and "4 already in the store" in out, out
+    seen = report("ingest")
+    assert len(seen["annotation_files"]) == 5 and seen["unused_metadata"] == []
+    unseen.write_text("1 0.5 0.5 0.5 0.5\n")  # as it was: read again below
+
+    changed = incoming / "ds" / "labels" / "2.txt"
+    changed.write_text("1 0.25 0.25 0.5 0.5\n")
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+    out = stage("ingest").output
+    assert "1 images staged" in out and "3 already in the store" in out, out
+    staged = [json.loads(line) for line in (workspace / "data" / "staged.jsonl").open()][1:]
+    assert [(r["key"], r["meta"]) for r in staged] == [
+        ("ds/images/2.png", {"objects": [{"bbox": [0, 0, 10, 5], "category": "dog"}]})
+    ]
+
+
 def test_validate_proves_what_changed_and_full_proves_everything(repo):
     sharded_params(repo)
     put(repo / "data" / "incoming", images(0, 40))

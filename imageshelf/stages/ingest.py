@@ -22,9 +22,8 @@ from typing import Any
 import orjson
 
 from .. import __version__, cache
-from ..annotations import KeyIndex, read_place
+from ..annotations import KeyIndex, own_files, read_place
 from ..atomic import write_json
-from ..cache import fingerprint
 from ..errors import ShelfError
 from ..files import NotRegularFileError, open_regular, read_head
 from ..images import NotAnImageError, describe, prove_decodes, sniff
@@ -231,9 +230,30 @@ def ingest(
     found = walk(root, rules.ignore, jobs=(os.cpu_count() or 1) if large else 1)
     if progress is not None:
         progress.reset(total=len(found.files))
-    annotations = read_place(
-        root, found.annotations, KeyIndex(found.files), params.max_metadata_bytes
-    )
+    notes = [[rel, list(found.fingerprints[rel])] for rel in found.annotations]
+    parts = {part.content_digest for part in store.parts} if store is not None else set()
+    same_notes = meta is not None and meta.get("annotations") == notes
+    get = table.get_raw if meta is not None else None
+    stored = {f'"{digest}"'.encode() for digest in parts} if same_notes else set()
+    # The usual case, a file unchanged and already stored with every annotation file
+    # unchanged, is told first, from the cache entry's bytes without parsing them (the
+    # entry is JSON, [*fingerprint, stored part, *probe]): its own annotation files
+    # (a YOLO label, a sidecar) then need not be read.
+    known: set[str] = set()
+    cached: dict[str, bytes] = {}
+    if get is not None:
+        for rel in found.files:
+            raw = get(rel)
+            if raw is None:
+                continue
+            head = b"[%d,%d,%d,%d," % found.fingerprints[rel]
+            if raw.startswith(head) and raw[len(head) : len(head) + 66] in stored:
+                known.add(rel)  # as it was in the store, still there
+            else:
+                cached[rel] = raw
+    keys = KeyIndex(found.files)
+    unread = own_files(found.annotations, keys, known) if known else set()
+    annotations = read_place(root, found.annotations, keys, params.max_metadata_bytes, unread)
     result = IngestResult(
         rejects=list(found.rejects),
         scanned=len(found.files),
@@ -242,28 +262,18 @@ def ingest(
         ignored=found.ignored,
     )
     result.rejects += _images_ignored(root, found.ignored)
-    notes = [[rel, list(fingerprint(os.path.join(root, rel)) or ())] for rel in found.annotations]
-    parts = {part.content_digest for part in store.parts} if store is not None else set()
-    same_notes = meta is not None and meta.get("annotations") == notes
     entries: dict[str, list[Any]] = {}  # what this run knows of each file
     before: dict[str, list[Any]] = {}  # the cache's entries, where still this file's
     candidates, todo = [], []
-    get = table.get_raw if meta is not None else None
-    stored = {f'"{digest}"'.encode() for digest in parts} if same_notes else set()
     for rel in found.files:
+        if rel in known:
+            result.already_stored += 1
+            continue
         now = found.fingerprints[rel]
-        raw = get(rel) if get is not None else None
+        raw = cached.get(rel)
         entry = None
-        if raw is not None:
-            # The entry is JSON, [*fingerprint, stored part, *probe]: the usual case, a
-            # file unchanged and already stored, is told from its bytes without parsing.
-            head = b"[%d,%d,%d,%d," % now
-            if raw.startswith(head):
-                at = len(head)
-                if raw[at : at + 66] in stored:
-                    result.already_stored += 1  # as it was in the store, still there
-                    continue
-                entry = before[rel] = orjson.loads(raw)
+        if raw is not None and raw.startswith(b"[%d,%d,%d,%d," % now):
+            entry = before[rel] = orjson.loads(raw)  # unchanged: what it was probed as
         if entry is None:
             try:
                 encode_key(rel)  # a key in the cache was a valid key then, and now
