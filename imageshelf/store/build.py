@@ -56,12 +56,15 @@ class Item:
     """A record to write and how to read its bytes.
 
     `trusted` says the bytes come from a store that already proved them against their
-    hash; otherwise the writer hashes them and refuses a mismatch.
+    hash; otherwise the writer hashes them and refuses a mismatch. `raw` is the record
+    as a store holds it, when `record` is what it decodes to: written as it is, not
+    encoded again (a rewrite carries most records through unchanged).
     """
 
     record: Record
     read: Callable[[], bytes]
     trusted: bool = False
+    raw: bytes | None = None
 
 
 ItemSource = Callable[[], Iterable[Item]]
@@ -185,7 +188,7 @@ def _build(
                 f"records out of order or repeated: {record.key!r} after {previous.decode()!r}"
             )
         previous = raw_key
-        value = record.encode()
+        value = item.raw if item.raw is not None else record.encode()
         keys_seen.update(raw_key + b"\0")
         content.update(digest_entry(raw_key, value))
         count += 1
@@ -325,17 +328,20 @@ def prepare_items(
             continue
         if transform is not None:
             record = transform(item.record)
-            if record.key != item.record.key or record.info != item.record.info:
-                raise StoreError(f"{record.key}: a transform may not change a record's key or info")
-            item = Item(record, item.read, item.trusted)
+            if record is not item.record:  # changed: encoded anew
+                if record.key != item.record.key or record.info != item.record.info:
+                    raise StoreError(
+                        f"{record.key}: a transform may not change a record's key or info"
+                    )
+                item = Item(record, item.read, item.trusted)
         yield item
 
 
 def store_items(store: ImageStore | StoreFile) -> Iterator[Item]:
     """Every record of a store as an Item whose bytes are read from it (already proven)."""
     get = store.get
-    for record in store.records():
-        yield Item(record, functools.partial(get, record.key), trusted=True)
+    for key, raw in store.raw_records():
+        yield Item(Record.decode(key, raw), functools.partial(get, key), trusted=True, raw=raw)
 
 
 def merge_by_key(old: Iterator[Item], new: Iterator[Item]) -> Iterator[Item]:
