@@ -40,39 +40,30 @@ def walk(root: str, ignore: tuple[str, ...] = (), jobs: int = 1) -> Found:
     """Every file under `root`: image candidates, annotation files, ignored files, and
     what cannot be used (unreadable, not a regular file, a symlink leading out).
 
-    jobs > 1 walks the top-level folders in that many forked processes: a `stat` per
-    file is the cost of a large folder, and it spreads over the cores.
+    jobs > 1 walks in that many forked processes: a `stat` per file is the cost of a
+    large folder. Each process lists every folder and takes the entries whose path
+    hashes to it (forked processes share the hash seed), so the work is shared evenly
+    whatever the shape: one flat folder of 100,000 images, or YOLO's images/ and labels/.
     """
     if jobs > 1 and "fork" in mp.get_all_start_methods():
-        try:
-            with os.scandir(root) as listing:
-                tops = sorted(
-                    e.name
-                    for e in listing
-                    if e.is_dir(follow_symlinks=False) and not IgnoreRules(ignore).name(e.name)
-                )
-        except OSError:
-            tops = []
-        if len(tops) >= 2:
-            groups = [tops[i::jobs] for i in range(jobs)]
-            with mp.get_context("fork").Pool(jobs) as pool:
-                parts = pool.starmap(_walk, [(root, ignore, group) for group in groups])
-            found = _walk(root, ignore, [""], top_files_only=True)
-            for part in parts:
-                found.files += part.files
-                found.annotations += part.annotations
-                found.ignored += part.ignored
-                found.rejects += part.rejects
-                found.fingerprints.update(part.fingerprints)
-            for names in (found.files, found.annotations, found.ignored):
-                names.sort()
-            return found
-    return _walk(root, ignore, [""])
+        # This process takes one share itself: one result less to send back.
+        with mp.get_context("fork").Pool(jobs - 1) as pool:
+            others = pool.starmap_async(_walk, [(root, ignore, (i, jobs)) for i in range(1, jobs)])
+            found = _walk(root, ignore, (0, jobs))
+            parts = others.get()
+        for part in parts:
+            found.files += part.files
+            found.annotations += part.annotations
+            found.ignored += part.ignored
+            found.rejects += part.rejects
+            found.fingerprints.update(part.fingerprints)
+        for names in (found.files, found.annotations, found.ignored):
+            names.sort()
+        return found
+    return _walk(root, ignore)
 
 
-def _walk(
-    root: str, ignore: tuple[str, ...], start: list[str], top_files_only: bool = False
-) -> Found:
+def _walk(root: str, ignore: tuple[str, ...], share: tuple[int, int] = (0, 1)) -> Found:
     found = Found()
     ignored = IgnoreRules(ignore)
     real_root = os.path.realpath(root)
@@ -81,7 +72,9 @@ def _walk(
     is_dir, is_reg = stat.S_ISDIR, stat.S_ISREG
     kinds = ANNOTATION_SUFFIXES
     files, fingerprints = found.files, found.fingerprints
-    pending = list(start)
+    mine, shares = share
+    alone = shares == 1
+    pending = [""]
     while pending:
         folder = pending.pop()
         prefix = f"{folder}/" if folder else ""
@@ -89,15 +82,27 @@ def _walk(
             with os.scandir(os.path.join(root, folder)) as listing:
                 entries = list(listing)
         except OSError as exc:
-            found.rejects.append(
-                Reject(shown(folder), "unreadable", f"cannot list folder: {exc.strerror}")
-            )
+            if alone or hash(folder) % shares == mine:
+                found.rejects.append(
+                    Reject(shown(folder), "unreadable", f"cannot list folder: {exc.strerror}")
+                )
             continue
         for entry in entries:
             name = entry.name
             rel = prefix + name
             if name == ".gitkeep" and not folder:
                 continue  # the placeholder that keeps the empty folder in git
+            if not alone and hash(rel) % shares != mine:
+                # Another process looks at it; every process walks every folder.
+                try:
+                    walked = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    walked = False
+                if walked and not (
+                    ignore_name(name) or (ignore_path is not None and ignore_path(rel))
+                ):
+                    pending.append(rel)
+                continue
             # Its folders were checked on the way down: its own name and its path remain.
             if ignore_name(name) or (ignore_path is not None and ignore_path(rel)):
                 found.ignored.append(shown(rel))
@@ -118,8 +123,7 @@ def _walk(
                 continue
             mode = st.st_mode
             if is_dir(mode):
-                if not top_files_only:
-                    pending.append(rel)
+                pending.append(rel)
             elif not is_reg(mode):
                 found.rejects.append(
                     Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
