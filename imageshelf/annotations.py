@@ -73,18 +73,20 @@ class KeyIndex:
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = set(keys)
-        self._stems: dict[tuple[str, str], list[str]] | None = None
+        self._stems: dict[str, list[str]] | None = None
         self._names: dict[str, list[str]] | None = None
 
     def by_stem(self, folder: str, stem: str) -> list[str]:
+        """The keys in `folder` whose name is `stem` plus a suffix (or `stem` itself)."""
         stems = self._stems
         if stems is None:  # built on first use: only sidecars and YOLO need it
-            grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
-            for key in sorted(self.keys):
-                folder_of, _, name = key.rpartition("/")
-                grouped[(folder_of, name.rpartition(".")[0] if "." in name else name)].append(key)
-            stems = self._stems = grouped
-        return stems.get((folder, stem), [])
+            stems = self._stems = defaultdict(list)
+            for key in self.keys:  # "folder/stem" -> keys; the order within is not used
+                dot = key.rfind(".")
+                stems[key[:dot] if dot > key.rfind("/") else key].append(key)
+        if "/" in stem:
+            return []  # a stem is a name's, never a path's
+        return stems.get(f"{folder}/{stem}" if folder else stem, [])
 
     def by_tail(self, root: str, tail: str) -> list[str]:
         """Keys under `root` (a folder, "" for all) that end in the path `tail`."""
@@ -306,6 +308,7 @@ def read_annotations(
     readable = [f for f in files if kinds[f] in order]
     sidecars: list[str] = []
     names_cache: dict[str, dict[int, str]] = {}
+    named: set[tuple[str, ...]] = set()  # label folders whose class names were looked up
     for rel in sorted(readable, key=lambda f: (f.count("/"), order[kinds[f] or ""], f)):
         kind = kinds[rel]
         folder = rel.rpartition("/")[0]
@@ -313,7 +316,10 @@ def read_annotations(
             result.files.append(rel)
             if kind == "yolo":  # its class names are still in use
                 parts = rel.split("/")
-                _yolo_names(parts[: _labels_at(parts)], yaml_files, read, names_cache)
+                above = tuple(parts[: _labels_at(parts)])
+                if above not in named:
+                    named.add(above)
+                    _yolo_names(list(above), yaml_files, read, names_cache)
             continue
         if kind == "json" and _sidecar_image(rel, keys) is not None:
             sidecars.append(rel)  # applied last: the image's own file wins
