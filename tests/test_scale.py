@@ -27,6 +27,17 @@ def images(first: int, count: int) -> dict[str, bytes]:
     }
 
 
+def grown(folder: Path, batches: int, size: int) -> dict[str, bytes]:
+    """A sharded store grown by `batches` appends of `size` images of every class (their
+    key ranges overlap); returns every image by key."""
+    everything: dict[str, bytes] = {}
+    for batch in range(batches):
+        content = images(batch * size, size)
+        everything.update(content)
+        write_sharded(folder, items_for(content))
+    return everything
+
+
 def report(root: Path, name: str) -> dict:
     return json.loads((root / "reports" / f"{name}.json").read_text())
 
@@ -185,11 +196,7 @@ def test_reads_by_key_across_overlapping_shards(tmp_path):
     lookups build a key -> shard map and stay right, in this process and in forked and
     spawned workers."""
     folder = tmp_path / "shards"
-    everything = {}
-    for batch in range(6):
-        content = images(batch * 10, 10)
-        everything.update(content)
-        write_sharded(folder, items_for(content))
+    everything = grown(folder, batches=6, size=10)
     store = ImageStore(folder)
     keys = sorted(everything)
     assert len(store.parts) == 6
@@ -215,11 +222,7 @@ def test_the_key_map_reads_right_in_threads_after_fork_and_from_1x_shards(tmp_pa
     from legacy import expected_1x, write_1x_store
 
     folder = tmp_path / "shards"
-    everything = {}
-    for batch in range(4):
-        content = images(batch * 8, 8)
-        everything.update(content)
-        write_sharded(folder, items_for(content))
+    everything = grown(folder, batches=4, size=8)
     store = ImageStore(folder)
     store._index_keys()
     keys = sorted(everything)
