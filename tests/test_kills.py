@@ -20,11 +20,11 @@ from imageshelf.store import ImageStore
 
 from conftest import env, make_image, md5, packed, put, sh
 
-KILLS = 12
+KILLS = 10  # random points inside the write; with LATE_KILLS, about 7 s each
 # With DVC's default cache type (reflink,copy) a kill while DVC commits the output can
 # leave no store at all: DVC deletes the workspace file and copies it back from the cache.
 # The committed cache.type = copy avoids that; these kills check it.
-LATE_KILLS = 4
+LATE_KILLS = 3
 
 
 def _images(first: int, count: int) -> dict[str, bytes]:
