@@ -72,6 +72,14 @@ class Peer:
         self.files = files
         self.path = work / f"peer-{self.name.split()[0].lower()}"
 
+    def columns(self) -> dict[str, list[Any]]:
+        """key, label and image bytes of every image, in order: what each peer writes."""
+        return {
+            "key": [rel for rel, _p, _l in self.files],
+            "label": [label for _r, _p, label in self.files],
+            "image": [p.read_bytes() for _r, p, _l in self.files],
+        }
+
     def write(self) -> None:
         raise NotImplementedError
 
@@ -93,14 +101,9 @@ class Lance(Peer):
         import pyarrow as pa
 
         shutil.rmtree(self.path, ignore_errors=True)
-        table = pa.table(
-            {
-                "key": [rel for rel, _p, _l in self.files],
-                "label": [label for _r, _p, label in self.files],
-                "image": pa.array([p.read_bytes() for _r, p, _l in self.files], pa.binary()),
-            }
-        )
-        lance.write_dataset(table, str(self.path))
+        columns = self.columns()
+        columns["image"] = pa.array(columns["image"], pa.binary())
+        lance.write_dataset(pa.table(columns), str(self.path))
 
     def reader(self) -> Callable[[int], bytes]:
         import lance
@@ -128,14 +131,7 @@ class HuggingFace(Peer):
         from datasets import Dataset
 
         shutil.rmtree(self.path, ignore_errors=True)
-        ds = Dataset.from_dict(
-            {
-                "key": [rel for rel, _p, _l in self.files],
-                "label": [label for _r, _p, label in self.files],
-                "image": [p.read_bytes() for _r, p, _l in self.files],
-            }
-        )
-        ds.save_to_disk(str(self.path))
+        Dataset.from_dict(self.columns()).save_to_disk(str(self.path))
 
     def reader(self) -> Callable[[int], bytes]:
         from datasets import load_from_disk

@@ -421,16 +421,8 @@ class StoreFile:
 
     def locations(self) -> Iterator[tuple[str, int, int, int]]:
         """2.0: (key, chunk, offset, size) of every image, in key order, for validate."""
-        opened = self._store()
-        if opened.db_locations is None:
-            return
-        cursor = opened.txn().cursor(db=opened.db_locations)
-        unpack = LOCATION.unpack_from
-        for raw_key, raw in cursor.iternext(keys=True, values=True):
-            key = stored_key(raw_key)
-            if len(raw) != LOCATION.size:
-                raise StoreError(f"damaged store: the location of {key!r} is not 16 bytes")
-            yield (key, *unpack(raw))
+        for key, code in self.location_codes():
+            yield key, code >> 96, (code >> 64) & 0xFFFFFFFF, code & 0xFFFFFFFFFFFFFFFF
 
     @property
     def chunked(self) -> bool:

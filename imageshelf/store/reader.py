@@ -173,8 +173,8 @@ class ImageStore:
         (no records, no image bytes), under a microsecond per key. Kept for the life of
         this object (a store is a snapshot); pickling drops it. Each key's code is its
         part's number << 128 | its location (StoreFile.location_codes), so `get` is one
-        dict access and a slice of a chunk: no B-tree lookup in the part's file, which
-        is what makes it as fast as the single file's. Parts of format 1.x have no
+        dict access and a slice of a chunk: no B-tree lookup in the part's file, so it
+        is faster than a single file's read. Parts of format 1.x have no
         locations: then the map gives the part, and its reader is asked."""
         files = [self.part(part.name) for part in self._resolve()]
         number: dict[str, int] = {}
