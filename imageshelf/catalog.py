@@ -20,7 +20,7 @@ from typing import Any
 
 from .atomic import publish, temporary, write_error
 from .errors import ShelfError
-from .manifest import encode_line, parse_records, read_manifest
+from .manifest import encode_stored_line, parse_records, read_manifest
 from .store import ImageStore, Part, Record, StoreFile
 from .store.format import digest_entry
 
@@ -65,8 +65,8 @@ def _write_catalog(store: ImageStore, folder: Path) -> bool:
             continue  # named by the shard's content: already exactly this
         with temporary(path) as temp:
             with open(temp, "wb") as out:
-                for record in file.records():
-                    out.write(encode_line(record))
+                for key, raw in file.raw_records():
+                    out.write(encode_stored_line(key, raw))
             if path.exists() and filecmp.cmp(temp, path, shallow=False):
                 continue
             publish(temp, path, durable=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .atomic import write_bytes
 from .store import Record
-from .store.format import canonical_json, parse_json
+from .store.format import DamagedRecordError, canonical_json, parse_json
 
 # The manifest's first line. It is never empty, so DVC has no "is empty" to warn about
 # after every stage when nothing is staged.
@@ -23,6 +23,18 @@ HEADER = b'{"manifest":"imageshelf staged images","version":1}\n'
 
 def encode_line(record: Record) -> bytes:
     return canonical_json({"key": record.key, **record.to_json()}) + b"\n"
+
+
+def encode_stored_line(key: str, raw: bytes) -> bytes:
+    """`encode_line` of a record as a store holds it (its canonical JSON), without
+    parsing and encoding it again: "key" sorts just before "meta", which every record
+    has, and only "annotated", "format" and "height" come before it, none of which can
+    hold `"meta":` (a quote inside a string is escaped). A record without "meta" is
+    damaged: DamagedRecordError."""
+    at = raw.find(b'"meta":')
+    if at < 1 or raw[at - 1] not in b"{,":
+        raise DamagedRecordError(key, "no field 'meta'")
+    return b"".join((raw[:at], b'"key":', canonical_json(key), b",", raw[at:], b"\n"))
 
 
 def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> bool:

@@ -236,3 +236,30 @@ def test_the_header_parser_agrees_with_json_or_defers_to_it():
         if parsed is None:
             continue
         assert parsed == json.loads(bytes(damaged)), bytes(damaged)
+
+
+def test_the_catalog_lists_each_record_with_its_key_exactly_as_encoding_it_would(tmp_path):
+    # The catalog splices "key" into each stored record's JSON instead of parsing and
+    # encoding it again: the lines must be the same bytes encoding gives, whatever the
+    # metadata holds (text that looks like a field, nested objects, other scripts).
+    from imageshelf.catalog import write_catalog
+    from imageshelf.manifest import encode_line
+
+    tricky = [
+        ("a.png", {}, None, ()),
+        ("b/ü ✓.png", {"label": 'x","meta":{', "z": [1, {"meta": 2}]}, "train", ()),
+        ("c.png", {"meta": {"meta": "meta"}, "label": "cat"}, "val", ("label", "meta")),
+        ("d.png", {"text": "line\nbreak \\ \u0001"}, "test", ("text",)),
+    ]
+    items = []
+    for number, (key, meta, split, annotated) in enumerate(tricky):
+        data = make_image("PNG", seed=number)
+        info = ImageInfo(hashlib.sha256(data).hexdigest(), len(data), "png", 32, 24)
+        record = Record(key, info, meta, split, annotated)
+        items.append(Item(record, lambda data=data: data))
+    rebuild(tmp_path / "images.lmdb", items)
+    store = ImageStore(tmp_path / "images.lmdb")
+    write_catalog(store, tmp_path / "catalog")
+    lines = (tmp_path / "catalog" / "images.jsonl").read_bytes()
+    assert lines == b"".join(encode_line(record) for record in store.records())
+    assert lines.count(b"\n") == len(tricky)
