@@ -36,15 +36,22 @@ demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m imageshelf demo
 
 # Side-by-side timings; writes benchmarks/results.md. IMAGES=2000 for a quick look.
-# The peers (Lance, Hugging Face datasets, litdata) run in an environment of their own.
+# The peers (Lance, Hugging Face datasets, litdata) run in an environment of their own,
+# and MDS in another (its pins conflict with theirs).
 IMAGES ?= 20000
 PEERS  := .venv-peers
-bench: setup-test $(PEERS)/.installed
+MDS    := .venv-mds
+bench: setup-test $(PEERS)/.installed $(MDS)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py --images $(IMAGES)
 
 $(PEERS)/.installed: benchmarks/peers-requirements.txt
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers-requirements.txt
+	touch $@
+
+$(MDS)/.installed: benchmarks/mds-requirements.txt
+	test -x $(MDS)/bin/python || $(PYTHON) -m venv $(MDS)
+	$(MDS)/bin/python -m pip install --quiet -r benchmarks/mds-requirements.txt
 	touch $@
 
 # What adding 1% costs at scale; writes benchmarks/results-scale.md. IMAGES=1000000 by hand.
@@ -53,4 +60,4 @@ bench-scale: setup-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/scale.py --images $(SCALE_IMAGES)
 
 clean:
-	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS) $(MDS) .pytest_cache .mypy_cache .ruff_cache

@@ -674,18 +674,19 @@ def measure_memory(work: Path, images: Path, label: str) -> float:
 
 
 PEERS_PYTHON = PROJECT / ".venv-peers" / "bin" / "python"
+MDS_PYTHON = PROJECT / ".venv-mds" / "bin" / "python"
 
 
-def measure_other_peers(work: Path, images: Path, store: Path, build: float, add) -> None:
-    """Lance, Hugging Face datasets and litdata, run by benchmarks/peers.py in their own
-    environment (.venv-peers, which `make bench` makes)."""
-    if not PEERS_PYTHON.exists():
-        raise click.ClickException(f"{PEERS_PYTHON} is missing: `make bench` makes it")
+def run_peers(python: Path, names: list[str], images: Path, store: Path, work: Path) -> dict:
+    """benchmarks/peers.py in the environment of `python`, measuring `names`."""
+    if not python.exists():
+        raise click.ClickException(f"{python} is missing: `make bench` makes it")
     out = subprocess.run(
         [
-            str(PEERS_PYTHON),
+            str(python),
             str(PROJECT / "benchmarks" / "peers.py"),
             *(str(path) for path in (images, store, work, work / "naive.lmdb")),
+            *names,
         ],
         capture_output=True,
         text=True,
@@ -693,7 +694,14 @@ def measure_other_peers(work: Path, images: Path, store: Path, build: float, add
     )
     if out.returncode:
         raise click.ClickException(f"benchmarks/peers.py failed:\n{out.stderr[-2000:]}")
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_other_peers(work: Path, images: Path, store: Path, build: float, add) -> None:
+    """Lance, Hugging Face datasets and litdata, run by benchmarks/peers.py in their own
+    environment (.venv-peers), and MDS in another (.venv-mds): `make bench` makes both."""
+    found = run_peers(PEERS_PYTHON, ["ours", "Lance", "HF", "litdata"], images, store, work)
+    found["peers"] += run_peers(MDS_PYTHON, ["MDS"], images, store, work)["peers"]
     ours = found["ours"]
     add(
         "peers",

@@ -1,11 +1,15 @@
-"""The store beside Lance, Hugging Face datasets and litdata on the same images: write,
+"""The store beside Lance, Hugging Face datasets, litdata and MDS on the same images: write,
 size on disk, random reads, a label filter and the first image in a fresh process.
 
 Runs in its own environment (`.venv-peers`, made by `make bench`): these libraries bring
 pyarrow, pandas and torch's kin, which the project itself never needs. Prints one JSON
 list of rows for bench.py, which puts them in results.md beside its own.
 
-    .venv-peers/bin/python benchmarks/peers.py IMAGES STORE WORKDIR NAIVE_LMDB
+    .venv-peers/bin/python benchmarks/peers.py IMAGES STORE WORK NAIVE_LMDB ours Lance HF litdata
+    .venv-mds/bin/python benchmarks/peers.py IMAGES STORE WORK NAIVE_LMDB MDS
+
+MDS (MosaicML streaming) has an environment of its own, `.venv-mds`: it pins numpy<2.2
+and brings transformers, torchvision and the AWS, Azure, Google Cloud and Oracle SDKs.
 
 This environment installs the project's code the way a user's pip would (not editable),
 so its "first image" rows also show what a fresh process pays there, beside raw py-lmdb
@@ -14,6 +18,7 @@ on the naive script's file of the same images.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -66,6 +71,7 @@ def _first(code: str) -> float:
 
 class Peer:
     name = ""
+    modules: tuple[str, ...] = ()  # imported before its write is timed: the write is compared
 
     def __init__(self, work: Path, files: list[tuple[str, Path, str]]) -> None:
         self.work = work
@@ -95,6 +101,7 @@ class Peer:
 
 class Lance(Peer):
     name = "Lance"
+    modules = ("lance", "pyarrow")
 
     def write(self) -> None:
         import lance
@@ -126,6 +133,7 @@ class Lance(Peer):
 
 class HuggingFace(Peer):
     name = "HF datasets"
+    modules = ("datasets",)
 
     def write(self) -> None:
         from datasets import Dataset
@@ -158,6 +166,7 @@ def _litdata_item(item: tuple[str, str, str]) -> dict[str, Any]:
 
 class LitData(Peer):
     name = "litdata"
+    modules = ("litdata",)
 
     def write(self) -> None:
         import litdata
@@ -187,6 +196,38 @@ class LitData(Peer):
         return f"import litdata; litdata.StreamingDataset({str(self.path)!r})[0]['image']"
 
 
+class MDS(Peer):
+    name = "MDS (MosaicML streaming)"
+    modules = ("streaming",)
+
+    def write(self) -> None:
+        from streaming import MDSWriter
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        columns = {"key": "str", "label": "str", "image": "bytes"}
+        with MDSWriter(out=str(self.path), columns=columns, size_limit="64mb") as out:
+            for rel, path, label in self.files:
+                out.write({"key": rel, "label": label, "image": path.read_bytes()})
+
+    def reader(self) -> Callable[[int], bytes]:
+        from streaming import LocalDataset
+
+        ds = LocalDataset(str(self.path))
+        return lambda i: ds[i]["image"]
+
+    def label_filter(self) -> int:
+        from streaming import LocalDataset
+
+        ds = LocalDataset(str(self.path))
+        return sum(1 for i in range(len(ds)) if ds[i]["label"] == WANT)
+
+    def first_code(self) -> str:
+        return f"from streaming import LocalDataset; LocalDataset({str(self.path)!r})[0]['image']"
+
+
+PEERS = {kind.name.split()[0]: kind for kind in (Lance, HuggingFace, LitData, MDS)}
+
+
 def _ours(store: Path, files: list[tuple[str, Path, str]]) -> dict[str, Any]:
     sys.path.insert(0, str(PROJECT))
     from imageshelf.query import select
@@ -214,19 +255,26 @@ def _ours(store: Path, files: list[tuple[str, Path, str]]) -> dict[str, Any]:
 
 def main() -> None:
     images, store, work, naive = (Path(arg) for arg in sys.argv[1:5])
+    names = sys.argv[5:]  # "ours" and the peers to measure in this environment
+    if unknown := set(names) - {"ours", *PEERS}:
+        raise SystemExit(f"unknown peers {sorted(unknown)}: pick from ours, {', '.join(PEERS)}")
     files = _files(images)
     image_bytes = sum(p.stat().st_size for _r, p, _l in files)
-    ours = _ours(store, files)
-    key = files[0][0].encode()
-    ours["raw_first"] = _first(
-        f"import lmdb; lmdb.open({str(naive)!r}, subdir=False, readonly=True, lock=False)"
-        f".begin().get({key!r})"
-    )
+    ours: dict[str, Any] | None = None
+    if "ours" in names:
+        ours = _ours(store, files)
+        key = files[0][0].encode()
+        ours["raw_first"] = _first(
+            f"import lmdb; lmdb.open({str(naive)!r}, subdir=False, readonly=True, lock=False)"
+            f".begin().get({key!r})"
+        )
     order = random.Random(7).sample(range(len(files)), min(READS, len(files)))
     results: list[dict[str, Any]] = []
-    for kind in (Lance, HuggingFace, LitData):
+    for kind in (PEERS[name] for name in names if name != "ours"):
         peer = kind(work, files)
         try:
+            for module in peer.modules:
+                importlib.import_module(module)
             write = _median(peer.write, 1)
             read = peer.reader()
             reads = _median(lambda read=read: [read(i) for i in order]) / len(order)
