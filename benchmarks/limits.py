@@ -217,7 +217,7 @@ def _files(images: Path) -> list[tuple[str, Path, str]]:
 
 def measure_peers(work: Path, images: Path, store: Path, build: float, add: AddRow) -> None:
     """SQLite and WebDataset on the same images: build, size, filter. (Lance, Hugging
-    Face datasets, litdata and MDS need packages this project does not install.)"""
+    Face datasets, litdata and MDS run in environments of their own: peers.py.)"""
     files = _files(images)
     image_bytes = sum(path.stat().st_size for _rel, path, _label in files)
 
