@@ -8,22 +8,18 @@ which can change again) makes any of those an OSError that names the problem.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
-from typing import BinaryIO
 
 
 class NotRegularFileError(OSError):
     """The path is a FIFO, a socket, a device or a folder."""
 
 
-@contextlib.contextmanager
-def open_regular(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, os.stat_result]]:
-    """The regular file at `path`, open for reading, and its stat; NotRegularFileError
-    if it is anything else (decided without blocking), OSError if it cannot be read."""
+def _open_fd(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file at `path` and its stat; NotRegularFileError if it
+    is anything else (decided without blocking), OSError if it cannot be opened."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
@@ -31,25 +27,59 @@ def open_regular(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, os.st
             raise NotRegularFileError(
                 errno.EINVAL, "not a regular file (a pipe, socket or device)", os.fspath(path)
             )
-        os.set_blocking(fd, True)
-        fh = os.fdopen(fd, "rb")  # owns the descriptor from here
     except BaseException:
         os.close(fd)
         raise
-    with fh:
-        yield fh, st
+    return fd, st
 
 
 def read_regular_file(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of the regular file at `path`; OSError if it is anything else."""
-    with open_regular(path) as (fh, _st):
-        return fh.read()
+    """The bytes of the regular file at `path`; OSError if it is anything else.
+
+    Plain system calls, no file object: open, stat, one read of the whole file and one
+    that finds its end, close: an image's bytes in about half the time `open().read()`
+    takes (pack and validate read every new image). A regular file ignores O_NONBLOCK:
+    its reads wait for the disk as usual."""
+    fd, st = _open_fd(path)
+    try:
+        return _read_all(fd, st.st_size)
+    finally:
+        os.close(fd)
+
+
+def read_regular_file_within(
+    path: str | os.PathLike[str], max_bytes: int
+) -> tuple[bytes | None, int]:
+    """(the bytes of the regular file at `path`, its size), or (None, its size) without
+    reading it if it is larger than `max_bytes`; OSError as read_regular_file."""
+    fd, st = _open_fd(path)
+    try:
+        if st.st_size > max_bytes:
+            return None, st.st_size
+        data = _read_all(fd, st.st_size)
+    finally:
+        os.close(fd)
+    return data, len(data)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    want = size + 1  # the whole file in one read; the next one sees its end
+    while chunk := os.read(fd, want):
+        chunks.append(chunk)
+        want = 1 << 20
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read_head(path: str | os.PathLike[str], size: int = 16) -> bytes:
     """The first bytes of a regular file; b"" if it is not one or cannot be read."""
     try:
-        with open_regular(path) as (fh, _st):
-            return fh.read(size)
+        fd, _st = _open_fd(path)
     except OSError:
         return b""
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)

@@ -25,7 +25,7 @@ from .. import __version__, cache
 from ..annotations import KeyIndex, own_files, read_place
 from ..atomic import write_json
 from ..errors import ShelfError
-from ..files import NotRegularFileError, open_regular, read_head
+from ..files import NotRegularFileError, read_head, read_regular_file_within
 from ..images import NotAnImageError, describe, prove_decodes, sniff
 from ..manifest import write_manifest
 from ..params import AnnotationsParams, IngestParams
@@ -126,14 +126,12 @@ class _Prober:
     def __call__(self, rel: str) -> Probe:
         try:
             # A FIFO put here since the walk must not stop the run (files.py).
-            with open_regular(os.path.join(self.root, rel)) as (fh, st):
-                if st.st_size > self.params.max_file_bytes:
-                    return (
-                        "reject",
-                        "too_large",
-                        f"file is {st.st_size:,} bytes, over ingest.max_file_bytes",
-                    )
-                data = fh.read()
+            data, size = read_regular_file_within(
+                os.path.join(self.root, rel), self.params.max_file_bytes
+            )
+            if data is None:
+                reason = f"file is {size:,} bytes, over ingest.max_file_bytes"
+                return ("reject", "too_large", reason)
         except NotRegularFileError as exc:
             return ("reject", "not_file", exc.strerror)
         except OSError as exc:
