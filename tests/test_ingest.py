@@ -147,3 +147,17 @@ def test_a_mistake_in_params_is_one_clear_line(workspace):
     assert result.stderr.strip() == "Error: params.yaml: ingest.strict must be true or false"
     Path("params.yaml").write_text("ingest:\n  strikt: true\n")
     assert "unknown setting ingest.strikt" in stage("ingest").stderr
+
+
+def test_a_file_over_max_file_bytes_is_rejected_with_its_size_and_the_rest_staged(workspace):
+    big, small = make_image(size=(64, 64), seed=1), make_image(seed=2)
+    put(INCOMING, {"big.png": big, "small.png": small})
+    params = Path("params.yaml")
+    params.write_text(
+        params.read_text().replace("max_file_bytes: 268435456", f"max_file_bytes: {len(small)}")
+    )
+    stage("ingest")
+    assert list(staged()) == ["small.png"]
+    assert [(r["path"], r["code"], r["reason"]) for r in report("ingest")["rejects"]] == [
+        ("big.png", "too_large", f"file is {len(big):,} bytes, over ingest.max_file_bytes")
+    ]
