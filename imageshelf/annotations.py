@@ -621,13 +621,12 @@ def _read_yolo(
     names_cache: dict[str, dict[int, str]],
 ) -> None:
     parts = rel.split("/")
-    at = _labels_at(parts)
-    image = _yolo_image(rel, keys)
-    if image is None:
-        image_folder = "/".join([*parts[:at], "images", *parts[at + 1 : -1]])
-        stem = parts[-1][: -len(".txt")]
+    image_folder, stem = _yolo_image_place(parts)
+    found = keys.by_stem(image_folder, stem)
+    if len(found) != 1:
         result.unused.append(f"{rel}: no image {image_folder}/{stem}.* beside it")
         return
+    image = found[0]
     boxes = []
     for number, line in enumerate(_text(rel, data).splitlines(), 1):
         if not line.strip():
@@ -646,7 +645,7 @@ def _read_yolo(
                 f"{rel}:{number}: not a YOLO box (class cx cy w h): {line.strip()[:60]!r}"
             )
         boxes.append((int(values[0]), values[1:]))
-    names = _yolo_names(parts[:at], yaml_files, read, names_cache)
+    names = _yolo_names(parts[: _labels_at(parts)], yaml_files, read, names_cache)
 
     def objects(width: int, height: int) -> list[dict[str, Any]]:
         out = []
@@ -672,12 +671,16 @@ def _labels_at(parts: list[str]) -> int:
     return len(parts) - 2 - parts[-2::-1].index("labels")
 
 
-def _yolo_image(rel: str, keys: KeyIndex) -> str | None:
-    """The image a YOLO label file speaks of: `labels` -> `images`, any suffix."""
-    parts = rel.split("/")
+def _yolo_image_place(parts: list[str]) -> tuple[str, str]:
+    """The folder and stem of the image a YOLO label file (its path's `parts`) speaks
+    of: the last `labels` folder becomes `images`, the name loses `.txt`."""
     at = _labels_at(parts)
-    image_folder = "/".join([*parts[:at], "images", *parts[at + 1 : -1]])
-    found = keys.by_stem(image_folder, parts[-1][: -len(".txt")])
+    return "/".join([*parts[:at], "images", *parts[at + 1 : -1]]), parts[-1][: -len(".txt")]
+
+
+def _yolo_image(rel: str, keys: KeyIndex) -> str | None:
+    """The image a YOLO label file speaks of, with any suffix; None if not exactly one."""
+    found = keys.by_stem(*_yolo_image_place(rel.split("/")))
     return found[0] if len(found) == 1 else None
 
 

@@ -128,16 +128,16 @@ def _walk(root: str, ignore: tuple[str, ...], share: tuple[int, int] = (0, 1)) -
                 found.rejects.append(
                     Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
                 )
-            elif (
-                "." in name
-                and name[name.rfind(".") :].lower() in kinds  # most files: an image's suffix
-                and annotation_kind(rel) is not None
-            ):
-                found.annotations.append(rel)
-                fingerprints[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             else:
-                files.append(rel)
                 fingerprints[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                if (
+                    "." in name
+                    and name[name.rfind(".") :].lower() in kinds  # most: an image's suffix
+                    and annotation_kind(rel) is not None
+                ):
+                    found.annotations.append(rel)
+                else:
+                    files.append(rel)
     for names in (found.files, found.annotations, found.ignored):
         names.sort()
     return found

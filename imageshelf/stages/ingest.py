@@ -238,17 +238,17 @@ def ingest(
     # entry is JSON, [*fingerprint, stored part, *probe]): its own annotation files
     # (a YOLO label, a sidecar) then need not be read.
     known: set[str] = set()
-    cached: dict[str, bytes] = {}
+    unchanged: dict[str, bytes] = {}  # the cache entries of the other unchanged files
     if get is not None:
         for rel in found.files:
             raw = get(rel)
-            if raw is None:
-                continue
             head = b"[%d,%d,%d,%d," % found.fingerprints[rel]
-            if raw.startswith(head) and raw[len(head) : len(head) + 66] in stored:
+            if raw is None or not raw.startswith(head):
+                continue  # new or changed: probed again
+            if raw[len(head) : len(head) + 66] in stored:
                 known.add(rel)  # as it was in the store, still there
             else:
-                cached[rel] = raw
+                unchanged[rel] = raw
     keys = KeyIndex(found.files)
     unread = own_files(found.annotations, keys, known) if known else set()
     annotations = read_place(root, found.annotations, keys, params.max_metadata_bytes, unread)
@@ -268,10 +268,10 @@ def ingest(
             result.already_stored += 1
             continue
         now = found.fingerprints[rel]
-        raw = cached.get(rel)
+        raw = unchanged.get(rel)
         entry = None
-        if raw is not None and raw.startswith(b"[%d,%d,%d,%d," % now):
-            entry = before[rel] = orjson.loads(raw)  # unchanged: what it was probed as
+        if raw is not None:
+            entry = before[rel] = orjson.loads(raw)  # what it was probed as
         if entry is None:
             try:
                 encode_key(rel)  # a key in the cache was a valid key then, and now
