@@ -134,11 +134,14 @@ def ls_command(
 @click.option(
     "--as",
     "layout",
-    type=click.Choice(["files", "webdataset"]),
-    default="files",
+    type=click.Choice(["imagefolder", "files", "coco", "yolo", "webdataset"]),
+    default="imagefolder",
     show_default=True,
-    help="files: the original images under their keys. webdataset: tar shards "
-    "of image + .json pairs, for streaming training.",
+    help="imagefolder (or files): the original images under their keys, with the "
+    "metadata files Hugging Face's imagefolder reads. coco: with "
+    "annotations/instances.json (pycocotools, torchvision). yolo: with label files, "
+    "data.yaml and split lists (ultralytics). webdataset: tar shards of image + .json "
+    "pairs, for streaming training. Ingest reads each back.",
 )
 @click.option(
     "--shard-images",
@@ -173,12 +176,13 @@ def export_command(
     overwrite: bool,
     keys: tuple[str, ...],
 ) -> None:
-    """Write images back out, byte-identical: as files, or as WebDataset shards.
+    """Write images back out, byte-identical: with their annotations in the layout a
+    peer reads (Hugging Face imagefolder, COCO, YOLO), or as WebDataset shards.
 
     Exports the KEYS given, or every image that matches the filters (all of them
-    without any). As files, each image lands under its key; a key that would land
-    outside --out (an absolute path, '..', or a symlink inside --out) is refused
-    before anything is written.
+    without any). Each image lands under its key; a key that would land outside
+    --out (an absolute path, '..', or a symlink inside --out) is refused before
+    anything is written.
     """
     from .export import export_files, stale_shards, write_shards
 
@@ -196,6 +200,7 @@ def export_command(
     else:
         records = list(select(store, conditions))
     total = sum(r.info.size for r in records)
+    notes: list[str] = []
     with bar(len(records), "export") as progress:
         if layout == "webdataset":
             shards = write_shards(
@@ -209,15 +214,26 @@ def export_command(
             )
             where_to = f"{len(shards)} WebDataset shard(s) in {out_dir}"
         else:
-            export_files(
+            exported = export_files(
                 store,
                 records,
                 out_dir,
                 on_item=lambda _record: progress.update(),
                 overwrite=overwrite,
+                layout="imagefolder" if layout == "files" else layout,
             )
-            where_to = str(out_dir)
+            written = exported.files
+            where_to = f"{out_dir}, with " + (
+                ", ".join(written)
+                if len(written) <= 3
+                else f"{len(written)} annotation files ({', '.join(written[:2])}, ...)"
+            )
+            notes = exported.notes
     click.echo(f"exported {len(records)} images ({total:,} bytes) to {where_to}")
+    for note in notes[:10]:
+        click.echo(f"  {note}", err=True)
+    if len(notes) > 10:
+        click.echo(f"  ... and {len(notes) - 10} more notes", err=True)
     if layout == "webdataset":
         stale = stale_shards(out_dir, shards)
         if stale:

@@ -38,7 +38,7 @@ class Tracked:
 
     @property
     def active(self) -> bool:
-        return self.rules.label_from_folder or self.rules.split_from_folder
+        return bool(self.rules.label_from_folder or self.rules.split_from_folder)
 
     def concerns(self, key: str, raw: bytes) -> bool:
         """Whether a stored record (its raw JSON) may need these sources applied."""
@@ -88,7 +88,7 @@ def read_tracked(
         return Tracked(Annotations(), rules)
     found = walk(str(folder), rules.ignore)
     problems = [f"{r.path}: {r.reason}" for r in found.rejects] + [
-        f"{rel}: not an annotation file (a table, a sidecar, COCO, YOLO or Pascal VOC); move "
+        f"{rel}: not an annotation file (a table, a sidecar, COCO, YOLO, VOC or CVAT); move "
         "it out or add it to annotations.ignore"
         for rel in found.files
     ]
@@ -100,4 +100,9 @@ def read_tracked(
     if annotations.broken:
         key, reason = sorted(annotations.broken.items())[0]
         raise TrackedError(f"{folder}: the annotations of {key}: {reason}")
+    if annotations.not_text:
+        raise TrackedError(
+            f"{folder}/{annotations.not_text[0]}: not a text file (an image?); annotations "
+            "here are text: move it out or add it to annotations.ignore"
+        )
     return Tracked(annotations, rules)

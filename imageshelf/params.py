@@ -52,12 +52,15 @@ DEFAULT_IGNORE = (
     "Thumbs.db",
     "desktop.ini",
     "__MACOSX",
+    "*.cache",  # ultralytics' label caches (labels/train.cache)
 )
 
 
 @dataclass(frozen=True)
 class AnnotationsParams:
-    label_from_folder: bool = False
+    # true (or 1): the first folder under the place (or under the split folder) is the
+    # label, as torchvision's ImageFolder; N: the Nth folder.
+    label_from_folder: bool | int = False
     split_from_folder: bool = False
     ignore: tuple[str, ...] = DEFAULT_IGNORE
 
@@ -68,7 +71,7 @@ class PackParams:
     store: str = DEFAULT_STORE
     shard_mb: int = 1024
     on_conflict: OnConflict = "error"
-    on_duplicate: OnDuplicate = "skip"
+    on_duplicate: OnDuplicate = "keep"
     split: Mapping[str, float] = field(
         default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1}
     )
@@ -150,7 +153,12 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
     choices = CHOICES.get(name, ())
     if choices and value not in choices:
         raise ParamsError(f"{path}: {name} must be one of {', '.join(choices)} (got {value!r})")
-    if isinstance(default, bool):
+    if name == "annotations.label_from_folder":
+        if not (isinstance(value, bool) or (type(value) is int and 0 < value < 100)):
+            raise ParamsError(
+                f"{path}: {name} must be true, false or a folder depth such as 2 (got {value!r})"
+            )
+    elif isinstance(default, bool):
         if not isinstance(value, bool):
             raise ParamsError(f"{path}: {name} must be true or false")
     elif type(default) is int:

@@ -9,6 +9,7 @@ import stat
 from dataclasses import dataclass, field
 
 from .annotations import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
+from .annotations.archives import ArchiveError, is_archive, list_archive
 from .cache import Fingerprint
 
 
@@ -34,6 +35,7 @@ class Found:
     annotations: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    archives: list[str] = field(default_factory=list)  # .zip and .tar files: opened
 
 
 def walk(root: str, ignore: tuple[str, ...] = (), jobs: int = 1) -> Found:
@@ -56,11 +58,36 @@ def walk(root: str, ignore: tuple[str, ...] = (), jobs: int = 1) -> Found:
             found.annotations += part.annotations
             found.ignored += part.ignored
             found.rejects += part.rejects
+            found.archives += part.archives
             found.fingerprints.update(part.fingerprints)
-        for names in (found.files, found.annotations, found.ignored):
-            names.sort()
-        return found
-    return _walk(root, ignore)
+    else:
+        found = _walk(root, ignore)
+    _open_archives(root, found, IgnoreRules(ignore))
+    for names in (found.files, found.annotations, found.ignored):
+        names.sort()
+    return found
+
+
+def _open_archives(root: str, found: Found, ignored: IgnoreRules) -> None:
+    """Each archive's members as files of the place under its path (annotations.archives),
+    each with the archive's fingerprint: a member changes only with its archive."""
+    for archive in sorted(found.archives):
+        try:
+            members, problems = list_archive(os.path.join(root, archive))
+        except ArchiveError as exc:
+            found.rejects.append(Reject(shown(archive), "unreadable", str(exc)))
+            continue
+        stamp = found.fingerprints[archive]
+        for name, why in problems:
+            found.rejects.append(Reject(shown(f"{archive}/{name}"), "bad_member", why))
+        for member in members:
+            rel = f"{archive}/{member.name}"
+            if ignored(member.name):
+                found.ignored.append(rel)
+                continue
+            found.fingerprints[rel] = stamp
+            kind = annotation_kind(rel)
+            (found.annotations if kind is not None else found.files).append(rel)
 
 
 def _walk(root: str, ignore: tuple[str, ...], share: tuple[int, int] = (0, 1)) -> Found:
@@ -130,7 +157,9 @@ def _walk(root: str, ignore: tuple[str, ...], share: tuple[int, int] = (0, 1)) -
                 )
             else:
                 fingerprints[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-                if (
+                if is_archive(name):
+                    found.archives.append(rel)
+                elif (
                     "." in name
                     and name[name.rfind(".") :].lower() in kinds  # most: an image's suffix
                     and annotation_kind(rel) is not None

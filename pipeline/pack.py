@@ -58,7 +58,8 @@ def pack(
     Same key with the same bytes: already there (metadata that arrived with it is
     added, never removed). Same key with different bytes: a conflict, handled by
     pack.on_conflict (error: fail and change nothing; replace; skip). Same bytes under
-    a new key: a duplicate, by pack.on_duplicate (keep, skip). Keys listed in
+    a new key: a duplicate, by pack.on_duplicate (keep: its own record, the bytes stored
+    once in a file; skip). Keys listed in
     data/remove.txt are dropped. Annotations in data/annotations/ and the folder rules
     in params.yaml are applied to every image, stored or new: the only way a field is
     removed. Every image gets a split (train, val, test by pack.split) from a hash of

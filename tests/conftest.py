@@ -142,6 +142,47 @@ def report(name: str) -> dict[str, Any]:
     return json.loads(Path("reports", f"{name}.json").read_text())
 
 
+# ------------------------------------------------ the peers' loaders, as references
+
+HF_SPLITS = {"train": "train", "validation": "val", "test": "test"}
+
+
+def hf_load(data_dir: Path, cache: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """split -> image path relative to data_dir -> the row's other columns, as datasets
+    loads the folder. A row of several images (`file_names`) is listed under each."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(data_dir), cache_dir=str(cache))
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    root = os.path.realpath(data_dir)
+    for split, table in loaded.items():
+        columns = {
+            name: feature
+            for name, feature in table.features.items()
+            if isinstance(feature, datasets.Image)
+            or (isinstance(feature, datasets.List) and isinstance(feature.feature, datasets.Image))
+        }
+        for name in columns:
+            feature = columns[name]
+            table = table.cast_column(
+                name,
+                datasets.Image(decode=False)
+                if isinstance(feature, datasets.Image)
+                else datasets.List(datasets.Image(decode=False)),
+            )
+        rows = out.setdefault(HF_SPLITS[split], {})
+        for row in table:
+            images = []
+            for name in columns:
+                value = row.pop(name)
+                images += value if isinstance(value, list) else [value]
+            for image in images:
+                rows[os.path.relpath(os.path.realpath(image["path"]), root)] = row
+    return out
+
+
 # ------------------------------------------------ real git and DVC, in a temp repository
 
 SKELETON = [

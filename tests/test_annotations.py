@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imageshelf.annotations import typed
+from imageshelf.annotations import typed, typed_column
 from imageshelf.store import ImageStore
 
 from conftest import make_image, put, report, stage
@@ -50,6 +50,11 @@ def test_typed_cells_follow_one_rule():
             "",
         )
     ] == [0.9, -3, 42, "007", 0.001, True, False, "cat", [1, 2], "{bad", "nan", ""]
+    # a column is typed as a whole: one cell that is not a number keeps them all text
+    assert typed_column(["007", "100"]) == ["007", "100"]
+    assert typed_column(["1", "2.5"]) == [1.0, 2.5]
+    assert typed_column(["1", "x"]) == ["1", "x"]
+    assert typed_column(["true", "0"]) == ["true", "0"]
 
 
 def test_csv_as_excel_saves_it_bom_semicolons_and_any_case_headers(workspace):
@@ -60,18 +65,18 @@ def test_csv_as_excel_saves_it_bom_semicolons_and_any_case_headers(workspace):
             "b.png": make_image(seed=2),
             "c.png": make_image(seed=3),
             # Excel's "CSV UTF-8" in a locale with a decimal comma: BOM, ';', its own headers
-            "labels.csv": "\ufeffPath;Label;Score;OK\r\n"
-            "a.png;cat;0,5;TRUE\r\nb.png;dog;0.75;false\r\n",
+            "labels.csv": "\ufeffPath;Label;Score;Weight;OK\r\n"
+            "a.png;cat;0,5;0.25;TRUE\r\nb.png;dog;0.75;1;false\r\n",
             "more.tsv": "FILE_NAME\tlabel\tid\nc.png\tbird\t007\n",
         },
     )
     store = packed()
     assert metadata(store) == {
-        "a.png": {"label": "cat", "Score": "0,5", "OK": True},
-        "b.png": {"label": "dog", "Score": 0.75, "OK": False},
+        "a.png": {"label": "cat", "Score": "0,5", "Weight": 0.25, "OK": True},
+        "b.png": {"label": "dog", "Score": "0.75", "Weight": 1.0, "OK": False},
         "c.png": {"label": "bird", "id": "007"},
     }
-    result = stage("ls", "--where", "Score>=0.5")
+    result = stage("ls", "--where", "Weight>=0.5")
     assert [line.split("\t")[-1] for line in result.stdout.splitlines()] == ["b.png"]
 
 
@@ -104,154 +109,6 @@ def test_hugging_face_imagefolder_with_metadata_and_split_folders(workspace):
     assert report("ingest")["ignored"] == ["flowers/LICENSE", "flowers/README.md"]
 
 
-def test_torchvision_imagefolder_labels_from_folders(workspace):
-    set_rule("label_from_folder", "true")
-    put(
-        INCOMING / "pets",
-        {
-            "cat/1.png": make_image(seed=1),
-            "cat/2.png": make_image(seed=2),
-            "dog/3.png": make_image(seed=3),
-        },
-    )
-    store = packed()
-    assert {k: m["label"] for k, m in metadata(store).items()} == {
-        "pets/cat/1.png": "cat",
-        "pets/cat/2.png": "cat",
-        "pets/dog/3.png": "dog",
-    }
-    assert store.record("pets/dog/3.png").annotated == ("label",)
-
-
-COCO = {
-    "info": {"description": "COCO 2017 Dataset", "version": "1.0", "year": 2017},
-    "licenses": [
-        {
-            "url": "http://creativecommons.org/licenses/by-nc-sa/2.0/",
-            "id": 1,
-            "name": "Attribution-NonCommercial-ShareAlike License",
-        }
-    ],
-    "images": [
-        {
-            "license": 4,
-            "file_name": "000000000139.jpg",
-            "coco_url": "",
-            "height": 30,
-            "width": 40,
-            "date_captured": "2013-11-21 01:34:01",
-            "flickr_url": "",
-            "id": 139,
-        },
-        {
-            "license": 1,
-            "file_name": "000000000285.jpg",
-            "coco_url": "",
-            "height": 30,
-            "width": 40,
-            "date_captured": "2013-11-18 22:27:34",
-            "flickr_url": "",
-            "id": 285,
-        },
-    ],
-    "annotations": [
-        {
-            "segmentation": [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]],
-            "area": 88.5,
-            "iscrowd": 0,
-            "image_id": 139,
-            "bbox": [1.5, 2.0, 10.0, 12.25],
-            "category_id": 64,
-            "id": 26547,
-        },
-        {
-            "segmentation": [[9.0, 9.0, 20.0, 20.0, 9.0, 20.0]],
-            "area": 60.0,
-            "iscrowd": 0,
-            "image_id": 139,
-            "bbox": [9.0, 9.0, 11.0, 11.0],
-            "category_id": 1,
-            "id": 2000,
-        },
-    ],
-    "categories": [
-        {"supercategory": "person", "id": 1, "name": "person"},
-        {"supercategory": "furniture", "id": 64, "name": "potted plant"},
-    ],
-}
-
-
-def test_coco_instances_give_boxes_and_category_names(workspace):
-    put(
-        INCOMING / "coco",
-        {
-            "val2017/000000000139.jpg": make_image("JPEG", (40, 30), seed=1),
-            "val2017/000000000285.jpg": make_image("JPEG", (40, 30), seed=2),
-            "annotations/instances_val2017.json": json.dumps(COCO),
-        },
-    )
-    store = packed()
-    assert store.metadata("coco/val2017/000000000139.jpg") == {
-        "objects": [
-            {"bbox": [1.5, 2.0, 10.0, 12.25], "category": "potted plant"},
-            {"bbox": [9.0, 9.0, 11.0, 11.0], "category": "person"},
-        ]
-    }
-    assert store.metadata("coco/val2017/000000000285.jpg") == {"objects": []}
-    assert report("ingest")["annotation_files"] == ["coco/annotations/instances_val2017.json"]
-
-
-def test_yolo_labels_with_data_yaml_give_pixel_boxes(workspace):
-    put(
-        INCOMING / "coco8",
-        {
-            "data.yaml": "path: ../datasets/coco8\ntrain: images/train\nval: images/val\n"
-            "names:\n  0: person\n  1: bicycle\n",
-            "images/train/000000000009.jpg": make_image("JPEG", (64, 48), seed=1),
-            "labels/train/000000000009.txt": "0 0.5 0.5 0.25 0.5\n1 0.125 0.25 0.25 0.5\n",
-            "images/val/000000000036.jpg": make_image("JPEG", (64, 48), seed=2),
-            "labels/val/000000000036.txt": "",
-        },
-    )
-    params = Path("params.yaml")
-    params.write_text(params.read_text().replace("strict: false", "strict: true"))
-    store = packed()
-    assert store.metadata("coco8/images/train/000000000009.jpg") == {
-        "objects": [
-            {"bbox": [24, 12, 16, 24], "category": "person"},
-            {"bbox": [0, 0, 16, 24], "category": "bicycle"},
-        ]
-    }
-    assert store.metadata("coco8/images/val/000000000036.jpg") == {"objects": []}
-
-
-def test_pascal_voc_xml(workspace):
-    xml = """<annotation>
-	<folder>VOC2012</folder>
-	<filename>2007_000027.jpg</filename>
-	<source><database>The VOC2007 Database</database></source>
-	<size><width>48</width><height>40</height><depth>3</depth></size>
-	<segmented>0</segmented>
-	<object>
-		<name>person</name><pose>Unspecified</pose><truncated>0</truncated>
-		<difficult>0</difficult>
-		<bndbox><xmin>10</xmin><ymin>5</ymin><xmax>30</xmax><ymax>35</ymax></bndbox>
-	</object>
-</annotation>
-"""
-    put(
-        INCOMING / "VOC2012",
-        {
-            "JPEGImages/2007_000027.jpg": make_image("JPEG", (48, 40)),
-            "Annotations/2007_000027.xml": xml,
-        },
-    )
-    store = packed()
-    assert store.metadata("VOC2012/JPEGImages/2007_000027.jpg") == {
-        "objects": [{"bbox": [10, 5, 20, 30], "category": "person"}]
-    }
-
-
 @pytest.mark.parametrize(
     "name, text, says",
     [
@@ -264,7 +121,6 @@ def test_pascal_voc_xml(workspace):
         ),
         ("big.csv", "path,text\na.png," + "x" * 200_000 + "\n", "big.csv"),
         ("deep.jsonl", '{"path": "a.png", "x": ' + "[" * 5000 + "]" * 5000 + "}\n", "deep"),
-        ("labels/a.txt", "0 0.5 0.5\n", "not a YOLO box"),
     ],
 )
 def test_an_annotation_file_that_does_not_parse_fails_the_stage_in_one_line(
@@ -280,66 +136,80 @@ def test_an_annotation_file_that_does_not_parse_fails_the_stage_in_one_line(
 
 
 def test_every_format_together_through_dvc_repro(repo):
-    """The fixtures above, dropped into one repository as their tools lay them out, and
-    packed by a real `dvc repro` with strict ingest."""
+    """The peers' layouts of the per-format tests, dropped into one repository as their
+    tools write them, packed by a real `dvc repro` with strict ingest: nothing rejected,
+    nothing unused, every image with what its format gave it."""
+    from test_annotations_coco import IMAGES, coco2017
+    from test_annotations_voc import VOC_XML
+
     from conftest import sh
 
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("strict: false", "strict: true"))
+    text = params.read_text().replace("strict: false", "strict: true")
+    params.write_text(text.replace("split_from_folder: false", "split_from_folder: true"))
     incoming = repo / "data" / "incoming"
+    coco2017(incoming / "coco")
     put(
-        incoming / "coco",
+        incoming / "coco8-seg",
         {
-            "val2017/000000000139.jpg": make_image("JPEG", (40, 30), seed=1),
-            "val2017/000000000285.jpg": make_image("JPEG", (40, 30), seed=2),
-            "annotations/instances_val2017.json": json.dumps(COCO),
+            "data.yaml": "path: coco8-seg\ntrain: images/train\nval: images/val\n"
+            "names:\n  0: person\n  1: bicycle\n",
+            "README.md": "# coco8-seg\n",
+            "images/train/000000000009.jpg": make_image("JPEG", (64, 48), seed=3),
+            "labels/train/000000000009.txt": "1 0.1 0.1 0.9 0.1 0.5 0.9\n",
+            "labels/train.cache": b"ultralytics cache",
         },
     )
     put(
-        incoming / "coco8",
+        incoming / "cvat",
         {
-            "data.yaml": "names: [person, bicycle]\n",
-            "README.md": "# coco8\n",
-            "images/train/000000000009.jpg": make_image("JPEG", (64, 48), seed=3),
-            "labels/train/000000000009.txt": "1 0.5 0.5 0.25 0.5\n",
+            "obj.names": "cat\n",
+            "obj.data": "classes = 1\ntrain = data/train.txt\nnames = data/obj.names\n",
+            "train.txt": "data/obj_train_data/1.jpg\n",
+            "obj_train_data/1.jpg": make_image("JPEG", (40, 30), seed=4),
+            "obj_train_data/1.txt": "0 0.5 0.5 0.5 0.5\n",
         },
     )
     put(
         incoming / "VOC2012",
         {
-            "JPEGImages/2007_000027.jpg": make_image("JPEG", (48, 40), seed=4),
-            "Annotations/2007_000027.xml": "<annotation><filename>2007_000027.jpg</filename>"
-            "<object><name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>11</xmax>"
-            "<ymax>22</ymax></bndbox></object></annotation>",
+            "JPEGImages/2007_000027.jpg": make_image("JPEG", (48, 40), seed=5),
+            "Annotations/2007_000027.xml": VOC_XML,
+            "ImageSets/Main/val.txt": "2007_000027\n",
         },
     )
     put(
         incoming / "flowers",
         {
-            "train/0001.png": make_image(seed=5),
+            "train/0001.png": make_image(seed=6),
             "train/metadata.csv": "\ufefffile_name;Label;score\r\n0001.png;rose;0.5\r\n",
             "LICENSE": "CC-BY\n",
         },
     )
     sh(repo, "dvc", "repro")
     with ImageStore(repo / "data" / "images.lmdb") as store:
-        got = metadata(store)
-    assert got == {
-        "VOC2012/JPEGImages/2007_000027.jpg": {
-            "objects": [{"bbox": [1, 2, 10, 20], "category": "dog"}]
-        },
-        "coco/val2017/000000000139.jpg": {
-            "objects": [
-                {"bbox": [1.5, 2.0, 10.0, 12.25], "category": "potted plant"},
-                {"bbox": [9.0, 9.0, 11.0, 11.0], "category": "person"},
-            ]
-        },
-        "coco/val2017/000000000285.jpg": {"objects": []},
-        "coco8/images/train/000000000009.jpg": {
-            "objects": [{"bbox": [24, 12, 16, 24], "category": "bicycle"}]
-        },
-        "flowers/train/0001.png": {"label": "rose", "score": 0.5},
-    }
+        got = {r.key: (r.split, r.metadata) for r in store.records()}
+    assert len(got) == len(IMAGES) + 4
+    split, meta = got["coco/val2017/000000000139.jpg"]
+    assert split == "val" and [o["category"] for o in meta["objects"]] == [
+        "person",
+        "dog",
+        "person",
+    ]
+    assert len(meta["captions"]) == 2 and meta["objects"][0]["keypoints"][:3] == [12, 7, 2]
+    split, meta = got["coco8-seg/images/train/000000000009.jpg"]
+    assert split == "train"
+    assert meta["objects"][0]["segmentation"] == [[6.4, 4.8, 57.6, 4.8, 32, 43.2]]
+    cvat = {"bbox": [10, 7.5, 20, 15], "category": "cat", "category_id": 0}
+    assert got["cvat/obj_train_data/1.jpg"] == ("train", {"objects": [cvat], "split": "train"})
+    split, meta = got["VOC2012/JPEGImages/2007_000027.jpg"]
+    assert split == "val" and meta["objects"][0]["parts"][1]["category"] == "hand"
+    rose = {"label": "rose", "score": 0.5, "split": "train"}
+    assert got["flowers/train/0001.png"] == ("train", rose)
     ingest_report = json.loads((repo / "reports" / "ingest.json").read_text())
     assert ingest_report["rejected"] == 0 and ingest_report["unused_metadata"] == []
-    assert ingest_report["ignored"] == ["coco8/README.md", "flowers/LICENSE"]
+    assert ingest_report["ignored"] == [
+        "coco8-seg/README.md",
+        "coco8-seg/labels/train.cache",
+        "flowers/LICENSE",
+    ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imageshelf.store import ImageStore
+from imageshelf.store import ImageStore, StoreFile
 
 from conftest import make_image, md5, put, report, stage
 
@@ -84,7 +84,7 @@ def test_a_conflict_can_replace_or_skip(workspace, policy, expected_seed):
     assert report("pack")["conflicts"] == ["a.png"]
 
 
-def test_the_same_bytes_under_a_new_key_are_skipped_and_listed_by_default(workspace):
+def test_the_same_bytes_under_a_new_key_are_kept_and_listed_by_default(workspace):
     put(INCOMING, {"a.png": make_image(seed=1)})
     repro()
     put(
@@ -96,18 +96,24 @@ def test_the_same_bytes_under_a_new_key_are_skipped_and_listed_by_default(worksp
         },
     )
     repro()
-    assert ImageStore(STORE).keys() == ["a.png", "c.png"]
+    store = ImageStore(STORE)
+    assert store.keys() == ["a.png", "c.png", "copy_of_a.png", "copy_of_c.png"]
+    assert store.get("copy_of_c.png") == make_image(seed=3)
     assert report("pack")["duplicates"] == [
         {"key": "copy_of_a.png", "same_as": "a.png"},
         {"key": "copy_of_c.png", "same_as": "c.png"},
     ]
+    # each content is stored once: four keys, two images' bytes
+    sizes = sum(size for _chunk, size in StoreFile(STORE).chunk_sizes())
+    assert sizes == len(make_image(seed=1)) + len(make_image(seed=3))
 
 
-def test_duplicates_can_be_kept(workspace):
-    set_param("on_duplicate", "keep")
+def test_duplicates_can_be_skipped(workspace):
+    set_param("on_duplicate", "skip")
     put(INCOMING, {"a.png": make_image(seed=1), "b.png": make_image(seed=1)})
     repro()
-    assert ImageStore(STORE).keys() == ["a.png", "b.png"]
+    assert ImageStore(STORE).keys() == ["a.png"]
+    assert report("pack")["duplicates"] == [{"key": "b.png", "same_as": "a.png"}]
 
 
 def test_a_metadata_change_with_the_same_bytes_relabels(workspace):

@@ -124,7 +124,10 @@ def test_the_label_files_of_images_already_stored_are_not_read_again(workspace):
     assert "1 images staged" in out and "3 already in the store" in out, out
     staged = [json.loads(line) for line in (workspace / "data" / "staged.jsonl").open()][1:]
     assert [(r["key"], r["meta"]) for r in staged] == [
-        ("ds/images/2.png", {"objects": [{"bbox": [0, 0, 10, 5], "category": "dog"}]})
+        (
+            "ds/images/2.png",
+            {"objects": [{"bbox": [0, 0, 10, 5], "category": "dog", "category_id": 1}]},
+        )
     ]
 
 

@@ -175,13 +175,16 @@ def test_filtering_100000_records_reads_no_image_bytes(tmp_path):
 
     path = tmp_path / "big.lmdb"
     data = bytes(range(256)) * 4  # 1 KB per image, 100 MB of image pages
-    info = _info(data)
+
+    def image(i: int) -> bytes:  # each its own bytes: the same bytes are stored once
+        return i.to_bytes(4, "big") + data[4:]
+
     rebuild(
         path,
         lambda: (
             Item(
-                Record(f"{i:06d}.jpg", info, {"label": f"label{i % 50}"}, "train"),
-                lambda: data,
+                Record(f"{i:06d}.jpg", _info(image(i)), {"label": f"label{i % 50}"}, "train"),
+                lambda i=i: image(i),
                 trusted=True,
             )
             for i in range(100_000)

@@ -1,7 +1,7 @@
 """Ingest: find what arrived in the incoming folder, check it, hash it, read its metadata.
 
 Every file is staged (it goes into the manifest that pack merges), read as annotations
-(annotations.py: tables, sidecars, COCO, YOLO, VOC), ignored by a pattern of
+(annotations/: tables, sidecars, COCO, YOLO, VOC, archives), ignored by a pattern of
 `annotations.ignore` (listed in the report), or rejected with a reason in the report.
 Whether a file is an image is decided by its content. The metadata staged with an image
 is what arrived with it; pack merges it into the store and never removes a field for it.
@@ -23,9 +23,10 @@ import orjson
 
 from .. import __version__, cache
 from ..annotations import KeyIndex, own_files, read_place
+from ..annotations.archives import read_source, unread_archive
 from ..atomic import write_json
 from ..errors import ShelfError
-from ..files import NotRegularFileError, read_head, read_regular_file_within
+from ..files import NotRegularFileError, read_head
 from ..images import NotAnImageError, describe, prove_decodes, sniff
 from ..manifest import write_manifest
 from ..params import AnnotationsParams, IngestParams
@@ -40,6 +41,7 @@ class IngestResult:
     staged: list[Record] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     unused_metadata: list[str] = field(default_factory=list)
+    annotation_notes: list[str] = field(default_factory=list)  # read, not kept: why
     annotation_files: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     decoder_messages: list[dict[str, str]] = field(default_factory=list)
@@ -79,6 +81,11 @@ class IngestResult:
                 f"  {len(self.unused_metadata)} metadata file(s) or row(s) matched "
                 f"no image (see {report})"
             )
+        if self.annotation_notes:
+            notes.append(
+                f"  {len(self.annotation_notes)} note(s) on annotations read but not kept "
+                f"as given, first: {self.annotation_notes[0]} (see {report})"
+            )
         return notes
 
     def check_strict(self, params: IngestParams, params_path: Path) -> None:
@@ -102,6 +109,7 @@ class IngestResult:
             "rejects": [{"path": r.path, "code": r.code, "reason": r.reason} for r in self.rejects],
             "annotation_files": self.annotation_files,
             "unused_metadata": self.unused_metadata,
+            "annotation_notes": self.annotation_notes,
             "ignored": self.ignored,
             "decoder_messages": self.decoder_messages,
         }
@@ -124,18 +132,19 @@ class _Prober:
         self.params = params
 
     def __call__(self, rel: str) -> Probe:
+        unread = unread_archive(rel)
+        if unread is not None:
+            return ("reject", "archive", unread)
         try:
             # A FIFO put here since the walk must not stop the run (files.py).
-            data, size = read_regular_file_within(
-                os.path.join(self.root, rel), self.params.max_file_bytes
-            )
+            data, size = read_source(self.root, rel, self.params.max_file_bytes)
             if data is None:
                 reason = f"file is {size:,} bytes, over ingest.max_file_bytes"
                 return ("reject", "too_large", reason)
         except NotRegularFileError as exc:
             return ("reject", "not_file", exc.strerror)
         except OSError as exc:
-            return ("reject", "unreadable", f"cannot read: {exc.strerror}")
+            return ("reject", "unreadable", f"cannot read: {exc.strerror or exc}")
         try:
             info = describe(rel, data, None, self.params.max_pixels).info
             said = (
@@ -252,18 +261,20 @@ def ingest(
     keys = KeyIndex(found.files)
     unread = own_files(found.annotations, keys, known) if known else set()
     annotations = read_place(root, found.annotations, keys, params.max_metadata_bytes, unread)
+    files = sorted([*found.files, *annotations.not_text])  # a PNG named x.txt is an image
     result = IngestResult(
         rejects=list(found.rejects),
-        scanned=len(found.files),
+        scanned=len(files),
         annotation_files=[shown(f) for f in annotations.files],
         unused_metadata=[shown(u) for u in annotations.unused],
+        annotation_notes=[shown(n) for n in annotations.notes],
         ignored=found.ignored,
     )
     result.rejects += _images_ignored(root, found.ignored)
     entries: dict[str, list[Any]] = {}  # what this run knows of each file
     before: dict[str, list[Any]] = {}  # the cache's entries, where still this file's
     candidates, todo = [], []
-    for rel in found.files:
+    for rel in files:
         if rel in known:
             result.already_stored += 1
             continue
@@ -289,7 +300,7 @@ def ingest(
         else:
             todo.append(rel)
     if progress is not None:
-        progress.update(len(found.files) - len(todo))
+        progress.update(len(files) - len(todo))
     for rel, probe in zip(todo, _probe_all(_Prober(root, params), todo), strict=True):
         entries[rel] = [*found.fingerprints[rel], None, *probe]
         if progress is not None:

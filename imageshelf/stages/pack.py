@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -31,11 +30,11 @@ from typing import Any
 
 from .. import cache
 from ..annotations import Annotations
+from ..annotations.archives import read_source
 from ..atomic import write_json
 from ..cache import fingerprint
 from ..catalog import write_catalog
 from ..errors import ShelfError
-from ..files import read_regular_file
 from ..manifest import read_manifest
 from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
@@ -346,7 +345,9 @@ def outdated(store: ImageStore, params: PackParams) -> str | None:
 
 def _reader(incoming: Path, record: Record) -> Callable[[], bytes]:
     def read() -> bytes:
-        return read_regular_file(os.path.join(incoming, record.key))
+        data = read_source(str(incoming), record.key)[0]
+        assert data is not None  # no limit asked
+        return data
 
     return read
 
@@ -588,7 +589,7 @@ def _since(
     return Since(same_ratios, keys)
 
 
-def _rules(tracked: Tracked) -> list[bool]:
+def _rules(tracked: Tracked) -> list[bool | int]:
     return [tracked.rules.label_from_folder, tracked.rules.split_from_folder]
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,21 @@ from typing import Any
 import lmdb
 
 from .. import cache
+from ..annotations.archives import read_source
 from ..atomic import write_json
 from ..cache import fingerprint
 from ..catalog import catalog_digest, catalog_parts
 from ..errors import ShelfError
-from ..files import read_regular_file
 from ..manifest import read_manifest
 from ..progress import Progress
 from ..store import Header, ImageStore, Part, Record, StoreError, StoreFile, trust
-from ..store.format import CHUNK_BYTES, DamagedRecordError, FieldIndex, digest_entry
+from ..store.format import (
+    CHUNK_BYTES,
+    SHARED_VERSION,
+    DamagedRecordError,
+    FieldIndex,
+    digest_entry,
+)
 from ..store.index import is_shard_name, shard_name
 
 
@@ -258,32 +263,28 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
 
 
 def layout_problems(file: StoreFile, header: Header) -> list[str]:
-    """Format 2.0: every image lies where the layout rule puts it (chunks filled in key
-    order, none overlapping, no bytes between or after), and the index holds exactly
-    what the records give. Either failing could make reads or filters wrong."""
+    """Format 2.x: every image lies where the layout rule puts it (chunks filled in key
+    order, none overlapping, no bytes between or after; in 2.1, an image whose bytes an
+    earlier key has at that key's place), and the index holds exactly what the records
+    give. Either failing could make reads or filters wrong."""
     problems: list[str] = []
     index = FieldIndex(header.index_asked)
     expected: list[int] = []  # each chunk's length, by the rule
+    shared = header.version == SHARED_VERSION
+    first: dict[str, tuple[int, int, int]] = {}  # sha256 -> its place (2.1)
     places = file.locations()
     for key, raw in file.raw_records():
         place = next(places, None)
         if place is None or place[0] != key:
             problems.append(f"{key}: the locations and the records list other keys")
             return problems
-        _key, chunk, at, size = place
         try:
             record = Record.decode(key, raw)
         except DamagedRecordError:
             continue  # reported by the record check
-        if size != record.info.size:
-            problems.append(f"{key}: its location says {size} bytes, its record {record.info.size}")
-        if expected and expected[-1] and expected[-1] + size > CHUNK_BYTES:
-            expected.append(0)
-        if not expected:
-            expected.append(0)
-        if (chunk, at) != (len(expected) - 1, expected[-1]):
-            problems.append(f"{key}: its bytes are not where the layout puts them")
-        expected[-1] += size
+        problem = _misplaced(record, place[1:], expected, first if shared else None)
+        if problem:
+            problems.append(f"{key}: {problem}")
         index.add(key.encode("utf-8"), record)
         if len(problems) >= 20:
             return problems
@@ -293,11 +294,42 @@ def layout_problems(file: StoreFile, header: Header) -> list[str]:
     found = file.chunk_sizes()
     if found != list(enumerate(expected)):
         problems.append(f"the chunks are not the {len(expected)} the records lie in, back to back")
+    if shared and len(first) == header.count:
+        problems.append("format 2.1, but no two images share bytes (a 2.0 file)")
     if (index.indexed, index.not_indexed) != (header.indexed, header.not_indexed):
         problems.append("the header names other indexed fields than the records give")
     elif list(file.index_entries()) != list(index.entries()):
         problems.append("the field index does not match the records: filters would be wrong")
     return problems
+
+
+def _misplaced(
+    record: Record,
+    place: tuple[int, int, int],
+    expected: list[int],
+    first: dict[str, tuple[int, int, int]] | None,
+) -> str | None:
+    """Why an image is not where the layout rule puts it (None if it is), the rule
+    advanced past it: `expected` holds each chunk's length so far, `first` (2.1) the
+    place of each content met before."""
+    chunk, at, size = place
+    wrong = f"its location says {size} bytes, its record {record.info.size}"
+    if first is not None:
+        earlier = first.get(record.info.sha256)
+        if earlier is not None:
+            if earlier != place:
+                return "its bytes are not where the layout puts them"
+            return wrong if size != record.info.size else None
+        first[record.info.sha256] = place
+    if expected and expected[-1] and expected[-1] + size > CHUNK_BYTES:
+        expected.append(0)
+    if not expected:
+        expected.append(0)
+    at_rule = (len(expected) - 1, expected[-1])
+    expected[-1] += size
+    if size != record.info.size:
+        return wrong
+    return None if (chunk, at) == at_rule else "its bytes are not where the layout puts them"
 
 
 def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> None:
@@ -362,13 +394,12 @@ def validate_staged(
         if stored.sha256 != staged.info.sha256:
             result.fail(key, "stored bytes differ from the staged file's")
             continue
-        source = os.path.join(incoming, key)
         try:
-            source_bytes = read_regular_file(source)
+            source_bytes = read_source(str(incoming), key)[0]
         except FileNotFoundError:
             continue  # moved away since ingest: the manifest's hash still proves the bytes
         except OSError as exc:
-            result.fail(key, f"cannot read the source file: {exc.strerror}")
+            result.fail(key, f"cannot read the source file: {exc.strerror or exc}")
             continue
         result.sources_checked += 1
         # The stored bytes were proven against their hash above: compare bytes directly.

@@ -21,6 +21,10 @@ FORMAT_NAME = "lmdb-image-store"
 # 1.1 added the record field "split", 1.2 "annotated"; 2.0 packs image bytes into
 # chunks (records say where each image lies) and indexes fields for filters.
 FORMAT_VERSION = "2.0"
+# 2.1: a 2.0 file in which images with the same bytes share one location (FORMAT.md).
+# Written only where a file holds such images, so every 2.0 file is current as it is.
+SHARED_VERSION = "2.1"
+CURRENT_VERSIONS = (FORMAT_VERSION, SHARED_VERSION)
 READ_MAJORS = ("1", "2")
 HASH_ALGORITHM = "sha256"
 
@@ -356,7 +360,7 @@ class Header(Frozen):
         """Why a writer asked to index `indexed` must write this file again although
         its content stays: an older format version, or other indexed fields."""
         asked = tuple(sorted(set(indexed)))
-        if self.version != FORMAT_VERSION:
+        if self.version not in CURRENT_VERSIONS:
             return f"rewritten in format {FORMAT_VERSION} (was {self.version})"
         if self.index_asked != asked:
             return f"rewritten to index {', '.join(asked) or 'no fields'}"

@@ -1,0 +1,48 @@
+"""Annotations in the formats datasets ship in, read into metadata fields per image key.
+
+The same reader serves both places annotations live: `data/incoming/`, where they arrive
+with their images, and `data/annotations/`, tracked by git, where they are kept and
+corrected. An annotation file at `FOLDER/file` speaks of the images under `FOLDER/`
+(paths inside it are relative to FOLDER), in either place, so a dataset's files can be
+moved from one to the other as they are.
+
+One module per format, each the reference's reading of it:
+
+- `tables`: CSV, TSV, JSON Lines, Parquet (Hugging Face's `metadata.*`);
+- `sidecars`: `NAME.json` beside an image;
+- `coco`: COCO instances, keypoints, captions, panoptic (pycocotools);
+- `yolo`: YOLO labels, class names, data.yaml (ultralytics; CVAT, Label Studio);
+- `voc`: Pascal VOC XML (torchvision), CVAT for images XML;
+- `lists`: image lists that give a split (VOC's ImageSets, YOLO's train.txt);
+- `folders`: the split and label an image's folders give (HF, torchvision);
+- `reader`: the order they are read in; `values`: how a table's cells are typed.
+
+Boxes from every format become COCO's: `objects: [{"bbox": [x, y, width, height],
+"category": NAME, ...}, ...]` in pixels.
+"""
+
+from .base import AnnotationError, Annotations, KeyIndex
+from .folders import folder_fields, split_of_name
+from .kinds import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
+from .reader import own_files, read_annotations, read_place
+from .tables import KNOWN_FIELDS, PATH_COLUMNS
+from .values import strict_json, typed, typed_column
+
+__all__ = [
+    "ANNOTATION_SUFFIXES",
+    "KNOWN_FIELDS",
+    "PATH_COLUMNS",
+    "AnnotationError",
+    "Annotations",
+    "IgnoreRules",
+    "KeyIndex",
+    "annotation_kind",
+    "folder_fields",
+    "own_files",
+    "read_annotations",
+    "read_place",
+    "split_of_name",
+    "strict_json",
+    "typed",
+    "typed_column",
+]

@@ -1,0 +1,165 @@
+"""What every format's reader shares: the image keys annotations may speak of, what the
+files of a place say about each key, and how a file is read."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ShelfError
+
+
+class AnnotationError(ShelfError):
+    """An annotation file that cannot be read; the message names it (and the line)."""
+
+
+class KeyIndex:
+    """The image keys annotations may speak of, looked up the ways the formats name
+    images: by exact path, by folder and stem (sidecars, YOLO, VOC), by a path's tail
+    (COCO's file_name, image lists)."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = set(keys)
+        self._stems: dict[str, list[str]] | None = None
+        self._names: dict[str, list[str]] | None = None
+
+    def by_stem(self, folder: str, stem: str) -> list[str]:
+        """The keys in `folder` whose name is `stem` plus a suffix (or `stem` itself)."""
+        stems = self._stems
+        if stems is None:  # built on first use: only some formats need it
+            stems = self._stems = defaultdict(list)
+            for key in self.keys:  # "folder/stem" -> keys; the order within is not used
+                dot = key.rfind(".")
+                stems[key[:dot] if dot > key.rfind("/") else key].append(key)
+        if "/" in stem:
+            return []  # a stem is a name's, never a path's
+        return stems.get(f"{folder}/{stem}" if folder else stem, [])
+
+    def by_tail(self, root: str, tail: str) -> list[str]:
+        """Keys under `root` (a folder, "" for all) that end in the path `tail`."""
+        names = self._names
+        if names is None:  # built on first use
+            grouped: dict[str, list[str]] = defaultdict(list)
+            for key in sorted(self.keys):
+                grouped[key.rpartition("/")[2]].append(key)
+            names = self._names = grouped
+        prefix = f"{root}/" if root else ""
+        return [
+            k
+            for k in names.get(tail.rpartition("/")[2], [])
+            if k.startswith(prefix) and (k == prefix + tail or k.endswith("/" + tail))
+        ]
+
+    def one_by_stem(self, folder: str, stem: str) -> str | None:
+        found = self.by_stem(folder, stem)
+        return found[0] if len(found) == 1 else None
+
+
+Deferred = Callable[[int, int], Any]  # a value that needs the image's width and height
+
+
+@dataclass
+class Annotations:
+    """What the annotation files of one place say, per image key, and what they hold
+    that is not kept (each with its reason)."""
+
+    fields: dict[str, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
+    sized: dict[str, dict[str, Deferred]] = field(default_factory=lambda: defaultdict(dict))
+    broken: dict[str, str] = field(default_factory=dict)  # key -> why its sidecar failed
+    unused: list[str] = field(default_factory=list)  # rows and files that matched no image
+    # what was read but is not kept, or is kept but a peer's loader would refuse
+    notes: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # every annotation file read
+    # files named like annotations that are not text: images (by content), or rejects
+    not_text: list[str] = field(default_factory=list)
+    # file -> the keys it set something for (which records a change to it can touch)
+    keys_by_file: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    reading: str = ""  # the file being read
+    root: Path = Path(".")  # the place the files are in (read_place)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.fields or key in self.sized
+
+    def keys(self) -> set[str]:
+        return set(self.fields) | set(self.sized)
+
+    def for_image(self, key: str, width: int, height: int) -> dict[str, Any]:
+        """The fields for one image, values that need its size computed."""
+        fields, sized = self.fields.get(key), self.sized.get(key)
+        values = dict(fields) if fields else {}
+        if sized:
+            for name, compute in sized.items():
+                values[name] = compute(width, height)
+        return values
+
+    def set(self, key: str, values: dict[str, Any], sources: Iterable[str] = ()) -> None:
+        """Set fields of `key` (a later source wins field by field); `sources` are the
+        files that said so (by default, the one being read)."""
+        for rel in sources or (self.reading,):
+            self.keys_by_file[rel].add(key)
+        self.fields[key].update(values)
+        for name in values:
+            self.sized.get(key, {}).pop(name, None)
+
+    def set_sized(self, key: str, name: str, compute: Deferred) -> None:
+        self.keys_by_file[self.reading].add(key)
+        self.fields.get(key, {}).pop(name, None)
+        self.sized[key][name] = compute
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+Reader = Callable[[str], bytes]  # relative path -> the file's bytes
+
+
+def read_bounded(read: Reader, rel: str, limit: int | None) -> bytes:
+    try:
+        data = read(rel)
+    except OSError as exc:
+        raise AnnotationError(f"{rel}: cannot read: {exc.strerror or exc}") from None
+    if limit is not None and len(data) > limit:
+        raise AnnotationError(
+            f"{rel}: metadata file {rel.rpartition('/')[2]} is over "
+            f"{limit:,} bytes (ingest.max_metadata_bytes)"
+        )
+    return data
+
+
+def text_of(rel: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(
+            f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
+
+
+def join(folder: str, path: str) -> str:
+    """A path written in an annotation file, relative to `folder`, as a key."""
+    path = path.replace("\\", "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return f"{folder}/{path}" if folder else path
+
+
+def folder_of(rel: str) -> str:
+    return rel.rpartition("/")[0]
+
+
+def name_of(rel: str) -> str:
+    return rel.rpartition("/")[2]
+
+
+def number(value: float) -> int | float:
+    """A whole float as an int (`10.0` -> `10`), so boxes read from text stay small."""
+    return int(value) if value.is_integer() else value
+
+
+def rounded(value: float) -> int | float:
+    """A pixel coordinate computed from a normalized one: 3 decimals, whole as an int."""
+    value = round(float(value), 3)
+    return int(value) if value.is_integer() else value

@@ -1,0 +1,225 @@
+"""COCO: instances, person keypoints, captions and panoptic files, as pycocotools (and
+torchvision's CocoDetection, which returns its annotations) reads them.
+
+The COCO files of one folder are read together (`annotations/instances_val2017.json`
+beside `person_keypoints_val2017.json` and `captions_val2017.json`). Per image:
+
+- `objects`: each instance or keypoints annotation with every field it has but
+  `image_id` (`id`, `bbox` as [x, y, width, height] in pixels, `category_id`, `area`,
+  `iscrowd`, `segmentation` as polygons or RLE, `keypoints`, `num_keypoints`, ...), plus
+  `category`, its category's name. Annotations with one id in two files (the instances
+  and keypoints files list the same persons) are one object, their fields combined.
+- `captions`: each caption annotation, `{"caption": ..., "id": ...}`.
+- `panoptic`: the image's panoptic annotation (`file_name` of its PNG of segment ids,
+  `segments_info`, each segment with its `category` name).
+- `coco_image`: the image's entry but `file_name` (`id`, `width`, `height`, `license`,
+  `coco_url`, ...).
+
+A file's other top-level fields (`info`, `licenses`) and the categories' other fields
+(`supercategory`, `keypoints`, `skeleton`) describe the dataset, not an image: the
+report's notes say they were not stored. Annotations of an image id the file does not
+list, and image ids given to two files, are reported too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import AnnotationError, Annotations, KeyIndex, folder_of, join, name_of
+
+IMAGE_FIELDS = ("images", "annotations", "categories")
+KINDS = {"object": "objects", "caption": "captions"}
+
+
+def is_coco(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("images"), list)
+        and isinstance(obj.get("annotations"), list)
+    )
+
+
+@dataclass
+class _Image:
+    """What the COCO files of a folder say about one image."""
+
+    sources: set[str] = field(default_factory=set)
+    entry: dict[str, Any] = field(default_factory=dict)
+    objects: dict[Any, dict[str, Any]] = field(default_factory=dict)  # by annotation id
+    captions: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    panoptic: dict[str, Any] | None = None
+    kinds: set[str] = field(default_factory=set)  # the fields its files give
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"coco_image": self.entry}
+        if "objects" in self.kinds:
+            out["objects"] = list(self.objects.values())
+        if "captions" in self.kinds:
+            out["captions"] = list(self.captions.values())
+        if self.panoptic is not None:
+            out["panoptic"] = self.panoptic
+        return out
+
+
+def read_coco(
+    docs: Iterable[tuple[str, dict[str, Any]]], keys: KeyIndex, result: Annotations
+) -> None:
+    """Read the COCO documents of one folder together, then set each image's fields."""
+    images: dict[str, _Image] = defaultdict(_Image)
+    for rel, obj in docs:
+        try:
+            _read_one(rel, obj, keys, images, result)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise AnnotationError(f"{rel}: not valid COCO ({type(exc).__name__}: {exc})") from None
+    for key in sorted(images):
+        image = images[key]
+        result.set(key, image.fields(), sources=sorted(image.sources))
+
+
+def _read_one(
+    rel: str, obj: dict[str, Any], keys: KeyIndex, images: dict[str, _Image], result: Annotations
+) -> None:
+    names = _categories(rel, obj, result)
+    dataset = sorted(k for k in obj if k not in IMAGE_FIELDS)
+    if dataset:
+        result.note(f"{rel}: {', '.join(dataset)} describe the dataset, not an image: not stored")
+    listed, by_id = _images(rel, obj["images"], keys, images, result)
+    kinds = {_kind(ann) for ann in obj["annotations"]} or {"object"}
+    for targets in by_id.values():
+        for key in targets:
+            images[key].kinds.update(KINDS[k] for k in kinds if k in KINDS)
+    orphans = []
+    for number, ann in enumerate(obj["annotations"]):
+        image_id = ann["image_id"]
+        if image_id not in listed:
+            orphans.append(ann.get("id", f"#{number}"))
+            continue
+        for key in by_id.get(image_id, ()):
+            _add(rel, number, ann, names, images[key], result)
+    if orphans:
+        result.unused.append(
+            f"{rel}: {len(orphans)} annotation(s) of an image id the file does not list "
+            f"(first: annotation {orphans[0]})"
+        )
+
+
+def _categories(rel: str, obj: dict[str, Any], result: Annotations) -> dict[Any, str]:
+    names = {}
+    extra: set[str] = set()
+    for category in obj.get("categories") or []:
+        names[category["id"]] = str(category["name"])
+        extra.update(k for k in category if k not in ("id", "name"))
+    if extra:
+        result.note(
+            f"{rel}: the categories' {', '.join(sorted(extra))} describe the dataset, not "
+            "an image: not stored (each object keeps category_id and category)"
+        )
+    return names
+
+
+def _images(
+    rel: str, entries: list[Any], keys: KeyIndex, images: dict[str, _Image], result: Annotations
+) -> tuple[set[Any], dict[Any, list[str]]]:
+    """The image ids the file lists, and the keys each names."""
+    folder = folder_of(rel)
+    root = folder_of(folder) if name_of(folder) == "annotations" else folder
+    listed: set[Any] = set()
+    by_id: dict[Any, list[str]] = defaultdict(list)
+    for entry in entries:
+        image_id, file_name = entry["id"], entry["file_name"]
+        if not isinstance(file_name, str):
+            raise TypeError(f"file_name {file_name!r} is not text")
+        listed.add(image_id)
+        key = _image_key(folder, root, rel, file_name, keys)
+        if key is None:
+            result.unused.append(f"{rel}: {file_name} (no such image)")
+            continue
+        by_id[image_id].append(key)
+        image = images[key]
+        image.sources.add(rel)
+        image.entry.update((k, v) for k, v in entry.items() if k != "file_name")
+    for image_id, named in by_id.items():
+        if len(named) > 1:
+            result.note(
+                f"{rel}: image id {image_id} names {len(named)} files ({', '.join(named[:3])}): "
+                "each gets its annotations"
+            )
+    return listed, by_id
+
+
+def _kind(ann: Any) -> str:
+    if not isinstance(ann, dict):
+        raise TypeError("an annotation is not an object")
+    if "caption" in ann:
+        return "caption"
+    if "segments_info" in ann:
+        return "panoptic"
+    return "object"
+
+
+def _add(
+    rel: str,
+    number: int,
+    ann: dict[str, Any],
+    names: dict[Any, str],
+    image: _Image,
+    result: Annotations,
+) -> None:
+    kind = _kind(ann)
+    value = {k: v for k, v in ann.items() if k != "image_id"}
+    if kind == "caption":
+        image.captions[ann.get("id", (rel, number))] = value
+    elif kind == "panoptic":
+        value["segments_info"] = [_named(seg, names) for seg in ann["segments_info"]]
+        image.panoptic = value
+    else:
+        _check_bbox(rel, ann)
+        merged = image.objects.setdefault(ann.get("id", (rel, number)), {})
+        merged.update(_named(value, names))
+
+
+def _named(value: dict[str, Any], names: dict[Any, str]) -> dict[str, Any]:
+    if "category_id" in value:
+        category_id = value["category_id"]
+        return {**value, "category": names.get(category_id, str(category_id))}
+    return dict(value)
+
+
+def _check_bbox(rel: str, ann: dict[str, Any]) -> None:
+    bbox = ann.get("bbox")
+    if bbox is None:
+        return
+    if not (
+        isinstance(bbox, list)
+        and len(bbox) == 4
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in bbox)
+    ):
+        raise AnnotationError(
+            f"{rel}: annotation {ann.get('id')}: bbox is not [x, y, width, height]"
+        )
+
+
+def _image_key(folder: str, root: str, rel: str, file_name: str, keys: KeyIndex) -> str | None:
+    """The key of the image a COCO file_name names: beside the file, or anywhere under
+    the dataset's folder (the one holding `annotations/`) by the end of its path."""
+    direct = join(folder, file_name)
+    if direct in keys.keys:
+        return direct
+    found = keys.by_tail(root, file_name.replace("\\", "/").lstrip("./"))
+    if len(found) > 1:
+        # instances_train2017.json (and person_keypoints_train2017.json) name files of
+        # train2017/
+        stem = name_of(rel).rsplit(".", 1)[0]
+        split = stem.rsplit("_", 1)[1] if "_" in stem else ""
+        narrowed = [k for k in found if f"/{split}/" in f"/{k}"] if split else []
+        if len(narrowed) == 1:
+            return narrowed[0]
+        raise AnnotationError(
+            f"{rel}: {file_name} could be any of {', '.join(found[:3])}; "
+            "put the JSON beside its images"
+        )
+    return found[0] if found else None

@@ -1,0 +1,249 @@
+"""Read every annotation file of a place, each by its format's module, in one order.
+
+Within a place, outer folders are read before inner ones and, in a folder: data.yaml's
+splits, tables, COCO, XML (VOC, CVAT), then text files (YOLO labels, image lists, an
+image's text), then sidecars (`NAME.json` before `NAME.EXT.json`): a later source wins
+field by field. A file that does not parse is an AnnotationError naming it (losing labels
+is worse than stopping), except a file that is one image's own (a sidecar, a YOLO label
+file), which rejects that one image with the reason instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .archives import read_source
+from .base import (
+    AnnotationError,
+    Annotations,
+    KeyIndex,
+    Reader,
+    folder_of,
+    join,
+    read_bounded,
+    text_of,
+)
+from .coco import is_coco, read_coco
+from .kinds import annotation_kind
+from .lists import list_split, read_list
+from .sidecars import read_sidecars, sidecar_image
+from .tables import table_rows
+from .values import strict_json
+from .voc import read_xml
+from .yolo import Yolo, is_names_file, label_image, under_labels
+
+ORDER = {"table": 0, "json": 1, "xml": 2, "text": 3}
+
+
+def own_files(files: Iterable[str], keys: KeyIndex, images: Collection[str]) -> set[str]:
+    """Those of the annotation `files` that speak of one image only, one of `images`: a
+    YOLO label file, an image's text, a sidecar. (Other files may speak of any image.)"""
+    own = set()
+    for rel in files:
+        image = _own_image(rel, keys)
+        if image is not None and image in images:
+            own.add(rel)
+    return own
+
+
+def _own_image(rel: str, keys: KeyIndex) -> str | None:
+    kind = annotation_kind(rel)
+    if kind == "text" and not is_names_file(rel):
+        return label_image(rel, keys)
+    if kind == "json" and not is_names_file(rel):
+        return sidecar_image(rel, keys)
+    return None
+
+
+def read_annotations(
+    files: Iterable[str],
+    read: Reader,
+    keys: KeyIndex,
+    max_bytes: int = 1 << 20,
+    unread: Collection[str] = (),
+) -> Annotations:
+    """Read the annotation files `files` (paths relative to their place) of a place whose
+    images are `keys`. `read(rel)` gives a file's bytes; `max_bytes` bounds a file that is
+    one image's own (a whole dataset's table may be larger). Files in `unread` (own_files
+    of images already stored as they are, with every annotation file unchanged since:
+    ingest knows) are listed as used and not read: what they say is in the store."""
+    files = list(files)
+    result = Annotations()
+    yolo = Yolo(files, read, result)
+    yolo.apply_folder_splits(keys)
+    sidecars: list[str] = []
+    for kind, rels in _units(files, keys, sidecars):
+        if kind == "json":
+            _read_json_folder(rels, read, keys, result)
+            continue
+        rel = rels[0]
+        if rel in unread:
+            result.files.append(rel)
+            if kind == "text":
+                yolo.names_for_label(rel)  # its class names are still in use
+            continue
+        result.reading = rel
+        if kind == "table":
+            result.files.append(rel)
+            _read_table(rel, read_bounded(read, rel, None), keys, result)
+        elif kind == "xml":
+            result.files.append(rel)
+            read_xml(rel, read_bounded(read, rel, None), keys, result)
+        else:
+            _read_text(rel, read, keys, max_bytes, yolo, result)
+    read_sidecars([s for s in sidecars if s not in unread], read, keys, max_bytes, result)
+    result.files += [s for s in sidecars if s in unread]
+    for rel in files:
+        if is_names_file(rel):
+            if rel in yolo.used:
+                result.files.append(rel)
+            else:
+                result.unused.append(f"{rel}: no YOLO labels use its class names")
+    return result
+
+
+def _units(
+    files: list[str], keys: KeyIndex, sidecars: list[str]
+) -> Iterator[tuple[str, list[str]]]:
+    """The files to read, in order: one file at a time, but a folder's JSON files (COCO
+    files combine) together."""
+    units: list[tuple[tuple[int, int, str], str, list[str]]] = []
+    json_folders: dict[str, list[str]] = defaultdict(list)
+    for rel in files:
+        kind = annotation_kind(rel)
+        if kind is None or is_names_file(rel) or kind in ("yaml", "darknet"):
+            continue
+        if kind == "json":
+            if sidecar_image(rel, keys) is not None:
+                sidecars.append(rel)  # applied last: the image's own file wins
+            else:
+                json_folders[folder_of(rel)].append(rel)
+            continue
+        units.append(((rel.count("/"), ORDER[kind], rel), kind, [rel]))
+    for group in json_folders.values():
+        group.sort()
+        units.append(((group[0].count("/"), ORDER["json"], group[0]), "json", group))
+    for _order, kind, rels in sorted(units):
+        yield kind, rels
+
+
+def _read_table(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> None:
+    folder = folder_of(rel)
+    seen: dict[str, dict[str, Any]] = {}
+    repeated = []
+    for number, paths, values in table_rows(rel, data):
+        for path in paths:
+            key = join(folder, path)
+            if key not in keys.keys:
+                result.unused.append(f"{rel}:{number}: {path} (no such image)")
+                continue
+            if key in seen and seen[key] != values:
+                repeated.append(f"{path} (line {number})")
+            seen[key] = values
+            result.set(key, values)
+    if repeated:
+        result.note(
+            f"{rel}: {len(repeated)} row(s) name an image an earlier row named, with other "
+            f"values; the later row's fields win (first: {repeated[0]})"
+        )
+
+
+def _read_json_folder(rels: list[str], read: Reader, keys: KeyIndex, result: Annotations) -> None:
+    """A folder's JSON files that are no image's sidecar: COCO files, read together."""
+
+    def documents() -> Iterator[tuple[str, dict[str, Any]]]:
+        for rel in rels:
+            try:
+                obj = strict_json(text_of(rel, read_bounded(read, rel, None)))
+            except ValueError as exc:
+                raise AnnotationError(f"{rel}: invalid JSON: {exc}") from None
+            if is_coco(obj):
+                result.files.append(rel)
+                yield rel, obj
+            else:
+                result.unused.append(
+                    f"{rel}: not COCO (no images and annotations) and no image of that name"
+                )
+
+    read_coco(documents(), keys, result)
+
+
+def _read_text(
+    rel: str, read: Reader, keys: KeyIndex, max_bytes: int, yolo: Yolo, result: Annotations
+) -> None:
+    """A `.txt`: a list data.yaml names, a YOLO label file, an image's text (an OCR
+    ground truth, a caption), or a list named for a split."""
+    image = label_image(rel, keys)
+    split = yolo.lists.get(rel)
+    if split is None and image is None:
+        split = list_split(rel)
+        if split is None:
+            _unknown_text(rel, read, max_bytes, result)
+            return
+    if split is not None:
+        result.files.append(rel)
+        read_list(rel, read_bounded(read, rel, None), split, keys, result)
+        return
+    assert image is not None
+    try:
+        data = read_bounded(read, rel, max_bytes)
+    except AnnotationError as exc:
+        result.broken[image] = str(exc)
+        return
+    result.files.append(rel)
+    if under_labels(rel) or yolo.names_for_label(rel) is not None or _all_yolo(data):
+        yolo.read_label(rel, data, image)
+        return
+    try:
+        result.set(image, {"text": text_of(rel, data).rstrip("\r\n")})
+    except AnnotationError as exc:
+        result.broken[image] = str(exc)
+
+
+def _unknown_text(rel: str, read: Reader, max_bytes: int, result: Annotations) -> None:
+    """A `.txt` that is none of the files we read: text is reported unused; anything
+    else (a PNG named `x.txt`) may be an image, which ingest decides by content."""
+    try:
+        read_bounded(read, rel, max_bytes).decode("utf-8-sig")
+    except (AnnotationError, UnicodeDecodeError):
+        result.not_text.append(rel)
+        return
+    result.unused.append(
+        f"{rel}: no image of that name where YOLO puts its labels"
+        if under_labels(rel)
+        else f"{rel}: not YOLO labels, class names, a list named for a split or an image's text"
+    )
+
+
+def _all_yolo(data: bytes) -> bool:
+    """Whether every line of a text beside an image reads as YOLO rows (a YOLO dataset
+    shipped without class names), rather than words."""
+    try:
+        lines = [line.split() for line in data.decode("utf-8-sig").splitlines() if line.strip()]
+        return all(len(cells) >= 5 and all(float(c) == float(c) for c in cells) for cells in lines)
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+def read_place(
+    root: os.PathLike[str] | str,
+    files: Iterable[str],
+    keys: KeyIndex,
+    max_bytes: int = 1 << 20,
+    unread: Collection[str] = (),
+) -> Annotations:
+    """Read annotation files that lie under the folder `root` (but `unread`: see
+    read_annotations)."""
+
+    def read(rel: str) -> bytes:
+        data = read_source(os.fspath(root), rel)[0]
+        assert data is not None  # no limit asked
+        return data
+
+    result = read_annotations(files, read, keys, max_bytes, unread)
+    result.root = Path(root)
+    return result

@@ -1,0 +1,76 @@
+"""Write images back out, byte-identical, in the layouts the peers read:
+
+- `imagefolder` (the default): each image under its key, with the metadata files Hugging
+  Face's imagefolder reads (imagefolder.py); ingest reads them back as they are;
+- `coco`, `yolo`: the images with their objects in the files pycocotools, torchvision and
+  ultralytics read, every other field in `metadata.jsonl` (detection.py);
+- `webdataset`: tar shards of image and JSON pairs, for streaming (webdataset.py).
+
+Every target is checked before the first file is written (files.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..store import ImageStore, Record
+from .detection import coco_files, yolo_files
+from .files import ExportError, OnItem, plan_files, target_inside, write_file, write_images
+from .imagefolder import metadata_files, metadata_rows
+from .webdataset import sample_name, stale_shards, write_shards
+
+LAYOUTS = ("imagefolder", "coco", "yolo")
+
+
+@dataclass
+class Exported:
+    """What an export wrote: image bytes, the other files, and what it could not carry."""
+
+    image_bytes: int = 0
+    files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def export_files(
+    store: ImageStore,
+    records: Sequence[Record],
+    out_dir: Path,
+    on_item: OnItem | None = None,
+    overwrite: bool = False,
+    layout: str = "imagefolder",
+) -> Exported:
+    """Write each record's original bytes to `out_dir/KEY`, and the annotation files of
+    `layout` beside them. Every target is checked before the first file is written."""
+    records = sorted(records, key=lambda r: r.key.encode("utf-8"))
+    notes: list[str] = []
+    if layout == "coco":
+        files, notes = coco_files(records)
+    elif layout == "yolo":
+        files, notes = yolo_files(records)
+    elif layout == "imagefolder":
+        files = metadata_files(metadata_rows(records))
+    else:
+        raise ExportError(f"no export layout {layout!r}; one of {', '.join(LAYOUTS)}")
+    paths = [record.key for record in records]
+    clash = sorted(set(paths) & set(files))
+    if clash:
+        raise ExportError(f"key {clash[0]!r} is also the name of a file this export writes")
+    targets = plan_files(out_dir, [*paths, *sorted(files)], overwrite)
+    written = write_images(store, records, targets[: len(records)], on_item)
+    for name, target in zip(sorted(files), targets[len(records) :], strict=True):
+        write_file(target, files[name])
+    return Exported(written, sorted(files), notes)
+
+
+__all__ = [
+    "LAYOUTS",
+    "ExportError",
+    "Exported",
+    "export_files",
+    "sample_name",
+    "stale_shards",
+    "target_inside",
+    "write_shards",
+]

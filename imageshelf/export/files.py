@@ -1,0 +1,96 @@
+"""Images written back under their keys, byte-identical, and the small files beside them.
+
+Every target is checked before the first file is written: a key that would land outside
+the folder (an absolute path, '..', or a symlink inside it) is refused, and so is a file
+already there, unless `overwrite`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+from ..atomic import atomic_write
+from ..errors import ShelfError
+from ..store import ImageStore, Record
+
+OnItem = Callable[[Record], None]
+
+
+class ExportError(ShelfError):
+    """An export that would write outside its folder or over a file; nothing was written."""
+
+
+def target_inside(root: str, key: str) -> str | None:
+    """Where `key` lands under the real path `root`, or None if it would escape it."""
+    if os.path.isabs(key) or "\0" in key:
+        return None
+    target = os.path.normpath(os.path.join(root, key))
+    if not target.startswith(root + os.sep):
+        return None
+    # An existing symlinked folder inside root could still lead outside it.
+    parent = os.path.realpath(os.path.dirname(target))
+    if parent != root and not parent.startswith(root + os.sep):
+        return None
+    return target
+
+
+def plan_files(
+    out_dir: Path, paths: Sequence[str], overwrite: bool, what: str = "key"
+) -> list[str]:
+    """The targets of `paths` (relative to `out_dir`), each checked: inside the folder,
+    no path both a file and a folder, none already there unless `overwrite`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(out_dir)
+    targets = [target_inside(root, path) for path in paths]
+    escaping = [path for path, target in zip(paths, targets, strict=True) if target is None]
+    if escaping:
+        raise ExportError(
+            f"refusing {what}s that would be written outside {out_dir}: "
+            + ", ".join(map(repr, escaping[:5]))
+        )
+    names = set(paths)
+    clash = next(((f, p) for p in paths for f in _folders(p) if f in names), None)
+    if clash is not None:
+        raise ExportError(
+            f"{clash[0]!r} would be a file and a folder (for {clash[1]!r}): refusing to "
+            "export as files; `--as webdataset` keeps both"
+        )
+    if not overwrite:
+        taken = [t for t in targets if t is not None and os.path.lexists(t)]
+        if taken:
+            raise ExportError(
+                f"{len(taken)} file(s) already exist in {out_dir} (first: "
+                f"{os.path.relpath(taken[0], root)}); --overwrite replaces them"
+            )
+    return [t for t in targets if t is not None]
+
+
+def _folders(path: str) -> Iterator[str]:
+    at = path.find("/")
+    while at >= 0:
+        yield path[:at]
+        at = path.find("/", at + 1)
+
+
+def write_images(
+    store: ImageStore, records: Sequence[Record], targets: Sequence[str], on_item: OnItem | None
+) -> int:
+    """Each record's original bytes at its target; the bytes written."""
+    total = 0
+    for record, target in zip(records, targets, strict=True):
+        data = store.get(record.key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with atomic_write(target) as out:
+            out.write(data)
+        total += len(data)
+        if on_item is not None:
+            on_item(record)
+    return total
+
+
+def write_file(path: str | Path, data: bytes | Iterable[bytes]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with atomic_write(path) as out:
+        for chunk in [data] if isinstance(data, bytes) else data:
+            out.write(chunk)
