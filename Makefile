@@ -17,8 +17,10 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$*]'
 	touch $@
 
-# Lint first, then the tests. pytest exits 5 when it collected nothing: say so instead
-# of passing on nothing.
+# Lint first, then the tests, on every core (pytest-xdist: each test in its own temp
+# folders, so they run side by side). pytest exits 5 when it collected nothing: say so
+# instead of passing on nothing.
+PYTEST_ARGS ?= -n auto
 test: lint
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \

@@ -265,10 +265,20 @@ class Yolo:
 
 
 def _names_rank(rel: str) -> tuple[int, str]:
+    """Which names file of a folder wins: YAML, Darknet's .names, classes.txt, Label
+    Studio's notes.json, then a .data file (which only points at a .names)."""
     name = name_of(rel).lower()
-    rank = 0 if name.endswith((".yaml", ".yml")) else 1 if name.endswith(".names") else 2
-    rank = {"classes.txt": 2, "notes.json": 3}.get(name, rank)
-    return (4 if name.endswith(".data") else rank, rel)
+    for rank, matches in enumerate(
+        (
+            name.endswith((".yaml", ".yml")),
+            name.endswith(".names"),
+            name == "classes.txt",
+            name == "notes.json",
+        )
+    ):
+        if matches:
+            return rank, rel
+    return 4, rel
 
 
 def _inside(folder: str, path: str) -> list[str]:
