@@ -98,7 +98,8 @@ class Yolo:
     read: Reader
     result: Annotations
     by_folder: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    cache: dict[str, Names | None] = field(default_factory=dict)
+    cache: dict[str, Names | None] = field(default_factory=dict)  # names file -> its names
+    above: dict[str, Names | None] = field(default_factory=dict)  # folder -> nearest names
     used: set[str] = field(default_factory=set)
     lists: dict[str, str] = field(default_factory=dict)  # list file -> the split it gives
     # data.yaml's split folders: where each may be (the first that holds images), split, yaml
@@ -115,17 +116,22 @@ class Yolo:
     # ------------------------------------------------------------ names
 
     def names_above(self, folder: str) -> Names | None:
-        """The nearest class names from `folder` up to the top of the place."""
-        while True:
+        """The nearest class names from `folder` up to the top of the place (looked up
+        once per folder: a YOLO dataset has a label file per image)."""
+        if folder in self.above:
+            return self.above[folder]
+        start, found = folder, None
+        while found is None:
             for rel in sorted(self.by_folder.get(folder, ()), key=_names_rank):
                 found = self._load(rel)
                 if found is not None:
-                    self.used.add(found.source)
-                    self.used.add(rel)
-                    return found
+                    self.used.update((found.source, rel))
+                    break
             if not folder:
-                return None
+                break
             folder = folder_of(folder)
+        self.above[start] = found
+        return found
 
     def names_for_label(self, rel: str) -> Names | None:
         parts = rel.split("/")
