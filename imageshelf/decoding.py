@@ -1,6 +1,6 @@
 """What decoding an image would cost, read off its bytes before a decoder sees them.
 
-Pillow's decompression-bomb limit counts pixels only (shared/FACTS.md): a progressive
+Pillow's decompression-bomb limit counts pixels only (measured): a progressive
 JPEG that repeats a scan thousands of times costs minutes per decode under it, and a
 TIFF with millions of one-row strips costs gigabytes as soon as its header is parsed
 (Pillow reads every strip offset into a Python tuple). Both are counted here, from the
@@ -75,5 +75,5 @@ def tiff_blocks(data: bytes) -> int:
                 (count,) = struct.unpack_from(order + count_format, data, at + 4)
                 most = max(most, count)
         return most
-    except struct.error:
+    except (struct.error, OverflowError):  # an offset past the end, or past any file
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import BinaryIO
 
 
 class NotRegularFileError(OSError):
@@ -69,6 +70,13 @@ def _read_all(fd: int, size: int) -> bytes:
         chunks.append(chunk)
         want = 1 << 20
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """The regular file at `path`, open to read; OSError if it is anything else
+    (decided without blocking)."""
+    fd, _st = _open_fd(path)
+    return os.fdopen(fd, "rb")
 
 
 def read_head(path: str | os.PathLike[str], size: int = 16) -> bytes:

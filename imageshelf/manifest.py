@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .atomic import write_bytes
+from .errors import ShelfError
+from .files import open_regular
 from .store import Record
 from .store.format import DamagedRecordError, canonical_json, parse_json
 
@@ -51,17 +53,40 @@ def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> b
     return True
 
 
+class ManifestError(ShelfError, ValueError):
+    """A manifest or catalog file that is not records, one per line; the message names
+    the file and the line."""
+
+
 def read_manifest(path: str | os.PathLike[str]) -> Iterator[Record]:
-    """Stream the records of a manifest, in key order."""
-    with open(Path(path), encoding="utf-8") as lines:
-        yield from parse_records(lines)
+    """Stream the records of a manifest or catalog file, in key order. A file that is
+    not a regular file (a FIFO would block for ever), not UTF-8 text or not records is a
+    ManifestError naming the line. /dev/null is an empty manifest."""
+    if os.fspath(path) == os.devnull:
+        return
+    try:
+        with open_regular(path) as lines:
+            yield from parse_records(lines, str(path))
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def parse_records(lines: Iterable[str]) -> Iterator[Record]:
+def parse_records(lines: Iterable[str | bytes], name: str = "manifest") -> Iterator[Record]:
     """Records from manifest lines (a file, or a stream fetched from a git revision)."""
-    for line in lines:
-        if line.strip():
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            if isinstance(line, bytes):
+                line.decode("utf-8")  # orjson would say "invalid JSON"; say what it is
             entry = parse_json(line)
-            if "key" not in entry and "manifest" in entry:
+            if isinstance(entry, dict) and "key" not in entry and "manifest" in entry:
                 continue  # the header line
+            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                raise ValueError("not a record with a key")
             yield Record.from_json(entry["key"], entry)
+        except UnicodeDecodeError:
+            raise ManifestError(f"{name}: line {number}: not UTF-8 text") from None
+        except (ValueError, RecursionError, DamagedRecordError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ManifestError(f"{name}: line {number}: {why[:200]}") from None

@@ -10,6 +10,7 @@ again by the next pack. Only images live nowhere but in the stores.
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,11 @@ from .store.writer import Item, update, writer_lock
 OnConflict = Literal["error", "keep", "take"]
 
 
-class MergeConflict(ShelfError):
+class MergeError(ShelfError):
+    """The other version cannot be merged; nothing was changed."""
+
+
+class MergeConflict(MergeError):
     """The two versions hold different images under one key."""
 
 
@@ -84,11 +89,10 @@ def merge(
             return result
         if progress is not None:
             progress.reset(total=len(writes) + len(here))
-        get = other.get
 
         def additions() -> list[Item]:
             return [
-                Item(r, functools.partial(get, r.key), trusted=True)
+                Item(r, functools.partial(_proven_bytes, other, r), trusted=True)
                 for r in other.records()
                 if r.key in writes
             ]
@@ -111,3 +115,15 @@ def merge(
         here.close()
         write_catalog(ImageStore(store_path), catalog)
     return result
+
+
+def _proven_bytes(other: ImageStore, record: Record) -> bytes:
+    """An image of the other version, hashed: a store from elsewhere is untrusted, and a
+    record may claim another image's SHA-256."""
+    data = other.get(record.key)
+    if hashlib.sha256(data).hexdigest() != record.info.sha256:
+        raise MergeError(
+            f"{record.key}: its bytes in the other version do not match its record's "
+            "SHA-256; nothing was merged (validate --full on that version says more)"
+        )
+    return data

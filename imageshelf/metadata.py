@@ -96,7 +96,9 @@ def read_tracked(
         raise TrackedError(f"{folder}/{problems[0]}")
     if not found.annotations:
         return Tracked(Annotations(), rules)
-    annotations = read_place(folder, found.annotations, KeyIndex(keys()), max_bytes)
+    annotations = read_place(
+        folder, found.annotations, KeyIndex(keys()), max_bytes, max_file_bytes=rules.max_file_bytes
+    )
     if annotations.broken:
         key, reason = sorted(annotations.broken.items())[0]
         raise TrackedError(f"{folder}: the annotations of {key}: {reason}")

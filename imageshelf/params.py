@@ -63,6 +63,8 @@ class AnnotationsParams:
     label_from_folder: bool | int = False
     split_from_folder: bool = False
     ignore: tuple[str, ...] = DEFAULT_IGNORE
+    # any annotation file (a dataset's table or COCO file: COCO 2017's largest is 448 MB)
+    max_file_bytes: int = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -101,20 +103,25 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "pack.on_conflict": get_args(OnConflict),
     "pack.on_duplicate": get_args(OnDuplicate),
 }
+# Settings whose cost grows with their value: the contact sheet is
+# labels x thumbnails x pixels^2 (20,000 px thumbnails took 76 s and 14 GB for two images).
+UPPER = {
+    "stats.thumbnail_px": 1024,
+    "stats.thumbnails_per_label": 100,
+    "stats.max_labels": 200,
+}
 P = TypeVar("P")
 
 
 def _document(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    import yaml  # the pipeline's extra; reading a store never needs it
+    from .yamlfile import YamlRefused, load_yaml  # PyYAML: reading a store never needs it
 
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ParamsError(f"{path}: not valid YAML{where}") from None
+        document = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except YamlRefused as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ParamsError(f"{path}: cannot read: {exc}") from None
     if not isinstance(document, dict):
@@ -164,6 +171,11 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
     elif type(default) is int:
         if type(value) is not int or value <= 0:
             raise ParamsError(f"{path}: {name} must be a positive whole number (got {value!r})")
+        if name in UPPER and value > UPPER[name]:
+            raise ParamsError(
+                f"{path}: {name} must be at most {UPPER[name]:,} (got {value:,}): the "
+                "contact sheet's time and memory grow with it"
+            )
     elif isinstance(default, Mapping):
         problem = check_ratios(value)
         if problem:
@@ -181,6 +193,12 @@ def _check_layout(values: PackParams, path: Path) -> None:
     store = values.store
     if not isinstance(store, str) or not store.strip():
         raise ParamsError(f"{path}: pack.store must be a path, like data/images.lmdb")
+    parts = store.replace("\\", "/").split("/")
+    if os.path.isabs(store) or store.startswith(("/", "\\")) or ".." in parts:
+        raise ParamsError(
+            f"{path}: pack.store must be a path inside the repository, like "
+            f"data/images.lmdb (got {store!r}): DVC tracks it, and pack writes nowhere else"
+        )
     if values.layout == "single" and not store.endswith(".lmdb"):
         raise ParamsError(
             f"{path}: pack.layout is single, so pack.store must be a file ending in .lmdb "

@@ -256,3 +256,17 @@ def test_a_tar_of_images_and_what_cannot_be_read_from_archives(workspace):
         "tars/photos.tar.gz": "archive",
     }
     assert stage("validate").exit_code == 0
+
+
+def test_a_table_that_names_an_image_twice_says_so(workspace):
+    put(
+        INCOMING,
+        {
+            "a.png": make_image(seed=1),
+            "labels.csv": "file_name,label\na.png,cat\na.png,dog\n",
+        },
+    )
+    store = packed()
+    assert store.metadata("a.png") == {"label": "dog"}  # the later row, as HF's last row
+    notes = report("ingest")["annotation_notes"]
+    assert any("labels.csv: 1 row(s) name an image an earlier row named" in n for n in notes)

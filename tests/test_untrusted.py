@@ -94,10 +94,11 @@ def project_store(workspace) -> Path:
 # ------------------------------------------------------------------ memory outside the map
 
 
-def test_a_value_claiming_2_gb_is_an_error_in_every_reader_not_a_crash(workspace, project_store):
-    raw = bytearray(project_store.read_bytes())
+def _claim_2_gb(path: Path) -> bytes:
+    """The store's bytes with the node of the chunk holding every image claiming 2 GB."""
+    raw = bytearray(path.read_bytes())
     key = CHUNK_KEY.pack(0)  # the chunk that holds every image's bytes
-    length = ImageStore(project_store).header.total_bytes
+    length = ImageStore(path).header.total_bytes
     patched = 0
     at = raw.find(key, 8)
     while at >= 0:
@@ -108,9 +109,11 @@ def test_a_value_claiming_2_gb_is_an_error_in_every_reader_not_a_crash(workspace
             patched += 1
         at = raw.find(key, at + 1)
     assert patched == 1
-    project_store.unlink()
-    project_store.write_bytes(bytes(raw))
-    for args in READERS:
+    return bytes(raw)
+
+
+def _every_reader_refuses_it(workspace: Path) -> None:
+    for args in (*READERS, ["validate", "--manifest", "/dev/null", "--full"]):
         expected = "(lmdb)" if args[0] == "validate" else "damaged store file"
         _one_line_error(_run(workspace, *args), expected, "overflow")
     code = (
@@ -125,6 +128,69 @@ def test_a_value_claiming_2_gb_is_an_error_in_every_reader_not_a_crash(workspace
         "imageshelf.store.format.StoreError:"
     ), result.stderr  # an exception training code can catch; a signal would kill the worker
     assert "damaged store file" in result.stderr
+
+
+def test_a_value_claiming_2_gb_is_an_error_in_every_reader_not_a_crash(workspace, project_store):
+    raw = _claim_2_gb(project_store)
+    project_store.unlink()
+    project_store.write_bytes(raw)
+    _every_reader_refuses_it(workspace)
+
+
+def test_a_verified_store_changed_in_place_with_its_mtime_set_back_is_refused(
+    workspace, project_store
+):
+    """The same damage written into the file this library wrote and trusts (same inode,
+    same size, mtime set back: a hand edit, a tool that writes in place): its ctime
+    changed, so it is verified again, and every reader refuses it instead of dying by
+    SIGBUS."""
+    import os
+
+    assert _run(workspace, "ls").returncode == 0  # read and trusted as written
+    before = os.stat(project_store)
+    raw = _claim_2_gb(project_store)
+    with open(project_store, "r+b") as fh:
+        fh.write(raw)
+    os.utime(project_store, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(project_store)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    _every_reader_refuses_it(workspace)
+
+
+def test_a_forged_marker_in_the_trust_cache_is_not_trusted(workspace, monkeypatch, tmp_path):
+    """A marker is an empty file named after a file's identity: one another user could
+    write (a folder others can write to, or a marker they own) counts for nothing."""
+    import os
+
+    from imageshelf.store import trust
+
+    cache = tmp_path / "shared-cache"
+    monkeypatch.setenv("IMAGESHELF_CACHE_DIR", str(cache))
+    store = workspace / "data" / "images.lmdb"
+    store.write_bytes(_claim_2_gb(build_store(tmp_path / "good.lmdb", _images())))
+    marker = Path(trust.cache_folder()) / "-".join(map(str, trust.identity(os.stat(store))))
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.parent.chmod(0o777)  # a folder anyone can write to
+    marker.touch()
+    assert not trust.is_trusted(os.stat(store))
+    _every_reader_refuses_it(workspace)
+    marker.parent.chmod(0o700)
+    if os.getuid() == 0:  # a marker another user owns, in a private folder
+        os.chown(marker, 65534, 65534)
+        assert not trust.is_trusted(os.stat(store))
+    # the library's own folder is private, whatever the umask
+    umask = os.umask(0o002)
+    try:
+        private = tmp_path / "private-cache"
+        monkeypatch.setenv("IMAGESHELF_CACHE_DIR", str(private))
+        trust.remember(os.stat(tmp_path / "good.lmdb"))
+    finally:
+        os.umask(umask)
+    assert (private / "verified").stat().st_mode & 0o077 == 0
 
 
 # ------------------------------------------------------------------ damage validate must see
@@ -565,9 +631,10 @@ def test_webdataset_member_names_never_collide():
     assert len(set(first)) == len(first) and len(set(names)) == len(names)
 
 
-def test_a_verified_file_stays_trusted_when_dvc_unprotects_it(tmp_path, monkeypatch):
-    """DVC chmods every output before a stage runs (changing its ctime, not its bytes):
-    that must not make every shard be verified again on each `dvc repro`."""
+def test_a_file_changed_through_the_file_system_is_verified_again(tmp_path, monkeypatch):
+    """Trust is by device, inode, size, mtime and ctime: a hand edit that sets the mtime
+    back changes the ctime, so the file is verified again; so is a file DVC chmods
+    (once: then it is remembered as it is now)."""
     import os
 
     from imageshelf.store import trust
@@ -575,8 +642,19 @@ def test_a_verified_file_stays_trusted_when_dvc_unprotects_it(tmp_path, monkeypa
     monkeypatch.setenv("IMAGESHELF_CACHE_DIR", str(tmp_path / "cache"))
     path = build_store(tmp_path / "s.lmdb", _images(3))
     assert trust.is_trusted(os.stat(path))  # written here: remembered as it was published
-    path.chmod(0o444)
-    path.chmod(0o644)
-    assert trust.is_trusted(os.stat(path))
-    path.write_bytes(path.read_bytes())  # a write: a different file as far as trust goes
+    before = os.stat(path)
+    with open(path, "r+b") as fh:  # in place: same inode, same size
+        fh.seek(before.st_size - 100)
+        fh.write(b"\xff" * 4)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert not trust.is_trusted(after)
+    path.chmod(0o444)  # what DVC's unprotect does to a store it leaves alone
     assert not trust.is_trusted(os.stat(path))
+    trust.check(str(path), os.stat(path))  # verified again: those bytes are none LMDB reads
+    assert trust.is_trusted(os.stat(path))

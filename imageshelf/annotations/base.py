@@ -113,20 +113,32 @@ class Annotations:
         self.notes.append(text)
 
 
-Reader = Callable[[str], bytes]  # relative path -> the file's bytes
+# (relative path, a size limit or None) -> the file's bytes; TooLarge, before reading
+# anything, for a file over the limit
+Reader = Callable[[str, "int | None"], bytes]
+OWN_LIMIT = "ingest.max_metadata_bytes"  # the setting that bounds one image's own file
+FILE_LIMIT = "annotations.max_file_bytes"  # the setting that bounds any annotation file
 
 
-def read_bounded(read: Reader, rel: str, limit: int | None) -> bytes:
+class TooLarge(OSError):
+    """A file over the size a reader was given; `size` is its size."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(27, "file too large")
+        self.size = size
+
+
+def read_bounded(read: Reader, rel: str, limit: int | None, setting: str = OWN_LIMIT) -> bytes:
+    """A file's bytes, or an AnnotationError if it cannot be read or is over `limit`
+    (the value of `setting`), said before a byte of it is read."""
     try:
-        data = read(rel)
+        return read(rel, limit)
+    except TooLarge as exc:
+        raise AnnotationError(
+            f"{rel}: {exc.size:,} bytes, over {limit:,} ({setting} in params.yaml)"
+        ) from None
     except OSError as exc:
         raise AnnotationError(f"{rel}: cannot read: {exc.strerror or exc}") from None
-    if limit is not None and len(data) > limit:
-        raise AnnotationError(
-            f"{rel}: metadata file {rel.rpartition('/')[2]} is over "
-            f"{limit:,} bytes (ingest.max_metadata_bytes)"
-        )
-    return data
 
 
 def text_of(rel: str, data: bytes) -> str:

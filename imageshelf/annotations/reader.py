@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .archives import read_source
 from .base import (
+    FILE_LIMIT,
     AnnotationError,
     Annotations,
     KeyIndex,
     Reader,
+    TooLarge,
     folder_of,
     join,
     read_bounded,
@@ -65,20 +67,26 @@ def read_annotations(
     keys: KeyIndex,
     max_bytes: int = 1 << 20,
     unread: Collection[str] = (),
+    max_file_bytes: int = 2 << 30,
 ) -> Annotations:
     """Read the annotation files `files` (paths relative to their place) of a place whose
-    images are `keys`. `read(rel)` gives a file's bytes; `max_bytes` bounds a file that is
-    one image's own (a whole dataset's table may be larger). Files in `unread` (own_files
-    of images already stored as they are, with every annotation file unchanged since:
-    ingest knows) are listed as used and not read: what they say is in the store."""
+    images are `keys`. `read(rel, limit)` gives a file's bytes; `max_bytes` bounds a file
+    that is one image's own, and a table's row; `max_file_bytes` any other file (a whole
+    dataset's table or COCO file). Files in `unread` (own_files of images already stored
+    as they are, with every annotation file unchanged since: ingest knows) are listed as
+    used and not read: what they say is in the store."""
     files = list(files)
     result = Annotations()
+
+    def whole(rel: str) -> bytes:
+        return read_bounded(read, rel, max_file_bytes, FILE_LIMIT)
+
     yolo = Yolo(files, read, result)
     yolo.apply_folder_splits(keys)
     sidecars: list[str] = []
     for kind, rels in _units(files, keys, sidecars):
         if kind == "json":
-            _read_json_folder(rels, read, keys, result)
+            _read_json_folder(rels, whole, keys, result)
             continue
         rel = rels[0]
         if rel in unread:
@@ -89,12 +97,12 @@ def read_annotations(
         result.reading = rel
         if kind == "table":
             result.files.append(rel)
-            _read_table(rel, read_bounded(read, rel, None), keys, result)
+            _read_table(rel, whole(rel), keys, max_bytes, result)
         elif kind == "xml":
             result.files.append(rel)
-            read_xml(rel, read_bounded(read, rel, None), keys, result)
+            read_xml(rel, whole(rel), keys, result)
         else:
-            _read_text(rel, read, keys, max_bytes, yolo, result)
+            _read_text(rel, read, whole, keys, max_bytes, yolo, result)
     read_sidecars([s for s in sidecars if s not in unread], read, keys, max_bytes, result)
     result.files += [s for s in sidecars if s in unread]
     for rel in files:
@@ -131,11 +139,11 @@ def _units(
         yield kind, rels
 
 
-def _read_table(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> None:
+def _read_table(rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Annotations) -> None:
     folder = folder_of(rel)
     seen: dict[str, dict[str, Any]] = {}
     repeated = []
-    for number, paths, values in table_rows(rel, data):
+    for number, paths, values in table_rows(rel, data, max_row):
         for path in paths:
             key = join(folder, path)
             if key not in keys.keys:
@@ -152,13 +160,15 @@ def _read_table(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> N
         )
 
 
-def _read_json_folder(rels: list[str], read: Reader, keys: KeyIndex, result: Annotations) -> None:
+def _read_json_folder(
+    rels: list[str], whole: Callable[[str], bytes], keys: KeyIndex, result: Annotations
+) -> None:
     """A folder's JSON files that are no image's sidecar: COCO files, read together."""
 
     def documents() -> Iterator[tuple[str, dict[str, Any]]]:
         for rel in rels:
             try:
-                obj = strict_json(text_of(rel, read_bounded(read, rel, None)))
+                obj = strict_json(text_of(rel, whole(rel)))
             except ValueError as exc:
                 raise AnnotationError(f"{rel}: invalid JSON: {exc}") from None
             if is_coco(obj):
@@ -173,7 +183,13 @@ def _read_json_folder(rels: list[str], read: Reader, keys: KeyIndex, result: Ann
 
 
 def _read_text(
-    rel: str, read: Reader, keys: KeyIndex, max_bytes: int, yolo: Yolo, result: Annotations
+    rel: str,
+    read: Reader,
+    whole: Callable[[str], bytes],
+    keys: KeyIndex,
+    max_bytes: int,
+    yolo: Yolo,
+    result: Annotations,
 ) -> None:
     """A `.txt`: a list data.yaml names, a YOLO label file, an image's text (an OCR
     ground truth, a caption), or a list named for a split."""
@@ -186,7 +202,7 @@ def _read_text(
             return
     if split is not None:
         result.files.append(rel)
-        read_list(rel, read_bounded(read, rel, None), split, keys, result)
+        read_list(rel, whole(rel), split, keys, result)
         return
     assert image is not None
     try:
@@ -235,15 +251,17 @@ def read_place(
     keys: KeyIndex,
     max_bytes: int = 1 << 20,
     unread: Collection[str] = (),
+    max_file_bytes: int = 2 << 30,
 ) -> Annotations:
     """Read annotation files that lie under the folder `root` (but `unread`: see
     read_annotations)."""
 
-    def read(rel: str) -> bytes:
-        data = read_source(os.fspath(root), rel)[0]
-        assert data is not None  # no limit asked
+    def read(rel: str, limit: int | None) -> bytes:
+        data, size = read_source(os.fspath(root), rel, limit)
+        if data is None:
+            raise TooLarge(size)
         return data
 
-    result = read_annotations(files, read, keys, max_bytes, unread)
+    result = read_annotations(files, read, keys, max_bytes, unread, max_file_bytes)
     result.root = Path(root)
     return result

@@ -56,14 +56,15 @@ def _no_column(rel: str, columns: list[str]) -> AnnotationError:
     )
 
 
-def table_rows(rel: str, data: bytes) -> Iterator[Row]:
+def table_rows(rel: str, data: bytes, max_row: int = 1 << 20) -> Iterator[Row]:
     """(line number, image paths, fields) for each row of a CSV, TSV, JSONL or Parquet
-    file."""
+    file. A JSON Lines row over `max_row` bytes (one image's metadata limit) is refused
+    before it is parsed."""
     lowered = rel.lower()
     if lowered.endswith(".parquet"):
         yield from _parquet_rows(rel, data)
     elif lowered.endswith(".jsonl"):
-        yield from _jsonl_rows(rel, text_of(rel, data))
+        yield from _jsonl_rows(rel, data, max_row)
     else:
         yield from _csv_rows(rel, text_of(rel, data))
 
@@ -122,8 +123,14 @@ def _typed_columns(columns: list[str], rows: list[list[str]]) -> list[dict[str, 
     return out
 
 
-def _jsonl_rows(rel: str, text: str) -> Iterator[Row]:
-    for number, line in enumerate(text.splitlines(), 1):
+def _jsonl_rows(rel: str, data: bytes, max_row: int) -> Iterator[Row]:
+    for number, raw in enumerate(io.BytesIO(data), 1):
+        if len(raw) > max_row:
+            raise AnnotationError(
+                f"{rel}:{number}: a row of {len(raw):,} bytes, over {max_row:,} "
+                "(ingest.max_metadata_bytes)"
+            )
+        line = text_of(f"{rel}:{number}", raw)
         if not line.strip():
             continue
         try:

@@ -30,7 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..yamlfile import YamlRefused, load_yaml
 from .base import (
+    FILE_LIMIT,
     AnnotationError,
     Annotations,
     KeyIndex,
@@ -152,21 +154,17 @@ class Yolo:
             return self._yaml(rel)
         if name.endswith(".data"):
             return self._darknet(rel)
-        text = text_of(rel, read_bounded(self.read, rel, 16 << 20))
+        text = text_of(rel, read_bounded(self.read, rel, 16 << 20, FILE_LIMIT))
         if name == "notes.json":
             return _notes_names(rel, text)
         names = [line.strip() for line in text.splitlines() if line.strip()]
         return Names(dict(enumerate(names)), rel)
 
     def _yaml(self, rel: str) -> Names | None:
-        import yaml
-
         try:
-            document = yaml.safe_load(text_of(rel, read_bounded(self.read, rel, 16 << 20)))
-        except yaml.YAMLError as exc:
-            raise AnnotationError(f"{rel}: not valid YAML: {str(exc).splitlines()[0]}") from None
-        except RecursionError:
-            raise AnnotationError(f"{rel}: not valid YAML: nested too deeply") from None
+            document = load_yaml(text_of(rel, read_bounded(self.read, rel, 16 << 20, FILE_LIMIT)))
+        except YamlRefused as exc:
+            raise AnnotationError(f"{rel}: not valid YAML: {exc}") from None
         if not isinstance(document, dict):
             return None
         self._yaml_splits(rel, document)
@@ -197,7 +195,7 @@ class Yolo:
     def _darknet(self, rel: str) -> Names | None:
         """obj.data: `names = data/obj.names`, `train = data/train.txt`, ... (paths
         relative to Darknet's folder: the file of that name beside obj.data)."""
-        text = text_of(rel, read_bounded(self.read, rel, 1 << 20))
+        text = text_of(rel, read_bounded(self.read, rel, 1 << 20, FILE_LIMIT))
         settings = dict(
             (k.strip(), v.strip())
             for k, _, v in (ln.partition("=") for ln in text.splitlines())
@@ -308,13 +306,17 @@ def _inside(folder: str, path: str) -> list[str]:
 
 def _yaml_names(rel: str, names: Any) -> dict[int, str] | None:
     if isinstance(names, list):
-        return {i: str(name) for i, name in enumerate(names)}
-    if isinstance(names, dict):
-        try:
-            return {int(i): str(name) for i, name in names.items()}
-        except (TypeError, ValueError):
-            raise AnnotationError(f"{rel}: names must map class numbers to names") from None
-    return None
+        pairs = list(enumerate(names))
+    elif isinstance(names, dict):
+        pairs = list(names.items())
+    else:
+        return None
+    try:
+        if any(isinstance(name, list | dict) for _i, name in pairs):
+            raise TypeError
+        return {int(i): str(name) for i, name in pairs}
+    except (TypeError, ValueError, OverflowError):
+        raise AnnotationError(f"{rel}: names must map class numbers to names") from None
 
 
 def _kpt_shape(rel: str, shape: Any) -> tuple[int, int] | None:

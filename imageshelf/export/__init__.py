@@ -40,6 +40,7 @@ def export_files(
     on_item: OnItem | None = None,
     overwrite: bool = False,
     layout: str = "imagefolder",
+    case_insensitive: bool | None = None,
 ) -> Exported:
     """Write each record's original bytes to `out_dir/KEY`, and the annotation files of
     `layout` beside them. Every target is checked before the first file is written."""
@@ -57,7 +58,7 @@ def export_files(
     clash = sorted(set(paths) & set(files))
     if clash:
         raise ExportError(f"key {clash[0]!r} is also the name of a file this export writes")
-    targets = plan_files(out_dir, [*paths, *sorted(files)], overwrite)
+    targets = plan_files(out_dir, [*paths, *sorted(files)], overwrite, "key", case_insensitive)
     written = write_images(store, records, targets[: len(records)], on_item)
     for name, target in zip(sorted(files), targets[len(records) :], strict=True):
         write_file(target, files[name])

@@ -7,6 +7,7 @@ already there, unless `overwrite`."""
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -36,12 +37,19 @@ def target_inside(root: str, key: str) -> str | None:
 
 
 def plan_files(
-    out_dir: Path, paths: Sequence[str], overwrite: bool, what: str = "key"
+    out_dir: Path,
+    paths: Sequence[str],
+    overwrite: bool,
+    what: str = "key",
+    case_insensitive: bool | None = None,
 ) -> list[str]:
     """The targets of `paths` (relative to `out_dir`), each checked: inside the folder,
-    no path both a file and a folder, none already there unless `overwrite`."""
+    no path both a file and a folder, no two the same file on the target's disk (which
+    may fold case and Unicode forms: asked of the disk unless `case_insensitive` says),
+    none already there unless `overwrite`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     root = os.path.realpath(out_dir)
+    _refuse_collisions(paths, _folds(root) if case_insensitive is None else case_insensitive)
     targets = [target_inside(root, path) for path in paths]
     escaping = [path for path, target in zip(paths, targets, strict=True) if target is None]
     if escaping:
@@ -64,6 +72,36 @@ def plan_files(
                 f"{os.path.relpath(taken[0], root)}); --overwrite replaces them"
             )
     return [t for t in targets if t is not None]
+
+
+def _folds(root: str) -> bool:
+    """Whether the disk under `root` takes two names differing only in case as one file
+    (macOS, Windows): asked by making a file and looking for its other case."""
+    probe = os.path.join(root, ".imageshelf-probe-Aa")
+    try:
+        with open(probe, "x"):
+            pass
+    except OSError:
+        return False
+    try:
+        return os.path.exists(os.path.join(root, ".imageshelf-probe-aA"))
+    finally:
+        os.unlink(probe)
+
+
+def _refuse_collisions(paths: Sequence[str], folds: bool) -> None:
+    """Two paths that would be one file: the same key twice, or (on a disk that folds
+    case and Unicode forms) `Case.PNG` and `case.png`, `café` in NFC and NFD."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        name = unicodedata.normalize("NFC", path).casefold() if folds else path
+        if name in seen:
+            said = "twice" if seen[name] == path else f"and {seen[name]!r}"
+            raise ExportError(
+                f"{path!r} {said} would collide as one file in the folder: nothing was "
+                "written" + ("" if folds else " (the store lists that key twice; run validate)")
+            )
+        seen[name] = path
 
 
 def _folders(path: str) -> Iterator[str]:

@@ -154,6 +154,11 @@ class _Prober:
             )
         except NotAnImageError as exc:
             return ("reject", exc.code, exc.reason)
+        except Exception as exc:  # one file never stops the run
+            # A decoder's own bug on a crafted file (an OverflowError, a MemoryError):
+            # the file is refused with what went wrong, the run goes on.
+            why = f"reading it as an image failed: {type(exc).__name__}: {exc}"
+            return ("reject", "unreadable_image", why[:300])
         found = ("image", info.sha256, info.size, info.format, info.width, info.height)
         return (*found, said) if said else found
 
@@ -260,7 +265,9 @@ def ingest(
                 unchanged[rel] = raw
     keys = KeyIndex(found.files)
     unread = own_files(found.annotations, keys, known) if known else set()
-    annotations = read_place(root, found.annotations, keys, params.max_metadata_bytes, unread)
+    annotations = read_place(
+        root, found.annotations, keys, params.max_metadata_bytes, unread, rules.max_file_bytes
+    )
     files = sorted([*found.files, *annotations.not_text])  # a PNG named x.txt is an image
     result = IngestResult(
         rejects=list(found.rejects),

@@ -40,7 +40,7 @@ from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress
 from ..splits import assign_split, with_split
-from ..store import Header, ImageStore, Record, StoreError
+from ..store import Header, ImageStore, InvalidKeyError, Record, StoreError, encode_key
 from ..store.format import peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded
@@ -90,6 +90,10 @@ def read_removals(path: Path) -> list[str]:
                     'string, such as "#1.png"'
                 )
             line = key
+        try:
+            encode_key(line)
+        except InvalidKeyError as exc:
+            raise PackError(f"{path}:{number}: not a key the store can hold: {exc}") from None
         keys.append(line)
     return keys
 

@@ -87,7 +87,10 @@ def parse_json(raw: bytes | str) -> Any:
     except _orjson.JSONDecodeError:
         import json
 
-        return json.loads(raw)
+        try:
+            return json.loads(raw)
+        except RecursionError:  # nested past Python's stack: bad JSON, as far as we go
+            raise ValueError("JSON nested too deeply") from None
 
 
 _orjson: Any = None
@@ -496,7 +499,8 @@ def _flat_string(raw: bytes, at: int, end: int) -> tuple[str | None, int]:
 
 
 def _count(value: object) -> TypeGuard[int]:
-    return type(value) is int and value >= 0
+    """A count or size a file may claim: a whole number a 64-bit index can hold."""
+    return type(value) is int and 0 <= value < 1 << 62
 
 
 def check_version(

@@ -105,7 +105,7 @@ class Part(Frozen):
         if not (
             all(isinstance(t, str) for t in texts)
             and all(k is None or isinstance(k, str) for k in keys)
-            and all(type(n) is int and n >= 0 for n in (part.count, part.total_bytes))
+            and all(type(n) is int and 0 <= n < 1 << 62 for n in (part.count, part.total_bytes))
             and is_shard_name(part.name)
             and "/" not in part.name
         ):
@@ -170,8 +170,7 @@ class ShardIndex(Frozen):
     def read(cls, folder: str | os.PathLike[str]) -> ShardIndex:
         path = os.path.join(folder, INDEX_NAME)
         try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
+            raw = _read_regular(path)
         except FileNotFoundError:
             raise StoreError(
                 f"{folder}: no {INDEX_NAME}; not a sharded store, or not pulled yet: "
@@ -212,3 +211,16 @@ class ShardIndex(Frozen):
             SHARDED_FORMAT,
             obj["version"],
         )
+
+
+def _read_regular(path: str) -> bytes:
+    """A regular file's bytes; OSError for anything else: a FIFO in place of index.json
+    must be an error, not a read that never returns."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if os.fstat(fd).st_mode & 0o170000 != 0o100000:  # S_ISREG
+            raise OSError(22, "not a regular file (a pipe, socket, device or folder)")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)

@@ -3,21 +3,28 @@
 LMDB reads values by pointer into its memory map. A file whose pages claim more than it
 holds (a crafted store, a bad disk, a truncated download) makes the engine touch memory
 past the end of the map, and the process dies with SIGBUS: nothing in Python can catch
-that (shared/FACTS.md). So no file is handed to the engine until py-lmdb's offline
+that. So no file is handed to the engine until py-lmdb's offline
 verifier (`lmdb.verify`, which reads the file as bytes and checks every page, node,
 key order and overflow extent) has passed it, or this machine has already seen it pass.
 
-What has passed is remembered by the file's identity: device, inode, size and mtime
-(not ctime: DVC changes it on every output it "unprotects" before a stage runs, and a
-store would be verified whole again after every `dvc repro`). In this process,
-and in a small marker file under the user's cache folder (`$IMAGESHELF_CACHE_DIR`, else
-`$XDG_CACHE_HOME/imageshelf`, else `~/.cache/imageshelf`), so a file is verified once
-per machine, not once per process or DataLoader worker. Files this library writes are
-remembered as they are published: they are never verified at all. If the cache folder
-cannot be written, verification still happens, once per process.
+What has passed is remembered by the file's identity: device, inode, size, mtime and
+ctime. ctime is what a hand edit, a tool that writes in place or `touch -d` to set the
+mtime back cannot set back, so a file changed through the file system is verified again.
+(DVC changes ctime too, when it "unprotects" an output before a stage runs: a part then
+opened is verified again, once, at about 6.5 microseconds per record: 65 ms for a shard
+of 10,000.) In this process, and in a small marker file under the user's cache folder
+(`$IMAGESHELF_CACHE_DIR`, else `$XDG_CACHE_HOME/imageshelf`, else
+`~/.cache/imageshelf`), so a file is verified once per machine, not once per process or
+DataLoader worker. The folder is made private (0700), and a marker counts only if this
+user owns it and its folder, which nobody else can write to: a marker forged by another
+user is ignored. Files this library writes are remembered as they are published. If the
+cache folder cannot be written, verification still happens, once per process.
 
-Verification reads every B-tree page and the first page of every large value: about
-4 microseconds per record (0.4 s for 100,000), once.
+`distrust()` (validate --full) trusts only what this process verified itself.
+
+What no check at open can see is damage below the file system (a disk's bit rot) in a
+file verified before: `validate --full` finds it, reading everything; a reader of such
+a file may still die by SIGBUS, as LMDB maps the file.
 """
 
 from __future__ import annotations
@@ -27,13 +34,20 @@ from _thread import allocate_lock
 
 from .format import StoreError
 
-_remembered: set[tuple[int, ...]] = set()
+_remembered: set[tuple[int, ...]] = set()  # verified or written here, or a marker says so
+_verified_here: set[tuple[int, ...]] = set()  # verified or written by this process
+_distrust = [False]  # validate --full: markers count for nothing
 _lock = allocate_lock()
 MAX_MARKERS = 4096  # the oldest go when there are more
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def distrust() -> None:
+    """From now on in this process, trust only files this process verified or wrote."""
+    _distrust[0] = True
 
 
 def cache_folder() -> str:
@@ -65,10 +79,13 @@ def problems(path: str | os.PathLike[str]) -> list[str]:
 
 def is_trusted(st: os.stat_result) -> bool:
     ident = identity(st)
-    if ident in _remembered:
+    if ident in _verified_here or (ident in _remembered and not _distrust[0]):
         return True
+    if _distrust[0]:
+        return False
     try:
-        if os.path.exists(_marker(ident)):
+        marker = _marker(ident)
+        if _private(os.path.dirname(marker)) and _ours(os.lstat(marker)):
             _remembered.add(ident)
             return True
     except OSError:
@@ -76,17 +93,34 @@ def is_trusted(st: os.stat_result) -> bool:
     return False
 
 
+def _ours(st: os.stat_result) -> bool:
+    """Owned by this user, and writable by nobody else (where the system says so)."""
+    uid = getattr(os, "getuid", None)
+    return uid is None or (st.st_uid == uid() and not st.st_mode & 0o022)
+
+
+def _private(folder: str) -> bool:
+    try:
+        return _ours(os.stat(folder))
+    except OSError:
+        return False
+
+
 def remember(st: os.stat_result) -> None:
     """This file (as `st` describes it) is sound: written here, or verified."""
     ident = identity(st)
     with _lock:
         _remembered.add(ident)
+        _verified_here.add(ident)
     try:
         marker = _marker(ident)
-        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        folder = os.path.dirname(marker)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not _private(folder):
+            return  # another user could forge markers there: this process remembers
         with open(marker, "ab"):
             pass
-        _prune(os.path.dirname(marker))
+        _prune(folder)
     except OSError:
         pass  # a read-only home: verified once per process instead
 

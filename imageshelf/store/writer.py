@@ -1,9 +1,9 @@
 """Publish a new version of a store, in either layout: always new files, renamed into
 place (atomic.py), never a published file modified.
 
-A published file may be a read-only link into DVC's cache (shared/FACTS.md), so every
-change builds new files beside the old and renames them into place: a reader, a crash
-or a kill sees the old version or the new one, never a mixture.
+A published file may be a read-only link into DVC's cache (its hardlink or symlink
+cache types), so every change builds new files beside the old and renames them into
+place: a reader, a crash or a kill sees the old version or the new one, never a mixture.
 
 - Single layout: the new file replaces the old one (`rebuild`).
 - Sharded layout (`write_sharded`): new images go into new shards and every other shard
