@@ -187,8 +187,8 @@ def test_a_coco_2017_annotations_folder_keeps_every_object_field_and_caption(wor
     ]
     # what describes the dataset, not an image, is reported as not stored
     notes = "\n".join(ingest["annotation_notes"])
-    assert "info, licenses describe the dataset" in notes
-    assert "keypoints, skeleton, supercategory" in notes
+    assert "info, licenses: the dataset's, not an image's; not stored" in notes
+    assert "the categories' keypoints, skeleton, supercategory: the dataset's" in notes
 
 
 def test_annotations_no_image_takes_and_an_id_given_twice_are_reported(workspace):

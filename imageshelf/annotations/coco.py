@@ -86,7 +86,7 @@ def _read_one(
     names = _categories(rel, obj, result)
     dataset = sorted(k for k in obj if k not in IMAGE_FIELDS)
     if dataset:
-        result.note(f"{rel}: {', '.join(dataset)} describe the dataset, not an image: not stored")
+        result.note(f"{rel}: {', '.join(dataset)}: the dataset's, not an image's; not stored")
     listed, by_id = _images(rel, obj["images"], keys, images, result)
     kinds = {_kind(ann) for ann in obj["annotations"]} or {"object"}
     for targets in by_id.values():
@@ -115,8 +115,8 @@ def _categories(rel: str, obj: dict[str, Any], result: Annotations) -> dict[Any,
         extra.update(k for k in category if k not in ("id", "name"))
     if extra:
         result.note(
-            f"{rel}: the categories' {', '.join(sorted(extra))} describe the dataset, not "
-            "an image: not stored (each object keeps category_id and category)"
+            f"{rel}: the categories' {', '.join(sorted(extra))}: the dataset's, not an "
+            "image's; not stored (each object keeps category_id and category)"
         )
     return names
 
