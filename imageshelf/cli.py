@@ -158,6 +158,13 @@ def ls_command(
     help="webdataset: at most this many megabytes per shard.",
 )
 @click.option(
+    "--split-folders",
+    is_flag=True,
+    help="imagefolder: write each image under its split's folder (train/KEY, val/KEY, "
+    "test/KEY), where Hugging Face finds splits; without it, keys stay as they are and HF "
+    "sees splits only where keys already lie under split folders.",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Replace files of the same name in --out (refused without it). Nothing this "
@@ -173,6 +180,7 @@ def export_command(
     layout: str,
     shard_images: int,
     shard_mb: int,
+    split_folders: bool,
     overwrite: bool,
     keys: tuple[str, ...],
 ) -> None:
@@ -221,6 +229,7 @@ def export_command(
                 on_item=lambda _record: progress.update(),
                 overwrite=overwrite,
                 layout="imagefolder" if layout == "files" else layout,
+                split_folders=split_folders,
             )
             written = exported.files
             where_to = f"{out_dir}, with " + (

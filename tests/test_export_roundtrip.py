@@ -174,3 +174,21 @@ def test_the_readme_says_what_each_export_gives():
     readme = (PROJECT / "README.md").read_text()
     for layout in ("--as coco", "--as yolo", "metadata.parquet"):
         assert layout in readme
+
+
+def test_split_folders_give_hugging_face_the_stores_own_splits(workspace, tmp_path):
+    """Splits pack drew from each key's hash have no folder of their own; --split-folders
+    writes each image under its split's folder, where HF reads the split."""
+    put(INCOMING, {f"cats/{i:02d}.png": make_image(seed=i) for i in range(30)})
+    put(INCOMING, {"cats/labels.csv": "file_name,caption\n00.png,the first\n"})
+    store = pack()
+    splits = {r.key: r.split for r in store.records()}
+    assert set(splits.values()) > {"train"}  # the hash gave more than one split
+    out = tmp_path / "out"
+    export(out, "--split-folders")
+    hf = hf_load(out, tmp_path / "hf-cache")
+    got = {path.split("/", 1)[1]: split for split, rows in hf.items() for path in rows}
+    assert got == splits
+    assert (
+        hf[splits["cats/00.png"]][f"{splits['cats/00.png']}/cats/00.png"]["caption"] == "the first"
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..store import ImageStore, Record
 from .detection import coco_files, yolo_files
 from .files import ExportError, OnItem, plan_files, target_inside, write_file, write_images
-from .imagefolder import metadata_files, metadata_rows
+from .imagefolder import metadata_files, metadata_rows, split_paths
 from .webdataset import sample_name, stale_shards, write_shards
 
 LAYOUTS = ("imagefolder", "coco", "yolo")
@@ -41,20 +41,27 @@ def export_files(
     overwrite: bool = False,
     layout: str = "imagefolder",
     case_insensitive: bool | None = None,
+    split_folders: bool = False,
 ) -> Exported:
     """Write each record's original bytes to `out_dir/KEY`, and the annotation files of
-    `layout` beside them. Every target is checked before the first file is written."""
+    `layout` beside them. Every target is checked before the first file is written.
+    `split_folders` (imagefolder): each image at `out_dir/SPLIT/KEY` instead, so Hugging
+    Face sees the store's splits (ingest then reads the split folder into the key)."""
     records = sorted(records, key=lambda r: r.key.encode("utf-8"))
     notes: list[str] = []
+    paths = [record.key for record in records]
+    if split_folders and layout != "imagefolder":
+        raise ExportError("--split-folders is for the imagefolder layout")
     if layout == "coco":
         files, notes = coco_files(records)
     elif layout == "yolo":
         files, notes = yolo_files(records)
     elif layout == "imagefolder":
-        files = metadata_files(metadata_rows(records))
+        if split_folders:
+            paths, notes = split_paths(records)
+        files = metadata_files(metadata_rows(records, paths))
     else:
         raise ExportError(f"no export layout {layout!r}; one of {', '.join(LAYOUTS)}")
-    paths = [record.key for record in records]
     clash = sorted(set(paths) & set(files))
     if clash:
         raise ExportError(f"key {clash[0]!r} is also the name of a file this export writes")

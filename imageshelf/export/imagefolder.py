@@ -31,17 +31,27 @@ from .files import ExportError
 Rows = dict[str, list[dict[str, Any]]]  # metadata file's folder -> its rows
 
 
-def metadata_rows(records: Sequence[Record]) -> Rows:
-    """The rows of each metadata file: a record's metadata and its `file_name`, relative
-    to the nearest folder Hugging Face takes for a split ("" where there is none)."""
+def metadata_rows(records: Sequence[Record], paths: Sequence[str]) -> Rows:
+    """The rows of each metadata file: a record's metadata and its `file_name` (its
+    path in the export), relative to the nearest folder Hugging Face takes for a split
+    ("" where there is none)."""
     groups: Rows = defaultdict(list)
-    for record in sorted(records, key=lambda r: r.key.encode("utf-8")):
-        folders = record.key.split("/")[:-1]
+    for record, path in sorted(zip(records, paths, strict=True), key=lambda p: p[1].encode()):
+        folders = path.split("/")[:-1]
         at = next((i for i in range(len(folders) - 1, -1, -1) if split_of_name(folders[i])), -1)
         group = "/".join(folders[: at + 1])
-        name = record.key[len(group) + 1 :] if group else record.key
+        name = path[len(group) + 1 :] if group else path
         groups[group].append({**record.metadata, "file_name": name})
     return dict(groups)
+
+
+def split_paths(records: Sequence[Record]) -> tuple[list[str], list[str]]:
+    """Each image's path under its split's folder (`train/KEY`, `val/KEY`, `test/KEY`),
+    where Hugging Face finds splits; and notes on splits it would not see."""
+    paths = [f"{record.effective_split or 'train'}/{record.key}" for record in records]
+    unknown = sorted({p.split("/", 1)[0] for p in paths} - {"train", "val", "test"})
+    notes = [f"split {name}/ is not a name Hugging Face reads as a split" for name in unknown]
+    return paths, notes
 
 
 def metadata_files(rows: Rows) -> dict[str, bytes]:
