@@ -136,6 +136,14 @@ def stage(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
+def ingest_and_pack(store: str = "data/images.lmdb") -> ImageStore:
+    """Run ingest and pack in the current folder, as `dvc repro` would; the store."""
+    for name in ("ingest", "pack"):
+        result = stage(name)
+        assert result.exit_code == 0, result.output
+    return ImageStore(store)
+
+
 def report(name: str) -> dict[str, Any]:
     import json
 

@@ -10,17 +10,10 @@ import pytest
 from imageshelf.annotations import typed, typed_column
 from imageshelf.store import ImageStore
 
-from conftest import make_image, put, report, stage
+from conftest import ingest_and_pack, make_image, put, report, stage
 
 INCOMING = Path("data/incoming")
 STORE = Path("data/images.lmdb")
-
-
-def packed() -> ImageStore:
-    for name in ("ingest", "pack"):
-        result = stage(name)
-        assert result.exit_code == 0, result.output
-    return ImageStore(STORE)
 
 
 def set_rule(name: str, value: str) -> None:
@@ -70,7 +63,7 @@ def test_csv_as_excel_saves_it_bom_semicolons_and_any_case_headers(workspace):
             "more.tsv": "FILE_NAME\tlabel\tid\nc.png\tbird\t007\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert metadata(store) == {
         "a.png": {"label": "cat", "Score": "0,5", "Weight": 0.25, "OK": True},
         "b.png": {"label": "dog", "Score": "0.75", "Weight": 1.0, "OK": False},
@@ -98,7 +91,7 @@ def test_hugging_face_imagefolder_with_metadata_and_split_folders(workspace):
     )
     params = Path("params.yaml")
     params.write_text(params.read_text().replace("strict: false", "strict: true"))
-    store = packed()
+    store = ingest_and_pack()
     assert {r.key: (r.metadata.get("label"), r.split) for r in store.records()} == {
         "flowers/train/0001.png": ("rose", "train"),
         "flowers/train/0002.png": ("tulip", "train"),

@@ -12,9 +12,7 @@ from pathlib import Path
 
 from pycocotools.coco import COCO
 
-from imageshelf.store import ImageStore
-
-from conftest import make_image, put, report, stage
+from conftest import ingest_and_pack, make_image, put, report
 
 INCOMING = Path("data/incoming")
 
@@ -135,13 +133,6 @@ def coco2017(root: Path) -> Path:
     return root
 
 
-def packed() -> ImageStore:
-    for name in ("ingest", "pack"):
-        result = stage(name)
-        assert result.exit_code == 0, result.output
-    return ImageStore("data/images.lmdb")
-
-
 def pycocotools_objects(*files: Path) -> dict[int, dict[int, dict]]:
     """image id -> annotation id -> the annotation as pycocotools gives it, the files'
     annotations of one id combined (the keypoints file adds keypoints to a person)."""
@@ -159,7 +150,7 @@ def pycocotools_objects(*files: Path) -> dict[int, dict[int, dict]]:
 
 def test_a_coco_2017_annotations_folder_keeps_every_object_field_and_caption(workspace):
     root = coco2017(INCOMING / "coco")
-    store = packed()
+    store = ingest_and_pack()
     expected = pycocotools_objects(
         root / "annotations/instances_val2017.json",
         root / "annotations/person_keypoints_val2017.json",
@@ -203,7 +194,7 @@ def test_annotations_no_image_takes_and_an_id_given_twice_are_reported(workspace
             "annotations/instances_val2017.json": json.dumps(doc),
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     for name in ("000000000139.jpg", "000000000285.jpg"):
         assert len(store.metadata(f"coco/val2017/{name}")["objects"]) == 3
     ingest = report("ingest")
@@ -244,7 +235,7 @@ def test_roboflow_coco_export_beside_its_images(workspace):
             "train/_annotations.coco.json": json.dumps(doc),
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert store.metadata("bccd/train/a_jpg.rf.1.jpg")["objects"] == [
         {
             "id": 0,
@@ -285,7 +276,7 @@ def test_panoptic_segments_keep_their_png_and_category_names(workspace):
             "annotations/panoptic_val2017.json": json.dumps(doc),
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     panoptic = store.metadata("coco/val2017/000000000139.jpg")["panoptic"]
     assert panoptic["file_name"] == "000000000139.png"
     assert panoptic["segments_info"] == [

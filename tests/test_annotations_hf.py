@@ -13,16 +13,9 @@ import pytest
 
 from imageshelf.store import ImageStore, StoreFile
 
-from conftest import hf_load, make_image, put, report, stage
+from conftest import hf_load, ingest_and_pack, make_image, put, report, stage
 
 INCOMING = Path("data/incoming")
-
-
-def packed() -> ImageStore:
-    for name in ("ingest", "pack"):
-        result = stage(name)
-        assert result.exit_code == 0, result.output
-    return ImageStore("data/images.lmdb")
 
 
 def split_folders_on() -> None:
@@ -59,7 +52,7 @@ def test_one_split_with_metadata_at_the_root_and_in_a_subfolder(workspace, tmp_p
     )
     # datasets' fixture copies one image under three names: each keeps its own caption
     put(INCOMING / "hf", {**{f: image for f, _ in rows}, f"metadata.{kind}": metadata})
-    store = packed()
+    store = ingest_and_pack()
     hf = hf_load(INCOMING / "hf", tmp_path / "hf-cache")
     assert sorted(hf["train"]) == sorted(f for f, _ in rows)
     assert_store_gives_what_hf_gives(store, "hf", hf)
@@ -77,7 +70,7 @@ def test_split_folders_as_datasets_names_them_with_per_split_metadata(workspace,
             for i, n in enumerate(names)
         )
     put(INCOMING / "ds", files)
-    store = packed()
+    store = ingest_and_pack()
     hf = hf_load(INCOMING / "ds", tmp_path / "hf-cache")
     assert {split: len(rows) for split, rows in hf.items()} == {"train": 2, "val": 2, "test": 2}
     assert_store_gives_what_hf_gives(store, "ds", hf)
@@ -96,7 +89,7 @@ def test_split_folders_as_datasets_names_them_with_per_split_metadata(workspace,
 def test_split_folder_names_follow_datasets_keywords(workspace, name, split):
     split_folders_on()
     put(INCOMING, {f"{name}/a.png": make_image(seed=1)})
-    store = packed()
+    store = ingest_and_pack()
     assert ("split" in store.metadata(f"{name}/a.png")) == (split is not None)
     if split is not None:
         assert store.record(f"{name}/a.png").split == split
@@ -124,7 +117,7 @@ def test_custom_file_name_columns_and_file_names_lists(workspace, tmp_path):
             + "\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     for folder in ("pairs", "groups"):
         assert_store_gives_what_hf_gives(
             store, folder, hf_load(INCOMING / folder, tmp_path / folder)
@@ -146,7 +139,7 @@ def test_metadata_parquet_is_read_with_its_types(workspace, tmp_path):
         ]
     )
     pq.write_table(table, INCOMING / "pq" / "metadata.parquet")
-    store = packed()
+    store = ingest_and_pack()
     assert_store_gives_what_hf_gives(store, "pq", hf_load(INCOMING / "pq", tmp_path / "c"))
     assert store.metadata("pq/a.png") == {"label": "cat", "id": "007", "boxes": [[1, 2, 3, 4]]}
     assert report("ingest")["annotation_files"] == ["pq/metadata.parquet"]
@@ -163,7 +156,7 @@ def test_a_csv_column_is_typed_as_a_whole(workspace):
             "b.png,100,2.5,false,4\nc.png,,3,TRUE,big\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert {k: store.metadata(k) for k in list(store)} == {
         "a.png": {"id": "007", "score": 1.0, "flag": True, "size": "3"},
         "b.png": {"id": "100", "score": 2.5, "flag": False, "size": "4"},
@@ -182,7 +175,7 @@ def test_the_same_image_under_three_names_keeps_each_name_and_stores_the_bytes_o
             "metadata.csv": "file_name,caption\na.jpg,first\nb.jpg,second\nsub/c.jpg,third\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert {k: store.metadata(k)["caption"] for k in list(store)} == {
         "a.jpg": "first",
         "b.jpg": "second",
@@ -215,7 +208,7 @@ def test_images_and_metadata_in_a_zip_as_datasets_reads_them(workspace, tmp_path
             '{"file_name": "images/a.png", "caption": "first"}\n'
             '{"file_name": "images/b.png", "caption": "second"}\n',
         )
-    store = packed()
+    store = ingest_and_pack()
     assert {k: store.metadata(k) for k in list(store)} == {
         "hf/batch.zip/images/a.png": {"caption": "first"},
         "hf/batch.zip/images/b.png": {"caption": "second"},
@@ -245,7 +238,7 @@ def test_a_tar_of_images_and_what_cannot_be_read_from_archives(workspace):
     data = (INCOMING / "tars" / "broken.zip").read_bytes()
     (INCOMING / "tars" / "broken.zip").write_bytes(data[: len(data) // 2])
     (INCOMING / "tars" / "photos.tar.gz").write_bytes(b"\x1f\x8b\x08\x00")
-    store = packed()
+    store = ingest_and_pack()
     assert store.keys() == ["tars/batch.tar/cats/1.png"]
     assert store.get("tars/batch.tar/cats/1.png") == make_image(seed=1)
     rejects = {r["path"]: r["code"] for r in report("ingest")["rejects"]}
@@ -266,7 +259,7 @@ def test_a_table_that_names_an_image_twice_says_so(workspace):
             "labels.csv": "file_name,label\na.png,cat\na.png,dog\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert store.metadata("a.png") == {"label": "dog"}  # the later row, as HF's last row
     notes = report("ingest")["annotation_notes"]
     assert any("labels.csv: 1 row(s) name an image an earlier row named" in n for n in notes)

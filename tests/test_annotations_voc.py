@@ -13,9 +13,8 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from imageshelf.annotations import typed
-from imageshelf.store import ImageStore
 
-from conftest import make_image, put, report, stage
+from conftest import ingest_and_pack, make_image, put, report
 
 INCOMING = Path("data/incoming")
 TORCHVISION_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -50,13 +49,6 @@ def torchvision_image_folder(root: Path) -> dict[str, str]:
                 if name.lower().endswith(TORCHVISION_EXTENSIONS):
                     out[os.path.relpath(os.path.join(here, name), root)] = cls
     return out
-
-
-def packed() -> ImageStore:
-    for name in ("ingest", "pack"):
-        result = stage(name)
-        assert result.exit_code == 0, result.output
-    return ImageStore("data/images.lmdb")
 
 
 VOC_XML = """<annotation>
@@ -122,7 +114,7 @@ def test_pascal_voc_keeps_every_tag_torchvision_parses(workspace):
             "ImageSets/Main/person_train.txt": "2007_000027  1\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     target = parse_voc_xml(ElementTree.fromstring(VOC_XML))["annotation"]
     meta = store.metadata("VOC2012/JPEGImages/2007_000027.jpg")
     assert meta["objects"] == [expected_object(o) for o in target["object"]]
@@ -154,7 +146,7 @@ def test_imagefolder_class_is_the_top_folder_as_torchvision_says(workspace):
         "cat/anim.gif": make_image("GIF", seed=5),  # torchvision skips GIF; we keep it
     }
     put(INCOMING, files)
-    store = packed()
+    store = ingest_and_pack()
     reference = torchvision_image_folder(INCOMING)
     assert {k: store.metadata(k)["label"] for k in reference} == reference
     assert store.metadata("cat/anim.gif")["label"] == "cat"
@@ -173,7 +165,7 @@ def test_a_folder_depth_takes_the_class_below_a_dataset_folder(workspace):
         },
     )
     put(INCOMING, {"flowers/train/rose/3.png": make_image(seed=4)})
-    store = packed()
+    store = ingest_and_pack()
     got = {r.key: (r.metadata.get("label"), r.split) for r in store.records()}
     assert got["pets/cat/1.png"][0] == "cat"
     assert got["pets/dog/kittens/2.png"][0] == "dog"
@@ -204,7 +196,7 @@ def test_cvat_for_images_xml_gives_boxes_polygons_and_attributes(workspace):
         INCOMING / "street",
         {"annotations.xml": CVAT_XML, "images/frame_000000.png": make_image(seed=1)},
     )
-    store = packed()
+    store = ingest_and_pack()
     assert store.metadata("street/images/frame_000000.png")["objects"] == [
         {
             "category": "car",

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imageshelf.store import ImageStore
-
-from conftest import make_image, put, report, stage
+from conftest import ingest_and_pack, make_image, put, report, stage
 
 INCOMING = Path("data/incoming")
 W, H = 64, 48
@@ -22,13 +20,6 @@ W, H = 64, 48
 def strict() -> None:
     params = Path("params.yaml")
     params.write_text(params.read_text().replace("strict: false", "strict: true"))
-
-
-def packed() -> ImageStore:
-    for name in ("ingest", "pack"):
-        result = stage(name)
-        assert result.exit_code == 0, result.output
-    return ImageStore("data/images.lmdb")
 
 
 def r(value: float) -> int | float:
@@ -91,7 +82,7 @@ def test_ultralytics_detect_layout_gives_boxes_names_and_splits_and_ignores_its_
             **labels,
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     names = {0: "person", 1: "bicycle", 2: "car"}
     for rel, text in labels.items():
         key = "coco8/" + rel.replace("labels/", "images/").replace(".txt", ".jpg")
@@ -122,7 +113,7 @@ def test_segment_obb_and_pose_lines_read_as_ultralytics_reads_them(workspace):
             "pose2/labels/c.txt": pose2,
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     names = {0: "person", 1: "car"}
     assert store.metadata("seg/images/a.png")["objects"] == [
         ultralytics_rule(segment, names),
@@ -153,7 +144,7 @@ def test_cvat_yolo_1_1_export_labels_beside_images_with_obj_names(workspace):
             "obj_train_data/frame_000001.txt": "",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert store.metadata("task_1/obj_train_data/frame_000000.jpg") == {
         "objects": [ultralytics_rule("1 0.5 0.5 0.5 0.5", {0: "cat", 1: "dog"})],
         "split": "train",
@@ -184,7 +175,7 @@ def test_label_studio_yolo_export_names_classes_from_classes_txt(workspace):
             "labels/5f1b-plane.txt": "0 0.5 0.5 0.25 0.25\n1 0.1 0.1 0.1 0.1\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert [
         o["category"] for o in store.metadata("project-1/images/5f1b-plane.jpg")["objects"]
     ] == [
@@ -210,7 +201,7 @@ def test_roboflow_yolov8_export_with_split_folders_and_parent_paths(workspace):
             "valid/labels/b.txt": "0 0.5 0.5 0.5 0.5\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert {r.key: (r.split, r.metadata["objects"][0]["category"]) for r in store.records()} == {
         "bccd/train/images/a.jpg": ("train", "RBC"),
         "bccd/valid/images/b.jpg": ("val", "Platelets"),
@@ -243,7 +234,7 @@ def test_a_label_file_that_is_not_yolo_rejects_its_image_only(workspace, line, s
     rejects = report("ingest")["rejects"]
     assert [(r["path"], r["code"]) for r in rejects] == [("images/bad.png", "bad_metadata")]
     assert "labels/bad.txt:2:" in rejects[0]["reason"] and says in rejects[0]["reason"]
-    assert [r.key for r in packed().records()] == ["images/good.png"]
+    assert [r.key for r in ingest_and_pack().records()] == ["images/good.png"]
 
 
 def test_class_numbers_without_a_name_and_coordinates_out_of_range_are_reported(workspace):
@@ -255,7 +246,7 @@ def test_class_numbers_without_a_name_and_coordinates_out_of_range_are_reported(
             "labels/x.txt": "7 0.5 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert [o["category"] for o in store.metadata("images/x.png")["objects"]] == ["7", "a"]
     notes = report("ingest")["annotation_notes"]
     assert any("class 7 has no name in data.yaml (2 names)" in n for n in notes)
@@ -273,6 +264,6 @@ def test_text_beside_an_image_that_is_not_yolo_is_its_text(workspace):
             "captions/cat.txt": "a cat on a mat, photograph\r\n",
         },
     )
-    store = packed()
+    store = ingest_and_pack()
     assert store.metadata("lines/0001.png") == {"text": "The quick brown fox"}
     assert store.metadata("captions/cat.jpg") == {"text": "a cat on a mat, photograph"}

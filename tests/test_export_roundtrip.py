@@ -16,7 +16,7 @@ from test_annotations_yolo import COCO8_YAML, H, W, ultralytics_rule
 
 from imageshelf.store import ImageStore
 
-from conftest import PROJECT, hf_load, make_image, put, stage
+from conftest import PROJECT, hf_load, ingest_and_pack, make_image, put, stage
 
 INCOMING = Path("data/incoming")
 
@@ -27,13 +27,6 @@ def set_params(**rules: str) -> None:
     for name, value in rules.items():
         text = text.replace(f"{name}: false", f"{name}: {value}")
     params.write_text(text)
-
-
-def pack() -> ImageStore:
-    for name in ("ingest", "pack"):
-        result = stage(name)
-        assert result.exit_code == 0, result.output
-    return ImageStore("data/images.lmdb")
 
 
 def export(out: Path, *args: str) -> str:
@@ -50,7 +43,7 @@ def ingested_elsewhere(out: Path, project: Path) -> ImageStore:
     shutil.copytree(out, project / "data" / "incoming")
     os.chdir(project)
     try:
-        return pack()
+        return ingest_and_pack()
     finally:
         os.chdir(here)
 
@@ -67,7 +60,7 @@ def test_imagefolder_export_with_split_folders_reads_back_in_datasets_and_ingest
             f"file_name,caption,id,score\na.png,{folder} a,007,1\nb.png,{folder} b,100,2.5\n"
         )
     put(INCOMING, files)
-    store = pack()
+    store = ingest_and_pack()
     out = tmp_path / "out"
     said = export(out)
     assert "ds/train/metadata.jsonl" in said and "ds/validation/metadata.jsonl" in said
@@ -97,7 +90,7 @@ def test_columns_json_lines_cannot_carry_go_to_metadata_parquet_and_read_back(wo
             '{"file_name": "b.png", "id": 100, "note": null}\n',
         },
     )
-    store = pack()
+    store = ingest_and_pack()
     out = tmp_path / "out"
     said = export(out)
     assert "metadata.parquet" in said and "metadata.jsonl" not in said
@@ -115,7 +108,7 @@ def test_columns_json_lines_cannot_carry_go_to_metadata_parquet_and_read_back(wo
 def test_coco_export_reads_in_pycocotools_and_back(workspace, tmp_path):
     coco2017(INCOMING / "coco")
     put(INCOMING, {"coco/val2017/labels.csv": "file_name,label\n000000000139.jpg,busy\n"})
-    store = pack()
+    store = ingest_and_pack()
     out = tmp_path / "out"
     export(out, "--as", "coco")
     coco = COCO(str(out / "annotations" / "instances.json"))
@@ -151,7 +144,7 @@ def test_yolo_export_reads_by_ultralytics_rule_and_back(workspace, tmp_path):
             **labels,
         },
     )
-    store = pack()
+    store = ingest_and_pack()
     out = tmp_path / "out"
     export(out, "--as", "yolo")
     names = {0: "person", 1: "bicycle", 2: "car"}
@@ -181,7 +174,7 @@ def test_split_folders_give_hugging_face_the_stores_own_splits(workspace, tmp_pa
     writes each image under its split's folder, where HF reads the split."""
     put(INCOMING, {f"cats/{i:02d}.png": make_image(seed=i) for i in range(30)})
     put(INCOMING, {"cats/labels.csv": "file_name,caption\n00.png,the first\n"})
-    store = pack()
+    store = ingest_and_pack()
     splits = {r.key: r.split for r in store.records()}
     assert set(splits.values()) > {"train"}  # the hash gave more than one split
     out = tmp_path / "out"
