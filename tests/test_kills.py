@@ -47,6 +47,22 @@ def _wait_for_pack(repo: Path, proc: subprocess.Popen) -> float:
     return time.monotonic()
 
 
+def _grow_to(repo: Path, proc: subprocess.Popen, size: float) -> None:
+    """Block until pack's temp file holds `size` bytes (or pack published, or ended):
+    a point inside the write however fast the machine is at the moment (a fixed delay
+    missed the write when other tests ran beside this one)."""
+    while proc.poll() is None:
+        temps = _temps(repo)
+        if not temps:
+            return
+        try:
+            if temps[0].stat().st_size >= size:
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.0005)
+
+
 def _repro(repo: Path) -> subprocess.Popen:
     # A session of its own, so the kill takes dvc and the stage it runs, as a killed
     # job or a lost machine would.
@@ -98,12 +114,10 @@ def test_killing_dvc_repro_during_pack_never_loses_the_store(repo):
     # An uninterrupted run: the md5 every recovery must reach, and how long pack writes.
     put(repo / "data" / "incoming", _images(300, 1500))
     proc = _repro(repo)
-    started = _wait_for_pack(repo, proc)
-    while _temps(repo):
-        time.sleep(0.001)
-    window = time.monotonic() - started
+    _wait_for_pack(repo, proc)
     assert proc.wait() == 0
     complete_md5 = md5(store)
+    complete_size = store.stat().st_size
     assert complete_md5 != previous_md5
 
     rng = random.Random(20261123)
@@ -114,7 +128,7 @@ def test_killing_dvc_repro_during_pack_never_loses_the_store(repo):
         proc = _repro(repo)
         _wait_for_pack(repo, proc)
         if trial < KILLS:
-            time.sleep(rng.uniform(0, 0.8 * window))  # inside the write, even in a quicker run
+            _grow_to(repo, proc, rng.uniform(0.05, 0.9) * complete_size)  # inside the write
         else:  # after pack published: DVC is hashing the store and committing it to cache
             while _temps(repo):
                 time.sleep(0.001)
