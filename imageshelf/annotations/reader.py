@@ -139,10 +139,12 @@ def _units(
         yield kind, rels
 
 
-def _read_table(rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Annotations) -> None:
+def _read_table(
+    rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Annotations
+) -> None:
     folder = folder_of(rel)
     seen: dict[str, dict[str, Any]] = {}
-    repeated = []
+    repeated, first = 0, ""  # rows naming an image an earlier row named otherwise
     for number, paths, values in table_rows(rel, data, max_row):
         for path in paths:
             key = join(folder, path)
@@ -150,13 +152,14 @@ def _read_table(rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Ann
                 result.unused.append(f"{rel}:{number}: {path} (no such image)")
                 continue
             if key in seen and seen[key] != values:
-                repeated.append(f"{path} (line {number})")
+                repeated += 1
+                first = first or f"{path} (line {number})"
             seen[key] = values
             result.set(key, values)
     if repeated:
         result.note(
-            f"{rel}: {len(repeated)} row(s) name an image an earlier row named, with other "
-            f"values; the later row's fields win (first: {repeated[0]})"
+            f"{rel}: {repeated} row(s) name an image an earlier row named, with other "
+            f"values; the later row's fields win (first: {first})"
         )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .base import AnnotationError, text_of
-from .values import check_json_value, strict_json, typed_column
+from .values import ColumnType, check_json_value, strict_json
 
 LEGACY_PATH_COLUMNS = ("path", "file", "filename", "image", "image_path", "key")
 PATH_COLUMNS = ("file_name", "*_file_name", "file_names", *LEGACY_PATH_COLUMNS)
@@ -80,47 +80,52 @@ def _paths(rel: str, number: int, column: str, value: Any, many: bool) -> list[s
 
 
 def _csv_rows(rel: str, text: str) -> Iterator[Row]:
+    """Two passes over the text: the first checks every row and decides each column's
+    type, the second yields the rows typed. No row is kept between them."""
     header = text.split("\n", 1)[0]
     delimiter = (
         "\t"
         if rel.lower().endswith(".tsv")
         else max((",", ";", "\t"), key=lambda sep: (header.count(sep), sep == ","))
     )
+    columns = [c.strip() for c in next(csv.reader(io.StringIO(header), delimiter=delimiter), [])]
+    columns = [c.lower() if c.lower() in KNOWN_FIELDS else c for c in columns]
+    column, many = image_column(columns)
+    if column is None:
+        raise _no_column(rel, columns)
+    types = [ColumnType() for _ in columns]
+    undecided = [i for i, name in enumerate(columns) if name]  # text is decided for good
+    for _number, row in _csv_cells(rel, text, delimiter, len(columns)):
+        if undecided:
+            for i in [i for i in undecided if i < len(row) and row[i].strip()]:
+                types[i].see(row[i])
+                if not types[i].kinds:
+                    undecided.remove(i)
+    convert = [kind.converter() for kind in types]
+    for number, row in _csv_cells(rel, text, delimiter, len(columns)):
+        values = {
+            columns[i]: convert[i](cell)
+            for i, cell in enumerate(row)
+            if columns[i] and cell.strip()
+        }
+        yield number, _paths(rel, number, column, values.pop(column, None), many), values
+
+
+def _csv_cells(rel: str, text: str, delimiter: str, width: int) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of each row that is not blank, the header skipped."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        columns = [name.strip() for name in next(reader, [])]
-        columns = [c.lower() if c.lower() in KNOWN_FIELDS else c for c in columns]
-        column, many = image_column(columns)
-        if column is None:
-            raise _no_column(rel, columns)
-        rows = []
+        next(reader, None)
         for row in reader:
-            if not any(cell.strip() for cell in row):
+            if not any(row) or not "".join(row).strip():
                 continue
-            if len(row) > len(columns):
+            if len(row) > width:
                 raise AnnotationError(
-                    f"{rel}:{reader.line_num}: {len(row)} cells, the header "
-                    f"names {len(columns)} columns"
+                    f"{rel}:{reader.line_num}: {len(row)} cells, the header names {width} columns"
                 )
-            rows.append((reader.line_num, row))
+            yield reader.line_num, row
     except csv.Error as exc:
         raise AnnotationError(f"{rel}:{reader.line_num}: not valid CSV: {exc}") from None
-    typed = _typed_columns(columns, [row for _number, row in rows])
-    for (number, _row), values in zip(rows, typed, strict=True):
-        paths = _paths(rel, number, column, values.pop(column, None), many)
-        yield number, paths, values
-
-
-def _typed_columns(columns: list[str], rows: list[list[str]]) -> list[dict[str, Any]]:
-    """Each row's non-empty cells by column name, typed a column at a time."""
-    out: list[dict[str, Any]] = [{} for _ in rows]
-    for i, name in enumerate(columns):
-        if not name:
-            continue
-        filled = [(n, row[i]) for n, row in enumerate(rows) if i < len(row) and row[i].strip()]
-        for (n, _cell), value in zip(filled, typed_column([c for _n, c in filled]), strict=True):
-            out[n][name] = value
-    return out
 
 
 def _jsonl_rows(rel: str, data: bytes, max_row: int) -> Iterator[Row]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
@@ -14,7 +14,7 @@ _FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))([eE][+-]?[0-
 
 
 def typed(text: str) -> Any:
-    """One cell as a value, alone (a column is typed by `typed_column`): surrounding
+    """One cell as a value, alone (a column is typed by `ColumnType`): surrounding
     spaces dropped; `true`/`false` (any case) a boolean; a whole number without leading
     zeros (`-3`, `42`, not `007`) an integer; a decimal (`0.25`, `1e-3`) a float; a cell
     starting with `[` or `{` that is valid JSON that value; anything else text."""
@@ -22,27 +22,72 @@ def typed(text: str) -> Any:
 
 
 def typed_column(cells: Sequence[str]) -> list[Any]:
-    """The cells of one column (empty ones left out by the caller), typed together: a
-    column is booleans if every cell is `true`/`false`; integers if every cell is a
-    whole number without leading zeros; floats if every cell is a number and one is a
-    decimal; JSON if every cell is a `[...]` or `{...}` that parses; else text. So
-    `007` beside `100` keeps both text, and a column never mixes types."""
-    values = [cell.strip() for cell in cells]
-    lowered = [value.lower() for value in values]
-    if all(value in ("true", "false") for value in lowered):
-        return [value == "true" for value in lowered]
-    if all(_INT.fullmatch(value) for value in values):
-        return [int(value) for value in values]
-    if all(_INT.fullmatch(value) or _FLOAT.fullmatch(value) for value in values):
-        numbers = [float(value) for value in values]
-        if all(math.isfinite(number) for number in numbers):
-            return numbers
-    if all(value[:1] in ("[", "{") for value in values):
-        try:
-            return [strict_json(value) for value in values]
-        except ValueError:
-            pass
-    return values
+    """The cells of one column typed together (ColumnType)."""
+    column = ColumnType()
+    for cell in cells:
+        column.see(cell)
+    return [column.value(cell) for cell in cells]
+
+
+class ColumnType:
+    """The type of a table's column, decided by every non-empty cell it holds: booleans if
+    every cell is `true`/`false`; integers if every cell is a whole number without leading
+    zeros; floats if every cell is a number and one is a decimal; JSON if every cell is a
+    `[...]` or `{...}` that parses; else text. So `007` beside `100` keeps both text, and
+    a column never mixes types. `see` each cell first (spaces around it dropped), then
+    take each cell's `value`: two passes, and nothing kept but the verdict."""
+
+    def __init__(self) -> None:
+        self.kinds = {"bool", "int", "float", "json"}
+
+    def see(self, cell: str) -> None:
+        kinds = self.kinds
+        if not kinds:
+            return  # text already: the usual case after a first word
+        value = cell.strip()
+        if "bool" in kinds and value.lower() not in ("true", "false"):
+            kinds.discard("bool")
+        whole = _INT.fullmatch(value) is not None
+        if "int" in kinds and not whole:
+            kinds.discard("int")
+        if "float" in kinds and not (whole or (_FLOAT.fullmatch(value) and _finite(value))):
+            kinds.discard("float")
+        if "json" in kinds and not _is_json(value):
+            kinds.discard("json")
+
+    @property
+    def kind(self) -> str:
+        return next((k for k in ("bool", "int", "float", "json") if k in self.kinds), "text")
+
+    def value(self, cell: str) -> Any:
+        return self.converter()(cell)
+
+    def converter(self) -> Callable[[str], Any]:
+        """The function from a cell to its value, once every cell has been seen."""
+        return _CONVERT[self.kind]
+
+
+_CONVERT: dict[str, Callable[[str], Any]] = {
+    "bool": lambda cell: cell.strip().lower() == "true",
+    "int": lambda cell: int(cell.strip()),
+    "float": lambda cell: float(cell.strip()),
+    "json": lambda cell: strict_json(cell.strip()),
+    "text": str.strip,
+}
+
+
+def _finite(value: str) -> bool:
+    return math.isfinite(float(value))
+
+
+def _is_json(value: str) -> bool:
+    if value[:1] not in ("[", "{"):
+        return False
+    try:
+        strict_json(value)
+    except ValueError:
+        return False
+    return True
 
 
 def strict_json(text: str | bytes) -> Any:
