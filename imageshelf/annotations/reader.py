@@ -139,9 +139,7 @@ def _units(
         yield kind, rels
 
 
-def _read_table(
-    rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Annotations
-) -> None:
+def _read_table(rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Annotations) -> None:
     folder = folder_of(rel)
     seen: dict[str, dict[str, Any]] = {}
     repeated, first = 0, ""  # rows naming an image an earlier row named otherwise
