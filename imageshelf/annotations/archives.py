@@ -194,6 +194,9 @@ def _zip(path: str) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]:
 def locate(root: str, key: str) -> tuple[str, str] | None:
     """(the archive's path, the member's name) for a key inside an archive under `root`;
     None for a key that is a file of its own."""
+    lowered = key.lower()
+    if ".zip/" not in lowered and ".tar/" not in lowered:
+        return None  # the usual key: a file of its own, told without a system call
     parts = key.split("/")
     for at in range(1, len(parts)):
         if is_archive(parts[at - 1]):

@@ -102,6 +102,7 @@ class Yolo:
     by_folder: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     cache: dict[str, Names | None] = field(default_factory=dict)  # names file -> its names
     above: dict[str, Names | None] = field(default_factory=dict)  # folder -> nearest names
+    label_folders: dict[str, Any] = field(default_factory=dict)  # a label's folder -> names
     used: set[str] = field(default_factory=set)
     lists: dict[str, str] = field(default_factory=dict)  # list file -> the split it gives
     # data.yaml's split folders: where each may be (the first that holds images), split, yaml
@@ -136,11 +137,19 @@ class Yolo:
         return found
 
     def names_for_label(self, rel: str) -> Names | None:
-        parts = rel.split("/")
-        if under_labels(rel):
-            at = len(parts) - 2 - parts[-2::-1].index("labels")
-            return self.names_above("/".join(parts[:at]))
-        return self.names_above(folder_of(rel))
+        """The class names a label file uses: the nearest above its labels folder (or,
+        for labels beside images, above its own folder)."""
+        folder = folder_of(rel)
+        found = self.label_folders.get(folder, self)
+        if found is self:  # not looked up yet for this folder
+            parts = folder.split("/")
+            if "labels" in parts:
+                at = len(parts) - 1 - parts[::-1].index("labels")
+                found = self.names_above("/".join(parts[:at]))
+            else:
+                found = self.names_above(folder)
+            self.label_folders[folder] = found
+        return found if isinstance(found, Names) else None
 
     def _load(self, rel: str) -> Names | None:
         if rel not in self.cache:

@@ -290,7 +290,10 @@ class ImageStore:
     def raw_records_of(self, keys: Collection[str]) -> Iterator[tuple[str, bytes, Part]]:
         """(key, record JSON, the part holding it) for those of `keys` the store holds,
         in no set order: by one pass over every record when that is cheaper than a
-        lookup per key."""
+        lookup per key. Opens only the parts a lookup needs (a part opened may have to
+        be verified: trust.py)."""
+        if not keys:
+            return
         parts = self._resolve()
         if len(keys) * 8 > len(self):
             wanted = keys if isinstance(keys, set | dict) else set(keys)
@@ -299,11 +302,17 @@ class ImageStore:
                     if key in wanted:
                         yield key, raw, part
             return
-        by_file = {id(self.part(part.name)): part for part in parts}
+        by_name = {part.name: part for part in parts}
+        of_file: dict[int, Part] = {}
         for key in keys:
             file = self._holder(key)
-            if file is not None:
-                yield key, file.raw_record(key), by_file[id(file)]
+            if file is None:
+                continue
+            part = of_file.get(id(file))
+            if part is None:
+                name = next(name for name, opened in self._files.items() if opened is file)
+                part = of_file[id(file)] = by_name[name]
+            yield key, file.raw_record(key), part
 
     def raw_record(self, key: str) -> bytes:
         """One record's JSON as stored, for fast comparisons. KeyError if missing."""
