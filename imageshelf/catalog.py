@@ -21,7 +21,7 @@ from typing import Any
 from .atomic import publish, temporary, write_error
 from .errors import ShelfError
 from .manifest import encode_stored_line, parse_records, read_manifest
-from .store import ImageStore, Part, Record, StoreFile
+from .store import ImageStore, Part, Record
 from .store.format import digest_entry
 
 CATALOG = "data/catalog"
@@ -37,9 +37,9 @@ def catalog_name(part: Part) -> str:
     return Path(part.name).stem + ".jsonl"
 
 
-def catalog_parts(store: ImageStore) -> list[tuple[str, Part, StoreFile]]:
-    """(catalog file name, the part it lists, that part's reader), for every part."""
-    return [(catalog_name(part), part, store.part(part.name)) for part in store.parts]
+def catalog_parts(store: ImageStore) -> list[tuple[str, Part]]:
+    """(catalog file name, the part it lists), for every part. Opens none of them."""
+    return [(catalog_name(part), part) for part in store.parts]
 
 
 def write_catalog(store: ImageStore, folder: Path) -> bool:
@@ -58,14 +58,14 @@ def _write_catalog(store: ImageStore, folder: Path) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
     changed = False
     wanted = set()
-    for name, part, file in catalog_parts(store):
+    for name, part in catalog_parts(store):
         wanted.add(name)
         path = folder / name
         if part.named_by_content and path.exists():
             continue  # named by the shard's content: already exactly this
         with temporary(path) as temp:
             with open(temp, "wb") as out:
-                for key, raw in file.raw_records():
+                for key, raw in store.part(part.name).raw_records():
                     out.write(encode_stored_line(key, raw))
             if path.exists() and filecmp.cmp(temp, path, shallow=False):
                 continue

@@ -68,13 +68,14 @@ def read_annotations(
     max_bytes: int = 1 << 20,
     unread: Collection[str] = (),
     max_file_bytes: int = 2 << 30,
+    settled: Collection[str] = (),
 ) -> Annotations:
     """Read the annotation files `files` (paths relative to their place) of a place whose
     images are `keys`. `read(rel, limit)` gives a file's bytes; `max_bytes` bounds a file
     that is one image's own, and a table's row; `max_file_bytes` any other file (a whole
-    dataset's table or COCO file). Files in `unread` (own_files of images already stored
-    as they are, with every annotation file unchanged since: ingest knows) are listed as
-    used and not read: what they say is in the store."""
+    dataset's table or COCO file). `settled` images are stored as they are, with every
+    annotation file unchanged since (ingest knows): their own files (`unread`) are listed
+    as used and not read, and data.yaml's folders give them nothing new."""
     files = list(files)
     result = Annotations()
 
@@ -82,18 +83,17 @@ def read_annotations(
         return read_bounded(read, rel, max_file_bytes, FILE_LIMIT)
 
     yolo = Yolo(files, read, result)
-    yolo.apply_folder_splits(keys)
+    yolo.apply_folder_splits(keys, settled)
+    for rel in unread:
+        result.files.append(rel)
+        if rel.endswith(".txt"):
+            yolo.names_for_label(rel)  # its class names are still in use
     sidecars: list[str] = []
-    for kind, rels in _units(files, keys, sidecars):
+    for kind, rels in _units([f for f in files if f not in unread], keys, sidecars):
         if kind == "json":
             _read_json_folder(rels, whole, keys, result)
             continue
         rel = rels[0]
-        if rel in unread:
-            result.files.append(rel)
-            if kind == "text":
-                yolo.names_for_label(rel)  # its class names are still in use
-            continue
         result.reading = rel
         if kind == "table":
             result.files.append(rel)
@@ -103,14 +103,14 @@ def read_annotations(
             read_xml(rel, whole(rel), keys, result)
         else:
             _read_text(rel, read, whole, keys, max_bytes, yolo, result)
-    read_sidecars([s for s in sidecars if s not in unread], read, keys, max_bytes, result)
-    result.files += [s for s in sidecars if s in unread]
+    read_sidecars(sidecars, read, keys, max_bytes, result)
     for rel in files:
         if is_names_file(rel):
             if rel in yolo.used:
                 result.files.append(rel)
             else:
                 result.unused.append(f"{rel}: no YOLO labels use its class names")
+    result.files.sort()
     return result
 
 
@@ -253,6 +253,7 @@ def read_place(
     max_bytes: int = 1 << 20,
     unread: Collection[str] = (),
     max_file_bytes: int = 2 << 30,
+    settled: Collection[str] = (),
 ) -> Annotations:
     """Read annotation files that lie under the folder `root` (but `unread`: see
     read_annotations)."""
@@ -263,6 +264,6 @@ def read_place(
             raise TooLarge(size)
         return data
 
-    result = read_annotations(files, read, keys, max_bytes, unread, max_file_bytes)
+    result = read_annotations(files, read, keys, max_bytes, unread, max_file_bytes, settled)
     result.root = Path(root)
     return result

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import posixpath
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,11 +60,13 @@ class Names:
 
 
 def is_names_file(rel: str) -> bool:
+    """A file that holds class names (or data.yaml's splits): told by its name alone."""
+    if rel.endswith(".txt"):  # most: a label file; classes.txt is the one exception
+        return rel.endswith("classes.txt") and name_of(rel) == "classes.txt"
     name = name_of(rel).lower()
-    return (
-        name.endswith((".yaml", ".yml", ".names", ".data"))
-        or name == "classes.txt"
-        or name == "notes.json"
+    return name.endswith((".yaml", ".yml", ".names", ".data")) or name in (
+        "classes.txt",
+        "notes.json",
     )
 
 
@@ -225,8 +227,9 @@ class Yolo:
 
     # ------------------------------------------------------------ splits
 
-    def apply_folder_splits(self, keys: KeyIndex) -> None:
-        """data.yaml's train/val/test folders: the images under them get that split."""
+    def apply_folder_splits(self, keys: KeyIndex, settled: Collection[str] = ()) -> None:
+        """data.yaml's train/val/test folders: the images under them get that split
+        (but `settled` ones, stored as they are with every annotation file unchanged)."""
         for targets, split, rel in self.folders:
             for folder in targets:
                 prefix = f"{folder}/" if folder else ""
@@ -234,7 +237,8 @@ class Yolo:
                 if matched:
                     self.used.add(rel)
                     for key in matched:
-                        self.result.set(key, {"split": split}, sources=[rel])
+                        if key not in settled:
+                            self.result.set(key, {"split": split}, sources=[rel])
                     break
 
     def unused_names(self) -> Iterable[str]:

@@ -266,7 +266,13 @@ def ingest(
     keys = KeyIndex(found.files)
     unread = own_files(found.annotations, keys, known) if known else set()
     annotations = read_place(
-        root, found.annotations, keys, params.max_metadata_bytes, unread, rules.max_file_bytes
+        root,
+        found.annotations,
+        keys,
+        params.max_metadata_bytes,
+        unread,
+        rules.max_file_bytes,
+        settled=known,
     )
     files = sorted([*found.files, *annotations.not_text])  # a PNG named x.txt is an image
     result = IngestResult(

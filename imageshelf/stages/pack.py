@@ -40,7 +40,7 @@ from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress
 from ..splits import assign_split, with_split
-from ..store import Header, ImageStore, InvalidKeyError, Record, StoreError, encode_key
+from ..store import Header, ImageStore, InvalidKeyError, Part, Record, StoreError, encode_key
 from ..store.format import peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded
@@ -341,10 +341,30 @@ def outdated(store: ImageStore, params: PackParams) -> str | None:
     """Why the store must be written again although nothing in it changes: a part in an
     older format version, or indexing other fields than params.yaml names."""
     for part in store.parts:
-        why = store.part(part.name).header.outdated(params.index)
+        why = _part_header(store, part).outdated(params.index)
         if why is not None:
             return why
     return None
+
+
+def _part_header(store: ImageStore, part: Part) -> Header:
+    """A part's header, kept in the cache by the shard's content and file fingerprint:
+    asking it of every shard on each run would open them all (and after DVC's chmod,
+    verify them all again: trust.py)."""
+    if store.layout == "single":
+        return store.part(part.name).header
+    path = store.path / part.name
+    stamp = list(fingerprint(path) or ())
+    name = f"parts/{part.content_digest}.header"
+    cached = cache.load(name)
+    if isinstance(cached, dict) and cached.get("stamp") == stamp and stamp:
+        try:
+            return Header.decode(str(cached.get("header")).encode(), str(path))
+        except StoreError:
+            pass  # the cache is ours but may be damaged: ask the file
+    header = store.part(part.name).header
+    cache.save(name, {"stamp": stamp, "header": header.encode().decode()})
+    return header
 
 
 def _reader(incoming: Path, record: Record) -> Callable[[], bytes]:

@@ -225,19 +225,22 @@ def _eight_bit(im: Image.Image) -> Image.Image:
     return wide.point(lambda v: (v - low) * scale).convert("L")
 
 
-def write_plots(plots_dir: Path, collected: dict[str, Any], sheet: Image.Image) -> None:
-    png = io.BytesIO()
-    sheet.save(png, "PNG", optimize=False)
+def write_plots(plots_dir: Path, collected: dict[str, Any], sheet: bytes) -> None:
     write_text(plots_dir / "labels.csv", labels_csv(collected["labels"]))
     write_text(plots_dir / "sizes.csv", sizes_csv(collected["bins"]))
-    write_bytes(plots_dir / "contact_sheet.png", png.getvalue())
+    write_bytes(plots_dir / "contact_sheet.png", sheet)
 
 
-def run(store_path: Path, metrics: Path, plots: Path, params: StatsParams) -> dict[str, Any]:
-    """The stats stage: count the store, write the metrics and the plots; return the
-    metrics."""
-    store = ImageStore(store_path)
-    collected = collect(store, params.thumbnails_per_label)
+def contact_sheet_png(store: ImageStore, collected: dict[str, Any], params: StatsParams) -> bytes:
+    """The contact sheet as PNG bytes, kept in the cache by the store's content and the
+    settings: with nothing new, no image is read (nor a shard opened) to draw it again."""
+    name = (
+        f"contact-{store.header.content_digest}-{params.thumbnail_px}-"
+        f"{params.thumbnails_per_label}-{params.max_labels}.png"
+    )
+    cached = cache.load_bytes(name)
+    if cached is not None:
+        return cached
     sheet = contact_sheet(
         store,
         collected["labels"],
@@ -246,6 +249,18 @@ def run(store_path: Path, metrics: Path, plots: Path, params: StatsParams) -> di
         params.thumbnails_per_label,
         params.max_labels,
     )
+    png = io.BytesIO()
+    sheet.save(png, "PNG", optimize=False)
+    cache.save_bytes(name, png.getvalue())
+    return png.getvalue()
+
+
+def run(store_path: Path, metrics: Path, plots: Path, params: StatsParams) -> dict[str, Any]:
+    """The stats stage: count the store, write the metrics and the plots; return the
+    metrics."""
+    store = ImageStore(store_path)
+    collected = collect(store, params.thumbnails_per_label)
+    sheet = contact_sheet_png(store, collected, params)
     write_json(metrics, collected["metrics"])
     write_plots(plots, collected, sheet)
     result: dict[str, Any] = collected["metrics"]

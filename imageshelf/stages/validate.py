@@ -121,10 +121,21 @@ def validate_store(
         progress.reset(total=header.count)
     fresh: list[Part] = []  # parts read in full this time
     for part in parts:
+        # A part proven before and unchanged since is not even opened: opening can mean
+        # verifying it again (after DVC's chmod, say: trust.py).
+        path = store.path / part.name if store.layout == "sharded" else store.path
+        entry = _still_proven(earlier, path, part.content_digest)
+        if entry is not None:
+            result.records += part.count
+            result.proven_earlier += part.count
+            result.proven[str(path)] = entry
+            if progress is not None:
+                progress.update(part.count)
+            continue
         try:
             file = store.part(part.name)
         except StoreError as exc:
-            if (store.path / part.name).exists():
+            if path.exists():
                 result.fail(part.name, str(exc))
             else:
                 result.fail(
@@ -132,14 +143,6 @@ def validate_store(
                     "shard listed in the index is missing; `dvc pull` or `dvc checkout` "
                     "brings it back",
                 )
-            continue
-        entry = _still_proven(earlier, file.path, part.content_digest)
-        if entry is not None:
-            result.records += part.count
-            result.proven_earlier += part.count
-            result.proven[str(file.path)] = entry
-            if progress is not None:
-                progress.update(part.count)
             continue
         fresh.append(part)
         found = _validate_file(file, part, progress)
@@ -344,7 +347,7 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
         return
     earlier = _proven(result.full)
     parts = catalog_parts(store)
-    for name, part, _file in parts:
+    for name, part in parts:
         digest = part.content_digest
         path = catalog / name
         if not path.exists():
@@ -366,7 +369,7 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
             result.fail("(catalog)", f"{path} does not match the store; run pack to rewrite it")
         elif proof is not None:
             result.proven[str(path)] = proof
-    extra = sorted({p.name for p in catalog.glob("*.jsonl")} - {n for n, _, _ in parts})
+    extra = sorted({p.name for p in catalog.glob("*.jsonl")} - {n for n, _ in parts})
     if extra:
         result.fail(
             "(catalog)", f"{catalog} has files for no part of the store: {', '.join(extra[:3])}"

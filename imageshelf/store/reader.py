@@ -308,11 +308,10 @@ class ImageStore:
             file = self._holder(key)
             if file is None:
                 continue
-            part = of_file.get(id(file))
-            if part is None:
+            if id(file) not in of_file:
                 name = next(name for name, opened in self._files.items() if opened is file)
-                part = of_file[id(file)] = by_name[name]
-            yield key, file.raw_record(key), part
+                of_file[id(file)] = by_name[name]
+            yield key, file.raw_record(key), of_file[id(file)]
 
     def raw_record(self, key: str) -> bytes:
         """One record's JSON as stored, for fast comparisons. KeyError if missing."""
