@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .annotations import Annotations, KeyIndex, folder_fields, read_place
+from .annotations import Annotations, KeyIndex, Limits, folder_fields, read_place
 from .errors import ShelfError
 from .params import AnnotationsParams
 from .store import ImageInfo, Record
@@ -96,9 +96,8 @@ def read_tracked(
         raise TrackedError(f"{folder}/{problems[0]}")
     if not found.annotations:
         return Tracked(Annotations(), rules)
-    annotations = read_place(
-        folder, found.annotations, KeyIndex(keys()), max_bytes, max_file_bytes=rules.max_file_bytes
-    )
+    limits = Limits(max_bytes, rules.max_file_bytes)
+    annotations = read_place(folder, found.annotations, KeyIndex(keys()), limits)
     if annotations.broken:
         key, reason = sorted(annotations.broken.items())[0]
         raise TrackedError(f"{folder}: the annotations of {key}: {reason}")

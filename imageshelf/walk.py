@@ -167,9 +167,7 @@ def _walk(root: str, ignore: tuple[str, ...], share: tuple[int, int] = (0, 1)) -
                     found.annotations.append(rel)
                 else:
                     files.append(rel)
-    for names in (found.files, found.annotations, found.ignored):
-        names.sort()
-    return found
+    return found  # walk() sorts what every share found
 
 
 def _symlink_problem(path: str, real_root: str) -> tuple[str, str] | None:

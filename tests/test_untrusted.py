@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import os
 import random
 import shutil
 import struct
@@ -112,6 +113,23 @@ def _claim_2_gb(path: Path) -> bytes:
     return bytes(raw)
 
 
+def _write_in_place(path: Path, at: int, data: bytes) -> os.stat_result:
+    """Write `data` into the file at `at` as a hand edit or an in-place tool would, then
+    set its mtime back: the same inode, size and mtime as before (only ctime tells)."""
+    before = os.stat(path)
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        fh.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    return after
+
+
 def _every_reader_refuses_it(workspace: Path) -> None:
     for args in (*READERS, ["validate", "--manifest", "/dev/null", "--full"]):
         expected = "(lmdb)" if args[0] == "validate" else "damaged store file"
@@ -144,20 +162,9 @@ def test_a_verified_store_changed_in_place_with_its_mtime_set_back_is_refused(
     same size, mtime set back: a hand edit, a tool that writes in place): its ctime
     changed, so it is verified again, and every reader refuses it instead of dying by
     SIGBUS."""
-    import os
 
     assert _run(workspace, "ls").returncode == 0  # read and trusted as written
-    before = os.stat(project_store)
-    raw = _claim_2_gb(project_store)
-    with open(project_store, "r+b") as fh:
-        fh.write(raw)
-    os.utime(project_store, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = os.stat(project_store)
-    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
-        before.st_ino,
-        before.st_size,
-        before.st_mtime_ns,
-    )
+    _write_in_place(project_store, 0, _claim_2_gb(project_store))
     _every_reader_refuses_it(workspace)
 
 
@@ -564,7 +571,7 @@ def test_annotations_are_matched_in_linear_time(tmp_path):
     keys = [f"c{i % 100}/{i:07d}.png" for i in range(100_000)]
     rows = "".join(f"c{i % 100}/{i % 150_000:07d}.png,l{i % 7}\n" for i in range(1_000_000))
     (tmp_path / "labels.csv").write_text("path,label\n" + rows)
-    found = read_place(str(tmp_path), ["labels.csv"], KeyIndex(keys), None)
+    found = read_place(str(tmp_path), ["labels.csv"], KeyIndex(keys))
     assert found.for_image(keys[5], 1, 1) == {"label": "l1"}  # its last row: i = 900,005
     assert len(found.unused) == 300_000  # rows naming no image, each reported
 
@@ -642,17 +649,7 @@ def test_a_file_changed_through_the_file_system_is_verified_again(tmp_path, monk
     monkeypatch.setenv("IMAGESHELF_CACHE_DIR", str(tmp_path / "cache"))
     path = build_store(tmp_path / "s.lmdb", _images(3))
     assert trust.is_trusted(os.stat(path))  # written here: remembered as it was published
-    before = os.stat(path)
-    with open(path, "r+b") as fh:  # in place: same inode, same size
-        fh.seek(before.st_size - 100)
-        fh.write(b"\xff" * 4)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    after = os.stat(path)
-    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
-        before.st_ino,
-        before.st_size,
-        before.st_mtime_ns,
-    )
+    after = _write_in_place(path, os.stat(path).st_size - 100, b"\xff" * 4)
     assert not trust.is_trusted(after)
     path.chmod(0o444)  # what DVC's unprotect does to a store it leaves alone
     assert not trust.is_trusted(os.stat(path))

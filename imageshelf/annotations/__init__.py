@@ -21,10 +21,10 @@ Boxes from every format become COCO's: `objects: [{"bbox": [x, y, width, height]
 "category": NAME, ...}, ...]` in pixels.
 """
 
-from .base import AnnotationError, Annotations, KeyIndex
+from .base import AnnotationError, Annotations, KeyIndex, Limits
 from .folders import folder_fields, split_of_name
 from .kinds import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
-from .reader import own_files, read_annotations, read_place
+from .reader import read_annotations, read_place
 from .tables import KNOWN_FIELDS, PATH_COLUMNS
 from .values import strict_json, typed, typed_column
 
@@ -36,9 +36,9 @@ __all__ = [
     "Annotations",
     "IgnoreRules",
     "KeyIndex",
+    "Limits",
     "annotation_kind",
     "folder_fields",
-    "own_files",
     "read_annotations",
     "read_place",
     "split_of_name",

@@ -120,6 +120,15 @@ OWN_LIMIT = "ingest.max_metadata_bytes"  # the setting that bounds one image's o
 FILE_LIMIT = "annotations.max_file_bytes"  # the setting that bounds any annotation file
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How large a file may be read: `own`, one image's own file (a sidecar, a label
+    file) and a table's row; `file`, any other (a dataset's table, a COCO file)."""
+
+    own: int = 1 << 20
+    file: int = 2 << 30
+
+
 class TooLarge(OSError):
     """A file over the size a reader was given; `size` is its size."""
 

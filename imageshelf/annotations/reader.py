@@ -10,6 +10,7 @@ file), which rejects that one image with the reason instead.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -22,6 +23,7 @@ from .base import (
     AnnotationError,
     Annotations,
     KeyIndex,
+    Limits,
     Reader,
     TooLarge,
     folder_of,
@@ -39,9 +41,10 @@ from .voc import read_xml
 from .yolo import Yolo, is_names_file, label_image, under_labels
 
 ORDER = {"table": 0, "json": 1, "xml": 2, "text": 3}
+DEFAULT_LIMITS = Limits()
 
 
-def own_files(files: Iterable[str], keys: KeyIndex, images: Collection[str]) -> set[str]:
+def _own_files(files: Iterable[str], keys: KeyIndex, images: Collection[str]) -> set[str]:
     """Those of the annotation `files` that speak of one image only, one of `images`: a
     YOLO label file, an image's text, a sidecar. (Other files may speak of any image.)"""
     own = set()
@@ -65,22 +68,20 @@ def read_annotations(
     files: Iterable[str],
     read: Reader,
     keys: KeyIndex,
-    max_bytes: int = 1 << 20,
-    unread: Collection[str] = (),
-    max_file_bytes: int = 2 << 30,
+    limits: Limits = DEFAULT_LIMITS,
     settled: Collection[str] = (),
 ) -> Annotations:
     """Read the annotation files `files` (paths relative to their place) of a place whose
-    images are `keys`. `read(rel, limit)` gives a file's bytes; `max_bytes` bounds a file
-    that is one image's own, and a table's row; `max_file_bytes` any other file (a whole
-    dataset's table or COCO file). `settled` images are stored as they are, with every
-    annotation file unchanged since (ingest knows): their own files (`unread`) are listed
-    as used and not read, and data.yaml's folders give them nothing new."""
+    images are `keys`; `read(rel, limit)` gives a file's bytes, within `limits`.
+    `settled` images are stored as they are, with every annotation file unchanged since
+    (ingest knows): their own files are listed as used and not read, and data.yaml's
+    folders give them nothing new."""
     files = list(files)
     result = Annotations()
+    unread = _own_files(files, keys, settled) if settled else set()
 
     def whole(rel: str) -> bytes:
-        return read_bounded(read, rel, max_file_bytes, FILE_LIMIT)
+        return read_bounded(read, rel, limits.file, FILE_LIMIT)
 
     yolo = Yolo(files, read, result)
     yolo.apply_folder_splits(keys, settled)
@@ -97,13 +98,13 @@ def read_annotations(
         result.reading = rel
         if kind == "table":
             result.files.append(rel)
-            _read_table(rel, whole(rel), keys, max_bytes, result)
+            _read_table(rel, whole(rel), keys, limits.own, result)
         elif kind == "xml":
             result.files.append(rel)
             read_xml(rel, whole(rel), keys, result)
         else:
-            _read_text(rel, read, whole, keys, max_bytes, yolo, result)
-    read_sidecars(sidecars, read, keys, max_bytes, result)
+            _read_text(rel, read, whole, keys, limits.own, yolo, result)
+    read_sidecars(sidecars, read, keys, limits.own, result)
     for rel in files:
         if is_names_file(rel):
             if rel in yolo.used:
@@ -240,9 +241,16 @@ def _all_yolo(data: bytes) -> bool:
     """Whether every line of a text beside an image reads as YOLO rows (a YOLO dataset
     shipped without class names), rather than words."""
     try:
-        lines = [line.split() for line in data.decode("utf-8-sig").splitlines() if line.strip()]
-        return all(len(cells) >= 5 and all(float(c) == float(c) for c in cells) for cells in lines)
-    except (UnicodeDecodeError, ValueError):
+        rows = [line.split() for line in data.decode("utf-8-sig").splitlines() if line.strip()]
+        return all(len(cells) >= 5 and all(map(_finite, cells)) for cells in rows)
+    except UnicodeDecodeError:
+        return False
+
+
+def _finite(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
         return False
 
 
@@ -250,13 +258,10 @@ def read_place(
     root: os.PathLike[str] | str,
     files: Iterable[str],
     keys: KeyIndex,
-    max_bytes: int = 1 << 20,
-    unread: Collection[str] = (),
-    max_file_bytes: int = 2 << 30,
+    limits: Limits = DEFAULT_LIMITS,
     settled: Collection[str] = (),
 ) -> Annotations:
-    """Read annotation files that lie under the folder `root` (but `unread`: see
-    read_annotations)."""
+    """Read annotation files that lie under the folder `root` (see read_annotations)."""
 
     def read(rel: str, limit: int | None) -> bytes:
         data, size = read_source(os.fspath(root), rel, limit)
@@ -264,6 +269,6 @@ def read_place(
             raise TooLarge(size)
         return data
 
-    result = read_annotations(files, read, keys, max_bytes, unread, max_file_bytes, settled)
+    result = read_annotations(files, read, keys, limits, settled)
     result.root = Path(root)
     return result

@@ -70,16 +70,21 @@ def is_names_file(rel: str) -> bool:
     )
 
 
+def _labels_at(folders: list[str]) -> int | None:
+    """Where the last `labels` folder is among a file's `folders`, if there is one."""
+    return len(folders) - 1 - folders[::-1].index("labels") if "labels" in folders else None
+
+
 def label_image(rel: str, keys: KeyIndex) -> str | None:
     """The image a `.txt` speaks of as its labels: by ultralytics' rule under a `labels`
     folder, else the image beside it with the same stem (`NAME.gt.txt`, an OCR ground
     truth, is NAME's)."""
-    parts = rel.split("/")
-    if "labels" in parts[:-1]:
-        at = len(parts) - 2 - parts[-2::-1].index("labels")
-        found = keys.one_by_stem(
-            "/".join([*parts[:at], "images", *parts[at + 1 : -1]]), parts[-1][:-4]
-        )
+    folders = rel.split("/")
+    name = folders.pop()
+    at = _labels_at(folders)
+    if at is not None:
+        images = "/".join([*folders[:at], "images", *folders[at + 1 :]])
+        found = keys.one_by_stem(images, name[:-4])
         if found is not None:
             return found
     stem = name_of(rel)[:-4]
@@ -104,7 +109,7 @@ class Yolo:
     by_folder: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     cache: dict[str, Names | None] = field(default_factory=dict)  # names file -> its names
     above: dict[str, Names | None] = field(default_factory=dict)  # folder -> nearest names
-    label_folders: dict[str, Any] = field(default_factory=dict)  # a label's folder -> names
+    label_folders: dict[str, Names | None] = field(default_factory=dict)  # label folder -> names
     used: set[str] = field(default_factory=set)
     lists: dict[str, str] = field(default_factory=dict)  # list file -> the split it gives
     # data.yaml's split folders: where each may be (the first that holds images), split, yaml
@@ -142,16 +147,12 @@ class Yolo:
         """The class names a label file uses: the nearest above its labels folder (or,
         for labels beside images, above its own folder)."""
         folder = folder_of(rel)
-        found = self.label_folders.get(folder, self)
-        if found is self:  # not looked up yet for this folder
-            parts = folder.split("/")
-            if "labels" in parts:
-                at = len(parts) - 1 - parts[::-1].index("labels")
-                found = self.names_above("/".join(parts[:at]))
-            else:
-                found = self.names_above(folder)
-            self.label_folders[folder] = found
-        return found if isinstance(found, Names) else None
+        if folder not in self.label_folders:  # a YOLO dataset has a label file per image
+            folders = folder.split("/")
+            at = _labels_at(folders)
+            above = folder if at is None else "/".join(folders[:at])
+            self.label_folders[folder] = self.names_above(above)
+        return self.label_folders[folder]
 
     def _load(self, rel: str) -> Names | None:
         if rel not in self.cache:
@@ -240,12 +241,6 @@ class Yolo:
                         if key not in settled:
                             self.result.set(key, {"split": split}, sources=[rel])
                     break
-
-    def unused_names(self) -> Iterable[str]:
-        for rels in self.by_folder.values():
-            for rel in rels:
-                if rel not in self.used:
-                    yield rel
 
     # ------------------------------------------------------------ labels
 

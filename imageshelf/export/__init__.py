@@ -11,13 +11,15 @@ Every target is checked before the first file is written (files.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_bytes
 from ..store import ImageStore, Record
 from .detection import coco_files, yolo_files
-from .files import ExportError, OnItem, plan_files, target_inside, write_file, write_images
+from .files import ExportError, OnItem, plan_files, target_inside, write_images
 from .imagefolder import metadata_files, metadata_rows, split_paths
 from .webdataset import sample_name, stale_shards, write_shards
 
@@ -68,7 +70,8 @@ def export_files(
     targets = plan_files(out_dir, [*paths, *sorted(files)], overwrite, "key", case_insensitive)
     written = write_images(store, records, targets[: len(records)], on_item)
     for name, target in zip(sorted(files), targets[len(records) :], strict=True):
-        write_file(target, files[name])
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        write_bytes(target, files[name])
     return Exported(written, sorted(files), notes)
 
 

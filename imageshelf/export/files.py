@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..atomic import atomic_write
@@ -125,10 +125,3 @@ def write_images(
         if on_item is not None:
             on_item(record)
     return total
-
-
-def write_file(path: str | Path, data: bytes | Iterable[bytes]) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with atomic_write(path) as out:
-        for chunk in [data] if isinstance(data, bytes) else data:
-            out.write(chunk)

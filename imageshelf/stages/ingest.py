@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from .. import __version__, cache
-from ..annotations import KeyIndex, own_files, read_place
+from ..annotations import KeyIndex, Limits, read_place
 from ..annotations.archives import read_source, unread_archive
 from ..atomic import write_json
 from ..errors import ShelfError
@@ -264,16 +264,8 @@ def ingest(
             else:
                 unchanged[rel] = raw
     keys = KeyIndex(found.files)
-    unread = own_files(found.annotations, keys, known) if known else set()
-    annotations = read_place(
-        root,
-        found.annotations,
-        keys,
-        params.max_metadata_bytes,
-        unread,
-        rules.max_file_bytes,
-        settled=known,
-    )
+    limits = Limits(params.max_metadata_bytes, rules.max_file_bytes)
+    annotations = read_place(root, found.annotations, keys, limits, settled=known)
     files = sorted([*found.files, *annotations.not_text])  # a PNG named x.txt is an image
     result = IngestResult(
         rejects=list(found.rejects),

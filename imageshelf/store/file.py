@@ -6,6 +6,7 @@ A store (reader.py) is one such file in the single layout, or a folder of them.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from _thread import _local, allocate_lock, get_ident  # threading's core, without its import
 from _weakref import ref
@@ -200,7 +201,7 @@ def _stat(path: str) -> os.stat_result:
         ) from None
     except OSError as exc:
         raise StoreError(f"{path}: cannot read store: {exc.strerror}") from None
-    if st.st_mode & 0o170000 != 0o100000:  # S_ISREG: opening a FIFO would never return
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO would never return
         raise StoreError(f"{path}: not a regular file (a pipe, socket, device or folder)")
     return st
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+from ..files import read_regular_file
 from .format import StoreError, canonical_json, check_version, parse_json
 from .frozen import Frozen
 
@@ -170,7 +171,7 @@ class ShardIndex(Frozen):
     def read(cls, folder: str | os.PathLike[str]) -> ShardIndex:
         path = os.path.join(folder, INDEX_NAME)
         try:
-            raw = _read_regular(path)
+            raw = read_regular_file(path)  # a FIFO here must be an error, not a hang
         except FileNotFoundError:
             raise StoreError(
                 f"{folder}: no {INDEX_NAME}; not a sharded store, or not pulled yet: "
@@ -211,16 +212,3 @@ class ShardIndex(Frozen):
             SHARDED_FORMAT,
             obj["version"],
         )
-
-
-def _read_regular(path: str) -> bytes:
-    """A regular file's bytes; OSError for anything else: a FIFO in place of index.json
-    must be an error, not a read that never returns."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if os.fstat(fd).st_mode & 0o170000 != 0o100000:  # S_ISREG
-            raise OSError(22, "not a regular file (a pipe, socket, device or folder)")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read()
-    finally:
-        os.close(fd)
