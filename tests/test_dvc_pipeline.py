@@ -33,16 +33,30 @@ def test_repro_push_and_a_teammates_pull_bring_the_same_bytes(repo, tmp_path):
     assert up_to_date(repo)
 
     before = md5(repo / "data" / "images.lmdb")
-    sh(repo, "dvc", "repro")
-    assert md5(repo / "data" / "images.lmdb") == before
-
     commit(repo, "first batch")
-    assert "4 files pushed" in sh(repo, "dvc", "push").stdout  # store, manifest, catalog + its .dir
+    sh(repo, "dvc", "repro")  # nothing new: nothing to commit
+    assert md5(repo / "data" / "images.lmdb") == before
+    assert sh(repo, "git", "status", "--porcelain").stdout == ""
+
+    assert "3 files pushed" in sh(repo, "dvc", "push").stdout  # store, catalog + its .dir
+    teammate = tmp_path / "teammate"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
+    pulled = sh(teammate, "dvc", "pull")
+    assert "staged.jsonl" not in pulled.stdout + pulled.stderr  # an intermediate: never pulled
+    assert md5(teammate / "data" / "images.lmdb") == before
+    assert stored(teammate) == images
+
+
+def test_a_teammate_pulls_a_commit_whose_intermediates_were_never_pushed(repo, tmp_path):
+    publish(repo, batch(0, 3), "first batch")
+    put(repo / "data" / "incoming", batch(100, 2))
+    sh(repo, "dvc", "repro")
+    commit(repo, "second batch")
+    sh(repo, "dvc", "push", "data/images.lmdb", "data/catalog")  # only what is tracked
     teammate = tmp_path / "teammate"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
     sh(teammate, "dvc", "pull")
-    assert md5(teammate / "data" / "images.lmdb") == before
-    assert stored(teammate) == images
+    assert stored(teammate) == stored(repo)
 
 
 def test_a_second_batch_is_appended_and_metrics_diff_shows_it(repo):

@@ -21,19 +21,20 @@ from typing import Any
 
 import orjson
 
-from .. import __version__, cache
-from ..annotations import KeyIndex, Limits, read_place
+from ..annotations import Annotations, KeyIndex, Limits, read_place
 from ..annotations.archives import read_source, unread_archive
 from ..atomic import write_json
 from ..errors import ShelfError
-from ..files import NotRegularFileError, read_head
+from ..files import NotRegularFileError, open_regular, read_head, read_regular_file
 from ..images import NotAnImageError, describe, prove_decodes, sniff
 from ..manifest import write_manifest
 from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
-from ..store import ImageInfo, ImageStore, InvalidKeyError, Record, StoreError, encode_key
+from ..seen import Entry, Probe, Seen
+from ..seen import parse as parse_entry
+from ..store import ImageStore, InvalidKeyError, Record, StoreError, encode_key
 from ..store.format import canonical_json, parse_json, peek_sha256_and_split
-from ..walk import Reject, shown, walk
+from ..walk import Found, Reject, shown, walk
 
 
 @dataclass
@@ -47,6 +48,9 @@ class IngestResult:
     decoder_messages: list[dict[str, str]] = field(default_factory=list)
     scanned: int = 0
     already_stored: int = 0  # images in the incoming folder the store holds as they are
+    # Nothing new since the last run, whose staged images are packed: how many it
+    # staged. Its manifest and report are left as they are.
+    packed_since: int | None = None
 
     @property
     def staged_bytes(self) -> int:
@@ -64,6 +68,11 @@ class IngestResult:
         """The lines a user should see beside the summary: rejects, ignored files,
         metadata that matched no image."""
         notes = [f"  rejected {r.path}: {r.reason}" for r in self.rejects[:10]]
+        if self.packed_since:
+            notes.append(
+                f"  nothing new since the last run, whose {self.packed_since} staged "
+                f"image(s) are packed: {report} stays that run's"
+            )
         if len(self.rejects) > 10:
             notes.append(f"  ... and {len(self.rejects) - 10} more in {report}")
         if self.ignored:
@@ -119,13 +128,9 @@ class IngestError(ShelfError):
     """The incoming folder is missing, or strict mode found files it could not use."""
 
 
-Probe = tuple[Any, ...]  # ("image", sha256, size, format, width, height) or ("reject", code, why)
-
-
 class _Prober:
-    """What one file is: an image (hash, size, format, width, height) or a reject with
-    its reason. Runs in worker processes; depends on the file's bytes alone, so it is
-    kept in the cache by the file's fingerprint."""
+    """What one file is (a Probe). Runs in worker processes; depends on the file's bytes
+    alone, so it is kept in the cache by the file's fingerprint."""
 
     def __init__(self, root: str, params: IngestParams) -> None:
         self.root = root
@@ -134,33 +139,32 @@ class _Prober:
     def __call__(self, rel: str) -> Probe:
         unread = unread_archive(rel)
         if unread is not None:
-            return ("reject", "archive", unread)
+            return Probe.reject("archive", unread)
         try:
             # A FIFO put here since the walk must not stop the run (files.py).
             data, size = read_source(self.root, rel, self.params.max_file_bytes)
             if data is None:
-                reason = f"file is {size:,} bytes, over ingest.max_file_bytes"
-                return ("reject", "too_large", reason)
+                why = f"file is {size:,} bytes, over ingest.max_file_bytes"
+                return Probe.reject("too_large", why)
         except NotRegularFileError as exc:
-            return ("reject", "not_file", exc.strerror)
+            return Probe.reject("not_file", str(exc.strerror))
         except OSError as exc:
-            return ("reject", "unreadable", f"cannot read: {exc.strerror or exc}")
+            return Probe.reject("unreadable", f"cannot read: {exc.strerror or exc}")
+        return self.describe(rel, data)
+
+    def describe(self, rel: str, data: bytes) -> Probe:
+        limit = self.params.max_pixels
         try:
-            info = describe(rel, data, None, self.params.max_pixels).info
-            said = (
-                prove_decodes(data, self.params.max_pixels)
-                if self.params.verify == "decode"
-                else []
-            )
+            info = describe(rel, data, None, limit).info
+            said = prove_decodes(data, limit) if self.params.verify == "decode" else []
         except NotAnImageError as exc:
-            return ("reject", exc.code, exc.reason)
+            return Probe.reject(exc.code, exc.reason)
         except Exception as exc:  # one file never stops the run
             # A decoder's own bug on a crafted file (an OverflowError, a MemoryError):
             # the file is refused with what went wrong, the run goes on.
             why = f"reading it as an image failed: {type(exc).__name__}: {exc}"
-            return ("reject", "unreadable_image", why[:300])
-        found = ("image", info.sha256, info.size, info.format, info.width, info.height)
-        return (*found, said) if said else found
+            return Probe.reject("unreadable_image", why[:300])
+        return Probe(info, said=tuple(said))
 
 
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
@@ -172,7 +176,7 @@ def _probe_all(probe: _Prober, files: list[str]) -> Iterator[Probe]:
     """Probe files in order, on every core when there are many.
 
     The per-file work is mostly Python (header parsing, checks), so threads would queue
-    on the GIL: forked processes take chunks of files and send back small tuples.
+    on the GIL: forked processes take chunks of files and send back small results.
     """
     cores = os.cpu_count() or 1
     if cores < 2 or len(files) < PARALLEL_FROM or "fork" not in mp.get_all_start_methods():
@@ -195,25 +199,6 @@ def _probe_in_worker(rel: str) -> Probe:
     return _worker_probe(rel)
 
 
-SEEN = "incoming.lmdb"  # in the cache: {path: [*fingerprint, stored part, *probe]}
-META = "\0meta"  # its entry for what the rest depends on
-
-
-def _seen(params: IngestParams) -> tuple[cache.Table, dict[str, Any] | None]:
-    """The table of what earlier runs learned of each incoming file, and its meta entry
-    if the table was made by this code with these limits (a probe depends on both);
-    None otherwise, and the table is to be rewritten."""
-    table = cache.Table(SEEN)
-    meta = table.get(META)
-    if (
-        isinstance(meta, dict)
-        and meta.get("version") == __version__
-        and meta.get("params") == _limits(params)
-    ):
-        return table, meta
-    return table, None
-
-
 def _limits(params: IngestParams) -> list[Any]:
     return [params.max_pixels, params.max_file_bytes, params.verify]
 
@@ -229,129 +214,139 @@ def ingest(
     the rejects. With `store`, an image it already holds as it is (the same bytes and
     every field that arrived with it) is counted, not staged.
 
-    What an earlier run learned is not learned again: a file unchanged since (its
-    fingerprint) is not read; one that was already in the store, in a part the store
-    still has (parts are named by content), with the annotation files unchanged, is not
-    even looked up. `progress`, if given, is reset to the number of files, then updated.
+    What an earlier run learned is not learned again (seen.py): a file unchanged since
+    (its fingerprint) is not read; one that was already in the store, in a part the
+    store still has (parts are named by content), with the annotation files unchanged,
+    is not even looked up. `progress`, if given, is reset to the number of files, then
+    updated.
     """
-    rules = rules or AnnotationsParams()
-    root = str(incoming)
-    table, meta = _seen(params)
-    # A folder the last run found large is walked on every core (see walk).
-    large = meta is not None and meta.get("files", 0) >= PARALLEL_WALK_FROM
-    found = walk(root, rules.ignore, jobs=(os.cpu_count() or 1) if large else 1)
-    if progress is not None:
-        progress.reset(total=len(found.files))
-    notes = [[rel, list(found.fingerprints[rel])] for rel in found.annotations]
-    parts = {part.content_digest for part in store.parts} if store is not None else set()
-    same_notes = meta is not None and meta.get("annotations") == notes
-    get = table.get_raw if meta is not None else None
-    stored = {f'"{digest}"'.encode() for digest in parts} if same_notes else set()
-    # The usual case, a file unchanged and already stored with every annotation file
-    # unchanged, is told first, from the cache entry's bytes without parsing them (the
-    # entry is JSON, [*fingerprint, stored part, *probe]): its own annotation files
-    # (a YOLO label, a sidecar) then need not be read.
-    known: set[str] = set()
-    unchanged: dict[str, bytes] = {}  # the cache entries of the other unchanged files
-    if get is not None:
-        for rel in found.files:
-            raw = get(rel)
-            head = b"[%d,%d,%d,%d," % found.fingerprints[rel]
-            if raw is None or not raw.startswith(head):
-                continue  # new or changed: probed again
-            if raw[len(head) : len(head) + 66] in stored:
-                known.add(rel)  # as it was in the store, still there
-            else:
-                unchanged[rel] = raw
-    keys = KeyIndex(found.files)
-    limits = Limits(params.max_metadata_bytes, rules.max_file_bytes)
-    annotations = read_place(root, found.annotations, keys, limits, settled=known)
-    files = sorted([*found.files, *annotations.not_text])  # a PNG named x.txt is an image
+    with Seen(_limits(params)) as seen:
+        run = _Run(str(incoming), params, rules or AnnotationsParams(), seen)
+        run.find(store)
+        if progress is not None:
+            progress.reset(total=len(run.found.files))
+        todo = run.sort_out()
+        if progress is not None:
+            progress.update(run.result.scanned - len(todo))
+        for rel, probe in zip(todo, _probe_all(_Prober(run.root, params), todo), strict=True):
+            run.entries[rel] = Entry(run.found.fingerprints[rel], probe)
+            if progress is not None:
+                progress.update()
+        run.stage(store)
+        seen.save(run.changed(), run.notes, len(run.found.files))
+    return run.result
+
+
+class _Run:
+    """One ingest: what the walk found, what each file is, what is staged."""
+
+    def __init__(self, root: str, params: IngestParams, rules: AnnotationsParams, seen: Seen):
+        self.root, self.params, self.rules, self.seen = root, params, rules, seen
+        self.known: set[str] = set()  # unchanged, and stored in a part the store has
+        self.unchanged: dict[str, bytes] = {}  # the cache entries of other unchanged files
+        self.before: dict[str, Entry] = {}  # those entries, parsed where they are used
+        self.entries: dict[str, Entry] = {}  # what each candidate is now
+        self.candidates: list[str] = []  # the files that may be staged, in order
+
+    def find(self, store: ImageStore | None) -> None:
+        """Walk the folder, tell what the cache already knows, read the annotations."""
+        # A folder the last run found large is walked on every core (walk.py).
+        cores = os.cpu_count() or 1
+        jobs = cores if self.seen.files_last >= PARALLEL_WALK_FROM else 1
+        found = self.found = walk(self.root, self.rules.ignore, jobs=jobs)
+        self.notes = [[rel, list(found.fingerprints[rel])] for rel in found.annotations]
+        parts = {part.content_digest for part in store.parts} if store is not None else set()
+        if not self.seen.same_annotations(self.notes):
+            parts = set()  # an annotation file changed: whatever it touches is looked up
+        self.known, self.unchanged = self.seen.triage(found.fingerprints, found.files, parts)
+        limits = Limits(self.params.max_metadata_bytes, self.rules.max_file_bytes)
+        keys = KeyIndex(found.files)
+        self.annotations = read_place(self.root, found.annotations, keys, limits, self.known)
+        self.result = _result(self.root, found, self.annotations)
+
+    def sort_out(self) -> list[str]:
+        """Count the known files, reject bad keys and broken metadata, take what the
+        cache knows of the rest; returns the files to probe."""
+        result, todo = self.result, []
+        files = sorted([*self.found.files, *self.annotations.not_text])  # x.txt may be a PNG
+        result.scanned = len(files)
+        for rel in files:
+            if rel in self.known:
+                result.already_stored += 1
+                continue
+            raw = self.unchanged.get(rel)
+            if raw is None and (reject := _bad_key(rel)) is not None:
+                result.rejects.append(reject)
+                continue
+            broken = self.annotations.broken.get(rel)
+            if broken is not None:
+                result.rejects.append(Reject(shown(rel), "bad_metadata", broken))
+                continue
+            self.candidates.append(rel)
+            if raw is None:
+                todo.append(rel)
+                continue
+            before = self.before[rel] = parse_entry(raw)
+            self.entries[rel] = Entry(before.fingerprint, before.probe)  # stored: looked up
+        return todo
+
+    def stage(self, store: ImageStore | None) -> None:
+        """The candidates' records, less the rejects and what the store holds as is."""
+        result, staged = self.result, []
+        for rel in self.candidates:
+            record = self._record(rel, self.entries[rel].probe)
+            if record is not None:
+                staged.append(record)
+        if store is not None:
+            for key, part in stored_already(store, staged).items():
+                self.entries[key].part = part
+                result.already_stored += 1
+        staged = [r for r in staged if self.entries[r.key].part is None]
+        result.staged = sorted(staged, key=lambda r: r.key.encode("utf-8"))
+        result.rejects.sort(key=lambda r: r.path)
+
+    def _record(self, rel: str, probe: Probe) -> Record | None:
+        result = self.result
+        if probe.info is None:
+            result.rejects.append(Reject(shown(rel), probe.code, probe.reason))
+            return None
+        # What the decoders said while proving it: for the report.
+        result.decoder_messages += [{"path": shown(rel), "message": m} for m in probe.said]
+        info = probe.info
+        metadata = self.annotations.for_image(rel, info.width, info.height)
+        limit = self.params.max_metadata_bytes
+        if metadata and len(canonical_json(metadata)) > limit:
+            why = f"metadata is over {limit:,} bytes (ingest.max_metadata_bytes)"
+            result.rejects.append(Reject(shown(rel), "bad_metadata", why))
+            return None
+        return Record(rel, info, metadata)
+
+    def changed(self) -> dict[str, Entry]:
+        """The entries the cache does not hold as they are now."""
+        return {rel: entry for rel, entry in self.entries.items() if self.before.get(rel) != entry}
+
+
+def _result(root: str, found: Found, annotations: Annotations) -> IngestResult:
     result = IngestResult(
         rejects=list(found.rejects),
-        scanned=len(files),
         annotation_files=[shown(f) for f in annotations.files],
         unused_metadata=[shown(u) for u in annotations.unused],
         annotation_notes=[shown(n) for n in annotations.notes],
         ignored=found.ignored,
     )
     result.rejects += _images_ignored(root, found.ignored)
-    entries: dict[str, list[Any]] = {}  # what this run knows of each file
-    before: dict[str, list[Any]] = {}  # the cache's entries, where still this file's
-    candidates, todo = [], []
-    for rel in files:
-        if rel in known:
-            result.already_stored += 1
-            continue
-        now = found.fingerprints[rel]
-        raw = unchanged.get(rel)
-        entry = None
-        if raw is not None:
-            entry = before[rel] = orjson.loads(raw)  # what it was probed as
-        if entry is None:
-            try:
-                encode_key(rel)  # a key in the cache was a valid key then, and now
-            except InvalidKeyError as exc:
-                code = "key_too_long" if "at most" in str(exc) else "bad_key"
-                result.rejects.append(Reject(shown(rel), code, str(exc)))
-                continue
-        broken = annotations.broken.get(rel)
-        if broken is not None:
-            result.rejects.append(Reject(shown(rel), "bad_metadata", broken))
-            continue
-        candidates.append(rel)
-        if entry is not None:
-            entries[rel] = [*now, None, *entry[5:]]
-        else:
-            todo.append(rel)
-    if progress is not None:
-        progress.update(len(files) - len(todo))
-    for rel, probe in zip(todo, _probe_all(_Prober(root, params), todo), strict=True):
-        entries[rel] = [*found.fingerprints[rel], None, *probe]
-        if progress is not None:
-            progress.update()
-    limit = params.max_metadata_bytes
-    staged = []
-    for rel in candidates:
-        what = entries[rel][5:]
-        if what[0] == "reject":
-            result.rejects.append(Reject(shown(rel), what[1], what[2]))
-            continue
-        info = ImageInfo(*what[1:6])
-        if len(what) > 6:  # what the decoders said while proving it: for the report
-            result.decoder_messages += [{"path": shown(rel), "message": m} for m in what[6]]
-        metadata = annotations.for_image(rel, info.width, info.height)
-        if metadata and len(canonical_json(metadata)) > limit:
-            result.rejects.append(
-                Reject(
-                    shown(rel),
-                    "bad_metadata",
-                    f"metadata is over {limit:,} bytes (ingest.max_metadata_bytes)",
-                )
-            )
-            continue
-        staged.append(Record(rel, info, metadata))
-    if store is not None:
-        for key, part in stored_already(store, staged).items():
-            entries[key][4] = part
-            result.already_stored += 1
-    result.staged = sorted(
-        (r for r in staged if entries[r.key][4] is None), key=lambda r: r.key.encode("utf-8")
-    )
-    result.rejects.sort(key=lambda r: r.path)
-    changed: dict[str, Any] = {
-        rel: entries[rel] for rel in candidates if before.get(rel) != entries[rel]
-    }
-    if changed or not same_notes or (meta or {}).get("files") != len(found.files):
-        changed[META] = {
-            "version": __version__,
-            "params": _limits(params),
-            "annotations": notes,
-            "files": len(found.files),
-        }
-        table.put_many(changed, drop=meta is None)
-    table.close()
     return result
+
+
+def _bad_key(rel: str) -> Reject | None:
+    """Why a path cannot be a key, as a reject (an entry in the cache was a valid key
+    then, and is now)."""
+    try:
+        encode_key(rel)
+    except InvalidKeyError as exc:
+        code = "key_too_long" if "at most" in str(exc) else "bad_key"
+        return Reject(shown(rel), code, str(exc))
+    return None
 
 
 def _images_ignored(root: str, ignored: list[str]) -> list[Reject]:
@@ -380,21 +375,6 @@ def _holds_images(folder: str, limit: int = 1000) -> str | None:
         if sniff(read_head(os.path.join(here, name))) is not None:
             return name
     return None
-
-
-def note_stored(parts: dict[str, str]) -> None:
-    """Tell the cache where pack stored staged images ({key: part content digest}), so
-    the next ingest need not look them up. Only entries the cache has are noted: their
-    bytes are the ones pack checked against the manifest's hash."""
-    with cache.Table(SEEN) as table:
-        changed = {}
-        for key, digest in parts.items():
-            entry = table.get(key)
-            if isinstance(entry, list) and len(entry) > 5 and entry[4] != digest:
-                entry[4] = digest
-                changed[key] = entry
-        if changed:
-            table.put_many(changed)
 
 
 def stored_already(store: ImageStore, staged: list[Record]) -> dict[str, str]:
@@ -451,6 +431,35 @@ def run(
     finally:
         if stored is not None:
             stored.close()
-    write_manifest(manifest, result.staged)
-    write_json(report, result.report())
+    result.packed_since = _packed_since(report, manifest, result)
+    if result.packed_since is None:
+        write_manifest(manifest, result.staged)
+        write_json(report, result.report())
     return result
+
+
+# What packing the staged images changes in the report of the run that staged them.
+_MOVED_BY_PACK = ("already_stored", "staged", "staged_bytes")
+
+
+def _packed_since(report: Path, manifest: Path, result: IngestResult) -> int | None:
+    """How many images the last run staged, if it saw the folder as it is now and pack
+    has stored them all since; None otherwise. Then its manifest and report still say
+    what this run found, and writing this run's (nothing staged) would change dvc.lock
+    for nothing: a `dvc repro` with nothing new leaves git clean."""
+    if result.staged:
+        return None
+    try:
+        last = orjson.loads(read_regular_file(report))
+        with open_regular(manifest) as lines:
+            rows = sum(1 for _ in lines) - 1  # less the header
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    now = result.report()
+    if not isinstance(last, dict) or set(last) != set(now):
+        return None
+    if any(last[name] != now[name] for name in now if name not in _MOVED_BY_PACK):
+        return None
+    if last["staged"] != rows or last["staged"] + last["already_stored"] != now["already_stored"]:
+        return None
+    return int(last["staged"])

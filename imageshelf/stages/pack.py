@@ -39,12 +39,12 @@ from ..manifest import read_manifest
 from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress
+from ..seen import note_stored
 from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, InvalidKeyError, Part, Record, StoreError, encode_key
 from ..store.format import peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded
-from .ingest import note_stored
 
 
 class PackError(ShelfError):

@@ -1,0 +1,149 @@
+"""What ingest learned of each incoming file, kept in the cache (cache.py) so that the
+next run reads, hashes and looks up only what changed.
+
+One entry per file, by its path under the incoming folder, in JSON:
+`[dev, inode, size, mtime_ns, part, *probe]`: the file's fingerprint when it was probed,
+the content digest of the store part that holds it as it is (null: not known to be
+stored), and what the file is (`Probe.to_json`). The list puts the fingerprint and the
+part first so that the usual case, a file unchanged and already stored, is told from an
+entry's first bytes without parsing it (`Seen.triage`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from . import __version__, cache
+from .cache import Fingerprint
+from .store import ImageInfo
+
+NAME = "incoming.lmdb"
+META = "\0meta"  # the entry for what the others depend on: code version, limits
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one file is: an image (its info, and what the decoders said while proving
+    it decodes), or a reject with its code and reason."""
+
+    info: ImageInfo | None
+    code: str = ""
+    reason: str = ""
+    said: tuple[str, ...] = ()
+
+    @classmethod
+    def reject(cls, code: str, reason: str) -> Probe:
+        return cls(None, code, reason)
+
+    def to_json(self) -> list[Any]:
+        if self.info is None:
+            return ["reject", self.code, self.reason]
+        i = self.info
+        found: list[Any] = ["image", i.sha256, i.size, i.format, i.width, i.height]
+        return [*found, list(self.said)] if self.said else found
+
+    @classmethod
+    def from_json(cls, value: list[Any]) -> Probe:
+        if value[0] == "reject":
+            return cls.reject(value[1], value[2])
+        return cls(ImageInfo(*value[1:6]), said=tuple(value[6]) if len(value) > 6 else ())
+
+
+@dataclass
+class Entry:
+    """What is known of one incoming file (see the module's docstring)."""
+
+    fingerprint: Fingerprint
+    probe: Probe
+    part: str | None = None  # the content digest of the store part holding it as it is
+
+    def to_json(self) -> list[Any]:
+        return [*self.fingerprint, self.part, *self.probe.to_json()]
+
+    @classmethod
+    def from_json(cls, value: list[Any]) -> Entry:
+        stamp = (value[0], value[1], value[2], value[3])
+        return cls(stamp, Probe.from_json(value[5:]), value[4])
+
+
+class Seen:
+    """The table of entries, for one run. Its entries count only if the table was made
+    by this version of the code with the same limits (a probe depends on both);
+    otherwise the run starts afresh and `save` rewrites the table."""
+
+    def __init__(self, limits: list[Any]) -> None:
+        self.limits = limits
+        self._table = cache.Table(NAME)
+        meta = self._table.get(META)
+        valid = isinstance(meta, dict) and meta.get("version") == __version__
+        self.meta: dict[str, Any] | None = meta if valid and meta["params"] == limits else None
+
+    def __enter__(self) -> Seen:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._table.close()
+
+    @property
+    def files_last(self) -> int:
+        """How many files the last run saw."""
+        return int((self.meta or {}).get("files", 0))
+
+    def same_annotations(self, notes: list[Any]) -> bool:
+        """Whether the annotation files are those of the last run (each [path, fingerprint])."""
+        return self.meta is not None and self.meta.get("annotations") == notes
+
+    def triage(
+        self, fingerprints: dict[str, Fingerprint], files: list[str], parts: set[str]
+    ) -> tuple[set[str], dict[str, bytes]]:
+        """(the files unchanged since they were found stored in one of `parts`, the raw
+        entries of the other unchanged files). Told from each entry's first bytes: the
+        fingerprint, then the part's quoted digest (66 bytes)."""
+        known: set[str] = set()
+        unchanged: dict[str, bytes] = {}
+        if self.meta is None:
+            return known, unchanged
+        stored = {f'"{digest}"'.encode() for digest in parts}
+        get = self._table.get_raw
+        for rel in files:
+            raw = get(rel)
+            head = b"[%d,%d,%d,%d," % fingerprints[rel]
+            if raw is None or not raw.startswith(head):
+                continue  # new or changed: probed again
+            if raw[len(head) : len(head) + 66] in stored:
+                known.add(rel)
+            else:
+                unchanged[rel] = raw
+        return known, unchanged
+
+    def save(self, changed: dict[str, Entry], notes: list[Any], files: int) -> None:
+        """Write the changed entries, and the meta entry if anything changed."""
+        meta: dict[str, Any] = {"version": __version__, "params": self.limits}
+        meta.update(annotations=notes, files=files)
+        if not changed and self.meta == meta:
+            return
+        items: dict[str, Any] = {rel: entry.to_json() for rel, entry in changed.items()}
+        items[META] = meta
+        self._table.put_many(items, drop=self.meta is None)
+
+
+def note_stored(parts: dict[str, str]) -> None:
+    """Tell the table where pack stored staged images ({key: part content digest}), so
+    the next ingest need not look them up. Only entries the table has are noted: their
+    bytes are the ones pack checked against the manifest's hash."""
+    with cache.Table(NAME) as table:
+        changed = {}
+        for key, digest in parts.items():
+            entry = table.get(key)
+            if isinstance(entry, list) and len(entry) > 5 and entry[4] != digest:
+                entry[4] = digest
+                changed[key] = entry
+        if changed:
+            table.put_many(changed)
+
+
+def parse(raw: bytes) -> Entry:
+    return Entry.from_json(orjson.loads(raw))
