@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -164,3 +165,32 @@ def test_reading_needs_only_the_core_and_no_fcntl(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "loaded: []"
+
+
+def _lint_imports(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess:
+    """`lint-imports` as `make lint` runs it, on a copy of the library with `line`
+    added to `module` (a path under imageshelf/)."""
+    copy = tmp_path / "project"
+    shutil.copytree(
+        PROJECT / "imageshelf", copy / "imageshelf", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(PROJECT / "pyproject.toml", copy)
+    shutil.copytree(PROJECT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    target = copy / "imageshelf" / module
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a") as code:
+        code.write(f"\n{line}\n")
+    lint = Path(sys.executable).parent / "lint-imports"
+    env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": f"{copy}:{copy / 'tests'}"}
+    return subprocess.run([str(lint)], cwd=copy, env=env, capture_output=True, text=True)
+
+
+def test_the_import_contracts_hold_and_a_wrong_import_turns_them_red(tmp_path):
+    assert _lint_imports(tmp_path / "as_is", "errors.py", "").returncode == 0
+    upward = _lint_imports(tmp_path / "up", "store/format.py", "from ..cache import Table")
+    assert upward.returncode != 0 and "imageshelf.store.format -> imageshelf.cache" in upward.stdout
+    outside = _lint_imports(tmp_path / "out", "store/format.py", "import yaml")
+    assert outside.returncode != 0
+    assert "imageshelf.store.format imports yaml, which is not allowed" in outside.stdout
+    unplaced = _lint_imports(tmp_path / "new", "viewer.py", "from . import store")
+    assert unplaced.returncode != 0 and "imageshelf.viewer" in unplaced.stdout
