@@ -3,10 +3,9 @@ changed: what ingest learned of each incoming file, which parts validate proved,
 figures stats and pack need of each part.
 
 A cache is never the truth. An entry is used only while what it describes is the same:
-a part by its content digest (parts are immutable and named by content), a file by a
-stat fingerprint that a write through the file system changes (device, inode, size and
-mtime; not ctime, which DVC changes on every output it "unprotects" before a stage
-runs). A program that writes a file and then sets its mtime back, or damage on the disk
+a part by its content digest (parts are immutable and named by content), a file by its
+fingerprint (files.py: device, inode, size and mtime, which a write through the file
+system changes). A program that writes a file and then sets its mtime back, or damage on the disk
 below the file system, is not seen by a fingerprint: `validate --full` reads everything.
 Losing the cache costs time, never correctness: delete it freely.
 It lives in `.dvc/tmp/imageshelf/` (DVC's folder for local state, ignored by git); a
@@ -15,7 +14,6 @@ folder without `.dvc/` gets no cache and always does the whole work.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +22,6 @@ import orjson
 from .atomic import write_bytes
 
 CACHE = Path(".dvc") / "tmp" / "imageshelf"
-
-Fingerprint = tuple[int, int, int, int]  # dev, inode, size, mtime_ns
-
-
-def fingerprint(path: str | os.PathLike[str]) -> Fingerprint | None:
-    """What a write to the file through the file system changes, or None if missing."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return of_stat(st)
-
-
-def of_stat(st: os.stat_result) -> Fingerprint:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def cache_root() -> Path | None:

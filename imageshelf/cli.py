@@ -383,7 +383,7 @@ def compact_command(store_path: Path | None, catalog: Path, params: Path) -> Non
     every shard again: compact rarely. Then record it: `dvc commit -f pack && dvc
     repro`.
     """
-    from .stages.pack import compact
+    from .compact import compact
 
     settings = load_params(PackParams, params)
     store_path = store_path or Path(settings.store)

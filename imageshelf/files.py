@@ -13,6 +13,23 @@ import os
 import stat
 from typing import BinaryIO
 
+# What a write to a file through the file system changes: device, inode, size, mtime.
+# Not ctime, which DVC changes on every output it "unprotects" before a stage runs (the
+# store's trust.py adds it: a file it verified must not have been touched at all).
+Fingerprint = tuple[int, int, int, int]
+
+
+def fingerprint_of(st: os.stat_result) -> Fingerprint:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def fingerprint(path: str | os.PathLike[str]) -> Fingerprint | None:
+    """The file's fingerprint, or None if it is missing."""
+    try:
+        return fingerprint_of(os.stat(path))
+    except OSError:
+        return None
+
 
 class NotRegularFileError(OSError):
     """The path is a FIFO, a socket, a device or a folder."""

@@ -7,7 +7,6 @@ Library functions take any object with `reset(total=...)` and `update(n)` (a
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -36,10 +35,3 @@ def bar(total: int | None, desc: str, unit: str = "img") -> Any:
         leave=False,
         dynamic_ncols=True,
     )
-
-
-def track(items: Iterable[T], total: int | None, desc: str, unit: str = "img") -> Iterator[T]:
-    with bar(total, desc, unit) as progress:
-        for item in items:
-            yield item
-            progress.update(1)

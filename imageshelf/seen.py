@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from . import __version__, cache
-from .cache import Fingerprint
+from .files import Fingerprint
 from .store import ImageInfo
 
 NAME = "incoming.lmdb"

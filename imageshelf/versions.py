@@ -20,6 +20,8 @@ from .store import ImageStore, StoreFile
 from .store.format import parse_json
 from .store.index import INDEX_NAME, ShardIndex
 
+LOCK = Path("dvc.lock")  # where DVC records each stage's outputs
+
 
 class VersionError(ShelfError):
     """The store in the workspace is not the version it should be."""
@@ -46,7 +48,7 @@ def recorded(store_path: Path) -> Recorded | None:
     repository, or where nothing is recorded for it yet. Whether the workspace matches is
     decided by DVC's own hashes, which its state database keeps by inode and mtime: an
     unchanged store is not read again."""
-    if not Path("dvc.lock").exists():
+    if not LOCK.exists():
         return None
     try:
         from dvc.exceptions import DvcException, NotDvcRepoError
@@ -100,31 +102,70 @@ def _cached(out: Any, oid: str) -> dict[str, Path] | None:
     return files
 
 
-def recorded_digest(report: Path, lock: Path = Path("dvc.lock")) -> str | None:
-    """The content digest of the store dvc.lock records, read off pack's report when the
-    report is the one dvc.lock records (its md5 matches): no DVC needed. None otherwise."""
-    import hashlib
-
+def lock_outs(stage: str, lock: Path = LOCK) -> list[dict[str, Any]] | None:
+    """A stage's outputs as dvc.lock records them (path, md5, size...), read as YAML:
+    no DVC needed. None if there is no dvc.lock, or it does not record the stage."""
     import yaml
 
     try:
-        stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
-        md5 = next(
-            o["md5"]
-            for stage in stages.values()
-            for o in stage.get("outs", [])
-            if o.get("path") == report.as_posix()
-        )
-        data = report.read_bytes()
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, StopIteration):
+        outs = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"][stage]["outs"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
         return None
-    if hashlib.md5(data).hexdigest() != md5:
+    if not isinstance(outs, list):
+        return None
+    return [out for out in outs if isinstance(out, dict)]
+
+
+def recorded_digest(report: Path, lock: Path = LOCK) -> str | None:
+    """The content digest of the store dvc.lock records, read off pack's report when the
+    report is the one dvc.lock records (its md5 matches). None otherwise."""
+    import hashlib
+
+    recorded = [o for o in lock_outs("pack", lock) or () if o.get("path") == report.as_posix()]
+    try:
+        data = report.read_bytes()
+    except OSError:
+        return None
+    if not recorded or hashlib.md5(data).hexdigest() != recorded[0].get("md5"):
         return None
     try:
         digest = parse_json(data).get("content_digest")
     except (ValueError, AttributeError):
         return None
     return digest if isinstance(digest, str) else None
+
+
+def previous_store(store_path: Path, lock: Path = LOCK) -> Path | None:
+    """The store to start from when `store_path` does not exist yet: the one dvc.lock
+    records in another place (the layout was switched), if it is here.
+
+    A missing store that dvc.lock knows of was not pulled: packing now would start a new
+    store without every image packed before, and pushing it would drop them: refused.
+    """
+    outs = None if store_path.exists() else lock_outs("pack", lock)
+    if outs is None:
+        return None
+    # pack's outputs: the store, the catalog folder and its report
+    stores = [
+        o
+        for o in outs
+        if o.get("path") != "data/catalog" and not str(o.get("path", "")).startswith("reports/")
+    ]
+    for recorded in stores:
+        path = Path(recorded["path"])
+        if path != store_path and path.exists():
+            return path  # switching layouts: convert this one
+    if stores:
+        recorded = stores[0]
+        size = recorded.get("size")
+        size_text = f"{size:,} bytes" if isinstance(size, int) else "its size unknown"
+        raise VersionError(
+            f"{store_path} is missing, but dvc.lock records the store at {recorded['path']} "
+            f"({size_text}). Run `dvc pull {recorded['path']}` (or "
+            f"`dvc checkout {recorded['path']}`) first, so new images join it. To start a "
+            "new store on purpose, delete dvc.lock."
+        )
+    return None
 
 
 def check_recorded(store_path: Path, report: Path | None = None) -> None:
@@ -137,7 +178,7 @@ def check_recorded(store_path: Path, report: Path | None = None) -> None:
     case, the store pack wrote last, is told by its content digest alone; anything else
     asks DVC.
     """
-    if not store_path.exists() or not Path("dvc.lock").exists():
+    if not store_path.exists() or not LOCK.exists():
         return
     if report is not None:
         digest = recorded_digest(report)

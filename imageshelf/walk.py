@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .annotations import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
 from .annotations.archives import ArchiveError, is_archive, list_archive
-from .cache import Fingerprint
+from .files import Fingerprint, fingerprint_of
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Found:
     """What a walk found, by path relative to the folder walked."""
 
     files: list[str] = field(default_factory=list)  # image candidates
-    # each candidate's and annotation file's fingerprint (cache.py), from the walk
+    # each candidate's and annotation file's fingerprint (files.py), from the walk
     fingerprints: dict[str, Fingerprint] = field(default_factory=dict)
     annotations: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
@@ -156,7 +156,7 @@ def _walk(root: str, ignore: tuple[str, ...], share: tuple[int, int] = (0, 1)) -
                     Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
                 )
             else:
-                fingerprints[rel] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                fingerprints[rel] = fingerprint_of(st)
                 if is_archive(name):
                     found.archives.append(rel)
                 elif (

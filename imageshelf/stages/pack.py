@@ -32,9 +32,9 @@ from .. import cache
 from ..annotations import Annotations
 from ..annotations.archives import read_source
 from ..atomic import write_json
-from ..cache import fingerprint
 from ..catalog import write_catalog
 from ..errors import ShelfError
+from ..files import fingerprint
 from ..manifest import read_manifest
 from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
@@ -44,7 +44,7 @@ from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, InvalidKeyError, Part, Record, StoreError, encode_key
 from ..store.format import peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
-from ..versions import check_recorded
+from ..versions import check_recorded, previous_store
 
 
 class PackError(ShelfError):
@@ -638,67 +638,3 @@ def _remember(header: Header, tracked: Tracked) -> None:
             "files": _tracked_files(tracked),
         },
     )
-
-
-def previous_store(store_path: Path, lock: Path = Path("dvc.lock")) -> Path | None:
-    """The store to start from when `store_path` does not exist yet: the one dvc.lock
-    records in another place (the layout was switched), if it is here.
-
-    A missing store that dvc.lock knows of was not pulled: packing now would start a new
-    store without every image packed before, and pushing it would drop them: refused.
-    """
-    import yaml
-
-    if store_path.exists() or not lock.exists():
-        return None
-    try:
-        outs = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]["pack"]["outs"]
-    except (yaml.YAMLError, KeyError, TypeError):
-        return None
-    # pack's outputs: the store, the catalog folder and its report
-    stores = [
-        o
-        for o in outs
-        if o.get("path") != "data/catalog" and not str(o.get("path", "")).startswith("reports/")
-    ]
-    for recorded in stores:
-        path = Path(recorded["path"])
-        if path != store_path and path.exists():
-            return path  # switching layouts: convert this one
-    if stores:
-        recorded = stores[0]
-        size = recorded.get("size")
-        size_text = f"{size:,} bytes" if isinstance(size, int) else "its size unknown"
-        raise PackError(
-            f"{store_path} is missing, but dvc.lock records the store at {recorded['path']} "
-            f"({size_text}). Run `dvc pull {recorded['path']}` (or "
-            f"`dvc checkout {recorded['path']}`) first, so new images join it. To start a "
-            "new store on purpose, delete dvc.lock."
-        )
-    return None
-
-
-def compact(
-    store_path: Path, catalog: Path, params: PackParams, progress: Progress | None = None
-) -> tuple[int, ImageStore] | None:
-    """Rewrite a sharded store into full shards in key order, and its catalog; return
-    how many shards it had and the new store. None for a single file: nothing to do."""
-    if not store_path.exists():
-        raise PackError(f"{store_path}: no such store")
-    with writer_lock(store_path):
-        store = ImageStore(store_path)
-        if store.layout != "sharded":
-            return None
-        before = len(store.parts)
-        if progress is not None:
-            progress.reset(total=len(store))
-        write_sharded(
-            store_path,
-            base=store,
-            rewrite=True,
-            shard_bytes=params.shard_bytes,
-            on_item=None if progress is None else _updates(progress),
-        )
-        after = ImageStore(store_path)
-        write_catalog(after, catalog)
-    return before, after

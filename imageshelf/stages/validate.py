@@ -8,7 +8,7 @@ the store, and each staged image (unless pack reported why it was not packed) ag
 the store and its source file, byte for byte.
 
 A run proves what changed. A part proven before on this machine, whose content digest
-and file fingerprint (device, inode, size, mtime: cache.py) are unchanged, is not read
+and file fingerprint (device, inode, size, mtime: files.py) are unchanged, is not read
 again; nor is a catalog file so proven. `full=True` (`validate --full`) reads
 everything: for damage a fingerprint does not show (a program that writes into a file
 and sets its mtime back, the disk itself).
@@ -27,9 +27,9 @@ import lmdb
 from .. import cache
 from ..annotations.archives import read_source
 from ..atomic import write_json
-from ..cache import fingerprint
 from ..catalog import catalog_digest, catalog_parts
 from ..errors import ShelfError
+from ..files import fingerprint
 from ..manifest import read_manifest
 from ..progress import Progress
 from ..store import Header, ImageStore, Part, Record, StoreError, StoreFile, trust

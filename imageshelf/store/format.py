@@ -36,7 +36,6 @@ DB_BLOBS = b"blobs"  # 2.0: chunk number (CHUNK_KEY) -> image bytes, back to bac
 DB_FIELDS = b"fields"  # 2.0: field NUL value -> the keys holding it (postings)
 DB_NAMES = (DB_META, DB_RECORDS, DB_LOCATIONS, DB_BLOBS, DB_FIELDS)
 DB_IMAGES = b"images"  # 1.x: image key -> the original bytes, untouched
-DB_NAMES_1 = (DB_META, DB_RECORDS, DB_IMAGES)
 HEADER_KEY = b"header"
 
 # 2.0: where an image's bytes lie: chunk number, offset in the chunk, size. In a database

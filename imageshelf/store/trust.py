@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 from _thread import allocate_lock
 
+from ..files import fingerprint_of
 from .format import StoreError
 
 _remembered: set[tuple[int, ...]] = set()  # verified or written here, or a marker says so
@@ -42,7 +43,7 @@ MAX_MARKERS = 4096  # the oldest go when there are more
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (*fingerprint_of(st), st.st_ctime_ns)  # touched at all: a chmod counts
 
 
 def distrust() -> None:
