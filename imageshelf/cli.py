@@ -365,16 +365,10 @@ def shards_command(store_path: Path, rank: int | None, world_size: int | None) -
 
 
 @cli.command("compact")
-@click.option(
-    "--store",
-    "store_path",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="The sharded store.  [default: pack.store in params.yaml]",
-)
+@store_option
 @catalog_option
 @params_option
-def compact_command(store_path: Path | None, catalog: Path, params: Path) -> None:
+def compact_command(store_path: Path, catalog: Path, params: Path) -> None:
     """Rewrite a sharded store into full shards, in key order.
 
     Packing adds a shard per batch, so many small batches leave many small shards.
@@ -386,7 +380,6 @@ def compact_command(store_path: Path | None, catalog: Path, params: Path) -> Non
     from .compact import compact
 
     settings = load_params(PackParams, params)
-    store_path = store_path or Path(settings.store)
     with bar(None, "compact") as progress:
         result = compact(store_path, catalog, settings, progress)
     if result is None:
@@ -401,13 +394,7 @@ def compact_command(store_path: Path | None, catalog: Path, params: Path) -> Non
 
 @cli.command("merge")
 @click.argument("rev")
-@click.option(
-    "--store",
-    "store_path",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="The store in the workspace.  [default: pack.store in params.yaml]",
-)
+@store_option
 @click.option(
     "--on-conflict",
     type=click.Choice(["error", "keep", "take"]),
@@ -419,7 +406,7 @@ def compact_command(store_path: Path | None, catalog: Path, params: Path) -> Non
 @catalog_option
 @params_option
 def merge_command(
-    rev: str, store_path: Path | None, on_conflict: str, catalog: Path, params: Path
+    rev: str, store_path: Path, on_conflict: str, catalog: Path, params: Path
 ) -> None:
     """Add every image of the store at git revision REV to the store in the workspace.
 
@@ -442,7 +429,6 @@ def merge_command(
     from .versions import store_at
 
     settings = load_params(PackParams, params)
-    store_path = store_path or Path(settings.store)
     if not store_path.exists():
         raise click.ClickException(
             f"{store_path}: no store in the workspace; `dvc pull "

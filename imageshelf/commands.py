@@ -11,15 +11,20 @@ import click
 
 from .errors import ShelfError
 from .params import PARAMS, default_store
+from .stages.result import StageResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 class ShelfCommand(click.Command):
-    """A command that prints the library's errors as one line ("Error: ..."), exit 1."""
+    """A command that prints the library's errors as one line ("Error: ..."), exit 1.
+    A --store not given is the one params.yaml names (the --params file, if the command
+    has that option): resolved here, once, for every command and stage script."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        if "store_path" in ctx.params and ctx.params["store_path"] is None:
+            ctx.params["store_path"] = Path(default_store(ctx.params.get("params", PARAMS)))
         try:
             return super().invoke(ctx)
         except ShelfError as exc:
@@ -64,10 +69,10 @@ catalog_option = path_option(
 store_option = click.option(
     "--store",
     "store_path",
-    default=default_store,
+    default=None,
     show_default="pack.store in params.yaml, else data/images.lmdb",
     type=click.Path(path_type=Path),
-    help="The store: a .lmdb file, or a folder of shards.",
+    help="The store: a .lmdb file (single layout), or a folder of shards (sharded).",
 )
 
 
@@ -83,3 +88,12 @@ def printable(key: str) -> str:
     """A key as one line of output: a newline or tab in a file name must not break the
     listing's lines."""
     return key.encode("unicode_escape").decode("ascii") if not key.isprintable() else key
+
+
+def finish(result: StageResult) -> None:
+    """How every stage script ends: the summary, the notes (to stderr), then the stage's
+    error, if any, as one line."""
+    click.echo(result.summary())
+    for note in result.notes():
+        click.echo(note, err=True)
+    result.check()

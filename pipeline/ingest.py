@@ -8,6 +8,7 @@ import click
 from imageshelf.commands import (
     CONTEXT,
     ShelfCommand,
+    finish,
     incoming_option,
     manifest_option,
     params_option,
@@ -46,10 +47,7 @@ def ingest(incoming: Path, manifest: Path, report: Path, store_path: Path, param
     rules = load_params(AnnotationsParams, params)
     with bar(None, "ingest") as progress:
         result = run(incoming, manifest, report, settings, rules, progress, store_path)
-    click.echo(result.summary(report))
-    for note in result.notes(report):
-        click.echo(note, err=True)
-    result.check_strict(settings, params)
+    finish(result)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Stage 2 of dvc.yaml: merge the staged images into the store, a new version whole."""
 
+from functools import partial
 from pathlib import Path
 
 import _env  # noqa: F401  (before any package: the project's environment)
@@ -9,11 +10,13 @@ from imageshelf.commands import (
     CONTEXT,
     ShelfCommand,
     catalog_option,
+    finish,
     incoming_option,
     manifest_option,
     params_option,
     path_option,
     report_option,
+    store_option,
 )
 from imageshelf.params import AnnotationsParams, PackParams, load_params
 from imageshelf.progress import bar
@@ -21,14 +24,7 @@ from imageshelf.stages.pack import run
 
 
 @click.command(cls=ShelfCommand, context_settings=CONTEXT)
-@click.option(
-    "--store",
-    "store_path",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="The store: a .lmdb file (single layout) or a folder (sharded).  "
-    "[default: pack.store in params.yaml]",
-)
+@store_option
 @manifest_option
 @incoming_option
 @path_option(
@@ -44,7 +40,7 @@ from imageshelf.stages.pack import run
 @report_option("reports/pack.json")
 @params_option
 def pack(
-    store_path: Path | None,
+    store_path: Path,
     manifest: Path,
     incoming: Path,
     remove_list: Path,
@@ -74,41 +70,9 @@ def pack(
     converted. Also writes the catalog (every record, no image bytes) for `diff`.
     """
     settings = load_params(PackParams, params)
-    store_path = store_path or Path(settings.store)
-    outcome = run(
-        store_path,
-        manifest,
-        incoming,
-        remove_list,
-        catalog,
-        report,
-        settings,
-        annotations,
-        load_params(AnnotationsParams, params),
-        progress=lambda total: bar(total, "pack"),
-    )
-    click.echo(outcome.summary(settings, store_path))
-    if outcome.converted_from is not None:
-        click.echo(
-            f"  {outcome.converted_from} is no longer used; delete it when you like "
-            "(its versions stay in DVC's cache and remote)",
-            err=True,
-        )
-    for note in outcome.advice(settings, store_path):
-        click.echo(note, err=True)
-    unused = outcome.plan.unused_annotations
-    if unused:
-        click.echo(
-            f"  {len(unused)} annotation row(s) or file(s) in {annotations} matched "
-            f"no image, first: {unused[0]} (all in {report})",
-            err=True,
-        )
-    if outcome.plan.removal_not_found and outcome.removals_changed:  # once, not every run
-        click.echo(
-            f"  {len(outcome.plan.removal_not_found)} key(s) in {remove_list} are not "
-            f"in the store (see {report})",
-            err=True,
-        )
+    rules = load_params(AnnotationsParams, params)
+    paths = (store_path, manifest, incoming, remove_list, catalog, report)
+    finish(run(*paths, settings, annotations, rules, progress=partial(bar, desc="pack")))
 
 
 if __name__ == "__main__":

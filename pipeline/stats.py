@@ -5,7 +5,14 @@ from pathlib import Path
 import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
-from imageshelf.commands import CONTEXT, ShelfCommand, mb, params_option, path_option, store_option
+from imageshelf.commands import (
+    CONTEXT,
+    ShelfCommand,
+    finish,
+    params_option,
+    path_option,
+    store_option,
+)
 from imageshelf.params import StatsParams, load_params
 from imageshelf.stages.stats import run
 
@@ -21,12 +28,7 @@ def stats(store_path: Path, metrics: Path, plots: Path, params: Path) -> None:
     Writes DVC metrics (reports/stats.json) and plots: a label histogram, a size
     distribution, and a PNG contact sheet of thumbnails per label.
     """
-    m = run(store_path, metrics, plots, load_params(StatsParams, params))
-    formats = ", ".join(f"{k} {v}" for k, v in m["by_format"].items()) or "none"
-    click.echo(
-        f"stats: {m['count']} images, {mb(m['total_bytes'])}, {m['labels']} labels, "
-        f"formats {formats}"
-    )
+    finish(run(store_path, metrics, plots, load_params(StatsParams, params)))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from imageshelf.commands import (
     CONTEXT,
     ShelfCommand,
     catalog_option,
+    finish,
     incoming_option,
     manifest_option,
-    mb,
     path_option,
     report_option,
     store_option,
@@ -56,14 +56,7 @@ def validate(
     """
     with bar(None, "validate") as progress:
         result = run(store_path, manifest, incoming, pack_report, catalog, report, progress, full)
-    earlier = (
-        f", {result.proven_earlier} proven earlier and unchanged" if result.proven_earlier else ""
-    )
-    click.echo(
-        f"validate: {result.records} records intact ({mb(result.bytes_checked)} "
-        f"re-hashed{earlier}); {result.staged_checked} staged images present and "
-        f"byte-identical"
-    )
+    finish(result)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,11 @@ from ..seen import parse as parse_entry
 from ..store import ImageStore, InvalidKeyError, Record, StoreError, encode_key
 from ..store.format import canonical_json, parse_json, peek_sha256_and_split
 from ..walk import Found, Reject, shown, walk
+from .result import StageResult
 
 
 @dataclass
-class IngestResult:
+class IngestResult(StageResult):
     staged: list[Record] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     unused_metadata: list[str] = field(default_factory=list)
@@ -51,12 +52,15 @@ class IngestResult:
     # Nothing new since the last run, whose staged images are packed: how many it
     # staged. Its manifest and report are left as they are.
     packed_since: int | None = None
+    report_path: Path = Path("reports/ingest.json")
+    strict: bool = False  # ingest.strict: any reject fails the stage
 
     @property
     def staged_bytes(self) -> int:
         return sum(r.info.size for r in self.staged)
 
-    def summary(self, report: Path) -> str:
+    def summary(self) -> str:
+        report = self.report_path
         stored = f"{self.already_stored} already in the store, " if self.already_stored else ""
         rejected = f"{len(self.rejects)} rejected" + (f" (see {report})" if self.rejects else "")
         return (
@@ -64,9 +68,10 @@ class IngestResult:
             f"{stored}{rejected}"
         )
 
-    def notes(self, report: Path) -> list[str]:
+    def notes(self) -> list[str]:
         """The lines a user should see beside the summary: rejects, ignored files,
         metadata that matched no image."""
+        report = self.report_path
         notes = [f"  rejected {r.path}: {r.reason}" for r in self.rejects[:10]]
         if self.packed_since:
             notes.append(
@@ -97,11 +102,11 @@ class IngestResult:
             )
         return notes
 
-    def check_strict(self, params: IngestParams, params_path: Path) -> None:
+    def check(self) -> None:
         """Fail (IngestError) if strict mode is on and any file was rejected."""
-        if params.strict and self.rejects:
+        if self.strict and self.rejects:
             raise IngestError(
-                f"{len(self.rejects)} file(s) rejected and ingest.strict is true in {params_path}"
+                f"{len(self.rejects)} file(s) rejected and ingest.strict is true in params.yaml"
             )
 
     def report(self) -> dict[str, Any]:
@@ -417,7 +422,7 @@ def run(
     arriving with metadata the store lacks. Writes the report. The manifest is left
     untouched when its content would be the same, so DVC sees no change downstream.
     Strict mode (`ingest.strict`) is the caller's to enforce, after it has told the user
-    what was rejected: `result.check_strict()`."""
+    what was rejected: `result.check()`."""
     if not incoming.is_dir():
         raise IngestError(f"{incoming}: no such folder; new images go there")
     stored = ImageStore(store) if store is not None and store.exists() else None
@@ -431,6 +436,7 @@ def run(
     finally:
         if stored is not None:
             stored.close()
+    result.report_path, result.strict = report, params.strict
     result.packed_since = _packed_since(report, manifest, result)
     if result.packed_since is None:
         write_manifest(manifest, result.staged)

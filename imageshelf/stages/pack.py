@@ -45,6 +45,7 @@ from ..store import Header, ImageStore, InvalidKeyError, Part, Record, StoreErro
 from ..store.format import peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded, previous_store
+from .result import StageResult
 
 
 class PackError(ShelfError):
@@ -416,32 +417,69 @@ SHARDED_FROM_IMAGES = 50_000  # images: each change rewrites every record (~7 s 
 
 
 @dataclass
-class PackOutcome:
+class Where:
+    """The paths a pack run was given, for what it tells the user."""
+
+    store: Path
+    report: Path = Path("reports/pack.json")
+    annotations: Path = Path("data/annotations")
+    remove_list: Path = Path("data/remove.txt")
+
+
+@dataclass
+class PackOutcome(StageResult):
     """What a pack run did: the plan, the published header, and how it was written."""
 
     plan: PackPlan
     header: Header
     written: bool
     converted_from: Path | None
+    params: PackParams
+    where: Where
     removals_changed: bool = True  # the removal list differs from the last run's
     upgraded: str | None = None  # why an unchanged store was written again
 
-    def advice(self, params: PackParams, store_path: Path) -> list[str]:
-        """Lines for the user beyond the summary: when to switch layouts."""
+    def report(self) -> dict[str, Any]:
+        return plan_report(self.plan, self.params, self.header, self.written)
+
+    def notes(self) -> list[str]:
+        """Lines for the user beyond the summary: a store no longer used, when to switch
+        layouts, annotations and removals that matched nothing."""
+        plan, where, notes = self.plan, self.where, self._advice()
+        if self.converted_from is not None:
+            notes.insert(
+                0,
+                f"  {self.converted_from} is no longer used; delete it when you like "
+                "(its versions stay in DVC's cache and remote)",
+            )
+        if plan.unused_annotations:
+            notes.append(
+                f"  {len(plan.unused_annotations)} annotation row(s) or file(s) in "
+                f"{where.annotations} matched no image, first: {plan.unused_annotations[0]} "
+                f"(all in {where.report})"
+            )
+        if plan.removal_not_found and self.removals_changed:  # once, not every run
+            notes.append(
+                f"  {len(plan.removal_not_found)} key(s) in {where.remove_list} are not "
+                f"in the store (see {where.report})"
+            )
+        return notes
+
+    def _advice(self) -> list[str]:
         header = self.header
         large = header.total_bytes > SHARDED_FROM or header.count >= SHARDED_FROM_IMAGES
-        if params.layout == "single" and self.written and large:
+        if self.params.layout == "single" and self.written and large:
             return [
-                f"  note: {store_path} holds {header.count:,} images "
+                f"  note: {self.where.store} holds {header.count:,} images "
                 f"({header.total_bytes / 1e9:.1f} GB) and is rewritten (and pushed) whole on "
                 "every change; the sharded layout writes only what changed: README, "
                 '"Growing past a few GB"'
             ]
         return []
 
-    def summary(self, params: PackParams, store_path: Path) -> str:
+    def summary(self) -> str:
         plan = self.plan
-        duplicates = "duplicates " + ("kept" if params.on_duplicate == "keep" else "skipped")
+        duplicates = "duplicates " + ("kept" if self.params.on_duplicate == "keep" else "skipped")
         parts = [f"{len(plan.added)} added"]
         for count, what in (
             (len(plan.replaced), "replaced"),
@@ -455,21 +493,22 @@ class PackOutcome:
             if count:
                 parts.append(f"{count} {what}")
         if plan.fields_removed:
+            removed = sorted(plan.fields_removed.items())
             parts.append(
                 "fields removed by data/annotations: "
-                + ", ".join(
-                    f"{name} from {count}" for name, count in sorted(plan.fields_removed.items())
-                )
+                + ", ".join(f"{name} from {count}" for name, count in removed)
             )
-        state = "written" if self.written else "unchanged, not rewritten"
-        if self.converted_from is not None:
-            state = f"converted from {self.converted_from}"
-        elif self.upgraded is not None and not self.plan.changes_store:
-            state = self.upgraded
         return (
-            f"pack: {', '.join(parts)}; {store_path} holds {self.header.count} images "
-            f"({self.header.total_bytes / 1e6:,.1f} MB), {state}"
+            f"pack: {', '.join(parts)}; {self.where.store} holds {self.header.count} images "
+            f"({self.header.total_bytes / 1e6:,.1f} MB), {self._state()}"
         )
+
+    def _state(self) -> str:
+        if self.converted_from is not None:
+            return f"converted from {self.converted_from}"
+        if self.upgraded is not None and not self.plan.changes_store:
+            return self.upgraded
+        return "written" if self.written else "unchanged, not rewritten"
 
 
 def run(
@@ -498,60 +537,97 @@ def run(
     previous = previous_store(store_path)
     check_recorded(store_path, report)
     store_path.parent.mkdir(parents=True, exist_ok=True)
+    where = Where(store_path, report, annotations or Path("data/annotations"), remove_list)
     with writer_lock(store_path):
         if store_path.is_dir():
             tidy(store_path)  # what a killed pack left: DVC must not track it
         source = store_path if store_path.exists() else previous
-        store = ImageStore(source) if source is not None else None
-        if store is not None:
-            try:
-                len(store)
-            except StoreError as exc:
-                raise PackError(
-                    f"{exc}. Restore the last good version with `dvc checkout {source}`"
-                ) from None
-
-        def keys() -> Iterator[str]:
-            yield from store if store is not None else ()
-            yield from (record.key for record in read_manifest(manifest))
-
-        tracked = (
-            read_tracked(annotations, rules, keys)
-            if annotations is not None
-            else Tracked(Annotations(), rules)
-        )
+        store = _open(source)
+        tracked = _tracked(store, manifest, annotations, rules)
         last = _previous_report(report)
         since = _since(store, last, params, tracked)
-        removals = read_removals(remove_list)
-        plan = plan_pack(store, manifest, removals, params, tracked, since)
+        plan = plan_pack(store, manifest, read_removals(remove_list), params, tracked, since)
         converting = source is not None and source != store_path
         upgrade = outdated(store, params) if store is not None else None
         written = store is None or plan.changes_store or converting or upgrade is not None
-        if store is not None and not written:
-            header = store.header
-            store.close()
-        else:
-            total = len(plan.writes) + (len(store) if store is not None else 0)
-            with progress(total) if progress is not None else contextlib.nullcontext() as bar:
-                header = apply_plan(
-                    store_path,
-                    manifest,
-                    incoming,
-                    plan,
-                    params,
-                    base=store if converting else None,
-                    on_item=None if bar is None else _updates(bar),
-                )
+        try:
+            header = (
+                _write(store, plan, params, (manifest, incoming), where.store, converting, progress)
+                if written or store is None
+                else store.header
+            )
+        finally:
             if store is not None:
                 store.close()
+        outcome = PackOutcome(
+            plan, header, written, source if converting else None, params, where, upgraded=upgrade
+        )
+        digest = removal_digest(plan.removed, plan.removal_not_found)
+        outcome.removals_changed = last.get("removal_list") != digest
         # The report first: it records the store now published, so a pack run again
         # after a failure below (a read-only catalog folder, a full disk) picks up here.
         _remember(header, tracked)
-        removals_changed = last.get("removal_list") != removal_digest(
-            plan.removed, plan.removal_not_found
+        write_json(report, outcome.report())
+        _catalog_and_notes(store_path, catalog, manifest)
+    return outcome
+
+
+def _open(source: Path | None) -> ImageStore | None:
+    """The store to pack into (or convert), checked readable; None for a first pack."""
+    if source is None:
+        return None
+    store = ImageStore(source)
+    try:
+        len(store)
+    except StoreError as exc:
+        raise PackError(
+            f"{exc}. Restore the last good version with `dvc checkout {source}`"
+        ) from None
+    return store
+
+
+def _tracked(
+    store: ImageStore | None, manifest: Path, annotations: Path | None, rules: AnnotationsParams
+) -> Tracked:
+    """The tracked annotations, read for the keys of the store and the manifest."""
+    if annotations is None:
+        return Tracked(Annotations(), rules)
+
+    def keys() -> Iterator[str]:
+        yield from store if store is not None else ()
+        yield from (record.key for record in read_manifest(manifest))
+
+    return read_tracked(annotations, rules, keys)
+
+
+def _write(
+    store: ImageStore | None,
+    plan: PackPlan,
+    params: PackParams,
+    sources: tuple[Path, Path],
+    store_path: Path,
+    converting: bool,
+    progress: Callable[[int], AbstractContextManager[Progress]] | None,
+) -> Header:
+    """Publish the plan's new version; sources: the manifest and the incoming folder."""
+    manifest, incoming = sources
+    total = len(plan.writes) + (len(store) if store is not None else 0)
+    with progress(total) if progress is not None else contextlib.nullcontext() as bar:
+        return apply_plan(
+            store_path,
+            manifest,
+            incoming,
+            plan,
+            params,
+            base=store if converting else None,
+            on_item=None if bar is None else _updates(bar),
         )
-        write_json(report, plan_report(plan, params, header, written))
-        published = ImageStore(store_path)
+
+
+def _catalog_and_notes(store_path: Path, catalog: Path, manifest: Path) -> None:
+    """Bring the catalog in line with the published store; tell ingest's cache where
+    the staged images are now (seen.py), so the next ingest need not look them up."""
+    with ImageStore(store_path) as published:
         try:
             write_catalog(published, catalog)
         except ShelfError as exc:
@@ -560,13 +636,8 @@ def run(
                 "fix that and run pack again"
             ) from None
         staged = [record.key for record in read_manifest(manifest)]
-        note_stored(
-            {key: part.content_digest for key, _raw, part in published.raw_records_of(staged)}
-        )
-        published.close()
-    return PackOutcome(
-        plan, header, written, source if converting else None, removals_changed, upgrade
-    )
+        found = published.raw_records_of(staged)
+        note_stored({key: part.content_digest for key, _raw, part in found})
 
 
 def _previous_report(report: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import math
 import re
 from array import array
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..decoding import check_decode_cost
 from ..images import PLUGINS  # noqa: F401  # HEIC and JPEG XL, with the formats extra
 from ..params import StatsParams
 from ..store import ImageStore, StoreFile
+from .result import StageResult
 
 NO_LABEL = "(no label)"
 NO_SPLIT = "(no split)"
@@ -255,13 +257,29 @@ def contact_sheet_png(store: ImageStore, collected: dict[str, Any], params: Stat
     return png.getvalue()
 
 
-def run(store_path: Path, metrics: Path, plots: Path, params: StatsParams) -> dict[str, Any]:
-    """The stats stage: count the store, write the metrics and the plots; return the
-    metrics."""
+@dataclass
+class Stats(StageResult):
+    """The metrics the stats stage wrote."""
+
+    metrics: dict[str, Any]
+
+    def summary(self) -> str:
+        m = self.metrics
+        formats = ", ".join(f"{k} {v}" for k, v in m["by_format"].items()) or "none"
+        return (
+            f"stats: {m['count']} images, {m['total_bytes'] / 1e6:,.1f} MB, {m['labels']} "
+            f"labels, formats {formats}"
+        )
+
+    def report(self) -> dict[str, Any]:
+        return self.metrics
+
+
+def run(store_path: Path, metrics: Path, plots: Path, params: StatsParams) -> Stats:
+    """The stats stage: count the store, write the metrics and the plots."""
     store = ImageStore(store_path)
     collected = collect(store, params.thumbnails_per_label)
     sheet = contact_sheet_png(store, collected, params)
     write_json(metrics, collected["metrics"])
     write_plots(plots, collected, sheet)
-    result: dict[str, Any] = collected["metrics"]
-    return result
+    return Stats(collected["metrics"])

@@ -41,6 +41,7 @@ from ..store.format import (
     digest_entry,
 )
 from ..store.index import is_shard_name, shard_name
+from .result import StageResult
 
 
 class ValidationError(ShelfError):
@@ -51,7 +52,7 @@ PROVEN = "validated.json"  # in the cache: path -> [fingerprint, content digest]
 
 
 @dataclass
-class Validation:
+class Validation(StageResult):
     records: int = 0
     bytes_checked: int = 0
     proven_earlier: int = 0  # records of parts proven before and unchanged since
@@ -60,6 +61,26 @@ class Validation:
     full: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
     proven: dict[str, list[Any]] = field(default_factory=dict)  # what this run proved
+    store_path: Path = Path("data/images.lmdb")
+    report_path: Path = Path("reports/validate.json")
+
+    def summary(self) -> str:
+        if self.failures:
+            return f"validate: {len(self.failures)} problem(s) in {self.store_path}"
+        earlier = f", {self.proven_earlier} proven earlier and unchanged"
+        return (
+            f"validate: {self.records} records intact ({self.bytes_checked / 1e6:,.1f} MB "
+            f"re-hashed{earlier if self.proven_earlier else ''}); {self.staged_checked} "
+            "staged images present and byte-identical"
+        )
+
+    def check(self) -> None:
+        if self.failures:
+            first = self.failures[0]
+            raise ValidationError(
+                f"validate: {len(self.failures)} problem(s) in {self.store_path}, first: "
+                f"{first['key']}: {first['problem']} (all in {self.report_path})"
+            )
 
     def fail(self, key: str, problem: str) -> None:
         self.failures.append({"key": key, "problem": problem})
@@ -423,7 +444,7 @@ def run(
     full: bool = False,
 ) -> Validation:
     """The validate stage: the store, then the catalog (if the store is whole), then the
-    staged images; the report is written either way, and any failure raises
+    staged images; the report is written either way, and `result.check()` raises
     ValidationError naming the first problem."""
     if not store_path.exists():
         raise ValidationError(
@@ -439,13 +460,8 @@ def run(
         validate_catalog(store, catalog, result)
     if manifest.exists():
         validate_staged(store, manifest, incoming, not_packed, result)
+    result.store_path, result.report_path = store_path, report
     write_json(report, result.report())
     if not result.failures:
         cache.save(PROVEN, result.proven)  # only what this store is made of now
-    if result.failures:
-        first = result.failures[0]
-        raise ValidationError(
-            f"validate: {len(result.failures)} problem(s) in {store_path}, first: "
-            f"{first['key']}: {first['problem']} (all in {report})"
-        )
     return result
