@@ -140,43 +140,7 @@ def validate_store(
         return result
     if progress is not None:
         progress.reset(total=header.count)
-    fresh: list[Part] = []  # parts read in full this time
-    for part in parts:
-        # A part proven before and unchanged since is not even opened: opening can mean
-        # verifying it again (after DVC's chmod, say: trust.py).
-        path = store.path / part.name if store.layout == "sharded" else store.path
-        entry = _still_proven(earlier, path, part.content_digest)
-        if entry is not None:
-            result.records += part.count
-            result.proven_earlier += part.count
-            result.proven[str(path)] = entry
-            if progress is not None:
-                progress.update(part.count)
-            continue
-        try:
-            file = store.part(part.name)
-        except StoreError as exc:
-            if path.exists():
-                result.fail(part.name, str(exc))
-            else:
-                result.fail(
-                    part.name,
-                    "shard listed in the index is missing; `dvc pull` or `dvc checkout` "
-                    "brings it back",
-                )
-            continue
-        fresh.append(part)
-        found = _validate_file(file, part, progress)
-        proof = _proof(file.path, part.content_digest)
-        if not found.failures and proof is not None:
-            result.proven[str(file.path)] = proof
-        result.records += found.records
-        result.bytes_checked += found.bytes_checked
-        shard = is_shard_name(part.name)  # failures name the shard as well as the key
-        result.failures += [
-            {"key": f"{part.name}: {f['key']}" if shard else f["key"], "problem": f["problem"]}
-            for f in found.failures
-        ]
+    fresh = [part for part in parts if _validate_part(store, part, earlier, progress, result)]
     strays = store.stray_files()
     if strays:
         result.fail(
@@ -192,6 +156,47 @@ def validate_store(
         )
     _check_keys_unique(store, parts, fresh, result)
     return result
+
+
+def _validate_part(
+    store: ImageStore,
+    part: Part,
+    earlier: dict[str, list[Any]],
+    progress: Progress | None,
+    result: Validation,
+) -> bool:
+    """Prove one part into `result`; whether it was read in full this time (a part
+    proven before and unchanged since is not even opened: opening can mean verifying it
+    again, after DVC's chmod say: trust.py)."""
+    path = store.path / part.name if store.layout == "sharded" else store.path
+    entry = _still_proven(earlier, path, part.content_digest)
+    if entry is not None:
+        result.records += part.count
+        result.proven_earlier += part.count
+        result.proven[str(path)] = entry
+        if progress is not None:
+            progress.update(part.count)
+        return False
+    try:
+        file = store.part(part.name)
+    except StoreError as exc:
+        missing = (
+            "shard listed in the index is missing; `dvc pull` or `dvc checkout` brings it back"
+        )
+        result.fail(part.name, str(exc) if path.exists() else missing)
+        return False
+    found = _validate_file(file, part, progress)
+    proof = _proof(file.path, part.content_digest)
+    if not found.failures and proof is not None:
+        result.proven[str(file.path)] = proof
+    result.records += found.records
+    result.bytes_checked += found.bytes_checked
+    shard = is_shard_name(part.name)  # failures name the shard as well as the key
+    result.failures += [
+        {"key": f"{part.name}: {f['key']}" if shard else f["key"], "problem": f["problem"]}
+        for f in found.failures
+    ]
+    return True
 
 
 def _check_keys_unique(
@@ -234,37 +239,55 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
     try:
         for key, raw in file.raw_records():
             result.records += 1
-            try:
-                record = Record.decode(key, raw)
-            except DamagedRecordError as exc:
-                result.fail(key, f"record is {exc.problem}")
-                continue
-            content.update(digest_entry(key.encode("utf-8"), record.encode()))
-            total += record.info.size
-            # A scan is no proof that a lookup finds the key (a damaged B-tree branch can
-            # hide it from lookups only): every key is looked up, in both databases.
-            try:
-                found = file.raw_record(key)
-            except KeyError:
-                found = None
-            if found != raw:
-                result.fail(key, "record is not reachable by lookup: the store's index is damaged")
-                continue
-            try:
-                data = file.get(key)
-            except (KeyError, StoreError):
-                result.fail(key, "record has no image bytes, or they are not reachable by lookup")
-                continue
-            result.bytes_checked += len(data)
-            if len(data) != record.info.size:
-                result.fail(key, f"image is {len(data)} bytes, its record says {record.info.size}")
-            elif hashlib.sha256(data).hexdigest() != record.info.sha256:
-                result.fail(key, "image bytes do not match their sha256: the store is corrupt")
+            record = _validate_record(file, key, raw, result)
+            if record is not None:
+                content.update(digest_entry(key.encode("utf-8"), record.encode()))
+                total += record.info.size
             if progress is not None:
                 progress.update()
     except (ValueError, KeyError, TypeError, lmdb.Error, StoreError) as exc:
         result.fail("(store)", f"a record does not parse after {result.records} good ones: {exc}")
         return result
+    _validate_header(file, part, header, (total, content.hexdigest()), result)
+    return result
+
+
+def _validate_record(file: StoreFile, key: str, raw: bytes, result: Validation) -> Record | None:
+    """One record: it parses, a lookup finds it, its bytes are there and match its
+    hash. The record if it parses (it counts toward the header's figures)."""
+    try:
+        record = Record.decode(key, raw)
+    except DamagedRecordError as exc:
+        result.fail(key, f"record is {exc.problem}")
+        return None
+    # A scan is no proof that a lookup finds the key (a damaged B-tree branch can hide it
+    # from lookups only): every key is looked up, in both databases.
+    try:
+        found = file.raw_record(key)
+    except KeyError:
+        found = None
+    if found != raw:
+        result.fail(key, "record is not reachable by lookup: the store's index is damaged")
+        return record
+    try:
+        data = file.get(key)
+    except (KeyError, StoreError):
+        result.fail(key, "record has no image bytes, or they are not reachable by lookup")
+        return record
+    result.bytes_checked += len(data)
+    if len(data) != record.info.size:
+        result.fail(key, f"image is {len(data)} bytes, its record says {record.info.size}")
+    elif hashlib.sha256(data).hexdigest() != record.info.sha256:
+        result.fail(key, "image bytes do not match their sha256: the store is corrupt")
+    return record
+
+
+def _validate_header(
+    file: StoreFile, part: Part, header: Header, seen: tuple[int, str], result: Validation
+) -> None:
+    """The file as a whole: its layout, its counts, and the header's figures against what
+    the records add up to (seen: their total bytes and content digest)."""
+    total, digest = seen
     if header.major >= 2:
         try:
             for problem in layout_problems(file, header):
@@ -280,12 +303,11 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
         result.fail(
             "(header)", f"header says {header.total_bytes} bytes, records add up to {total}"
         )
-    if header.content_digest != content.hexdigest():
+    if header.content_digest != digest:
         result.fail("(header)", "content digest does not match the records")
     # The shard against its index entry was checked when it was opened (ImageStore.part).
     if is_shard_name(part.name) and shard_name(header.content_digest) != part.name:
         result.fail("(index)", "shard's content does not match its name")
-    return result
 
 
 def layout_problems(file: StoreFile, header: Header) -> list[str]:
