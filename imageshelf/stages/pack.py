@@ -155,68 +155,88 @@ def plan_pack(
     have changed: `since` says what the last pack settled (by default, nothing)."""
     tracked = tracked or Tracked(Annotations(), AnnotationsParams())
     since = since or Since()
-    plan = PackPlan()
-    removal_set = set(removals)
-    new_by_hash: dict[str, str] = {}  # content of images new to the store -> first key
-    seen: set[str] = set()  # staged keys already planned
+    planner = _Planner(store, set(removals), params, tracked)
     for record in read_manifest(manifest):
-        key = record.key
-        if key in removal_set:
-            plan.not_packed[key] = "listed in data/remove.txt"
-            continue
-        existing = store.record(key) if store is not None and key in store else None
-        if existing is None:
-            first = new_by_hash.get(record.info.sha256)
-            if first is not None:
-                plan.duplicates[key] = first
-            else:
-                new_by_hash[record.info.sha256] = key
-            plan.added.append(key)
-            metadata = tracked.apply(key, record.info, None, record.metadata)
-            if metadata != (record.metadata, ()):  # else the manifest's is the one: no copy
-                plan.metadata[key] = metadata
-        elif existing.info.sha256 == record.info.sha256:
-            seen.add(key)
-            if not _relabel(
-                plan, existing, tracked.apply(key, existing.info, existing, record.metadata)
-            ):
-                plan.unchanged += 1
-        else:
-            plan.conflicts.append(key)
-            if params.on_conflict == "replace":
-                seen.add(key)
-                plan.replaced.append(key)
-                plan.metadata[key] = tracked.apply(key, record.info, existing, record.metadata)
-            elif params.on_conflict == "skip":
-                plan.not_packed[key] = "conflict: the stored bytes were kept (on_conflict: skip)"
+        planner.staged(record)
+    plan = planner.plan
     if plan.conflicts and params.on_conflict == "error":
         raise ConflictError(plan.conflicts)
-
     if store is not None:
-        if new_by_hash:
-            _find_duplicates(store, new_by_hash, removal_set, plan)
-        if not since.same_ratios or since.tracked_keys is None:
-            _scan(store, removal_set, seen, params, tracked, not since.same_ratios, plan)
-        else:
-            # Only the records the changed annotation files speak of.
-            keys = since.tracked_keys - seen - removal_set - set(plan.metadata)
-            for key, raw, _part in store.raw_records_of(keys):
-                stored = Record.decode(key, raw)
-                _relabel(plan, stored, tracked.apply(key, stored.info, stored, None))
+        planner.stored(since)
     if params.on_duplicate == "skip" and plan.duplicates:
         for key, same_as in plan.duplicates.items():
             plan.not_packed[key] = f"duplicate of {same_as} (on_duplicate: skip)"
-        plan.added = [key for key in plan.added if key not in plan.duplicates]
-        for key in plan.duplicates:
             plan.metadata.pop(key, None)
-
-    if store is not None:
-        for key in removals:
-            (plan.removed if key in store else plan.removal_not_found).append(key)
-    else:
-        plan.removal_not_found = list(removals)
+        plan.added = [key for key in plan.added if key not in plan.duplicates]
+    for key in removals:
+        (plan.removed if store is not None and key in store else plan.removal_not_found).append(key)
     plan.unused_annotations = list(tracked.annotations.unused)
     return plan
+
+
+class _Planner:
+    """The plan, made one staged record at a time, then completed from the store."""
+
+    def __init__(
+        self, store: ImageStore | None, removals: set[str], params: PackParams, tracked: Tracked
+    ) -> None:
+        self.store, self.removals, self.params, self.tracked = store, removals, params, tracked
+        self.plan = PackPlan()
+        self.new_by_hash: dict[str, str] = {}  # content of images new to the store -> key
+        self.seen: set[str] = set()  # staged keys already planned
+
+    def staged(self, record: Record) -> None:
+        key, plan, store = record.key, self.plan, self.store
+        if key in self.removals:
+            plan.not_packed[key] = "listed in data/remove.txt"
+            return
+        existing = store.record(key) if store is not None and key in store else None
+        if existing is None:
+            self._new(record)
+        elif existing.info.sha256 == record.info.sha256:
+            self.seen.add(key)
+            metadata = self.tracked.apply(key, existing.info, existing, record.metadata)
+            if not _relabel(plan, existing, metadata):
+                plan.unchanged += 1
+        else:
+            self._conflict(record, existing)
+
+    def _new(self, record: Record) -> None:
+        key, plan = record.key, self.plan
+        first = self.new_by_hash.setdefault(record.info.sha256, key)
+        if first != key:
+            plan.duplicates[key] = first
+        plan.added.append(key)
+        metadata = self.tracked.apply(key, record.info, None, record.metadata)
+        if metadata != (record.metadata, ()):  # else the manifest's is the one: no copy
+            plan.metadata[key] = metadata
+
+    def _conflict(self, record: Record, existing: Record) -> None:
+        key, plan = record.key, self.plan
+        plan.conflicts.append(key)
+        if self.params.on_conflict == "replace":
+            self.seen.add(key)
+            plan.replaced.append(key)
+            plan.metadata[key] = self.tracked.apply(key, record.info, existing, record.metadata)
+        elif self.params.on_conflict == "skip":
+            plan.not_packed[key] = "conflict: the stored bytes were kept (on_conflict: skip)"
+
+    def stored(self, since: Since) -> None:
+        """What changes for images already stored: duplicates of new bytes, records the
+        tracked annotations change, splits the ratios move."""
+        store, plan, tracked = self.store, self.plan, self.tracked
+        assert store is not None
+        if self.new_by_hash:
+            _find_duplicates(store, self.new_by_hash, self.removals, plan)
+        if not since.same_ratios or since.tracked_keys is None:
+            ratios_changed = not since.same_ratios
+            _scan(store, self.removals, self.seen, self.params, tracked, ratios_changed, plan)
+            return
+        # Only the records the changed annotation files speak of.
+        keys = since.tracked_keys - self.seen - self.removals - set(plan.metadata)
+        for key, raw, _part in store.raw_records_of(keys):
+            stored = Record.decode(key, raw)
+            _relabel(plan, stored, tracked.apply(key, stored.info, stored, None))
 
 
 def _scan(
