@@ -165,21 +165,59 @@ def describe_write_error(path: Path, exc: Exception) -> str:
     return str(write_error(path, exc, disk_full=low, what="store"))
 
 
+class _Batches:
+    """Puts into one database, committed BATCH_BYTES or BATCH_RECORDS at a time (the
+    sizes given are what the map grows by: a function of the content alone)."""
+
+    def __init__(self, builder: _Builder, db_name: bytes) -> None:
+        self.builder, self.db_name = builder, db_name
+        self.items: list[tuple[bytes, bytes]] = []
+        self.size = 0
+
+    def add(self, key: bytes, value: bytes, size: int) -> None:
+        self.items.append((key, value))
+        self.size += size
+        if self.size >= BATCH_BYTES or len(self.items) >= BATCH_RECORDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.builder.commit(self.db_name, self.items, self.size)
+        self.items, self.size = [], 0
+
+
 def _build(
     builder: _Builder,
     items: ItemSource,
     on_item: Callable[[Record], None] | None,
     indexed: tuple[str, ...],
 ) -> Header:
-    # Pass 1: records and the index of their fields. Also checks order and fingerprints
-    # the key sequence and the content.
+    index = FieldIndex(indexed)
+    count, total, keys_seen, content = _write_records(builder, items, index)
+    distinct, keys_again = _write_bytes(builder, items, on_item)
+    if keys_again != keys_seen:
+        raise StoreError("the records changed between the two passes of a write")
+    fields = _Batches(builder, DB_FIELDS)  # one value per (field, value), in key order
+    for entry, keys in index.entries():
+        fields.add(entry, keys, len(entry) + len(keys))
+    fields.flush()
+    version = SHARED_VERSION if distinct < count else FORMAT_VERSION
+    header = Header(
+        count, total, content, version=version, indexed=index.indexed, not_indexed=index.not_indexed
+    )
+    builder.commit(DB_META, [(HEADER_KEY, header.encode())], 0)
+    return header
+
+
+def _write_records(
+    builder: _Builder, items: ItemSource, index: FieldIndex
+) -> tuple[int, int, bytes, str]:
+    """Pass 1: the records, and the index of their fields. Checks their order; returns
+    (count, total bytes, a digest of the key sequence, the content digest)."""
     keys_seen = hashlib.sha256()
     content = hashlib.sha256()
     count = total = 0
     previous: bytes | None = None
-    index = FieldIndex(indexed)
-    batch: list[tuple[bytes, bytes]] = []
-    batch_bytes = 0
+    records = _Batches(builder, DB_RECORDS)
     for item in items():
         record = item.record
         raw_key = encode_key(record.key)
@@ -193,22 +231,24 @@ def _build(
         content.update(digest_entry(raw_key, value))
         count += 1
         total += record.info.size
-        batch.append((raw_key, value))
-        batch_bytes += len(raw_key) + len(value)
+        records.add(raw_key, value, len(raw_key) + len(value))
         index.add(raw_key, record)
-        if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
-            builder.commit(DB_RECORDS, batch, batch_bytes)
-            batch, batch_bytes = [], 0
-    builder.commit(DB_RECORDS, batch, batch_bytes)
+    records.flush()
+    return count, total, keys_seen.digest(), content.hexdigest()
 
-    # Pass 2: the bytes, in the same order, back to back in chunks, and where each lies.
-    # An image whose bytes an earlier key of this file has takes that key's location
-    # (format 2.1): the same bytes under several names are stored once.
-    # Read in this thread: a reader thread handing bytes over was slower (4.35 s against
-    # 4.1 s for 20,000 images), each of its system calls waiting to take the GIL back.
+
+def _write_bytes(
+    builder: _Builder, items: ItemSource, on_item: Callable[[Record], None] | None
+) -> tuple[int, bytes]:
+    """Pass 2: the bytes, in the same order, back to back in chunks, and where each lies.
+    An image whose bytes an earlier key of this file has takes that key's location
+    (format 2.1): the same bytes under several names are stored once. Returns (how many
+    distinct images, a digest of the key sequence).
+
+    Read in this thread: a reader thread handing bytes over was slower (4.35 s against
+    4.1 s for 20,000 images), each of its system calls waiting to take the GIL back."""
     keys_again = hashlib.sha256()
-    batch, batch_bytes = [], 0
-    places: list[tuple[bytes, bytes]] = []
+    blobs, places = _Batches(builder, DB_BLOBS), _Batches(builder, DB_LOCATIONS)
     first_place: dict[str, bytes] = {}  # sha256 -> where those bytes lie
     filling = bytearray()
     number = 0
@@ -220,49 +260,20 @@ def _build(
         if place is None:
             data = _checked_bytes(item)
             if filling and len(filling) + len(data) > CHUNK_BYTES:
-                batch.append((CHUNK_KEY.pack(number), bytes(filling)))
-                batch_bytes += len(filling)
+                blobs.add(CHUNK_KEY.pack(number), bytes(filling), len(filling))
                 number += 1
                 filling.clear()
-                if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
-                    builder.commit(DB_BLOBS, batch, batch_bytes)
-                    batch, batch_bytes = [], 0
             place = first_place[record.info.sha256] = LOCATION.pack(number, len(filling), len(data))
             filling += data
-        places.append((raw_key, place))
-        if len(places) >= BATCH_RECORDS:
-            builder.commit(DB_LOCATIONS, places, len(places) * LOCATION.size)
-            places = []
+        places.add(raw_key, place, LOCATION.size)
         if on_item is not None:
             on_item(record)
-    if keys_again.digest() != keys_seen.digest():
-        raise StoreError("the records changed between the two passes of a write")
     if filling:
-        batch.append((CHUNK_KEY.pack(number), bytes(filling)))
-        batch_bytes += len(filling)
-    builder.commit(DB_BLOBS, batch, batch_bytes)
-    builder.commit(DB_LOCATIONS, places, len(places) * LOCATION.size)
-
-    # The index: one value per (field, value), in key order.
-    batch, batch_bytes = [], 0
-    for entry, keys in index.entries():
-        batch.append((entry, keys))
-        batch_bytes += len(entry) + len(keys)
-        if batch_bytes >= BATCH_BYTES or len(batch) >= BATCH_RECORDS:
-            builder.commit(DB_FIELDS, batch, batch_bytes)
-            batch, batch_bytes = [], 0
-    builder.commit(DB_FIELDS, batch, batch_bytes)
-    version = SHARED_VERSION if len(first_place) < count else FORMAT_VERSION
-    header = Header(
-        count,
-        total,
-        content.hexdigest(),
-        version=version,
-        indexed=index.indexed,
-        not_indexed=index.not_indexed,
-    )
-    builder.commit(DB_META, [(HEADER_KEY, header.encode())], 0)
-    return header
+        blobs.items.append((CHUNK_KEY.pack(number), bytes(filling)))  # the last, with the rest
+        blobs.size += len(filling)
+    blobs.flush()
+    places.flush()
+    return len(first_place), keys_again.digest()
 
 
 def _checked_bytes(item: Item) -> bytes:
