@@ -91,83 +91,101 @@ def _open_archives(root: str, found: Found, ignored: IgnoreRules) -> None:
 
 
 def _walk(root: str, ignore: tuple[str, ...], share: tuple[int, int] = (0, 1)) -> Found:
-    found = Found()
-    ignored = IgnoreRules(ignore)
-    real_root = os.path.realpath(root)
-    ignore_name = ignored.name
-    ignore_path = ignored.path if ignored.has_paths else None
-    is_dir, is_reg = stat.S_ISDIR, stat.S_ISREG
-    kinds = ANNOTATION_SUFFIXES
-    files, fingerprints = found.files, found.fingerprints
+    """The entries of every folder under `root` whose path hashes to this share."""
+    walker = _Walker(root, ignore, share)
+    visit, passing, alone = walker.visit, walker.passing, walker.alone
     mine, shares = share
-    alone = shares == 1
     pending = [""]
     while pending:
         folder = pending.pop()
         prefix = f"{folder}/" if folder else ""
-        try:
-            with os.scandir(os.path.join(root, folder)) as listing:
-                entries = list(listing)
-        except OSError as exc:
-            if alone or hash(folder) % shares == mine:
-                found.rejects.append(
-                    Reject(shown(folder), "unreadable", f"cannot list folder: {exc.strerror}")
-                )
-            continue
-        for entry in entries:
-            name = entry.name
-            rel = prefix + name
-            if name == ".gitkeep" and not folder:
+        for entry in walker.listing(folder):
+            rel = prefix + entry.name
+            if entry.name == ".gitkeep" and not folder:
                 continue  # the placeholder that keeps the empty folder in git
-            if not alone and hash(rel) % shares != mine:
-                # Another process looks at it; every process walks every folder.
-                try:
-                    walked = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    walked = False
-                if walked and not (
-                    ignore_name(name) or (ignore_path is not None and ignore_path(rel))
-                ):
-                    pending.append(rel)
-                continue
-            # Its folders were checked on the way down: its own name and its path remain.
-            if ignore_name(name) or (ignore_path is not None and ignore_path(rel)):
-                found.ignored.append(shown(rel))
-                continue
-            try:
-                if entry.is_symlink():
-                    problem = _symlink_problem(entry.path, real_root)
-                    if problem:
-                        found.rejects.append(Reject(shown(rel), problem[0], problem[1]))
-                        continue
-                    st = os.stat(entry.path)
-                else:
-                    st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                found.rejects.append(
-                    Reject(shown(rel), "unreadable", f"cannot stat: {exc.strerror}")
-                )
-                continue
-            mode = st.st_mode
-            if is_dir(mode):
+            # (The share test, inline: this loop runs once per file.)
+            if visit(rel, entry) if alone or hash(rel) % shares == mine else passing(rel, entry):
                 pending.append(rel)
-            elif not is_reg(mode):
-                found.rejects.append(
-                    Reject(shown(rel), "not_file", "not a regular file (a pipe, socket or device)")
-                )
+    return walker.found  # walk() sorts what every share found
+
+
+class _Walker:
+    """What one share of a walk found; a file's or folder's fate is decided here."""
+
+    def __init__(self, root: str, ignore: tuple[str, ...], share: tuple[int, int]) -> None:
+        self.root, self.found = root, Found()
+        self.real_root = os.path.realpath(root)
+        rules = IgnoreRules(ignore)
+        self.ignore_name = rules.name
+        self.ignore_path = rules.path if rules.has_paths else None
+        self.share, self.shares = share
+        self.alone = self.shares == 1
+
+    def mine(self, rel: str) -> bool:
+        return self.alone or hash(rel) % self.shares == self.share
+
+    def ignored(self, rel: str, name: str) -> bool:
+        """Its folders were checked on the way down: its own name and its path remain."""
+        return self.ignore_name(name) or (self.ignore_path is not None and self.ignore_path(rel))
+
+    def listing(self, folder: str) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(os.path.join(self.root, folder)) as listing:
+                return list(listing)
+        except OSError as exc:
+            if self.mine(folder):
+                why = f"cannot list folder: {exc.strerror}"
+                self.found.rejects.append(Reject(shown(folder), "unreadable", why))
+            return []
+
+    def passing(self, rel: str, entry: os.DirEntry[str]) -> bool:
+        """Another share looks at it; every share walks every folder: whether to."""
+        try:
+            walked = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            walked = False
+        return walked and not self.ignored(rel, entry.name)
+
+    def visit(self, rel: str, entry: os.DirEntry[str]) -> bool:
+        """Account for one entry of this share; whether it is a folder to walk."""
+        found, name = self.found, entry.name
+        if self.ignore_name(name) or (self.ignore_path is not None and self.ignore_path(rel)):
+            found.ignored.append(shown(rel))
+            return False
+        try:
+            if entry.is_symlink():
+                problem = _symlink_problem(entry.path, self.real_root)
+                if problem:
+                    found.rejects.append(Reject(shown(rel), problem[0], problem[1]))
+                    return False
+                st = os.stat(entry.path)
             else:
-                fingerprints[rel] = fingerprint_of(st)
-                if is_archive(name):
-                    found.archives.append(rel)
-                elif (
-                    "." in name
-                    and name[name.rfind(".") :].lower() in kinds  # most: an image's suffix
-                    and annotation_kind(rel) is not None
-                ):
-                    found.annotations.append(rel)
-                else:
-                    files.append(rel)
-    return found  # walk() sorts what every share found
+                st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            found.rejects.append(Reject(shown(rel), "unreadable", f"cannot stat: {exc.strerror}"))
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            return True
+        if not stat.S_ISREG(st.st_mode):
+            why = "not a regular file (a pipe, socket or device)"
+            found.rejects.append(Reject(shown(rel), "not_file", why))
+            return False
+        found.fingerprints[rel] = fingerprint_of(st)
+        self._file(rel, entry.name)
+        return False
+
+    def _file(self, rel: str, name: str) -> None:
+        found = self.found
+        if is_archive(name):
+            found.archives.append(rel)
+        elif (
+            "." in name
+            and name[name.rfind(".") :].lower() in ANNOTATION_SUFFIXES  # most: an image's
+            and annotation_kind(rel) is not None
+        ):
+            found.annotations.append(rel)
+        else:
+            found.files.append(rel)
 
 
 def _symlink_problem(path: str, real_root: str) -> tuple[str, str] | None:
