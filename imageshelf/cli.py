@@ -18,9 +18,9 @@ from .commands import (
     store_option,
 )
 from .params import PackParams, load_params
-from .progress import bar
+from .progress import Progress, bar, per_item
 from .query import QueryError, parse_condition, select
-from .store import ImageStore
+from .store import ImageStore, Record
 
 
 @click.group(cls=ShelfGroup, context_settings=CONTEXT)
@@ -192,65 +192,97 @@ def export_command(
     --out (an absolute path, '..', or a symlink inside --out) is refused before
     anything is written.
     """
-    from .export import export_files, stale_shards, write_shards
-
     store = ImageStore(store_path)
-    conditions = _conditions(where, labels, splits)
-    if keys:
-        missing = [k for k in keys if k not in store]
-        if missing:
-            raise click.ClickException(
-                f"not in {store_path}: {', '.join(map(repr, missing[:5]))}"
-                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            )
-        wanted = set(keys)
-        records = [r for r in select(store, conditions) if r.key in wanted]
-    else:
-        records = list(select(store, conditions))
+    records = _selected(store, _conditions(where, labels, splits), keys)
     total = sum(r.info.size for r in records)
-    notes: list[str] = []
     with bar(len(records), "export") as progress:
         if layout == "webdataset":
-            shards = write_shards(
-                store,
-                records,
-                out_dir,
-                max_count=shard_images,
-                max_bytes=shard_mb * 1_000_000,
-                on_item=lambda _record: progress.update(),
-                overwrite=overwrite,
+            shards = (shard_images, shard_mb * 1_000_000)
+            where_to, notes = _export_webdataset(
+                store, records, out_dir, shards, overwrite, progress
             )
-            where_to = f"{len(shards)} WebDataset shard(s) in {out_dir}"
         else:
-            exported = export_files(
-                store,
-                records,
-                out_dir,
-                on_item=lambda _record: progress.update(),
-                overwrite=overwrite,
-                layout="imagefolder" if layout == "files" else layout,
-                split_folders=split_folders,
+            where_to, notes = _export_files(
+                store, records, out_dir, layout, split_folders, overwrite, progress
             )
-            written = exported.files
-            where_to = f"{out_dir}, with " + (
-                ", ".join(written)
-                if len(written) <= 3
-                else f"{len(written)} annotation files ({', '.join(written[:2])}, ...)"
-            )
-            notes = exported.notes
     click.echo(f"exported {len(records)} images ({total:,} bytes) to {where_to}")
     for note in notes[:10]:
         click.echo(f"  {note}", err=True)
     if len(notes) > 10:
         click.echo(f"  ... and {len(notes) - 10} more notes", err=True)
-    if layout == "webdataset":
-        stale = stale_shards(out_dir, shards)
-        if stale:
-            click.echo(
-                f"  {len(stale)} older shard file(s) in {out_dir} were not written by this "
-                f"export ({stale[0].name}, ...): delete them before reading the folder",
-                err=True,
-            )
+
+
+def _selected(store: ImageStore, conditions: list[str], keys: tuple[str, ...]) -> list[Record]:
+    """The records to export: the keys given (each must be in the store), or all that
+    match the conditions."""
+    if not keys:
+        return list(select(store, conditions))
+    missing = [k for k in keys if k not in store]
+    if missing:
+        raise click.ClickException(
+            f"not in {store.path}: {', '.join(map(repr, missing[:5]))}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
+    wanted = set(keys)
+    return [r for r in select(store, conditions) if r.key in wanted]
+
+
+def _export_webdataset(
+    store: ImageStore,
+    records: list[Record],
+    out_dir: Path,
+    limits: tuple[int, int],
+    overwrite: bool,
+    progress: Progress,
+) -> tuple[str, list[str]]:
+    from .export import stale_shards, write_shards
+
+    shards = write_shards(
+        store,
+        records,
+        out_dir,
+        max_count=limits[0],
+        max_bytes=limits[1],
+        on_item=per_item(progress),
+        overwrite=overwrite,
+    )
+    notes = []
+    stale = stale_shards(out_dir, shards)
+    if stale:
+        notes.append(
+            f"{len(stale)} older shard file(s) in {out_dir} were not written by this "
+            f"export ({stale[0].name}, ...): delete them before reading the folder"
+        )
+    return f"{len(shards)} WebDataset shard(s) in {out_dir}", notes
+
+
+def _export_files(
+    store: ImageStore,
+    records: list[Record],
+    out_dir: Path,
+    layout: str,
+    split_folders: bool,
+    overwrite: bool,
+    progress: Progress,
+) -> tuple[str, list[str]]:
+    from .export import export_files
+
+    exported = export_files(
+        store,
+        records,
+        out_dir,
+        on_item=per_item(progress),
+        overwrite=overwrite,
+        layout="imagefolder" if layout == "files" else layout,
+        split_folders=split_folders,
+    )
+    written = exported.files
+    listed = (
+        ", ".join(written)
+        if len(written) <= 3
+        else f"{len(written)} annotation files ({', '.join(written[:2])}, ...)"
+    )
+    return f"{out_dir}, with {listed}", exported.notes
 
 
 @cli.command("diff")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from .catalog import write_catalog
 from .errors import ShelfError
 from .params import PackParams
-from .progress import Progress
-from .store import ImageStore, Record
+from .progress import Progress, per_item
+from .store import ImageStore
 from .store.writer import write_sharded, writer_lock
 
 
@@ -32,15 +31,8 @@ def compact(
             base=store,
             rewrite=True,
             shard_bytes=params.shard_bytes,
-            on_item=None if progress is None else _counter(progress),
+            on_item=None if progress is None else per_item(progress),
         )
         after = ImageStore(store_path)
         write_catalog(after, catalog)
     return before, after
-
-
-def _counter(progress: Progress) -> Callable[[Record], None]:
-    def update(_record: Record) -> None:
-        progress.update()
-
-    return update

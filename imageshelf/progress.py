@@ -7,6 +7,7 @@ Library functions take any object with `reset(total=...)` and `update(n)` (a
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -35,3 +36,12 @@ def bar(total: int | None, desc: str, unit: str = "img") -> Any:
         leave=False,
         dynamic_ncols=True,
     )
+
+
+def per_item(progress: Progress) -> Callable[[object], None]:
+    """An `on_item` callback that moves the bar one step per item."""
+
+    def update(_item: object) -> None:
+        progress.update()
+
+    return update

@@ -38,7 +38,7 @@ from ..files import fingerprint
 from ..manifest import read_manifest
 from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
-from ..progress import Progress
+from ..progress import Progress, per_item
 from ..seen import note_stored
 from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, InvalidKeyError, Part, Record, StoreError, encode_key
@@ -640,7 +640,7 @@ def _write(
             plan,
             params,
             base=store if converting else None,
-            on_item=None if bar is None else _updates(bar),
+            on_item=None if bar is None else per_item(bar),
         )
 
 
@@ -666,13 +666,6 @@ def _previous_report(report: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return last if isinstance(last, dict) else {}
-
-
-def _updates(progress: Progress) -> Callable[[Record], None]:
-    def update(_record: Record) -> None:
-        progress.update()
-
-    return update
 
 
 TRACKED = "tracked.json"  # in the cache: the annotation files as the last pack saw them
