@@ -18,7 +18,7 @@ from typing import Literal
 from .catalog import write_catalog
 from .errors import ShelfError
 from .params import PackParams
-from .progress import Progress
+from .progress import Progress, per_item
 from .splits import with_split
 from .store import Header, ImageStore, Record
 from .store.writer import Item, update, writer_lock
@@ -55,25 +55,9 @@ def merge(
     under the same key with different metadata: the fields of both, `other`'s value where
     both have one. The same key with different bytes: a conflict; `on_conflict` error
     (change nothing), keep (this store's bytes) or take (the other's)."""
-    result = MergeResult()
     with writer_lock(store_path):
         here = ImageStore(store_path)
-        combined: dict[str, Record] = {}
-        for theirs in other.records():
-            key = theirs.key
-            ours = here.record(key) if key in here else None
-            if ours is None:
-                result.added.append(key)
-            elif ours.info != theirs.info:
-                result.conflicts.append(key)
-                if on_conflict == "take":
-                    result.taken.append(key)
-            elif (ours.metadata, ours.annotated) != (theirs.metadata, theirs.annotated):
-                result.relabeled.append(key)
-                combined[key] = ours.replace(
-                    metadata={**ours.metadata, **theirs.metadata},
-                    annotated=tuple(sorted({*ours.annotated, *theirs.annotated})),
-                )
+        result, combined = _compare(here, other)
         if result.conflicts and on_conflict == "error":
             shown = ", ".join(result.conflicts[:5])
             raise MergeConflict(
@@ -81,40 +65,56 @@ def merge(
                 f"{shown}. Nothing was changed. Choose with --on-conflict keep (this store's) "
                 "or take (the other's), or rename one side's images."
             )
+        if on_conflict != "take":
+            result.taken = []
         writes = set(result.added) | set(result.taken)
         if not writes and not combined:
             result.header = here.header
-            here.close()
-            write_catalog(ImageStore(store_path), catalog)
-            return result
-        if progress is not None:
-            progress.reset(total=len(writes) + len(here))
-
-        def additions() -> list[Item]:
-            return [
+        else:
+            if progress is not None:
+                progress.reset(total=len(writes) + len(here))
+            additions = [
                 Item(r, functools.partial(_proven_bytes, other, r), trusted=True)
                 for r in other.records()
                 if r.key in writes
             ]
 
-        def transform(record: Record) -> Record:
-            return with_split(combined.get(record.key, record), params.split)
+            def transform(record: Record) -> Record:
+                return with_split(combined.get(record.key, record), params.split)
 
-        def step(_record: Record) -> None:
-            if progress is not None:
-                progress.update()
-
-        result.header = update(
-            here,
-            additions(),
-            touched=list(combined),
-            shard_bytes=params.shard_bytes,
-            transform=transform,
-            on_item=step,
-        )
+            result.header = update(
+                here,
+                additions,
+                touched=list(combined),
+                shard_bytes=params.shard_bytes,
+                transform=transform,
+                on_item=None if progress is None else per_item(progress),
+            )
         here.close()
         write_catalog(ImageStore(store_path), catalog)
     return result
+
+
+def _compare(here: ImageStore, other: ImageStore) -> tuple[MergeResult, dict[str, Record]]:
+    """What each image of `other` is to this store: added, a conflict (listed as taken
+    too, in case the other's side is chosen), or the same image with other metadata:
+    its record with the fields of both."""
+    result, combined = MergeResult(), {}
+    for theirs in other.records():
+        key = theirs.key
+        ours = here.record(key) if key in here else None
+        if ours is None:
+            result.added.append(key)
+        elif ours.info != theirs.info:
+            result.conflicts.append(key)
+            result.taken.append(key)
+        elif (ours.metadata, ours.annotated) != (theirs.metadata, theirs.annotated):
+            result.relabeled.append(key)
+            combined[key] = ours.replace(
+                metadata={**ours.metadata, **theirs.metadata},
+                annotated=tuple(sorted({*ours.annotated, *theirs.annotated})),
+            )
+    return result, combined
 
 
 def _proven_bytes(other: ImageStore, record: Record) -> bytes:
