@@ -20,7 +20,7 @@ from .errors import ShelfError
 from .manifest import read_manifest
 from .params import default_store
 from .samples import write_samples
-from .store import ImageStore
+from .store import ImageStore, Record
 
 
 class DemoError(ShelfError):
@@ -91,49 +91,49 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
         f"demo: sample images in {incoming / 'samples'} "
         f"({written['written']} written, {written['kept']} already there)"
     )
-
     _run(_dvc("repro"), repo, "dvc repro")
     _run(_dvc("push"), repo, "dvc push")
-
     store_rel = default_store(repo / "params.yaml")  # data/images.lmdb, or data/images
-    store_path = repo / store_rel
-    staged = [r for r in read_manifest(repo / "data" / "staged.jsonl")]
+    staged = list(read_manifest(repo / "data" / "staged.jsonl"))
     clone = Path(tempfile.mkdtemp(prefix="image-store-demo-"))
     try:
-        _run(["git", "clone", "--quiet", str(repo), str(clone)], repo, "git clone", quiet=True)
-        # A teammate would `git pull` a commit holding dvc.lock; the demo commits nothing
-        # in your repository, so it hands the clone the files such a commit would carry.
-        for rel in (
-            "dvc.lock",
-            "params.yaml",
-            "data/.gitignore",
-            ".dvc/config",
-            ".dvc/config.local",
-        ):
-            if (repo / rel).exists():
-                (clone / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(repo / rel, clone / rel)
-        _run(_dvc("pull", store_rel), clone, "dvc pull", quiet=True)
-        pulled = ImageStore(clone / store_rel)
-        mismatched = [
-            r.key
-            for r in staged
-            if r.key not in pulled or pulled.get(r.key) != (incoming / r.key).read_bytes()
-        ]
-        same_file = _contents(clone / store_rel) == _contents(store_path)
-        count = len(pulled)
-        pulled.close()
+        count = _pull_into(clone, repo, store_rel, staged)
     finally:
         if keep_clone:
             click.echo(f"demo: the clone is kept at {clone}")
         else:
             shutil.rmtree(clone, ignore_errors=True)
-    if mismatched or not same_file:
+    _tell_done(repo / store_rel, store_rel, len(staged), count)
+
+
+def _pull_into(clone: Path, repo: Path, store_rel: str, staged: list[Record]) -> int:
+    """Clone the repository, pull the store into the clone, and check it: the same file
+    as here, every staged image byte-identical to its incoming file. Its image count."""
+    _run(["git", "clone", "--quiet", str(repo), str(clone)], repo, "git clone", quiet=True)
+    # A teammate would `git pull` a commit holding dvc.lock; the demo commits nothing
+    # in your repository, so it hands the clone the files such a commit would carry.
+    for rel in ("dvc.lock", "params.yaml", "data/.gitignore", ".dvc/config", ".dvc/config.local"):
+        if (repo / rel).exists():
+            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / rel, clone / rel)
+    _run(_dvc("pull", store_rel), clone, "dvc pull", quiet=True)
+    incoming = repo / "data" / "incoming"
+    with ImageStore(clone / store_rel) as pulled:
+        mismatched = [
+            r.key
+            for r in staged
+            if r.key not in pulled or pulled.get(r.key) != (incoming / r.key).read_bytes()
+        ]
+        count = len(pulled)
+    if mismatched or _contents(clone / store_rel) != _contents(repo / store_rel):
         raise DemoError(
             f"the pulled store differs: {len(mismatched)} image(s) not "
             f"byte-identical, e.g. {mismatched[:3]}"
         )
+    return count
 
+
+def _tell_done(store_path: Path, store_rel: str, staged: int, count: int) -> None:
     header = ImageStore(store_path).header
     click.echo("")
     click.echo("demo: done.")
@@ -144,7 +144,7 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
         + (" as one object" if store_path.is_file() else ", shard by shard")
     )
     click.echo(
-        f"  pulled   it into a fresh clone: {len(staged)} of {len(staged)} images "
+        f"  pulled   it into a fresh clone: {staged} of {staged} images "
         f"byte-identical to the files in data/incoming/ ({count} in the store)"
     )
     click.echo(
