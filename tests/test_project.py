@@ -194,3 +194,20 @@ def test_the_import_contracts_hold_and_a_wrong_import_turns_them_red(tmp_path):
     assert "imageshelf.store.format imports yaml, which is not allowed" in outside.stdout
     unplaced = _lint_imports(tmp_path / "new", "viewer.py", "from . import store")
     assert unplaced.returncode != 0 and "imageshelf.viewer" in unplaced.stdout
+
+
+LONGEST = 60  # lines of code in a function, its docstring aside
+
+
+def test_no_function_is_longer_than_a_reader_can_hold():
+    long = []
+    for path in [*PROJECT.joinpath("imageshelf").rglob("*.py"), *PROJECT.glob("pipeline/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                doc = node.body[0]
+                if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
+                    lines -= doc.end_lineno - doc.lineno + 1
+                if lines > LONGEST:
+                    long.append(f"{path.relative_to(PROJECT)}: {node.name} ({lines} lines)")
+    assert not long, long

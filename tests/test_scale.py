@@ -54,14 +54,14 @@ def test_only_what_would_change_the_store_is_staged(repo):
     put(repo / "data" / "incoming", first)
     sh(repo, "dvc", "repro")
     assert up_to_date(repo)
+    manifest = (repo / "data" / "staged.jsonl").read_bytes()
     again = sh(repo, "dvc", "repro").stdout  # the originals are still in incoming
     assert "ingest: 0 images staged (0.0 MB), 30 already in the store" in again
-    staged_lines = (repo / "data" / "staged.jsonl").read_text().splitlines()
-    assert [json.loads(line).get("key") for line in staged_lines] == [None]  # its header only
+    # Nothing new since the run that staged them, and they are packed: ingest leaves its
+    # manifest and report as they were, so pack is not even run and dvc.lock stays.
+    assert (repo / "data" / "staged.jsonl").read_bytes() == manifest
+    assert "Stage 'pack' didn't change, skipping" in again
     assert "is empty" not in again  # DVC has no empty output to warn about
-    assert "pack: 0 added; data/images holds 30 images" in again and "not rewritten" in again
-    third = sh(repo, "dvc", "repro").stdout  # nothing staged, again: pack is not even run
-    assert "Stage 'pack' didn't change, skipping" in third
 
     put(
         repo / "data" / "incoming",
