@@ -61,7 +61,11 @@ class ImageStore:
         self._part_shift = 0  # the part's number is the map's value >> this
         self._probes = 0  # lookups in parts that did not hold the key, or did
         self._ranges_checked = False
-        self.__dict__.pop("get", None)  # the fast path, bound by _resolve or _index_keys
+        # How `get` finds an image's bytes, by layout: the single file's reader once it
+        # is open (_resolve); a key -> location map once shards needed one (_index_keys);
+        # until then a lookup of the part holding the key. (The call through `get` costs
+        # 2 to 5% of a read: 1.24 -> 1.27 µs, best of 30 passes over 20,000 images.)
+        self._get: Callable[[str], bytes] = self._get_by_lookup
 
     def _resolve(self) -> tuple[Part, ...]:
         parts = self._parts
@@ -80,8 +84,7 @@ class ImageStore:
             parts = (Part(name, header.count, header.total_bytes, header.content_digest),)
             self._files[name] = file
             self._header = header
-            # Training's hot path: one bound call into the file's reader, no part lookup.
-            self.get = file.get  # type: ignore[method-assign]
+            self._get = file.get  # training's hot path: the file's reader, no part lookup
         self._parts = parts
         return parts
 
@@ -182,66 +185,12 @@ class ImageStore:
             for at, file in enumerate(files):
                 number.update(file.location_codes(at << 128))
             self._by_key, self._mapped, self._part_shift = number, files, 128
-            self.get = self._located_get(number, files)  # type: ignore[method-assign,assignment]
+            self._get = _located_reader(number, files)
             return
         for at, file in enumerate(files):
             number.update(dict.fromkeys(file, at))
         self._by_key, self._mapped, self._part_shift = number, files, 0
-        # Each part's txn.get, valid in one thread of one process: checked as StoreFile.get
-        # checks its own, by the fork generation and the thread.
-        generation = FORK_GENERATION
-        made_gen, made_thread = -1, -1
-        gets: list[Any] = []
-
-        def get(key: str) -> bytes:
-            nonlocal made_gen, made_thread, gets
-            if made_gen != generation[0] or made_thread != get_ident():
-                made_gen, made_thread = generation[0], get_ident()
-                gets = [f.txn_get() for f in files]
-            try:
-                at = number[key]  # KeyError names a missing key
-                data = gets[at](key.encode("utf-8"))
-            except (TypeError, AttributeError):
-                raise KeyError(key) from None
-            if data is None:
-                files[at].missing(key)
-            return data
-
-        self.get = get  # type: ignore[method-assign]
-
-    @staticmethod
-    def _located_get(number: dict[str, int], files: list[StoreFile]) -> Callable[[str], bytes]:
-        """`get` through a map of key -> part << 128 | chunk << 96 | offset << 64 | size.
-        Chunks are views, cached by (part << 32 | chunk) for this thread of this process
-        (checked as StoreFile.get checks its own: the fork generation and the thread)."""
-        generation = FORK_GENERATION
-        made_gen, made_thread = -1, -1
-        views: dict[int, memoryview] = {}
-        readers: list[Callable[[int], memoryview]] = []
-        mask32, mask64 = (1 << 32) - 1, (1 << 64) - 1
-
-        def get(key: str) -> bytes:
-            nonlocal made_gen, made_thread, views, readers
-            if made_gen != generation[0] or made_thread != get_ident():
-                made_gen, made_thread = generation[0], get_ident()
-                views, readers = {}, [f.chunk_reader() for f in files]
-            try:
-                code = number[key]  # KeyError names a missing key
-            except TypeError:
-                raise KeyError(key) from None
-            chunk = code >> 96
-            view = views.get(chunk)
-            if view is None:
-                view = views[chunk] = readers[chunk >> 32](chunk & mask32)
-            at = (code >> 64) & mask32
-            end = at + (code & mask64)
-            if end > len(view):
-                raise StoreError(
-                    f"{files[chunk >> 32].path}: damaged store: an image lies outside its chunk"
-                )
-            return view[at:end].tobytes()
-
-        return get
+        self._get = _mapped_reader(number, files)
 
     def _holder(self, key: object) -> StoreFile | None:
         """The reader of the part holding `key`, or None."""
@@ -277,6 +226,9 @@ class ImageStore:
 
     def get(self, key: str) -> bytes:
         """The image's original bytes. Raises KeyError naming a missing key."""
+        return self._get(key)
+
+    def _get_by_lookup(self, key: str) -> bytes:
         return self._read(key, StoreFile.get)
 
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
@@ -423,3 +375,62 @@ def _check_part(part: Part, file: StoreFile) -> None:
             f"{file.path}: damaged store: index.json gives the shard's keys as "
             f"{part.first_key!r}..{part.last_key!r}, it holds {first!r}..{last!r}"
         )
+
+
+def _mapped_reader(number: dict[str, int], files: list[StoreFile]) -> Callable[[str], bytes]:
+    """`get` through a map of key -> part number (parts of format 1.x, which have no
+    locations): that part's txn.get, valid in one thread of one process (checked as
+    StoreFile.get checks its own, by the fork generation and the thread)."""
+    generation = FORK_GENERATION
+    made_gen, made_thread = -1, -1
+    gets: list[Any] = []
+
+    def get(key: str) -> bytes:
+        nonlocal made_gen, made_thread, gets
+        if made_gen != generation[0] or made_thread != get_ident():
+            made_gen, made_thread = generation[0], get_ident()
+            gets = [f.txn_get() for f in files]
+        try:
+            at = number[key]  # KeyError names a missing key
+            data = gets[at](key.encode("utf-8"))
+        except (TypeError, AttributeError):
+            raise KeyError(key) from None
+        if data is None:
+            files[at].missing(key)
+        return data
+
+    return get
+
+
+def _located_reader(number: dict[str, int], files: list[StoreFile]) -> Callable[[str], bytes]:
+    """`get` through a map of key -> part << 128 | chunk << 96 | offset << 64 | size.
+    Chunks are views, cached by (part << 32 | chunk) for this thread of this process
+    (checked as StoreFile.get checks its own: the fork generation and the thread)."""
+    generation = FORK_GENERATION
+    made_gen, made_thread = -1, -1
+    views: dict[int, memoryview] = {}
+    readers: list[Callable[[int], memoryview]] = []
+    mask32, mask64 = (1 << 32) - 1, (1 << 64) - 1
+
+    def get(key: str) -> bytes:
+        nonlocal made_gen, made_thread, views, readers
+        if made_gen != generation[0] or made_thread != get_ident():
+            made_gen, made_thread = generation[0], get_ident()
+            views, readers = {}, [f.chunk_reader() for f in files]
+        try:
+            code = number[key]  # KeyError names a missing key
+        except TypeError:
+            raise KeyError(key) from None
+        chunk = code >> 96
+        view = views.get(chunk)
+        if view is None:
+            view = views[chunk] = readers[chunk >> 32](chunk & mask32)
+        at = (code >> 64) & mask32
+        end = at + (code & mask64)
+        if end > len(view):
+            raise StoreError(
+                f"{files[chunk >> 32].path}: damaged store: an image lies outside its chunk"
+            )
+        return view[at:end].tobytes()
+
+    return get
