@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import stat
 import struct
-from _thread import _local, allocate_lock, get_ident  # threading's core, without its import
+
+# threading's and weakref's cores, without importing them: see the package's docstring
+from _thread import _local, allocate_lock, get_ident
 from _weakref import ref
 
 import lmdb
@@ -34,7 +36,7 @@ from .format import (
     stored_key,
 )
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path

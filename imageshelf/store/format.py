@@ -12,7 +12,7 @@ from .frozen import Frozen
 
 _set = object.__setattr__
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from typing import Any, TypeGuard
@@ -430,11 +430,11 @@ def _digits(text: str) -> bool:
 _NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz_")
 
 
-def _flat_json(raw: bytes) -> dict[str, Any] | None:  # noqa: C901  (a read-path trick, see below)
-    """A header parsed without importing `json` or `re` (10 ms of a fresh process's
-    first read): only the flat form the writer produces, members whose values are a
-    string without escapes, a whole number, or a list of such strings; None for
-    anything else, which the full parser then decides."""
+def _flat_json(raw: bytes) -> dict[str, Any] | None:
+    """A header parsed without importing `json` (see the package's docstring: it would
+    add about 15 ms to a fresh process's first read): only the flat form the writer
+    produces, members whose values are a string without escapes, a whole number, or a
+    list of such strings; None for anything else, which the full parser then decides."""
     if len(raw) < 2 or raw[0] != 0x7B or raw[-1] != 0x7D:  # { ... }
         return None
     obj: dict[str, Any] = {}
@@ -446,34 +446,9 @@ def _flat_json(raw: bytes) -> dict[str, Any] | None:  # noqa: C901  (a read-path
                 return None
             if at >= end or raw[at] != 0x3A:  # :
                 return None
-            at += 1
-            value: Any
-            if at < end and raw[at] == 0x5B:  # [
-                value, at = [], at + 1
-                while at < end and raw[at] != 0x5D:  # ]
-                    if value:
-                        if raw[at] != 0x2C:  # ,
-                            return None
-                        at += 1
-                    item, at = _flat_string(raw, at, end)
-                    if item is None:
-                        return None
-                    value.append(item)
-                if at >= end:
-                    return None
-                at += 1
-            elif at < end and raw[at] == 0x22:  # "
-                value, at = _flat_string(raw, at, end)
-                if value is None:
-                    return None
-            else:
-                start = at
-                while at < end and 0x30 <= raw[at] <= 0x39:
-                    at += 1
-                digits = raw[start:at]
-                if not digits or len(digits) > 18 or (len(digits) > 1 and digits[0] == 0x30):
-                    return None
-                value = int(digits)
+            value, at = _flat_value(raw, at + 1, end)
+            if value is None:
+                return None
             obj[name] = value
             if at == end:
                 return obj
@@ -482,6 +457,33 @@ def _flat_json(raw: bytes) -> dict[str, Any] | None:  # noqa: C901  (a read-path
             at += 1
     except UnicodeDecodeError:
         return None
+
+
+def _flat_value(raw: bytes, at: int, end: int) -> tuple[Any, int]:
+    """A list of plain strings, a plain string or a whole number at `at`: (value,
+    after); None for anything else."""
+    if at < end and raw[at] == 0x5B:  # [
+        items: list[str] = []
+        at += 1
+        while at < end and raw[at] != 0x5D:  # ]
+            if items:
+                if raw[at] != 0x2C:  # ,
+                    return None, at
+                at += 1
+            item, at = _flat_string(raw, at, end)
+            if item is None:
+                return None, at
+            items.append(item)
+        return (items, at + 1) if at < end else (None, at)
+    if at < end and raw[at] == 0x22:  # "
+        return _flat_string(raw, at, end)
+    start = at
+    while at < end and 0x30 <= raw[at] <= 0x39:
+        at += 1
+    digits = raw[start:at]
+    if not digits or len(digits) > 18 or (len(digits) > 1 and digits[0] == 0x30):
+        return None, at
+    return int(digits), at
 
 
 def _flat_string(raw: bytes, at: int, end: int) -> tuple[str | None, int]:

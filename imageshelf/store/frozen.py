@@ -1,14 +1,14 @@
 """Small immutable value classes for the reading path, without `dataclasses`.
 
-Importing dataclasses (it imports inspect) costs a fresh process about 9 ms, a fifth
-of what opening a store and reading its first image should take. Each class lists its
+Importing dataclasses (it imports inspect) would add about 28 ms to a fresh process's
+first read (see the package's docstring). Each class lists its
 fields in `__slots__` and sets them in its own `__init__` (through `_init`); this base
 gives equality, hashing, repr, pickling and `replace`, as a frozen dataclass would.
 """
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 

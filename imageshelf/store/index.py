@@ -21,7 +21,7 @@ from ..files import read_regular_file
 from .format import StoreError, canonical_json, check_version, parse_json
 from .frozen import Frozen
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any

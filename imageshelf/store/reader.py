@@ -17,7 +17,7 @@ from .file import FORK_GENERATION, StoreFile
 from .format import Header, ImageInfo, Record, StoreError
 from .index import SHARD_PREFIX, SHARD_SUFFIX, Part, ShardIndex
 
-TYPE_CHECKING = False  # typing is not imported at run time: it slows a process's start
+TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator
     from pathlib import Path
