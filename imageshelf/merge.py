@@ -1,5 +1,5 @@
 """Merge another version of the store into the one in the workspace: every image of
-either, for two teammates who packed at the same time (README, "When two teammates
+either, for two teammates who packed at the same time (docs/PIPELINE.md, "When two teammates
 pack at the same time").
 
 The union is right because everything else that shapes the store is tracked by git and

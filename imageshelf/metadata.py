@@ -1,5 +1,5 @@
-"""How metadata from several sources becomes a record's: the rule README's "How sources
-combine, and what removes a field" states, in one place.
+"""How metadata from several sources becomes a record's: the rule that docs/PIPELINE.md,
+"How sources combine, and what removes a field", states, in one place.
 
 Weakest to strongest: what arrived with the image in data/incoming/ (sets fields, never
 removes one); params.yaml's folder rules (only where nothing else gave the field); the

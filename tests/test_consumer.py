@@ -1,5 +1,5 @@
 """A consumer: another git repository that `dvc import`s the store, installs only the
-library's core, reads images and metadata, and compares versions. README, "Using the
+library's core, reads images and metadata, and compares versions. docs/TEAMS.md, "Using the
 store from another repository"."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ assert "click" not in sys.modules and "dvc" not in sys.modules
 
 @pytest.fixture(scope="module")
 def core_python(tmp_path_factory) -> Path:
-    """A fresh virtual environment with the library's core installed, as README tells a
+    """A fresh virtual environment with the library's core installed, as docs/TEAMS.md tells a
     consumer to: lmdb and orjson come with it, nothing else."""
     root = tmp_path_factory.mktemp("core")
     source = root / "src"  # a copy: installing builds in the source tree
@@ -81,7 +81,7 @@ def test_a_consumer_imports_the_store_reads_it_with_the_core_and_diffs_versions(
     publish(repo, second, "v2")
     sh(repo, "git", "tag", "v2")
 
-    # The consumer's own repository, as README "Using the store from another repository".
+    # The consumer's own repository, as docs/TEAMS.md, "Using the store from another repository".
     consumer = tmp_path / "consumer"
     consumer.mkdir()
     sh(consumer, "git", "init", "-q", "-b", "main")

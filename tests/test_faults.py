@@ -1,6 +1,6 @@
 """What users and machines do to a dataset store, and proof that nothing is lost.
 
-Each test here is named in README.md, "What it guarantees".
+Each test here is named in docs/GUARANTEES.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SIGKILL `dvc repro` while pack writes: the store survives, every time.
 
-Named in README.md, "What it guarantees". Slow (about two minutes), and part of `make test`.
+Named in docs/GUARANTEES.md. Slow (about two minutes), and part of `make test`.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _restore(repo: Path, store_bytes: bytes, lock_text: str) -> None:
 
 
 # DVC writes these files of its own in place, so a kill can tear them; the store is not
-# affected. Each remedy is what the README tells a user to do.
+# affected. Each remedy is what docs/GUARANTEES.md tells a user to do.
 DVC_TORN_FILES = {
     "dvc.lock' validation failed": ["git", "checkout", "dvc.lock"],
     "Unable to read RWLock-file": ["rm", "-f", ".dvc/tmp/rwlock"],  # treeverse/dvc#7615

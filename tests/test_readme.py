@@ -1,4 +1,4 @@
-"""The README's promises point at tests that exist."""
+"""The README's and docs' promises point at tests that exist; their links lead somewhere."""
 
 from __future__ import annotations
 
@@ -6,16 +6,37 @@ import re
 
 from conftest import PROJECT
 
+DOCS = [PROJECT / "README.md", *sorted((PROJECT / "docs").glob("*.md"))]
 
-def test_every_test_the_readme_names_exists():
-    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", (PROJECT / "README.md").read_text())
-    assert len(named) >= 10
+
+def test_every_test_the_readme_and_docs_name_exists():
+    text = "\n".join(doc.read_text() for doc in DOCS)
+    named = re.findall(r"`(test_\w+\.py)::(test_\w+)`", text)
+    assert len(named) >= 40
     missing = [
         f"{file}::{test}"
         for file, test in named
         if f"def {test}(" not in (PROJECT / "tests" / file).read_text()
     ]
     assert missing == []
+
+
+def test_every_guarantee_is_listed_in_the_readme_and_tied_to_a_test_in_the_docs():
+    readme = (PROJECT / "README.md").read_text()
+    full = (PROJECT / "docs" / "GUARANTEES.md").read_text()
+    promises = re.split(r"^\d+\. ", full, flags=re.M)[1:]
+    assert len(promises) >= 15
+    for promise in promises:
+        title = re.match(r"\*\*(.+?)\*\*", promise).group(1)
+        assert title in readme, title
+        assert re.search(r"`test_\w+\.py(::test_\w+)?`", promise), title
+
+
+def test_the_readme_stays_short_and_every_local_link_leads_to_a_file():
+    assert len((PROJECT / "README.md").read_text().splitlines()) <= 260
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
+            assert (doc.parent / target).exists(), f"{doc.name}: {target}"
 
 
 def test_the_training_example_runs_as_written(tmp_path):

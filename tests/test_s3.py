@@ -47,7 +47,7 @@ def s3_server(monkeypatch):
 
 
 def use_s3(root, endpoint: str) -> None:
-    """What README "Using S3" tells a user to run."""
+    """What docs/TEAMS.md, "Using S3", tells a user to run."""
     sh(root, "dvc", "remote", "add", "-d", "storage", "s3://datasets/image-store")
     sh(root, "dvc", "remote", "modify", "storage", "endpointurl", endpoint)
 

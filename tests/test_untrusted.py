@@ -2,7 +2,7 @@
 
 Each command that reads a store must answer a damaged one with one line naming what is
 damaged: never a signal, a traceback, a hang, or damage left unnoticed. Each test here
-is named in README.md, "What it guarantees".
+is named in docs/GUARANTEES.md.
 """
 
 from __future__ import annotations

@@ -492,7 +492,7 @@ class PackOutcome(StageResult):
             return [
                 f"  note: {self.where.store} holds {header.count:,} images "
                 f"({header.total_bytes / 1e9:.1f} GB) and is rewritten (and pushed) whole on "
-                "every change; the sharded layout writes only what changed: README, "
+                "every change; the sharded layout writes only what changed: docs/PIPELINE.md, "
                 '"Growing past a few GB"'
             ]
         return []
