@@ -163,10 +163,12 @@ def test_yolo_export_reads_by_ultralytics_rule_and_back(workspace, tmp_path):
     assert again.header.content_digest == store.header.content_digest
 
 
-def test_the_readme_says_what_each_export_gives():
+def test_the_docs_say_what_each_export_gives():
     readme = (PROJECT / "README.md").read_text()
-    for layout in ("--as coco", "--as yolo", "metadata.parquet"):
-        assert layout in readme
+    assert "--as coco" in readme and "docs/READING.md" in readme
+    reading = (PROJECT / "docs" / "READING.md").read_text()
+    for layout in ("--as coco", "--as yolo", "--as webdataset", "metadata.parquet"):
+        assert layout in reading
 
 
 def test_split_folders_give_hugging_face_the_stores_own_splits(workspace, tmp_path):

@@ -687,13 +687,15 @@ def _since(
         and seen.get("rules") == _rules(tracked)
     ):
         return Since(same_ratios, None)
-    before: dict[str, list[Any]] = seen.get("files") or {}
+    before = seen.get("files")
+    if not isinstance(before, dict) or not all(isinstance(v, dict) for v in before.values()):
+        return Since(same_ratios, None)  # a cache of another shape: look at every record
     now = _tracked_files(tracked)
     keys: set[str] = set()
     for rel in set(before) | set(now):
-        if before.get(rel, [None])[0] != now.get(rel, [None])[0]:
-            keys.update(before.get(rel, [None, []])[1])
-            keys.update(now.get(rel, [None, []])[1])
+        was, is_ = before.get(rel, {}), now.get(rel, {})
+        if was.get("stamp") != is_.get("stamp"):
+            keys.update(was.get("keys", ()), is_.get("keys", ()))
     return Since(same_ratios, keys)
 
 
@@ -701,14 +703,14 @@ def _rules(tracked: Tracked) -> list[bool | int]:
     return [tracked.rules.label_from_folder, tracked.rules.split_from_folder]
 
 
-def _tracked_files(tracked: Tracked) -> dict[str, list[Any]]:
-    """Each tracked annotation file: [its fingerprint, the keys it speaks of]."""
+def _tracked_files(tracked: Tracked) -> dict[str, dict[str, list[Any]]]:
+    """Each tracked annotation file: its fingerprint ("stamp") and the keys it speaks of."""
     annotations = tracked.annotations
     return {
-        rel: [
-            list(fingerprint(annotations.root / rel) or ()),
-            sorted(annotations.keys_by_file.get(rel, ())),
-        ]
+        rel: {
+            "stamp": list(fingerprint(annotations.root / rel) or ()),
+            "keys": sorted(annotations.keys_by_file.get(rel, ())),
+        }
         for rel in annotations.files
     }
 
