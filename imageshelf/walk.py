@@ -164,18 +164,14 @@ class _Walker:
         except OSError as exc:
             found.rejects.append(Reject(shown(rel), "unreadable", f"cannot stat: {exc.strerror}"))
             return False
-        if stat.S_ISDIR(st.st_mode):
+        mode = st.st_mode
+        if _is_dir(mode):
             return True
-        if not stat.S_ISREG(st.st_mode):
+        if not _is_reg(mode):
             why = "not a regular file (a pipe, socket or device)"
             found.rejects.append(Reject(shown(rel), "not_file", why))
             return False
         found.fingerprints[rel] = fingerprint_of(st)
-        self._file(rel, entry.name)
-        return False
-
-    def _file(self, rel: str, name: str) -> None:
-        found = self.found
         if is_archive(name):
             found.archives.append(rel)
         elif (
@@ -186,6 +182,10 @@ class _Walker:
             found.annotations.append(rel)
         else:
             found.files.append(rel)
+        return False
+
+
+_is_dir, _is_reg = stat.S_ISDIR, stat.S_ISREG  # called once per file: no attribute lookup
 
 
 def _symlink_problem(path: str, real_root: str) -> tuple[str, str] | None:
