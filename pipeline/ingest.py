@@ -47,6 +47,7 @@ def ingest(incoming: Path, manifest: Path, report: Path, store_path: Path, param
     rules = load_params(AnnotationsParams, params)
     with bar(None, "ingest") as progress:
         result = run(incoming, manifest, report, settings, rules, progress, store_path)
+    result.params_path = params
     finish(result)
 
 

@@ -54,6 +54,7 @@ class IngestResult(StageResult):
     packed_since: int | None = None
     report_path: Path = Path("reports/ingest.json")
     strict: bool = False  # ingest.strict: any reject fails the stage
+    params_path: Path = Path("params.yaml")  # where ingest.strict was set: for the message
 
     @property
     def staged_bytes(self) -> int:
@@ -106,7 +107,8 @@ class IngestResult(StageResult):
         """Fail (IngestError) if strict mode is on and any file was rejected."""
         if self.strict and self.rejects:
             raise IngestError(
-                f"{len(self.rejects)} file(s) rejected and ingest.strict is true in params.yaml"
+                f"{len(self.rejects)} file(s) rejected and ingest.strict is true in "
+                f"{self.params_path}"
             )
 
     def report(self) -> dict[str, Any]:
@@ -251,7 +253,7 @@ class _Run:
         self.root, self.params, self.rules, self.seen = root, params, rules, seen
         self.known: set[str] = set()  # unchanged, and stored in a part the store has
         self.unchanged: dict[str, bytes] = {}  # the cache entries of other unchanged files
-        self.before: dict[str, Entry] = {}  # those entries, parsed where they are used
+        self.part_before: dict[str, str | None] = {}  # the part those entries named
         self.entries: dict[str, Entry] = {}  # what each candidate is now
         self.candidates: list[str] = []  # the files that may be staged, in order
 
@@ -293,8 +295,8 @@ class _Run:
             if raw is None:
                 todo.append(rel)
                 continue
-            before = self.before[rel] = parse_entry(raw)
-            self.entries[rel] = Entry(before.fingerprint, before.probe)  # stored: looked up
+            entry = self.entries[rel] = parse_entry(raw)
+            self.part_before[rel], entry.part = entry.part, None  # where it is: looked up
         return todo
 
     def stage(self, store: ImageStore | None) -> None:
@@ -330,7 +332,12 @@ class _Run:
 
     def changed(self) -> dict[str, Entry]:
         """The entries the cache does not hold as they are now."""
-        return {rel: entry for rel, entry in self.entries.items() if self.before.get(rel) != entry}
+        before = self.part_before  # an unchanged file's entry changes only by its part
+        return {
+            rel: entry
+            for rel, entry in self.entries.items()
+            if rel not in before or before[rel] != entry.part
+        }
 
 
 def _result(root: str, found: Found, annotations: Annotations) -> IngestResult:
