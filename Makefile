@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup setup-test test lint demo bench bench-scale clean
+.PHONY: setup setup-test test lint browser demo bench bench-scale screenshots clean
 
-# The runtime: the library and the pipeline's tools (what `make demo` needs).
-setup: $(VENV)/.installed-pipeline
+# The runtime: the library, the pipeline's tools and the viewer (what `make demo` needs).
+setup: $(VENV)/.installed-demo
 # ...plus what the tests and lint need (torch, moto, dvc-s3, webdataset, mypy, ...).
 setup-test: $(VENV)/.installed-test
 
@@ -21,7 +21,7 @@ $(VENV)/.installed-%: pyproject.toml constraints.txt
 # folders, so they run side by side). pytest exits 5 when it collected nothing: say so
 # instead of passing on nothing.
 PYTEST_ARGS ?= -n auto
-test: lint
+test: lint browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
@@ -32,6 +32,15 @@ lint: setup-test
 	$(BIN)/ruff format --check imageshelf pipeline tests benchmarks
 	$(BIN)/mypy
 	PYTHONPATH=tests $(BIN)/lint-imports  # tests/import_contracts.py: a contract type
+
+# The viewer's tests drive a real Chromium: Debian's package, installed where we may
+# (root with apt-get); elsewhere those tests fail with one line saying how to install it.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  echo "make test: installing Chromium from Debian's packages (the viewer's tests)" && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make test: no Chromium at $(CHROMIUM), and it cannot be installed here; the viewer's tests will fail" >&2
 
 # dvc.yaml runs `python pipeline/<stage>.py`: the venv's python must come first on PATH.
 demo: setup

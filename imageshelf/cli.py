@@ -496,6 +496,80 @@ def merge_command(
     )
 
 
+@cli.command("view")
+@store_option
+@click.option(
+    "--rev",
+    default=None,
+    help="Show the store at this git revision (a commit, branch or tag), read from "
+    "DVC's cache, or fetched from the remote; default: the workspace's.",
+)
+@click.option(
+    "--diff",
+    nargs=2,
+    default=None,
+    metavar="REV_A REV_B",
+    help="Open on what changed from REV_A to REV_B (`workspace` for the workspace): "
+    "added, removed, changed and relabeled images, as pictures.",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Port (default: a free one)."
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback lets others on the network see "
+    "every image (there is no login): it warns.",
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    show_default="$XDG_CACHE_HOME/imageshelf/thumbnails",
+    help="Where thumbnails are kept, by content hash.",
+)
+def view_command(
+    store_path: Path,
+    rev: str | None,
+    diff: tuple[str, str] | None,
+    port: int,
+    host: str,
+    open_browser: bool,
+    cache: Path | None,
+) -> None:
+    """Look at the store in a web browser: a local page over any version.
+
+    A gallery of thumbnails (filter with the --where syntax: `label=cat; width>=256`;
+    counts per label and split; sort by key, size or label), each image with its
+    metadata and its boxes, polygons and keypoints drawn, and the difference between
+    two versions as pictures (--diff, or Compare on the page). Serves on 127.0.0.1 at
+    a free port until Ctrl+C; nothing it does changes the project. Needs the `view`
+    extra: pip install 'imageshelf[view]'.
+    """
+    try:
+        from .viewer.serve import is_loopback, serve, start
+        from .viewer.thumbs import default_cache
+    except ImportError as exc:
+        raise click.ClickException(
+            f"imageshelf view needs the view extra ({exc.name} is missing): "
+            "pip install 'imageshelf[view]'"
+        ) from None
+    if not is_loopback(host):
+        click.echo(
+            f"warning: listening on {host}: anyone who can reach this machine can see every "
+            "image in the store; there is no login",
+            err=True,
+        )
+    say = lambda text: click.echo(text, err=True)  # noqa: E731
+    server, versions, address = start(
+        store_path, rev, diff, host, port, cache or default_cache(), say
+    )
+    click.echo(f"imageshelf view: serving at {address}  (Ctrl+C to stop)")
+    serve(server, versions, address, open_browser)
+
+
 @cli.command("demo")
 @click.option(
     "--repo",

@@ -327,3 +327,42 @@ _STRUCTURE_CHECKS = {
     "bmp": _check_bmp,
     "tiff": _check_extents,
 }
+
+
+def picture(data: bytes, edge: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The image's first frame, at most `edge` pixels a side, in 8-bit RGB or RGBA: for
+    people to look at (thumbnails, a rendering of a format browsers cannot show), never
+    to store. Decoded within ingest's bounds: the decode cost read off the bytes, and
+    `max_pixels` from the header before any pixel. NotAnImageError if it will not."""
+    problem = decode_cost_problem(data)
+    if problem is not None:
+        raise NotAnImageError("too_costly", problem)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > max_pixels:
+                    raise NotAnImageError(
+                        "too_large", f"{im.width}x{im.height} pixels, over {max_pixels}"
+                    )
+                im.draft("RGB", (edge, edge))  # JPEG: decode at a reduced scale
+                im.thumbnail((edge, edge))
+                out = _eight_bit(im)
+                return out.convert("RGBA" if "A" in out.getbands() else "RGB")
+    except NotAnImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to decode is the reason
+        raise NotAnImageError("undecodable", f"does not decode: {_one_line(exc)}") from None
+
+
+def _eight_bit(im: Image.Image) -> Image.Image:
+    """High-depth pixels (16-bit, 32-bit integer, float) scaled into 0..255 by their own
+    range: converting them directly clips everything above 255 to white."""
+    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
+        return im
+    wide = im.convert("F")
+    low, high = wide.getextrema()
+    if not (isinstance(low, int | float) and isinstance(high, int | float)) or high <= low:
+        return Image.new("L", im.size, 0)
+    scale = 255.0 / (high - low)
+    return wide.point(lambda v: (v - low) * scale).convert("L")

@@ -296,19 +296,32 @@ def select(
     store: ImageStore | StoreFile,
     where: Where = None,
     predicate: Callable[[dict[str, Any]], bool] | None = None,
+    after: str | None = None,
+    before: str | None = None,
 ) -> Iterator[Record]:
     """Records of `store` matching `where` (and `predicate`, given the image's fields),
-    in key order. Reads records only, never image bytes. A field no image has is a
-    QueryError, as is comparing a number field with a value that is not a number."""
+    in key order; with `after`, only those whose key sorts after it (the next page);
+    with `before`, those whose key sorts before it, nearest first.
+    Reads records only, never image bytes. A field no image has is a QueryError, as is
+    comparing a number field with a value that is not a number."""
     test, literals = compile_where(where)
     check_fields(store, field_names(where))
     groups = [[literal.encode("utf-8") for literal in group] for group in literals]
     found = None
     for name, texts in index_lookups(where):
-        found = store.indexed_records(name, texts)  # only the records that may match
+        # only the records that may match
+        found = store.indexed_records(name, texts, before is not None)
         if found is not None:
             break
-    for key, raw in found if found is not None else store.raw_records():
+    if found is None:
+        found = store.raw_records(after, before) if after or before else store.raw_records()
+    elif after or before:
+        found = (
+            (key, raw)
+            for key, raw in found
+            if (after is None or key > after) and (before is None or key < before)
+        )
+    for key, raw in found:
         if groups and not all(any(n in raw for n in group) for group in groups):
             continue  # cannot match: its JSON lacks every value a match could have
         obj = record_object(key, raw)

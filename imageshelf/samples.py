@@ -71,8 +71,10 @@ def sample_files() -> dict[str, bytes]:
             name = f"{label}/{label}_{i:02d}.{ext}"
             files[f"shapes/{name}"] = _encode(image, fmt)
             csv_rows.append(f"{name},{label}")
-            if i % 2 == 0:  # boxes for half of them, in sidecars
-                files[f"shapes/{name}.json"] = json.dumps({"boxes": [box]}).encode()
+            if i % 2 == 0:  # boxes for half of them, in sidecars, as COCO's objects
+                x0, y0, x1, y1 = box
+                shape = {"bbox": [x0, y0, x1 - x0, y1 - y0], "category": label}
+                files[f"shapes/{name}.json"] = json.dumps({"objects": [shape]}).encode()
     files["shapes/labels.csv"] = ("\n".join(csv_rows) + "\n").encode()
 
     lines = []

@@ -207,10 +207,22 @@ def check_recorded(store_path: Path, report: Path | None = None) -> None:
         )
 
 
+def _in_cache(fs: Any, path: str) -> Path | None:
+    """Where DVC's cache holds the file `path` of `fs`'s revision, if it does: a store
+    read from there is not copied (a million images are gigabytes)."""
+    try:
+        md5 = fs.info(path).get("md5")
+        cached = Path(fs.repo.cache.local.oid_to_path(md5)) if md5 else None
+    except Exception:  # any doubt: fetch it, as before
+        return None
+    return cached if cached is not None and cached.is_file() else None
+
+
 @contextmanager
 def store_at(rev: str, store_path: Path, scratch: Path) -> Iterator[ImageStore]:
-    """The store as it was at git revision `rev`, fetched through DVC (from its cache or
-    the remote) into `scratch`; shards the workspace already holds are not fetched."""
+    """The store as it was at git revision `rev`: read in place from DVC's cache where it
+    is there (and, for shards, from the workspace), else fetched from the remote into
+    `scratch`."""
     from dvc.api import DVCFileSystem
     from dvc.exceptions import DvcException
     from scmrepo.exceptions import SCMError
@@ -225,6 +237,8 @@ def store_at(rev: str, store_path: Path, scratch: Path) -> Iterator[ImageStore]:
             fs.get_file(f"{store_path}/{INDEX_NAME}", str(folder / INDEX_NAME))
             for part in ShardIndex.read(folder).parts:
                 here = store_path / part.name  # named by content: the same bytes
+                if not here.exists():
+                    here = _in_cache(fs, f"{store_path}/{part.name}") or here
                 if here.exists():
                     os.symlink(os.path.realpath(here), folder / part.name)
                 else:
@@ -232,7 +246,11 @@ def store_at(rev: str, store_path: Path, scratch: Path) -> Iterator[ImageStore]:
             target = folder
         else:
             target = scratch / store_path.name
-            fs.get_file(str(store_path), str(target))
+            cached = _in_cache(fs, str(store_path))
+            if cached is not None:
+                os.symlink(cached, target)  # read in place: a store is never written there
+            else:
+                fs.get_file(str(store_path), str(target))
     except (DvcException, SCMError, OSError) as exc:
         text = str(exc).strip()
         raise VersionError(

@@ -19,8 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .. import cache
 from ..atomic import write_bytes, write_json, write_text
-from ..decoding import check_decode_cost
-from ..images import PLUGINS  # noqa: F401  # HEIC and JPEG XL, with the formats extra
+from ..images import NotAnImageError, picture  # and HEIC, JPEG XL with the formats extra
 from ..params import StatsParams
 from ..store import ImageStore, StoreFile
 from .result import StageResult
@@ -202,29 +201,12 @@ def contact_sheet(
 def _thumbnail(data: bytes, size: int) -> Image.Image:
     tile = Image.new("RGB", (size, size), (235, 235, 235))
     try:
-        check_decode_cost(data)  # a store from elsewhere may hold a decoding bomb
-        with Image.open(io.BytesIO(data)) as im:
-            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
-            im.thumbnail((size, size))
-            picture = _eight_bit(im).convert("RGB")
-    except Exception:  # noqa: BLE001 - a picture that will not decode shows as a blank tile
+        small = picture(data, size).convert("RGB")  # a store from elsewhere: bounded
+    except NotAnImageError:  # a picture that will not decode shows as a "?" tile
         ImageDraw.Draw(tile).text((size // 2 - 3, size // 2 - 6), "?", fill="red")
         return tile
-    tile.paste(picture, ((size - picture.width) // 2, (size - picture.height) // 2))
+    tile.paste(small, ((size - small.width) // 2, (size - small.height) // 2))
     return tile
-
-
-def _eight_bit(im: Image.Image) -> Image.Image:
-    """High-depth pixels (16-bit, 32-bit integer, float) scaled into 0..255 by their own
-    range: converting them directly clips everything above 255 to white."""
-    if im.mode not in ("I", "F") and not im.mode.startswith("I;16"):
-        return im
-    wide = im.convert("F")
-    low, high = wide.getextrema()
-    if not (isinstance(low, int | float) and isinstance(high, int | float)) or high <= low:
-        return Image.new("L", im.size, 0)
-    scale = 255.0 / (high - low)
-    return wide.point(lambda v: (v - low) * scale).convert("L")
 
 
 def write_plots(plots_dir: Path, collected: dict[str, Any], sheet: bytes) -> None:

@@ -31,6 +31,7 @@ from .format import (
     ImageInfo,
     Record,
     StoreError,
+    count_postings,
     decode_postings,
     index_key,
     stored_key,
@@ -412,17 +413,18 @@ class StoreFile:
             raise StoreError(f"{self._path}: {exc}") from None
 
     def indexed_records(
-        self, name: str, values: Iterable[str]
+        self, name: str, values: Iterable[str], reverse: bool = False
     ) -> Iterator[tuple[str, bytes]] | None:
         """(key, record JSON) of each record whose field `name` holds one of the texts
-        `values`, in key order, through the index; None if `name` is not indexed."""
+        `values`, in key order (descending if `reverse`), through the index; None if
+        `name` is not indexed."""
         found: set[str] = set()
         for value in values:
             keys = self.postings(name, value)
             if keys is None:
                 return None
             found.update(keys)
-        ordered = sorted(found, key=lambda key: key.encode("utf-8"))
+        ordered = sorted(found, key=lambda key: key.encode("utf-8"), reverse=reverse)
         return ((key, self.raw_record(key)) for key in ordered)
 
     def locations(self) -> Iterator[tuple[str, int, int, int]]:
@@ -498,11 +500,54 @@ class StoreFile:
         for key, raw in self.raw_records():
             yield Record.decode(key, raw)
 
-    def raw_records(self) -> Iterator[tuple[str, bytes]]:
-        """(key, record JSON as stored) in key order: for fast scans and filters."""
+    def raw_records(
+        self, after: str | None = None, before: str | None = None
+    ) -> Iterator[tuple[str, bytes]]:
+        """(key, record JSON as stored) in key order: for fast scans and filters. With
+        `after`, only the keys that sort after it (a page's cursor: one B-tree seek);
+        with `before`, the keys that sort before it, nearest first."""
         opened = self._store()
         cursor = opened.txn().cursor(db=opened.db_records)
+        if before is not None:
+            yield from _descending(cursor, before.encode("utf-8", "surrogatepass"))
+            return
+        start = after.encode("utf-8", "surrogatepass") if after else b""
+        if start and not cursor.set_range(start[:MAX_KEY_BYTES]):
+            return
         for raw_key, raw in cursor.iternext(keys=True, values=True):
+            if start and raw_key <= start:  # type: ignore[operator]
+                continue  # the cursor itself (or, for an overlong cursor, its prefix)
+            yield stored_key(raw_key), raw  # type: ignore[misc]
+
+    def value_counts(self, name: str) -> dict[str, int] | None:
+        """{value: how many records hold it} of the indexed field `name`, read off the
+        field index alone (no record is read); None if this file does not index it."""
+        opened = self._store()
+        if opened.db_fields is None or name not in opened.header.indexed:
+            return None
+        prefix = name.encode("utf-8") + b"\0"
+        counts: dict[str, int] = {}
+        cursor = opened.txn().cursor(db=opened.db_fields)
+        if not cursor.set_range(prefix):
+            return counts
+        for raw_key, raw in cursor.iternext(keys=True, values=True):
+            name_value = bytes(raw_key)
+            if not name_value.startswith(prefix):
+                break
+            value = name_value[len(prefix) :].decode("utf-8", "replace")
+            counts[value] = count_postings(raw)
+        return counts
+
+
+def _descending(cursor: lmdb.Cursor, end: bytes) -> Iterator[tuple[str, bytes]]:
+    """(key, value) of the keys below `end`, from the nearest down."""
+    found = len(end) <= MAX_KEY_BYTES and cursor.set_range(end)
+    # The key before the first one at or above `end`; the last if none is (or `end` is
+    # longer than any key can be).
+    if not (cursor.prev() if found else cursor.last()):
+        return
+    for raw_key, raw in cursor.iterprev(keys=True, values=True):
+        if raw_key < end:  # type: ignore[operator]
             yield stored_key(raw_key), raw  # type: ignore[misc]
 
 

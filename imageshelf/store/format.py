@@ -615,6 +615,21 @@ class FieldIndex:
             yield entry, bytes(self.postings[entry].data)
 
 
+def count_postings(data: bytes | memoryview) -> int:
+    """How many keys a postings value holds, without building them; StoreError if it
+    does not decode."""
+    view = bytes(data)
+    at, end, count = 0, len(view), 0
+    while at < end:
+        if at + 3 > end:
+            raise StoreError("damaged store: an index entry is cut short")
+        at += 3 + ((view[at + 1] << 8) | view[at + 2])
+        count += 1
+    if at != end:
+        raise StoreError("damaged store: an index entry does not decode")
+    return count
+
+
 def decode_postings(data: bytes | memoryview) -> list[bytes]:
     """The keys of a postings value; StoreError if it does not decode."""
     out: list[bytes] = []

@@ -278,40 +278,49 @@ class ImageStore:
         """The user's metadata for one image (label, boxes, text, ...)."""
         return self.record(key).metadata
 
-    def raw_records(self) -> Iterator[tuple[str, bytes]]:
+    def raw_records(
+        self, after: str | None = None, before: str | None = None
+    ) -> Iterator[tuple[str, bytes]]:
         """(key, record JSON as stored) in key order, across every part: for fast scans
-        and filters. Reads no image bytes."""
+        and filters. Reads no image bytes. With `after`, only the keys that sort after
+        it: a page's cursor, one seek per part; with `before`, the keys before it,
+        nearest first."""
         parts = self._resolve()
-        if len(parts) == 1:
-            return self.part(parts[0].name).raw_records()
-        streams = [self.part(part.name).raw_records() for part in parts]
-        import heapq
-
-        return heapq.merge(*streams, key=lambda pair: pair[0])  # str order = UTF-8 order
+        streams = [self.part(part.name).raw_records(after, before) for part in parts]
+        return _merged(streams, reverse=before is not None)
 
     def indexed_records(
-        self, name: str, values: Collection[str]
+        self, name: str, values: Collection[str], reverse: bool = False
     ) -> Iterator[tuple[str, bytes]] | None:
         """(key, record JSON) of each record whose field `name` holds one of the texts
-        `values`, in key order, read through the parts' field indexes (format 2.0;
-        params.yaml's pack.index): only the matching records are read. None if a part
-        does not index `name`: then only a scan of every record answers."""
+        `values`, in key order (descending if `reverse`), read through the parts' field
+        indexes (format 2.0; params.yaml's pack.index): only the matching records are
+        read. None if a part does not index `name`: then only a scan of every record
+        answers."""
         streams = []
         for part in self._resolve():
-            found = self.part(part.name).indexed_records(name, values)
+            found = self.part(part.name).indexed_records(name, values, reverse)
             if found is None:
                 return None
             streams.append(found)
-        if len(streams) == 1:
-            return streams[0]
-        import heapq
-
-        return heapq.merge(*streams, key=lambda pair: pair[0])  # str order = UTF-8 order
+        return _merged(streams, reverse)
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
         for key, raw in self.raw_records():
             yield Record.decode(key, raw)
+
+    def value_counts(self, name: str) -> dict[str, int] | None:
+        """{value: how many images hold it} of the indexed field `name` (label, split),
+        from the parts' field indexes alone; None if a part does not index it."""
+        totals: dict[str, int] = {}
+        for part in self._resolve():
+            counts = self.part(part.name).value_counts(name)
+            if counts is None:
+                return None
+            for value, count in counts.items():
+                totals[value] = totals.get(value, 0) + count
+        return totals
 
     def __iter__(self) -> Iterator[str]:
         """Keys in sorted order, streamed."""
@@ -353,6 +362,17 @@ class ImageStore:
 
     def __repr__(self) -> str:
         return f"ImageStore({self._path!r})"
+
+
+def _merged(
+    streams: list[Iterator[tuple[str, bytes]]], reverse: bool = False
+) -> Iterator[tuple[str, bytes]]:
+    """The parts' (key, value) streams as one, in key order (str order = UTF-8 order)."""
+    if len(streams) == 1:
+        return streams[0]
+    import heapq
+
+    return heapq.merge(*streams, key=lambda pair: pair[0], reverse=reverse)
 
 
 def _check_part(part: Part, file: StoreFile) -> None:

@@ -1,0 +1,284 @@
+"""The viewer's pages and pictures: a Flask app over read-only stores. Every route is a
+GET; every value from a store is escaped by Jinja's autoescaping; a key is only ever
+looked up in a store, never joined to a path; a key the version lacks is a 404."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, abort, render_template, request, url_for
+
+from ..errors import ShelfError
+from ..query import QueryError
+from ..store import ImageStore, Record, StoreError
+from . import gallery
+from .shapes import drawing
+from .sources import WORKSPACE, Versions, ViewError, check_revision
+from .thumbs import BROWSER_TYPES, UNKNOWN_TILE, NotAnImageError, Thumbnails
+
+# No inline script or style anywhere: even a label that escaped escaping could not run.
+POLICY = (
+    "default-src 'none'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+FIELDS_SHOWN = ("label", "text", "category")  # under a thumbnail, the first one present
+
+
+def create_app(
+    versions: Versions,
+    thumbnails: Thumbnails,
+    default: str = WORKSPACE,
+    diff: tuple[str, str] | None = None,
+    hosts: set[str] | None = None,
+) -> Flask:
+    """The app. `default`: the version shown when a page names none; `diff`: the two
+    versions /diff compares when the page names none; `hosts`: the Host headers to
+    answer (the loopback names), None for any."""
+    app = Flask(__name__)
+    app.config.update(
+        versions=versions, thumbnails=thumbnails, default=default, diff=diff, hosts=hosts
+    )
+    _guard(app)
+    _routes(app)
+    _diff_route(app)
+    _pictures(app)
+    app.add_template_global(_link, "link")
+    # Plain JSON text, escaped by autoescaping like any text (Flask's `tojson` is for
+    # scripts: it writes < as \u003c, which a reader should not see).
+    app.add_template_filter(lambda value: json.dumps(value, ensure_ascii=False), "json_text")
+    return app
+
+
+def _guard(app: Flask) -> None:
+    @app.before_request
+    def only_this_host() -> None:
+        hosts = app.config["hosts"]
+        if hosts is not None and request.host not in hosts:
+            abort(400, "this viewer answers only on its own address")  # DNS rebinding
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.errorhandler(ShelfError)
+    def shelf_error(exc: ShelfError) -> tuple[str, int]:
+        bad_request = isinstance(exc, QueryError | ViewError)
+        return render_template("error.html", message=str(exc)), 400 if bad_request else 500
+
+    @app.errorhandler(gallery.CursorError)
+    def cursor_error(exc: gallery.CursorError) -> tuple[str, int]:
+        return render_template("error.html", message=str(exc)), 400
+
+    @app.errorhandler(404)
+    @app.errorhandler(400)
+    @app.errorhandler(405)
+    def http_error(exc: Any) -> tuple[str, int]:
+        return render_template("error.html", message=exc.description), exc.code
+
+
+def _version() -> str:
+    return check_revision(request.args.get("v") or _config("default"))
+
+
+def _config(name: str) -> Any:
+    from flask import current_app
+
+    return current_app.config[name]
+
+
+def _store(version: str) -> ImageStore:
+    store: ImageStore = _config("versions").store(version)
+    return store
+
+
+def _where() -> list[str]:
+    """The filter: every `where` argument, each split on ";" (the box holds several)."""
+    found = [c.strip() for w in request.args.getlist("where") for c in w.split(";")]
+    return [c for c in found if c]
+
+
+def _sort() -> str:
+    sort = request.args.get("sort", "key")
+    if sort not in gallery.SORTS:
+        abort(400, f"sort by one of: {', '.join(gallery.SORTS)}")
+    return sort
+
+
+def _link(endpoint: str, **values: Any) -> str:
+    """url_for, keeping the page's version, filter and order unless told otherwise."""
+    keep = {
+        "v": request.args.get("v"),
+        "where": "; ".join(_where()) or None,
+        "sort": request.args.get("sort"),
+    }
+    merged = {k: v for k, v in {**keep, **values}.items() if v not in (None, "", "key")}
+    if values.get("sort") == "key":
+        merged.pop("sort", None)
+    return url_for(endpoint, **merged)
+
+
+def _record(store: ImageStore, key: str) -> Record:
+    try:
+        return store.record(key)
+    except KeyError:
+        abort(404, f"no image {key!r} in this version")
+
+
+def shown(record: Record) -> str:
+    """The text under a thumbnail: its label (or text, category), else nothing."""
+    for name in FIELDS_SHOWN:
+        value = record.metadata.get(name)
+        if value is not None:
+            return str(value)
+    return ""
+
+
+def _routes(app: Flask) -> None:
+    @app.get("/")
+    def index() -> str:
+        version, where, sort = _version(), _where(), _sort()
+        store = _store(version)
+        found = gallery.page(store, where, sort, request.args.get("after"))
+        return render_template(
+            "gallery.html",
+            version=version,
+            store=store,
+            where="; ".join(where),
+            sort=sort,
+            sorts=gallery.SORTS,
+            page=found,
+            counts=_counts(store),
+            shown=shown,
+            first=not request.args.get("after"),
+            diff=_config("diff"),
+        )
+
+    @app.get("/image/<path:key>")
+    def image(key: str) -> str:
+        version, where, sort = _version(), _where(), _sort()
+        store = _store(version)
+        record = _record(store, key)
+        previous, following = gallery.neighbours(store, where, sort, record)
+        return render_template(
+            "image.html",
+            version=version,
+            record=record,
+            drawing=drawing(record.metadata),
+            browser_type=BROWSER_TYPES.get(record.info.format),
+            previous=previous,
+            following=following,
+            fields=record.fields(),
+            where="; ".join(where),
+        )
+
+
+def _diff_route(app: Flask) -> None:
+    @app.get("/diff")
+    def diff() -> str:
+        a, b = _diff_pair()
+        changes = _config("versions").diff(a, b)
+        section = request.args.get("section")
+        after = request.args.get("after") or ""
+        sections = {
+            "relabeled": changes.relabeled,
+            "changed": changes.changed,
+            "added": changes.added,
+            "removed": changes.removed,
+        }
+        if section is not None and section not in sections:
+            abort(400, f"a section is one of: {', '.join(sections)}")
+        return render_template(
+            "diff.html",
+            a=a,
+            b=b,
+            sections=_diff_sections(sections, section, after),
+            drawing=drawing,
+            shown=shown,
+            changes=_field_changes,
+        )
+
+
+def _diff_pair() -> tuple[str, str]:
+    default = _config("diff") or ("HEAD", WORKSPACE)
+    a = check_revision(request.args.get("a") or default[0])
+    b = check_revision(request.args.get("b") or default[1])
+    return a, b
+
+
+def _diff_sections(
+    sections: dict[str, list[Any]], only: str | None, after: str
+) -> list[tuple[str, int, list[Any], str | None]]:
+    """(name, how many, the page shown, the cursor of the next) of each section."""
+    out = []
+    for name, items in sections.items():
+        if only is not None and name != only:
+            continue
+        keyed = [i for i in items if _key_of(i) > after]
+        page = keyed[: gallery.PAGE]
+        more = _key_of(page[-1]) if len(keyed) > gallery.PAGE else None
+        out.append((name, len(items), page, more))
+    return out
+
+
+def _key_of(item: Record | tuple[Record, Record]) -> str:
+    return item[1].key if isinstance(item, tuple) else item.key
+
+
+def _field_changes(old: Record, new: Record) -> list[tuple[str, Any, Any]]:
+    from ..catalog import field_changes
+
+    rows = [(name, a, b) for name, (a, b) in field_changes(old, new).items()]
+    return sorted(rows, key=lambda row: row[0])
+
+
+def _counts(store: ImageStore) -> dict[str, list[tuple[str, int]]]:
+    """Images per label and per split, from the store's field index (None: not indexed,
+    not counted: that would read every record)."""
+    out = {}
+    for name in ("label", "split"):
+        counts = store.value_counts(name)
+        if counts:
+            out[name] = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return out
+
+
+def _pictures(app: Flask) -> None:
+    @app.get("/original/<path:key>")
+    def original(key: str) -> Response:
+        store = _store(_version())
+        record = _record(store, key)
+        kind = BROWSER_TYPES.get(record.info.format)
+        response = Response(store.get(key), mimetype=kind or "application/octet-stream")
+        if kind is None:  # TIFF, JPEG 2000, PSD...: the stored bytes, to save
+            name = Path(key).name.replace('"', "")
+            response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        response.headers["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    @app.get("/thumb/<path:key>")
+    def thumb(key: str) -> Response:
+        return _picture(key, lambda data: _config("thumbnails").thumbnail(data))
+
+    @app.get("/rendering/<path:key>")
+    def rendering(key: str) -> Response:
+        return _picture(key, lambda data: _config("thumbnails").rendering(data))
+
+
+def _picture(key: str, make: Any) -> Response:
+    store = _store(_version())
+    _record(store, key)
+    try:
+        data, kind = make(store.get(key))
+    except (NotAnImageError, StoreError) as exc:
+        response = Response(UNKNOWN_TILE, mimetype="image/svg+xml")
+        problem = " ".join(str(exc).split())[:200]
+        response.headers["X-Imageshelf-Problem"] = problem.encode("ascii", "replace").decode()
+        return response
+    response = Response(data, mimetype=kind)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

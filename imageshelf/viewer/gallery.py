@@ -1,0 +1,101 @@
+"""The gallery's pages: the records matching a filter, in one of three orders, a page at
+a time after a cursor. Key order is the store's own: a page costs one seek and its own
+records, at any size. Size and label order read every matching record once per page,
+keeping only the page's worth (memory stays flat; about a second per 100,000 records).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..query import select
+from ..store import ImageStore, Record
+
+SORTS = ("key", "size", "label")
+PAGE = 60  # thumbnails per page
+
+
+class CursorError(ValueError):
+    """A page cursor that this gallery did not write."""
+
+
+def sort_value(record: Record, sort: str) -> tuple[Any, ...]:
+    """Where `record` falls in `sort` order: a tuple ending with its key (unique)."""
+    if sort == "size":
+        return (record.info.size, record.key)
+    if sort == "label":
+        label = record.metadata.get("label")
+        return (label is None, "" if label is None else str(label), record.key)
+    return (record.key,)
+
+
+def encode_cursor(record: Record, sort: str) -> str:
+    return orjson.dumps(list(sort_value(record, sort))).decode()
+
+
+def decode_cursor(text: str, sort: str) -> tuple[Any, ...]:
+    try:
+        value = tuple(orjson.loads(text))
+    except (orjson.JSONDecodeError, TypeError):
+        raise CursorError("not a page cursor") from None
+    shapes = {"key": (str,), "size": (int, str), "label": (bool, str, str)}[sort]
+    if len(value) != len(shapes) or not all(
+        type(v) is t for v, t in zip(value, shapes, strict=True)
+    ):
+        raise CursorError(f"not a page cursor of the {sort} order")
+    return value
+
+
+@dataclass
+class Page:
+    records: list[Record]
+    next: str | None  # the cursor of the page after this one, None on the last
+
+
+def page(
+    store: ImageStore, where: list[str], sort: str, after: str | None, size: int = PAGE
+) -> Page:
+    """The `size` records matching `where` that follow the cursor `after` in `sort`
+    order. QueryError for a filter that cannot be read; CursorError for a bad cursor."""
+    found = list(_following(store, where, sort, after, size + 1))
+    records = found[:size]
+    more = len(found) > size
+    return Page(records, encode_cursor(records[-1], sort) if more else None)
+
+
+def _following(
+    store: ImageStore, where: list[str], sort: str, after: str | None, count: int
+) -> Iterator[Record]:
+    if sort == "key":
+        start = decode_cursor(after, sort)[0] if after else None
+        return itertools.islice(select(store, where or None, after=start), count)
+    cursor = decode_cursor(after, sort) if after else None
+    candidates = (
+        r for r in select(store, where or None) if cursor is None or sort_value(r, sort) > cursor
+    )
+    return iter(heapq.nsmallest(count, candidates, key=lambda r: sort_value(r, sort)))
+
+
+def neighbours(
+    store: ImageStore, where: list[str], sort: str, record: Record
+) -> tuple[str | None, str | None]:
+    """The keys before and after `record` among the records matching `where`, in
+    `sort` order (None at either end)."""
+    here = sort_value(record, sort)
+    nxt = next(_following(store, where, sort, encode_cursor(record, sort), 1), None)
+    if sort == "key":
+        previous = None
+        for found in select(store, where or None, before=record.key):
+            previous = found
+            break
+    else:
+        earlier = (r for r in select(store, where or None) if sort_value(r, sort) < here)
+        best = heapq.nlargest(1, earlier, key=lambda r: sort_value(r, sort))
+        previous = best[0] if best else None
+    return (previous.key if previous else None, nxt.key if nxt else None)
