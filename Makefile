@@ -46,7 +46,8 @@ browser:
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m imageshelf demo
 
-# Side-by-side timings; writes benchmarks/results.md. IMAGES=2000 for a quick look.
+# Side-by-side timings; writes benchmarks/results.md (and results-view.md, the viewer's).
+# IMAGES=2000 for a quick look.
 # The peers (Lance, Hugging Face datasets, litdata) run in an environment of their own,
 # and MDS in another (its pins conflict with theirs).
 IMAGES ?= 20000
@@ -54,6 +55,7 @@ PEERS  := .venv-peers
 MDS    := .venv-mds
 bench: setup-test $(PEERS)/.installed $(MDS)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py --images $(IMAGES)
+	$(BIN)/python benchmarks/view.py --images 100000  # the viewer: benchmarks/results-view.md
 
 $(PEERS)/.installed: benchmarks/peers-requirements.txt
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
@@ -69,6 +71,11 @@ $(MDS)/.installed: benchmarks/mds-requirements.txt
 SCALE_IMAGES ?= 100000
 bench-scale: setup-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/scale.py --images $(SCALE_IMAGES)
+
+# The README's pictures of the viewer, made by its tests' browser from the demo's images.
+screenshots: setup-test browser
+	IMAGESHELF_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q -p no:xdist \
+	  tests/test_viewer.py -k diff_of_two_commits
 
 clean:
 	rm -rf $(VENV) $(PEERS) $(MDS) .pytest_cache .mypy_cache .ruff_cache

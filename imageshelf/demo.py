@@ -151,3 +151,8 @@ def _tell_done(store_path: Path, store_rel: str, staged: int, count: int) -> Non
         "Next: commit dvc.lock, data/.gitignore and reports/ so teammates can "
         "`git pull && dvc pull`."
     )
+    command = os.path.relpath(Path(sys.executable).parent / "imageshelf")
+    click.echo(
+        f"Look at it: {command} view   (a page in your browser: the gallery, each image "
+        "with its boxes, and `--diff REV_A REV_B` for what changed between two commits)"
+    )

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -188,7 +189,16 @@ def test_a_diff_of_two_commits_shows_the_relabeled_image_with_both_labels(page, 
         assert page.locator("#grid .tile").count() == 32
         page.wait_for_load_state("networkidle")
         page.screenshot(path=shots / "gallery.png")
+        page.goto(url + "diff?a=HEAD~1&b=no-such-rev")  # from the page's Compare form
+        assert "no-such-rev" in page.inner_text("#error")
     assert Image.open(shots / "gallery.png").size == (1200, 800)
+
+    # A revision whose store is in no cache here is fetched from the remote.
+    sh(repo, "dvc", "push")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    with serving(Path("data/images.lmdb"), repo.parent / "thumbs", rev="HEAD") as url:
+        page.goto(url + "image/" + fixed)
+        assert "square" in page.inner_text("#metadata")
 
 
 def get(url: str, method: str = "GET", host: str | None = None):

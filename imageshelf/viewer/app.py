@@ -10,9 +10,11 @@ from typing import Any
 
 from flask import Flask, Response, abort, render_template, request, url_for
 
+from ..catalog import CatalogError
 from ..errors import ShelfError
 from ..query import QueryError
 from ..store import ImageStore, Record, StoreError
+from ..versions import VersionError
 from . import gallery
 from .shapes import drawing
 from .sources import WORKSPACE, Versions, ViewError, check_revision
@@ -67,7 +69,7 @@ def _guard(app: Flask) -> None:
 
     @app.errorhandler(ShelfError)
     def shelf_error(exc: ShelfError) -> tuple[str, int]:
-        bad_request = isinstance(exc, QueryError | ViewError)
+        bad_request = isinstance(exc, QueryError | ViewError | CatalogError | VersionError)
         return render_template("error.html", message=str(exc)), 400 if bad_request else 500
 
     @app.errorhandler(gallery.CursorError)
