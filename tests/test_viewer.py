@@ -305,3 +305,20 @@ def test_listening_beyond_loopback_warns(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert warning.startswith("warning: listening on 0.0.0.0") and "no login" in warning
+
+
+def test_any_key_reaches_its_page_and_thumbnail(tmp_path):
+    keys = ["odd/a b#1?%.png", "odd/é ✓.png", "odd/<x>.png", "odd/..x/y.png"]
+    images = {key: make_image("PNG", (8, 8), seed=i) for i, key in enumerate(keys)}
+    with serving(build_store(tmp_path / "s.lmdb", images), tmp_path / "thumbs") as url:
+        body = get(url)[2].decode()
+        pages = re.findall(r'href="/(image/[^"]+)"', body)
+        assert len(pages) == len(keys)
+        for link in pages:
+            status, _, page = get(url + link.replace("&amp;", "&"))
+            assert status == 200
+            status, headers, _ = get(url + link.replace("image/", "thumb/", 1))
+            assert status == 200 and headers["Content-Type"] == "image/webp"
+        assert sorted(
+            re.search(r'<h1 id="key">([^<]*)<', get(url + p)[2].decode())[1] for p in pages
+        ) == sorted(k.replace("<", "&lt;").replace(">", "&gt;") for k in keys)

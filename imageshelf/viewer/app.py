@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, render_template, request, url_for
+from flask import Flask, Response, abort, current_app, render_template, request, url_for
 
 from ..catalog import CatalogError
 from ..errors import ShelfError
@@ -88,8 +88,6 @@ def _version() -> str:
 
 
 def _config(name: str) -> Any:
-    from flask import current_app
-
     return current_app.config[name]
 
 
