@@ -309,18 +309,11 @@ def select(
     groups = [[literal.encode("utf-8") for literal in group] for group in literals]
     found = None
     for name, texts in index_lookups(where):
-        # only the records that may match
-        found = store.indexed_records(name, texts, before is not None)
+        found = store.indexed_records(name, texts, after, before)  # those that may match
         if found is not None:
             break
     if found is None:
         found = store.raw_records(after, before) if after or before else store.raw_records()
-    elif after or before:
-        found = (
-            (key, raw)
-            for key, raw in found
-            if (after is None or key > after) and (before is None or key < before)
-        )
     for key, raw in found:
         if groups and not all(any(n in raw for n in group) for group in groups):
             continue  # cannot match: its JSON lacks every value a match could have

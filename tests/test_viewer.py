@@ -113,6 +113,11 @@ def test_gallery_pages_filters_counts_and_opens_an_image(page, pets, tmp_path):
         page.click("button:text('Show')")
         assert set(captions(page)) == {"dog"} and len(captions(page)) == 29
 
+        page.fill("#where", "nosuch=1")  # a mistake is said beside the box, to fix there
+        page.click("button:text('Show')")
+        assert "no image has a field 'nosuch'" in page.inner_text("#error")
+        assert page.input_value("#where") == "nosuch=1"
+
         page.click("#counts a:text('cat')")  # a count is a filter
         assert set(captions(page)) == {"cat"} and len(captions(page)) == 40
 
@@ -322,3 +327,12 @@ def test_any_key_reaches_its_page_and_thumbnail(tmp_path):
         assert sorted(
             re.search(r'<h1 id="key">([^<]*)<', get(url + p)[2].decode())[1] for p in pages
         ) == sorted(k.replace("<", "&lt;").replace(">", "&gt;") for k in keys)
+
+
+def test_a_store_replaced_while_viewing_shows_on_the_next_page(tmp_path):
+    store = build_store(tmp_path / "s.lmdb", {"a.png": png((8, 8))})
+    with serving(store, tmp_path / "thumbs") as url:
+        assert get(url)[2].count(b'class="tile"') == 1
+        build_store(store, {"b.png": png((9, 9))})  # as pack does: a new file renamed over it
+        body = get(url)[2]
+        assert body.count(b'class="tile"') == 2 and b"b.png" in body

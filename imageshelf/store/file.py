@@ -32,8 +32,8 @@ from .format import (
     Record,
     StoreError,
     count_postings,
-    decode_postings,
     index_key,
+    iter_postings,
     stored_key,
 )
 
@@ -398,34 +398,62 @@ class StoreFile:
     def postings(self, name: str, value: str) -> list[str] | None:
         """The keys whose field `name` holds the text `value`, in key order; None if
         this file does not index `name` (a filter must then read every record)."""
+        raw = self._postings(name, value)
+        if raw is None:
+            return None
+        try:
+            return [stored_key(k) for k in iter_postings(raw)]
+        except StoreError as exc:
+            raise StoreError(f"{self._path}: {exc}") from None
+
+    def _postings(self, name: str, value: str) -> bytes | None:
+        """The stored postings of one value (b"" if none); None if `name` is not indexed."""
         opened = self._store()
         if opened.db_fields is None or name not in opened.header.indexed:
             return None
         entry = index_key(name, value)
-        if entry is None:
-            return []
-        raw = opened.txn().get(entry, db=opened.db_fields)
-        if raw is None:
-            return []
-        try:
-            return [stored_key(k) for k in decode_postings(raw)]
-        except StoreError as exc:
-            raise StoreError(f"{self._path}: {exc}") from None
+        raw = opened.txn().get(entry, db=opened.db_fields) if entry is not None else None
+        return b"" if raw is None else bytes(raw)
 
     def indexed_records(
-        self, name: str, values: Iterable[str], reverse: bool = False
+        self,
+        name: str,
+        values: Iterable[str],
+        after: str | None = None,
+        before: str | None = None,
     ) -> Iterator[tuple[str, bytes]] | None:
         """(key, record JSON) of each record whose field `name` holds one of the texts
-        `values`, in key order (descending if `reverse`), through the index; None if
-        `name` is not indexed."""
-        found: set[str] = set()
-        for value in values:
-            keys = self.postings(name, value)
-            if keys is None:
+        `values`, through the index, in key order, read as consumed (a page stops
+        early); with `after`, the keys after it; with `before`, the keys before it,
+        nearest first. None if `name` is not indexed."""
+        import heapq  # not at the top: a process that only reads images never needs them
+        import itertools
+
+        streams = []
+        for value in sorted(set(values)):
+            raw = self._postings(name, value)
+            if raw is None:
                 return None
-            found.update(keys)
-        ordered = sorted(found, key=lambda key: key.encode("utf-8"), reverse=reverse)
-        return ((key, self.raw_record(key)) for key in ordered)
+            streams.append(iter_postings(raw))
+        keys = _once(heapq.merge(*streams))
+        low = after.encode("utf-8", "surrogatepass") if after else None
+        if before is not None:
+            high = before.encode("utf-8", "surrogatepass")
+            below = list(itertools.takewhile(lambda k: k < high, keys))
+            keys = reversed([k for k in below if low is None or k > low])
+        elif low is not None:
+            keys = itertools.dropwhile(lambda k: k <= low, keys)
+        return self._records_of(keys)
+
+    def _records_of(self, raw_keys: Iterable[bytes]) -> Iterator[tuple[str, bytes]]:
+        try:
+            for raw_key in raw_keys:
+                key = stored_key(raw_key)
+                yield key, self.raw_record(key)
+        except StoreError as exc:
+            if str(exc).startswith(str(self._path)):
+                raise
+            raise StoreError(f"{self._path}: {exc}") from None
 
     def locations(self) -> Iterator[tuple[str, int, int, int]]:
         """2.0: (key, chunk, offset, size) of every image, in key order, for validate."""
@@ -537,6 +565,15 @@ class StoreFile:
             value = name_value[len(prefix) :].decode("utf-8", "replace")
             counts[value] = count_postings(raw)
         return counts
+
+
+def _once(keys: Iterator[bytes]) -> Iterator[bytes]:
+    """Sorted keys with repeats dropped (a key whose field holds two of the values)."""
+    previous = None
+    for key in keys:
+        if key != previous:
+            yield key
+            previous = key
 
 
 def _descending(cursor: lmdb.Cursor, end: bytes) -> Iterator[tuple[str, bytes]]:

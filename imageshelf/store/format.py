@@ -632,7 +632,12 @@ def count_postings(data: bytes | memoryview) -> int:
 
 def decode_postings(data: bytes | memoryview) -> list[bytes]:
     """The keys of a postings value; StoreError if it does not decode."""
-    out: list[bytes] = []
+    return list(iter_postings(data))
+
+
+def iter_postings(data: bytes | memoryview) -> Iterator[bytes]:
+    """The keys of a postings value, one at a time in key order (a page of a filter
+    stops early); StoreError, when reached, where it does not decode."""
     previous = b""
     view = bytes(data)
     at, end = 0, len(view)
@@ -645,5 +650,4 @@ def decode_postings(data: bytes | memoryview) -> list[bytes]:
             raise StoreError("damaged store: an index entry does not decode")
         previous = previous[:shared] + view[at : at + rest]
         at += rest
-        out.append(previous)
-    return out
+        yield previous

@@ -290,20 +290,24 @@ class ImageStore:
         return _merged(streams, reverse=before is not None)
 
     def indexed_records(
-        self, name: str, values: Collection[str], reverse: bool = False
+        self,
+        name: str,
+        values: Collection[str],
+        after: str | None = None,
+        before: str | None = None,
     ) -> Iterator[tuple[str, bytes]] | None:
         """(key, record JSON) of each record whose field `name` holds one of the texts
-        `values`, in key order (descending if `reverse`), read through the parts' field
-        indexes (format 2.0; params.yaml's pack.index): only the matching records are
-        read. None if a part does not index `name`: then only a scan of every record
-        answers."""
+        `values`, in key order, read through the parts' field indexes (format 2.0;
+        params.yaml's pack.index): only the matching records are read, as consumed.
+        `after` and `before` as for raw_records. None if a part does not index `name`:
+        then only a scan of every record answers."""
         streams = []
         for part in self._resolve():
-            found = self.part(part.name).indexed_records(name, values, reverse)
+            found = self.part(part.name).indexed_records(name, values, after, before)
             if found is None:
                 return None
             streams.append(found)
-        return _merged(streams, reverse)
+        return _merged(streams, reverse=before is not None)
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""

@@ -42,6 +42,7 @@ def create_app(
     app.config.update(
         versions=versions, thumbnails=thumbnails, default=default, diff=diff, hosts=hosts
     )
+    app.config["counts"] = {}  # id of an opened store: its counts
     _guard(app)
     _routes(app)
     _diff_route(app)
@@ -140,12 +141,17 @@ def shown(record: Record) -> str:
 
 def _routes(app: Flask) -> None:
     @app.get("/")
-    def index() -> str:
+    def index() -> tuple[str, int]:
         version, where, sort = _version(), _where(), _sort()
         store = _store(version)
-        found = gallery.page(store, where, sort, request.args.get("after"))
-        return render_template(
+        problem = None
+        try:
+            found = gallery.page(store, where, sort, request.args.get("after"))
+        except QueryError as exc:  # said beside the filter box, to be fixed there
+            found, problem = gallery.Page([], None), str(exc)
+        page = render_template(
             "gallery.html",
+            problem=problem,
             version=version,
             store=store,
             where="; ".join(where),
@@ -157,6 +163,7 @@ def _routes(app: Flask) -> None:
             first=not request.args.get("after"),
             diff=_config("diff"),
         )
+        return page, 400 if problem else 200
 
     @app.get("/image/<path:key>")
     def image(key: str) -> str:
@@ -237,14 +244,18 @@ def _field_changes(old: Record, new: Record) -> list[tuple[str, Any, Any]]:
 
 
 def _counts(store: ImageStore) -> dict[str, list[tuple[str, int]]]:
-    """Images per label and per split, from the store's field index (None: not indexed,
-    not counted: that would read every record)."""
-    out = {}
-    for name in ("label", "split"):
-        counts = store.value_counts(name)
-        if counts:
-            out[name] = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return out
+    """Images per label and per split, from the store's field index (a field not
+    indexed is not counted: that would read every record); once per store opened (a
+    million postings take a few tenths of a second)."""
+    known: dict[int, dict[str, list[tuple[str, int]]]] = _config("counts")
+    if id(store) not in known:  # opened stores live as long as the app: ids are not reused
+        out = {}
+        for name in ("label", "split"):
+            counts = store.value_counts(name)
+            if counts:
+                out[name] = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        known[id(store)] = out
+    return known[id(store)]
 
 
 def _pictures(app: Flask) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 from ..catalog import CatalogDiff, catalog_at, diff_catalog_folders
 from ..errors import ShelfError
 from ..store import ImageStore
+from ..store.index import INDEX_NAME
 from ..versions import store_at
 
 WORKSPACE = "workspace"
@@ -34,21 +37,28 @@ def check_revision(rev: str) -> str:
 
 class Versions:
     """The stores of `store_path` by version name, opened on first use and closed with
-    this object; at most MAX_OPEN at once, the least recently used closed first."""
+    this object. The workspace's is opened again when `dvc repro` or `dvc checkout`
+    replaces it; at most MAX_OPEN are in use at once (the least recently used is retired
+    first)."""
 
     def __init__(self, store_path: Path, catalog: Path = Path("data/catalog")) -> None:
         self.store_path = store_path
         self.catalog = catalog
         self._scratch = Path(tempfile.mkdtemp(prefix="imageshelf-view-"))
         self._open: OrderedDict[str, tuple[ImageStore, ExitStack]] = OrderedDict()
-        self._diffs: OrderedDict[tuple[str, str], CatalogDiff] = OrderedDict()
+        self._diffs: OrderedDict[tuple[object, ...], CatalogDiff] = OrderedDict()
         self._lock = threading.RLock()
+        self._seen = _identity(store_path)  # the workspace's store, as last opened
+        self._retired: list[ExitStack] = []  # closed with the viewer
+        self._commits: dict[str, tuple[str, float]] = {}  # revision: (commit, when asked)
 
     def store(self, name: str) -> ImageStore:
         """The store of version `name` (WORKSPACE or a git revision); ViewError if it
         cannot be read."""
-        check_revision(name)
+        name = self.commit_of(name)
         with self._lock:
+            if name == WORKSPACE and self._workspace_moved():
+                self._forget(WORKSPACE)  # `dvc repro` or `dvc checkout` replaced it
             if name in self._open:
                 self._open.move_to_end(name)
                 return self._open[name][0]
@@ -60,8 +70,18 @@ class Versions:
                 raise
             self._open[name] = (store, stack)
             while len(self._open) > MAX_OPEN:
-                self._open.popitem(last=False)[1][1].close()
+                self._forget(next(iter(self._open)))
             return store
+
+    def _workspace_moved(self) -> bool:
+        now = _identity(self.store_path)
+        moved = WORKSPACE in self._open and now != self._seen
+        self._seen = now
+        return moved
+
+    def _forget(self, name: str) -> None:
+        # Retired, not closed: a request of another thread may be reading it now.
+        self._retired.append(self._open.pop(name)[1])
 
     def _enter(self, name: str, stack: ExitStack) -> ImageStore:
         if name == WORKSPACE:
@@ -78,20 +98,57 @@ class Versions:
         len(store)  # opens it: a damaged or missing store fails here, in one line
         return store
 
+    def commit_of(self, name: str) -> str:
+        """The commit a revision names now (a branch or HEAD moves as the user commits:
+        what is open is kept by commit), or WORKSPACE; ViewError if there is none."""
+        if check_revision(name) == WORKSPACE:
+            return name
+        now = time.monotonic()
+        known = self._commits.get(name)
+        if known is None or now - known[1] > 1.0:  # asked again at most once a second
+            try:
+                found = subprocess.run(
+                    ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+                    capture_output=True,
+                    text=True,
+                )
+            except OSError as exc:
+                raise ViewError(f"cannot run git to read {name!r}: {exc}") from None
+            if found.returncode:
+                raise ViewError(f"no revision {name!r} in this repository")
+            known = self._commits[name] = (found.stdout.strip(), now)
+        return known[0]
+
     def diff(self, a: str, b: str) -> CatalogDiff:
         """What changed from version `a` to `b`, from their catalogs (no image read)."""
-        pair = (check_revision(a), check_revision(b))
+        pair = (self.commit_of(a), self.commit_of(b))
+        # The workspace's side is as the store now is: a repro since makes another diff.
+        key = (*pair, _identity(self.store_path) if WORKSPACE in pair else None)
         with self._lock:
-            if pair not in self._diffs:
+            if key not in self._diffs:
                 folders = [catalog_at(None if v == WORKSPACE else v, self.catalog) for v in pair]
-                self._diffs[pair] = diff_catalog_folders(*folders)
+                self._diffs[key] = diff_catalog_folders(*folders)
                 while len(self._diffs) > MAX_OPEN:
                     self._diffs.popitem(last=False)
-            self._diffs.move_to_end(pair)
-            return self._diffs[pair]
+            self._diffs.move_to_end(key)
+            return self._diffs[key]
 
     def close(self) -> None:
         with self._lock:
             while self._open:
-                self._open.popitem()[1][1].close()
+                self._forget(next(iter(self._open)))
+            for stack in self._retired:
+                stack.close()
+            self._retired.clear()
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a store is replaced (a new file renamed over it; for the
+    sharded layout, a new index.json): inode, modification time, size."""
+    target = path / INDEX_NAME if path.is_dir() else path
+    try:
+        st = target.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
