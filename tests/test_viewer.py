@@ -130,14 +130,21 @@ def test_gallery_pages_filters_counts_and_opens_an_image(page, pets, tmp_path):
 
 
 def test_a_box_is_drawn_where_its_bbox_says(page, tmp_path):
+    objects = [
+        {"bbox": [50, 20, 80, 40], "category": "thing"},
+        {"segmentation": [[150, 10, 190, 10, 170, 50]], "category": "zone"},  # COCO polygon
+        {"keypoints": [160, 80, 2, 170, 85, 1, 180, 90, 0], "category": "pose"},  # v=0: hidden
+        {"segmentation": {"size": [100, 200], "counts": "abc"}, "category": "mask"},  # RLE
+    ]
     store = build_store(
-        tmp_path / "box.lmdb",
-        {"white.png": png((200, 100))},
-        {"white.png": {"objects": [{"bbox": [50, 20, 80, 40], "category": "thing"}]}},
+        tmp_path / "box.lmdb", {"white.png": png((200, 100))}, {"white.png": {"objects": objects}}
     )
     with serving(store, tmp_path / "thumbs") as url:
         page.goto(url + "image/white.png")
-        assert page.inner_text("#legend") == "thing"
+        assert page.locator("#legend li").all_inner_texts() == ["thing", "zone", "pose"]
+        assert page.get_attribute("svg.figure polygon", "points") == "150,10 190,10 170,50"
+        assert page.locator("svg.figure circle").count() == 2
+        assert "1 annotation(s) not drawn" in page.inner_text(".picture")
         stroke = page.get_attribute("svg.figure rect", "stroke")
         figure = page.locator("svg.figure")
         shot = Image.open(io.BytesIO(figure.screenshot())).convert("RGB")
@@ -336,3 +343,27 @@ def test_a_store_replaced_while_viewing_shows_on_the_next_page(tmp_path):
         build_store(store, {"b.png": png((9, 9))})  # as pack does: a new file renamed over it
         body = get(url)[2]
         assert body.count(b'class="tile"') == 2 and b"b.png" in body
+
+
+def test_shapes_are_read_from_every_layout_and_bad_values_are_counted_not_drawn():
+    from imageshelf.viewer.shapes import drawing
+
+    hf = drawing({"objects": {"bbox": [[1, 2, 3, 4], [5, 6, 7, 8]], "category": ["a", "b"]}})
+    assert [(s.kind, s.category, s.box) for s in hf.shapes] == [
+        ("box", "a", (1, 2, 3, 4)),
+        ("box", "b", (5, 6, 7, 8)),
+    ]
+    cvat = drawing({"objects": [{"type": "points", "points": [[1, 2], [3, 4]], "category": "c"}]})
+    assert cvat.shapes[0].points == [(1, 2), (3, 4)]
+    bad = drawing(
+        {
+            "objects": [
+                {"bbox": [1, "x", 3, 4]},
+                {"bbox": [float("nan"), 0, 1, 1]},
+                "no",
+                {"bbox": [1, 2]},
+            ]
+        }
+    )
+    assert bad.shapes == [] and bad.skipped == 4
+    assert drawing({"objects": "not a list", "label": "cat"}).shapes == []

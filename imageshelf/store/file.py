@@ -435,7 +435,7 @@ class StoreFile:
             if raw is None:
                 return None
             streams.append(iter_postings(raw))
-        keys = _once(heapq.merge(*streams))
+        keys = streams[0] if len(streams) == 1 else _once(heapq.merge(*streams))
         low = after.encode("utf-8", "surrogatepass") if after else None
         if before is not None:
             high = before.encode("utf-8", "surrogatepass")
