@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import urllib.error
@@ -295,17 +296,30 @@ def test_the_command_serves_on_loopback_and_says_where(tmp_path):
         assert proc.wait(timeout=30) == 0
         assert "stopped" in proc.stderr.read()
 
-    bad = subprocess.run(
-        [*command_line("view", "--store", str(store), "--rev", "no-such-rev")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines()[-1].startswith("Error: ")
-    assert "Traceback" not in bad.stderr
+    (tmp_path / "garbage.lmdb").write_bytes(b"not a store" * 1000)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    in_use = str(taken.getsockname()[1])
+    for wrong in (
+        ["--rev", "no-such-rev"],
+        ["--store", "garbage.lmdb"],
+        ["--port", "99999"],
+        ["--port", in_use],
+    ):
+        bad = subprocess.run(
+            [*command_line("view", "--store", str(store), *wrong)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert bad.returncode in (1, 2), wrong
+        assert bad.stderr.strip().splitlines()[-1].startswith("Error: "), bad.stderr
+        assert "Traceback" not in bad.stderr
+    taken.close()
+    assert f"cannot listen on 127.0.0.1:{in_use}" in bad.stderr
 
 
 def test_listening_beyond_loopback_warns(tmp_path):

@@ -83,6 +83,12 @@ def _guard(app: Flask) -> None:
     def http_error(exc: Any) -> tuple[str, int]:
         return render_template("error.html", message=exc.description), exc.code
 
+    @app.errorhandler(500)
+    def internal_error(exc: Any) -> tuple[str, int]:  # a bug: said in one line, logged
+        cause = getattr(exc, "original_exception", None) or exc
+        message = f"internal error: {type(cause).__name__}: {cause}"
+        return render_template("error.html", message=message), 500
+
 
 def _version() -> str:
     return check_revision(request.args.get("v") or _config("default"))
@@ -117,9 +123,9 @@ def _link(endpoint: str, **values: Any) -> str:
         "where": "; ".join(_where()) or None,
         "sort": request.args.get("sort"),
     }
-    merged = {k: v for k, v in {**keep, **values}.items() if v not in (None, "", "key")}
-    if values.get("sort") == "key":
-        merged.pop("sort", None)
+    merged = {k: v for k, v in {**keep, **values}.items() if v not in (None, "")}
+    if merged.get("sort") == "key":
+        del merged["sort"]  # the default order
     return url_for(endpoint, **merged)
 
 

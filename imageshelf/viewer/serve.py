@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 import webbrowser
 from collections.abc import Callable
@@ -55,7 +56,7 @@ def start(
     except BaseException:
         versions.close()
         raise
-    bound = server.server_port
+    bound = server.socket.getsockname()[1]
     hosts = (
         None
         if not is_loopback(host)
@@ -68,15 +69,20 @@ def start(
 
 
 def _bind(host: str, port: int) -> BaseWSGIServer:
+    # Bound here, not by werkzeug, which prints its own advice and exits on a port in use.
     try:
-        return make_server(host, port, _placeholder, threaded=True, request_handler=_Quiet)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listening = socket.create_server((host, port), family=family)
     except OSError as exc:
-        if port:
-            raise ShelfError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another "
-                "--port, or leave it out for a free one"
-            ) from None
-        raise ShelfError(f"cannot listen on {host}: {exc.strerror or exc}") from None
+        where = f"{host}:{port}" if port else host
+        advice = "; choose another --port, or leave it out for a free one" if port else ""
+        raise ShelfError(f"cannot listen on {where}: {exc.strerror or exc}{advice}") from None
+    bound = listening.getsockname()[1]
+    server = make_server(
+        host, bound, _placeholder, threaded=True, request_handler=_Quiet, fd=listening.fileno()
+    )
+    listening.detach()  # the server's socket now owns the descriptor
+    return server
 
 
 def _placeholder(environ: object, start_response: object) -> list[bytes]:
