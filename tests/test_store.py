@@ -318,3 +318,26 @@ def test_a_truncated_store_file_gives_a_clear_error_not_a_crash(tmp_path):
         fh.truncate(size // 2)
     with pytest.raises(StoreError, match="truncated"):
         ImageStore(path).keys()
+
+
+def test_records_after_and_before_a_key_in_both_layouts(tmp_path):
+    """A page's cursor: the keys after one, or before it nearest first, with one seek."""
+    from imageshelf.store.writer import write_sharded
+
+    content = {f"k{i:02d}": make_image("PNG", seed=i) for i in range(30)}
+    single = build_store(tmp_path / "one.lmdb", content)
+    sharded = tmp_path / "shards"
+    for batch in range(3):
+        chosen = {k: v for k, v in content.items() if int(k[1:]) % 3 == batch}
+        write_sharded(sharded, items_for(chosen), shard_bytes=2_000)
+    keys = sorted(content)
+    for path in (single, sharded):
+        with ImageStore(path) as store:
+            after = [k for k, _ in store.raw_records(after="k09")]
+            before = [k for k, _ in store.raw_records(before="k09")]
+            assert after == keys[10:] and before == keys[:9][::-1]
+            assert [k for k, _ in store.raw_records(after="k095")] == keys[10:]  # not a key
+            assert [k for k, _ in store.raw_records(after="k" * 600)] == []  # overlong
+            assert [k for k, _ in store.raw_records(before="k" * 600)] == keys[::-1]
+            assert [k for k, _ in store.raw_records(before="a")] == []
+            assert [k for k, _ in store.raw_records(after="")] == keys

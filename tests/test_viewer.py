@@ -23,11 +23,11 @@ from PIL import Image
 
 from imageshelf.samples import write_samples
 from imageshelf.store import ImageInfo, ImageStore, Record
-from imageshelf.store.writer import Item, rebuild
+from imageshelf.store.writer import Item, rebuild, write_sharded
 from imageshelf.viewer import gallery
 from imageshelf.viewer.serve import start
 
-from conftest import build_store, command_line, commit, make_image, sh
+from conftest import build_store, command_line, commit, items_for, make_image, sh
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 HOSTILE = "</script><script>alert(1)</script>"
@@ -258,12 +258,28 @@ def test_keys_are_never_paths_and_nothing_can_be_changed(tmp_path):
     assert [p.suffix for p in (tmp_path / "thumbs").rglob("*.*")] == [".webp"]  # only there
 
 
+def interleaved_shards(folder: Path, images, metadata) -> Path:
+    """A sharded store written in three batches whose key ranges overlap."""
+    keys = sorted(images)
+    for batch in range(3):
+        chosen = {k: images[k] for k in keys[batch::3]}
+        write_sharded(folder, items_for(chosen, metadata), shard_bytes=3_000)
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["single", "sharded"])
 @pytest.mark.parametrize("sort", gallery.SORTS)
-def test_pages_in_every_order_cover_the_filter_once(tmp_path, sort):
+def test_pages_in_every_order_cover_the_filter_once(tmp_path, sort, layout):
     images = {f"k{i:03d}.png": make_image("PNG", (8 + i % 7, 8), seed=i) for i in range(130)}
     metadata = {k: {"label": ["b", "a", "c"][i % 3]} for i, k in enumerate(images)}
     metadata["k007.png"] = {}  # no label: last in label order
-    with ImageStore(build_store(tmp_path / "s.lmdb", images, metadata)) as store:
+    if layout == "single":
+        path = build_store(tmp_path / "s.lmdb", images, metadata)
+    else:
+        path = interleaved_shards(tmp_path / "shards", images, metadata)
+    with ImageStore(path) as store:
+        assert layout == "single" or len(store.parts) > 3
+        assert store.value_counts("label") == {"a": 42, "b": 44, "c": 43}  # k007: none
         every = [r for r in store.records() if r.metadata.get("label") != "c"]
         expected = [r.key for r in sorted(every, key=lambda r: gallery.sort_value(r, sort))]
         seen, cursor = [], None
@@ -274,11 +290,13 @@ def test_pages_in_every_order_cover_the_filter_once(tmp_path, sort):
                 break
             cursor = found.next
         assert seen == expected
-        middle = store.record(expected[40])
-        assert gallery.neighbours(store, ["label!=c"], sort, middle) == (
-            expected[39],
-            expected[41],
-        )
+        labelled = [k for k in expected if k != "k007.png"]
+        for where, order in ((["label!=c"], expected), (["label=a,b"], labelled)):
+            # a scan, and the field index: the image's neighbours in the filter and order
+            middle, first, last = (store.record(order[at]) for at in (40, 0, -1))
+            assert gallery.neighbours(store, where, sort, middle) == (order[39], order[41])
+            assert gallery.neighbours(store, where, sort, first) == (None, order[1])
+            assert gallery.neighbours(store, where, sort, last) == (order[-2], None)
 
 
 def test_the_command_serves_on_loopback_and_says_where(tmp_path):
