@@ -241,32 +241,24 @@ class ShardSampler:
         seed: int = 0,
         num_samples: int | None = None,
     ) -> None:
-        bounds = [*dataset.shard_starts, len(dataset.keys)]
-        sizes = {name: bounds[i + 1] - bounds[i] for i, name in enumerate(dataset.shard_names)}
-        assignment = [shards_for_rank(dataset.store, r, num_replicas) for r in range(num_replicas)]
-        self.groups = [
-            range(bounds[i], bounds[i + 1])
-            for i, name in enumerate(dataset.shard_names)
-            if name in set(assignment[rank])
-        ]
-        own = sum(len(group) for group in self.groups)
-        if num_samples is not None:
-            self.length = num_samples
-        elif all(name in sizes for names in assignment for name in names):
-            self.length = max(sum(sizes[n] for n in names) for names in assignment)
-        else:
-            self.length = own
+        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
+        self.groups, self.length = _plan(dataset, num_replicas, rank, num_samples)
+        self.num_samples = num_samples
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self._yielded = 0  # indices this epoch's iterator has given so far
+        self._resume: tuple[int, list[int]] | None = None  # (epoch, what is left of it)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        if self._resume is not None and self._resume[0] == self.epoch:
+            return len(self._resume[1])
         return self.length
 
-    def __iter__(self) -> Iterator[int]:
-        rng = random.Random(self.seed * 1_000_003 + self.epoch)
-        groups = list(self.groups)
+    def _order(self, groups: list[range], length: int, epoch: int) -> list[int]:
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        groups = list(groups)
         if self.shuffle:
             rng.shuffle(groups)
         order: list[int] = []
@@ -275,6 +267,88 @@ class ShardSampler:
             if self.shuffle:
                 rng.shuffle(indices)
             order += indices
-        if order and len(order) < self.length:
-            order = order * math.ceil(self.length / len(order))
-        return iter(order[: self.length])
+        if order and len(order) < length:
+            order = order * math.ceil(length / len(order))
+        return order[:length]
+
+    def __iter__(self) -> Iterator[int]:
+        if self._resume is not None and self._resume[0] == self.epoch:
+            order = self._resume[1]
+        else:
+            order = self._order(self.groups, self.length, self.epoch)
+        self._resume = None
+        self._yielded = 0
+        for index in order:
+            self._yielded += 1
+            yield index
+
+    def state_dict(self, consumed: int | None = None) -> dict[str, Any]:
+        """Where this rank is in the epoch, to save with a checkpoint. `consumed`: how
+        many samples the training loop has finished this epoch (batches x batch size);
+        by default, how many this sampler has given, which a DataLoader with workers
+        fetches ahead of the loop: pass `consumed` there."""
+        return {
+            "epoch": self.epoch,
+            "consumed": self._yielded if consumed is None else consumed,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "num_replicas": self.num_replicas,
+            "rank": self.rank,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from a saved state: the next iteration gives exactly the samples of the
+        saved epoch this rank had not yet given, then epochs go on as before. With
+        another world size, the samples every old rank had not yet given are shared
+        out among the new ranks in contiguous runs (none twice, none left out; the
+        dataset must then hold every shard)."""
+        if (state["seed"], state["shuffle"]) != (self.seed, self.shuffle):
+            raise ValueError(
+                f"the state was saved with seed={state['seed']}, shuffle={state['shuffle']}; "
+                f"this sampler has seed={self.seed}, shuffle={self.shuffle}"
+            )
+        epoch, consumed = int(state["epoch"]), int(state["consumed"])
+        self.epoch = epoch
+        if state["num_replicas"] == self.num_replicas and state["rank"] == self.rank:
+            self._resume = (epoch, self._order(self.groups, self.length, epoch)[consumed:])
+            return
+        self._resume = (epoch, self._shared_rest(int(state["num_replicas"]), consumed, epoch))
+
+    def _shared_rest(self, old_world: int, consumed: int, epoch: int) -> list[int]:
+        """This rank's run of what the `old_world` ranks had left of `epoch`, each of
+        them having given `consumed` samples (ranks keep in step)."""
+        if self.dataset.shard_names != [p.name for p in self.dataset.store.parts]:
+            raise ValueError(
+                "the world size changed: resuming needs an ImageDataset that holds every "
+                "shard (the samples left move between ranks)"
+            )
+        left: list[int] = []
+        for old_rank in range(old_world):
+            groups, length = _plan(self.dataset, old_world, old_rank, self.num_samples)
+            order = self._order(groups, length, epoch)
+            seen = set(order[:consumed])
+            left += [i for i in dict.fromkeys(order[consumed:]) if i not in seen]
+        share = math.ceil(len(left) / self.num_replicas) if left else 0
+        mine = left[self.rank * share : (self.rank + 1) * share] or left[:share]
+        if mine and len(mine) < share:  # padded to the same length, as every epoch is
+            mine = (mine * math.ceil(share / len(mine)))[:share]
+        return mine
+
+
+def _plan(
+    dataset: ImageDataset, num_replicas: int, rank: int, num_samples: int | None
+) -> tuple[list[range], int]:
+    """The index ranges (one per shard) rank `rank` reads, and the epoch's length."""
+    bounds = [*dataset.shard_starts, len(dataset.keys)]
+    sizes = {name: bounds[i + 1] - bounds[i] for i, name in enumerate(dataset.shard_names)}
+    assignment = [shards_for_rank(dataset.store, r, num_replicas) for r in range(num_replicas)]
+    groups = [
+        range(bounds[i], bounds[i + 1])
+        for i, name in enumerate(dataset.shard_names)
+        if name in set(assignment[rank])
+    ]
+    if num_samples is not None:
+        return groups, num_samples
+    if all(name in sizes for names in assignment for name in names):
+        return groups, max(sum(sizes[n] for n in names) for names in assignment)
+    return groups, sum(len(group) for group in groups)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
+import os
 import pickle
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,6 +194,68 @@ def test_shard_sampler_gives_each_rank_its_shards_and_equal_lengths(sharded, sta
         seen += [m["key"] for _images, metas in loader for m in metas]
     assert len(lengths) == 1  # every rank runs the same number of steps
     assert set(seen) == {f"a/{i:04d}.png" for i in range(60)}
+
+
+RESUMABLE_RANK = """
+import json, os, sys, time
+from imageshelf.dataset import ImageDataset, ShardSampler
+
+store, state_file = sys.argv[1], sys.argv[2]
+sampler = ShardSampler(ImageDataset(store), num_replicas=2, rank=1, seed=7)
+sampler.set_epoch(2)
+state = {"log": []}
+if os.path.exists(state_file):
+    state = json.load(open(state_file))
+    sampler.load_state_dict(state["sampler"])
+for index in sampler:  # a training step, then a checkpoint: both, or neither
+    state["log"].append(index)
+    state["sampler"] = sampler.state_dict(consumed=len(state["log"]))
+    with open(state_file + ".tmp", "w") as out:
+        json.dump(state, out)
+    os.replace(state_file + ".tmp", state_file)
+    time.sleep(float(os.environ.get("STEP", "0")))
+"""
+
+
+def test_a_rank_killed_mid_epoch_goes_on_with_exactly_what_it_had_not_seen(sharded, tmp_path):
+    expected = ShardSampler(ImageDataset(sharded), num_replicas=2, rank=1, seed=7)
+    expected.set_epoch(2)
+    expected = list(expected)
+    state = tmp_path / "state.json"
+    args = [sys.executable, "-c", RESUMABLE_RANK, str(sharded), str(state)]
+    job = subprocess.Popen(args, env={**os.environ, "STEP": "0.05"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+        not state.exists() or len(json.loads(state.read_text())["log"]) < 7
+    ):
+        time.sleep(0.02)
+    job.send_signal(signal.SIGKILL)  # preempted mid-epoch
+    job.wait()
+    killed_at = len(json.loads(state.read_text())["log"])
+    assert 7 <= killed_at < len(expected)
+    subprocess.run(args, check=True, timeout=120)  # the job restarted
+    assert json.loads(state.read_text())["log"] == expected  # none twice, none skipped
+
+
+def test_a_changed_world_size_shares_out_what_the_old_ranks_had_not_seen(sharded):
+    dataset = ImageDataset(sharded)
+    old = [ShardSampler(dataset, num_replicas=2, rank=r, seed=3) for r in range(2)]
+    seen = []
+    for sampler in old:
+        sampler.set_epoch(1)
+        seen += list(itertools.islice(iter(sampler), 12))
+    states = [sampler.state_dict(consumed=12) for sampler in old]
+    new = [ShardSampler(dataset, num_replicas=3, rank=r, seed=3) for r in range(3)]
+    rest = []
+    for sampler in new:
+        sampler.load_state_dict(states[0])
+        assert sampler.epoch == 1
+        rest.append(list(sampler))
+    assert len({len(r) for r in rest}) == 1  # every new rank runs the same number of steps
+    left = set(itertools.chain(*rest))
+    assert not left & set(seen) and left | set(seen) == set(range(len(dataset)))
+    with pytest.raises(ValueError, match="seed=3"):
+        ShardSampler(dataset, num_replicas=2, rank=0, seed=4).load_state_dict(states[0])
 
 
 # ------------------------------------------------------------------ with real git and DVC
