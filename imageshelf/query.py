@@ -328,3 +328,20 @@ def select(
         record = Record.from_json(key, obj)
         if predicate is None or predicate(record.fields()):
             yield record
+
+
+def rows(
+    store: ImageStore | StoreFile, where: Where = None, columns: Iterable[str] = ("key", "image")
+) -> Iterator[dict[str, Any]]:
+    """One dict per record matching `where`, in key order, holding `columns`: `key`,
+    `image` (the original bytes, read only if named), any of the store's own fields
+    (split, format, width, height, size, sha256) or metadata fields (None where an
+    image lacks one). What the Ray and Hugging Face readers give, a part at a time."""
+    names = list(columns)
+    bytes_wanted = "image" in names
+    for record in select(store, where):
+        fields = record.fields()
+        row = {name: fields.get(name) for name in names if name != "image"}
+        if bytes_wanted:
+            row["image"] = store.get(record.key)
+        yield {name: row[name] for name in names}

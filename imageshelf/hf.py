@@ -1,0 +1,49 @@
+"""A Hugging Face `datasets.IterableDataset` over a store's parts, so that
+`datasets.distributed.split_dataset_by_node` gives each node whole shards.
+
+    from datasets.distributed import split_dataset_by_node
+    from imageshelf.hf import iterable_dataset
+
+    ds = iterable_dataset("data/images", where="split=train", columns=["image", "label"])
+    ds = split_dataset_by_node(ds, rank=rank, world_size=world_size)
+
+The parts are the generator's `shards` (gen_kwargs), so `ds.n_shards` is the number of
+shards; `image` holds the original bytes. `datasets` is imported here only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .query import Where, check_fields, field_names, rows
+from .store import ImageStore
+
+
+def _generate(
+    path: str, shards: list[str], where: Where, columns: tuple[str, ...]
+) -> Iterator[Any]:
+    store = ImageStore(path)
+    for name in shards:
+        yield from rows(store.part(name), where, columns)
+
+
+def iterable_dataset(
+    store: str | os.PathLike[str],
+    *,
+    where: Where = None,
+    columns: Iterable[str] = ("key", "image", "label"),
+) -> Any:
+    """`datasets.IterableDataset.from_generator` over the store's parts, each a shard of
+    the dataset; rows as `imageshelf.ray.read_store` gives them."""
+    from datasets import IterableDataset
+
+    path = os.fspath(store)
+    opened = ImageStore(path)
+    check_fields(opened, field_names(where))
+    shards = [part.name for part in opened.parts]
+    # datasets shards every list among gen_kwargs: only `shards` may be one.
+    where = tuple(where) if isinstance(where, list) else where
+    kwargs = {"path": path, "shards": shards, "where": where, "columns": tuple(columns)}
+    return IterableDataset.from_generator(_generate, gen_kwargs=kwargs)

@@ -1,0 +1,101 @@
+"""Read a store with Ray Data: one read task per part (a shard, or the single file),
+filters applied inside each task to the records, only the columns named.
+
+    import ray
+    from imageshelf.ray import read_store
+
+    ds = read_store("data/images", where="label=cat", columns=["key", "image", "label"])
+    ds.map_batches(embed, batch_size=256)
+
+Ray (the `ray` extra: pip install 'imageshelf[ray]') and pyarrow are imported here
+only; every node of the cluster needs the store at the same path (a shared file system,
+or each node's own `dvc pull`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+from ray.data import Dataset, read_datasource
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
+
+from .query import Where, check_fields, field_names, rows
+from .store import ImageStore
+
+BLOCK_ROWS = 1024  # rows per Arrow table a task yields
+
+
+class StoreDatasource(Datasource):
+    """A store as a Ray datasource: its parts are the read tasks."""
+
+    def __init__(self, path: str, where: Where, columns: Sequence[str]) -> None:
+        self.path, self.where, self.columns = path, where, list(columns)
+        store = ImageStore(path)
+        check_fields(store, field_names(where))  # a mistake is said here, not in a task
+        self.parts = store.parts
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return sum(part.total_bytes for part in self.parts) if "image" in self.columns else None
+
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+    ) -> list[ReadTask]:
+        tasks = []
+        for part in self.parts:
+            read = functools.partial(_read_part, self.path, part.name, self.where, self.columns)
+            size = part.total_bytes if "image" in self.columns else None
+            meta = BlockMetadata(num_rows=None, size_bytes=size, exec_stats=None)
+            tasks.append(ReadTask(read, meta))
+        return tasks
+
+
+def _read_part(path: str, name: str, where: Where, columns: list[str]) -> Iterator[pa.Table]:
+    part = ImageStore(path).part(name)
+    batch: list[dict[str, Any]] = []
+    for row in rows(part, where, columns):
+        batch.append(row)
+        if len(batch) == BLOCK_ROWS:
+            yield _table(batch, columns)
+            batch = []
+    if batch:
+        yield _table(batch, columns)
+
+
+def _table(batch: list[dict[str, Any]], columns: list[str]) -> pa.Table:
+    arrays = {}
+    for name in columns:
+        values = [row[name] for row in batch]
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # values of several types: as text
+            arrays[name] = pa.array([_text(v) for v in values], pa.string())
+    return pa.table(arrays)
+
+
+def _text(value: Any) -> str | None:
+    """A value of a field whose values differ in type: text ("cat" stays cat, 7 is "7",
+    lists and objects JSON)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def read_store(
+    store: str | os.PathLike[str],
+    *,
+    where: Where = None,
+    columns: Iterable[str] = ("key", "image", "label"),
+    **read_args: Any,
+) -> Dataset:
+    """A `ray.data.Dataset` of the store's records matching `where` (the `--where`
+    syntax, or a mapping; see imageshelf/query.py), with `columns`: `key`, `image` (the
+    original bytes), the store's own fields and any metadata field. One read task per
+    part; `read_args` go to `ray.data.read_datasource`."""
+    source = StoreDatasource(os.fspath(store), where, list(columns))
+    return read_datasource(source, **read_args)
