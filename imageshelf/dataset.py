@@ -109,7 +109,7 @@ class ImageDataset:
         for name in names:
             self.shard_names.append(name)
             self.shard_starts.append(len(self.keys))
-            for record in select(self.store.part(name), conditions, filter):
+            for record in select(self.store.part_records(name), conditions, filter):
                 self.keys.append(record.key)
                 label = record.metadata.get("label")
                 if label is not None and not isinstance(label, list | dict):

@@ -114,11 +114,22 @@ class ImageStore:
         if file is None:
             path = os.path.join(self._path, name)
             if not os.path.exists(path):
-                raise StoreError(f"{path}: shard not here; `dvc pull {path}` fetches it")
+                self._missing(name, path)
             file = StoreFile(path)
             _check_part(next(p for p in self._resolve() if p.name == name), file)
             self._files[name] = file
         return file
+
+    def _missing(self, name: str, path: str) -> None:
+        """A listed shard that is not in the folder: say how to fetch it. A store that
+        fetches shards itself (imageshelf.remote) puts the file at `path` here."""
+        raise StoreError(f"{path}: shard not here; `dvc pull {path}` fetches it")
+
+    def part_records(self, name: str) -> StoreFile:
+        """What a filter over one part reads (raw_records, indexed_records): the part
+        itself here; a store read from a remote answers from its catalog instead, so
+        selecting never fetches image bytes."""
+        return self.part(name)
 
     def part_of(self, key: str) -> str | None:
         """The name of the part holding `key`, or None."""

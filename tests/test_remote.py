@@ -1,0 +1,99 @@
+"""A version read from the DVC remote without a checkout: ranks as separate processes,
+each with its own bounded cache, reading their shares; a tampered shard refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imageshelf.store import StoreError
+
+from conftest import big_images, commit, put, sh, sharded_params
+
+RANK = """
+import hashlib, json, sys
+from imageshelf.dataset import ImageDataset, shards_for_rank
+from imageshelf.remote import open_store
+
+repo, rank, cache, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+store = open_store(repo, rev="HEAD", cache=cache, cache_limit=limit)
+mine = shards_for_rank(store, rank, 2)
+dataset = ImageDataset(store, shards=mine)  # selected from the catalog: nothing fetched yet
+before = store.source.fetched
+read = {}
+for i in range(len(dataset)):
+    data, meta = dataset[i]
+    read[meta["key"]] = hashlib.sha256(data).hexdigest()
+sizes = {p.name: p.total_bytes for p in store.parts}
+print(json.dumps({"read": read, "fetched": store.source.fetched, "before": before,
+                  "shard_bytes": sum(sizes[n] for n in mine), "shards": len(sizes)}))
+"""
+
+
+@pytest.fixture
+def published(repo, tmp_path) -> tuple[Path, dict[str, bytes]]:
+    """A sharded store of about 10 MB in 10 shards, pushed; a clone with no DVC data."""
+    sharded_params(repo, shard_mb=1)
+    images = big_images(0, 520)
+    put(repo / "data" / "incoming", images)
+    sh(repo, "dvc", "repro")
+    commit(repo, "ten shards")
+    sh(repo, "dvc", "push")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    return clone, images
+
+
+def test_two_ranks_read_their_shares_from_the_remote_with_bounded_caches(published, tmp_path):
+    clone, images = published
+    limit = 3_000_000  # three of the ten 1 MB shards
+    results = []
+    for rank in range(2):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                RANK,
+                str(clone),
+                str(rank),
+                str(tmp_path / f"c{rank}"),
+                str(limit),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        results.append(json.loads(out.stdout.splitlines()[-1]))
+        held = [p.stat().st_size for p in (tmp_path / f"c{rank}" / "objects").rglob("*.lmdb")]
+        assert sum(held) <= limit  # least recently used shards made room for the next
+    assert results[0]["shards"] >= 8
+    read = {**results[0]["read"], **results[1]["read"]}
+    assert not results[0]["read"].keys() & results[1]["read"].keys()
+    assert read == {k: hashlib.sha256(v).hexdigest() for k, v in images.items()}  # identical
+    for result in results:
+        assert result["before"] == 0  # selecting read the catalog, fetched no shard
+        assert result["fetched"] <= 1.1 * result["shard_bytes"]
+
+
+def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, tmp_path):
+    clone, _images = published
+    from imageshelf.remote import open_store
+
+    store = open_store(clone, rev="HEAD", cache=tmp_path / "cache")
+    remote = tmp_path / "remote"  # a shard's object there (the largest): one byte flipped
+    objects = [p for p in remote.rglob("*") if p.is_file() and p.stat().st_size > 100_000]
+    target = max(objects, key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.chmod(0o644)
+    target.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="does not match the md5") as caught:
+        for part in store.parts:
+            store.part(part.name)
+    assert "\n" not in str(caught.value)
