@@ -3,8 +3,11 @@ images out of it. The pipeline's stages are scripts of their own, in pipeline/."
 
 from __future__ import annotations
 
+import heapq
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -74,8 +77,57 @@ def _conditions(
     return conditions
 
 
+def remote_options(command: Any) -> Any:
+    """--repo, --rev and --cache-limit: read a version from a DVC repository's remote,
+    nothing checked out."""
+    for option in reversed(
+        [
+            click.option(
+                "--repo",
+                default=None,
+                help="Read the store from this DVC repository (a URL or a path) instead of "
+                "the workspace: the index and catalog first, then only the shards needed.",
+            ),
+            click.option("--rev", default=None, help="With --repo: the git revision."),
+            click.option(
+                "--cache-limit",
+                default=None,
+                type=click.IntRange(1),
+                metavar="MB",
+                help="With --repo: keep at most this many MB of fetched shards "
+                "(least recently used out first).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _open(store_path: Path, repo: str | None, rev: str | None, limit_mb: int | None) -> ImageStore:
+    """The workspace's store, or with `repo` the one at `rev` there, read from DVC."""
+    if repo is None:
+        if rev is not None or limit_mb is not None:
+            raise click.UsageError("--rev and --cache-limit go with --repo")
+        return ImageStore(store_path)
+    from .remote import open_store
+
+    source = click.get_current_context().get_parameter_source("store_path")
+    given = source not in (None, click.core.ParameterSource.DEFAULT)
+    limit = limit_mb * 1_000_000 if limit_mb else None
+    return open_store(repo, rev, str(store_path) if given else None, cache_limit=limit)
+
+
+def _matching(store: ImageStore, conditions: list[str]) -> Iterator[Record]:
+    """The records matching `conditions`, in key order, part by part through
+    `part_records`: a store read from a remote answers from its catalog, no shard
+    fetched."""
+    streams = [select(store.part_records(p.name), conditions) for p in store.parts]
+    return heapq.merge(*streams, key=lambda record: record.key)
+
+
 @cli.command("ls")
 @store_option
+@remote_options
 @where_option
 @label_option
 @split_option
@@ -87,6 +139,9 @@ def _conditions(
 )
 def ls_command(
     store_path: Path,
+    repo: str | None,
+    rev: str | None,
+    cache_limit: int | None,
     where: tuple[str, ...],
     labels: tuple[str, ...],
     splits: tuple[str, ...],
@@ -98,9 +153,9 @@ def ls_command(
     control characters are shown escaped. Filters read metadata only, never image
     bytes. A summary goes to stderr.
     """
-    store = ImageStore(store_path)
+    store = _open(store_path, repo, rev, cache_limit)
     shown = total = 0
-    for record in select(store, _conditions(where, labels, splits)):
+    for record in _matching(store, _conditions(where, labels, splits)):
         if as_json:
             click.echo(
                 json.dumps(
@@ -121,6 +176,7 @@ def ls_command(
 
 @cli.command("export")
 @store_option
+@remote_options
 @click.option(
     "--out",
     "out_dir",
@@ -173,6 +229,9 @@ def ls_command(
 @click.argument("keys", nargs=-1)
 def export_command(
     store_path: Path,
+    repo: str | None,
+    rev: str | None,
+    cache_limit: int | None,
     out_dir: Path,
     where: tuple[str, ...],
     labels: tuple[str, ...],
@@ -192,7 +251,7 @@ def export_command(
     --out (an absolute path, '..', or a symlink inside --out) is refused before
     anything is written.
     """
-    store = ImageStore(store_path)
+    store = _open(store_path, repo, rev, cache_limit)
     records = _selected(store, _conditions(where, labels, splits), keys)
     total = sum(r.info.size for r in records)
     with bar(len(records), "export") as progress:
@@ -216,7 +275,7 @@ def _selected(store: ImageStore, conditions: list[str], keys: tuple[str, ...]) -
     """The records to export: the keys given (each must be in the store), or all that
     match the conditions."""
     if not keys:
-        return list(select(store, conditions))
+        return list(_matching(store, conditions))
     missing = [k for k in keys if k not in store]
     if missing:
         raise click.ClickException(
@@ -224,7 +283,7 @@ def _selected(store: ImageStore, conditions: list[str], keys: tuple[str, ...]) -
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         )
     wanted = set(keys)
-    return [r for r in select(store, conditions) if r.key in wanted]
+    return [r for r in _matching(store, conditions) if r.key in wanted]
 
 
 def _export_webdataset(

@@ -193,15 +193,18 @@ class RemoteStore(ImageStore):
 def open_store(
     repo: str | os.PathLike[str],
     rev: str | None = None,
-    path: str = "data/images",
+    path: str | None = None,
     *,
     cache: str | os.PathLike[str] | None = None,
     cache_limit: int | None = None,
 ) -> ImageStore:
     """The store at `path` in revision `rev` (None: the default branch's head) of the
-    DVC repository `repo` (a URL or a path), read without a checkout. RemoteError if it
-    cannot be read."""
+    DVC repository `repo` (a URL or a path), read without a checkout; `path` None:
+    `data/images` (sharded), else `data/images.lmdb`. RemoteError if it cannot be read."""
     source = Source(os.fspath(repo), rev, Path(cache or default_cache()), cache_limit)
+    if path is None:
+        found = source._call(lambda: source.fs.exists("data/images"), "data/images")
+        path = "data/images" if found else "data/images.lmdb"
     if not source._call(lambda: source.fs.isdir(path), path):
         return ImageStore(source.object(path))  # the single file: fetched whole, once
     index = source.read(f"{path}/{INDEX_NAME}")

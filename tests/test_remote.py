@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from imageshelf.store import StoreError
 
-from conftest import big_images, commit, put, sh, sharded_params
+from conftest import big_images, command_line, commit, put, sh, sharded_params
 
 RANK = """
 import hashlib, json, sys
@@ -79,6 +80,31 @@ def test_two_ranks_read_their_shares_from_the_remote_with_bounded_caches(publish
     for result in results:
         assert result["before"] == 0  # selecting read the catalog, fetched no shard
         assert result["fetched"] <= 1.1 * result["shard_bytes"]
+
+
+def test_ls_and_export_read_a_version_from_the_remote_fetching_only_what_they_need(
+    published, tmp_path
+):
+    clone, images = published
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    nowhere = tmp_path / "elsewhere"  # no project here: nothing checked out
+    nowhere.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            command_line(*args), cwd=nowhere, env=env, text=True, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    listed = run("ls", "--repo", str(clone), "--rev", "HEAD")
+    assert sorted(line.split("\t")[-1] for line in listed.stdout.splitlines()) == sorted(images)
+    objects = tmp_path / "xdg" / "imageshelf" / "shards" / "objects"
+    assert not list(objects.rglob("*.lmdb"))  # listing read the catalog only
+    wanted = sorted(images)[:2]
+    run("export", "--repo", str(clone), "--out", "out", *wanted)
+    assert all((nowhere / "out" / key).read_bytes() == images[key] for key in wanted)
+    assert 1 <= len(list(objects.rglob("*.lmdb"))) <= 2  # the shards holding them
 
 
 def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, tmp_path):
