@@ -278,7 +278,10 @@ class ShardSampler:
             order = self._order(self.groups, self.length, self.epoch)
         self._resume = None
         self._yielded = 0
+        ahead = _fetcher(self.dataset, order)
         for index in order:
+            if ahead is not None and self._yielded in ahead:
+                self.dataset.store.prefetch(ahead[self._yielded])  # type: ignore[attr-defined]
             self._yielded += 1
             yield index
 
@@ -333,6 +336,24 @@ class ShardSampler:
         if mine and len(mine) < share:  # padded to the same length, as every epoch is
             mine = (mine * math.ceil(share / len(mine)))[:share]
         return mine
+
+
+FETCH_AHEAD = 2  # shards a store read from a remote fetches beyond the one being read
+
+
+def _fetcher(dataset: ImageDataset, order: list[int]) -> dict[int, list[str]] | None:
+    """For a store that fetches shards (imageshelf.remote): at which positions of
+    `order` a new shard begins, and the next FETCH_AHEAD shards to fetch from there."""
+    if not hasattr(dataset.store, "prefetch"):
+        return None
+    runs: list[tuple[int, str]] = []  # (position, shard) where the order enters a shard
+    for at, index in enumerate(order):
+        name = dataset.shard_of(index)
+        if not runs or runs[-1][1] != name:
+            runs.append((at, name))
+    names = [name for _, name in runs]
+    ahead = {at: names[i : i + 1 + FETCH_AHEAD] for i, (at, _) in enumerate(runs)}
+    return {at: list(dict.fromkeys(n)) for at, n in ahead.items()}
 
 
 def _plan(

@@ -18,32 +18,35 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .query import Where, check_fields, field_names, rows
+from .remote import AllRecords, store_of
 from .store import ImageStore
 
 
 def _generate(
-    path: str, shards: list[str], where: Where, columns: tuple[str, ...]
+    store: ImageStore, shards: list[str], where: Where, columns: tuple[str, ...]
 ) -> Iterator[Any]:
-    store = ImageStore(path)
     for name in shards:
         yield from rows(store.part(name), where, columns)
 
 
 def iterable_dataset(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | ImageStore | None = None,
     *,
+    repo: str | os.PathLike[str] | None = None,
+    rev: str | None = None,
+    cache_limit: int | None = None,
     where: Where = None,
     columns: Iterable[str] = ("key", "image", "label"),
 ) -> Any:
     """`datasets.IterableDataset.from_generator` over the store's parts, each a shard of
-    the dataset; rows as `imageshelf.ray.read_store` gives them."""
+    the dataset; rows as `imageshelf.ray.read_store` gives them, from the same stores (a
+    path, an ImageStore, or `repo` and `rev`: each shard fetched where it is read)."""
     from datasets import IterableDataset
 
-    path = os.fspath(store)
-    opened = ImageStore(path)
-    check_fields(opened, field_names(where))
+    opened = store_of(store, repo, rev, cache_limit)
+    check_fields(AllRecords(opened), field_names(where))  # type: ignore[arg-type]
     shards = [part.name for part in opened.parts]
     # datasets shards every list among gen_kwargs: only `shards` may be one.
     where = tuple(where) if isinstance(where, list) else where
-    kwargs = {"path": path, "shards": shards, "where": where, "columns": tuple(columns)}
+    kwargs = {"store": opened, "shards": shards, "where": where, "columns": tuple(columns)}
     return IterableDataset.from_generator(_generate, gen_kwargs=kwargs)

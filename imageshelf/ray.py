@@ -26,19 +26,22 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from .query import Where, check_fields, field_names, rows
+from .remote import AllRecords, store_of
 from .store import ImageStore
 
 BLOCK_ROWS = 1024  # rows per Arrow table a task yields
 
 
 class StoreDatasource(Datasource):
-    """A store as a Ray datasource: its parts are the read tasks."""
+    """A store as a Ray datasource: its parts are the read tasks. `store`: a path, or an
+    ImageStore (one read from a remote fetches each task's shard where the task runs)."""
 
-    def __init__(self, path: str, where: Where, columns: Sequence[str]) -> None:
-        self.path, self.where, self.columns = path, where, list(columns)
-        store = ImageStore(path)
-        check_fields(store, field_names(where))  # a mistake is said here, not in a task
-        self.parts = store.parts
+    def __init__(self, store: ImageStore | str, where: Where, columns: Sequence[str]) -> None:
+        self.store = store if isinstance(store, ImageStore) else ImageStore(store)
+        self.where, self.columns = where, list(columns)
+        # A field no image has is said here, at once, not in a task on the cluster.
+        check_fields(AllRecords(self.store), field_names(where))  # type: ignore[arg-type]
+        self.parts = self.store.parts
 
     def estimate_inmemory_data_size(self) -> int | None:
         return sum(part.total_bytes for part in self.parts) if "image" in self.columns else None
@@ -48,17 +51,18 @@ class StoreDatasource(Datasource):
     ) -> list[ReadTask]:
         tasks = []
         for part in self.parts:
-            read = functools.partial(_read_part, self.path, part.name, self.where, self.columns)
+            read = functools.partial(_read_part, self.store, part.name, self.where, self.columns)
             size = part.total_bytes if "image" in self.columns else None
             meta = BlockMetadata(num_rows=None, size_bytes=size, exec_stats=None)
             tasks.append(ReadTask(read, meta))
         return tasks
 
 
-def _read_part(path: str, name: str, where: Where, columns: list[str]) -> Iterator[pa.Table]:
-    part = ImageStore(path).part(name)
+def _read_part(
+    store: ImageStore, name: str, where: Where, columns: list[str]
+) -> Iterator[pa.Table]:
     batch: list[dict[str, Any]] = []
-    for row in rows(part, where, columns):
+    for row in rows(store.part(name), where, columns):
         batch.append(row)
         if len(batch) == BLOCK_ROWS:
             yield _table(batch, columns)
@@ -87,8 +91,11 @@ def _text(value: Any) -> str | None:
 
 
 def read_store(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | ImageStore | None = None,
     *,
+    repo: str | os.PathLike[str] | None = None,
+    rev: str | None = None,
+    cache_limit: int | None = None,
     where: Where = None,
     columns: Iterable[str] = ("key", "image", "label"),
     **read_args: Any,
@@ -96,6 +103,10 @@ def read_store(
     """A `ray.data.Dataset` of the store's records matching `where` (the `--where`
     syntax, or a mapping; see imageshelf/query.py), with `columns`: `key`, `image` (the
     original bytes), the store's own fields and any metadata field. One read task per
-    part; `read_args` go to `ray.data.read_datasource`."""
-    source = StoreDatasource(os.fspath(store), where, list(columns))
-    return read_datasource(source, **read_args)
+    part; `read_args` go to `ray.data.read_datasource`. `store`: a path or an
+    ImageStore; or, with `repo` (and `rev`), the store in that DVC repository, each task
+    fetching its shard (imageshelf.remote)."""
+    return read_datasource(
+        StoreDatasource(store_of(store, repo, rev, cache_limit), where, list(columns)),
+        **read_args,
+    )

@@ -22,11 +22,14 @@ layout is fetched whole, once. DVC is imported here only.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
+import queue
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +175,10 @@ class RemoteStore(ImageStore):
     def __init__(self, folder: Path, source: Source, path: str) -> None:
         super().__init__(folder)
         self.source, self.remote_path = source, path
+        self.waited: list[str] = []  # shards a reader had to wait for (not fetched ahead)
+        self._ahead: queue.Queue[str] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"folder": self._path, "source": self.source, "remote_path": self.remote_path}
@@ -180,10 +187,36 @@ class RemoteStore(ImageStore):
         self.__init__(Path(state["folder"]), state["source"], state["remote_path"])  # type: ignore[misc]
 
     def _missing(self, name: str, path: str) -> None:
+        self.waited.append(name)  # a reader waits for this one
+        self._place(name, path)
+
+    def _place(self, name: str, path: str) -> None:
         cached = self.source.object(f"{self.remote_path}/{name}")
-        link = f"{path}.{os.getpid()}.link"
+        link = f"{path}.{os.getpid()}.{threading.get_ident()}.link"
         os.symlink(cached, link)
         os.replace(link, path)  # several workers may link it at once: all the same file
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Fetch these shards in the background, in order, while others are read (the
+        sampler calls this with the shards it reads next). A failure here is left for
+        the reader to meet, and say, when it needs the shard."""
+        for name in names:
+            self._ahead.put(name)
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._fetch_ahead, daemon=True)
+                self._worker.start()
+
+    def _fetch_ahead(self) -> None:
+        while True:
+            try:
+                name = self._ahead.get(timeout=1.0)
+            except queue.Empty:
+                return
+            path = os.path.join(self._path, name)
+            if not os.path.exists(path):
+                with contextlib.suppress(ShelfError, OSError):
+                    self._place(name, path)
 
     def part_records(self, name: str) -> Any:
         catalog = f"{CATALOG}/{Path(name).stem}.jsonl"
@@ -214,3 +247,31 @@ def open_store(
     if not (folder / INDEX_NAME).exists():
         write_bytes(folder / INDEX_NAME, index)
     return RemoteStore(folder, source, path)
+
+
+class AllRecords:
+    """Every part's records, one part after another, as check_fields reads them (from
+    the catalog, for a store read from a remote: no shard fetched)."""
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+
+    def raw_records(self) -> Iterator[tuple[str, bytes]]:
+        for part in self.store.parts:
+            yield from self.store.part_records(part.name).raw_records()
+
+
+def store_of(
+    store: str | os.PathLike[str] | ImageStore | None,
+    repo: str | os.PathLike[str] | None,
+    rev: str | None,
+    cache_limit: int | None,
+) -> ImageStore:
+    """A store given as a path or an ImageStore, or by `repo` (and `rev`) as open_store
+    reads it."""
+    if repo is not None:
+        path = None if store is None else os.fspath(store)  # type: ignore[arg-type]
+        return open_store(repo, rev, path, cache_limit=cache_limit)
+    if store is None:
+        raise TypeError("give a store (a path or an ImageStore), or repo=")
+    return store if isinstance(store, ImageStore) else ImageStore(store)

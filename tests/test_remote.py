@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,35 @@ def test_two_ranks_read_their_shares_from_the_remote_with_bounded_caches(publish
     for result in results:
         assert result["before"] == 0  # selecting read the catalog, fetched no shard
         assert result["fetched"] <= 1.1 * result["shard_bytes"]
+
+
+def test_the_sampler_fetches_the_next_shards_while_the_current_one_is_read(published, tmp_path):
+    from imageshelf.dataset import ImageDataset, ShardSampler
+    from imageshelf.remote import open_store
+
+    clone, images = published
+    store = open_store(clone, rev="HEAD", cache=tmp_path / "cache")
+    dataset = ImageDataset(store)
+    sampler = ShardSampler(dataset, num_replicas=1, rank=0, seed=5)
+    for index in sampler:
+        data, meta = dataset[index]
+        assert data == images[meta["key"]]
+        time.sleep(0.004)  # the training step
+    assert len(store.waited) == 1  # only the first shard was waited for
+    assert store.source.fetched > 0
+
+
+def test_a_hugging_face_dataset_of_a_version_on_the_remote_reads_every_image(
+    published, tmp_path, monkeypatch
+):
+    from imageshelf.hf import iterable_dataset
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the default cache
+
+    clone, images = published
+    dataset = iterable_dataset(repo=clone, rev="HEAD", cache_limit=3_000_000)
+    assert dataset.n_shards >= 8
+    assert {row["key"]: row["image"] for row in dataset} == images
 
 
 def test_ls_and_export_read_a_version_from_the_remote_fetching_only_what_they_need(
