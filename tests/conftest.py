@@ -229,6 +229,11 @@ def sh(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess
 @pytest.fixture
 def repo(tmp_path) -> Path:
     """A fresh clone of the project's skeleton, with its own local DVC remote."""
+    return make_repo(tmp_path)
+
+
+def make_repo(tmp_path: Path) -> Path:
+    """The project's skeleton in tmp_path/repo, committed, its remote tmp_path/remote."""
     root = tmp_path / "repo"
     for rel in SKELETON:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

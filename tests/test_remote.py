@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from imageshelf.store import StoreError
 
-from conftest import big_images, command_line, commit, put, sh, sharded_params
+from conftest import big_images, command_line, commit, make_repo, put, sh, sharded_params
 
 RANK = """
 import hashlib, json, sys
@@ -37,9 +38,12 @@ print(json.dumps({"read": read, "fetched": store.source.fetched, "before": befor
 """
 
 
-@pytest.fixture
-def published(repo, tmp_path) -> tuple[Path, dict[str, bytes]]:
-    """A sharded store of about 10 MB in 10 shards, pushed; a clone with no DVC data."""
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    """A sharded store of about 10 MB in 10 shards, pushed; a clone with no DVC data.
+    Built once for this file's tests; the one that damages the remote copies it first."""
+    tmp_path = tmp_path_factory.mktemp("published")
+    repo = make_repo(tmp_path)
     sharded_params(repo, shard_mb=1)
     images = big_images(0, 520)
     put(repo / "data" / "incoming", images)
@@ -141,8 +145,14 @@ def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, t
     clone, _images = published
     from imageshelf.remote import open_store
 
-    store = open_store(clone, rev="HEAD", cache=tmp_path / "cache")
-    remote = tmp_path / "remote"  # a shard's object there (the largest): one byte flipped
+    ours = tmp_path / "clone"  # a clone whose remote is a copy, to damage
+    shutil.copytree(clone, ours, symlinks=True)
+    remote = tmp_path / "remote"
+    shutil.copytree(clone.parent / "remote", remote)
+    sh(ours, "dvc", "remote", "modify", "local", "url", str(remote))
+    sh(ours, "git", "commit", "-qam", "our remote")
+    store = open_store(ours, rev="HEAD", cache=tmp_path / "cache")
+    # a shard's object there (the largest): one byte flipped
     objects = [p for p in remote.rglob("*") if p.is_file() and p.stat().st_size > 100_000]
     target = max(objects, key=lambda p: p.stat().st_size)
     data = bytearray(target.read_bytes())
