@@ -72,3 +72,33 @@ def test_push_to_s3_and_a_fresh_clone_pulls_from_it(repo, tmp_path, s3_server, l
     with ImageStore(store_path) as store:
         assert {key: store.get(key) for key in store} == content
     assert "are in sync" in sh(teammate, "dvc", "status", "--cloud").stdout
+
+
+def test_ranks_stream_their_shards_from_s3_without_a_checkout(repo, tmp_path, s3_server):
+    from imageshelf.dataset import ImageDataset, shards_for_rank
+    from imageshelf.remote import open_store
+
+    endpoint, client = s3_server
+    use_s3(repo, endpoint)
+    sharded_params(repo, shard_mb=1)
+    content = big_images(0, 160)  # about 3 MB: three or four shards
+    packed(repo, content, "dataset on S3, sharded")
+    sh(repo, "dvc", "push")
+    listed = client.list_objects_v2(Bucket="datasets", Prefix="image-store/")["Contents"]
+    on_s3 = {obj["Key"]: obj["Size"] for obj in listed}
+    clone = tmp_path / "clone"  # git only: no DVC data here
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    read = {}
+    for rank in range(2):  # each rank with a cache of its own, smaller than the dataset
+        store = open_store(
+            clone, rev="HEAD", cache=tmp_path / f"cache{rank}", cache_limit=1_500_000
+        )
+        mine = shards_for_rank(store, rank, 2)
+        dataset = ImageDataset(store, shards=mine)
+        for i in range(len(dataset)):
+            data, meta = dataset[i]
+            read[meta["key"]] = data
+        md5s = [store.source.fs.info(f"data/images/{name}")["md5"] for name in mine]
+        sizes = [on_s3[f"image-store/files/md5/{m[:2]}/{m[2:]}"] for m in md5s]
+        assert sum(sizes) <= store.source.fetched <= 1.1 * sum(sizes)  # its shards, once
+    assert read == content
