@@ -231,10 +231,11 @@ def open_store(
     cache: str | os.PathLike[str] | None = None,
     cache_limit: int | None = None,
 ) -> ImageStore:
-    """The store at `path` in revision `rev` (None: the default branch's head) of the
+    """The store at `path` in revision `rev` (default HEAD: the default branch's head) of the
     DVC repository `repo` (a URL or a path), read without a checkout; `path` None:
     `data/images` (sharded), else `data/images.lmdb`. RemoteError if it cannot be read."""
-    source = Source(os.fspath(repo), rev, Path(cache or default_cache()), cache_limit)
+    # HEAD, not None: DVC reads a local repository's workspace when given no revision
+    source = Source(os.fspath(repo), rev or "HEAD", Path(cache or default_cache()), cache_limit)
     if path is None:
         found = source._call(lambda: source.fs.exists("data/images"), "data/images")
         path = "data/images" if found else "data/images.lmdb"

@@ -1,0 +1,186 @@
+"""Beyond one machine, measured side by side: reading a version from the DVC remote
+without a checkout, and reading the store with Ray.
+
+    python benchmarks/stream.py --images 5000      # what `make bench` runs
+
+Builds a sharded project of N photo-like JPEGs (about 20 KB each) in 10 shards, pushes
+it to a local remote, then, for rank 0 of 2:
+- time to the first batch of 64 in a fresh process from an empty cache
+  (`imageshelf.remote.open_store` + ImageDataset + ShardSampler), against a fresh clone's
+  `dvc pull` of the index and the rank's shards, then the first batch read locally;
+- steady throughput over the rank's images once the cache is warm, against the same
+  shards read from the pulled files;
+- Ray Data (`read_store`, 2 CPUs) reading every image and key, against one process
+  reading the same with the library.
+Results go to benchmarks/results-stream.md.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scale  # noqa: E402
+from bench import PROJECT, Row, machine, table  # noqa: E402
+
+FIRST_BATCH = """
+import sys, time
+start = time.perf_counter()
+from imageshelf.dataset import ImageDataset, ShardSampler, shards_for_rank
+{open}
+mine = shards_for_rank(store, 0, 2)
+dataset = ImageDataset(store, shards=mine)
+sampler = ShardSampler(dataset, num_replicas=2, rank=0, seed=1)
+order = iter(sampler)
+batch = [dataset[next(order)] for _ in range(64)]
+first = time.perf_counter() - start
+for index in order:  # the rest of the epoch, to warm the cache
+    dataset[index]
+steady = time.perf_counter()
+count = 0
+for index in sampler:
+    dataset[index]
+    count += 1
+print(first, count / (time.perf_counter() - steady))
+"""
+REMOTE = (
+    "from imageshelf.remote import open_store\nstore = open_store(sys.argv[1], cache=sys.argv[2])"
+)
+LOCAL = "from imageshelf import ImageStore\nstore = ImageStore(sys.argv[1])"
+
+RAY = """
+import io, sys, time
+import ray
+from PIL import Image
+from imageshelf.ray import read_store
+from imageshelf.query import rows
+from imageshelf.store import ImageStore
+
+def mean(data):  # the work per image: decode it, reduce it
+    with Image.open(io.BytesIO(data)) as im:
+        return sum(im.convert("L").resize((32, 32)).getdata()) / 1024
+
+def means(batch):
+    return {"key": batch["key"], "mean": [mean(d) for d in batch["image"]]}
+
+path = sys.argv[1]
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+read_store(path, columns=["key"]).materialize()  # workers started, code shipped
+start = time.perf_counter()
+ds = read_store(path, columns=["key", "image"]).materialize()
+ray_read = time.perf_counter() - start
+assert ds.count() == len(ImageStore(path))
+start = time.perf_counter()
+read_store(path, columns=["key", "image"]).map_batches(means, batch_size=64).materialize()
+ray_decode = time.perf_counter() - start
+store = ImageStore(path)
+start = time.perf_counter()
+every = [r for p in store.parts for r in rows(store.part(p.name), None, ["key", "image"])]
+one_read = time.perf_counter() - start
+start = time.perf_counter()
+for p in store.parts:
+    [mean(r["image"]) for r in rows(store.part(p.name), None, ["key", "image"])]
+one_decode = time.perf_counter() - start
+print(ray_read, one_read, ray_decode, one_decode)
+ray.shutdown()
+"""
+
+
+def python(code: str, *args: str, cwd: Path) -> list[float]:
+    """What a fresh process running `code` prints last: its numbers."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=scale.ENV, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise click.ClickException(out.stderr[-2000:])
+    return [float(v) for v in out.stdout.strip().splitlines()[-1].split()]
+
+
+def build(work: Path, count: int) -> tuple[Path, int]:
+    """A sharded project of `count` photos in 10 shards, pushed; its repository."""
+    root = scale.project(work / "repo", work / "remote")
+    total = scale.make(root / "data" / "incoming", 0, count, kind="photo")
+    shard_mb = max(1, -(-total // 10 // 1_000_000))  # ten shards, give or take
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("shard_mb: 1024", f"shard_mb: {shard_mb}"))
+    scale.sh(root, sys.executable, "-m", "dvc", "repro")
+    scale.commit(root, "built")
+    scale.sh(root, sys.executable, "-m", "dvc", "push")
+    return root, len(list((root / "data" / "images").glob("shard-*.lmdb")))
+
+
+def measure(work: Path, count: int) -> list[Row]:
+    root, shards = build(work, count)
+    click.echo(f"{count:,} images in {shards} shards, pushed")
+    remote_first, remote_rate = python(
+        FIRST_BATCH.format(open=REMOTE), str(root), str(work / "cache"), cwd=work
+    )
+    clone = work / "clone"
+    start = time.perf_counter()
+    scale.sh(work, "git", "clone", "-q", str(root), str(clone))
+    dvc = [sys.executable, "-m", "dvc"]
+    scale.sh(clone, *dvc, "pull", "-q", "data/images/index.json")
+    mine = subprocess.run(
+        [sys.executable, "-m", "imageshelf", "shards", "--store", "data/images", "--rank", "0",
+         "--world-size", "2"],
+        cwd=clone, env=scale.ENV, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    scale.sh(clone, *dvc, "pull", "-q", *mine)
+    pulled = time.perf_counter() - start
+    local_first, local_rate = python(FIRST_BATCH.format(open=LOCAL), "data/images", cwd=clone)
+    ray_read, one_read, ray_decode, one_decode = python(
+        RAY, str(root / "data" / "images"), cwd=work
+    )
+    n = f"{count:,} images, {shards} shards"
+    return [
+        Row("stream", f"first batch of 64, rank 0 of 2, empty cache ({n})", remote_first,
+            "git clone + dvc pull of the rank's shards, then the first batch",
+            pulled + local_first, 5.0),
+        Row("stream", "steady reads once the cache is warm (s per 1,000 images)",
+            1000 / remote_rate, "the same shards pulled, read locally", 1000 / local_rate, 0.8),
+        Row("stream", f"Ray Data, 2 CPUs: every key and image ({n})", ray_read,
+            "one process reading the same", one_read, 1.5),
+        Row("stream", "Ray Data, 2 CPUs: every image read, decoded and reduced", ray_decode,
+            "one process doing the same", one_decode, 1.5),
+    ]  # fmt: skip
+
+
+@click.command()
+@click.option("--images", "count", default=5000, show_default=True, help="Images to build.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=PROJECT / "benchmarks" / "results-stream.md",
+    show_default=True,
+)
+def main(count: int, out: Path) -> None:
+    """Time streaming from the remote and Ray against pulling and one process."""
+    work = Path(tempfile.mkdtemp(prefix="imageshelf-stream-bench-"))
+    try:
+        rows = measure(work, count)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = [
+        "# Beyond one machine: streaming from the remote, and Ray",
+        "",
+        f"`python benchmarks/stream.py --images {count}` (what `make bench` runs).",
+        "Ratio = theirs / ours: above 1, ours is faster.",
+        "",
+        *machine(),
+        "",
+        *table(rows),
+        "",
+    ]
+    out.write_text("\n".join(lines))
+    click.echo("\n".join(table(rows)))
+
+
+if __name__ == "__main__":
+    main()
