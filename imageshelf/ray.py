@@ -106,7 +106,9 @@ def read_store(
     part; `read_args` go to `ray.data.read_datasource`. `store`: a path or an
     ImageStore; or, with `repo` (and `rev`), the store in that DVC repository, each task
     fetching its shard (imageshelf.remote)."""
-    return read_datasource(
-        StoreDatasource(store_of(store, repo, rev, cache_limit), where, list(columns)),
-        **read_args,
-    )
+    source = StoreDatasource(store_of(store, repo, rev, cache_limit), where, list(columns))
+    # One block per part: Ray would otherwise split each task's output into more blocks,
+    # which keeps it from fusing the read with the map that follows (measured: 2.9 s
+    # against 2.25 s for 5,000 images decoded on 2 CPUs).
+    read_args.setdefault("override_num_blocks", max(1, len(source.parts)))
+    return read_datasource(source, **read_args)
