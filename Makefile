@@ -46,7 +46,8 @@ browser:
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m imageshelf demo
 
-# Side-by-side timings; writes benchmarks/results.md (and results-view.md, the viewer's).
+# Side-by-side timings; writes benchmarks/results.md (and results-view.md, the viewer's;
+# results-stream.md, streaming from the remote and Ray).
 # IMAGES=2000 for a quick look.
 # The peers (Lance, Hugging Face datasets, litdata) run in an environment of their own,
 # and MDS in another (its pins conflict with theirs).
@@ -56,6 +57,7 @@ MDS    := .venv-mds
 bench: setup-test $(PEERS)/.installed $(MDS)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench.py --images $(IMAGES)
 	$(BIN)/python benchmarks/view.py --images 100000  # the viewer: benchmarks/results-view.md
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/stream.py  # results-stream.md
 
 $(PEERS)/.installed: benchmarks/peers-requirements.txt
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from imageshelf.store import StoreError
 
-from conftest import big_images, command_line, commit, make_repo, put, sh, sharded_params
+from conftest import PROJECT, big_images, command_line, commit, make_repo, put, sh, sharded_params
 
 RANK = """
 import hashlib, json, sys
@@ -46,7 +47,8 @@ def published(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
     repo = make_repo(tmp_path)
     sharded_params(repo, shard_mb=1)
     images = big_images(0, 520)
-    put(repo / "data" / "incoming", images)
+    labels = "".join(f"{key},{['cat', 'dog'][i % 2]}\n" for i, key in enumerate(sorted(images)))
+    put(repo / "data" / "incoming", {**images, "labels.csv": "path,label\n" + labels})
     sh(repo, "dvc", "repro")
     commit(repo, "ten shards")
     sh(repo, "dvc", "push")
@@ -165,3 +167,22 @@ def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, t
         for part in store.parts:
             store.part(part.name)
     assert "\n" not in str(caught.value)
+
+
+def test_the_readmes_many_machines_recipe_runs_as_written(published, tmp_path):
+    """In a clone with nothing but git: the streaming recipe's first batch, then Ray."""
+    clone, _images = published
+    section = (PROJECT / "README.md").read_text().split("## Many machines", 1)[1]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "example.py").write_text(example)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "example.py")],
+        cwd=clone,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg"), "PYTHONPATH": str(PROJECT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, count = result.stdout.strip().splitlines()[-2:]
+    assert first.startswith("16 set0/") and count == "260"  # a batch; the cats, on Ray
