@@ -3,10 +3,15 @@ and stopped after. DVC talks to it through dvc-s3, exactly as to AWS or MinIO.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import socket
+import subprocess
+import sys
 
 import pytest
+from test_remote import RANK
 
 from imageshelf.store import ImageStore
 
@@ -75,9 +80,6 @@ def test_push_to_s3_and_a_fresh_clone_pulls_from_it(repo, tmp_path, s3_server, l
 
 
 def test_ranks_stream_their_shards_from_s3_without_a_checkout(repo, tmp_path, s3_server):
-    from imageshelf.dataset import ImageDataset, shards_for_rank
-    from imageshelf.remote import open_store
-
     endpoint, client = s3_server
     use_s3(repo, endpoint)
     sharded_params(repo, shard_mb=1)
@@ -89,16 +91,15 @@ def test_ranks_stream_their_shards_from_s3_without_a_checkout(repo, tmp_path, s3
     clone = tmp_path / "clone"  # git only: no DVC data here
     sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     read = {}
-    for rank in range(2):  # each rank with a cache of its own, smaller than the dataset
-        store = open_store(
-            clone, rev="HEAD", cache=tmp_path / f"cache{rank}", cache_limit=1_500_000
+    for rank in range(2):  # separate processes, each with a cache smaller than the dataset
+        args = [str(clone), str(rank), str(tmp_path / f"cache{rank}"), "1500000"]
+        out = subprocess.run(
+            [sys.executable, "-c", RANK, *args], capture_output=True, text=True, timeout=300
         )
-        mine = shards_for_rank(store, rank, 2)
-        dataset = ImageDataset(store, shards=mine)
-        for i in range(len(dataset)):
-            data, meta = dataset[i]
-            read[meta["key"]] = data
-        md5s = [store.source.fs.info(f"data/images/{name}")["md5"] for name in mine]
-        sizes = [on_s3[f"image-store/files/md5/{m[:2]}/{m[2:]}"] for m in md5s]
-        assert sum(sizes) <= store.source.fetched <= 1.1 * sum(sizes)  # its shards, once
-    assert read == content
+        assert out.returncode == 0, out.stderr[-2000:]
+        result = json.loads(out.stdout.splitlines()[-1])
+        sizes = [on_s3[f"image-store/files/md5/{m[:2]}/{m[2:]}"] for m in result["md5s"]]
+        assert sum(sizes) <= result["fetched"] <= 1.1 * sum(sizes)  # its shards, once
+        assert result["before"] == 0
+        read.update(result["read"])
+    assert read == {k: hashlib.sha256(v).hexdigest() for k, v in content.items()}
