@@ -4,10 +4,12 @@ without a checkout, and reading the store with Ray.
     python benchmarks/stream.py --images 10000     # what `make bench` runs
 
 Builds a sharded project of N photo-like JPEGs (about 20 KB each) in 10 shards, pushes
-it to a local remote, then, for rank 0 of 2:
+it to a local remote and to S3 on loopback (moto's server, as the tests use), then, for
+rank 0 of 2:
 - time to the first batch of 64 in a fresh process from an empty cache
   (`imageshelf.remote.open_store` + ImageDataset + ShardSampler), against a fresh clone's
-  `dvc pull` of the index and the rank's shards, then the first batch read locally;
+  `dvc pull` of the index and the rank's shards, then the first batch read locally, from
+  each remote;
 - steady throughput over the rank's images once the cache is warm, against the same
   shards read from the pulled files;
 - Ray Data (`read_store`, 2 CPUs) reading every image and key, against one process
@@ -17,12 +19,16 @@ Results go to benchmarks/results-stream.md.
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,6 +63,11 @@ REMOTE = (
     "from imageshelf.remote import open_store\nstore = open_store(sys.argv[1], cache=sys.argv[2])"
 )
 LOCAL = "from imageshelf import ImageStore\nstore = ImageStore(sys.argv[1])"
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 RAY = """
 import io, sys, time
@@ -127,13 +138,13 @@ def build(work: Path, count: int) -> tuple[Path, int]:
     return root, len(list((root / "data" / "images").glob("shard-*.lmdb")))
 
 
-def measure(work: Path, count: int) -> list[Row]:
-    root, shards = build(work, count)
-    click.echo(f"{count:,} images in {shards} shards, pushed")
+def first_batches(work: Path, root: Path, name: str) -> tuple[float, float, float, float]:
+    """(ours: first batch, warm rate; theirs: pull + first batch, local rate) for rank 0,
+    from the repository's default remote, with an empty cache and a fresh clone."""
     remote_first, remote_rate = python(
-        FIRST_BATCH.format(open=REMOTE), str(root), str(work / "cache"), cwd=work
+        FIRST_BATCH.format(open=REMOTE), str(root), str(work / f"cache-{name}"), cwd=work
     )
-    clone = work / "clone"
+    clone = work / f"clone-{name}"
     start = time.perf_counter()
     scale.sh(work, "git", "clone", "-q", str(root), str(clone))
     dvc = [sys.executable, "-m", "dvc"]
@@ -146,14 +157,56 @@ def measure(work: Path, count: int) -> list[Row]:
     scale.sh(clone, *dvc, "pull", "-q", *mine)
     pulled = time.perf_counter() - start
     local_first, local_rate = python(FIRST_BATCH.format(open=LOCAL), "data/images", cwd=clone)
+    return remote_first, remote_rate, pulled + local_first, local_rate
+
+
+def on_s3(root: Path) -> Any:
+    """Make an S3 server on loopback (moto's, as the tests use) the repository's default
+    remote, and push there; the server, to stop."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for name, value in CREDENTIALS.items():
+        os.environ[name] = value
+        scale.ENV[name] = value
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+        Bucket="datasets"
+    )
+    dvc = [sys.executable, "-m", "dvc"]
+    scale.sh(root, *dvc, "remote", "add", "-f", "-d", "s3", "s3://datasets/store")
+    scale.sh(root, *dvc, "remote", "modify", "s3", "endpointurl", endpoint)
+    scale.commit(root, "the S3 remote")
+    scale.sh(root, *dvc, "push", "-q")
+    return server
+
+
+def measure(work: Path, count: int) -> list[Row]:
+    root, shards = build(work, count)
+    click.echo(f"{count:,} images in {shards} shards, pushed")
+    local = first_batches(work, root, "local")
+    server = on_s3(root)
+    try:
+        s3 = first_batches(work, root, "s3")
+    finally:
+        server.stop()
     ray_read, one_read, ray_decode, one_decode, ray_tasks = python(
         RAY, str(root / "data" / "images"), cwd=work
     )
     n = f"{count:,} images, {shards} shards"
+    against = "git clone + dvc pull of the rank's shards, then the first batch"
+    _, remote_rate, _, local_rate = local
     return [
-        Row("stream", f"first batch of 64, rank 0 of 2, empty cache ({n})", remote_first,
-            "git clone + dvc pull of the rank's shards, then the first batch",
-            pulled + local_first, 5.0),
+        Row("stream", f"first batch of 64, rank 0 of 2, empty cache, S3 on loopback ({n})",
+            s3[0], against, s3[2], 5.0),
+        Row("stream", "same, the remote a local folder (pull at disk speed)",
+            local[0], against, local[2], 5.0),
         Row("stream", "steady reads once the cache is warm (s per 1,000 images)",
             1000 / remote_rate, "the same shards pulled, read locally", 1000 / local_rate, 0.8),
         Row("stream", f"Ray Data, 2 CPUs: every key and image ({n})", ray_read,
