@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -778,6 +779,20 @@ def machine() -> list[str]:
         f"- dvc {dvc.version.__version__}, py-lmdb {lmdb.__version__} (LMDB "
         f"{'.'.join(map(str, lmdb.version()))}), Pillow {PIL.__version__}",
     ]
+
+
+def run_and_report(
+    prefix: str, measure: Callable[[Path], list[Row]], out: Path, heading: list[str]
+) -> None:
+    """Measure in a temporary folder (removed after), then write `out`: the heading, the
+    machine, the table; and print the table."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        rows = measure(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out.write_text("\n".join([*heading, "", *machine(), "", *table(rows), ""]))
+    click.echo("\n".join(table(rows)))
 
 
 def table(rows: list[Row]) -> list[str]:

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ import click
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scale  # noqa: E402
-from bench import PROJECT, Row, machine, table  # noqa: E402
+from bench import PROJECT, Row, run_and_report  # noqa: E402
 
 FIRST_BATCH = """
 import sys, time
@@ -228,24 +226,17 @@ def measure(work: Path, count: int) -> list[Row]:
 )
 def main(count: int, out: Path) -> None:
     """Time streaming from the remote and Ray against pulling and one process."""
-    work = Path(tempfile.mkdtemp(prefix="imageshelf-stream-bench-"))
-    try:
-        rows = measure(work, count)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    lines = [
-        "# Beyond one machine: streaming from the remote, and Ray",
-        "",
-        f"`python benchmarks/stream.py --images {count}` (what `make bench` runs).",
-        "Ratio = theirs / ours: above 1, ours is faster.",
-        "",
-        *machine(),
-        "",
-        *table(rows),
-        "",
-    ]
-    out.write_text("\n".join(lines))
-    click.echo("\n".join(table(rows)))
+    run_and_report(
+        "imageshelf-stream-bench-",
+        lambda work: measure(work, count),
+        out,
+        [
+            "# Beyond one machine: streaming from the remote, and Ray",
+            "",
+            f"`python benchmarks/stream.py --images {count}` (what `make bench` runs).",
+            "Ratio = theirs / ours: above 1, ours is faster.",
+        ],
+    )
 
 
 if __name__ == "__main__":
