@@ -378,7 +378,7 @@ def test_a_store_replaced_while_viewing_shows_on_the_next_page(tmp_path):
 
 
 def test_shapes_are_read_from_every_layout_and_bad_values_are_counted_not_drawn():
-    from imageshelf.viewer.shapes import drawing
+    from imageshelf.viewer.shapes import categories, drawing
 
     hf = drawing({"objects": {"bbox": [[1, 2, 3, 4], [5, 6, 7, 8]], "category": ["a", "b"]}})
     assert [(s.kind, s.category, s.box) for s in hf.shapes] == [
@@ -399,3 +399,6 @@ def test_shapes_are_read_from_every_layout_and_bad_values_are_counted_not_drawn(
     )
     assert bad.shapes == [] and bad.skipped == 4
     assert drawing({"objects": "not a list", "label": "cat"}).shapes == []
+    # a detection dataset's tile is captioned with its objects' categories
+    coco = {"objects": [{"category": "dog"}, {"category": "cat"}, {"category": "dog"}]}
+    assert categories(coco) == ["dog", "cat"]

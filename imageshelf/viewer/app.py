@@ -16,7 +16,7 @@ from ..query import QueryError
 from ..store import ImageStore, Record, StoreError
 from ..versions import VersionError
 from . import gallery
-from .shapes import drawing
+from .shapes import categories, drawing
 from .sources import WORKSPACE, Versions, ViewError, check_revision
 from .thumbs import BROWSER_TYPES, UNKNOWN_TILE, NotAnImageError, Thumbnails
 
@@ -137,12 +137,13 @@ def _record(store: ImageStore, key: str) -> Record:
 
 
 def shown(record: Record) -> str:
-    """The text under a thumbnail: its label (or text, category), else nothing."""
+    """The text under a thumbnail: its label (or text, category), else the categories of
+    its objects (a detection dataset has no label), else nothing."""
     for name in FIELDS_SHOWN:
         value = record.metadata.get(name)
         if value is not None:
             return str(value)
-    return ""
+    return ", ".join(categories(record.metadata))
 
 
 def _routes(app: Flask) -> None:

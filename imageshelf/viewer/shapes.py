@@ -123,3 +123,9 @@ def drawing(metadata: dict[str, Any]) -> Drawing:
             elif points:
                 out.shapes.append(Shape(kind, name, colour, points))
     return out
+
+
+def categories(metadata: dict[str, Any]) -> list[str]:
+    """The categories of an image's objects, each once, in the order they come."""
+    names = (_name(obj) for obj in _objects(metadata) if isinstance(obj, dict))
+    return [name for name in dict.fromkeys(names) if name]
