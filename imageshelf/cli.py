@@ -22,7 +22,7 @@ from .commands import (
 )
 from .params import PackParams, load_params
 from .progress import Progress, bar, per_item
-from .query import QueryError, parse_condition, select
+from .query import QueryError, check_store_fields, parse_condition, select
 from .store import ImageStore, Record
 
 
@@ -121,7 +121,8 @@ def _matching(store: ImageStore, conditions: list[str]) -> Iterator[Record]:
     """The records matching `conditions`, in key order, part by part through
     `part_records`: a store read from a remote answers from its catalog, no shard
     fetched."""
-    streams = [select(store.part_records(p.name), conditions) for p in store.parts]
+    check_store_fields(store, conditions)  # once: a field only newer shards hold is no typo
+    streams = [select(store.part_records(p.name), conditions, check=False) for p in store.parts]
     return heapq.merge(*streams, key=lambda record: record.key)
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .decoding import DecodeCostError, check_decode_cost
-from .query import Where, select
+from .query import Where, check_store_fields, select
 from .store import ImageStore, StoreFile
 
 
@@ -106,10 +106,11 @@ class ImageDataset:
         self.shard_starts: list[int] = []
         self.keys: list[str] = []
         labels: set[Any] = set()
+        check_store_fields(self.store, conditions)  # once, over every part
         for name in names:
             self.shard_names.append(name)
             self.shard_starts.append(len(self.keys))
-            for record in select(self.store.part_records(name), conditions, filter):
+            for record in select(self.store.part_records(name), conditions, filter, check=False):
                 self.keys.append(record.key)
                 label = record.metadata.get("label")
                 if label is not None and not isinstance(label, list | dict):

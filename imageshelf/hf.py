@@ -17,8 +17,8 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .query import Where, check_fields, field_names, rows
-from .remote import AllRecords, store_of
+from .query import Where, check_store_fields, rows
+from .remote import store_of
 from .store import ImageStore
 
 
@@ -26,7 +26,7 @@ def _generate(
     store: ImageStore, shards: list[str], where: Where, columns: tuple[str, ...]
 ) -> Iterator[Any]:
     for name in shards:
-        yield from rows(store.part(name), where, columns)
+        yield from rows(store.part(name), where, columns, check=False)
 
 
 def iterable_dataset(
@@ -44,7 +44,7 @@ def iterable_dataset(
     from datasets import IterableDataset
 
     opened = store_of(store, repo, rev, cache_limit)
-    check_fields(AllRecords(opened), field_names(where))  # type: ignore[arg-type]
+    check_store_fields(opened, where)
     shards = [part.name for part in opened.parts]
     # datasets shards every list among gen_kwargs: only `shards` may be one.
     where = tuple(where) if isinstance(where, list) else where

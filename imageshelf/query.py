@@ -252,6 +252,24 @@ def check_fields(store: ImageStore | StoreFile, names: Iterable[str]) -> None:
     raise QueryError(f"no image has a field {name!r}; the fields are: {fields}")
 
 
+class _EveryPart:
+    """A store's records part after part, as `part_records` gives them (a store read
+    from a remote: from its catalog, no shard fetched)."""
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+
+    def raw_records(self) -> Iterator[tuple[str, bytes]]:
+        for part in self.store.parts:
+            yield from self.store.part_records(part.name).raw_records()
+
+
+def check_store_fields(store: ImageStore, where: Where) -> None:
+    """check_fields over every part of `store`: once, for a caller that then selects
+    its parts one at a time with check=False."""
+    check_fields(_EveryPart(store), field_names(where))  # type: ignore[arg-type]
+
+
 def index_lookups(where: Where) -> Iterator[tuple[str, list[str]]]:
     """The conditions of `where` a field index can answer, as (field, texts): equalities
     whose every alternative only text can equal (`label=rose,tulip`). The records an
@@ -298,14 +316,18 @@ def select(
     predicate: Callable[[dict[str, Any]], bool] | None = None,
     after: str | None = None,
     before: str | None = None,
+    check: bool = True,
 ) -> Iterator[Record]:
     """Records of `store` matching `where` (and `predicate`, given the image's fields),
     in key order; with `after`, only those whose key sorts after it (the next page);
     with `before`, those whose key sorts before it, nearest first.
     Reads records only, never image bytes. A field no image has is a QueryError, as is
-    comparing a number field with a value that is not a number."""
+    comparing a number field with a value that is not a number. A caller that selects
+    a store part by part checks the fields once over all of them (`check_store_fields`)
+    and passes check=False: a field that only newer shards hold is no typo."""
     test, literals = compile_where(where)
-    check_fields(store, field_names(where))
+    if check:
+        check_fields(store, field_names(where))
     groups = [[literal.encode("utf-8") for literal in group] for group in literals]
     found = None
     for name, texts in index_lookups(where):
@@ -331,7 +353,10 @@ def select(
 
 
 def rows(
-    store: ImageStore | StoreFile, where: Where = None, columns: Iterable[str] = ("key", "image")
+    store: ImageStore | StoreFile,
+    where: Where = None,
+    columns: Iterable[str] = ("key", "image"),
+    check: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """One dict per record matching `where`, in key order, holding `columns`: `key`,
     `image` (the original bytes, read only if named), any of the store's own fields
@@ -339,7 +364,7 @@ def rows(
     image lacks one). What the Ray and Hugging Face readers give, a part at a time."""
     names = list(columns)
     bytes_wanted = "image" in names
-    for record in select(store, where):
+    for record in select(store, where, check=check):
         fields = record.fields()
         row = {name: fields.get(name) for name in names if name != "image"}
         if bytes_wanted:

@@ -25,8 +25,8 @@ from ray.data import Dataset, read_datasource
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from .query import Where, check_fields, field_names, rows
-from .remote import AllRecords, store_of
+from .query import Where, check_store_fields, rows
+from .remote import store_of
 from .store import ImageStore
 
 BLOCK_ROWS = 1024  # rows per Arrow table a task yields
@@ -40,7 +40,7 @@ class StoreDatasource(Datasource):
         self.store = store if isinstance(store, ImageStore) else ImageStore(store)
         self.where, self.columns = where, list(columns)
         # A field no image has is said here, at once, not in a task on the cluster.
-        check_fields(AllRecords(self.store), field_names(where))  # type: ignore[arg-type]
+        check_store_fields(self.store, where)
         self.parts = self.store.parts
 
     def estimate_inmemory_data_size(self) -> int | None:
@@ -62,7 +62,7 @@ def _read_part(
     store: ImageStore, name: str, where: Where, columns: list[str]
 ) -> Iterator[pa.Table]:
     batch: list[dict[str, Any]] = []
-    for row in rows(store.part(name), where, columns):
+    for row in rows(store.part(name), where, columns, check=False):
         batch.append(row)
         if len(batch) == BLOCK_ROWS:
             yield _table(batch, columns)

@@ -250,18 +250,6 @@ def open_store(
     return RemoteStore(folder, source, path)
 
 
-class AllRecords:
-    """Every part's records, one part after another, as check_fields reads them (from
-    the catalog, for a store read from a remote: no shard fetched)."""
-
-    def __init__(self, store: ImageStore) -> None:
-        self.store = store
-
-    def raw_records(self) -> Iterator[tuple[str, bytes]]:
-        for part in self.store.parts:
-            yield from self.store.part_records(part.name).raw_records()
-
-
 def store_of(
     store: str | os.PathLike[str] | ImageStore | None,
     repo: str | os.PathLike[str] | None,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from imageshelf.dataset import ImageDataset, ShardSampler, collate, shards_for_rank
+from imageshelf.query import QueryError
 from imageshelf.stages.validate import validate_store
 from imageshelf.store import ImageStore, StoreError
 from imageshelf.store.writer import Item, rebuild, write_sharded
@@ -401,3 +402,16 @@ def test_a_layout_that_does_not_match_its_store_is_a_one_line_error(workspace, l
     result = stage("pack")
     assert result.exit_code == 1 and says in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_field_only_newer_shards_hold_filters_and_a_typo_is_still_refused(tmp_path):
+    folder = tmp_path / "shards"
+    write_sharded(folder, items_for(images(0, 5), {k: {"label": "x"} for k in images(0, 5)}))
+    newer = images(100, 5, "b")
+    write_sharded(folder, items_for(newer, {k: {"label": "y", "checked": True} for k in newer}))
+    assert len(ImageStore(folder).parts) == 2
+    assert sorted(ImageDataset(folder, where="checked=true").keys) == sorted(newer)
+    listed = sh(tmp_path, *command_line("ls", "--store", str(folder), "--where", "checked=true"))
+    assert sorted(line.split("\t")[-1] for line in listed.stdout.splitlines()) == sorted(newer)
+    with pytest.raises(QueryError, match="checkd"):
+        ImageDataset(folder, where="checkd=true")
