@@ -213,6 +213,20 @@ def test_a_diff_of_two_commits_shows_the_relabeled_image_with_both_labels(page, 
         page.goto(url + "image/" + fixed)
         assert "square" in page.inner_text("#metadata")
 
+    # What was fetched is deleted when the viewer stops, by Ctrl+C or by `kill` (SIGTERM).
+    scratch = repo.parent / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "XDG_CACHE_HOME": str(repo.parent / "cache")}
+    args = command_line("view", "--store", "data/images.lmdb", "--rev", "HEAD")
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert "serving at" in proc.stdout.readline()
+        assert [p.name[:16] for p in scratch.iterdir()] == ["imageshelf-view-"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    assert list(scratch.iterdir()) == []
+
 
 def get(url: str, method: str = "GET", host: str | None = None):
     request = urllib.request.Request(url, method=method)

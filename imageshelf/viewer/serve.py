@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import sys
 import webbrowser
@@ -90,14 +91,21 @@ def _placeholder(environ: object, start_response: object) -> list[bytes]:
 
 
 def serve(server: BaseWSGIServer, versions: Versions, address: str, open_browser: bool) -> None:
-    """Serve until interrupted; then close every version (fetched ones are deleted)."""
+    """Serve until interrupted (Ctrl+C, or SIGTERM from `kill` or a service manager);
+    then close every version (fetched ones are deleted)."""
     if open_browser:
         webbrowser.open(address)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()  # werkzeug's: returns on Ctrl+C
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
         versions.close()
     print("imageshelf view: stopped", file=sys.stderr)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -44,7 +44,7 @@ class Versions:
     def __init__(self, store_path: Path, catalog: Path = Path("data/catalog")) -> None:
         self.store_path = store_path
         self.catalog = catalog
-        self._scratch = Path(tempfile.mkdtemp(prefix="imageshelf-view-"))
+        self._scratch: Path | None = None  # made on the first revision fetched
         self._open: OrderedDict[str, tuple[ImageStore, ExitStack]] = OrderedDict()
         self._diffs: OrderedDict[tuple[object, ...], CatalogDiff] = OrderedDict()
         self._lock = threading.RLock()
@@ -92,6 +92,8 @@ class Versions:
                 )
             store = stack.enter_context(ImageStore(self.store_path))
         else:
+            if self._scratch is None:
+                self._scratch = Path(tempfile.mkdtemp(prefix="imageshelf-view-"))
             scratch = Path(tempfile.mkdtemp(dir=self._scratch))
             stack.callback(shutil.rmtree, scratch, True)
             store = stack.enter_context(store_at(name, self.store_path, scratch))
@@ -140,7 +142,9 @@ class Versions:
             for stack in self._retired:
                 stack.close()
             self._retired.clear()
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+                self._scratch = None
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
