@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .atomic import write_bytes
 from .errors import ShelfError
@@ -73,6 +74,24 @@ def read_manifest(path: str | os.PathLike[str]) -> Iterator[Record]:
 
 def parse_records(lines: Iterable[str | bytes], name: str = "manifest") -> Iterator[Record]:
     """Records from manifest lines (a file, or a stream fetched from a git revision)."""
+    for number, entry, _line in _entries(lines, name):
+        try:
+            yield Record.from_json(entry["key"], entry)
+        except DamagedRecordError as exc:
+            raise ManifestError(f"{name}: line {number}: {str(exc)[:200]}") from None
+
+
+def parse_raw_records(lines: Iterable[bytes], name: str = "catalog") -> Iterator[tuple[str, bytes]]:
+    """(key, the line) for each record of catalog lines, checked as JSON objects with a
+    key but not yet read as records: what a store part's raw_records gives, for a reader
+    that keeps only some of them (select reads the ones it keeps)."""
+    for _number, entry, line in _entries(lines, name):
+        yield entry["key"], line
+
+
+def _entries(lines: Iterable[str | bytes], name: str) -> Iterator[tuple[int, dict[str, Any], Any]]:
+    """(line number, JSON object, line) for each record line; the header and blank lines
+    skipped; a ManifestError naming the line for anything else."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -84,9 +103,9 @@ def parse_records(lines: Iterable[str | bytes], name: str = "manifest") -> Itera
                 continue  # the header line
             if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
                 raise ValueError("not a record with a key")
-            yield Record.from_json(entry["key"], entry)
         except UnicodeDecodeError:
             raise ManifestError(f"{name}: line {number}: not UTF-8 text") from None
-        except (ValueError, RecursionError, DamagedRecordError) as exc:
+        except (ValueError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise ManifestError(f"{name}: line {number}: {why[:200]}") from None
+        yield number, entry, line

@@ -35,7 +35,7 @@ from typing import Any
 
 from .atomic import write_bytes
 from .errors import ShelfError
-from .manifest import parse_records
+from .manifest import parse_raw_records
 from .store import ImageStore, StoreError
 from .store.index import INDEX_NAME
 
@@ -149,21 +149,24 @@ def _md5(path: str) -> str:
 
 class CatalogPart:
     """One part's records, read from the version's catalog: what a filter needs, with
-    no image bytes (and no shard) fetched."""
+    no image bytes (and no shard) fetched. The lines are kept as they are; select reads
+    as records only those it keeps."""
 
     def __init__(self, lines: bytes, name: str) -> None:
-        self.records = list(parse_records(lines.splitlines(), name))
+        self.records = list(parse_raw_records(lines.splitlines(), name))
 
     def raw_records(
         self, after: str | None = None, before: str | None = None
     ) -> Iterator[tuple[str, bytes]]:
+        if after is None and before is None:
+            yield from self.records
+            return
         chosen = [
-            r
-            for r in self.records
-            if (after is None or r.key > after) and (before is None or r.key < before)
+            (key, raw)
+            for key, raw in self.records
+            if (after is None or key > after) and (before is None or key < before)
         ]
-        for record in reversed(chosen) if before is not None else chosen:
-            yield record.key, record.encode()
+        yield from reversed(chosen) if before is not None else chosen
 
     def indexed_records(self, *_args: Any) -> None:
         return None  # no field index here: a filter scans these records

@@ -169,6 +169,31 @@ def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, t
     assert "\n" not in str(caught.value)
 
 
+def test_a_damaged_catalog_on_the_remote_is_said_in_one_line(published, tmp_path):
+    from imageshelf.dataset import ImageDataset
+    from imageshelf.errors import ShelfError
+    from imageshelf.remote import open_store
+
+    clone, _images = published
+    ours = tmp_path / "clone"  # a clone whose remote is a copy, to damage
+    shutil.copytree(clone, ours, symlinks=True)
+    remote = tmp_path / "remote"
+    shutil.copytree(clone.parent / "remote", remote)
+    sh(ours, "dvc", "remote", "modify", "local", "url", str(remote))
+    sh(ours, "git", "commit", "-qam", "our remote")
+    catalogs = [p for p in remote.rglob("*") if p.is_file() and b'"sha256"' in p.read_bytes()]
+    target = catalogs[0]
+    lines = target.read_bytes().splitlines()
+    target.chmod(0o644)
+    broken = {b"not json": "line 2", json.dumps({"key": "x.png", "meta": {}}).encode(): "x.png"}
+    for at, (line, said) in enumerate(broken.items()):
+        target.write_bytes(b"\n".join([lines[0], line, *lines[1:]]) + b"\n")
+        store = open_store(ours, rev="HEAD", cache=tmp_path / f"cache{at}")
+        with pytest.raises(ShelfError, match=re.escape(said)) as caught:
+            ImageDataset(store)
+        assert "\n" not in str(caught.value)
+
+
 def test_the_readmes_many_machines_recipe_runs_as_written(published, tmp_path):
     """In a clone with nothing but git: the streaming recipe's first batch, then Ray."""
     clone, _images = published
