@@ -609,7 +609,7 @@ def view_command(
     extra: pip install 'imageshelf[view]'.
     """
     try:
-        from .viewer.serve import is_loopback, serve, start
+        from .viewer.serve import is_loopback, serve, start, stop_on_sigterm
         from .viewer.thumbs import default_cache
     except ImportError as exc:
         raise click.ClickException(
@@ -623,6 +623,7 @@ def view_command(
             err=True,
         )
     say = lambda text: click.echo(text, err=True)  # noqa: E731
+    stop_on_sigterm()
     server, versions, address = start(
         store_path, rev, diff, host, port, cache or default_cache(), say
     )

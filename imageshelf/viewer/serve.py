@@ -95,16 +95,20 @@ def serve(server: BaseWSGIServer, versions: Versions, address: str, open_browser
     then close every version (fetched ones are deleted)."""
     if open_browser:
         webbrowser.open(address)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()  # werkzeug's: returns on Ctrl+C
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
         server.server_close()
         versions.close()
     print("imageshelf view: stopped", file=sys.stderr)
+
+
+def stop_on_sigterm() -> None:
+    """From here on, SIGTERM (`kill`, a service manager) stops this process as Ctrl+C
+    does, so that what the viewer fetched is deleted. Called before anything is opened."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _interrupt(signum: int, frame: object) -> None:
