@@ -145,5 +145,30 @@ def note_stored(parts: dict[str, str]) -> None:
             table.put_many(changed)
 
 
+class Probed:
+    """Read-only: the hash ingest took of each incoming file, while the file is as it
+    was then (validate's proof that a source file still holds the staged bytes)."""
+
+    def __init__(self) -> None:
+        self._table = cache.Table(NAME)
+
+    def __enter__(self) -> Probed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._table.close()
+
+    def sha256(self, rel: str, now: Fingerprint) -> str | None:
+        """The SHA-256 ingest found in `rel`, if its fingerprint is still `now`."""
+        raw = self._table.get_raw(rel)
+        if raw is None or not raw.startswith(b"[%d,%d,%d,%d," % now):
+            return None
+        try:
+            info = parse(raw).probe.info
+        except (ValueError, TypeError, IndexError):
+            return None  # a damaged entry proves nothing
+        return info.sha256 if info is not None else None
+
+
 def parse(raw: bytes) -> Entry:
     return Entry.from_json(orjson.loads(raw))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from conftest import make_image, put, report, stage
@@ -48,3 +49,24 @@ def test_a_source_changed_after_ingest_fails(workspace):
     result = stage("validate")
     assert result.exit_code == 1
     assert "a.png: source file changed after ingest" in result.stderr
+
+
+def test_a_source_as_ingest_hashed_it_is_not_read_again_but_full_reads_it(workspace):
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it hashed (cache.py)
+    packed({f"{i}.png": make_image(seed=i) for i in range(3)})
+    assert stage("validate").exit_code == 0
+    assert report("validate")["sources_unchanged"] == 3  # proven by fingerprint: not read
+    assert report("validate")["sources_checked"] == 0
+    # Changed in place with its size and mtime put back: only --full reads it.
+    source = INCOMING / "1.png"
+    before = source.stat()
+    data = bytearray(source.read_bytes())
+    data[-20] ^= 0xFF
+    with open(source, "r+b") as out:
+        out.write(bytes(data))
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert stage("validate").exit_code == 0
+    result = stage("validate", "--full")
+    assert result.exit_code == 1
+    assert "1.png: source file changed after ingest" in result.stderr
+    assert report("validate")["sources_checked"] == 3
