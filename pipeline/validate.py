@@ -33,8 +33,10 @@ from imageshelf.stages.validate import run
 @catalog_option
 @report_option("reports/validate.json")
 @click.option(
-    "--full", is_flag=True, help="Re-hash every part, also those proven before and unchanged since, and "
-    "read every staged image's source file, also those as ingest hashed them."
+    "--full",
+    is_flag=True,
+    help="Re-hash every part, also those proven before and unchanged since, and read "
+    "every staged image's source file, also those as ingest hashed them.",
 )
 def validate(
     store_path: Path,
