@@ -11,6 +11,7 @@ entry's first bytes without parsing it (`Seen.triage`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,6 +23,7 @@ from .store import ImageInfo
 
 NAME = "incoming.lmdb"
 META = "\0meta"  # the entry for what the others depend on: code version, limits
+REACH = "\0reach\0"  # + an annotation file's path: [its fingerprint, the images it spoke of]
 
 
 class Probe(NamedTuple):
@@ -97,11 +99,16 @@ class Seen:
         return self.meta is not None and self.meta.get("annotations") == notes
 
     def triage(
-        self, fingerprints: dict[str, Fingerprint], files: list[str], parts: set[str]
+        self,
+        fingerprints: dict[str, Fingerprint],
+        files: list[str],
+        parts: set[str],
+        touched: Collection[str] = (),
     ) -> tuple[set[str], dict[str, bytes]]:
-        """(the files unchanged since they were found stored in one of `parts`, the raw
-        entries of the other unchanged files). Told from each entry's first bytes: the
-        fingerprint, then the part's quoted digest (66 bytes)."""
+        """(the files unchanged since they were found stored in one of `parts`, but for
+        those a changed annotation file `touched`; the raw entries of the other unchanged
+        files). Told from each entry's first bytes: the fingerprint, then the part's
+        quoted digest (66 bytes)."""
         known: set[str] = set()
         unchanged: dict[str, bytes] = {}
         if self.meta is None:
@@ -113,19 +120,39 @@ class Seen:
             head = b"[%d,%d,%d,%d," % fingerprints[rel]
             if raw is None or not raw.startswith(head):
                 continue  # new or changed: probed again
-            if raw[len(head) : len(head) + 66] in stored:
+            if raw[len(head) : len(head) + 66] in stored and rel not in touched:
                 known.add(rel)
             else:
                 unchanged[rel] = raw
         return known, unchanged
 
-    def save(self, changed: dict[str, Entry], notes: list[Any], files: int) -> None:
-        """Write the changed entries, and the meta entry if anything changed."""
+    def annotation_files(self) -> dict[str, list[int]]:
+        """The annotation files of the last run: path -> fingerprint."""
+        return {rel: stamp for rel, stamp in (self.meta or {}).get("annotations") or []}
+
+    def reach(self, rel: str, stamp: list[int]) -> set[str] | None:
+        """The images annotation file `rel` gave fields to when its fingerprint was
+        `stamp`; None if that is not recorded."""
+        value = self._table.get(REACH + rel)
+        if not isinstance(value, list) or len(value) != 2 or value[0] != stamp:
+            return None
+        return set(value[1])
+
+    def save(
+        self,
+        changed: dict[str, Entry],
+        notes: list[Any],
+        files: int,
+        reach: dict[str, tuple[list[int], list[str]]] | None = None,
+    ) -> None:
+        """Write the changed entries, the reach of the annotation files read anew
+        (path -> (fingerprint, images)), and the meta entry if anything changed."""
         meta: dict[str, Any] = {"version": __version__, "params": self.limits}
         meta.update(annotations=notes, files=files)
-        if not changed and self.meta == meta:
+        if not changed and not reach and self.meta == meta:
             return
         items: dict[str, Any] = {rel: entry.to_json() for rel, entry in changed.items()}
+        items.update({REACH + rel: list(value) for rel, value in (reach or {}).items()})
         items[META] = meta
         self._table.put_many(items, drop=self.meta is None)
 

@@ -131,6 +131,49 @@ def test_the_label_files_of_images_already_stored_are_not_read_again(workspace):
     ]
 
 
+def test_a_changed_label_table_looks_up_only_the_images_it_speaks_of(workspace):
+    """Originals kept, a label table per batch, sharded: a new batch's table, a removed
+    table or a changed one sends only its own images to the store for a look-up; a file
+    that gives meaning to others (here a COCO file) sends every image, as before."""
+    from conftest import report, stage
+
+    (workspace / ".dvc").mkdir()  # ingest keeps what it learned in .dvc/tmp
+    sharded_params(workspace)
+    incoming = workspace / "data" / "incoming"
+
+    def batch(name: str, first: int, count: int, label: str) -> dict[str, bytes | str]:
+        files: dict[str, bytes | str] = {
+            f"{name}/{i}.png": make_image("PNG", (8, 8), seed=i)
+            for i in range(first, first + count)
+        }
+        rows = "".join(f"{i}.png,{label}\n" for i in range(first, first + count))
+        return {**files, f"{name}/labels.csv": "path,label\n" + rows}
+
+    def ingest_and_pack() -> tuple[int, int]:
+        assert stage("ingest").exit_code == 0
+        seen = report("ingest")
+        assert stage("pack").exit_code == 0
+        return seen["staged"], seen["looked_up"]
+
+    put(incoming, {**batch("a", 0, 6, "cat"), **batch("b", 6, 4, "dog")})
+    ingest_and_pack()
+    put(incoming, batch("c", 10, 3, "bird"))
+    assert ingest_and_pack() == (3, 3)  # staged, looked up: only the new batch
+
+    (incoming / "b" / "labels.csv").unlink()  # a removal never takes labels away
+    assert ingest_and_pack() == (0, 4)
+    put(incoming, {"c/coco.json": json.dumps({"images": [], "annotations": [], "categories": []})})
+    assert ingest_and_pack() == (0, 13)
+
+    table = incoming / "a" / "labels.csv"
+    table.write_text(table.read_text().replace("1.png,cat", "1.png,zebra"))
+    assert ingest_and_pack() == (1, 6)
+    with ImageStore(workspace / "data" / "images") as store:
+        assert store.metadata("a/1.png") == {"label": "zebra"}
+        assert store.metadata("a/2.png") == {"label": "cat"}
+        assert store.metadata("b/7.png") == {"label": "dog"}
+
+
 def test_validate_proves_what_changed_and_full_proves_everything(repo):
     sharded_params(repo)
     put(repo / "data" / "incoming", images(0, 40))

@@ -49,19 +49,29 @@ def _own_files(files: Iterable[str], keys: KeyIndex, images: Collection[str]) ->
     YOLO label file, an image's text, a sidecar. (Other files may speak of any image.)"""
     own = set()
     for rel in files:
-        image = _own_image(rel, keys)
+        image = own_image(rel, keys)
         if image is not None and image in images:
             own.add(rel)
     return own
 
 
-def _own_image(rel: str, keys: KeyIndex) -> str | None:
+def own_image(rel: str, keys: KeyIndex) -> str | None:
+    """The one image an annotation file speaks of, if it is an image's own file (a YOLO
+    label file, an image's text, a sidecar); None for a file that may speak of any."""
     kind = annotation_kind(rel)
     if kind == "text" and not is_names_file(rel):
         return label_image(rel, keys)
     if kind == "json" and not is_names_file(rel):
         return sidecar_image(rel, keys)
     return None
+
+
+def bounded_reach(rel: str) -> bool:
+    """Whether the images an annotation file speaks of are those it gives fields to, so
+    that a change to it touches only them (a table, an XML file). Not so for what gives
+    meaning to other files (YOLO's class names and data.yaml), nor for JSON, which
+    combines with the other JSON files of its folder."""
+    return annotation_kind(rel) in ("table", "xml")
 
 
 def read_annotations(

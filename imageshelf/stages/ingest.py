@@ -21,7 +21,14 @@ from typing import Any
 
 import orjson
 
-from ..annotations import Annotations, KeyIndex, Limits, read_place
+from ..annotations import (
+    Annotations,
+    KeyIndex,
+    Limits,
+    bounded_reach,
+    own_image,
+    read_place,
+)
 from ..annotations.archives import read_source, unread_archive
 from ..atomic import write_json
 from ..errors import ShelfError
@@ -49,6 +56,7 @@ class IngestResult(StageResult):
     decoder_messages: list[dict[str, str]] = field(default_factory=list)
     scanned: int = 0
     already_stored: int = 0  # images in the incoming folder the store holds as they are
+    looked_up: int = 0  # images whose records were looked up in the store: not known as is
     # Nothing new since the last run, whose staged images are packed: how many it
     # staged. Its manifest and report are left as they are.
     packed_since: int | None = None
@@ -118,6 +126,7 @@ class IngestResult(StageResult):
         return {
             "scanned": self.scanned,
             "already_stored": self.already_stored,
+            "looked_up": self.looked_up,
             "staged": len(self.staged),
             "staged_bytes": self.staged_bytes,
             "rejected": len(self.rejects),
@@ -242,7 +251,7 @@ def ingest(
             if progress is not None:
                 progress.update()
         run.stage(store)
-        seen.save(run.changed(), run.notes, len(run.found.files))
+        seen.save(run.changed(), run.notes, len(run.found.files), run.reach())
     return run.result
 
 
@@ -263,15 +272,68 @@ class _Run:
         cores = os.cpu_count() or 1
         jobs = cores if self.seen.files_last >= PARALLEL_WALK_FROM else 1
         found = self.found = walk(self.root, self.rules.ignore, jobs=jobs)
-        self.notes = [[rel, list(found.fingerprints[rel])] for rel in found.annotations]
+        self.stamps = {rel: list(found.fingerprints[rel]) for rel in found.annotations}
+        self.notes = [[rel, stamp] for rel, stamp in self.stamps.items()]
         parts = {part.content_digest for part in store.parts} if store is not None else set()
-        if not self.seen.same_annotations(self.notes):
-            parts = set()  # an annotation file changed: whatever it touches is looked up
-        self.known, self.unchanged = self.seen.triage(found.fingerprints, found.files, parts)
         limits = Limits(self.params.max_metadata_bytes, self.rules.max_file_bytes)
         keys = KeyIndex(found.files)
+        touched: set[str] = set()
+        self.same_annotations = self.seen.same_annotations(self.notes)
+        if not self.same_annotations:
+            spoken_of = self._touched(keys, limits)  # the images a changed file speaks of
+            if spoken_of is None:  # any image: each is looked up
+                parts = set()
+            touched = spoken_of or set()
+        self.known, self.unchanged = self.seen.triage(
+            found.fingerprints, found.files, parts, touched
+        )
         self.annotations = read_place(self.root, found.annotations, keys, limits, self.known)
         self.result = _result(self.root, found, self.annotations)
+
+    def _touched(self, keys: KeyIndex, limits: Limits) -> set[str] | None:
+        """The images the annotation files changed, added or removed since the last run
+        speak of, now or then; None if that cannot be bounded (a file that gives meaning
+        to others, or whose images were not recorded)."""
+        if self.seen.meta is None:
+            return None  # a first run: nothing is known anyway
+        before, now = self.seen.annotation_files(), self.stamps
+        touched: set[str] = set()
+        fresh = []
+        for rel in sorted(r for r in before.keys() | now.keys() if before.get(r) != now.get(r)):
+            image = own_image(rel, keys)
+            if image is not None:
+                touched.add(image)
+                continue
+            if not bounded_reach(rel):
+                return None
+            if rel in before:
+                spoke_of = self.seen.reach(rel, before[rel])
+                if spoke_of is None:
+                    return None
+                touched |= spoke_of
+            if rel in now:
+                fresh.append(rel)
+        try:  # what the new versions speak of: read alone, read again with the rest below
+            alone = read_place(self.root, fresh, keys, limits)
+        except ShelfError:
+            return None  # the whole read below says what is wrong with it
+        for rel in fresh:
+            touched |= alone.keys_by_file.get(rel, set())
+        return touched
+
+    def reach(self) -> dict[str, tuple[list[int], list[str]]]:
+        """The images each table or XML file gave fields to, for those not recorded as
+        they are now (seen.py): what a change to one of them can touch, next time."""
+        if self.same_annotations:
+            return {}
+        before = self.seen.annotation_files()
+        out: dict[str, tuple[list[int], list[str]]] = {}
+        for rel, stamp in self.stamps.items():
+            if bounded_reach(rel) and (
+                before.get(rel) != stamp or self.seen.reach(rel, stamp) is None
+            ):
+                out[rel] = (stamp, sorted(self.annotations.keys_by_file.get(rel, ())))
+        return out
 
     def sort_out(self) -> list[str]:
         """Count the known files, reject bad keys and broken metadata, take what the
@@ -307,6 +369,7 @@ class _Run:
             if record is not None:
                 staged.append(record)
         if store is not None:
+            result.looked_up = len(staged)
             for key, part in stored_already(store, staged).items():
                 self.entries[key].part = part
                 result.already_stored += 1
