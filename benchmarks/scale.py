@@ -80,6 +80,32 @@ def make(folder: Path, first: int, count: int, kind: str = "tiny") -> int:
         )
 
 
+def _write_batch(args: tuple[str, int, int]) -> int:
+    folder, first, count = args
+    batch = Path(folder) / f"batch_{first:08d}"
+    rows = ["path,label"]
+    for i in range(first, first + count):
+        rel = f"class_{i % 5}/{i:08d}.png"
+        (batch / rel).parent.mkdir(parents=True, exist_ok=True)
+        (batch / rel).write_bytes(tiny(i))
+        rows.append(f"{rel},label_{i % 5}")
+    (batch / "labels.csv").write_text("\n".join(rows) + "\n")
+    return count
+
+
+def make_batches(folder: Path, first: int, count: int, size: int = 1000) -> None:
+    """`count` images in batch folders of `size`, five class folders and a labels.csv
+    each: a labelling tool's exports, kept as they came."""
+    with Pool(2) as pool:
+        pool.map(
+            _write_batch,
+            [
+                (str(folder), start, min(size, first + count - start))
+                for start in range(first, first + count, size)
+            ],
+        )
+
+
 def sh(cwd: Path, *args: str) -> float:
     start = time.perf_counter()
     result = subprocess.run(list(args), cwd=cwd, env=ENV, capture_output=True, text=True)

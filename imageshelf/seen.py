@@ -7,6 +7,12 @@ the content digest of the store part that holds it as it is (null: not known to 
 stored), and what the file is (`Probe.to_json`). The list puts the fingerprint and the
 part first so that the usual case, a file unchanged and already stored, is told from an
 entry's first bytes without parsing it (`Seen.triage`).
+
+Beside them, for each label table and XML file, the images it gave fields to, with its
+fingerprint and whether every row was an image (`REACH`): when such a file changes, is
+added or is removed, only those images (then and now) are looked up in the store again,
+not every image; while it is unchanged, clean and all its images are stored as they
+are, it is not even read.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from .store import ImageInfo
 
 NAME = "incoming.lmdb"
 META = "\0meta"  # the entry for what the others depend on: code version, limits
-REACH = "\0reach\0"  # + an annotation file's path: [its fingerprint, the images it spoke of]
+REACH = "\0reach\0"  # + an annotation file's path: [fingerprint, images it spoke of, clean]
 
 
 class Probe(NamedTuple):
@@ -130,23 +136,24 @@ class Seen:
         """The annotation files of the last run: path -> fingerprint."""
         return {rel: stamp for rel, stamp in (self.meta or {}).get("annotations") or []}
 
-    def reach(self, rel: str, stamp: list[int]) -> set[str] | None:
+    def reach(self, rel: str, stamp: list[int]) -> tuple[set[str], bool] | None:
         """The images annotation file `rel` gave fields to when its fingerprint was
-        `stamp`; None if that is not recorded."""
+        `stamp`, and whether it was clean then (every row an image, no note); None if
+        that is not recorded."""
         value = self._table.get(REACH + rel)
-        if not isinstance(value, list) or len(value) != 2 or value[0] != stamp:
+        if not isinstance(value, list) or len(value) != 3 or value[0] != stamp:
             return None
-        return set(value[1])
+        return set(value[1]), value[2] is True
 
     def save(
         self,
         changed: dict[str, Entry],
         notes: list[Any],
         files: int,
-        reach: dict[str, tuple[list[int], list[str]]] | None = None,
+        reach: dict[str, tuple[list[int], list[str], bool]] | None = None,
     ) -> None:
         """Write the changed entries, the reach of the annotation files read anew
-        (path -> (fingerprint, images)), and the meta entry if anything changed."""
+        (path -> (fingerprint, images, clean)), and the meta entry if anything changed."""
         meta: dict[str, Any] = {"version": __version__, "params": self.limits}
         meta.update(annotations=notes, files=files)
         if not changed and not reach and self.meta == meta:

@@ -158,7 +158,16 @@ def test_a_changed_label_table_looks_up_only_the_images_it_speaks_of(workspace):
     put(incoming, {**batch("a", 0, 6, "cat"), **batch("b", 6, 4, "dog")})
     ingest_and_pack()
     put(incoming, batch("c", 10, 3, "bird"))
+    # The unchanged tables, every row an image already stored, are not even read: this
+    # damage (same size, same mtime) goes unseen, as for an image.
+    unseen = incoming / "b" / "labels.csv"
+    text, before = unseen.read_text(), unseen.stat()
+    unseen.write_text(text.replace("dog", "d,g"))
+    os.utime(unseen, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert ingest_and_pack() == (3, 3)  # staged, looked up: only the new batch
+    assert report("ingest")["unused_metadata"] == [] and report("ingest")["annotation_notes"] == []
+    unseen.write_text(text)
+    os.utime(unseen, ns=(before.st_atime_ns, before.st_mtime_ns))
 
     (incoming / "b" / "labels.csv").unlink()  # a removal never takes labels away
     assert ingest_and_pack() == (0, 4)

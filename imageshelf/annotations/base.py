@@ -77,6 +77,8 @@ class Annotations:
     not_text: list[str] = field(default_factory=list)
     # file -> the keys it set something for (which records a change to it can touch)
     keys_by_file: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # tables and XML files that left rows for no image, or notes: read again every run
+    dirty: set[str] = field(default_factory=set)
     reading: str = ""  # the file being read
     root: Path = Path(".")  # the place the files are in (read_place)
 

@@ -80,15 +80,19 @@ def read_annotations(
     keys: KeyIndex,
     limits: Limits = DEFAULT_LIMITS,
     settled: Collection[str] = (),
+    settled_files: Collection[str] = (),
 ) -> Annotations:
     """Read the annotation files `files` (paths relative to their place) of a place whose
     images are `keys`; `read(rel, limit)` gives a file's bytes, within `limits`.
     `settled` images are stored as they are, with every annotation file unchanged since
     (ingest knows): their own files are listed as used and not read, and data.yaml's
-    folders give them nothing new."""
+    folders give them nothing new. `settled_files` (tables, XML files) are unchanged
+    since a run that read them and found every row an image, all of them settled: they
+    are listed as used and not read."""
     files = list(files)
     result = Annotations()
     unread = _own_files(files, keys, settled) if settled else set()
+    unread.update(rel for rel in settled_files if bounded_reach(rel))
 
     def whole(rel: str) -> bytes:
         return read_bounded(read, rel, limits.file, FILE_LIMIT)
@@ -106,6 +110,7 @@ def read_annotations(
             continue
         rel = rels[0]
         result.reading = rel
+        said = len(result.unused) + len(result.notes)
         if kind == "table":
             result.files.append(rel)
             _read_table(rel, whole(rel), keys, limits.own, result)
@@ -114,6 +119,8 @@ def read_annotations(
             read_xml(rel, whole(rel), keys, result)
         else:
             _read_text(rel, read, whole, keys, limits.own, yolo, result)
+        if len(result.unused) + len(result.notes) != said:
+            result.dirty.add(rel)
     read_sidecars(sidecars, read, keys, limits.own, result)
     for rel in files:
         if is_names_file(rel):
@@ -270,6 +277,7 @@ def read_place(
     keys: KeyIndex,
     limits: Limits = DEFAULT_LIMITS,
     settled: Collection[str] = (),
+    settled_files: Collection[str] = (),
 ) -> Annotations:
     """Read annotation files that lie under the folder `root` (see read_annotations)."""
 
@@ -279,6 +287,6 @@ def read_place(
             raise TooLarge(size)
         return data
 
-    result = read_annotations(files, read, keys, limits, settled)
+    result = read_annotations(files, read, keys, limits, settled, settled_files)
     result.root = Path(root)
     return result

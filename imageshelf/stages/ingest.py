@@ -287,7 +287,10 @@ class _Run:
         self.known, self.unchanged = self.seen.triage(
             found.fingerprints, found.files, parts, touched
         )
-        self.annotations = read_place(self.root, found.annotations, keys, limits, self.known)
+        settled_files = self._settled_files() if self.seen.meta is not None else []
+        self.annotations = read_place(
+            self.root, found.annotations, keys, limits, self.known, settled_files
+        )
         self.result = _result(self.root, found, self.annotations)
 
     def _touched(self, keys: KeyIndex, limits: Limits) -> set[str] | None:
@@ -307,10 +310,10 @@ class _Run:
             if not bounded_reach(rel):
                 return None
             if rel in before:
-                spoke_of = self.seen.reach(rel, before[rel])
-                if spoke_of is None:
+                recorded = self.seen.reach(rel, before[rel])
+                if recorded is None:
                     return None
-                touched |= spoke_of
+                touched |= recorded[0]
             if rel in now:
                 fresh.append(rel)
         try:  # what the new versions speak of: read alone, read again with the rest below
@@ -321,18 +324,30 @@ class _Run:
             touched |= alone.keys_by_file.get(rel, set())
         return touched
 
-    def reach(self) -> dict[str, tuple[list[int], list[str]]]:
+    def _settled_files(self) -> list[str]:
+        """The tables and XML files unchanged since a run that read them and found every
+        row an image, all of those images now known as stored: not read again."""
+        before, settled = self.seen.annotation_files(), []
+        for rel, stamp in self.stamps.items():
+            if bounded_reach(rel) and before.get(rel) == stamp:
+                recorded = self.seen.reach(rel, stamp)
+                if recorded is not None and recorded[1] and recorded[0] <= self.known:
+                    settled.append(rel)
+        return settled
+
+    def reach(self) -> dict[str, tuple[list[int], list[str], bool]]:
         """The images each table or XML file gave fields to, for those not recorded as
         they are now (seen.py): what a change to one of them can touch, next time."""
         if self.same_annotations:
             return {}
         before = self.seen.annotation_files()
-        out: dict[str, tuple[list[int], list[str]]] = {}
+        out: dict[str, tuple[list[int], list[str], bool]] = {}
         for rel, stamp in self.stamps.items():
             if bounded_reach(rel) and (
                 before.get(rel) != stamp or self.seen.reach(rel, stamp) is None
             ):
-                out[rel] = (stamp, sorted(self.annotations.keys_by_file.get(rel, ())))
+                spoke_of = sorted(self.annotations.keys_by_file.get(rel, ()))
+                out[rel] = (stamp, spoke_of, rel not in self.annotations.dirty)
         return out
 
     def sort_out(self) -> list[str]:
