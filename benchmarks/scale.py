@@ -147,12 +147,16 @@ def remote_size(remote: Path) -> int:
     return sum(p.stat().st_size for p in remote.rglob("*") if p.is_file())
 
 
-def fresh_repro(work: Path, count: int, rounds: int = 3) -> tuple[float, float]:
-    """Median `dvc repro` of `count` images in a fresh project, and its `dvc status`."""
+def fresh_repro(
+    work: Path, count: int, rounds: int = 3, tables: bool = False
+) -> tuple[float, float]:
+    """Median `dvc repro` of `count` images in a fresh project, and its `dvc status`;
+    `tables`: written as a batch with a label table."""
     times, statuses = [], []
+    write = make_batches if tables else make
     for r in range(rounds):
         root = project(work / f"fresh{r}", work / f"remote-fresh{r}")
-        make(root / "data" / "incoming", 50_000_000 + r * count, count)
+        write(root / "data" / "incoming", 50_000_000 + r * count, count)
         times.append(dvc(root, "repro"))
         commit(root, "packed")
         statuses.append(dvc(root, "status"))
@@ -160,11 +164,17 @@ def fresh_repro(work: Path, count: int, rounds: int = 3) -> tuple[float, float]:
     return statistics.median(times), statistics.median(statuses)
 
 
-def growth(work: Path, n: int, keep: bool, rounds: int = 3) -> tuple[float, float, float]:
+def growth(
+    work: Path, n: int, keep: bool, rounds: int = 3, tables: bool = False
+) -> tuple[float, float, float]:
     """Build a sharded store of `n` images, then add 1% `rounds` times; return the build
-    time, the median time of an add, and `dvc status` with nothing changed after."""
-    root = project(work / ("kept" if keep else "cleared"), work / "remote-big")
-    make(root / "data" / "incoming", 0, n)
+    time, the median time of an add, and `dvc status` with nothing changed after.
+    `tables`: every 1,000 images a batch folder with its label table (make_batches)."""
+    root = project(
+        work / ("tables" if tables else "kept" if keep else "cleared"), work / "remote-big"
+    )
+    write = make_batches if tables else make
+    write(root / "data" / "incoming", 0, n)
     build = dvc(root, "repro")
     commit(root, "built")
     if not keep:
@@ -173,7 +183,7 @@ def growth(work: Path, n: int, keep: bool, rounds: int = 3) -> tuple[float, floa
         commit(root, "cleared")
     adds = []
     for r in range(rounds):
-        make(root / "data" / "incoming", 10_000_000 + r * n // 100, n // 100)
+        write(root / "data" / "incoming", 10_000_000 + r * n // 100, n // 100)
         adds.append(dvc(root, "repro"))
         commit(root, f"add {r}")
         if not keep:
@@ -331,6 +341,20 @@ def main(n: int, push_images: int, out: Path) -> None:
                 )
             )
         default, full = growth.validate  # type: ignore[attr-defined]
+        click.echo(f"scale: {n} images in batches with a label table each, kept ...")
+        fresh_tables, _ = fresh_repro(work, n // 100, tables=True)
+        _, add, _ = growth(work, n, True, tables=True)
+        rows.append(
+            Row(
+                "growth",
+                f"dvc repro adding 1% to {n:,}, originals kept, a label table per batch of "
+                "1,000 (median of 3)",
+                add,
+                f"the same {n // 100} with their table in a fresh project (median of 3)",
+                fresh_tables,
+                1 / 1.3,
+            )
+        )
         rows.append(
             Row(
                 "growth",
