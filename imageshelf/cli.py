@@ -627,7 +627,6 @@ def view_command(
     server, versions, address = start(
         store_path, rev, diff, host, port, cache or default_cache(), say
     )
-    click.echo(f"imageshelf view: serving at {address}  (Ctrl+C to stop)")
     serve(server, versions, address, open_browser)
 
 

@@ -93,9 +93,10 @@ def _placeholder(environ: object, start_response: object) -> list[bytes]:
 def serve(server: BaseWSGIServer, versions: Versions, address: str, open_browser: bool) -> None:
     """Serve until interrupted (Ctrl+C, or SIGTERM from `kill` or a service manager);
     then close every version (fetched ones are deleted)."""
-    if open_browser:
-        webbrowser.open(address)
-    try:
+    try:  # from the first line the user sees, an interrupt ends in the finally below
+        print(f"imageshelf view: serving at {address}  (Ctrl+C to stop)", flush=True)
+        if open_browser:
+            webbrowser.open(address)
         server.serve_forever()  # werkzeug's: returns on Ctrl+C
     except KeyboardInterrupt:
         pass
