@@ -145,16 +145,22 @@ def test_ls_and_export_read_a_version_from_the_remote_fetching_only_what_they_ne
     assert 1 <= len(list(objects.rglob("*.lmdb"))) <= 2  # the shards holding them
 
 
-def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, tmp_path):
+def damageable(published, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the published clone whose DVC remote is a copy too, to damage."""
     clone, _images = published
-    from imageshelf.remote import open_store
-
-    ours = tmp_path / "clone"  # a clone whose remote is a copy, to damage
+    ours = tmp_path / "clone"
     shutil.copytree(clone, ours, symlinks=True)
     remote = tmp_path / "remote"
     shutil.copytree(clone.parent / "remote", remote)
     sh(ours, "dvc", "remote", "modify", "local", "url", str(remote))
     sh(ours, "git", "commit", "-qam", "our remote")
+    return ours, remote
+
+
+def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, tmp_path):
+    from imageshelf.remote import open_store
+
+    ours, remote = damageable(published, tmp_path)
     store = open_store(ours, rev="HEAD", cache=tmp_path / "cache")
     # a shard's object there (the largest): one byte flipped
     objects = [p for p in remote.rglob("*") if p.is_file() and p.stat().st_size > 100_000]
@@ -174,13 +180,7 @@ def test_a_damaged_catalog_on_the_remote_is_said_in_one_line(published, tmp_path
     from imageshelf.errors import ShelfError
     from imageshelf.remote import open_store
 
-    clone, _images = published
-    ours = tmp_path / "clone"  # a clone whose remote is a copy, to damage
-    shutil.copytree(clone, ours, symlinks=True)
-    remote = tmp_path / "remote"
-    shutil.copytree(clone.parent / "remote", remote)
-    sh(ours, "dvc", "remote", "modify", "local", "url", str(remote))
-    sh(ours, "git", "commit", "-qam", "our remote")
+    ours, remote = damageable(published, tmp_path)
     catalogs = [p for p in remote.rglob("*") if p.is_file() and b'"sha256"' in p.read_bytes()]
     target = catalogs[0]
     lines = target.read_bytes().splitlines()
