@@ -72,6 +72,19 @@ def read_manifest(path: str | os.PathLike[str]) -> Iterator[Record]:
         raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def read_manifest_keys(path: str | os.PathLike[str]) -> Iterator[str]:
+    """The keys of a manifest's records, in order, each line checked as JSON with a key
+    but not read as a record (for a caller that has read the records once already)."""
+    if os.fspath(path) == os.devnull:
+        return
+    try:
+        with open_regular(path) as lines:
+            for _number, entry, _line in _entries(lines, str(path)):
+                yield entry["key"]
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def parse_records(lines: Iterable[str | bytes], name: str = "manifest") -> Iterator[Record]:
     """Records from manifest lines (a file, or a stream fetched from a git revision)."""
     for number, entry, _line in _entries(lines, name):

@@ -35,7 +35,7 @@ from ..atomic import write_json
 from ..catalog import write_catalog
 from ..errors import ShelfError
 from ..files import fingerprint
-from ..manifest import read_manifest
+from ..manifest import read_manifest, read_manifest_keys
 from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress, per_item
@@ -615,7 +615,7 @@ def _tracked(
 
     def keys() -> Iterator[str]:
         yield from store if store is not None else ()
-        yield from (record.key for record in read_manifest(manifest))
+        yield from read_manifest_keys(manifest)
 
     return read_tracked(annotations, rules, keys)
 
@@ -655,7 +655,7 @@ def _catalog_and_notes(store_path: Path, catalog: Path, manifest: Path) -> None:
                 f"{store_path} was published, but its catalog was not: {exc}; "
                 "fix that and run pack again"
             ) from None
-        staged = [record.key for record in read_manifest(manifest)]
+        staged = list(read_manifest_keys(manifest))
         found = published.raw_records_of(staged)
         note_stored({key: part.content_digest for key, _raw, part in found})
 
