@@ -20,7 +20,14 @@ from typing import Any
 
 from .atomic import publish, temporary, write_error
 from .errors import ShelfError
-from .manifest import encode_stored_line, parse_records, read_manifest
+from .files import open_regular
+from .manifest import (
+    ManifestError,
+    encode_stored_line,
+    parse_records,
+    read_manifest,
+    stored_of_line,
+)
 from .store import ImageStore, Part, Record
 from .store.format import digest_entry
 
@@ -76,6 +83,27 @@ def _write_catalog(store: ImageStore, folder: Path) -> bool:
             old.unlink()
             changed = True
     return changed
+
+
+def catalog_file_digest(path: Path) -> tuple[int, str]:
+    """Count and content digest of a catalog file's records, computed as the store's
+    header does, from each line's bytes (a line not written as pack writes it gives a
+    digest that matches nothing); ManifestError naming the line if one is not a record."""
+    content = hashlib.sha256()
+    count = 0
+    try:
+        with open_regular(path) as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                found = stored_of_line(line)
+                if found is None:
+                    raise ManifestError(f"{path}: line {number}: not a record as pack writes it")
+                content.update(digest_entry(found[0].encode("utf-8"), found[1]))
+                count += 1
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return count, content.hexdigest()
 
 
 def catalog_digest(lines: Iterable[Record]) -> tuple[int, str]:

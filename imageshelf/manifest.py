@@ -40,6 +40,24 @@ def encode_stored_line(key: str, raw: bytes) -> bytes:
     return b"".join((raw[:at], b'"key":', canonical_json(key), b",", raw[at:], b"\n"))
 
 
+def stored_of_line(line: bytes) -> tuple[str, bytes] | None:
+    """The inverse of `encode_stored_line`: (key, the record as a store holds it) from a
+    catalog line, without parsing the record; None if the line is not laid out so (its
+    key is not the member just before "meta"). An unescaped `,"meta":` cannot occur
+    inside a JSON string, so the first one after `"key":` ends the key."""
+    at = line.find(b'"key":')
+    end = line.find(b',"meta":', at)
+    if at < 1 or end < 0 or line[at - 1] not in b"{,":
+        return None
+    try:
+        key = parse_json(line[at + 6 : end])
+    except ValueError:
+        return None
+    if not isinstance(key, str):
+        return None
+    return key, line[:at] + line[end + 1 :].rstrip(b"\r\n")
+
+
 def write_manifest(path: str | os.PathLike[str], records: Iterable[Record]) -> bool:
     """Write records (already sorted by key) whole, unless the file already holds
     exactly them: an unchanged manifest keeps its mtime, so DVC sees no change

@@ -117,11 +117,12 @@ def _annotations(kind: str, rel: str, data: bytes, root: Path) -> None:
 
 
 def _catalog(data: bytes, root: Path) -> None:
-    from imageshelf.catalog import catalog_digest
+    from imageshelf.catalog import catalog_digest, catalog_file_digest
     from imageshelf.manifest import read_manifest
 
     path = root / "images.jsonl"
     path.write_bytes(data)
+    catalog_file_digest(path)  # what validate reads
     catalog_digest(read_manifest(path))
 
 

@@ -70,3 +70,22 @@ def test_a_source_as_ingest_hashed_it_is_not_read_again_but_full_reads_it(worksp
     assert result.exit_code == 1
     assert "1.png: source file changed after ingest" in result.stderr
     assert report("validate")["sources_checked"] == 3
+
+
+def test_a_catalog_that_differs_from_the_store_fails_naming_the_file(workspace):
+    packed({f"{i}.png": make_image(seed=i) for i in range(3)})
+    catalog = Path("data/catalog/images.jsonl")
+    intact = catalog.read_bytes()
+    for damaged, said in (
+        (intact.replace(b'"meta":{}', b'"meta":{"label":"x"}', 1), "does not match the store"),
+        (intact.replace(b'"key":', b'"kee":', 1), "does not parse"),
+        (intact + b"not json\n", "does not parse"),
+    ):
+        catalog.unlink()  # a new file, as DVC's checkout writes one
+        catalog.write_bytes(damaged)
+        result = stage("validate")
+        assert result.exit_code == 1
+        assert f"{catalog}" in result.stderr and said in result.stderr, result.stderr
+    catalog.unlink()
+    catalog.write_bytes(intact)
+    assert stage("validate").exit_code == 0

@@ -30,7 +30,7 @@ import lmdb
 from .. import cache
 from ..annotations.archives import read_source
 from ..atomic import write_json
-from ..catalog import catalog_digest, catalog_parts
+from ..catalog import catalog_file_digest, catalog_parts
 from ..errors import ShelfError
 from ..files import fingerprint, fingerprint_of
 from ..manifest import read_manifest
@@ -409,7 +409,7 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
             result.proven[str(path)] = entry
             continue
         try:
-            _count, found = catalog_digest(read_manifest(path))
+            _count, found = catalog_file_digest(path)
         except (ValueError, KeyError, TypeError) as exc:
             result.fail("(catalog)", f"{path} does not parse: {exc}")
             continue
