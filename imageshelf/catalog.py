@@ -20,14 +20,7 @@ from typing import Any
 
 from .atomic import publish, temporary, write_error
 from .errors import ShelfError
-from .files import open_regular
-from .manifest import (
-    ManifestError,
-    encode_stored_line,
-    parse_records,
-    read_manifest,
-    stored_of_line,
-)
+from .manifest import encode_stored_line, parse_records, read_manifest, read_stored_lines
 from .store import ImageStore, Part, Record
 from .store.format import digest_entry
 
@@ -91,27 +84,8 @@ def catalog_file_digest(path: Path) -> tuple[int, str]:
     digest that matches nothing); ManifestError naming the line if one is not a record."""
     content = hashlib.sha256()
     count = 0
-    try:
-        with open_regular(path) as lines:
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                found = stored_of_line(line)
-                if found is None:
-                    raise ManifestError(f"{path}: line {number}: not a record as pack writes it")
-                content.update(digest_entry(found[0].encode("utf-8"), found[1]))
-                count += 1
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return count, content.hexdigest()
-
-
-def catalog_digest(lines: Iterable[Record]) -> tuple[int, str]:
-    """Count and content digest of records, computed as the store's header does."""
-    content = hashlib.sha256()
-    count = 0
-    for record in lines:
-        content.update(digest_entry(record.key.encode("utf-8"), record.encode()))
+    for key, raw in read_stored_lines(path):
+        content.update(digest_entry(key.encode("utf-8"), raw))
         count += 1
     return count, content.hexdigest()
 

@@ -9,9 +9,9 @@ the file under the incoming folder by its key.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .atomic import write_bytes
 from .errors import ShelfError
@@ -21,6 +21,8 @@ from .store.format import DamagedRecordError, canonical_json, parse_json
 
 # The manifest's first line. It is never empty, so DVC has no "is empty" to warn about
 # after every stage when nothing is staged.
+T = TypeVar("T")
+
 HEADER = b'{"manifest":"imageshelf staged images","version":1}\n'
 
 
@@ -81,24 +83,37 @@ def read_manifest(path: str | os.PathLike[str]) -> Iterator[Record]:
     """Stream the records of a manifest or catalog file, in key order. A file that is
     not a regular file (a FIFO would block for ever), not UTF-8 text or not records is a
     ManifestError naming the line. /dev/null is an empty manifest."""
-    if os.fspath(path) == os.devnull:
-        return
-    try:
-        with open_regular(path) as lines:
-            yield from parse_records(lines, str(path))
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return _read(path, parse_records)
 
 
 def read_manifest_keys(path: str | os.PathLike[str]) -> Iterator[str]:
     """The keys of a manifest's records, in order, each line checked as JSON with a key
     but not read as a record (for a caller that has read the records once already)."""
+    return (key for key, _line in _read(path, parse_raw_records))
+
+
+def read_stored_lines(path: str | os.PathLike[str]) -> Iterator[tuple[str, bytes]]:
+    """(key, the record as a store holds it) for each line of a catalog file, not read
+    as records (`stored_of_line`); ManifestError naming a line not laid out so."""
+
+    def parse(lines: Iterable[bytes], name: str) -> Iterator[tuple[str, bytes]]:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                found = stored_of_line(line)
+                if found is None:
+                    raise ManifestError(f"{name}: line {number}: not a record as pack writes it")
+                yield found
+
+    return _read(path, parse)
+
+
+def _read(path: str | os.PathLike[str], parse: Callable[[Any, str], Iterator[T]]) -> Iterator[T]:
+    """What `parse` makes of the lines of the regular file at `path`; /dev/null has none."""
     if os.fspath(path) == os.devnull:
         return
     try:
         with open_regular(path) as lines:
-            for _number, entry, _line in _entries(lines, str(path)):
-                yield entry["key"]
+            yield from parse(lines, str(path))
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
