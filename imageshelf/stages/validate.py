@@ -33,7 +33,7 @@ from ..atomic import write_json
 from ..catalog import catalog_file_digest, catalog_parts
 from ..errors import ShelfError
 from ..files import fingerprint, fingerprint_of
-from ..manifest import read_manifest
+from ..manifest import read_manifest_hashes
 from ..progress import Progress
 from ..seen import Probed
 from ..store import Header, ImageStore, Part, Record, StoreError, StoreFile, trust
@@ -43,6 +43,7 @@ from ..store.format import (
     DamagedRecordError,
     FieldIndex,
     digest_entry,
+    peek_sha256_and_split,
 )
 from ..store.index import is_shard_name, shard_name
 from .result import StageResult
@@ -242,18 +243,24 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
         return result
     content = hashlib.sha256()
     total = 0
+    layout = _Layout(file, header, result) if header.major >= 2 else None
     try:
         for key, raw in file.raw_records():
             result.records += 1
             record = _validate_record(file, key, raw, result)
+            if layout is not None:
+                layout.add(key, record)
             if record is not None:
-                content.update(digest_entry(key.encode("utf-8"), record.encode()))
+                # As the builder did: the record's bytes as stored (build.py).
+                content.update(digest_entry(key.encode("utf-8"), raw))
                 total += record.info.size
             if progress is not None:
                 progress.update()
     except (ValueError, KeyError, TypeError, lmdb.Error, StoreError) as exc:
         result.fail("(store)", f"a record does not parse after {result.records} good ones: {exc}")
         return result
+    if layout is not None:
+        layout.finish()
     _validate_header(file, part, header, (total, content.hexdigest()), result)
     return result
 
@@ -294,12 +301,6 @@ def _validate_header(
     """The file as a whole: its layout, its counts, and the header's figures against what
     the records add up to (seen: their total bytes and content digest)."""
     total, digest = seen
-    if header.major >= 2:
-        try:
-            for problem in layout_problems(file, header):
-                result.fail("(layout)", problem)
-        except (StoreError, lmdb.Error) as exc:
-            result.fail("(layout)", str(exc))
     counts = file.stat()
     if counts["images"] != counts["records"]:
         result.fail("(store)", f"{counts['images']} images but {counts['records']} records")
@@ -316,45 +317,73 @@ def _validate_header(
         result.fail("(index)", "shard's content does not match its name")
 
 
-def layout_problems(file: StoreFile, header: Header) -> list[str]:
+class _Layout:
     """Format 2.x: every image lies where the layout rule puts it (chunks filled in key
     order, none overlapping, no bytes between or after; in 2.1, an image whose bytes an
     earlier key has at that key's place), and the index holds exactly what the records
-    give. Either failing could make reads or filters wrong."""
-    problems: list[str] = []
-    index = FieldIndex(header.index_asked)
-    expected: list[int] = []  # each chunk's length, by the rule
-    shared = header.version == SHARED_VERSION
-    first: dict[str, tuple[int, int, int]] = {}  # sha256 -> its place (2.1)
-    places = file.locations()
-    for key, raw in file.raw_records():
-        place = next(places, None)
-        if place is None or place[0] != key:
-            problems.append(f"{key}: the locations and the records list other keys")
-            return problems
+    give. Either failing could make reads or filters wrong. Fed each record of the scan
+    in key order (None: one that does not parse, reported by the record check); says
+    what is wrong as "(layout)" failures, at most 20."""
+
+    def __init__(self, file: StoreFile, header: Header, result: Validation) -> None:
+        self.file, self.header, self.result = file, header, result
+        self.index = FieldIndex(header.index_asked)
+        self.expected: list[int] = []  # each chunk's length, by the rule
+        self.shared = header.version == SHARED_VERSION
+        self.first: dict[str, tuple[int, int, int]] = {}  # sha256 -> its place (2.1)
+        self.places = file.locations()
+        self.problems = 0
+        self.stopped = False
+
+    def fail(self, problem: str) -> None:
+        self.result.fail("(layout)", problem)
+        self.problems += 1
+        self.stopped = self.stopped or self.problems >= 20
+
+    def add(self, key: str, record: Record | None) -> None:
+        if self.stopped:
+            return
         try:
-            record = Record.decode(key, raw)
-        except DamagedRecordError:
-            continue  # reported by the record check
-        problem = _misplaced(record, place[1:], expected, first if shared else None)
+            place = next(self.places, None)
+        except (StoreError, lmdb.Error) as exc:
+            self.fail(str(exc))
+            self.stopped = True
+            return
+        if place is None or place[0] != key:
+            self.fail(f"{key}: the locations and the records list other keys")
+            self.stopped = True
+            return
+        if record is None:
+            return
+        first = self.first if self.shared else None
+        problem = _misplaced(record, place[1:], self.expected, first)
         if problem:
-            problems.append(f"{key}: {problem}")
-        index.add(key.encode("utf-8"), record)
-        if len(problems) >= 20:
-            return problems
-    extra = next(places, None)
-    if extra is not None:
-        problems.append(f"{extra[0]}: has a location but no record")
-    found = file.chunk_sizes()
-    if found != list(enumerate(expected)):
-        problems.append(f"the chunks are not the {len(expected)} the records lie in, back to back")
-    if shared and len(first) == header.count:
-        problems.append("format 2.1, but no two images share bytes (a 2.0 file)")
-    if (index.indexed, index.not_indexed) != (header.indexed, header.not_indexed):
-        problems.append("the header names other indexed fields than the records give")
-    elif list(file.index_entries()) != list(index.entries()):
-        problems.append("the field index does not match the records: filters would be wrong")
-    return problems
+            self.fail(f"{key}: {problem}")
+        self.index.add(key.encode("utf-8"), record)
+
+    def finish(self) -> None:
+        if self.stopped:
+            return
+        try:
+            self._whole()
+        except (StoreError, lmdb.Error) as exc:
+            self.fail(str(exc))
+
+    def _whole(self) -> None:
+        file, header, index = self.file, self.header, self.index
+        extra = next(self.places, None)
+        if extra is not None:
+            self.fail(f"{extra[0]}: has a location but no record")
+        found = file.chunk_sizes()
+        if found != list(enumerate(self.expected)):
+            count = len(self.expected)
+            self.fail(f"the chunks are not the {count} the records lie in, back to back")
+        if self.shared and len(self.first) == header.count:
+            self.fail("format 2.1, but no two images share bytes (a 2.0 file)")
+        if (index.indexed, index.not_indexed) != (header.indexed, header.not_indexed):
+            self.fail("the header names other indexed fields than the records give")
+        elif list(file.index_entries()) != list(index.entries()):
+            self.fail("the field index does not match the records: filters would be wrong")
 
 
 def _misplaced(
@@ -435,42 +464,43 @@ def validate_staged(
     """Check each staged image is stored, byte-identical to what ingest hashed and to its
     source file (while that file is still there). A source file whose fingerprint is
     the one ingest hashed it with is not read again (but with --full): the stored
-    bytes, proven against that hash, are its bytes."""
+    bytes, proven against that hash, are its bytes. Reads each line's key and hash, and
+    each stored record's hash, without parsing them as records."""
     damaged = {failure["key"] for failure in result.failures}  # already reported
+    root = os.fspath(incoming)
     with contextlib.ExitStack() as stack:
         probed = None if result.full else stack.enter_context(Probed())
-        for staged in read_manifest(manifest):
-            if staged.key not in not_packed and staged.key not in damaged:
-                _check_staged(store, staged, incoming, probed, result)
+        for key, sha256 in read_manifest_hashes(manifest):
+            if key not in not_packed and key not in damaged:
+                _check_staged(store, key, sha256, root, probed, result)
 
 
-def _unchanged(probed: Probed, incoming: Path, key: str, sha256: str) -> bool:
+def _unchanged(probed: Probed, root: str, key: str, sha256: str) -> bool:
     """Whether the source file of `key` is a regular file as ingest hashed it."""
     try:
-        st = os.stat(incoming / key)
+        st = os.stat(os.path.join(root, key))
     except (OSError, ValueError):
         return False
     return stat.S_ISREG(st.st_mode) and probed.sha256(key, fingerprint_of(st)) == sha256
 
 
 def _check_staged(
-    store: ImageStore, staged: Record, incoming: Path, probed: Probed | None, result: Validation
+    store: ImageStore, key: str, sha256: str, root: str, probed: Probed | None, result: Validation
 ) -> None:
-    key = staged.key
     result.staged_checked += 1
     try:
-        stored = store.info(key)
+        stored = peek_sha256_and_split(store.raw_record(key))[0]
     except KeyError:
         result.fail(key, "staged but missing from the store")
         return
-    if stored.sha256 != staged.info.sha256:
+    if stored != sha256:
         result.fail(key, "stored bytes differ from the staged file's")
         return
-    if probed is not None and _unchanged(probed, incoming, key, stored.sha256):
+    if probed is not None and _unchanged(probed, root, key, sha256):
         result.sources_unchanged += 1
         return
     try:
-        source_bytes = read_source(str(incoming), key)[0]
+        source_bytes = read_source(root, key)[0]
     except FileNotFoundError:
         return  # moved away since ingest: the manifest's hash still proves the bytes
     except OSError as exc:

@@ -9,8 +9,10 @@ the caller chose (a temporary one); publishing it is writer.py's job.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
+import os
 import shutil
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -71,10 +73,21 @@ ItemSource = Callable[[], Iterable[Item]]
 
 
 class _Builder:
-    """Writes one new LMDB file by a fixed plan. Knows nothing of publishing."""
+    """Writes one new LMDB file by a fixed plan. Knows nothing of publishing.
+
+    The file is written through its memory map (`writemap`): LMDB then puts pages
+    straight into the page cache, instead of copying each into a buffer and writing it
+    at commit (a first build of 373 MB: 0.5 s instead of 1.6 s). Such a map makes the
+    file as long as the map, and writing into a page the disk cannot hold would kill
+    the process (SIGBUS): so the space each commit can use is reserved first
+    (`posix_fallocate`, which fails with ENOSPC instead), and the file is cut back to
+    its last page when finished.
+    """
 
     def __init__(self, path: Path) -> None:
         self.map_size = INITIAL_MAP_SIZE
+        self.path = path
+        self.reserved = 0
         # sync is done once, at the end, before the file is published.
         self.env = lmdb.open(
             str(path),
@@ -84,14 +97,15 @@ class _Builder:
             lock=False,
             sync=False,
             metasync=False,
-            writemap=False,
-            meminit=True,
+            writemap=True,
             readahead=False,
             lib_version=LMDB_ENGINE,
         )
+        self.fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        self.page_size = self.env.stat()["psize"]
+        self._make_room(0)
         with self.env.begin(write=True) as txn:
             self.dbs = {name: self.env.open_db(name, txn=txn) for name in DB_NAMES}
-        self.page_size = self.env.stat()["psize"]
 
     def commit(self, db_name: bytes, batch: list[tuple[bytes, bytes]], nbytes: int) -> None:
         if not batch:
@@ -109,24 +123,50 @@ class _Builder:
                 self._grow(self.map_size * 2)
 
     def _make_room(self, extra: int) -> None:
-        used = (self.env.info()["last_pgno"] + 1) * self.page_size
-        needed = used + extra + (16 << 20)
+        """Room for a commit of at most `extra` bytes (its values, and two pages and a
+        node per item: more than LMDB can use for them), plus a megabyte for the pages
+        a commit copies (the paths to the new leaves, the free list, the meta page)."""
+        most = self._used() + extra + (1 << 20)
+        needed = most + (15 << 20)  # the map: a margin more
         size = self.map_size
         while size < needed:
             size *= 2
         if size != self.map_size:
             self._grow(size)
+        self._reserve(most)
+
+    def _used(self) -> int:
+        return (self.env.info()["last_pgno"] + 1) * self.page_size
+
+    def _reserve(self, size: int) -> None:
+        """Make sure the disk holds the file's first `size` bytes (see the class)."""
+        if size <= self.reserved:
+            return
+        try:
+            os.posix_fallocate(self.fd, self.reserved, size - self.reserved)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+            # A file system that cannot reserve space: written as it comes.
+        self.reserved = size
 
     def _grow(self, size: int) -> None:
         self.map_size = size
         self.env.set_mapsize(size)
 
     def finish(self) -> None:
+        used = self._used()
         self.env.sync(True)
         self.env.close()
+        try:
+            os.ftruncate(self.fd, used)  # the map's length beyond the last page: gone
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
 
     def abort(self) -> None:
         self.env.close()
+        os.close(self.fd)
 
 
 def build_file(
