@@ -67,6 +67,16 @@ def read_regular_file(path: str | os.PathLike[str]) -> bytes:
         os.close(fd)
 
 
+def read_regular_file_stamped(path: str | os.PathLike[str]) -> tuple[bytes, Fingerprint]:
+    """`read_regular_file`, with the file's fingerprint as it was once read."""
+    fd, st = _open_fd(path)
+    try:
+        data = _read_all(fd, st.st_size)
+        return data, fingerprint_of(os.fstat(fd))
+    finally:
+        os.close(fd)
+
+
 def read_regular_file_within(
     path: str | os.PathLike[str], max_bytes: int
 ) -> tuple[bytes | None, int]:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .atomic import write_bytes
 from .errors import ShelfError
 from .files import open_regular
-from .store import Record
+from .store import ImageInfo, Record
 from .store.format import DamagedRecordError, canonical_json, parse_json
 
 # The manifest's first line. It is never empty, so DVC has no "is empty" to warn about
@@ -102,6 +102,24 @@ def read_manifest_hashes(path: str | os.PathLike[str]) -> Iterator[tuple[str, st
             if not isinstance(sha256, str):
                 raise ManifestError(f"{name}: line {number}: a record with no sha256")
             yield entry["key"], sha256
+
+    return _read(path, parse)
+
+
+_INFO_FIELDS = ("sha256", "size", "format", "width", "height")  # ImageInfo's, in order
+
+
+def read_manifest_infos(path: str | os.PathLike[str]) -> Iterator[tuple[str, ImageInfo]]:
+    """(key, info) of each record of a manifest, in order, without the record's checks
+    and metadata: for pack's second pass over a manifest its first pass read whole."""
+
+    def parse(lines: Iterable[bytes], name: str) -> Iterator[tuple[str, ImageInfo]]:
+        for number, entry, _line in _entries(lines, name):
+            try:
+                fields = [entry[field] for field in _INFO_FIELDS]
+            except KeyError as missing:
+                raise ManifestError(f"{name}: line {number}: no field {missing}") from None
+            yield entry["key"], ImageInfo(*fields)
 
     return _read(path, parse)
 

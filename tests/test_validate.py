@@ -89,3 +89,39 @@ def test_a_catalog_that_differs_from_the_store_fails_naming_the_file(workspace):
     catalog.unlink()
     catalog.write_bytes(intact)
     assert stage("validate").exit_code == 0
+
+
+def _edit_in_place(source: Path, keep_mtime: bool) -> None:
+    before = source.stat()
+    data = bytearray(source.read_bytes())
+    data[-20] ^= 0xFF  # inside the last chunk: still the same size
+    with open(source, "r+b") as out:
+        out.write(bytes(data))
+    if keep_mtime:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    else:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+
+
+def test_pack_reads_each_image_once_and_validate_still_proves_the_stored_bytes(workspace):
+    """Pack takes ingest's hash of a file whose fingerprint is unchanged since ingest
+    read it (a first build reads and hashes each image once); a file edited after
+    ingest is refused, and one edited with its mtime put back, which pack cannot tell,
+    is caught by validate, which hashes the bytes the store holds."""
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it hashed (cache.py)
+    images = {f"{i}.png": make_image("PNG", (48, 48), seed=i) for i in range(3)}
+    put(INCOMING, images)
+    assert stage("ingest").exit_code == 0
+    _edit_in_place(INCOMING / "1.png", keep_mtime=False)
+    result = stage("pack")
+    assert result.exit_code == 1
+    assert "1.png: bytes changed since they were hashed; run again" in result.stderr
+    assert not STORE.exists()
+
+    (INCOMING / "1.png").write_bytes(images["1.png"])
+    assert stage("ingest").exit_code == 0
+    _edit_in_place(INCOMING / "2.png", keep_mtime=True)
+    assert stage("pack").exit_code == 0
+    result = stage("validate")
+    assert result.exit_code == 1
+    assert "2.png: image bytes do not match their sha256" in result.stderr

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -30,16 +31,16 @@ from typing import Any
 
 from .. import cache
 from ..annotations import Annotations
-from ..annotations.archives import read_source
+from ..annotations.archives import locate, read_source
 from ..atomic import write_json
 from ..catalog import write_catalog
 from ..errors import ShelfError
-from ..files import fingerprint
-from ..manifest import read_manifest, read_manifest_keys
+from ..files import fingerprint, read_regular_file_stamped
+from ..manifest import read_manifest, read_manifest_infos, read_manifest_keys
 from ..metadata import Metadata, Tracked, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress, per_item
-from ..seen import note_stored
+from ..seen import Probed, note_stored
 from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, InvalidKeyError, Part, Record, StoreError, encode_key
 from ..store.format import peek_sha256_and_split
@@ -324,10 +325,18 @@ def apply_plan(
     ratios = params.split
     metadata = plan.metadata
 
+    probed = Probed()  # the hashes ingest took, to prove a file unchanged since
+
     def additions() -> Iterator[Item]:
         for record in read_manifest(manifest):
             if record.key in writes:
-                yield Item(record, _reader(incoming, record))
+                read = _reader(incoming, record.key, record.info.sha256, probed)
+                yield Item(record, read, trusted=True)
+
+    def byte_additions() -> Iterator[Item]:  # the pass that writes bytes: key and info
+        for key, info in read_manifest_infos(manifest):
+            if key in writes:
+                yield Item(Record(key, info), _reader(incoming, key, info.sha256, probed), True)
 
     def transform(record: Record) -> Record:
         planned = metadata.get(record.key)
@@ -335,27 +344,29 @@ def apply_plan(
             record = record.replace(metadata=planned[0], annotated=planned[1])
         return with_split(record, ratios)
 
-    if params.layout == "single":
-        return rebuild(
+    with probed:
+        if params.layout == "single":
+            return rebuild(
+                store_path,
+                additions,
+                plan.removed,
+                base=base,
+                transform=transform,
+                on_item=on_item,
+                indexed=params.index,
+                byte_additions=byte_additions,
+            )
+        return write_sharded(
             store_path,
             additions,
             plan.removed,
             base=base,
+            touched=[*plan.resplit, *plan.relabeled],
+            shard_bytes=params.shard_bytes,
             transform=transform,
             on_item=on_item,
             indexed=params.index,
         )
-    return write_sharded(
-        store_path,
-        additions,
-        plan.removed,
-        base=base,
-        touched=[*plan.resplit, *plan.relabeled],
-        shard_bytes=params.shard_bytes,
-        transform=transform,
-        on_item=on_item,
-        indexed=params.index,
-    )
 
 
 def outdated(store: ImageStore, params: PackParams) -> str | None:
@@ -388,10 +399,24 @@ def _part_header(store: ImageStore, part: Part) -> Header:
     return header
 
 
-def _reader(incoming: Path, record: Record) -> Callable[[], bytes]:
+def _reader(incoming: Path, key: str, sha256: str, probed: Probed) -> Callable[[], bytes]:
+    """How to read the bytes of a staged image, proven against `sha256`: by ingest's hash
+    of the file, if it is still as ingest read it (its fingerprint), or else by hashing
+    it again. So a first build reads and hashes each image once (validate re-hashes
+    the bytes the store holds)."""
+
     def read() -> bytes:
-        data = read_source(str(incoming), record.key)[0]
-        assert data is not None  # no limit asked
+        root = str(incoming)
+        if locate(root, key) is None:
+            data, stamp = read_regular_file_stamped(os.path.join(root, key))
+            if probed.sha256(key, stamp) == sha256:
+                return data
+        else:
+            found = read_source(root, key)[0]
+            assert found is not None  # no limit asked
+            data = found
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise StoreError(f"{key}: bytes changed since they were hashed; run again")
         return data
 
     return read

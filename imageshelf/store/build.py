@@ -38,10 +38,12 @@ from .format import (
     SHARED_VERSION,
     FieldIndex,
     Header,
+    ImageInfo,
     Record,
     StoreError,
     digest_entry,
     encode_key,
+    parse_json,
 )
 from .reader import ImageStore
 
@@ -174,14 +176,19 @@ def build_file(
     items: ItemSource,
     on_item: Callable[[Record], None] | None = None,
     indexed: Iterable[str] = DEFAULT_INDEXED,
+    byte_items: ItemSource | None = None,
 ) -> Header:
     """Write the records `items()` yields as a new store file at `path`; return its
     header. `items` is called twice and must yield the same records, in ascending key
     order, both times. `indexed`: the fields whose values the file indexes for filters.
-    Synced to disk before it returns; the caller publishes it."""
+    `byte_items`, if given, is called for the second pass instead (the image bytes):
+    the same keys with the same info, but its records need nothing else, so a caller
+    can skip the work of making whole ones. Synced to disk before it returns; the
+    caller publishes it."""
     builder = _Builder(path)
     try:
-        header = _build(builder, items, on_item, tuple(sorted(set(indexed))))
+        passes = (items, byte_items or items)
+        header = _build(builder, passes, on_item, tuple(sorted(set(indexed))))
     except BaseException:
         builder.abort()
         raise
@@ -227,13 +234,13 @@ class _Batches:
 
 def _build(
     builder: _Builder,
-    items: ItemSource,
+    passes: tuple[ItemSource, ItemSource],
     on_item: Callable[[Record], None] | None,
     indexed: tuple[str, ...],
 ) -> Header:
     index = FieldIndex(indexed)
-    count, total, keys_seen, content = _write_records(builder, items, index)
-    distinct, keys_again = _write_bytes(builder, items, on_item)
+    count, total, keys_seen, content = _write_records(builder, passes[0], index)
+    distinct, keys_again = _write_bytes(builder, passes[1], on_item)
     if keys_again != keys_seen:
         raise StoreError("the records changed between the two passes of a write")
     fields = _Batches(builder, DB_FIELDS)  # one value per (field, value), in key order
@@ -345,6 +352,16 @@ def prepare_items(
                     )
                 item = Item(record, item.read, item.trusted)
         yield item
+
+
+def store_byte_items(store: ImageStore | StoreFile) -> Iterator[Item]:
+    """`store_items` for a second pass (`build_file`'s byte_items): each record holds
+    only its key and info, read off its JSON without the checks the first pass made."""
+    get = store.get
+    for key, raw in store.raw_records():
+        obj = parse_json(raw)
+        info = ImageInfo(obj["sha256"], obj["size"], obj["format"], obj["width"], obj["height"])
+        yield Item(Record(key, info), functools.partial(get, key), trusted=True)
 
 
 def store_items(store: ImageStore | StoreFile) -> Iterator[Item]:

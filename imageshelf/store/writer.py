@@ -31,6 +31,7 @@ from .build import (
     describe_write_error,
     merge_by_key,
     prepare_items,
+    store_byte_items,
     store_items,
 )
 from .file import StoreFile
@@ -97,6 +98,7 @@ def rebuild(
     transform: Transform | None = None,
     on_item: OnItem | None = None,
     indexed: Collection[str] = DEFAULT_INDEXED,
+    byte_additions: ItemSource | None = None,
 ) -> Header:
     """Publish a single-file store at `path`: `base` + `additions` - `removals`.
 
@@ -107,6 +109,8 @@ def rebuild(
     in, keeping its key and info. `indexed`: the fields indexed for filters. Memory
     stays flat: old records and new bytes stream through. On any failure the previous
     file is left as it was. The file is written in the newest format version.
+    `byte_additions`: the additions again, for the pass that writes the image bytes
+    (build.py's byte_items): their records need only their key and info.
     """
     path = Path(path)
     new_items = _sorted_source(additions)
@@ -118,9 +122,15 @@ def rebuild(
             existing = store_items(old) if old is not None else iter(())
             return prepare_items(merge_by_key(existing, iter(new_items())), removed, transform)
 
+        def merged_bytes() -> Iterator[Item]:
+            assert byte_additions is not None
+            existing = store_byte_items(old) if old is not None else iter(())
+            return prepare_items(merge_by_key(existing, iter(byte_additions())), removed, None)
+
         try:
             with temporary(path) as temp:
-                header = build_file(temp, merged, on_item, indexed)
+                second = merged_bytes if byte_additions is not None else None
+                header = build_file(temp, merged, on_item, indexed, second)
                 publish(temp, path, durable=True)
             trust.remember_path(path)  # written here: never verified as a stranger's
             return header
