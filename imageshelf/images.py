@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from PIL.ImageFile import StubImageFile
 
 from .decoding import decode_cost_problem
+from .headers import plain_header
 from .store.format import ImageInfo, Record
 
 
@@ -89,25 +90,12 @@ def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
     costly = decode_cost_problem(data)  # before Pillow parses a header of any size
     if costly is not None:
         raise NotAnImageError("too_costly", costly)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: judged below
-            with Image.open(io.BytesIO(data)) as im:
-                if im.format is None or im.format in NOT_RASTER or isinstance(im, StubImageFile):
-                    raise NotAnImageError(
-                        "not_image",
-                        f"not an image: {im.format or 'this'} is a format Pillow identifies "
-                        "but does not decode (vector, or no decoder)",
-                    )
-                fmt = format_name(im.format)
-                width, height = im.size
-                extents = _data_extents(im)
-    except Image.DecompressionBombError as exc:
-        raise NotAnImageError("too_large", f"image too large to decode safely: {exc}") from None
-    except NotAnImageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any header Pillow cannot parse is a reject
-        raise _explain_unreadable(data, exc) from None
+    plain = plain_header(data)  # a plain JPEG or PNG, without Pillow (headers.py)
+    if plain is not None and plain[1] * plain[2] <= _PILLOW_REFUSES:
+        fmt, width, height = plain
+        extents: list[tuple[int, int]] = []
+    else:
+        fmt, width, height, extents = _pillow_header(data)
     if width <= 0 or height <= 0:
         raise NotAnImageError("bad_header", f"image header declares {width}x{height} pixels")
     if width * height > max_pixels:
@@ -119,6 +107,33 @@ def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
     if problem:
         raise NotAnImageError("truncated", f"truncated or damaged {fmt.upper()}: {problem}")
     return ImageHeader(fmt, width, height)
+
+
+# Pillow refuses to open an image over twice its bomb limit (DecompressionBombError):
+# such a header is left to it, so the reason given is the same either way.
+_PILLOW_REFUSES = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 1 << 62
+
+
+def _pillow_header(data: bytes) -> tuple[str, int, int, list[tuple[int, int]]]:
+    """Format, size and data extents as Pillow reads them; NotAnImageError if it cannot."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: judged below
+            with Image.open(io.BytesIO(data)) as im:
+                if im.format is None or im.format in NOT_RASTER or isinstance(im, StubImageFile):
+                    raise NotAnImageError(
+                        "not_image",
+                        f"not an image: {im.format or 'this'} is a format Pillow identifies "
+                        "but does not decode (vector, or no decoder)",
+                    )
+                width, height = im.size
+                return format_name(im.format), width, height, _data_extents(im)
+    except Image.DecompressionBombError as exc:
+        raise NotAnImageError("too_large", f"image too large to decode safely: {exc}") from None
+    except NotAnImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any header Pillow cannot parse is a reject
+        raise _explain_unreadable(data, exc) from None
 
 
 def prove_decodes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[str]:

@@ -151,3 +151,95 @@ def test_decoder_messages_go_into_the_report_not_through_the_progress_bar(worksp
     assert reject["code"] == "undecodable" and "Using code not yet in table" in reject["reason"]
     raw = [line for line in result.stderr.splitlines() if line.startswith("tempfile.tif:")]
     assert raw == []  # libtiff's own line never reaches the terminal
+
+
+def _variants() -> list[bytes]:
+    """JPEG and PNG files as tools write them: every mode, progressive, interlaced,
+    with EXIF, ICC, DPI, text, palettes and transparency."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    base = Image.radial_gradient("L").resize((33, 20))
+    out = []
+
+    def save(im: Image.Image, fmt: str, **options) -> None:
+        buffer = io.BytesIO()
+        im.save(buffer, fmt, **options)
+        out.append(buffer.getvalue())
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation
+    for mode in ("L", "RGB", "CMYK"):
+        im = base.convert(mode)
+        save(im, "JPEG")
+        save(im, "JPEG", progressive=True, optimize=True, dpi=(300, 300))
+        save(im, "JPEG", exif=exif.tobytes(), icc_profile=b"x" * 300, comment=b"hello")
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Software", "a tool")
+    text.add_text("Comment", "zipped", zip=True)
+    for mode in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+        im = base.convert(mode)
+        save(im, "PNG")
+        save(im, "PNG", pnginfo=text, dpi=(72, 72))
+    save(base.convert("P"), "PNG", transparency=0)
+    return out
+
+
+def _crafted(variants: list[bytes]) -> list[bytes]:
+    """Segments and chunks Pillow reads before the pixels, each shorter than it reads or
+    changing what the file is: inserted into a JPEG after its start, a PNG after IHDR."""
+    jpeg = next(v for v in variants if v.startswith(b"\xff\xd8"))
+    png = next(v for v in variants if v.startswith(b"\x89PNG"))
+
+    def segment(marker: int, body: bytes) -> bytes:
+        return jpeg[:2] + bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return png[:33] + struct.pack(">I", len(body)) + kind + body + crc + png[33:]
+
+    return [
+        segment(0xE0, b"JFIF\0"),
+        segment(0xE2, b"ICC_PROFILE\0\1"),
+        segment(0xE2, b"MPF\0II*\0\x08\0\0\0"),
+        segment(0xED, b"Photoshop 3.0\x008BIM\x03\xed"),
+        segment(0xEE, b"Adobe"),
+        segment(0xDB, b"\x10" + b"\1" * 64),
+        segment(0xC3, b"\x08\0\1\0\1\1\1\x11\0"),
+        segment(0xDD, b"\0"),
+        *(chunk(kind, b"\1") for kind in (b"pHYs", b"gAMA", b"tRNS", b"cHRM", b"iCCP", b"zTXt")),
+        chunk(b"sRGB", b""),
+        chunk(b"acTL", b"\0\0\0\2\0\0\0\0"),
+        chunk(b"b@d!", b""),
+    ]
+
+
+def _outcome(data: bytes):
+    try:
+        header = probe(data)
+    except NotAnImageError as exc:
+        return exc.code, exc.reason
+    return header.format, header.width, header.height
+
+
+def test_the_plain_header_walk_says_what_pillow_says(monkeypatch):
+    """headers.py reads plain JPEG and PNG headers without Pillow: on every variant a
+    tool writes, and on each of them cut short or with one byte of its header changed,
+    probing gives the same verdict, word for word, as asking Pillow."""
+    import imageshelf.images as images
+    from imageshelf.headers import plain_header
+
+    variants = _variants()
+    assert sum(plain_header(data) is not None for data in variants) >= len(variants) // 2
+    cases = variants + _crafted(variants)
+    for data in variants:
+        head = min(len(data), 160)
+        cases += [data[:cut] for cut in range(2, head, 3)]
+        for at in range(2, head):
+            for value in (0x00, 0xFF, data[at] ^ 0x10):
+                cases.append(data[:at] + bytes([value]) + data[at + 1 :])
+    walked = [_outcome(data) for data in cases]
+    monkeypatch.setattr(images, "plain_header", lambda data: None)
+    for data, ours in zip(cases, walked, strict=True):
+        assert ours == _outcome(data), data[:48]
