@@ -341,3 +341,41 @@ def test_records_after_and_before_a_key_in_both_layouts(tmp_path):
             assert [k for k, _ in store.raw_records(before="k" * 600)] == keys[::-1]
             assert [k for k, _ in store.raw_records(before="a")] == []
             assert [k for k, _ in store.raw_records(after="")] == keys
+
+
+def test_canonical_json_writes_the_standard_library_bytes_for_any_value():
+    """Records are written by orjson where it gives the same bytes as the standard
+    library's sorted, compact, unescaped JSON (format.py): any mix of text (controls,
+    separators, astral characters), numbers at and past 64 bits, floats, booleans,
+    null, lists and objects gives the standard library's bytes, so a store written
+    before and after holds the same records."""
+    import json
+
+    from imageshelf.store.format import ImageInfo, Record, canonical_json
+
+    rng = random.Random(0)
+    points = [*range(0x80), 0xE9, 0x2028, 0x2029, 0xFEFF, 0x1F600, 0xFFFF, 0x10FFFF]
+    numbers = [0, -1, 2**63 - 1, -(2**63), 2**63, 2**64, 10**30, 1.5, 1e16, 1e-7, -0.0]
+
+    def text() -> str:
+        return "".join(chr(rng.choice(points)) for _ in range(rng.randrange(6)))
+
+    def value(depth: int = 0):
+        kind = rng.randrange(7 if depth < 3 else 4)
+        if kind < 2:
+            return [text, lambda: rng.choice(numbers), lambda: rng.choice([True, None])][kind]()
+        if kind in (2, 3):
+            return rng.choice([text(), rng.choice(numbers), False])
+        if kind == 4:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {text(): value(depth + 1) for _ in range(rng.randrange(5))}
+
+    for _ in range(20_000):
+        v = value()
+        expected = json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert canonical_json(v) == expected.encode("utf-8"), v
+        record = Record("k", ImageInfo("0" * 64, 1, "png", 1, 1), {"v": v}, "train", ("v",))
+        expected = json.dumps(
+            record.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        assert record.encode() == expected.encode("utf-8")

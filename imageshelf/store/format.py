@@ -65,12 +65,47 @@ class UnsupportedVersionError(StoreError):
 
 
 def canonical_json(value: Any) -> bytes:
-    """One byte string per value: sorted keys, no spaces, UTF-8. Stores stay deterministic."""
+    """One byte string per value: sorted keys, no spaces, UTF-8. Stores stay deterministic.
+
+    The bytes are the standard library's (`json.dumps` with sorted keys, compact, not
+    ASCII-escaped, no NaN). orjson writes the same bytes for text, whole numbers within
+    64 bits, booleans, null, lists and objects with text keys, 5 to 10 times faster, so
+    a value made only of those (as records nearly always are) is written by orjson; a
+    float (whose exponent orjson writes otherwise: 1e16 against 1e+16), a larger
+    number or a key that is not text goes the standard library's way."""
+    if _orjson_same(value):
+        return _sorted_orjson(value)
     import json  # the writing side only: a reader never pays for its import
 
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+def _sorted_orjson(value: Any) -> bytes:
+    global _orjson
+    if _orjson is None:
+        import orjson
+
+        _orjson = orjson
+    return bytes(_orjson.dumps(value, option=_orjson.OPT_SORT_KEYS))
+
+
+_INT64 = 1 << 63
+
+
+def _orjson_same(value: Any) -> bool:
+    """Whether orjson writes `value` as canonical_json's standard library call does."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_INT64 <= value < _INT64
+    if kind is dict:
+        return all(type(k) is str and _orjson_same(v) for k, v in value.items())
+    if kind is list:
+        return all(_orjson_same(v) for v in value)
+    return False
 
 
 def parse_json(raw: bytes | str) -> Any:
@@ -188,6 +223,11 @@ class Record(Frozen):
         return obj
 
     def encode(self) -> bytes:
+        """canonical_json of the record; only the metadata can hold a value orjson
+        writes otherwise (the other fields are text and whole numbers)."""
+        info = self.info
+        if _orjson_same(self.metadata) and max(info.size, info.width, info.height) < _INT64:
+            return _sorted_orjson(self.to_json())
         return canonical_json(self.to_json())
 
     @classmethod
