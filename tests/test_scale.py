@@ -183,6 +183,50 @@ def test_a_changed_label_table_looks_up_only_the_images_it_speaks_of(workspace):
         assert store.metadata("b/7.png") == {"label": "dog"}
 
 
+def test_a_new_yolo_export_looks_up_only_its_own_images(workspace):
+    """Originals kept, YOLO exports side by side, sharded: a new export's data.yaml
+    reaches the images below it and in the folders it names, so only those go to the
+    store for a look-up; a changed data.yaml, which may have given names to any label
+    below it before, sends every image, as before."""
+    from conftest import report, stage
+
+    (workspace / ".dvc").mkdir()  # ingest keeps what it learned in .dvc/tmp
+    sharded_params(workspace)
+    incoming = workspace / "data" / "incoming"
+
+    def export(name: str, first: int, count: int, extra: str = "") -> dict[str, bytes | str]:
+        files: dict[str, bytes | str] = {
+            f"{name}/data.yaml": f"train: images/train\nnames: [cat, dog]\n{extra}"
+        }
+        for i in range(first, first + count):
+            files[f"{name}/images/train/{i}.png"] = make_image("PNG", (8, 8), seed=i)
+            files[f"{name}/labels/train/{i}.txt"] = f"{i % 2} 0.5 0.5 0.5 0.5\n"
+        return files
+
+    def ingest_and_pack() -> tuple[int, int]:
+        assert stage("ingest").exit_code == 0
+        seen = report("ingest")
+        assert stage("pack").exit_code == 0
+        return seen["staged"], seen["looked_up"]
+
+    put(incoming, {**export("a", 0, 5), **export("b", 5, 4)})
+    assert ingest_and_pack() == (9, 0)  # no store yet: nothing to look up
+    put(incoming, export("c", 9, 3))
+    assert ingest_and_pack() == (3, 3)  # only the new export's images
+    # A new export whose data.yaml also names a sibling's images as its val split.
+    put(incoming, export("d", 12, 2, extra="val: ../b/images/train\n"))
+    assert ingest_and_pack() == (6, 6)  # its own 2, and b's 4, which now have a split
+    with ImageStore(workspace / "data" / "images") as store:
+        assert store.metadata("b/images/train/5.png")["split"] == "val"
+        assert store.metadata("c/images/train/9.png")["objects"][0]["category"] == "dog"
+
+    yaml = incoming / "a" / "data.yaml"
+    yaml.write_text(yaml.read_text().replace("[cat, dog]", "[lion, wolf]"))
+    assert ingest_and_pack() == (5, 14)  # every image looked up; a's 5 relabeled
+    with ImageStore(workspace / "data" / "images") as store:
+        assert store.metadata("a/images/train/0.png")["objects"][0]["category"] == "lion"
+
+
 def test_validate_proves_what_changed_and_full_proves_everything(repo):
     sharded_params(repo)
     put(repo / "data" / "incoming", images(0, 40))

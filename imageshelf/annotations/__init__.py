@@ -24,7 +24,7 @@ Boxes from every format become COCO's: `objects: [{"bbox": [x, y, width, height]
 from .base import AnnotationError, Annotations, KeyIndex, Limits
 from .folders import folder_fields, split_of_name
 from .kinds import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
-from .reader import bounded_reach, own_image, read_annotations, read_place
+from .reader import added_reach, bounded_reach, own_image, read_annotations, read_place
 from .tables import KNOWN_FIELDS, PATH_COLUMNS
 from .values import strict_json, typed, typed_column
 
@@ -36,6 +36,7 @@ __all__ = [
     "Annotations",
     "IgnoreRules",
     "KeyIndex",
+    "added_reach",
     "bounded_reach",
     "own_image",
     "Limits",

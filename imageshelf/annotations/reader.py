@@ -38,7 +38,7 @@ from .sidecars import read_sidecars, sidecar_image
 from .tables import table_rows
 from .values import strict_json
 from .voc import read_xml
-from .yolo import Yolo, is_names_file, label_image, under_labels
+from .yolo import Yolo, is_names_file, label_image, names_reach, under_labels
 
 ORDER = {"table": 0, "json": 1, "xml": 2, "text": 3}
 DEFAULT_LIMITS = Limits()
@@ -269,6 +269,20 @@ def _finite(cell: str) -> bool:
         return math.isfinite(float(cell))
     except ValueError:
         return False
+
+
+def added_reach(root: os.PathLike[str] | str, rel: str) -> list[str] | None:
+    """For an annotation file that gives meaning to others (YOLO's data.yaml, class
+    names), just added: the key prefixes of the images it can give anything to, or
+    None if that cannot be bounded (yolo.names_reach)."""
+
+    def read(rel: str, limit: int | None) -> bytes:
+        data, size = read_source(os.fspath(root), rel, limit)
+        if data is None:
+            raise TooLarge(size)
+        return data
+
+    return names_reach(rel, read)
 
 
 def read_place(

@@ -70,6 +70,41 @@ def is_names_file(rel: str) -> bool:
     )
 
 
+def names_reach(rel: str, read: Reader) -> list[str] | None:
+    """The folders (as key prefixes) whose images a names file can give anything to,
+    read now: class names reach the labels below its folder; data.yaml's splits reach
+    the folders it names. None where that cannot be bounded: a file at the top (it
+    reaches everything), a Darknet `.data` file or a data.yaml naming image lists
+    (which may name any image), a file that cannot be read."""
+    folder = folder_of(rel)
+    if not folder or not is_names_file(rel) or rel.lower().endswith(".data"):
+        return None
+    reach = [folder + "/"]
+    if not rel.lower().endswith((".yaml", ".yml")):
+        return reach
+    try:
+        document = load_yaml(text_of(rel, read_bounded(read, rel, 16 << 20, FILE_LIMIT)))
+    except (YamlRefused, AnnotationError, OSError):
+        return None
+    if not isinstance(document, dict):
+        return reach
+    base = document.get("path")
+    roots = [folder]
+    if isinstance(base, str) and base and not base.startswith("/"):
+        roots[:0] = _inside(folder, base)[:1]
+    for name in YAML_SPLITS:
+        given = document.get(name)
+        for path in [given] if isinstance(given, str) else given or []:
+            if isinstance(path, str) and path.lower().endswith(".txt"):
+                return None
+            if isinstance(path, str) and path:
+                targets = [t for root in roots for t in _inside(root, path)]
+                if "" in targets:
+                    return None
+                reach += [target + "/" for target in targets]
+    return reach
+
+
 def _labels_at(folders: list[str]) -> int | None:
     """Where the last `labels` folder is among a file's `folders`, if there is one."""
     return len(folders) - 1 - folders[::-1].index("labels") if "labels" in folders else None

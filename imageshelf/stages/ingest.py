@@ -25,6 +25,7 @@ from ..annotations import (
     Annotations,
     KeyIndex,
     Limits,
+    added_reach,
     bounded_reach,
     own_image,
     read_place,
@@ -308,7 +309,14 @@ class _Run:
                 touched.add(image)
                 continue
             if not bounded_reach(rel):
-                return None
+                # A new YOLO export's data.yaml or class names: the images below it
+                # (and in the folders it names). Changed or removed: every image.
+                reach = added_reach(self.root, rel) if rel not in before else None
+                if reach is None:
+                    return None
+                prefixes = tuple(reach)
+                touched.update(key for key in keys.keys if key.startswith(prefixes))
+                continue
             if rel in before:
                 recorded = self.seen.reach(rel, before[rel])
                 if recorded is None:
