@@ -118,6 +118,10 @@ class _Builder:
                 with self.env.begin(write=True) as txn:
                     cursor = txn.cursor(db=self.dbs[db_name])
                     cursor.putmulti(batch, append=True)
+                # Map the file anew (the same size): the pages this commit wrote leave
+                # the process's memory for the page cache, where the kernel writes them
+                # back, so what pack holds stays one commit, not the whole file.
+                self.env.set_mapsize(self.map_size)
                 return
             except lmdb.MapFullError:
                 # The estimate above makes this unreachable in practice; growing the map
