@@ -23,6 +23,8 @@ give the images under those folders (or in those lists) their split.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import posixpath
 from collections import defaultdict
@@ -103,6 +105,16 @@ def names_reach(rel: str, read: Reader) -> list[str] | None:
                     return None
                 reach += [target + "/" for target in targets]
     return reach
+
+
+def _under(ordered: list[str], prefix: str) -> list[str]:
+    """The keys of a sorted list that start with `prefix` (a range of it)."""
+    found = []
+    for key in itertools.islice(ordered, bisect.bisect_left(ordered, prefix), None):
+        if not key.startswith(prefix):
+            break
+        found.append(key)
+    return found
 
 
 def _labels_at(folders: list[str]) -> int | None:
@@ -266,10 +278,11 @@ class Yolo:
     def apply_folder_splits(self, keys: KeyIndex, settled: Collection[str] = ()) -> None:
         """data.yaml's train/val/test folders: the images under them get that split
         (but `settled` ones, stored as they are with every annotation file unchanged)."""
+        ordered = sorted(keys.keys) if self.folders else []  # a folder: a range of them
         for targets, split, rel in self.folders:
             for folder in targets:
                 prefix = f"{folder}/" if folder else ""
-                matched = [key for key in keys.keys if key.startswith(prefix)]
+                matched = _under(ordered, prefix)
                 if matched:
                     self.used.add(rel)
                     for key in matched:
