@@ -379,3 +379,17 @@ def test_canonical_json_writes_the_standard_library_bytes_for_any_value():
             record.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
         assert record.encode() == expected.encode("utf-8")
+
+
+def test_where_space_cannot_be_reserved_the_store_is_written_without_the_map(tmp_path, monkeypatch):
+    """A store is written through LMDB's map only where posix_fallocate can reserve each
+    commit's room first (so a full disk is ENOSPC, never SIGBUS). Without it (macOS, a
+    file system without fallocate) it is written the slower way: the same records, the
+    same bytes back, and again the same file for the same content."""
+    images = {f"d/{i}.png": make_image("PNG", (16, 16), seed=i) for i in range(30)}
+    mapped = md5(build_store(tmp_path / "mapped.lmdb", images))
+    monkeypatch.delattr(os, "posix_fallocate")
+    first = md5(build_store(tmp_path / "plain.lmdb", images))
+    assert md5(build_store(tmp_path / "again.lmdb", images)) == first != mapped
+    with ImageStore(tmp_path / "plain.lmdb") as store:
+        assert {key: store.get(key) for key in store} == images

@@ -77,19 +77,21 @@ ItemSource = Callable[[], Iterable[Item]]
 class _Builder:
     """Writes one new LMDB file by a fixed plan. Knows nothing of publishing.
 
-    The file is written through its memory map (`writemap`): LMDB then puts pages
-    straight into the page cache, instead of copying each into a buffer and writing it
-    at commit (a first build of 373 MB: 0.5 s instead of 1.6 s). Such a map makes the
-    file as long as the map, and writing into a page the disk cannot hold would kill
-    the process (SIGBUS): so the space each commit can use is reserved first
-    (`posix_fallocate`, which fails with ENOSPC instead), and the file is cut back to
-    its last page when finished.
+    The file is written through its memory map (`writemap`) where the file system can
+    reserve space: LMDB then puts pages straight into the page cache, instead of copying
+    each into a buffer and writing it at commit (a first build of 373 MB: 0.5 s instead
+    of 1.6 s). Such a map makes the file as long as the map, and writing into a page the
+    disk cannot hold would kill the process (SIGBUS): so the space each commit can use
+    is reserved first (`posix_fallocate`, which fails with ENOSPC instead), and the file
+    is cut back to its last page when finished. Where space cannot be reserved (macOS,
+    a file system without fallocate) the file is written the slower way.
     """
 
     def __init__(self, path: Path) -> None:
         self.map_size = INITIAL_MAP_SIZE
         self.path = path
         self.reserved = 0
+        self.writemap = _can_reserve(path)
         # sync is done once, at the end, before the file is published.
         self.env = lmdb.open(
             str(path),
@@ -99,7 +101,7 @@ class _Builder:
             lock=False,
             sync=False,
             metasync=False,
-            writemap=True,
+            writemap=self.writemap,
             readahead=False,
             lib_version=LMDB_ENGINE,
         )
@@ -118,10 +120,11 @@ class _Builder:
                 with self.env.begin(write=True) as txn:
                     cursor = txn.cursor(db=self.dbs[db_name])
                     cursor.putmulti(batch, append=True)
-                # Map the file anew (the same size): the pages this commit wrote leave
-                # the process's memory for the page cache, where the kernel writes them
-                # back, so what pack holds stays one commit, not the whole file.
-                self.env.set_mapsize(self.map_size)
+                if self.writemap:
+                    # Map the file anew (the same size): the pages this commit wrote
+                    # leave the process's memory for the page cache, where the kernel
+                    # writes them back: pack holds one commit, not the whole file.
+                    self.env.set_mapsize(self.map_size)
                 return
             except lmdb.MapFullError:
                 # The estimate above makes this unreachable in practice; growing the map
@@ -146,14 +149,12 @@ class _Builder:
 
     def _reserve(self, size: int) -> None:
         """Make sure the disk holds the file's first `size` bytes (see the class)."""
-        if size <= self.reserved:
+        if not self.writemap or size <= self.reserved:
             return
         try:
             os.posix_fallocate(self.fd, self.reserved, size - self.reserved)
         except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
-            # A file system that cannot reserve space: written as it comes.
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self.reserved = size
 
     def _grow(self, size: int) -> None:
@@ -165,14 +166,33 @@ class _Builder:
         self.env.sync(True)
         self.env.close()
         try:
-            os.ftruncate(self.fd, used)  # the map's length beyond the last page: gone
-            os.fsync(self.fd)
+            if self.writemap:
+                os.ftruncate(self.fd, used)  # the map's length beyond the last page: gone
+                os.fsync(self.fd)
         finally:
             os.close(self.fd)
 
     def abort(self) -> None:
         self.env.close()
         os.close(self.fd)
+
+
+def _can_reserve(path: Path) -> bool:
+    """Whether the file system reserves space for a new file at `path` (`_Builder`):
+    tried on the empty file LMDB then opens as new. ENOSPC and the like are raised."""
+    if not hasattr(os, "posix_fallocate"):
+        return False  # macOS
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        os.posix_fallocate(fd, 0, 1 << 16)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            return False
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.ftruncate(fd, 0)
+        os.close(fd)
 
 
 def build_file(
