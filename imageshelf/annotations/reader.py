@@ -275,6 +275,11 @@ def added_reach(root: os.PathLike[str] | str, rel: str) -> list[str] | None:
     """For an annotation file that gives meaning to others (YOLO's data.yaml, class
     names), just added: the key prefixes of the images it can give anything to, or
     None if that cannot be bounded (yolo.names_reach)."""
+    return names_reach(rel, _reader(root))
+
+
+def _reader(root: os.PathLike[str] | str) -> Reader:
+    """How the files under the folder `root` are read, within a limit."""
 
     def read(rel: str, limit: int | None) -> bytes:
         data, size = read_source(os.fspath(root), rel, limit)
@@ -282,7 +287,7 @@ def added_reach(root: os.PathLike[str] | str, rel: str) -> list[str] | None:
             raise TooLarge(size)
         return data
 
-    return names_reach(rel, read)
+    return read
 
 
 def read_place(
@@ -294,13 +299,6 @@ def read_place(
     settled_files: Collection[str] = (),
 ) -> Annotations:
     """Read annotation files that lie under the folder `root` (see read_annotations)."""
-
-    def read(rel: str, limit: int | None) -> bytes:
-        data, size = read_source(os.fspath(root), rel, limit)
-        if data is None:
-            raise TooLarge(size)
-        return data
-
-    result = read_annotations(files, read, keys, limits, settled, settled_files)
+    result = read_annotations(files, _reader(root), keys, limits, settled, settled_files)
     result.root = Path(root)
     return result
