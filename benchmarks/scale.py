@@ -372,34 +372,23 @@ def main(n: int, push_images: int, out: Path) -> None:
                 )
             )
         default, full = growth.validate  # type: ignore[attr-defined]
-        click.echo(f"scale: {n} images in batches with a label table each, kept ...")
-        fresh_tables, _ = fresh_repro(work, n // 100, layout="tables")
-        _, add, _ = growth(work, n, True, layout="tables")
-        rows.append(
-            Row(
-                "growth",
-                f"dvc repro adding 1% to {n:,}, originals kept, a label table per batch of "
-                "1,000 (median of 3)",
-                add,
-                f"the same {n // 100} with their table in a fresh project (median of 3)",
-                fresh_tables,
-                1 / 1.3,
+        for layout, shipped, fresh_as in (
+            ("tables", "a label table per batch of 1,000", "with their table"),
+            ("yolo", "as YOLO exports of 1,000 (images/, labels/, data.yaml)", "as one export"),
+        ):
+            click.echo(f"scale: {n} images kept, {shipped} ...")
+            fresh_kind, _ = fresh_repro(work, n // 100, layout=layout)
+            _, add, _ = growth(work, n, True, layout=layout)
+            rows.append(
+                Row(
+                    "growth",
+                    f"dvc repro adding 1% to {n:,}, originals kept, {shipped} (median of 3)",
+                    add,
+                    f"the same {n // 100} {fresh_as} in a fresh project (median of 3)",
+                    fresh_kind,
+                    1 / 1.3,
+                )
             )
-        )
-        click.echo(f"scale: {n} images as YOLO exports of 1,000, kept ...")
-        fresh_yolo, _ = fresh_repro(work, n // 100, layout="yolo")
-        _, add, _ = growth(work, n, True, layout="yolo")
-        rows.append(
-            Row(
-                "growth",
-                f"dvc repro adding 1% to {n:,}, originals kept, as YOLO exports of 1,000 "
-                "(images/, labels/ with a box each, data.yaml; median of 3)",
-                add,
-                f"the same {n // 100} as one export in a fresh project (median of 3)",
-                fresh_yolo,
-                1 / 1.3,
-            )
-        )
         rows.append(
             Row(
                 "growth",

@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from PIL.ImageFile import StubImageFile
 
 from .decoding import decode_cost_problem
-from .headers import plain_header
+from .headers import JPEG_START, PNG_SIGNATURE, plain_header
 from .store.format import ImageInfo, Record
 
 
@@ -192,8 +192,8 @@ def describe(
 
 
 _MAGIC = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
+    (JPEG_START, "jpeg"),
+    (PNG_SIGNATURE, "png"),
     (b"GIF87a", "gif"),
     (b"GIF89a", "gif"),
     (b"II*\0", "tiff"),

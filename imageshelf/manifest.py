@@ -92,26 +92,13 @@ def read_manifest_keys(path: str | os.PathLike[str]) -> Iterator[str]:
     return (key for key, _line in _read(path, parse_raw_records))
 
 
-def read_manifest_hashes(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
-    """(key, sha256) of each record of a manifest, in order, not read as records (for a
-    caller that needs only those: validate's check of what was staged)."""
-
-    def parse(lines: Iterable[bytes], name: str) -> Iterator[tuple[str, str]]:
-        for number, entry, _line in _entries(lines, name):
-            sha256 = entry.get("sha256")
-            if not isinstance(sha256, str):
-                raise ManifestError(f"{name}: line {number}: a record with no sha256")
-            yield entry["key"], sha256
-
-    return _read(path, parse)
-
-
 _INFO_FIELDS = ("sha256", "size", "format", "width", "height")  # ImageInfo's, in order
 
 
 def read_manifest_infos(path: str | os.PathLike[str]) -> Iterator[tuple[str, ImageInfo]]:
     """(key, info) of each record of a manifest, in order, without the record's checks
-    and metadata: for pack's second pass over a manifest its first pass read whole."""
+    and metadata: for pack's second pass over a manifest its first pass read whole, and
+    validate's check of what was staged."""
 
     def parse(lines: Iterable[bytes], name: str) -> Iterator[tuple[str, ImageInfo]]:
         for number, entry, _line in _entries(lines, name):

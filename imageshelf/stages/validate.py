@@ -33,7 +33,7 @@ from ..atomic import write_json
 from ..catalog import catalog_file_digest, catalog_parts
 from ..errors import ShelfError
 from ..files import fingerprint, fingerprint_of
-from ..manifest import read_manifest_hashes
+from ..manifest import read_manifest_infos
 from ..progress import Progress
 from ..seen import Probed
 from ..store import Header, ImageStore, Part, Record, StoreError, StoreFile, trust
@@ -470,9 +470,9 @@ def validate_staged(
     root = os.fspath(incoming)
     with contextlib.ExitStack() as stack:
         probed = None if result.full else stack.enter_context(Probed())
-        for key, sha256 in read_manifest_hashes(manifest):
+        for key, info in read_manifest_infos(manifest):
             if key not in not_packed and key not in damaged:
-                _check_staged(store, key, sha256, root, probed, result)
+                _check_staged(store, key, info.sha256, root, probed, result)
 
 
 def _unchanged(probed: Probed, root: str, key: str, sha256: str) -> bool:
