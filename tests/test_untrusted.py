@@ -169,8 +169,9 @@ def test_a_verified_store_changed_in_place_with_its_mtime_set_back_is_refused(
 
 
 def test_a_forged_marker_in_the_trust_cache_is_not_trusted(workspace, monkeypatch, tmp_path):
-    """A marker is an empty file named after a file's identity: one another user could
-    write (a folder others can write to, or a marker they own) counts for nothing."""
+    """A marker is a file named after a file's identity, holding its ctime: one another
+    user could write (a folder others can write to, or a marker they own) counts for
+    nothing."""
     import os
 
     from imageshelf.store import trust
@@ -179,10 +180,10 @@ def test_a_forged_marker_in_the_trust_cache_is_not_trusted(workspace, monkeypatc
     monkeypatch.setenv("IMAGESHELF_CACHE_DIR", str(cache))
     store = workspace / "data" / "images.lmdb"
     store.write_bytes(_claim_2_gb(build_store(tmp_path / "good.lmdb", _images())))
-    marker = Path(trust.cache_folder()) / "-".join(map(str, trust.identity(os.stat(store))))
+    marker = Path(trust._marker(os.stat(store)))
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.parent.chmod(0o777)  # a folder anyone can write to
-    marker.touch()
+    marker.write_text(f"{os.stat(store).st_ctime_ns}\n")
     assert not trust.is_trusted(os.stat(store))
     _every_reader_refuses_it(workspace)
     marker.parent.chmod(0o700)
@@ -655,3 +656,31 @@ def test_a_file_changed_through_the_file_system_is_verified_again(tmp_path, monk
     assert not trust.is_trusted(os.stat(path))
     trust.check(str(path), os.stat(path))  # verified again: those bytes are none LMDB reads
     assert trust.is_trusted(os.stat(path))
+
+
+def test_a_store_dvc_only_chmods_is_hashed_again_not_verified(tmp_path, monkeypatch):
+    """DVC chmods every file of an output before its stage runs: the bytes are the same,
+    only the ctime moved. A store of small records is then trusted by its SHA-256, taken
+    when it was written, instead of a walk of every page (20x the time at 270 bytes an
+    image); the same chmod after an in-place edit with the mtime set back is verified."""
+    import os
+
+    from imageshelf.store import trust
+
+    monkeypatch.setenv("IMAGESHELF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(trust, "_distrust", [False])  # as a stage starts (not validate --full)
+    verified: list[str] = []
+    real = trust.problems
+    monkeypatch.setattr(trust, "problems", lambda path: verified.append(str(path)) or real(path))
+    path = build_store(tmp_path / "s.lmdb", _images(3))
+    for mode in (0o444, 0o644):  # two stage runs
+        path.chmod(mode)
+        trust._remembered.clear()  # another process: only the marker on disk counts
+        trust.check(str(path), os.stat(path))
+    assert verified == []
+    assert trust.is_trusted(os.stat(path))
+    _write_in_place(path, os.stat(path).st_size - 100, b"\xff" * 4)
+    path.chmod(0o444)
+    trust._remembered.clear()
+    trust.check(str(path), os.stat(path))  # those bytes are none LMDB reads: it passes
+    assert verified == [str(path)]

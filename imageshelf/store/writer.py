@@ -132,7 +132,8 @@ def rebuild(
                 second = merged_bytes if byte_additions is not None else None
                 header = build_file(temp, merged, on_item, indexed, second)
                 publish(temp, path, durable=True)
-            trust.remember_path(path)  # written here: never verified as a stranger's
+            # Written here: never verified as a stranger's.
+            trust.remember_path(path, header.count)
             return header
         except (lmdb.Error, OSError) as exc:
             raise _failed(path, exc) from None
@@ -247,7 +248,7 @@ def _write_shard(
         name = shard_name(header.content_digest)
         # Synced by the builder; the folder is synced once, before the index names it.
         publish(temp, folder / name, durable=False)
-        trust.remember_path(folder / name)
+        trust.remember_path(folder / name, header.count)
     return Part(name, header.count, header.total_bytes, header.content_digest, first, last)
 
 
