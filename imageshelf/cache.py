@@ -119,9 +119,11 @@ class Table:
         raw = self._txn.get(key.encode("utf-8", "surrogateescape"))
         return bytes(raw) if raw is not None else None
 
-    def put_many(self, items: dict[str, Any], drop: bool = False) -> None:
-        """Write `items`; with `drop`, every other entry goes (the table is exactly
-        `items` afterwards)."""
+    def put_many(
+        self, items: dict[str, Any], drop: bool = False, raw: dict[str, bytes] | None = None
+    ) -> None:
+        """Write `items` (as JSON) and `raw` (bytes as they are); with `drop`, every other
+        entry goes (the table is exactly those afterwards)."""
         if self._env is None:
             return
         if self._txn is not None:
@@ -132,4 +134,6 @@ class Table:
                 txn.drop(self._env.open_db(txn=txn), delete=False)
             for key, value in items.items():
                 txn.put(key.encode("utf-8", "surrogateescape"), orjson.dumps(value))
+            for key, data in (raw or {}).items():
+                txn.put(key.encode("utf-8", "surrogateescape"), data)
         self._env.sync(True)

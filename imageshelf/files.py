@@ -14,6 +14,7 @@ import errno
 import io
 import os
 import stat
+import struct
 
 # What a write to a file through the file system changes: device, inode, size, mtime.
 # Not ctime, which DVC changes on every output it "unprotects" before a stage runs (the
@@ -23,6 +24,17 @@ Fingerprint = tuple[int, int, int, int]
 
 def fingerprint_of(st: os.stat_result) -> Fingerprint:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+# A fingerprint packed in 32 bytes: how a walk keeps one per file and ingest's cache
+# stores it. One bytes object, which the garbage collector does not track, instead of a
+# tuple of four ints: at 200,000 files that is a fifth of a walk's time.
+STAMP = struct.Struct("<QQqq")
+Stamp = bytes
+
+
+def stamp(fingerprint: Fingerprint) -> Stamp:
+    return STAMP.pack(*fingerprint)
 
 
 def fingerprint(path: str | os.PathLike[str]) -> Fingerprint | None:

@@ -1,12 +1,12 @@
 """What ingest learned of each incoming file, kept in the cache (cache.py) so that the
 next run reads, hashes and looks up only what changed.
 
-One entry per file, by its path under the incoming folder, in JSON:
-`[dev, inode, size, mtime_ns, part, *probe]`: the file's fingerprint when it was probed,
-the content digest of the store part that holds it as it is (null: not known to be
-stored), and what the file is (`Probe.to_json`). The list puts the fingerprint and the
-part first so that the usual case, a file unchanged and already stored, is told from an
-entry's first bytes without parsing it (`Seen.triage`).
+One entry per file, by its path under the incoming folder: the file's fingerprint when
+it was probed (32 bytes, files.Stamp), the content digest of the store part that holds
+it as it is (64 hex digits; dashes: not known to be stored), then what the file is
+(`Probe.to_json`, in JSON). Fingerprint and part come first, at fixed places, so that the
+usual case, a file unchanged and already stored, is told from an entry's first 96 bytes
+by two comparisons, without parsing it (`Seen.triage`).
 
 Beside them, for each label table and XML file, the images it gave fields to, with its
 fingerprint and whether every row was an image (`REACH`): when such a file changes, is
@@ -24,12 +24,15 @@ from typing import Any, NamedTuple
 import orjson
 
 from . import __version__, cache
-from .files import Fingerprint
+from .files import Fingerprint, Stamp, stamp
 from .store import ImageInfo
 
 NAME = "incoming.lmdb"
 META = "\0meta"  # the entry for what the others depend on: code version, limits
-REACH = "\0reach\0"  # + an annotation file's path: [fingerprint, images it spoke of, clean]
+REACH = "\0reach\0"  # + an annotation file's path: [stamp in hex, images it spoke of, clean]
+FORMAT = 2  # of the entries: a table in another is started afresh
+PART = slice(32, 96)  # where an entry's part is
+NO_PART = b"-" * 64
 
 
 class Probe(NamedTuple):
@@ -64,17 +67,21 @@ class Probe(NamedTuple):
 class Entry:
     """What is known of one incoming file (see the module's docstring)."""
 
-    fingerprint: Fingerprint
+    stamp: Stamp
     probe: Probe
     part: str | None = None  # the content digest of the store part holding it as it is
 
-    def to_json(self) -> list[Any]:
-        return [*self.fingerprint, self.part, *self.probe.to_json()]
+    def to_bytes(self) -> bytes:
+        part = self.part.encode() if self.part is not None else NO_PART
+        if len(part) != 64:  # a content digest is a SHA-256 in hex: anything else, unknown
+            part = NO_PART
+        return self.stamp + part + orjson.dumps(self.probe.to_json())
 
     @classmethod
-    def from_json(cls, value: list[Any]) -> Entry:
-        stamp = (value[0], value[1], value[2], value[3])
-        return cls(stamp, Probe.from_json(value[5:]), value[4])
+    def from_bytes(cls, raw: bytes) -> Entry:
+        part = raw[PART]
+        digest = part.decode("ascii") if part != NO_PART else None
+        return cls(raw[:32], Probe.from_json(orjson.loads(raw[96:])), digest)
 
 
 class Seen:
@@ -87,7 +94,9 @@ class Seen:
         self._table = cache.Table(NAME)
         meta = self._table.get(META)
         valid = isinstance(meta, dict) and meta.get("version") == __version__
+        valid = valid and meta.get("format") == FORMAT
         self.meta: dict[str, Any] | None = meta if valid and meta["params"] == limits else None
+        self._annotation_files: dict[str, str] | None = None
 
     def __enter__(self) -> Seen:
         return self
@@ -106,38 +115,39 @@ class Seen:
 
     def triage(
         self,
-        fingerprints: dict[str, Fingerprint],
+        stamps: dict[str, Stamp],
         files: list[str],
         parts: set[str],
         touched: Collection[str] = (),
     ) -> tuple[set[str], dict[str, bytes]]:
         """(the files unchanged since they were found stored in one of `parts`, but for
         those a changed annotation file `touched`; the raw entries of the other unchanged
-        files). Told from each entry's first bytes: the fingerprint, then the part's
-        quoted digest (66 bytes)."""
+        files). Told from each entry's first 96 bytes: the fingerprint, then the part."""
         known: set[str] = set()
         unchanged: dict[str, bytes] = {}
         if self.meta is None:
             return known, unchanged
-        stored = {f'"{digest}"'.encode() for digest in parts}
+        stored = {digest.encode() for digest in parts}
         get = self._table.get_raw
         for rel in files:
             raw = get(rel)
-            head = b"[%d,%d,%d,%d," % fingerprints[rel]
-            if raw is None or not raw.startswith(head):
+            if raw is None or raw[:32] != stamps[rel]:
                 continue  # new or changed: probed again
-            if raw[len(head) : len(head) + 66] in stored and rel not in touched:
+            if raw[32:96] in stored and rel not in touched:
                 known.add(rel)
             else:
                 unchanged[rel] = raw
         return known, unchanged
 
-    def annotation_files(self) -> dict[str, list[int]]:
-        """The annotation files of the last run: path -> fingerprint."""
-        return {rel: stamp for rel, stamp in (self.meta or {}).get("annotations") or []}
+    def annotation_files(self) -> dict[str, str]:
+        """The annotation files of the last run: path -> its stamp in hex."""
+        if self._annotation_files is None:
+            notes = (self.meta or {}).get("annotations") or []
+            self._annotation_files = {rel: stamp for rel, stamp in notes}
+        return self._annotation_files
 
-    def reach(self, rel: str, stamp: list[int]) -> tuple[set[str], bool] | None:
-        """The images annotation file `rel` gave fields to when its fingerprint was
+    def reach(self, rel: str, stamp: str) -> tuple[set[str], bool] | None:
+        """The images annotation file `rel` gave fields to when its stamp (in hex) was
         `stamp`, and whether it was clean then (every row an image, no note); None if
         that is not recorded."""
         value = self._table.get(REACH + rel)
@@ -150,18 +160,18 @@ class Seen:
         changed: dict[str, Entry],
         notes: list[Any],
         files: int,
-        reach: dict[str, tuple[list[int], list[str], bool]] | None = None,
+        reach: dict[str, tuple[str, list[str], bool]] | None = None,
     ) -> None:
         """Write the changed entries, the reach of the annotation files read anew
         (path -> (fingerprint, images, clean)), and the meta entry if anything changed."""
-        meta: dict[str, Any] = {"version": __version__, "params": self.limits}
+        meta: dict[str, Any] = {"version": __version__, "format": FORMAT, "params": self.limits}
         meta.update(annotations=notes, files=files)
         if not changed and not reach and self.meta == meta:
             return
-        items: dict[str, Any] = {rel: entry.to_json() for rel, entry in changed.items()}
-        items.update({REACH + rel: list(value) for rel, value in (reach or {}).items()})
+        items: dict[str, Any] = {REACH + rel: list(value) for rel, value in (reach or {}).items()}
         items[META] = meta
-        self._table.put_many(items, drop=self.meta is None)
+        raw = {rel: entry.to_bytes() for rel, entry in changed.items()}
+        self._table.put_many(items, drop=self.meta is None, raw=raw)
 
 
 def note_stored(parts: dict[str, str]) -> None:
@@ -171,12 +181,12 @@ def note_stored(parts: dict[str, str]) -> None:
     with cache.Table(NAME) as table:
         changed = {}
         for key, digest in parts.items():
-            entry = table.get(key)
-            if isinstance(entry, list) and len(entry) > 5 and entry[4] != digest:
-                entry[4] = digest
-                changed[key] = entry
+            raw = table.get_raw(key)
+            part = digest.encode()
+            if raw is not None and len(raw) > 96 and raw[PART] != part and len(part) == 64:
+                changed[key] = raw[:32] + part + raw[96:]
         if changed:
-            table.put_many(changed)
+            table.put_many({}, raw=changed)
 
 
 class Probed:
@@ -195,16 +205,16 @@ class Probed:
     def sha256(self, rel: str, now: Fingerprint) -> str | None:
         """The SHA-256 ingest found in `rel`, if its fingerprint is still `now`."""
         raw = self._table.get_raw(rel)
-        if raw is None or not raw.startswith(b"[%d,%d,%d,%d," % now):
+        if raw is None or raw[:32] != stamp(now):
             return None
-        try:  # [*fingerprint, part, "image", sha256, ...] (Entry.to_json)
-            value = orjson.loads(raw)
+        try:  # ["image", sha256, ...] (Probe.to_json)
+            value = orjson.loads(raw[96:])
         except orjson.JSONDecodeError:
             return None  # a damaged entry proves nothing
-        if len(value) > 6 and value[5] == "image" and isinstance(value[6], str):
-            return value[6]
+        if len(value) > 1 and value[0] == "image" and isinstance(value[1], str):
+            return value[1]
         return None
 
 
 def parse(raw: bytes) -> Entry:
-    return Entry.from_json(orjson.loads(raw))
+    return Entry.from_bytes(raw)

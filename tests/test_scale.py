@@ -413,7 +413,7 @@ def test_a_walk_on_every_core_finds_what_one_walk_finds(tmp_path):
         walk(str(tmp_path), ("README*", "notes"), jobs=2),
     )
     assert len(one.files) == 42
-    for name in ("files", "annotations", "ignored", "fingerprints"):
+    for name in ("files", "annotations", "ignored", "stamps"):
         assert getattr(many, name) == getattr(one, name), name
     assert sorted(many.rejects, key=lambda r: r.path) == sorted(one.rejects, key=lambda r: r.path)
     assert {r.path for r in one.rejects} == {"link", "c2/pipe.png"}

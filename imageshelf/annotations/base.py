@@ -3,6 +3,8 @@ files of a place say about each key, and how a file is read."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ class KeyIndex:
         self.keys = set(keys)
         self._stems: dict[str, list[str]] | None = None
         self._names: dict[str, list[str]] | None = None
+        self._ordered: list[str] | None = None
 
     def by_stem(self, folder: str, stem: str) -> list[str]:
         """The keys in `folder` whose name is `stem` plus a suffix (or `stem` itself)."""
@@ -52,6 +55,19 @@ class KeyIndex:
             for k in names.get(tail.rpartition("/")[2], [])
             if k.startswith(prefix) and (k == prefix + tail or k.endswith("/" + tail))
         ]
+
+    def under(self, prefix: str) -> list[str]:
+        """The keys that start with `prefix` (a folder's, with its slash), in order: a
+        range of the sorted keys, sorted once."""
+        if self._ordered is None:
+            self._ordered = sorted(self.keys)
+        ordered = self._ordered
+        found = []
+        for key in itertools.islice(ordered, bisect.bisect_left(ordered, prefix), None):
+            if not key.startswith(prefix):
+                break
+            found.append(key)
+        return found
 
     def one_by_stem(self, folder: str, stem: str) -> str | None:
         found = self.by_stem(folder, stem)

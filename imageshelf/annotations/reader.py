@@ -122,12 +122,11 @@ def read_annotations(
         if len(result.unused) + len(result.notes) != said:
             result.dirty.add(rel)
     read_sidecars(sidecars, read, keys, limits.own, result)
-    for rel in files:
-        if is_names_file(rel):
-            if rel in yolo.used:
-                result.files.append(rel)
-            else:
-                result.unused.append(f"{rel}: no YOLO labels use its class names")
+    for rel in yolo.named:
+        if rel in yolo.used:
+            result.files.append(rel)
+        else:
+            result.unused.append(f"{rel}: no YOLO labels use its class names")
     result.files.sort()
     return result
 

@@ -23,13 +23,12 @@ give the images under those folders (or in those lists) their split.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 import posixpath
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..yamlfile import YamlRefused, load_yaml
@@ -107,37 +106,34 @@ def names_reach(rel: str, read: Reader) -> list[str] | None:
     return reach
 
 
-def _under(ordered: list[str], prefix: str) -> list[str]:
-    """The keys of a sorted list that start with `prefix` (a range of it)."""
-    found = []
-    for key in itertools.islice(ordered, bisect.bisect_left(ordered, prefix), None):
-        if not key.startswith(prefix):
-            break
-        found.append(key)
-    return found
-
-
 def _labels_at(folders: list[str]) -> int | None:
     """Where the last `labels` folder is among a file's `folders`, if there is one."""
     return len(folders) - 1 - folders[::-1].index("labels") if "labels" in folders else None
+
+
+@lru_cache(maxsize=4096)  # a dataset has a label file per image, in few folders
+def _images_for(folder: str) -> str | None:
+    """Where the images of the label files in `folder` are by ultralytics' rule: the last
+    `labels` folder made `images`; None if there is no `labels` folder."""
+    folders = folder.split("/")
+    at = _labels_at(folders)
+    return None if at is None else "/".join([*folders[:at], "images", *folders[at + 1 :]])
 
 
 def label_image(rel: str, keys: KeyIndex) -> str | None:
     """The image a `.txt` speaks of as its labels: by ultralytics' rule under a `labels`
     folder, else the image beside it with the same stem (`NAME.gt.txt`, an OCR ground
     truth, is NAME's)."""
-    folders = rel.split("/")
-    name = folders.pop()
-    at = _labels_at(folders)
-    if at is not None:
-        images = "/".join([*folders[:at], "images", *folders[at + 1 :]])
-        found = keys.one_by_stem(images, name[:-4])
+    folder, _, name = rel.rpartition("/")
+    stem = name[:-4]
+    images = _images_for(folder) if folder else None
+    if images is not None:
+        found = keys.one_by_stem(images, stem)
         if found is not None:
             return found
-    stem = name_of(rel)[:-4]
-    found = keys.one_by_stem(folder_of(rel), stem)
+    found = keys.one_by_stem(folder, stem)
     if found is None and stem.endswith(".gt"):
-        found = keys.one_by_stem(folder_of(rel), stem[:-3])
+        found = keys.one_by_stem(folder, stem[:-3])
     return found
 
 
@@ -158,15 +154,16 @@ class Yolo:
     above: dict[str, Names | None] = field(default_factory=dict)  # folder -> nearest names
     label_folders: dict[str, Names | None] = field(default_factory=dict)  # label folder -> names
     used: set[str] = field(default_factory=set)
+    named: list[str] = field(default_factory=list)  # the names files (and data.yaml) of files
     lists: dict[str, str] = field(default_factory=dict)  # list file -> the split it gives
     # data.yaml's split folders: where each may be (the first that holds images), split, yaml
     folders: list[tuple[list[str], str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for rel in self.files:
-            if is_names_file(rel):
-                self.by_folder[folder_of(rel)].append(rel)
-        for rel in self.files:
+        named = self.named = [rel for rel in self.files if is_names_file(rel)]  # data.yaml too
+        for rel in named:
+            self.by_folder[folder_of(rel)].append(rel)
+        for rel in named:
             if name_of(rel).lower().endswith((".yaml", ".yml", ".data")):
                 self._load(rel)
 
@@ -278,11 +275,10 @@ class Yolo:
     def apply_folder_splits(self, keys: KeyIndex, settled: Collection[str] = ()) -> None:
         """data.yaml's train/val/test folders: the images under them get that split
         (but `settled` ones, stored as they are with every annotation file unchanged)."""
-        ordered = sorted(keys.keys) if self.folders else []  # a folder: a range of them
         for targets, split, rel in self.folders:
             for folder in targets:
                 prefix = f"{folder}/" if folder else ""
-                matched = _under(ordered, prefix)
+                matched = keys.under(prefix)
                 if matched:
                     self.used.add(rel)
                     for key in matched:

@@ -248,7 +248,7 @@ def ingest(
         if progress is not None:
             progress.update(run.result.scanned - len(todo))
         for rel, probe in zip(todo, _probe_all(_Prober(run.root, params), todo), strict=True):
-            run.entries[rel] = Entry(run.found.fingerprints[rel], probe)
+            run.entries[rel] = Entry(run.found.stamps[rel], probe)
             if progress is not None:
                 progress.update()
         run.stage(store)
@@ -273,8 +273,9 @@ class _Run:
         cores = os.cpu_count() or 1
         jobs = cores if self.seen.files_last >= PARALLEL_WALK_FROM else 1
         found = self.found = walk(self.root, self.rules.ignore, jobs=jobs)
-        self.stamps = {rel: list(found.fingerprints[rel]) for rel in found.annotations}
+        self.stamps = {rel: found.stamps[rel].hex() for rel in found.annotations}
         self.notes = [[rel, stamp] for rel, stamp in self.stamps.items()]
+        self.bounded = [rel for rel in found.annotations if bounded_reach(rel)]  # tables, XML
         parts = {part.content_digest for part in store.parts} if store is not None else set()
         limits = Limits(self.params.max_metadata_bytes, self.rules.max_file_bytes)
         keys = KeyIndex(found.files)
@@ -285,9 +286,7 @@ class _Run:
             if spoken_of is None:  # any image: each is looked up
                 parts = set()
             touched = spoken_of or set()
-        self.known, self.unchanged = self.seen.triage(
-            found.fingerprints, found.files, parts, touched
-        )
+        self.known, self.unchanged = self.seen.triage(found.stamps, found.files, parts, touched)
         settled_files = self._settled_files() if self.seen.meta is not None else []
         self.annotations = read_place(
             self.root, found.annotations, keys, limits, self.known, settled_files
@@ -303,7 +302,8 @@ class _Run:
         before, now = self.seen.annotation_files(), self.stamps
         touched: set[str] = set()
         fresh = []
-        for rel in sorted(r for r in before.keys() | now.keys() if before.get(r) != now.get(r)):
+        gone = [rel for rel in before if rel not in now]
+        for rel in sorted([*(r for r, stamp in now.items() if before.get(r) != stamp), *gone]):
             image = own_image(rel, keys)
             if image is not None:
                 touched.add(image)
@@ -314,8 +314,8 @@ class _Run:
                 reach = added_reach(self.root, rel) if rel not in before else None
                 if reach is None:
                     return None
-                prefixes = tuple(reach)
-                touched.update(key for key in keys.keys if key.startswith(prefixes))
+                for prefix in reach:
+                    touched.update(keys.under(prefix))
                 continue
             if rel in before:
                 recorded = self.seen.reach(rel, before[rel])
@@ -336,24 +336,24 @@ class _Run:
         """The tables and XML files unchanged since a run that read them and found every
         row an image, all of those images now known as stored: not read again."""
         before, settled = self.seen.annotation_files(), []
-        for rel, stamp in self.stamps.items():
-            if bounded_reach(rel) and before.get(rel) == stamp:
+        for rel in self.bounded:
+            stamp = self.stamps[rel]
+            if before.get(rel) == stamp:
                 recorded = self.seen.reach(rel, stamp)
                 if recorded is not None and recorded[1] and recorded[0] <= self.known:
                     settled.append(rel)
         return settled
 
-    def reach(self) -> dict[str, tuple[list[int], list[str], bool]]:
+    def reach(self) -> dict[str, tuple[str, list[str], bool]]:
         """The images each table or XML file gave fields to, for those not recorded as
         they are now (seen.py): what a change to one of them can touch, next time."""
         if self.same_annotations:
             return {}
         before = self.seen.annotation_files()
-        out: dict[str, tuple[list[int], list[str], bool]] = {}
-        for rel, stamp in self.stamps.items():
-            if bounded_reach(rel) and (
-                before.get(rel) != stamp or self.seen.reach(rel, stamp) is None
-            ):
+        out: dict[str, tuple[str, list[str], bool]] = {}
+        for rel in self.bounded:
+            stamp = self.stamps[rel]
+            if before.get(rel) != stamp or self.seen.reach(rel, stamp) is None:
                 spoke_of = sorted(self.annotations.keys_by_file.get(rel, ()))
                 out[rel] = (stamp, spoke_of, rel not in self.annotations.dirty)
         return out
