@@ -25,21 +25,32 @@ class KeyIndex:
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = set(keys)
-        self._stems: dict[str, list[str]] | None = None
+        self._stems: tuple[dict[str, str], dict[str, list[str]]] | None = None
         self._names: dict[str, list[str]] | None = None
         self._ordered: list[str] | None = None
 
+    def _stem_index(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """ "folder/stem" -> a key of that stem, and -> the others where there are more
+        (rare: x.png beside x.jpg). Built on first use: only some formats need it."""
+        if self._stems is None:
+            stems: dict[str, str] = {}
+            more: dict[str, list[str]] = defaultdict(list)
+            for key in self.keys:
+                head, dot, suffix = key.rpartition(".")
+                stem = head if dot and "/" not in suffix else key
+                if stems.setdefault(stem, key) is not key:
+                    more[stem].append(key)
+            self._stems = (stems, dict(more))
+        return self._stems
+
     def by_stem(self, folder: str, stem: str) -> list[str]:
         """The keys in `folder` whose name is `stem` plus a suffix (or `stem` itself)."""
-        stems = self._stems
-        if stems is None:  # built on first use: only some formats need it
-            stems = self._stems = defaultdict(list)
-            for key in self.keys:  # "folder/stem" -> keys; the order within is not used
-                dot = key.rfind(".")
-                stems[key[:dot] if dot > key.rfind("/") else key].append(key)
         if "/" in stem:
             return []  # a stem is a name's, never a path's
-        return stems.get(f"{folder}/{stem}" if folder else stem, [])
+        stems, more = self._stem_index()
+        name = f"{folder}/{stem}" if folder else stem
+        first = stems.get(name)
+        return [] if first is None else [first, *more.get(name, ())]
 
     def by_tail(self, root: str, tail: str) -> list[str]:
         """Keys under `root` (a folder, "" for all) that end in the path `tail`."""
@@ -70,8 +81,11 @@ class KeyIndex:
         return found
 
     def one_by_stem(self, folder: str, stem: str) -> str | None:
-        found = self.by_stem(folder, stem)
-        return found[0] if len(found) == 1 else None
+        if "/" in stem:
+            return None
+        stems, more = self._stem_index()
+        name = f"{folder}/{stem}" if folder else stem
+        return None if name in more else stems.get(name)
 
 
 Deferred = Callable[[int, int], Any]  # a value that needs the image's width and height

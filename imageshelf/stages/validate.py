@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import stat
@@ -468,11 +469,19 @@ def validate_staged(
     each stored record's hash, without parsing them as records."""
     damaged = {failure["key"] for failure in result.failures}  # already reported
     root = os.fspath(incoming)
+    lines = read_manifest_infos(manifest)
     with contextlib.ExitStack() as stack:
         probed = None if result.full else stack.enter_context(Probed())
-        for key, info in read_manifest_infos(manifest):
-            if key not in not_packed and key not in damaged:
-                _check_staged(store, key, info.sha256, root, probed, result)
+        while batch := list(itertools.islice(lines, STAGED_BATCH)):
+            staged = {k: i.sha256 for k, i in batch if k not in not_packed and k not in damaged}
+            # Looked up together: one pass over the store when they are many of it.
+            found = store.raw_records_of(staged)
+            stored = {key: peek_sha256_and_split(raw)[0] for key, raw, _part in found}
+            for key, sha256 in staged.items():
+                _check_staged(store, key, sha256, stored.get(key), root, probed, result)
+
+
+STAGED_BATCH = 65_536  # staged lines checked together: validate's memory is bounded by it
 
 
 def _unchanged(probed: Probed, root: str, key: str, sha256: str) -> bool:
@@ -485,12 +494,17 @@ def _unchanged(probed: Probed, root: str, key: str, sha256: str) -> bool:
 
 
 def _check_staged(
-    store: ImageStore, key: str, sha256: str, root: str, probed: Probed | None, result: Validation
+    store: ImageStore,
+    key: str,
+    sha256: str,
+    stored: str | None,
+    root: str,
+    probed: Probed | None,
+    result: Validation,
 ) -> None:
+    """One staged image, whose record in the store has the hash `stored` (None: none)."""
     result.staged_checked += 1
-    try:
-        stored = peek_sha256_and_split(store.raw_record(key))[0]
-    except KeyError:
+    if stored is None:
         result.fail(key, "staged but missing from the store")
         return
     if stored != sha256:
