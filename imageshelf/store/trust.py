@@ -163,6 +163,9 @@ def remember(st: os.stat_result, digest: str | None = None) -> None:
     with _lock:
         _remembered.add(ident)
         _verified_here.add(ident)
+    if digest is None:  # keep a hash taken of the file as it still is (same ctime)
+        recorded = _recorded(st)
+        digest = recorded[1] if recorded is not None and recorded[0] == st.st_ctime_ns else None
     try:
         marker = _marker(st)
         folder = os.path.dirname(marker)
