@@ -391,8 +391,12 @@ def test_pack_says_when_the_single_file_has_grown_past_a_few_gb(workspace, monke
     assert "is rewritten (and pushed) whole on every change; the sharded layout" in result.stderr
 
 
-def test_a_walk_on_every_core_finds_what_one_walk_finds(tmp_path):
+@pytest.mark.parametrize("by_entry_from", [4096, 8])  # folders shared whole, or by entry
+def test_a_walk_on_every_core_finds_what_one_walk_finds(tmp_path, monkeypatch, by_entry_from):
+    from imageshelf import walk as walking
     from imageshelf.walk import walk
+
+    monkeypatch.setattr(walking, "BY_ENTRY_FROM", by_entry_from)
 
     put(
         tmp_path,
