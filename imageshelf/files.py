@@ -105,12 +105,17 @@ def read_regular_file_within(
 
 
 def _read_all(fd: int, size: int) -> bytes:
-    chunks = []
-    want = size + 1  # the whole file in one read; the next one sees its end
-    while chunk := os.read(fd, want):
+    """The rest of the file, `size` bytes as its stat said: one read asking for one byte
+    more, which, where it gives exactly `size`, has met the end (a read of a regular
+    file is short only there); one that gives more (the file grew) reads on to the end.
+    A file of 270 bytes is read with five system calls instead of six."""
+    first = os.read(fd, size + 1)
+    if len(first) == size:
+        return first
+    chunks = [first]
+    while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
-        want = 1 << 20
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 def open_regular(path: str | os.PathLike[str]) -> io.BufferedReader:
