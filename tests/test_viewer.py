@@ -218,14 +218,7 @@ def test_a_diff_of_two_commits_shows_the_relabeled_image_with_both_labels(page, 
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch), "XDG_CACHE_HOME": str(repo.parent / "cache")}
     args = command_line("view", "--store", "data/images.lmdb", "--rev", "HEAD")
-    with subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=_as_from_a_terminal,
-    ) as proc:
+    with _viewer(args, env) as proc:
         assert "serving at" in proc.stdout.readline()
         assert [p.name[:16] for p in scratch.iterdir()] == ["imageshelf-view-"]
         proc.send_signal(signal.SIGTERM)
@@ -318,24 +311,25 @@ def test_pages_in_every_order_cover_the_filter_once(tmp_path, sort, layout):
             assert gallery.neighbours(store, where, sort, last) == (order[-2], None)
 
 
-def _as_from_a_terminal() -> None:
-    """Ctrl+C's signal delivered as in a terminal, even where this suite runs in a
-    background job (whose shell starts it with SIGINT ignored, which children inherit)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _viewer(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`imageshelf view` started with pipes for its output, and Ctrl+C's signal delivered
+    as in a terminal, even where this suite runs in a background job (whose shell starts
+    it with SIGINT ignored, which children inherit)."""
+    return subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def test_the_command_serves_on_loopback_and_says_where(tmp_path):
     store = build_store(tmp_path / "s.lmdb", {"a.png": png((8, 8))})
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     args = [*command_line("view", "--store", str(store))]
-    with subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=_as_from_a_terminal,
-    ) as proc:
+    with _viewer(args, env) as proc:
         line = proc.stdout.readline()
         address = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
         assert address, line
@@ -373,13 +367,7 @@ def test_the_command_serves_on_loopback_and_says_where(tmp_path):
 def test_listening_beyond_loopback_warns(tmp_path):
     store = build_store(tmp_path / "s.lmdb", {"a.png": png((8, 8))})
     args = [*command_line("view", "--store", str(store), "--host", "0.0.0.0")]
-    with subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_as_from_a_terminal,
-    ) as proc:
+    with _viewer(args) as proc:
         warning = proc.stderr.readline()
         proc.stdout.readline()
         proc.send_signal(signal.SIGINT)
