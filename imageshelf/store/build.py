@@ -51,6 +51,7 @@ from .reader import ImageStore
 # first. Part of the format's determinism: changing either changes the file's bytes.
 BATCH_BYTES = 64 << 20
 BATCH_RECORDS = 20_000
+Buffer = bytes | bytearray  # a value LMDB copies in: a chunk goes as the bytearray it was filled in
 INITIAL_MAP_SIZE = 1 << 30
 LMDB_ENGINE = 0  # LMDB 0.9.x on-disk format: readable by every py-lmdb and liblmdb
 
@@ -111,7 +112,7 @@ class _Builder:
         with self.env.begin(write=True) as txn:
             self.dbs = {name: self.env.open_db(name, txn=txn) for name in DB_NAMES}
 
-    def commit(self, db_name: bytes, batch: list[tuple[bytes, bytes]], nbytes: int) -> None:
+    def commit(self, db_name: bytes, batch: list[tuple[bytes, Buffer]], nbytes: int) -> None:
         if not batch:
             return
         self._make_room(nbytes + len(batch) * (2 * self.page_size + 64))
@@ -242,10 +243,10 @@ class _Batches:
 
     def __init__(self, builder: _Builder, db_name: bytes) -> None:
         self.builder, self.db_name = builder, db_name
-        self.items: list[tuple[bytes, bytes]] = []
+        self.items: list[tuple[bytes, Buffer]] = []
         self.size = 0
 
-    def add(self, key: bytes, value: bytes, size: int) -> None:
+    def add(self, key: bytes, value: Buffer, size: int) -> None:
         self.items.append((key, value))
         self.size += size
         if self.size >= BATCH_BYTES or len(self.items) >= BATCH_RECORDS:
@@ -331,16 +332,16 @@ def _write_bytes(
         if place is None:
             data = _checked_bytes(item)
             if filling and len(filling) + len(data) > CHUNK_BYTES:
-                blobs.add(CHUNK_KEY.pack(number), bytes(filling), len(filling))
+                blobs.add(CHUNK_KEY.pack(number), filling, len(filling))
                 number += 1
-                filling.clear()
+                filling = bytearray()
             place = first_place[record.info.sha256] = LOCATION.pack(number, len(filling), len(data))
             filling += data
         places.add(raw_key, place, LOCATION.size)
         if on_item is not None:
             on_item(record)
     if filling:
-        blobs.items.append((CHUNK_KEY.pack(number), bytes(filling)))  # the last, with the rest
+        blobs.items.append((CHUNK_KEY.pack(number), filling))  # the last, with the rest
         blobs.size += len(filling)
     blobs.flush()
     places.flush()
