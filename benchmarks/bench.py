@@ -25,8 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import floor
 
 PROJECT = Path(__file__).resolve().parents[1]
 SKELETON = [
@@ -314,7 +318,7 @@ def measure_build(work: Path, images: Path, rows: list[Row]) -> float:
     return build
 
 
-def measure_repro(work: Path, images: Path, rows: list[Row]) -> Path:
+def measure_repro(work: Path, images: Path, rows: list[Row], floors: floor.Floor) -> Path:
     """The first build: the four stage commands against tar + sync, and `dvc repro`
     against those commands plus what DVC must do anyway (hash the store and copy it
     into its cache: `dvc add` of the same outputs)."""
@@ -346,6 +350,19 @@ def measure_repro(work: Path, images: Path, rows: list[Row]) -> Path:
         )
     )
     rows.append(Row("repro", "the four stage commands", stages, "tar cf", tar, None))
+    rows.append(
+        Row(
+            "repro",
+            f"the floor of the four stage commands ({floors.parts()}; benchmarks/floor.py)",
+            floors.four_stages,
+            "tar cf, then sync the archive",
+            tar_durable,
+            None,
+        )
+    )
+    rows.append(
+        Row("repro", "the four stage commands", stages, "their floor", floors.four_stages, None)
+    )
     rows.append(
         Row(
             "repro",
@@ -728,7 +745,9 @@ def run_peers(python: Path, names: list[str], images: Path, store: Path, work: P
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure_other_peers(work: Path, images: Path, store: Path, build: float, add) -> None:
+def measure_other_peers(
+    work: Path, images: Path, store: Path, build: float, add, floors: floor.Floor
+) -> None:
     """Lance, Hugging Face datasets and litdata, run by benchmarks/peers.py in their own
     environment (.venv-peers), and MDS in another (.venv-mds): `make bench` makes both."""
     found = run_peers(PEERS_PYTHON, ["ours", "Lance", "HF", "litdata"], images, store, work)
@@ -758,6 +777,16 @@ def measure_other_peers(work: Path, images: Path, store: Path, build: float, add
             peer["write"],
             1 / 1.5 if name.startswith("MDS") else None,  # the peer that writes fastest
         )
+        if name.startswith("MDS"):
+            add(
+                "peers",
+                "the floor of ingest + pack (two starts, a read + hash on two cores, "
+                "a read + LMDB write + sync; benchmarks/floor.py)",
+                floors.ingest_and_pack,
+                f"{name}: write",
+                peer["write"],
+                None,
+            )
         add("peers", "store size", ours["size"] / 1e6, name, peer["size"] / 1e6, None, unit="MB")
         add(
             "peers",
@@ -896,7 +925,10 @@ def cli(
         size = make_images(images, 0, count)
         click.echo(f"bench: {size / 1e6:.0f} MB, {size / count / 1e3:.1f} KB average")
         build = measure_build(work, images, rows)
-        import limits  # here, not at the top: the timed helper processes stay light
+        import floor  # here, not at the top: the timed helper processes stay light
+        import limits
+
+        floors = floor.measure(images, work, env())
 
         def add(*args, **kwargs) -> None:
             rows.append(Row(*args, **kwargs))
@@ -906,11 +938,11 @@ def cli(
             work / "build" / "images.lmdb", work / "naive.lmdb", first_key, add
         )
         limits.measure_peers(work, images, work / "build" / "images.lmdb", build, add)
-        measure_other_peers(work, images, work / "build" / "images.lmdb", build, add)
+        measure_other_peers(work, images, work / "build" / "images.lmdb", build, add, floors)
         limits.measure_sizes(work, add)
         for records in (count, filter_records):
             limits.measure_filters(work, records, add)
-        repo = measure_repro(work, images, rows)
+        repo = measure_repro(work, images, rows, floors)
         settle(repo)
         measure_dvc(work, images, repo, rows, str(count))
         cold_note = measure_reads(work, images, repo / "data" / "images.lmdb", "batch/", rows)
