@@ -42,6 +42,13 @@ def save(name: str, value: Any) -> None:
     save_bytes(name, orjson.dumps(value))
 
 
+def part_hashes_name(content_digest: str) -> str:
+    """The cache entry of a store part's image hashes: 32 bytes each, in key order
+    (pack's check for duplicates reads them; validate, which reads every record of a
+    part it proves, writes them, so pack never has to read a million records for them)."""
+    return f"parts/{content_digest}.sha256"
+
+
 def load_bytes(name: str) -> bytes | None:
     root = cache_root()
     if root is None:

@@ -125,3 +125,36 @@ def test_pack_reads_each_image_once_and_validate_still_proves_the_stored_bytes(w
     result = stage("validate")
     assert result.exit_code == 1
     assert "2.png: image bytes do not match their sha256" in result.stderr
+
+
+def test_a_part_validate_proved_gives_pack_its_hashes_and_a_damaged_one_does_not(workspace):
+    """Pack checks new images for duplicates against each part's list of image hashes;
+    validate reads every record of a part it proves, so it leaves that list behind and
+    the first add after a build of a million images reads no stored record for it."""
+    import hashlib
+
+    from imageshelf import ImageStore, cache
+
+    (workspace / ".dvc").mkdir()  # where the cache lives (cache.py)
+    images = {f"{i}.png": make_image("PNG", (48, 48), seed=i) for i in range(4)}
+    packed(images)
+    assert stage("validate").exit_code == 0
+    with ImageStore(STORE) as store:
+        (part,) = store.parts
+    hashes = cache.load_bytes(cache.part_hashes_name(part.content_digest))
+    assert hashes == b"".join(hashlib.sha256(images[k]).digest() for k in sorted(images))
+
+    put(INCOMING, {"copy.png": images["2.png"]})  # the same bytes under a new name
+    assert stage("ingest").exit_code == 0
+    assert stage("pack").exit_code == 0
+    assert report("pack")["duplicates"] == [{"key": "copy.png", "same_as": "2.png"}]
+
+    data = bytearray(STORE.read_bytes())  # a damaged store proves nothing
+    data[data.find(images["3.png"]) + 100] ^= 0xFF
+    STORE.unlink()
+    STORE.write_bytes(bytes(data))
+    with ImageStore(STORE) as store:
+        (part,) = store.parts
+    assert cache.load_bytes(cache.part_hashes_name(part.content_digest)) is None
+    assert stage("validate").exit_code == 1
+    assert cache.load_bytes(cache.part_hashes_name(part.content_digest)) is None

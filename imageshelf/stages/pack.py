@@ -269,13 +269,13 @@ def _scan(
 def part_hashes(store: ImageStore, name: str, digest: str) -> bytes:
     """The SHA-256 digests of a part's images, 32 bytes each, in key order: read off its
     records once, then kept in the cache by the part's content digest."""
-    cached = cache.load_bytes(f"parts/{digest}.sha256")
-    if cached is not None:
+    cached = cache.load_bytes(cache.part_hashes_name(digest))
+    if cached is not None and len(cached) % 32 == 0:
         return cached
     hashes = b"".join(
         bytes.fromhex(peek_sha256_and_split(raw)[0]) for _key, raw in store.part(name).raw_records()
     )
-    cache.save_bytes(f"parts/{digest}.sha256", hashes)
+    cache.save_bytes(cache.part_hashes_name(digest), hashes)
     return hashes
 
 

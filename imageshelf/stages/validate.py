@@ -244,6 +244,7 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
         return result
     content = hashlib.sha256()
     total = 0
+    hashes = bytearray()  # each image's SHA-256, in key order: pack's duplicate check
     layout = _Layout(file, header, result) if header.major >= 2 else None
     try:
         for key, raw in file.raw_records():
@@ -255,6 +256,7 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
                 # As the builder did: the record's bytes as stored (build.py).
                 content.update(digest_entry(key.encode("utf-8"), raw))
                 total += record.info.size
+                hashes += bytes.fromhex(record.info.sha256)
             if progress is not None:
                 progress.update()
     except (ValueError, KeyError, TypeError, lmdb.Error, StoreError) as exc:
@@ -263,6 +265,8 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
     if layout is not None:
         layout.finish()
     _validate_header(file, part, header, (total, content.hexdigest()), result)
+    if not result.failures:  # proven: each record's hash is its bytes' hash
+        cache.save_bytes(cache.part_hashes_name(part.content_digest), bytes(hashes))
     return result
 
 
