@@ -14,6 +14,7 @@ folder without `.dvc/` gets no cache and always does the whole work.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,19 @@ def part_hashes_name(content_digest: str) -> str:
     (pack's check for duplicates reads them; validate, which reads every record of a
     part it proves, writes them, so pack never has to read a million records for them)."""
     return f"parts/{content_digest}.sha256"
+
+
+def keep_part_hashes(digests: Collection[str]) -> None:
+    """Drop the hash lists of parts other than `digests` (the store's parts now): a
+    single-file store is a new part at every change, and its list is 32 bytes an
+    image, so old ones would pile up (a list dropped is only read again if needed)."""
+    root = cache_root()
+    folder = root / "parts" if root is not None else None
+    if folder is None or not folder.is_dir():
+        return
+    for path in folder.glob("*.sha256"):
+        if path.name.removesuffix(".sha256") not in digests:
+            path.unlink(missing_ok=True)
 
 
 def load_bytes(name: str) -> bytes | None:

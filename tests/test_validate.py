@@ -127,7 +127,7 @@ def test_pack_reads_each_image_once_and_validate_still_proves_the_stored_bytes(w
     assert "2.png: image bytes do not match their sha256" in result.stderr
 
 
-def test_a_part_validate_proved_gives_pack_its_hashes_and_a_damaged_one_does_not(workspace):
+def test_validate_leaves_pack_the_hashes_of_the_parts_it_proves_and_of_no_other(workspace):
     """Pack checks new images for duplicates against each part's list of image hashes;
     validate reads every record of a part it proves, so it leaves that list behind and
     the first add after a build of a million images reads no stored record for it."""
@@ -148,13 +148,18 @@ def test_a_part_validate_proved_gives_pack_its_hashes_and_a_damaged_one_does_not
     assert stage("ingest").exit_code == 0
     assert stage("pack").exit_code == 0
     assert report("pack")["duplicates"] == [{"key": "copy.png", "same_as": "2.png"}]
+    first = part.content_digest  # the single file is a new part at every change
+    assert stage("validate").exit_code == 0  # which keeps the list of the store's parts only
+    assert cache.load_bytes(cache.part_hashes_name(first)) is None
+    with ImageStore(STORE) as store:
+        (part,) = store.parts
+    assert len(cache.load_bytes(cache.part_hashes_name(part.content_digest)) or b"") == 5 * 32
 
     data = bytearray(STORE.read_bytes())  # a damaged store proves nothing
     data[data.find(images["3.png"]) + 100] ^= 0xFF
     STORE.unlink()
     STORE.write_bytes(bytes(data))
-    with ImageStore(STORE) as store:
-        (part,) = store.parts
-    assert cache.load_bytes(cache.part_hashes_name(part.content_digest)) is None
+    listed = cache.part_hashes_name(part.content_digest)  # the intact store's, from above
+    (workspace / ".dvc" / "tmp" / "imageshelf" / listed).unlink()
     assert stage("validate").exit_code == 1
     assert cache.load_bytes(cache.part_hashes_name(part.content_digest)) is None

@@ -149,6 +149,7 @@ def validate_store(
     if progress is not None:
         progress.reset(total=header.count)
     fresh = [part for part in parts if _validate_part(store, part, earlier, progress, result)]
+    cache.keep_part_hashes({part.content_digest for part in parts})
     strays = store.stray_files()
     if strays:
         result.fail(
