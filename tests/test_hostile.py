@@ -205,6 +205,22 @@ def test_a_catalog_that_is_not_records_is_one_line_in_diff_and_validate(repo):
                 ],
             }
         ).encode(),
+        json.dumps(  # a content digest names files of the cache: no path may pass as one
+            {
+                "format": "lmdb-image-store-sharded",
+                "version": "1.0",
+                "shards": [
+                    {
+                        "name": "shard-0000000000000000.lmdb",
+                        "count": 1,
+                        "total_bytes": 1,
+                        "content_digest": "../../../../../../tmp/imageshelf-escaped",
+                        "first_key": "a",
+                        "last_key": "a",
+                    }
+                ],
+            }
+        ).encode(),
     ],
 )
 def test_an_index_json_that_is_not_an_index_is_one_line_everywhere(workspace, index):
@@ -322,3 +338,33 @@ def test_merge_hashes_what_it_takes_from_a_store_from_elsewhere(workspace, tmp_p
     with pytest.raises(MergeError, match="forged.png"):
         merge(Path("data/images.lmdb"), ImageStore(other), PackParams(), Path("data/catalog"))
     assert Path("data/images.lmdb").read_bytes() == before
+
+
+def test_a_content_digest_that_is_a_path_writes_nothing_outside_the_cache(workspace):
+    """A part's content digest names files of the cache (its hashes, header, stats): a
+    store from elsewhere whose header gives a path as its digest is refused before any
+    is made (stats used to write its figures there)."""
+    import lmdb
+
+    (workspace / ".dvc").mkdir()  # a cache folder, as in a DVC project
+    put(INCOMING, {f"{i}.png": make_image(seed=i) for i in range(3)})
+    assert stage("ingest").exit_code == 0 and stage("pack").exit_code == 0
+    store = Path("data/images.lmdb")
+    env = lmdb.open(str(store), subdir=False, max_dbs=8, lock=False)
+    meta = env.open_db(b"meta")
+    with env.begin(db=meta) as txn:
+        header = json.loads(txn.get(b"header"))
+    env.close()
+    header["content_digest"] = "../../../../escaped"
+    copy = workspace / "copy.lmdb"  # a new file, as `dvc pull` would bring
+    copy.write_bytes(store.read_bytes())
+    env = lmdb.open(str(copy), subdir=False, max_dbs=8, lock=False)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True, db=meta) as txn:
+        txn.put(b"header", json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+    env.close()
+    store.unlink()
+    os.replace(copy, store)
+    for args in (["stats"], ["ls", "--store", str(store)]):
+        one_line_error(run(workspace, *args), "header")
+    assert not list(workspace.glob("escaped*")), list(workspace.glob("escaped*"))

@@ -332,6 +332,12 @@ class DamagedRecordError(StoreError):
 _HEX = frozenset("0123456789abcdef")
 
 
+def is_digest(text: object) -> TypeGuard[str]:
+    """Whether `text` is a SHA-256 in lowercase hex, as the store writes every digest:
+    a part's content digest names files of the cache, so nothing else may pass."""
+    return isinstance(text, str) and len(text) == 64 and _HEX.issuperset(text)
+
+
 def _looks_bad(key: str) -> bool:
     """Whether encode_key may refuse `key`: a few substring tests, so the common key
     passes untouched (and reading imports no `re`, 10 ms of a fresh process)."""
@@ -445,7 +451,7 @@ class Header(Frozen):
         if obj.get("hash") != HASH_ALGORITHM:
             raise StoreError(f"{where}: damaged store header (hash algorithm {obj.get('hash')!r})")
         count, total, digest = obj.get("count"), obj.get("total_bytes"), obj.get("content_digest")
-        if not (_count(count) and _count(total) and isinstance(digest, str)):
+        if not (_count(count) and _count(total) and is_digest(digest)):
             raise StoreError(f"{where}: damaged store header (count, total_bytes or digest)")
         indexed, not_indexed = obj.get("indexed", []), obj.get("not_indexed", [])
         for names in (indexed, not_indexed):

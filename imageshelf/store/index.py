@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from ..files import read_regular_file
-from .format import StoreError, canonical_json, check_version, parse_json
+from .format import StoreError, canonical_json, check_version, is_digest, parse_json
 from .frozen import Frozen
 
 TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
@@ -105,6 +105,7 @@ class Part(Frozen):
         keys = (part.first_key, part.last_key)
         if not (
             all(isinstance(t, str) for t in texts)
+            and is_digest(part.content_digest)
             and all(k is None or isinstance(k, str) for k in keys)
             and all(type(n) is int and 0 <= n < 1 << 62 for n in (part.count, part.total_bytes))
             and is_shard_name(part.name)
