@@ -26,6 +26,7 @@ import orjson
 from . import __version__, cache
 from .files import Fingerprint, Stamp, stamp
 from .store import ImageInfo
+from .store.format import is_digest
 
 NAME = "incoming.lmdb"
 META = "\0meta"  # the entry for what the others depend on: code version, limits
@@ -58,8 +59,14 @@ class Probe(NamedTuple):
 
     @classmethod
     def from_json(cls, value: list[Any]) -> Probe:
-        if value[0] == "reject":
+        """The probe of `to_json`; ValueError for anything else (a damaged entry)."""
+        if value[0] == "reject" and all(isinstance(v, str) for v in value[1:3]):
             return cls.reject(value[1], value[2])
+        sha256, size, format, width, height = value[1:6]
+        if not (value[0] == "image" and is_digest(sha256) and isinstance(format, str)):
+            raise ValueError("not a probe")
+        if not all(type(n) is int and n >= 0 for n in (size, width, height)):
+            raise ValueError("not a probe")
         return cls(ImageInfo(*value[1:6]), said=tuple(value[6]) if len(value) > 6 else ())
 
 
@@ -218,5 +225,10 @@ class Probed:
         return None
 
 
-def parse(raw: bytes) -> Entry:
-    return Entry.from_bytes(raw)
+def parse(raw: bytes) -> Entry | None:
+    """The entry in `raw`; None for one damaged (the cache is ours, but a disk can lose
+    it): that file is probed again, as if it were new."""
+    try:
+        return Entry.from_bytes(raw)
+    except (ValueError, TypeError, IndexError, KeyError):  # bad JSON, text, shape
+        return None

@@ -161,3 +161,29 @@ def test_a_file_over_max_file_bytes_is_rejected_with_its_size_and_the_rest_stage
     assert [(r["path"], r["code"], r["reason"]) for r in report("ingest")["rejects"]] == [
         ("big.png", "too_large", f"file is {len(big):,} bytes, over ingest.max_file_bytes")
     ]
+
+
+def test_a_damaged_entry_of_ingests_cache_means_that_file_is_probed_again(workspace):
+    """The cache is ours, but a disk can damage it: an entry that no longer parses is
+    no knowledge, not a traceback."""
+    import hashlib
+
+    import lmdb
+
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (cache.py)
+    put(Path("data/incoming"), {"a.png": make_image(seed=1), "b.png": make_image(seed=2)})
+    assert stage("ingest").exit_code == 0
+    env = lmdb.open(".dvc/tmp/imageshelf/incoming.lmdb", subdir=False, lock=False)
+    with env.begin(write=True) as txn:
+        raw = txn.get(b"a.png")
+        txn.put(b"a.png", raw[:96] + b'["image", "not a hash"')  # fingerprint still right
+        raw = txn.get(b"b.png")
+        txn.put(b"b.png", raw[:96] + b'["image", "not a hash", 1, "png", 1, 1]')  # parses
+    env.close()
+    result = stage("ingest")
+    assert result.exit_code == 0, result.output
+    staged = {r.key: r.info.sha256 for r in read_manifest("data/staged.jsonl")}
+    assert staged == {
+        key: hashlib.sha256((Path("data/incoming") / key).read_bytes()).hexdigest()
+        for key in ("a.png", "b.png")
+    }

@@ -377,10 +377,11 @@ class _Run:
                 result.rejects.append(Reject(shown(rel), "bad_metadata", broken))
                 continue
             self.candidates.append(rel)
-            if raw is None:
+            entry = parse_entry(raw) if raw is not None else None
+            if entry is None:  # new, changed, or its entry damaged: probed
                 todo.append(rel)
                 continue
-            entry = self.entries[rel] = parse_entry(raw)
+            self.entries[rel] = entry
             self.part_before[rel], entry.part = entry.part, None  # where it is: looked up
         return todo
 
