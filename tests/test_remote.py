@@ -99,11 +99,15 @@ def test_the_sampler_fetches_the_next_shards_while_the_current_one_is_read(publi
     store = open_store(clone, rev="HEAD", cache=tmp_path / "cache")
     dataset = ImageDataset(store)
     sampler = ShardSampler(dataset, num_replicas=1, rank=0, seed=5)
+    read: list[str] = []
     for index in sampler:
         data, meta = dataset[index]
         assert data == images[meta["key"]]
+        read.append(dataset.shard_of(index))
         time.sleep(0.004)  # the training step
-    assert len(store.waited) == 1  # only the first shard was waited for
+    assert len(set(read)) >= 8
+    # only the first shard may be waited for (the fetcher, started with it, may win)
+    assert store.waited in ([], [read[0]])
     assert store.source.fetched > 0
 
 
