@@ -13,6 +13,7 @@ One module per format, each the reference's reading of it:
 - `coco`: COCO instances, keypoints, captions, panoptic (pycocotools);
 - `yolo`: YOLO labels, class names, data.yaml (ultralytics; CVAT, Label Studio);
 - `voc`: Pascal VOC XML (torchvision), CVAT for images XML;
+- `labelstudio`: Label Studio's JSON export (label-studio-sdk's converter);
 - `lists`: image lists that give a split (VOC's ImageSets, YOLO's train.txt);
 - `folders`: the split and label an image's folders give (HF, torchvision);
 - `reader`: the order they are read in; `values`: how a table's cells are typed.

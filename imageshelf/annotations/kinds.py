@@ -11,7 +11,7 @@ _KINDS = {
     ".tsv": "table",
     ".jsonl": "table",
     ".parquet": "table",
-    ".json": "json",  # a sidecar, COCO, or Label Studio's notes.json: decided by content
+    ".json": "json",  # a sidecar, COCO, a Label Studio export or its notes.json
     ".yaml": "yaml",  # YOLO's data.yaml
     ".yml": "yaml",
     ".xml": "xml",  # Pascal VOC, CVAT for images

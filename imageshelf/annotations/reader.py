@@ -33,6 +33,7 @@ from .base import (
 )
 from .coco import is_coco, read_coco
 from .kinds import annotation_kind
+from .labelstudio import is_label_studio, read_label_studio
 from .lists import list_split, read_list
 from .sidecars import read_sidecars, sidecar_image
 from .tables import table_rows
@@ -181,7 +182,8 @@ def _read_table(rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Ann
 def _read_json_folder(
     rels: list[str], whole: Callable[[str], bytes], keys: KeyIndex, result: Annotations
 ) -> None:
-    """A folder's JSON files that are no image's sidecar: COCO files, read together."""
+    """A folder's JSON files that are no image's sidecar: COCO files, read together, and
+    Label Studio exports."""
 
     def documents() -> Iterator[tuple[str, dict[str, Any]]]:
         for rel in rels:
@@ -192,9 +194,13 @@ def _read_json_folder(
             if is_coco(obj):
                 result.files.append(rel)
                 yield rel, obj
+            elif is_label_studio(obj):
+                result.files.append(rel)
+                read_label_studio(rel, obj, keys, result)
             else:
                 result.unused.append(
-                    f"{rel}: not COCO (no images and annotations) and no image of that name"
+                    f"{rel}: neither COCO (images and annotations) nor a Label Studio export "
+                    "(tasks with data and annotations), and no image of that name"
                 )
 
     read_coco(documents(), keys, result)
