@@ -316,6 +316,9 @@ def test_every_region_is_kept_in_pixels_as_the_converter_computes_them(exported)
     cat = store.metadata("ls/cat.jpg")
     ellipse = next(o for o in cat["objects"] if o["type"] == "ellipselabels")
     assert ellipse["category"] == "eye" and ellipse["bbox"] == [25, 27, 10, 6]
+    # the turned box's corners, clockwise about its top-left corner (as the viewer draws)
+    turned = [50, 10, 67.321, 20, 62.321, 28.66, 45, 18.66]
+    assert cat["objects"][1]["segmentation"] == [turned]
     # every field of each result as Label Studio wrote it, its value in percent
     assert cat["objects"][0]["value"] == EXPORT[0]["annotations"][0]["result"][0]["value"]
     assert cat["objects"][0]["id"] == "c1" and cat["objects"][0]["origin"] == "manual"

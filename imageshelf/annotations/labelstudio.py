@@ -13,8 +13,8 @@ ground truth, else the latest not cancelled):
   of its result as Label Studio wrote it (`id`, `type`, `from_name`, `value` in percent
   of the image, `original_width`, `score`, ...), plus `category` (its first label) and,
   in pixels as the converter computes them, `bbox` ([x, y, width, height]; a rotated
-  rectangle's or an ellipse's extent), `segmentation` (a polygon, COCO's shape) or
-  `keypoints` ([x, y, 2]). A per-region result (a transcription, a choice made for that
+  rectangle's or an ellipse's extent), `segmentation` (a polygon's points, a rotated
+  rectangle's corners; COCO's shape) or `keypoints` ([x, y, 2]). A per-region result (a transcription, a choice made for that
   region) joins its region under its `from_name`, its value as Label Studio's JSON_MIN
   export gives it (`"transcription": "Total 12.50"`).
 - each result for the whole image under its `from_name`, likewise (`"choice": "cat"`).
@@ -290,7 +290,10 @@ def _rectangle(value: dict[str, Any], w: float, h: float) -> dict[str, Any]:
     corners = [(0.0, 0.0), (bw, 0.0), (bw, bh), (0.0, bh)]
     xs = [x + dx * cos - dy * sin for dx, dy in corners]
     ys = [y + dx * sin + dy * cos for dx, dy in corners]
-    return {"bbox": _box(min(xs), min(ys), max(xs), max(ys))}
+    out: dict[str, Any] = {"bbox": _box(min(xs), min(ys), max(xs), max(ys))}
+    if angle:  # its corners too, as YOLO's oriented boxes have them
+        out["segmentation"] = [[rounded(c) for xy in zip(xs, ys, strict=True) for c in xy]]
+    return out
 
 
 def _polygon(value: dict[str, Any], w: float, h: float) -> dict[str, Any]:
