@@ -14,9 +14,10 @@ ground truth, else the latest not cancelled):
   of the image, `original_width`, `score`, ...), plus `category` (its first label) and,
   in pixels as the converter computes them, `bbox` ([x, y, width, height]; a rotated
   rectangle's or an ellipse's extent), `segmentation` (a polygon's points, a rotated
-  rectangle's corners; COCO's shape) or `keypoints` ([x, y, 2]). A per-region result (a transcription, a choice made for that
-  region) joins its region under its `from_name`, its value as Label Studio's JSON_MIN
-  export gives it (`"transcription": "Total 12.50"`).
+  rectangle's corners; COCO's shape) or `keypoints` ([x, y, 2]). A per-region result
+  (a transcription, a choice made for that region) joins its region under its
+  `from_name`, its value as Label Studio's JSON_MIN export gives it
+  (`"transcription": "Total 12.50"`).
 - each result for the whole image under its `from_name`, likewise (`"choice": "cat"`).
 - `label_studio`: the task with every other field as exported (`id`, `data`,
   `predictions`, `meta`, every annotation: the used one without its `result`, which the
