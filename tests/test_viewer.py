@@ -426,3 +426,8 @@ def test_shapes_are_read_from_every_layout_and_bad_values_are_counted_not_drawn(
     # a detection dataset's tile is captioned with its objects' categories
     coco = {"objects": [{"category": "dog"}, {"category": "cat"}, {"category": "dog"}]}
     assert categories(coco) == ["dog", "cat"]
+    # a polygon and its box (COCO, a turned box): both drawn, the name written once
+    both = drawing(
+        {"objects": [{"bbox": [0, 0, 4, 4], "segmentation": [[0, 0, 4, 0, 4, 4]], "category": "d"}]}
+    )
+    assert [(s.kind, s.named) for s in both.shapes] == [("box", True), ("polygon", False)]

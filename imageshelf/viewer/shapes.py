@@ -28,6 +28,7 @@ class Shape:
     category: str
     colour: str
     points: list[tuple[float, float]]  # box: its two corners
+    named: bool = True  # the object's first shape carries its name; its others do not
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -117,11 +118,12 @@ def drawing(metadata: dict[str, Any]) -> Drawing:
             continue
         name = _name(obj)
         colour = colours.setdefault(name, PALETTE[len(colours) % len(PALETTE)])
+        first = len(out.shapes)
         for kind, points in _pieces(obj):
             if points is None or len(out.shapes) >= MAX_SHAPES:
                 out.skipped += 1
             elif points:
-                out.shapes.append(Shape(kind, name, colour, points))
+                out.shapes.append(Shape(kind, name, colour, points, len(out.shapes) == first))
     return out
 
 
