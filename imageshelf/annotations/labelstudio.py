@@ -116,20 +116,24 @@ def image_keys(value: str, folder: str, keys: KeyIndex) -> list[str]:
     if value.startswith("data:") or len(value) > 4096:
         return []  # an inline image, or text
     parts = urllib.parse.urlsplit(value)
-    local = urllib.parse.parse_qs(parts.query).get("d")  # /data/local-files/?d=...
-    path = local[0] if local else urllib.parse.unquote(parts.path)
+    local = urllib.parse.parse_qs(parts.query).get("d") if parts.query else None
+    path = local[0] if local else urllib.parse.unquote(parts.path)  # local-files/?d=
     names = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".", "..")]
     if not names:
         return []
-    tails = ["/".join(names[i:]) for i in range(len(names))]
-    bare = UPLOAD_PREFIX.sub("", names[-1])
-    if bare != names[-1]:
-        tails.append(bare)
-    for tail in tails:
-        found = keys.by_tail(folder, tail)
+    for last in dict.fromkeys((names[-1], UPLOAD_PREFIX.sub("", names[-1]))):
+        found = keys.by_tail(folder, last)
         if found:
-            return found
-    return []
+            break
+    else:
+        return []
+    prefix = f"{folder}/" if folder else ""
+    for start in range(len(names) - 1):  # the longest end of the path that names any
+        tail = "/".join([*names[start:-1], last])
+        named = [k for k in found if k == prefix + tail or k.endswith("/" + tail)]
+        if named:
+            return named
+    return found
 
 
 def _apply(key: str, task: dict[str, Any], rel: str, result: Annotations) -> None:
