@@ -425,9 +425,11 @@ def test_the_ground_truth_wins_and_a_bad_task_is_reported_not_fatal(workspace):
         {"id": 4, "data": {"image": "cat.png"}, "annotations": []},  # two of that name
         {"id": 5, "data": {"image": "b.png"}, "annotations": {"not": "a list"}},
     ]
+    json_min = [{"image": "/data/upload/1/a.png", "id": 1, "annotator": 1, "annotation_id": 1}]
     put(
         INCOMING,
         {
+            "min.json": json.dumps(json_min),
             "a.png": make_image(size=(40, 20)),
             "b.png": make_image(size=(40, 20), seed=1),
             "x/cat.png": make_image(seed=2),
@@ -441,6 +443,8 @@ def test_the_ground_truth_wins_and_a_bad_task_is_reported_not_fatal(workspace):
     assert a["objects"][0]["bbox"] == [0, 0, 20, 10]  # no original size: the image's own
     assert [o["category"] for o in b["objects"]] == ["b"]  # the latest
     assert sorted(report("ingest")["unused_metadata"]) == [
+        "min.json: Label Studio's JSON_MIN export, which does not tell a task's data from its "
+        "results: export the project as JSON instead",
         "tasks.json: task #3 of the list: not a Label Studio task (TypeError: no data "
         "object, or no list of annotations)",
         "tasks.json: task 4: image=cat.png (could be any of x/cat.png, y/cat.png; put the "

@@ -55,6 +55,13 @@ def is_label_studio(obj: Any) -> bool:
     return bool(tasks) and all(_is_task(task) for task in tasks[:1])
 
 
+def is_json_min(obj: Any) -> bool:
+    """Label Studio's JSON_MIN export: its data and results side by side in each item,
+    not told apart; the JSON export holds the same and more."""
+    first = obj[0] if isinstance(obj, list) and obj else None
+    return isinstance(first, dict) and "annotation_id" in first and "annotator" in first
+
+
 def _is_task(task: Any) -> bool:
     return (
         isinstance(task, dict)

@@ -34,7 +34,7 @@ from .base import (
 )
 from .coco import is_coco, read_coco
 from .kinds import annotation_kind
-from .labelstudio import is_label_studio, read_label_studio
+from .labelstudio import is_json_min, is_label_studio, read_label_studio
 from .lists import list_split, read_list
 from .sidecars import read_sidecars, sidecar_image
 from .tables import table_rows
@@ -209,6 +209,11 @@ def _read_json_folder(
             elif is_label_studio(obj):
                 result.files.append(rel)
                 read_label_studio(rel, obj, keys, result)
+            elif is_json_min(obj):
+                result.unused.append(
+                    f"{rel}: Label Studio's JSON_MIN export, which does not tell a task's data "
+                    "from its results: export the project as JSON instead"
+                )
             else:
                 result.unused.append(
                     f"{rel}: neither COCO (images and annotations) nor a Label Studio export "
