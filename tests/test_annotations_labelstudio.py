@@ -424,6 +424,8 @@ def test_the_ground_truth_wins_and_a_bad_task_is_reported_not_fatal(workspace):
         "not a task",
         {"id": 4, "data": {"image": "cat.png"}, "annotations": []},  # two of that name
         {"id": 5, "data": {"image": "b.png"}, "annotations": {"not": "a list"}},
+        {"id": 6, "data": {"image": "c.png"}, "completions": [annotation(5, box)]},  # old
+        {"id": 7, "data": {"image": "d.png"}, "annotations": [{"id": 6, "result": []}]},
     ]
     json_min = [{"image": "/data/upload/1/a.png", "id": 1, "annotator": 1, "annotation_id": 1}]
     put(
@@ -432,6 +434,8 @@ def test_the_ground_truth_wins_and_a_bad_task_is_reported_not_fatal(workspace):
             "min.json": json.dumps(json_min),
             "a.png": make_image(size=(40, 20)),
             "b.png": make_image(size=(40, 20), seed=1),
+            "c.png": make_image(size=(40, 20), seed=4),
+            "d.png": make_image(size=(40, 20), seed=5),
             "x/cat.png": make_image(seed=2),
             "y/cat.png": make_image(seed=3),
             "tasks.json": json.dumps(tasks),
@@ -442,6 +446,10 @@ def test_the_ground_truth_wins_and_a_bad_task_is_reported_not_fatal(workspace):
     assert [o["category"] for o in a["objects"]] == ["a"]  # the ground truth, not the latest
     assert a["objects"][0]["bbox"] == [0, 0, 20, 10]  # no original size: the image's own
     assert [o["category"] for o in b["objects"]] == ["b"]  # the latest
+    c, d = store.metadata("c.png"), store.metadata("d.png")
+    assert [o["category"] for o in c["objects"]] == ["a"]
+    assert "result" not in c["label_studio"]["completions"][0]
+    assert d["objects"] == []  # labelled: nothing in it
     assert sorted(report("ingest")["unused_metadata"]) == [
         "min.json: Label Studio's JSON_MIN export, which does not tell a task's data from its "
         "results: export the project as JSON instead",

@@ -74,7 +74,7 @@ def _is_task(task: Any) -> bool:
 
 def read_label_studio(rel: str, obj: Any, keys: KeyIndex, result: Annotations) -> None:
     tasks = obj if isinstance(obj, list) else [obj]
-    named: dict[str, int] = {}
+    named: set[str] = set()
     twice: list[str] = []
     for number, task in enumerate(tasks):
         task_id = task.get("id") if isinstance(task, dict) else None
@@ -85,7 +85,7 @@ def read_label_studio(rel: str, obj: Any, keys: KeyIndex, result: Annotations) -
                 continue
             if key in named:
                 twice.append(key)
-            named[key] = number
+            named.add(key)
             _apply(key, task, rel, result)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             result.unused.append(f"{where}: not a Label Studio task ({type(exc).__name__}: {exc})")
@@ -144,18 +144,19 @@ def image_keys(value: str, folder: str, keys: KeyIndex) -> list[str]:
 
 
 def _apply(key: str, task: dict[str, Any], rel: str, result: Annotations) -> None:
-    annotations = task.get("annotations", task.get("completions")) or []
+    listed = "annotations" if "annotations" in task else "completions"  # older exports
+    annotations = task.get(listed) or []
     used = _used(annotations)
     kept = dict(task)
     if used is None:
         result.set(key, {"label_studio": kept}, sources=[rel])
         return
-    kept["annotations"] = [
+    kept[listed] = [
         {k: v for k, v in a.items() if k != "result"} if a is used else a for a in annotations
     ]
     kept["used_annotation"] = used.get("id")
     regions, whole = _group(used.get("result", []))
-    fields: dict[str, Any] = {"label_studio": kept}
+    fields: dict[str, Any] = {"label_studio": kept, "objects": []}
     fields.update((name, _pretty(values)) for name, values in whole.items())
     result.set(key, fields, sources=[rel])
     if regions:
