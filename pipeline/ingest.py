@@ -32,16 +32,16 @@ def ingest(incoming: Path, manifest: Path, report: Path, store_path: Path, param
     Walks the folder recursively and decides "image or not" from each file's content.
     Metadata arrives in the formats datasets ship in: CSV, TSV and JSONL tables (a
     file_name or path column, relative to the table's folder), sidecars NAME.json or
-    NAME.EXT.json, COCO instances JSON, YOLO labels/*.txt with data.yaml, Pascal VOC
-    XML. Files matching annotations.ignore are listed in the report and not read.
-    Stages, in the manifest pack reads, every image whose packing would change the
-    store: new, different, or arriving with metadata the store lacks; images the store
-    already holds as they are are counted, not staged, so a run costs what changed. A
-    file unchanged since an earlier run (device, inode, size, mtime) is not read again.
-    The report has one line and a reason for every file that cannot be used. With
-    ingest.strict: true, any such file fails the stage; an annotation file that does
-    not parse always does. dvc.yaml runs this stage on every `dvc repro`
-    (always_changed): DVC never walks data/incoming/ itself.
+    NAME.EXT.json, COCO instances JSON, Label Studio's JSON export, YOLO labels/*.txt
+    with data.yaml, Pascal VOC and CVAT XML. Files matching annotations.ignore are
+    listed in the report and not read. Stages, in the manifest pack reads, every image
+    whose packing would change the store: new, different, or arriving with metadata the
+    store lacks; images the store already holds as they are are counted, not staged, so
+    a run costs what changed. A file unchanged since an earlier run (device, inode,
+    size, mtime) is not read again. The report has one line and a reason for every file
+    that cannot be used. With ingest.strict: true, any such file fails the stage; an
+    annotation file that does not parse always does. dvc.yaml runs this stage on every
+    `dvc repro` (always_changed): DVC never walks data/incoming/ itself.
     """
     settings = load_params(IngestParams, params)
     rules = load_params(AnnotationsParams, params)

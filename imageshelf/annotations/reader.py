@@ -1,11 +1,12 @@
 """Read every annotation file of a place, each by its format's module, in one order.
 
 Within a place, outer folders are read before inner ones and, in a folder: data.yaml's
-splits, tables, COCO, XML (VOC, CVAT), then text files (YOLO labels, image lists, an
-image's text), then sidecars (`NAME.json` before `NAME.EXT.json`): a later source wins
-field by field. A file that does not parse is an AnnotationError naming it (losing labels
-is worse than stopping), except a file that is one image's own (a sidecar, a YOLO label
-file), which rejects that one image with the reason instead.
+splits, tables, COCO and Label Studio JSON, XML (VOC, CVAT), then text files (YOLO
+labels, image lists, an image's text), then sidecars (`NAME.json` before
+`NAME.EXT.json`): a later source wins field by field. A file that does not parse is an
+AnnotationError naming it (losing labels is worse than stopping), except a file that is
+one image's own (a sidecar, a YOLO label file), which rejects that one image with the
+reason instead.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Ingest: find what arrived in the incoming folder, check it, hash it, read its metadata.
 
 Every file is staged (it goes into the manifest that pack merges), read as annotations
-(annotations/: tables, sidecars, COCO, YOLO, VOC, archives), ignored by a pattern of
+(annotations/: tables, sidecars, COCO, Label Studio, YOLO, VOC, archives), ignored by a pattern of
 `annotations.ignore` (listed in the report), or rejected with a reason in the report.
 Whether a file is an image is decided by its content. The metadata staged with an image
 is what arrived with it; pack merges it into the store and never removes a field for it.
