@@ -191,13 +191,15 @@ def ls_command(
 @click.option(
     "--as",
     "layout",
-    type=click.Choice(["imagefolder", "files", "coco", "yolo", "webdataset"]),
+    type=click.Choice(["imagefolder", "files", "coco", "yolo", "label-studio", "webdataset"]),
     default="imagefolder",
     show_default=True,
     help="imagefolder (or files): the original images under their keys, with the "
     "metadata files Hugging Face's imagefolder reads. coco: with "
     "annotations/instances.json (pycocotools, torchvision). yolo: with label files, "
-    "data.yaml and split lists (ultralytics). webdataset: tar shards of image + .json "
+    "data.yaml and split lists (ultralytics). label-studio: with tasks.json and "
+    "label_config.xml, to correct labels in Label Studio (its JSON export, put in "
+    "data/annotations/, brings them back). webdataset: tar shards of image + .json "
     "pairs, for streaming training. Ingest reads each back.",
 )
 @click.option(

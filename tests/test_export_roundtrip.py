@@ -5,9 +5,11 @@ digest."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
+import urllib.parse
 from pathlib import Path
 
 from pycocotools.coco import COCO
@@ -167,7 +169,13 @@ def test_the_docs_say_what_each_export_gives():
     readme = (PROJECT / "README.md").read_text()
     assert "--as coco" in readme and "docs/READING.md" in readme
     reading = (PROJECT / "docs" / "READING.md").read_text()
-    for layout in ("--as coco", "--as yolo", "--as webdataset", "metadata.parquet"):
+    for layout in (
+        "--as coco",
+        "--as yolo",
+        "--as label-studio",
+        "--as webdataset",
+        "metadata.parquet",
+    ):
         assert layout in reading
 
 
@@ -187,3 +195,50 @@ def test_split_folders_give_hugging_face_the_stores_own_splits(workspace, tmp_pa
     assert (
         hf[splits["cats/00.png"]][f"{splits['cats/00.png']}/cats/00.png"]["caption"] == "the first"
     )
+
+
+def test_a_label_studio_export_round_trips_through_a_labelling_session(workspace, tmp_path):
+    coco2017(INCOMING / "coco")
+    put(
+        INCOMING / "cls",
+        {"a.png": make_image(seed=7), "metadata.csv": "file_name,label,text\na.png,cat,TOTAL 3\n"},
+    )
+    store = ingest_and_pack()
+    before = {key: store.metadata(key) for key in store}
+    out = tmp_path / "ls"
+    notes = export(out, "--as", "label-studio")
+    assert "an RLE mask is exported as its box" in notes  # the crowd
+    tasks = json.loads((out / "tasks.json").read_text())
+    config = (out / "label_config.xml").read_text()
+    # every image a task, its file where Label Studio serves it from (the folder its root)
+    assert sorted(t["data"]["key"] for t in tasks) == sorted(before)
+    for task in tasks:
+        path = urllib.parse.unquote(task["data"]["image"].removeprefix("/data/local-files/?d="))
+        assert (out / path).read_bytes() == store.get(task["data"]["key"])
+    assert '<Label value="dog"/>' in config and '<Choice value="cat"/>' in config
+    assert '<TextArea name="text"' in config
+    # a person submits every task as it came, the dog relabelled a wolf; the project's
+    # JSON export goes into data/annotations/
+    for task in tasks:
+        result = copy.deepcopy(task["predictions"][0]["result"]) if "predictions" in task else []
+        for item in result:
+            if item["value"].get("polygonlabels") == ["dog"]:
+                item["value"]["polygonlabels"] = ["wolf"]
+        task["annotations"] = [{"id": task["id"], "result": result, "was_cancelled": False}]
+    put(Path("data/annotations"), {"project-1-at-2026-12-03.json": json.dumps(tasks)})
+    store = ingest_and_pack()
+    for key, old in before.items():
+        new = store.metadata(key)
+        assert [o["category"] for o in new.get("objects", [])] == [
+            "wolf" if o["category"] == "dog" else o["category"] for o in old.get("objects", [])
+        ]
+        for was, now in zip(old.get("objects", []), new.get("objects", []), strict=True):
+            if isinstance(was.get("segmentation"), list):  # a polygon: its points
+                assert all(
+                    abs(a - b) < 1e-3
+                    for a, b in zip(was["segmentation"][0], now["segmentation"][0], strict=True)
+                )
+            else:
+                assert all(abs(a - b) < 1e-3 for a, b in zip(was["bbox"], now["bbox"], strict=True))
+    assert store.metadata("cls/a.png")["label"] == "cat"
+    assert store.metadata("cls/a.png")["text"] == "TOTAL 3"

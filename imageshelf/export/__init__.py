@@ -4,6 +4,8 @@
   Face's imagefolder reads (imagefolder.py); ingest reads them back as they are;
 - `coco`, `yolo`: the images with their objects in the files pycocotools, torchvision and
   ultralytics read, every other field in `metadata.jsonl` (detection.py);
+- `label-studio`: the images with `tasks.json` and `label_config.xml`, to correct the
+  labels in Label Studio and bring them back with its JSON export (labelstudio.py);
 - `webdataset`: tar shards of image and JSON pairs, for streaming (webdataset.py).
 
 Every target is checked before the first file is written (files.py).
@@ -21,9 +23,10 @@ from ..store import ImageStore, Record
 from .detection import coco_files, yolo_files
 from .files import ExportError, OnItem, plan_files, target_inside, write_images
 from .imagefolder import metadata_files, metadata_rows, split_paths
+from .labelstudio import label_studio_files
 from .webdataset import sample_name, stale_shards, write_shards
 
-LAYOUTS = ("imagefolder", "coco", "yolo")
+LAYOUTS = ("imagefolder", "coco", "yolo", "label-studio")
 
 
 @dataclass
@@ -58,6 +61,8 @@ def export_files(
         files, notes = coco_files(records)
     elif layout == "yolo":
         files, notes = yolo_files(records)
+    elif layout == "label-studio":
+        files, notes = label_studio_files(records)
     elif layout == "imagefolder":
         if split_folders:
             paths, notes = split_paths(records)

@@ -1,0 +1,143 @@
+"""A Label Studio export: the images under their keys, with `tasks.json` to import into a
+Label Studio project and `label_config.xml`, its labeling interface, so that people can
+correct the labels there; the project's JSON export, kept in `data/annotations/`, then
+brings the corrections back (ingest reads Label Studio's JSON, annotations/labelstudio.py).
+
+Each image is a task: `data.image` the URL Label Studio serves a local file at
+(`/data/local-files/?d=KEY`, with the export folder as its document root), `data.key`
+its key. Its annotations are the task's `predictions` (pre-annotations: what a person
+has not touched stays as the store has it): each object's box a `rectanglelabels`
+result (a turned Label Studio rectangle keeps its turn), its polygon a `polygonlabels`
+one, in percent of the image; `label` a choice and `text` a text area for the whole
+image. Keypoints and RLE masks have no result here: the export says so.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+from ..store import Record
+
+MODEL_VERSION = "imageshelf"
+BOX, POLYGON, LABEL, TEXT = "box", "polygon", "label", "text"  # the interface's names
+
+
+def label_studio_files(records: Sequence[Record]) -> tuple[dict[str, bytes], list[str]]:
+    """The files of a Label Studio export (path -> bytes) and notes on what it could not
+    carry."""
+    notes: list[str] = []
+    names: dict[str, set[str]] = {BOX: set(), POLYGON: set(), LABEL: set()}
+    tasks = [_task(number, record, names, notes) for number, record in enumerate(records, 1)]
+    has_text = any(isinstance(r.metadata.get(TEXT), str) for r in records)
+    files = {
+        "tasks.json": json.dumps(tasks, ensure_ascii=False, indent=1).encode("utf-8") + b"\n",
+        "label_config.xml": _config(names, has_text).encode("utf-8"),
+    }
+    return files, notes
+
+
+def _task(number: int, record: Record, names: dict[str, set[str]], notes: list[str]) -> dict:
+    key = record.key
+    results = []
+    objects = record.metadata.get("objects")
+    for obj in objects if isinstance(objects, list) else []:
+        if not isinstance(obj, dict):
+            continue
+        result = _region(obj, record.info.width, record.info.height)
+        if result is None:
+            notes.append(f"{key}: an object with no box or polygon is not exported")
+            continue
+        if obj.get("keypoints") is not None:
+            notes.append(f"{key}: an object's keypoints are not exported (its box is)")
+        if isinstance(obj.get("segmentation"), dict):
+            notes.append(f"{key}: an RLE mask is exported as its box")
+        names[result["from_name"]].add(result["value"][result["type"]][0])
+        results.append(result)
+    label, text = record.metadata.get(LABEL), record.metadata.get(TEXT)
+    if isinstance(label, str | int) and not isinstance(label, bool):
+        names[LABEL].add(str(label))
+        results.append(_whole(LABEL, "choices", {"choices": [str(label)]}))
+    if isinstance(text, str):
+        results.append(_whole(TEXT, "textarea", {"text": [text]}))
+    for number_, result in enumerate(results):
+        result["id"] = f"{number}-{number_}"
+    data = {"image": "/data/local-files/?d=" + urllib.parse.quote(key), "key": key}
+    task: dict[str, Any] = {"id": number, "data": data}
+    if results:
+        task["predictions"] = [{"model_version": MODEL_VERSION, "result": results}]
+    return task
+
+
+def _region(obj: dict[str, Any], width: int, height: int) -> dict[str, Any] | None:
+    category = str(obj.get("category", obj.get("category_id", "")))
+    value, bbox = obj.get("value"), obj.get("bbox")
+    ring = _ring(obj.get("segmentation"))
+    if isinstance(value, dict) and _finite([value.get(k) for k in ("x", "y", "width", "height")]):
+        box = {k: value[k] for k in ("x", "y", "width", "height")}  # as Label Studio gave it
+        box["rotation"] = value.get("rotation") or 0
+    elif ring is not None:
+        points = [
+            [x * 100 / width, y * 100 / height] for x, y in zip(ring[::2], ring[1::2], strict=True)
+        ]
+        kept = {"points": points, "closed": True, "polygonlabels": [category]}
+        return _result(POLYGON, "polygonlabels", kept, width, height)
+    elif isinstance(bbox, list) and len(bbox) == 4 and _finite(bbox):
+        x, y, w, h = bbox
+        box = {"x": x * 100 / width, "y": y * 100 / height, "rotation": 0}
+        box.update(width=w * 100 / width, height=h * 100 / height)
+    else:
+        return None
+    return _result(BOX, "rectanglelabels", {**box, "rectanglelabels": [category]}, width, height)
+
+
+def _result(name: str, kind: str, value: dict, width: int, height: int) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "from_name": name,
+        "to_name": "image",
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+        "value": value,
+    }
+
+
+def _whole(name: str, kind: str, value: dict) -> dict[str, Any]:
+    return {"type": kind, "from_name": name, "to_name": "image", "value": value}
+
+
+def _ring(segmentation: Any) -> list[float] | None:
+    """The first polygon of a COCO segmentation, if it is one of at least 3 points."""
+    ring = segmentation[0] if isinstance(segmentation, list) and segmentation else None
+    ok = isinstance(ring, list) and len(ring) >= 6 and len(ring) % 2 == 0 and _finite(ring)
+    return ring if ok else None
+
+
+def _finite(values: list[Any]) -> bool:
+    return all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )
+
+
+def _config(names: dict[str, set[str]], has_text: bool) -> str:
+    """The labeling interface: a tag for each kind of result the tasks hold, listing
+    every label they use."""
+    lines = ["<View>", '  <Image name="image" value="$image"/>']
+    for name, tag, label in (
+        (BOX, "RectangleLabels", "Label"),
+        (POLYGON, "PolygonLabels", "Label"),
+        (LABEL, "Choices", "Choice"),
+    ):
+        if names[name]:
+            lines.append(f'  <{tag} name="{name}" toName="image">')
+            lines += [f'    <{label} value="{html.escape(v)}"/>' for v in sorted(names[name])]
+            lines.append(f"  </{tag}>")
+    if has_text:
+        lines.append(f'  <TextArea name="{TEXT}" toName="image"/>')
+    lines.append("</View>")
+    return "\n".join(lines) + "\n"
