@@ -207,7 +207,7 @@ def test_a_label_studio_export_round_trips_through_a_labelling_session(workspace
     before = {key: store.metadata(key) for key in store}
     out = tmp_path / "ls"
     notes = export(out, "--as", "label-studio")
-    assert "an RLE mask is exported as its box" in notes  # the crowd
+    assert "an object's RLE mask goes as its box" in notes  # the crowd
     tasks = json.loads((out / "tasks.json").read_text())
     config = (out / "label_config.xml").read_text()
     # every image a task, its file where Label Studio serves it from (the folder its root)

@@ -9,7 +9,8 @@ its key. Its annotations are the task's `predictions` (pre-annotations: what a p
 has not touched stays as the store has it): each object's box a `rectanglelabels`
 result (a turned Label Studio rectangle keeps its turn), its polygon a `polygonlabels`
 one, in percent of the image; `label` a choice and `text` a text area for the whole
-image. Keypoints and RLE masks have no result here: the export says so.
+image. Keypoints, RLE masks, ellipses and brush strokes go as their boxes (an object
+that has none is left out), and the export says so.
 """
 
 from __future__ import annotations
@@ -49,13 +50,12 @@ def _task(number: int, record: Record, names: dict[str, set[str]], notes: list[s
         if not isinstance(obj, dict):
             continue
         result = _region(obj, record.info.width, record.info.height)
+        lost = _lost(obj)
         if result is None:
-            notes.append(f"{key}: an object with no box or polygon is not exported")
+            notes.append(f"{key}: an object with no box or polygon ({lost or 'none'}) is left out")
             continue
-        if obj.get("keypoints") is not None:
-            notes.append(f"{key}: an object's keypoints are not exported (its box is)")
-        if isinstance(obj.get("segmentation"), dict):
-            notes.append(f"{key}: an RLE mask is exported as its box")
+        if lost:
+            notes.append(f"{key}: an object's {lost} goes as its box")
         names[result["from_name"]].add(result["value"][result["type"]][0])
         results.append(result)
     label, text = record.metadata.get(LABEL), record.metadata.get(TEXT)
@@ -93,6 +93,16 @@ def _region(obj: dict[str, Any], width: int, height: int) -> dict[str, Any] | No
     else:
         return None
     return _result(BOX, "rectanglelabels", {**box, "rectanglelabels": [category]}, width, height)
+
+
+def _lost(obj: dict[str, Any]) -> str:
+    """What of an object a rectangle or polygon cannot carry."""
+    if obj.get("keypoints") is not None:
+        return "keypoints"
+    if isinstance(obj.get("segmentation"), dict):
+        return "RLE mask"
+    kind = str(obj.get("type", ""))
+    return kind.removesuffix("labels") if kind.startswith(("ellipse", "brush")) else ""
 
 
 def _result(name: str, kind: str, value: dict, width: int, height: int) -> dict[str, Any]:
