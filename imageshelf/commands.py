@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .annotations.base import no_cycle_collection
 from .errors import ShelfError
 from .params import PARAMS, default_store
 from .stages.result import StageResult
@@ -29,6 +30,18 @@ class ShelfCommand(click.Command):
             return super().invoke(ctx)
         except ShelfError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+class StageCommand(ShelfCommand):
+    """A stage of dvc.yaml: a process that reads and builds millions of records (dicts
+    and lists, no reference cycles) and exits. Python's cycle collector only scans them
+    again and again as more are made, so it is off while the stage runs (refcounting
+    frees them as before). At 200,000 images it took 0.8 s of ingest's 5 s and 1.7 s
+    (25 full collections) of pack's 9 s; peak memory is the same without it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with no_cycle_collection():
+            return super().invoke(ctx)
 
 
 class ShelfGroup(click.Group):

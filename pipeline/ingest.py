@@ -7,7 +7,7 @@ import click
 
 from imageshelf.commands import (
     CONTEXT,
-    ShelfCommand,
+    StageCommand,
     finish,
     incoming_option,
     manifest_option,
@@ -20,7 +20,7 @@ from imageshelf.progress import bar
 from imageshelf.stages.ingest import run
 
 
-@click.command(cls=ShelfCommand, context_settings=CONTEXT)
+@click.command(cls=StageCommand, context_settings=CONTEXT)
 @incoming_option
 @manifest_option
 @report_option("reports/ingest.json")

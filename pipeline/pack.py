@@ -8,7 +8,7 @@ import click
 
 from imageshelf.commands import (
     CONTEXT,
-    ShelfCommand,
+    StageCommand,
     catalog_option,
     finish,
     incoming_option,
@@ -23,7 +23,7 @@ from imageshelf.progress import bar
 from imageshelf.stages.pack import run
 
 
-@click.command(cls=ShelfCommand, context_settings=CONTEXT)
+@click.command(cls=StageCommand, context_settings=CONTEXT)
 @store_option
 @manifest_option
 @incoming_option

@@ -7,7 +7,7 @@ import click
 
 from imageshelf.commands import (
     CONTEXT,
-    ShelfCommand,
+    StageCommand,
     finish,
     params_option,
     path_option,
@@ -17,7 +17,7 @@ from imageshelf.params import StatsParams, load_params
 from imageshelf.stages.stats import run
 
 
-@click.command(cls=ShelfCommand, context_settings=CONTEXT)
+@click.command(cls=StageCommand, context_settings=CONTEXT)
 @store_option
 @path_option("--metrics", "reports/stats.json", "Where to write the metrics.", dir_okay=False)
 @path_option("--plots", "reports/plots", "Folder for the plots.", file_okay=False)

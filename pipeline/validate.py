@@ -7,7 +7,7 @@ import click
 
 from imageshelf.commands import (
     CONTEXT,
-    ShelfCommand,
+    StageCommand,
     catalog_option,
     finish,
     incoming_option,
@@ -20,7 +20,7 @@ from imageshelf.progress import bar
 from imageshelf.stages.validate import run
 
 
-@click.command(cls=ShelfCommand, context_settings=CONTEXT)
+@click.command(cls=StageCommand, context_settings=CONTEXT)
 @store_option
 @manifest_option
 @incoming_option
