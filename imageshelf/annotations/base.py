@@ -4,11 +4,9 @@ files of a place say about each key, and how a file is read."""
 from __future__ import annotations
 
 import bisect
-import contextlib
-import gc
 import itertools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,19 +216,3 @@ def rounded(value: float) -> int | float:
     """A pixel coordinate computed from a normalized one: 3 decimals, whole as an int."""
     value = round(float(value), 3)
     return int(value) if value.is_integer() else value
-
-
-@contextlib.contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """Reading annotations makes millions of objects that live on (a parsed COCO file or
-    Label Studio export) and no reference cycles; Python's cycle collector would scan
-    them again and again as more are made: two thirds of parsing a 130 MB export (9.5 s
-    against 3.3 s). Refcounting frees what is dropped as before; the collector is back
-    on after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

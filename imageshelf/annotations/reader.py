@@ -29,7 +29,6 @@ from .base import (
     TooLarge,
     folder_of,
     join,
-    no_cycle_collection,
     read_bounded,
     text_of,
 )
@@ -92,18 +91,7 @@ def read_annotations(
     folders give them nothing new. `settled_files` (tables, XML files) are unchanged
     since a run that read them and found every row an image, all of them settled: they
     are listed as used and not read."""
-    with no_cycle_collection():
-        return _read_all(list(files), read, keys, limits, settled, settled_files)
-
-
-def _read_all(
-    files: list[str],
-    read: Reader,
-    keys: KeyIndex,
-    limits: Limits,
-    settled: Collection[str],
-    settled_files: Collection[str],
-) -> Annotations:
+    files = list(files)
     result = Annotations()
     unread = _own_files(files, keys, settled) if settled else set()
     unread.update(rel for rel in settled_files if bounded_reach(rel))

@@ -52,7 +52,8 @@ def _task(number: int, record: Record, names: dict[str, set[str]], notes: list[s
         result = _region(obj, record.info.width, record.info.height)
         lost = _lost(obj)
         if result is None:
-            notes.append(f"{key}: an object with no box or polygon ({lost or 'none'}) is left out")
+            what = f" (its {lost})" if lost else ""
+            notes.append(f"{key}: an object with no box or polygon is left out{what}")
             continue
         if lost:
             notes.append(f"{key}: an object's {lost} goes as its box")
@@ -64,8 +65,8 @@ def _task(number: int, record: Record, names: dict[str, set[str]], notes: list[s
         results.append(_whole(LABEL, "choices", {"choices": [str(label)]}))
     if isinstance(text, str):
         results.append(_whole(TEXT, "textarea", {"text": [text]}))
-    for number_, result in enumerate(results):
-        result["id"] = f"{number}-{number_}"
+    for at, result in enumerate(results):
+        result["id"] = f"{number}-{at}"
     data = {"image": "/data/local-files/?d=" + urllib.parse.quote(key), "key": key}
     task: dict[str, Any] = {"id": number, "data": data}
     if results:
