@@ -125,6 +125,18 @@ def test_a_metadata_change_with_the_same_bytes_relabels(workspace):
     assert report("pack")["relabeled"] == 1
 
 
+def test_fields_that_only_move_into_data_annotations_are_not_counted_as_relabeled(workspace):
+    table = "file_name,label\na.png,cat\nb.png,{}\n"
+    put(INCOMING, {"a.png": make_image(seed=1), "b.png": make_image(seed=2)})
+    put(INCOMING, {"labels.csv": table.format("dog")})
+    repro()
+    put(Path("data/annotations"), {"labels.csv": table.format("wolf")})  # kept in git now
+    repro()
+    pack = report("pack")
+    assert (pack["relabeled"], pack["retracked"]) == (1, 1)  # as `imageshelf diff` counts
+    assert ImageStore(STORE).metadata("b.png") == {"label": "wolf"}
+
+
 def test_keys_in_remove_txt_are_dropped(workspace):
     put(INCOMING, {"a.png": make_image(seed=1), "b.png": make_image(seed=2)})
     repro()

@@ -107,6 +107,9 @@ class PackPlan:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     relabeled: list[str] = field(default_factory=list)  # stored bytes, new metadata
+    # stored bytes, the same fields, tracked otherwise (now or no longer set by a file
+    # in data/annotations/): rewritten, but not relabeled (diff shows no change)
+    retracked: list[str] = field(default_factory=list)
     unchanged: int = 0
     conflicts: list[str] = field(default_factory=list)
     duplicates: dict[str, str] = field(default_factory=dict)  # new key -> key with same bytes
@@ -126,7 +129,7 @@ class PackPlan:
 
     @property
     def changes_store(self) -> bool:
-        return bool(self.writes or self.removed or self.resplit or self.relabeled)
+        return bool(self.writes or self.removed or self.resplit or self.relabeled or self.retracked)
 
 
 @dataclass
@@ -302,7 +305,8 @@ def _relabel(plan: PackPlan, stored: Record, metadata: Metadata) -> bool:
     fields it loses (only tracked annotations can take one away)."""
     if metadata == (stored.metadata, stored.annotated):
         return False
-    plan.relabeled.append(stored.key)
+    same = metadata[0] == stored.metadata
+    (plan.retracked if same else plan.relabeled).append(stored.key)
     plan.metadata[stored.key] = metadata
     plan.fields_removed.update(name for name in stored.metadata if name not in metadata[0])
     return True
@@ -361,7 +365,7 @@ def apply_plan(
             additions,
             plan.removed,
             base=base,
-            touched=[*plan.resplit, *plan.relabeled],
+            touched=[*plan.resplit, *plan.relabeled, *plan.retracked],
             shard_bytes=params.shard_bytes,
             transform=transform,
             on_item=on_item,
@@ -433,6 +437,7 @@ def plan_report(
         "added": len(plan.added),
         "replaced": len(plan.replaced),
         "relabeled": len(plan.relabeled),
+        "retracked": len(plan.retracked),
         "unchanged": plan.unchanged,
         "removed": len(plan.removed),
         "resplit": len(plan.resplit),
@@ -529,6 +534,7 @@ class PackOutcome(StageResult):
         for count, what in (
             (len(plan.replaced), "replaced"),
             (len(plan.relabeled), "relabeled"),
+            (len(plan.retracked), "with the same fields, tracked otherwise (data/annotations/)"),
             (len(plan.removed), "removed"),
             (len(plan.resplit), "moved to another split"),
             (plan.unchanged, "already there"),
