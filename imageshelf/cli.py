@@ -200,7 +200,8 @@ def ls_command(
     "data.yaml and split lists (ultralytics). label-studio: with tasks.json and "
     "label_config.xml, to correct labels in Label Studio (its JSON export, put in "
     "data/annotations/, brings them back). webdataset: tar shards of image + .json "
-    "pairs, for streaming training. Ingest reads each back.",
+    "pairs, for streaming training. Ingest reads each back (label-studio: the "
+    "project's JSON export, once people have annotated the tasks).",
 )
 @click.option(
     "--shard-images",
