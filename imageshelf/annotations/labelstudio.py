@@ -52,7 +52,7 @@ def is_label_studio(obj: Any) -> bool:
     """A Label Studio export: a list of tasks, or one task (a `data` object and a list
     of annotations, completions or predictions)."""
     tasks = obj if isinstance(obj, list) else [obj]
-    return bool(tasks) and all(_is_task(task) for task in tasks[:1])
+    return bool(tasks) and _is_task(tasks[0])
 
 
 def is_json_min(obj: Any) -> bool:
@@ -206,7 +206,9 @@ def _group(results: Any) -> tuple[list[Region], dict[str, list[Any]]]:
             regions[rid] = dict(item)
         elif region is not None and name not in region:
             region[name] = _pretty([item])
-            region.setdefault("category", _first_label(item["value"]))
+            label = _first_label(item["value"])
+            if label is not None:
+                region.setdefault("category", label)
         else:
             whole[name].append(item)
     return list(regions.values()), whole
@@ -242,10 +244,9 @@ def _objects(regions: list[Region]) -> Callable[[int, int], list[dict[str, Any]]
 def _object(region: Region, width: int, height: int) -> dict[str, Any]:
     value = region["value"]
     obj = dict(region)
-    if obj.get("category") is None:
-        obj["category"] = _first_label(value)
-    if obj["category"] is None:
-        del obj["category"]
+    label = _first_label(value)
+    if label is not None:
+        obj.setdefault("category", label)
     w = _number(region.get("original_width")) or width
     h = _number(region.get("original_height")) or height
     shape = _shape(value, region.get("type"))
