@@ -99,6 +99,19 @@ def test_a_key_yolo_lists_cannot_hold_is_left_out_of_them_and_said(tmp_path):
     assert len(result.stderr.strip().splitlines()) == len(keys) - 1  # a note a line
 
 
+def test_a_yolo_export_inside_an_images_folder_says_where_ultralytics_would_look(tmp_path):
+    """ultralytics makes the last images/ folder of an image's absolute path labels/:
+    for a.png in DIR/images/out, it reads DIR/labels/out/a.txt, which nobody wrote."""
+    meta = {"a.png": {"objects": [GOOD]}, "sub/images/b.png": {"objects": [GOOD]}}
+    images = {key: make_image("PNG", (W, H), i) for i, key in enumerate(meta)}
+    store = build_store(tmp_path / "s.lmdb", images, meta)
+    result = export(store, tmp_path / "images" / "out", "yolo")
+    assert result.exit_code == 0, result.output
+    assert "1 image(s) (a.png, ...) lie under no images/ folder" in result.stderr
+    assert "would look for their labels outside the export" in result.stderr
+    assert "images/ folder" not in export(store, tmp_path / "elsewhere", "yolo").stderr
+
+
 def test_yolo_data_yaml_reads_back_every_category_name(tmp_path):
     names = ["cat", "猫🐱", 'quote " and \\', "a\x01b", "line\nbreak", "#not a comment: x"]
     objects = [{"bbox": [1, 1, 2, 2], "category": name} for name in names]

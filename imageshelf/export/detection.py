@@ -23,8 +23,10 @@ that fails is left out, and a note names its key, its place and why.
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..store import Record
@@ -218,6 +220,23 @@ def yolo_files(
     if rest is not None:
         files["metadata.jsonl"] = rest
     return files, notes
+
+
+def labels_outside(out_dir: Path, records: Sequence[Record]) -> list[str]:
+    """A note if ultralytics would look for some labels outside the export: it makes
+    the last `images` folder of an image's absolute path `labels`, so with --out inside
+    an `images` folder, a key under no `images` folder of its own has its labels looked
+    for in a sibling of that folder, not beside the image where they are written."""
+    if "images" not in Path(os.path.realpath(out_dir)).parts:
+        return []
+    loose = [r.key for r in records if "images" not in r.key.split("/")[:-1]]
+    if not loose:
+        return []
+    return [
+        f"{len(loose)} image(s) ({shown(loose[0])}, ...) lie under no images/ folder of their "
+        f"own while {out_dir} is inside one: ultralytics would look for their labels outside "
+        "the export; export to a folder outside any images/ folder"
+    ]
 
 
 def _label_paths(records: Sequence[Record], case_insensitive: bool) -> dict[str, str]:
