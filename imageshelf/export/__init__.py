@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..atomic import write_bytes
 from ..store import ImageStore, Record
-from .detection import coco_files, yolo_files
-from .files import ExportError, OnItem, plan_files, target_inside, write_images
+from .detection import coco_files, labels_outside, yolo_files
+from .files import ExportError, OnItem, disk_folds, plan_files, target_inside, write_images
 from .imagefolder import metadata_files, metadata_rows, split_paths
 from .labelstudio import label_studio_files
 from .webdataset import sample_name, stale_shards, write_shards
@@ -60,7 +60,10 @@ def export_files(
     if layout == "coco":
         files, notes = coco_files(records)
     elif layout == "yolo":
-        files, notes = yolo_files(records)
+        if case_insensitive is None:  # asked once: YOLO's label files must not fold together
+            case_insensitive = disk_folds(out_dir)
+        files, notes = yolo_files(records, case_insensitive)
+        notes += labels_outside(out_dir, records)
     elif layout == "label-studio":
         files, notes = label_studio_files(records)
     elif layout == "imagefolder":

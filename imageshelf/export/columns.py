@@ -35,6 +35,8 @@ def signature(value: Any, strict: bool) -> Any:
     if isinstance(value, float):
         return "float"
     if isinstance(value, str):
+        if strict and not _utf8(value):  # a lone surrogate (a JSON escape): no Arrow text
+            raise Conflict("text that UTF-8 cannot encode")
         return "str"
     if isinstance(value, list):
         item: Any = "null"
@@ -46,6 +48,14 @@ def signature(value: Any, strict: bool) -> Any:
             raise Conflict("an empty object")
         return ("struct", tuple(sorted((k, signature(v, strict)) for k, v in value.items())))
     raise Conflict(type(value).__name__)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def unify(a: Any, b: Any, strict: bool) -> Any:

@@ -74,6 +74,12 @@ def plan_files(
     return [t for t in targets if t is not None]
 
 
+def disk_folds(out_dir: Path) -> bool:
+    """Whether the disk `out_dir` is on (created if missing) folds case."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _folds(os.path.realpath(out_dir))
+
+
 def _folds(root: str) -> bool:
     """Whether the disk under `root` takes two names differing only in case as one file
     (macOS, Windows): asked by making a file and looking for its other case."""

@@ -27,6 +27,7 @@ from ..annotations.tables import JSON_COLUMNS
 from ..store import Record
 from .columns import Conflict, arrow_type, column_signature
 from .files import ExportError
+from .text import json_bytes
 
 Rows = dict[str, list[dict[str, Any]]]  # metadata file's folder -> its rows
 
@@ -66,9 +67,7 @@ def _path(group: str, name: str) -> str:
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return b"".join(
-        json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n" for row in rows
-    )
+    return b"".join(json_bytes(row) + b"\n" for row in rows)
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

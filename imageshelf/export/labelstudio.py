@@ -10,19 +10,21 @@ has not touched stays as the store has it): each object's box a `rectanglelabels
 result (a turned Label Studio rectangle keeps its turn), its polygon a `polygonlabels`
 one, in percent of the image; `label` a choice and `text` a text area for the whole
 image. Keypoints, RLE masks, ellipses and brush strokes go as their boxes (an object
-that has none is left out), and the export says so.
+that has none is left out), and the export says so. Every object's geometry is checked
+first (objects.py); a category or label the labeling interface's XML cannot carry (a
+control character) leaves its object or choice out, with a note, so that
+`label_config.xml` always parses and names exactly the labels the tasks use.
 """
 
 from __future__ import annotations
 
-import html
-import json
-import math
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
 from ..store import Record
+from .objects import Shaped, left_out, scale, shaped_objects
+from .text import json_bytes, shown, xml_attribute
 
 MODEL_VERSION = "imageshelf"
 BOX, POLYGON, LABEL, TEXT = "box", "polygon", "label", "text"  # the interface's names
@@ -36,7 +38,7 @@ def label_studio_files(records: Sequence[Record]) -> tuple[dict[str, bytes], lis
     tasks = [_task(number, record, names, notes) for number, record in enumerate(records, 1)]
     has_text = any(isinstance(r.metadata.get(TEXT), str) for r in records)
     files = {
-        "tasks.json": json.dumps(tasks, ensure_ascii=False, indent=1).encode("utf-8") + b"\n",
+        "tasks.json": json_bytes(tasks, sort_keys=False, indent=1) + b"\n",
         "label_config.xml": _config(names, has_text).encode("utf-8"),
     }
     return files, notes
@@ -44,25 +46,15 @@ def label_studio_files(records: Sequence[Record]) -> tuple[dict[str, bytes], lis
 
 def _task(number: int, record: Record, names: dict[str, set[str]], notes: list[str]) -> dict:
     key = record.key
-    results = []
-    objects = record.metadata.get("objects")
-    for obj in objects if isinstance(objects, list) else []:
-        if not isinstance(obj, dict):
-            continue
-        result = _region(obj, record.info.width, record.info.height)
-        lost = _lost(obj)
-        if result is None:
-            what = f" (its {lost})" if lost else ""
-            notes.append(f"{key}: an object with no box or polygon is left out{what}")
-            continue
-        if lost:
-            notes.append(f"{key}: an object's {lost} goes as its box")
-        names[result["from_name"]].add(result["value"][result["type"]][0])
-        results.append(result)
+    results = _regions(record, names, notes)
     label, text = record.metadata.get(LABEL), record.metadata.get(TEXT)
     if isinstance(label, str | int) and not isinstance(label, bool):
-        names[LABEL].add(str(label))
-        results.append(_whole(LABEL, "choices", {"choices": [str(label)]}))
+        problem = _xml_problem(str(label))
+        if problem is None:
+            names[LABEL].add(str(label))
+            results.append(_whole(LABEL, "choices", {"choices": [str(label)]}))
+        else:
+            notes.append(f"{shown(key)}: its label is left out: it {problem}")
     if isinstance(text, str):
         results.append(_whole(TEXT, "textarea", {"text": [text]}))
     for at, result in enumerate(results):
@@ -74,20 +66,61 @@ def _task(number: int, record: Record, names: dict[str, set[str]], notes: list[s
     return task
 
 
-def _region(obj: dict[str, Any], width: int, height: int) -> dict[str, Any] | None:
+def _regions(record: Record, names: dict[str, set[str]], notes: list[str]) -> list[dict]:
+    """The task's results for the record's objects whose geometry holds (imageshelf.
+    geometry) and whose category the labeling interface (XML) can carry."""
+    objects = shaped_objects(record, notes)
+    size = scale(record, objects, notes)
+    results: list[dict] = []
+    if size is None:
+        return results
+    for shaped in objects:
+        result = _region(shaped, size)
+        lost = _lost(shaped.fields)
+        if result is None:
+            what = f" (its {lost})" if lost else ""
+            left_out(notes, record, shaped.number, f"it has no box or polygon{what}")
+            continue
+        category = result["value"][result["type"]][0]
+        problem = _xml_problem(category)
+        if problem is not None:
+            left_out(notes, record, shaped.number, f"its category {problem}")
+            continue
+        if lost:
+            notes.append(f"{shown(record.key)}: an object's {lost} goes as its box")
+        names[result["from_name"]].add(category)
+        results.append(result)
+    return results
+
+
+def _xml_problem(text: str) -> str | None:
+    """Why the labeling interface cannot name `text`, or None."""
+    try:
+        xml_attribute(text)
+    except ValueError as reason:
+        return str(reason)
+    return None
+
+
+def _region(shaped: Shaped, size: tuple[int, int]) -> dict[str, Any] | None:
+    """A rectangle or polygon result of one object, in percent; None if it has neither.
+    Every number it computes with is checked (shaped.geometry)."""
+    obj, geometry = shaped.fields, shaped.geometry
+    width, height = size
     category = str(obj.get("category", obj.get("category_id", "")))
-    value, bbox = obj.get("value"), obj.get("bbox")
-    ring = _ring(obj.get("segmentation"))
-    if isinstance(value, dict) and _finite([value.get(k) for k in ("x", "y", "width", "height")]):
-        box = {k: value[k] for k in ("x", "y", "width", "height")}  # as Label Studio gave it
+    region, bbox = geometry.region or {}, geometry.bbox
+    if all(k in region for k in ("x", "y", "width", "height")):
+        value = obj["value"]  # checked numbers: as Label Studio gave them
+        box = {k: value[k] for k in ("x", "y", "width", "height")}
         box["rotation"] = value.get("rotation") or 0
-    elif ring is not None:
+    elif geometry.polygons:
+        ring = geometry.polygons[0]
         points = [
             [x * 100 / width, y * 100 / height] for x, y in zip(ring[::2], ring[1::2], strict=True)
         ]
         kept = {"points": points, "closed": True, "polygonlabels": [category]}
         return _result(POLYGON, "polygonlabels", kept, width, height)
-    elif isinstance(bbox, list) and len(bbox) == 4 and _finite(bbox):
+    elif bbox is not None:
         x, y, w, h = bbox
         box = {"x": x * 100 / width, "y": y * 100 / height, "rotation": 0}
         box.update(width=w * 100 / width, height=h * 100 / height)
@@ -122,19 +155,6 @@ def _whole(name: str, kind: str, value: dict) -> dict[str, Any]:
     return {"type": kind, "from_name": name, "to_name": "image", "value": value}
 
 
-def _ring(segmentation: Any) -> list[float] | None:
-    """The first polygon of a COCO segmentation, if it is one of at least 3 points."""
-    ring = segmentation[0] if isinstance(segmentation, list) and segmentation else None
-    ok = isinstance(ring, list) and len(ring) >= 6 and len(ring) % 2 == 0 and _finite(ring)
-    return ring if ok else None
-
-
-def _finite(values: list[Any]) -> bool:
-    return all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
-    )
-
-
 def _config(names: dict[str, set[str]], has_text: bool) -> str:
     """The labeling interface: a tag for each kind of result the tasks hold, listing
     every label they use."""
@@ -146,7 +166,7 @@ def _config(names: dict[str, set[str]], has_text: bool) -> str:
     ):
         if names[name]:
             lines.append(f'  <{tag} name="{name}" toName="image">')
-            lines += [f'    <{label} value="{html.escape(v)}"/>' for v in sorted(names[name])]
+            lines += [f'    <{label} value="{xml_attribute(v)}"/>' for v in sorted(names[name])]
             lines.append(f"  </{tag}>")
     if has_text:
         lines.append(f'  <TextArea name="{TEXT}" toName="image"/>')

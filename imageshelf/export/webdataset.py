@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from ..atomic import atomic_write
 from ..store import ImageStore, Record
 from .files import ExportError, OnItem
+from .text import json_bytes
 
 EXTENSIONS = {
     "jpeg": "jpg",
@@ -111,7 +111,7 @@ def stale_shards(out_dir: Path, written: Sequence[Path], prefix: str = "shard") 
 
 def _metadata_json(record: Record) -> bytes:
     meta = {**record.metadata, "key": record.key, "split": record.effective_split}
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return json_bytes(meta)
 
 
 def _groups(

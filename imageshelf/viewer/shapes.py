@@ -3,18 +3,21 @@ in the shapes the annotation readers store (docs/ANNOTATIONS.md): `objects`, a l
 objects (or Hugging Face's columns: a mapping of lists), each with `bbox` ([x, y,
 width, height] in pixels), `category`, `segmentation` (COCO polygons), `keypoints`
 ([x, y, v, ...]) and CVAT's `points`. Values come from a store, which may come from
-anywhere: anything that is not finite numbers of the right count is left out and
-counted, never drawn wrongly.
+anywhere: each object's geometry goes through the one check the exports use too
+(imageshelf.geometry); an object that fails it is not drawn, and the page says which and
+why, never drawn wrongly (nor a 500).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..geometry import Geometry, GeometryError, checked
+
 MAX_SHAPES = 2000  # per image; beyond this, counted as not drawn
+MAX_PROBLEMS = 20  # reasons shown per image; every object not drawn is counted
 # Colours a reader can tell apart on most pictures (Tableau 10), by category.
 PALETTE = (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -45,14 +48,7 @@ class Shape:
 class Drawing:
     shapes: list[Shape] = field(default_factory=list)
     skipped: int = 0  # annotations found but not drawable (RLE masks, bad numbers)
-
-
-def _numbers(value: Any) -> list[float] | None:
-    if not isinstance(value, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
-    ):
-        return None
-    return [float(v) for v in value]
+    problems: list[str] = field(default_factory=list)  # why objects are not drawn
 
 
 def _objects(metadata: dict[str, Any]) -> list[Any]:
@@ -72,54 +68,39 @@ def _name(obj: dict[str, Any]) -> str:
     return ""
 
 
-def _pieces(obj: dict[str, Any]) -> Iterator[tuple[str, list[tuple[float, float]] | None]]:
+def _pieces(geometry: Geometry) -> Iterator[tuple[str, list[tuple[float, float]] | None]]:
     """(kind, points) of each drawable part of one object; points None: not drawable."""
-    if "bbox" in obj:
-        box = _numbers(obj["bbox"])
-        ok = box is not None and len(box) == 4 and box[2] >= 0 and box[3] >= 0
-        yield "box", [(box[0], box[1]), (box[0] + box[2], box[1] + box[3])] if ok else None  # type: ignore[index]
-    segmentation = obj.get("segmentation")
-    if isinstance(segmentation, list):
-        for ring in segmentation:
-            flat = _numbers(ring)
-            ok = flat is not None and len(flat) >= 6 and len(flat) % 2 == 0
-            yield "polygon", list(zip(flat[::2], flat[1::2], strict=True)) if ok else None  # type: ignore[index]
-    elif segmentation is not None:
+    if geometry.bbox is not None:
+        x, y, width, height = geometry.bbox
+        yield "box", [(x, y), (x + width, y + height)]
+    for ring in geometry.polygons:
+        yield "polygon", list(zip(ring[::2], ring[1::2], strict=True))
+    if geometry.mask:
         yield "polygon", None  # an RLE mask: not drawn here
-    keypoints = _numbers(obj.get("keypoints"))
-    if keypoints is not None and len(keypoints) % 3 == 0:
-        visible = [(x, y) for x, y, v in zip(*[iter(keypoints)] * 3, strict=True) if v > 0]
-        yield "points", visible
-    elif "keypoints" in obj:
-        yield "points", None
-    if "points" in obj:
-        yield "points", _pairs(obj["points"])
-
-
-def _pairs(value: Any) -> list[tuple[float, float]] | None:
-    flat = _numbers(value)
-    if flat is None and isinstance(value, list):  # [[x, y], ...]
-        pairs = [_numbers(p) for p in value]
-        if all(p is not None and len(p) == 2 for p in pairs):
-            return [(p[0], p[1]) for p in pairs if p is not None]
-        return None
-    if flat is None or len(flat) % 2:
-        return None
-    return list(zip(flat[::2], flat[1::2], strict=True))
+    if geometry.keypoints is not None:
+        yield "points", [(x, y) for x, y, visible in geometry.keypoints if visible > 0]
+    if geometry.points is not None:
+        yield "points", list(geometry.points)
 
 
 def drawing(metadata: dict[str, Any]) -> Drawing:
     """The shapes of one image's annotations, coloured by category."""
     out = Drawing()
     colours: dict[str, str] = {}
-    for obj in _objects(metadata):
-        if not isinstance(obj, dict):
+    for number, obj in enumerate(_objects(metadata), 1):
+        try:
+            if not isinstance(obj, dict):
+                raise GeometryError("it is not an object")
+            geometry = checked(obj)
+        except GeometryError as reason:
             out.skipped += 1
+            if len(out.problems) < MAX_PROBLEMS:
+                out.problems.append(f"object {number}: {reason}")
             continue
         name = _name(obj)
         colour = colours.setdefault(name, PALETTE[len(colours) % len(PALETTE)])
         first = len(out.shapes)
-        for kind, points in _pieces(obj):
+        for kind, points in _pieces(geometry):
             if points is None or len(out.shapes) >= MAX_SHAPES:
                 out.skipped += 1
             elif points:
