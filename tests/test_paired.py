@@ -198,3 +198,37 @@ def test_images_dropped_again_without_their_masks_keep_them(workspace):
     store = ImageStore("data/images.lmdb")
     key = "VOC2012/JPEGImages/2007_000000.jpg"
     assert store.get_paired(key, "mask") == files["VOC2012/SegmentationClass/2007_000000.png"]
+
+
+def test_a_dataloader_trains_on_image_and_mask_pairs(workspace):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from imageshelf.dataset import ImageDataset, collate
+
+    files = voc()
+    put(INCOMING, files)
+    for name in ("ingest", "pack"):
+        assert stage(name).exit_code == 0
+
+    def to_tensors(image, mask):  # a joint transform: the same flip on both
+        image, mask = image.transpose(Image.FLIP_LEFT_RIGHT), mask.transpose(Image.FLIP_LEFT_RIGHT)
+        pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+        ids = torch.frombuffer(bytearray(mask.tobytes()), dtype=torch.uint8)
+        return pixels.view(24, 32, 3), ids.view(24, 32).long()
+
+    train = ImageDataset("data/images.lmdb", paired="mask", decode="RGB", transforms=to_tensors)
+    assert len(train) == 3  # the image without a mask is not a segmentation sample
+    loader = DataLoader(train, batch_size=3, num_workers=2, collate_fn=collate)
+    images, masks, metas = next(iter(loader))
+    assert images.shape == (3, 24, 32, 3) and masks.shape == (3, 24, 32)
+    for mask, meta in zip(masks, metas, strict=True):
+        stem = meta["key"].rsplit("/", 1)[1][: -len(".jpg")]
+        expected = Image.open(io.BytesIO(files[f"VOC2012/SegmentationClass/{stem}.png"]))
+        flipped = expected.transpose(Image.FLIP_LEFT_RIGHT)  # the palette's class ids
+        assert mask.flatten().tolist() == list(flipped.tobytes())
+    assert {int(v) for v in masks.unique()} == {0, 15, 255}
+    raw = ImageDataset("data/images.lmdb", paired=["mask", "instances"])
+    image, mask, instances, meta = raw[0]
+    key = meta["key"].replace("JPEGImages", "SegmentationClass").replace(".jpg", ".png")
+    assert mask == files[key]  # decode=False: the original bytes of each
