@@ -232,3 +232,23 @@ def test_a_dataloader_trains_on_image_and_mask_pairs(workspace):
     image, mask, instances, meta = raw[0]
     key = meta["key"].replace("JPEGImages", "SegmentationClass").replace(".jpg", ".png")
     assert mask == files[key]  # decode=False: the original bytes of each
+
+
+def test_the_hugging_face_reader_gives_image_and_mask_columns(workspace):
+    from imageshelf.hf import iterable_dataset
+
+    files = voc()
+    put(INCOMING, files)
+    for name in ("ingest", "pack"):
+        assert stage(name).exit_code == 0
+    columns = ["key", "image", "paired.mask", "split"]
+    rows = list(iterable_dataset("data/images.lmdb", where="split=train", columns=columns))
+    assert [row["key"] for row in rows] == [
+        "VOC2012/JPEGImages/2007_000000.jpg",
+        "VOC2012/JPEGImages/2007_000001.jpg",
+    ]
+    for row in rows:
+        mask = row["key"].replace("JPEGImages", "SegmentationClass").replace(".jpg", ".png")
+        assert (row["image"], row["paired.mask"]) == (files[row["key"]], files[mask])
+    last = list(iterable_dataset("data/images.lmdb", where="split=val", columns=columns))[-1]
+    assert last["paired.mask"] is None  # an image without a mask
