@@ -252,3 +252,39 @@ def test_the_hugging_face_reader_gives_image_and_mask_columns(workspace):
         assert (row["image"], row["paired.mask"]) == (files[row["key"]], files[mask])
     last = list(iterable_dataset("data/images.lmdb", where="split=val", columns=columns))[-1]
     assert last["paired.mask"] is None  # an image without a mask
+
+
+def test_coco_panoptic_pngs_are_paired_with_their_images(workspace):
+    """panopticapi's layout: annotations/panoptic_val2017.json names each image's PNG
+    of segment ids, in annotations/panoptic_val2017/ (the folder named as the file)."""
+    import json
+
+    segments = {f"annotations/panoptic_val2017/{i:012d}.png": mask_png(seed=i) for i in (1, 2)}
+    doc = {
+        "images": [
+            {"id": i, "file_name": f"{i:012d}.jpg", "width": 32, "height": 24} for i in (1, 2)
+        ],
+        "annotations": [
+            {
+                "image_id": i,
+                "file_name": f"{i:012d}.png",
+                "segments_info": [{"id": 7, "category_id": 1}],
+            }
+            for i in (1, 2)
+        ],
+        "categories": [{"id": 1, "name": "person", "isthing": 1}],
+    }
+    files = {f"images/val2017/{i:012d}.jpg": make_image("JPEG", seed=i) for i in (1, 2)}
+    put(
+        INCOMING / "coco",
+        {**files, **segments, "annotations/panoptic_val2017.json": json.dumps(doc)},
+    )
+    for name in ("ingest", "pack", "validate"):
+        assert stage(name).exit_code == 0
+    assert (report("ingest")["staged"], report("ingest")["paired"]) == (2, 2)
+    store = ImageStore("data/images.lmdb")
+    for i in (1, 2):
+        key = f"coco/images/val2017/{i:012d}.jpg"
+        png = f"annotations/panoptic_val2017/{i:012d}.png"
+        assert store.get_paired(key, "panoptic") == segments[png]
+        assert store.metadata(key)["panoptic"]["segments_info"][0]["category"] == "person"

@@ -117,10 +117,9 @@ def _ade(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
     if match is None:
         return None
     folder = f"{match['root']}images/{match['rest']}".rstrip("/")
-    image = keys.one_by_stem(folder, match["name"])
-    if image is None and not keys.under(f"{match['root']}images/"):
-        return None  # no images/ beside annotations/: not this layout
-    return "ADE20K", image, "mask"
+    if not keys.under(f"{folder}/"):
+        return None  # no images/SPLIT/ beside annotations/SPLIT/: not this layout
+    return "ADE20K", keys.one_by_stem(folder, match["name"]), "mask"
 
 
 def _camvid(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:

@@ -298,6 +298,10 @@ class _Run:
         self.annotations = read_place(
             self.root, found.annotations, keys, limits, self.known, settled_files
         )
+        for image, roles in self.annotations.paired.items():  # COCO panoptic PNGs...
+            for role, file in roles.items():
+                self.pairs.add(image, role, file)
+        self._unsettle_pairs()
         self.result = _result(self.root, found, self.annotations)
 
     def _unsettle_pairs(self) -> None:
