@@ -288,3 +288,30 @@ def test_coco_panoptic_pngs_are_paired_with_their_images(workspace):
         png = f"annotations/panoptic_val2017/{i:012d}.png"
         assert store.get_paired(key, "panoptic") == segments[png]
         assert store.metadata(key)["panoptic"]["segments_info"][0]["category"] == "person"
+
+
+def test_a_segmentation_dataset_through_dvc_repro_a_changed_mask_and_diff(repo):
+    """As a user would: VOC in, `dvc repro`, commit; one mask redrawn, `dvc repro`,
+    commit; `imageshelf diff` shows that image relabeled by its mask, nothing else."""
+    import json
+
+    from conftest import command_line, commit, sh
+
+    files = voc()
+    put(repo / INCOMING, files)
+    sh(repo, "dvc", "repro")
+    commit(repo, "VOC segmentation")
+    assert json.loads((repo / "reports/validate.json").read_text())["ok"] is True
+    changed = "VOC2012/SegmentationClass/2007_000002.png"
+    put(repo / INCOMING, {changed: mask_png(seed=6)})
+    sh(repo, "dvc", "repro")
+    commit(repo, "one mask redrawn")
+    diff = json.loads(sh(repo, *command_line("diff", "HEAD~1", "HEAD", "--json")).stdout)
+    assert diff["summary"] == {"added": 0, "removed": 0, "changed": 0, "relabeled": 1}
+    (entry,) = diff["relabeled"]
+    assert entry["key"] == "VOC2012/JPEGImages/2007_000002.jpg"
+    old, new = entry["fields"]["paired.mask"]
+    assert old != new and list(entry["fields"]) == ["paired.mask"]
+    with ImageStore(repo / "data/images.lmdb") as store:
+        assert new == store.record(entry["key"]).paired["mask"].info.sha256
+        assert store.get_paired(entry["key"], "mask") == (repo / INCOMING / changed).read_bytes()
