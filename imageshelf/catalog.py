@@ -127,14 +127,19 @@ class CatalogDiff:
 
 
 def field_changes(old: Record, new: Record) -> dict[str, list[Any]]:
-    """Metadata fields (and the split) that differ: name -> [old, new]; absent is None."""
-    before = {**old.metadata, "split": old.split}
-    after = {**new.metadata, "split": new.split}
+    """Metadata fields (and the split, and each paired image: `paired.mask`, by its
+    sha256) that differ: name -> [old, new]; absent is None."""
+    before = {**old.metadata, "split": old.split, **_paired_fields(old)}
+    after = {**new.metadata, "split": new.split, **_paired_fields(new)}
     return {
         name: [before.get(name), after.get(name)]
         for name in sorted(set(before) | set(after))
         if before.get(name) != after.get(name)
     }
+
+
+def _paired_fields(record: Record) -> dict[str, str]:
+    return {f"paired.{role}": p.info.sha256 for role, p in record.paired.items()}
 
 
 def diff_catalogs(old: Iterable[Record], new: Iterable[Record]) -> CatalogDiff:
@@ -153,7 +158,7 @@ def diff_catalogs(old: Iterable[Record], new: Iterable[Record]) -> CatalogDiff:
         else:
             if a.info != b.info:
                 result.changed.append((a, b))
-            elif a.metadata != b.metadata or a.split != b.split:
+            elif a.metadata != b.metadata or a.split != b.split or a.paired != b.paired:
                 result.relabeled.append((a, b))
             a, b = next(a_iter, None), next(b_iter, None)
     return result

@@ -55,7 +55,8 @@ def decode_image(data: bytes, mode: str | None = None) -> Any:
 
 
 class ImageDataset:
-    """index -> (image, metadata) over the images of a store that match a selection.
+    """index -> (image, metadata) over the images of a store that match a selection; with
+    `paired`, (image, mask, ..., metadata).
 
     store: an ImageStore, or the path of a store (a .lmdb file or a sharded folder).
     decode: False gives the original bytes (byte-identical to what was ingested); True a
@@ -70,6 +71,12 @@ class ImageDataset:
         width, height, size, sha256) returning True to keep it.
     shards: read only these parts of a sharded store (by name, as `shards_for_rank`
         gives them): a node that pulled only its shards.
+    paired: a role ("mask") or roles whose paired images are read with each image and
+        given after it, as torchvision's VOCSegmentation gives (image, mask); only the
+        images that have all of them are selected. Decoded in their own mode (a
+        palette or class-id mask keeps its ids) unless `decode` is False (bytes).
+    transforms: called on (image, *paired images) together, returning them: the joint
+        transform a segmentation needs (the same crop and flip on image and mask).
     The metadata returned is the image's metadata plus `key` and `split`. `classes` (the
     selection's labels, sorted) and `class_to_idx` are as torchvision's ImageFolder
     gives them; empty when no image has a `label`.
@@ -86,8 +93,12 @@ class ImageDataset:
         where: Where = None,
         filter: Callable[[dict[str, Any]], bool] | None = None,  # noqa: A002 - the usual name
         shards: Sequence[str] | None = None,
+        paired: str | Sequence[str] = (),
+        transforms: Callable[..., Sequence[Any]] | None = None,
     ) -> None:
         self.store = store if isinstance(store, ImageStore) else ImageStore(store)
+        self.paired = (paired,) if isinstance(paired, str) else tuple(paired)
+        self.transforms = transforms
         if decode is not False and decode is not True and not isinstance(decode, str):
             raise TypeError(f"decode must be True, False or a PIL mode like 'RGB', not {decode!r}")
         self.decode = decode
@@ -111,6 +122,8 @@ class ImageDataset:
             self.shard_names.append(name)
             self.shard_starts.append(len(self.keys))
             for record in select(self.store.part_records(name), conditions, filter, check=False):
+                if self.paired and not all(role in record.paired for role in self.paired):
+                    continue
                 self.keys.append(record.key)
                 label = record.metadata.get("label")
                 if label is not None and not isinstance(label, list | dict):
@@ -132,7 +145,7 @@ class ImageDataset:
         """The name of the part (the shard, or the single file) holding item `index`."""
         return self.shard_names[bisect.bisect_right(self.shard_starts, index) - 1]
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         key = self.keys[index]
         source = self._source(index)
         data = source.get(key)
@@ -142,10 +155,17 @@ class ImageDataset:
             image = decode_image(data, None if self.decode is True else self.decode)
         if self.transform is not None:
             image = self.transform(image)
+        images = [image, *(self._paired(source, key, role) for role in self.paired)]
+        if self.transforms is not None:
+            images = list(self.transforms(*images))
         metadata: Any = {**record.metadata, "key": key, "split": record.effective_split}
         if self.target_transform is not None:
             metadata = self.target_transform(metadata)
-        return image, metadata
+        return (*images, metadata)
+
+    def _paired(self, source: StoreFile, key: str, role: str) -> Any:
+        data = source.get_paired(key, role)
+        return data if self.decode is False else decode_image(data)
 
     def __repr__(self) -> str:
         return f"ImageDataset({str(self.store.path)!r}, {len(self)} images)"
@@ -165,22 +185,28 @@ def _with_split(where: Where, split: str | Sequence[str] | None) -> Where:
     return [*conditions, "split=" + ",".join(sorted(wanted))]
 
 
-def collate(batch: Sequence[tuple[Any, Any]]) -> tuple[Any, list[Any]]:
-    """DataLoader's collate_fn for this dataset: images stacked into one tensor when
-    they are tensors of one shape (else a list), metadata as a list of dicts.
+def collate(batch: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """DataLoader's collate_fn for this dataset: images (and paired images: masks)
+    stacked into one tensor each when they are tensors of one shape (else a list),
+    metadata as a list of dicts.
 
     PyTorch's default collate would fail on metadata whose fields differ from image to
     image (boxes, optional text), which is the usual case.
     """
-    images = [image for image, _ in batch]
-    metadata = [meta for _, meta in batch]
-    first: Any = images[0] if images else None
+    if not batch:
+        return [], []
+    *columns, metadata = (list(column) for column in zip(*batch, strict=True))
+    return (*(_stacked(images) for images in columns), metadata)
+
+
+def _stacked(images: list[Any]) -> Any:
+    first: Any = images[0]
     if type(first).__module__.startswith("torch") and hasattr(first, "shape"):
         import torch
 
         if all(image.shape == first.shape for image in images):
-            return torch.stack(images), metadata
-    return images, metadata
+            return torch.stack(images)
+    return images
 
 
 def shards_for_rank(

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from .atomic import write_bytes
 from .errors import ShelfError
 from .files import open_regular
-from .store import ImageInfo, Record
-from .store.format import DamagedRecordError, canonical_json, parse_json
+from .store import ImageInfo, Record, StoreError
+from .store.format import DamagedRecordError, Paired, canonical_json, check_role, parse_json
 
 # The manifest's first line. It is never empty, so DVC has no "is empty" to warn about
 # after every stage when nothing is staged.
@@ -95,18 +95,27 @@ def read_manifest_keys(path: str | os.PathLike[str]) -> Iterator[str]:
 _INFO_FIELDS = ("sha256", "size", "format", "width", "height")  # ImageInfo's, in order
 
 
-def read_manifest_infos(path: str | os.PathLike[str]) -> Iterator[tuple[str, ImageInfo]]:
-    """(key, info) of each record of a manifest, in order, without the record's checks
-    and metadata: for pack's second pass over a manifest its first pass read whole, and
-    validate's check of what was staged."""
+Infos = tuple[str, ImageInfo, dict[str, Paired]]  # key, info, paired images
 
-    def parse(lines: Iterable[bytes], name: str) -> Iterator[tuple[str, ImageInfo]]:
+
+def read_manifest_infos(path: str | os.PathLike[str]) -> Iterator[Infos]:
+    """(key, info, paired images) of each record of a manifest, in order, without the
+    record's checks and metadata: for pack's second pass over a manifest its first pass
+    read whole, and validate's check of what was staged."""
+
+    def parse(lines: Iterable[bytes], name: str) -> Iterator[Infos]:
         for number, entry, _line in _entries(lines, name):
+            key = entry["key"]
             try:
                 fields = [entry[field] for field in _INFO_FIELDS]
+                paired = entry.get("paired")
+                if paired is not None:  # rare: read as a record is, checked
+                    paired = {check_role(r): Paired.from_json(key, r, v) for r, v in paired.items()}
             except KeyError as missing:
                 raise ManifestError(f"{name}: line {number}: no field {missing}") from None
-            yield entry["key"], ImageInfo(*fields)
+            except (DamagedRecordError, AttributeError, StoreError) as exc:
+                raise ManifestError(f"{name}: line {number}: {str(exc)[:200]}") from None
+            yield key, ImageInfo(*fields), paired or {}
 
     return _read(path, parse)
 

@@ -361,12 +361,20 @@ def rows(
     """One dict per record matching `where`, in key order, holding `columns`: `key`,
     `image` (the original bytes, read only if named), any of the store's own fields
     (split, format, width, height, size, sha256) or metadata fields (None where an
-    image lacks one). What the Ray and Hugging Face readers give, a part at a time."""
+    image lacks one), and `paired.ROLE`: the bytes of the image's paired image in that
+    role (its mask: `paired.mask`; None where it has none). What the Ray and Hugging
+    Face readers give, a part at a time."""
     names = list(columns)
     bytes_wanted = "image" in names
+    roles = {name: name[len(PAIRED) :] for name in names if name.startswith(PAIRED)}
     for record in select(store, where, check=check):
         fields = record.fields()
         row = {name: fields.get(name) for name in names if name != "image"}
         if bytes_wanted:
             row["image"] = store.get(record.key)
+        for name, role in roles.items():
+            row[name] = store.get_paired(record.key, role) if role in record.paired else None
         yield {name: row[name] for name in names}
+
+
+PAIRED = "paired."  # a column of paired images: `paired.mask`

@@ -146,6 +146,12 @@ class Seen:
                 unchanged[rel] = raw
         return known, unchanged
 
+    def entry_raw(self, rel: str) -> bytes | None:
+        """The raw entry of one file, as triage reads it; None if there is none."""
+        if self.meta is None:
+            return None
+        return self._table.get_raw(rel)
+
     def annotation_files(self) -> dict[str, str]:
         """The annotation files of the last run: path -> its stamp in hex."""
         if self._annotation_files is None:

@@ -291,12 +291,12 @@ def test_an_unknown_major_version_is_refused_saying_which(tmp_path, six_formats)
     with env.begin(write=True) as txn:
         txn.put(
             b"header",
-            b'{"format":"lmdb-image-store","version":"3.0","hash":"sha256","count":6}',
+            b'{"format":"lmdb-image-store","version":"4.0","hash":"sha256","count":6}',
             db=env.open_db(b"meta", txn=txn),
         )
     env.close()
     with pytest.raises(
-        UnsupportedVersionError, match=r"version 3\.0 is not supported.*1\.x and 2\.x"
+        UnsupportedVersionError, match=r"version 4\.0 is not supported.*1\.x and 2\.x and 3\.x"
     ):
         len(ImageStore(path))
 

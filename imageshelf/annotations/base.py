@@ -109,6 +109,8 @@ class Annotations:
     keys_by_file: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     # tables and XML files that left rows for no image, or notes: read again every run
     dirty: set[str] = field(default_factory=set)
+    # image key -> {role: the key of an image that annotates it (a mask: paired.py)}
+    paired: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     reading: str = ""  # the file being read
     root: Path = Path(".")  # the place the files are in (read_place)
 
@@ -143,6 +145,13 @@ class Annotations:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def pair(self, key: str, role: str, file: str) -> None:
+        """`file`, an image of this place, annotates the image `key` in `role` (its
+        panoptic PNG, its mask): stored with it, never as an image of its own."""
+        self.keys_by_file[self.reading].add(key)
+        self.keys_by_file[self.reading].add(file)
+        self.paired[key][role] = file
 
 
 # (relative path, a size limit or None) -> the file's bytes; TooLarge, before reading

@@ -11,7 +11,10 @@ beside `person_keypoints_val2017.json` and `captions_val2017.json`). Per image:
   and keypoints files list the same persons) are one object, their fields combined.
 - `captions`: each caption annotation, `{"caption": ..., "id": ...}`.
 - `panoptic`: the image's panoptic annotation (`file_name` of its PNG of segment ids,
-  `segments_info`, each segment with its `category` name).
+  `segments_info`, each segment with its `category` name). The PNG itself, in the
+  folder named as the file (`annotations/panoptic_val2017/` beside
+  `panoptic_val2017.json`, as panopticapi finds it), is the image's paired image
+  `panoptic` (paired.py): stored with it, never an image of its own.
 - `coco_image`: the image's entry but `file_name` (`id`, `width`, `height`, `license`,
   `coco_url`, ...).
 
@@ -100,6 +103,8 @@ def _read_one(
             continue
         for key in by_id.get(image_id, ()):
             _add(rel, number, ann, names, images[key], result)
+            if _kind(ann) == "panoptic":
+                _pair_panoptic(rel, ann, key, keys, result)
     if orphans:
         result.unused.append(
             f"{rel}: {len(orphans)} annotation(s) of an image id the file does not list "
@@ -180,6 +185,22 @@ def _add(
         _check_bbox(rel, ann)
         merged = image.objects.setdefault(ann.get("id", (rel, number)), {})
         merged.update(_named(value, names))
+
+
+def _pair_panoptic(
+    rel: str, ann: dict[str, Any], key: str, keys: KeyIndex, result: Annotations
+) -> None:
+    """The panoptic PNG of an image: in the folder named as the JSON file, by its
+    annotation's file_name (panopticapi's rule)."""
+    file_name = ann.get("file_name")
+    if not isinstance(file_name, str):
+        return
+    png = join(rel.rsplit(".", 1)[0], file_name)
+    if png in keys.keys:
+        result.reading = rel
+        result.pair(key, "panoptic", png)
+    else:
+        result.unused.append(f"{rel}: {png} (the panoptic PNG of {key}: no such image)")
 
 
 def _named(value: dict[str, Any], names: dict[Any, str]) -> dict[str, Any]:

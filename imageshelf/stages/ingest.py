@@ -31,6 +31,7 @@ from ..annotations import (
     read_place,
 )
 from ..annotations.archives import read_source, unread_archive
+from ..annotations.paired import Pairs, find_pairs
 from ..atomic import write_json
 from ..errors import ShelfError
 from ..files import NotRegularFileError, open_regular, read_head, read_regular_file
@@ -41,7 +42,7 @@ from ..progress import Progress
 from ..seen import Entry, Probe, Seen
 from ..seen import parse as parse_entry
 from ..store import ImageStore, InvalidKeyError, Record, StoreError, encode_key
-from ..store.format import canonical_json, parse_json, peek_sha256_and_split
+from ..store.format import Paired, canonical_json, parse_json, peek_sha256_and_split
 from ..walk import Found, Reject, shown, walk
 from .result import StageResult
 
@@ -57,6 +58,7 @@ class IngestResult(StageResult):
     decoder_messages: list[dict[str, str]] = field(default_factory=list)
     scanned: int = 0
     already_stored: int = 0  # images in the incoming folder the store holds as they are
+    paired: int = 0  # images that annotate another (masks...): staged or stored with it
     looked_up: int = 0  # images whose records were looked up in the store: not known as is
     # Nothing new since the last run, whose staged images are packed: how many it
     # staged. Its manifest and report are left as they are.
@@ -67,15 +69,16 @@ class IngestResult(StageResult):
 
     @property
     def staged_bytes(self) -> int:
-        return sum(r.info.size for r in self.staged)
+        return sum(r.stored_bytes for r in self.staged)
 
     def summary(self) -> str:
         report = self.report_path
         stored = f"{self.already_stored} already in the store, " if self.already_stored else ""
         rejected = f"{len(self.rejects)} rejected" + (f" (see {report})" if self.rejects else "")
+        paired = f" with {self.paired} paired (masks...)" if self.paired else ""
         return (
-            f"ingest: {len(self.staged)} images staged ({self.staged_bytes / 1e6:,.1f} MB), "
-            f"{stored}{rejected}"
+            f"ingest: {len(self.staged)} images staged{paired} "
+            f"({self.staged_bytes / 1e6:,.1f} MB), {stored}{rejected}"
         )
 
     def notes(self) -> list[str]:
@@ -127,6 +130,7 @@ class IngestResult(StageResult):
         return {
             "scanned": self.scanned,
             "already_stored": self.already_stored,
+            "paired": self.paired,
             "looked_up": self.looked_up,
             "staged": len(self.staged),
             "staged_bytes": self.staged_bytes,
@@ -266,6 +270,7 @@ class _Run:
         self.part_before: dict[str, str | None] = {}  # the part those entries named
         self.entries: dict[str, Entry] = {}  # what each candidate is now
         self.candidates: list[str] = []  # the files that may be staged, in order
+        self.pairs = Pairs()  # images paired with others (masks...): by their layout
 
     def find(self, store: ImageStore | None) -> None:
         """Walk the folder, tell what the cache already knows, read the annotations."""
@@ -287,11 +292,31 @@ class _Run:
                 parts = set()
             touched = spoken_of or set()
         self.known, self.unchanged = self.seen.triage(found.stamps, found.files, parts, touched)
+        self.pairs = find_pairs(keys)
+        self._unsettle_pairs()
         settled_files = self._settled_files() if self.seen.meta is not None else []
         self.annotations = read_place(
             self.root, found.annotations, keys, limits, self.known, settled_files
         )
+        for image, roles in self.annotations.paired.items():  # COCO panoptic PNGs...
+            for role, file in roles.items():
+                self.pairs.add(image, role, file)
+        self._unsettle_pairs()
         self.result = _result(self.root, found, self.annotations)
+
+    def _unsettle_pairs(self) -> None:
+        """An image and its paired images are known only together: if one of them is
+        new or changed, all of them are looked at again (the record holds them all)."""
+        for image, roles in self.pairs.of_image.items():
+            group = [image, *roles.values()]
+            if all(rel in self.known for rel in group):
+                continue
+            for rel in group:
+                if rel in self.known:
+                    self.known.discard(rel)
+                    raw = self.seen.entry_raw(rel)
+                    if raw is not None:
+                        self.unchanged[rel] = raw
 
     def _touched(self, keys: KeyIndex, limits: Limits) -> set[str] | None:
         """The images the annotation files changed, added or removed since the last run
@@ -364,9 +389,16 @@ class _Run:
         result, todo = self.result, []
         files = sorted([*self.found.files, *self.annotations.not_text])  # x.txt may be a PNG
         result.scanned = len(files)
+        paired, orphans = self.pairs.files(), self.pairs.orphans
         for rel in files:
+            if rel in orphans:
+                result.rejects.append(Reject(shown(rel), "paired_without_image", orphans[rel]))
+                continue
             if rel in self.known:
-                result.already_stored += 1
+                if rel in paired:
+                    result.paired += 1
+                else:
+                    result.already_stored += 1
                 continue
             raw = self.unchanged.get(rel)
             if raw is None and (reject := _bad_key(rel)) is not None:
@@ -388,10 +420,13 @@ class _Run:
     def stage(self, store: ImageStore | None) -> None:
         """The candidates' records, less the rejects and what the store holds as is."""
         result, staged = self.result, []
+        paired = self.pairs.files()
         for rel in self.candidates:
+            if rel in paired:
+                continue  # staged with its image
             record = self._record(rel, self.entries[rel].probe)
             if record is not None:
-                staged.append(record)
+                staged.append(self._with_paired(record))
         if store is not None:
             result.looked_up = len(staged)
             for key, part in stored_already(store, staged).items():
@@ -416,6 +451,26 @@ class _Run:
             result.rejects.append(Reject(shown(rel), "bad_metadata", why))
             return None
         return Record(rel, info, metadata)
+
+    def _with_paired(self, record: Record) -> Record:
+        """The record with its paired images (masks...); a paired file that is not a
+        good image is rejected with its reason, the image staged without it."""
+        roles = self.pairs.of_image.get(record.key)
+        if not roles:
+            return record
+        found = {}
+        for role, rel in sorted(roles.items()):
+            entry = self.entries.get(rel)
+            if entry is None:
+                continue  # not a candidate: rejected already (a bad key, ...)
+            probe = entry.probe
+            if probe.info is None:
+                why = f"the {role} of {record.key}: {probe.reason}"
+                self.result.rejects.append(Reject(shown(rel), probe.code, why))
+                continue
+            found[role] = Paired(rel, probe.info)
+            self.result.paired += 1
+        return record.replace(paired=found) if found else record
 
     def changed(self) -> dict[str, Entry]:
         """The entries the cache does not hold as they are now."""
@@ -489,6 +544,8 @@ def stored_already(store: ImageStore, staged: list[Record]) -> dict[str, str]:
         record = wanted[key]
         if peek_sha256_and_split(raw)[0] != record.info.sha256:
             continue
+        if (record.paired or b'"paired":' in raw) and not _same_paired(record, raw):
+            continue
         if record.metadata:
             stored = parse_json(raw)
             metadata, owned = stored.get("meta") or {}, set(stored.get("annotated") or ())
@@ -502,6 +559,13 @@ def stored_already(store: ImageStore, staged: list[Record]) -> dict[str, str]:
 
 
 _MISSING = object()
+
+
+def _same_paired(record: Record, raw: bytes) -> bool:
+    """Whether a stored record has these paired images (and maybe more: files dropped
+    again without some of them never take them away)."""
+    stored = parse_json(raw).get("paired") or {}
+    return all(stored.get(role) == p.to_json() for role, p in record.paired.items())
 
 
 def run(

@@ -43,7 +43,7 @@ from ..progress import Progress, per_item
 from ..seen import Probed, note_stored
 from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, InvalidKeyError, Part, Record, StoreError, encode_key
-from ..store.format import peek_sha256_and_split
+from ..store.format import Paired, peek_sha256_and_split
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded, previous_store
 from .result import StageResult
@@ -107,6 +107,9 @@ class PackPlan:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     relabeled: list[str] = field(default_factory=list)  # stored bytes, new metadata
+    # stored image, new paired images (a changed mask: also relabeled): key -> all of
+    # its paired images from now on, the new ones read from the incoming folder
+    repaired: dict[str, dict[str, Paired]] = field(default_factory=dict)
     # stored bytes, the same fields, tracked otherwise (now or no longer set by a file
     # in data/annotations/): rewritten, but not relabeled (diff shows no change)
     retracked: list[str] = field(default_factory=list)
@@ -124,8 +127,8 @@ class PackPlan:
 
     @property
     def writes(self) -> set[str]:
-        """Keys whose bytes come from the incoming folder."""
-        return set(self.added) | set(self.replaced)
+        """Keys whose bytes (or some of them) come from the incoming folder."""
+        return set(self.added) | set(self.replaced) | set(self.repaired)
 
     @property
     def changes_store(self) -> bool:
@@ -200,10 +203,25 @@ class _Planner:
         elif existing.info.sha256 == record.info.sha256:
             self.seen.add(key)
             metadata = self.tracked.apply(key, existing.info, existing, record.metadata)
+            if self._repaired(record, existing, metadata):
+                return
             if not _relabel(plan, existing, metadata):
                 plan.unchanged += 1
         else:
             self._conflict(record, existing)
+
+    def _repaired(self, record: Record, existing: Record, metadata: Metadata) -> bool:
+        """A stored image arriving with other paired images (a mask changed): planned
+        as relabeled, its new paired images written. One that arrives without some of
+        its paired images keeps those (files dropped again never take anything away)."""
+        paired = {**existing.paired, **record.paired}
+        if paired == existing.paired:
+            return False
+        plan = self.plan
+        plan.repaired[record.key] = paired
+        plan.relabeled.append(record.key)
+        plan.metadata[record.key] = metadata
+        return True
 
     def _new(self, record: Record) -> None:
         key, plan = record.key, self.plan
@@ -321,26 +339,34 @@ def apply_plan(
     *,
     base: ImageStore | None = None,
     on_item: Callable[[Record], None] | None = None,
+    held: ImageStore | None = None,
 ) -> Header:
     """Publish the new store in the layout params.yaml names; return its header. New
     bytes are read from the incoming files. base: the store the plan was made against
-    (in another place when converting between layouts)."""
+    (in another place when converting between layouts); held: the store as it is,
+    which the paired images a record keeps are read from."""
     writes = plan.writes
     ratios = params.split
     metadata = plan.metadata
 
     probed = Probed()  # the hashes ingest took, to prove a file unchanged since
 
+    def item(staged: Record) -> Item:
+        read = _reader(incoming, staged.key, staged.info.sha256, probed)
+        whole = plan.repaired.get(staged.key)  # with the paired images it keeps
+        record = staged if whole is None else staged.replace(paired=whole)
+        paired = _paired_reader(incoming, staged, probed, held) if record.paired else None
+        return Item(record, read, True, None, paired)
+
     def additions() -> Iterator[Item]:
         for record in read_manifest(manifest):
             if record.key in writes:
-                read = _reader(incoming, record.key, record.info.sha256, probed)
-                yield Item(record, read, trusted=True)
+                yield item(record)
 
     def byte_additions() -> Iterator[Item]:  # the pass that writes bytes: key and info
-        for key, info in read_manifest_infos(manifest):
+        for key, info, paired in read_manifest_infos(manifest):
             if key in writes:
-                yield Item(Record(key, info), _reader(incoming, key, info.sha256, probed), True)
+                yield item(Record(key, info, paired=paired))
 
     def transform(record: Record) -> Record:
         planned = metadata.get(record.key)
@@ -401,6 +427,23 @@ def _part_header(store: ImageStore, part: Part) -> Header:
     header = store.part(part.name).header
     cache.save(name, {"stamp": stamp, "header": header.encode().decode()})
     return header
+
+
+def _paired_reader(
+    incoming: Path, staged: Record, probed: Probed, held: ImageStore | None
+) -> Callable[[str], bytes]:
+    """How to read a record's paired images by role: those staged from the incoming
+    folder, proven as its image is; the others (kept) from the store they are in."""
+
+    def read(role: str) -> bytes:
+        paired = staged.paired.get(role)
+        if paired is not None:
+            return _reader(incoming, paired.file, paired.info.sha256, probed)()
+        if held is None:
+            raise StoreError(f"{staged.key}: its paired {role!r} is in no store")
+        return held.get_paired(staged.key, role)
+
+    return read
 
 
 def _reader(incoming: Path, key: str, sha256: str, probed: Probed) -> Callable[[], bytes]:
@@ -672,6 +715,7 @@ def _write(
             params,
             base=store if converting else None,
             on_item=None if bar is None else per_item(bar),
+            held=store,
         )
 
 
@@ -687,8 +731,13 @@ def _catalog_and_notes(store_path: Path, catalog: Path, manifest: Path) -> None:
                 "fix that and run pack again"
             ) from None
         staged = list(read_manifest_keys(manifest))
-        found = published.raw_records_of(staged)
-        note_stored({key: part.content_digest for key, _raw, part in found})
+        where: dict[str, str] = {}
+        for key, raw, part in published.raw_records_of(staged):
+            where[key] = part.content_digest
+            if b'"paired":' in raw:  # its paired files are as stored as it is
+                for paired in Record.decode(key, raw).paired.values():
+                    where[paired.file] = part.content_digest
+        note_stored(where)
 
 
 def _previous_report(report: Path) -> dict[str, Any]:

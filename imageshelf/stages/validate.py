@@ -37,12 +37,14 @@ from ..files import fingerprint, fingerprint_of
 from ..manifest import read_manifest_infos
 from ..progress import Progress
 from ..seen import Probed
-from ..store import Header, ImageStore, Part, Record, StoreError, StoreFile, trust
+from ..store import Header, ImageInfo, ImageStore, Part, Record, StoreError, StoreFile, trust
 from ..store.format import (
     CHUNK_BYTES,
+    PAIRED_VERSION,
     SHARED_VERSION,
     DamagedRecordError,
     FieldIndex,
+    Paired,
     digest_entry,
     peek_sha256_and_split,
 )
@@ -256,7 +258,7 @@ def _validate_file(file: StoreFile, part: Part, progress: Progress | None) -> Va
             if record is not None:
                 # As the builder did: the record's bytes as stored (build.py).
                 content.update(digest_entry(key.encode("utf-8"), raw))
-                total += record.info.size
+                total += record.stored_bytes
                 hashes += bytes.fromhex(record.info.sha256)
             if progress is not None:
                 progress.update()
@@ -298,7 +300,22 @@ def _validate_record(file: StoreFile, key: str, raw: bytes, result: Validation) 
         result.fail(key, f"image is {len(data)} bytes, its record says {record.info.size}")
     elif hashlib.sha256(data).hexdigest() != record.info.sha256:
         result.fail(key, "image bytes do not match their sha256: the store is corrupt")
+    for role in record.roles():
+        _validate_paired(file, record, role, result)
     return record
+
+
+def _validate_paired(file: StoreFile, record: Record, role: str, result: Validation) -> None:
+    """One paired image of a record: there, and its bytes match its hash."""
+    key, info = record.key, record.paired[role].info
+    try:
+        data = file.get_paired(key, role)
+    except (KeyError, StoreError):
+        result.fail(key, f"its paired {role!r} has no bytes, or they are not reachable")
+        return
+    result.bytes_checked += len(data)
+    if len(data) != info.size or hashlib.sha256(data).hexdigest() != info.sha256:
+        result.fail(key, f"its paired {role!r} does not match its sha256: the store is corrupt")
 
 
 def _validate_header(
@@ -324,20 +341,23 @@ def _validate_header(
 
 
 class _Layout:
-    """Format 2.x: every image lies where the layout rule puts it (chunks filled in key
-    order, none overlapping, no bytes between or after; in 2.1, an image whose bytes an
-    earlier key has at that key's place), and the index holds exactly what the records
-    give. Either failing could make reads or filters wrong. Fed each record of the scan
-    in key order (None: one that does not parse, reported by the record check); says
-    what is wrong as "(layout)" failures, at most 20."""
+    """Format 2.x and 3.0: every image lies where the layout rule puts it (chunks filled
+    in key order, each image followed by its paired images in role order, none
+    overlapping, no bytes between or after; in 2.1 and 3.0, bytes an earlier image has
+    at that image's place), and the index holds exactly what the records give. Either
+    failing could make reads or filters wrong. Fed each record of the scan in key order
+    (None: one that does not parse, reported by the record check); says what is wrong as
+    "(layout)" failures, at most 20."""
 
     def __init__(self, file: StoreFile, header: Header, result: Validation) -> None:
         self.file, self.header, self.result = file, header, result
         self.index = FieldIndex(header.index_asked)
         self.expected: list[int] = []  # each chunk's length, by the rule
-        self.shared = header.version == SHARED_VERSION
+        self.shared = header.version in (SHARED_VERSION, PAIRED_VERSION)
         self.first: dict[str, tuple[int, int, int]] = {}  # sha256 -> its place (2.1)
         self.places = file.locations()
+        self.paired_places = file.paired_locations()
+        self.paired = 0
         self.problems = 0
         self.stopped = False
 
@@ -362,10 +382,29 @@ class _Layout:
         if record is None:
             return
         first = self.first if self.shared else None
-        problem = _misplaced(record, place[1:], self.expected, first)
+        problem = _misplaced(record.info, place[1:], self.expected, first)
         if problem:
             self.fail(f"{key}: {problem}")
+        for role in record.roles():
+            self._add_paired(key, role, record.paired[role].info)
         self.index.add(key.encode("utf-8"), record)
+
+    def _add_paired(self, key: str, role: str, info: ImageInfo) -> None:
+        try:
+            place = next(self.paired_places, None)
+        except (StoreError, lmdb.Error) as exc:
+            self.fail(str(exc))
+            self.stopped = True
+            return
+        if place is None or place[:2] != (key, role):
+            self.fail(f"{key}: the paired images and the records name other images")
+            self.stopped = True
+            return
+        self.paired += 1
+        first = self.first if self.shared else None
+        problem = _misplaced(info, place[2:], self.expected, first)
+        if problem:
+            self.fail(f"{key}: its paired {role!r}: {problem}")
 
     def finish(self) -> None:
         if self.stopped:
@@ -380,11 +419,16 @@ class _Layout:
         extra = next(self.places, None)
         if extra is not None:
             self.fail(f"{extra[0]}: has a location but no record")
+        stray = next(self.paired_places, None)
+        if stray is not None:
+            self.fail(f"{stray[0]}: a paired {stray[1]!r} that its record does not name")
+        if header.version == PAIRED_VERSION and not self.paired:
+            self.fail("format 3.0, but no paired images (a 2.x file)")
         found = file.chunk_sizes()
         if found != list(enumerate(self.expected)):
             count = len(self.expected)
             self.fail(f"the chunks are not the {count} the records lie in, back to back")
-        if self.shared and len(self.first) == header.count:
+        if header.version == SHARED_VERSION and len(self.first) == header.count:
             self.fail("format 2.1, but no two images share bytes (a 2.0 file)")
         if (index.indexed, index.not_indexed) != (header.indexed, header.not_indexed):
             self.fail("the header names other indexed fields than the records give")
@@ -393,30 +437,30 @@ class _Layout:
 
 
 def _misplaced(
-    record: Record,
+    info: ImageInfo,
     place: tuple[int, int, int],
     expected: list[int],
     first: dict[str, tuple[int, int, int]] | None,
 ) -> str | None:
     """Why an image is not where the layout rule puts it (None if it is), the rule
-    advanced past it: `expected` holds each chunk's length so far, `first` (2.1) the
-    place of each content met before."""
+    advanced past it: `expected` holds each chunk's length so far, `first` (2.1, 3.0)
+    the place of each content met before."""
     chunk, at, size = place
-    wrong = f"its location says {size} bytes, its record {record.info.size}"
+    wrong = f"its location says {size} bytes, its record {info.size}"
     if first is not None:
-        earlier = first.get(record.info.sha256)
+        earlier = first.get(info.sha256)
         if earlier is not None:
             if earlier != place:
                 return "its bytes are not where the layout puts them"
-            return wrong if size != record.info.size else None
-        first[record.info.sha256] = place
+            return wrong if size != info.size else None
+        first[info.sha256] = place
     if expected and expected[-1] and expected[-1] + size > CHUNK_BYTES:
         expected.append(0)
     if not expected:
         expected.append(0)
     at_rule = (len(expected) - 1, expected[-1])
     expected[-1] += size
-    if size != record.info.size:
+    if size != info.size:
         return wrong
     return None if (chunk, at) == at_rule else "its bytes are not where the layout puts them"
 
@@ -473,20 +517,37 @@ def validate_staged(
     bytes, proven against that hash, are its bytes. Reads each line's key and hash, and
     each stored record's hash, without parsing them as records."""
     damaged = {failure["key"] for failure in result.failures}  # already reported
+    skip = damaged | set(not_packed)
     root = os.fspath(incoming)
     lines = read_manifest_infos(manifest)
     with contextlib.ExitStack() as stack:
         probed = None if result.full else stack.enter_context(Probed())
         while batch := list(itertools.islice(lines, STAGED_BATCH)):
-            staged = {k: i.sha256 for k, i in batch if k not in not_packed and k not in damaged}
+            wanted = [line for line in batch if line[0] not in skip]
+            staged = {key: info.sha256 for key, info, _paired in wanted}
             # Looked up together: one pass over the store when they are many of it.
-            found = store.raw_records_of(staged)
-            stored = {key: peek_sha256_and_split(raw)[0] for key, raw, _part in found}
+            found = {key: raw for key, raw, _part in store.raw_records_of(staged)}
+            stored = {key: peek_sha256_and_split(raw)[0] for key, raw in found.items()}
             for key, sha256 in staged.items():
                 _check_staged(store, key, sha256, stored.get(key), root, probed, result)
+            for key, _info, paired in wanted:
+                if paired and key in found:
+                    _check_staged_paired(key, paired, found[key], result)
 
 
 STAGED_BATCH = 65_536  # staged lines checked together: validate's memory is bounded by it
+
+
+def _check_staged_paired(
+    key: str, paired: dict[str, Paired], raw: bytes, result: Validation
+) -> None:
+    """A staged image's paired images are the stored record's (validate_store proved
+    the stored ones against their hashes)."""
+    stored = Record.decode(key, raw).paired
+    for role, staged in sorted(paired.items()):
+        held = stored.get(role)
+        if held is None or held.info.sha256 != staged.info.sha256:
+            result.fail(key, f"its staged {role} ({staged.file}) is not the one stored")
 
 
 def _unchanged(probed: Probed, root: str, key: str, sha256: str) -> bool:

@@ -23,6 +23,7 @@ from .format import (
     DB_IMAGES,
     DB_LOCATIONS,
     DB_META,
+    DB_PAIRED,
     DB_RECORDS,
     HEADER_KEY,
     LOCATION,
@@ -77,7 +78,7 @@ class _OpenStore:
                 readonly=True,
                 lock=False,
                 readahead=readahead,
-                max_dbs=5,
+                max_dbs=6,
             )
         except lmdb.Error as exc:
             raise StoreError(f"{path}: cannot open as an image store: {exc}") from None
@@ -93,10 +94,12 @@ class _OpenStore:
             # 1.x: image key -> bytes. 2.0: image key -> LOCATION, in chunks of bytes.
             self.chunked = self.header.major >= 2
             self.db_images = self.env.open_db(DB_BLOBS if self.chunked else DB_IMAGES, create=False)
-            self.db_locations = self.db_fields = None
+            self.db_locations = self.db_fields = self.db_paired = None
             if self.chunked:
                 self.db_locations = self.env.open_db(DB_LOCATIONS, create=False)
                 self.db_fields = self.env.open_db(DB_FIELDS, create=False)
+            if self.header.major >= 3:
+                self.db_paired = self.env.open_db(DB_PAIRED, create=False)
         except lmdb.Error as exc:
             self.env.close()
             raise StoreError(f"{path}: not an image store: {exc}") from None
@@ -153,10 +156,11 @@ class _OpenStore:
             self._local.chunk = chunk
         return chunk
 
-    def _chunk_reader(self) -> Fetch:
+    def _chunk_reader(self, db: Any = None) -> Fetch:
         # 2.0: `locations` says where the bytes lie; the chunk is a view of the map, so a
         # read copies only the image. A location outside its chunk is a damaged store.
-        location_of = self.env.begin(db=self.db_locations).get
+        # 3.0: `paired` says the same of paired images, by key NUL role.
+        location_of = self.env.begin(db=db or self.db_locations).get
         chunk_of = self.chunk()
         unpack = LOCATION.unpack_from
         path = self.path
@@ -175,6 +179,15 @@ class _OpenStore:
                 raise StoreError(f"{path}: damaged store: an image lies outside its chunk")
             return view[at:end].tobytes()
 
+        return fetch
+
+    def paired_fetch(self) -> Fetch:
+        """This thread's reader of paired images by raw key NUL role (None: not there)."""
+        fetch = getattr(self._local, "paired", None)
+        if fetch is None:
+            if self.db_paired is None:
+                return lambda _raw_key: None
+            fetch = self._local.paired = self._chunk_reader(self.db_paired)
         return fetch
 
     def close(self) -> None:
@@ -377,6 +390,36 @@ class StoreFile:
                 self.missing(key)
             out.append(data)
         return out
+
+    def get_paired(self, key: str, role: str) -> bytes:
+        """The original bytes of the image paired with `key` in `role` (a mask, ...).
+        KeyError if the store has no such image or it has no such paired image."""
+        raw = _raw(key)
+        data = self._store().paired_fetch()(raw + b"\0" + role.encode("utf-8", "replace"))
+        if data is None:
+            if role in self.record(key).paired:  # KeyError for a key not here
+                raise StoreError(
+                    f"{self._path}: damaged store: {key!r} names a paired {role!r} it lacks"
+                )
+            raise KeyError(f"{key}: no paired image {role!r}")
+        return data
+
+    def paired_locations(self) -> Iterator[tuple[str, str, int, int, int]]:
+        """3.0: (key, role, chunk, offset, size) of every paired image, in key and role
+        order, for validate."""
+        opened = self._store()
+        if opened.db_paired is None:
+            return
+        cursor = opened.txn().cursor(db=opened.db_paired)
+        for raw_name, raw in cursor.iternext(keys=True, values=True):
+            raw_key, nul, raw_role = bytes(raw_name).partition(b"\0")
+            if not nul or len(raw) != LOCATION.size:
+                raise StoreError(f"{self._path}: damaged store: a paired image's entry")
+            try:
+                role = raw_role.decode("utf-8")
+            except UnicodeDecodeError:
+                raise StoreError(f"{self._path}: damaged store: a role is not UTF-8") from None
+            yield (stored_key(raw_key), role, *LOCATION.unpack(raw))
 
     def raw_record(self, key: str) -> bytes:
         """One record's JSON as stored. Raises KeyError naming a missing key."""

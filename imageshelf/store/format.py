@@ -24,8 +24,11 @@ FORMAT_VERSION = "2.0"
 # 2.1: a 2.0 file in which images with the same bytes share one location (FORMAT.md).
 # Written only where a file holds such images, so every 2.0 file is current as it is.
 SHARED_VERSION = "2.1"
-CURRENT_VERSIONS = (FORMAT_VERSION, SHARED_VERSION)
-READ_MAJORS = ("1", "2")
+# 3.0: a file that holds paired images (a mask under its image's record: FORMAT.md). A
+# new major version: code that knows only 2.x must refuse it, not pack it without them.
+PAIRED_VERSION = "3.0"
+CURRENT_VERSIONS = (FORMAT_VERSION, SHARED_VERSION, PAIRED_VERSION)
+READ_MAJORS = ("1", "2", "3")
 HASH_ALGORITHM = "sha256"
 
 # Named LMDB databases, created in this order in every store.
@@ -35,6 +38,7 @@ DB_LOCATIONS = b"locations"  # 2.0: image key -> LOCATION of its bytes
 DB_BLOBS = b"blobs"  # 2.0: chunk number (CHUNK_KEY) -> image bytes, back to back
 DB_FIELDS = b"fields"  # 2.0: field NUL value -> the keys holding it (postings)
 DB_NAMES = (DB_META, DB_RECORDS, DB_LOCATIONS, DB_BLOBS, DB_FIELDS)
+DB_PAIRED = b"paired"  # 3.0, only where used: image key NUL role -> LOCATION
 DB_IMAGES = b"images"  # 1.x: image key -> the original bytes, untouched
 HEADER_KEY = b"header"
 
@@ -175,6 +179,74 @@ class ImageInfo(Frozen):
         _set(self, "height", height)
 
 
+MAX_ROLE_CHARS = 64
+
+
+def check_role(role: object) -> str:
+    """A paired image's role (`mask`, `instances`, ...): text of 1 to 64 characters,
+    no control character, no `/`. StoreError otherwise."""
+    if not (
+        isinstance(role, str)
+        and 0 < len(role) <= MAX_ROLE_CHARS
+        and "/" not in role
+        and all(ord(c) >= 0x20 and c != "\x7f" for c in role)
+    ):
+        raise StoreError(f"not a paired image's role: {str(role)[:80]!r}")
+    return role
+
+
+class Paired(Frozen):
+    """An image that annotates another (a mask, an instance map, a second view): the
+    file it arrived as and what the store knows of its bytes (FORMAT.md, 3.0)."""
+
+    __slots__ = ("file", "info")
+    file: str
+    info: ImageInfo
+
+    def __init__(self, file: str, info: ImageInfo) -> None:
+        self._init(file, info)
+
+    def to_json(self) -> dict[str, Any]:
+        info = self.info
+        return {
+            "file": self.file,
+            "format": info.format,
+            "height": info.height,
+            "sha256": info.sha256,
+            "size": info.size,
+            "width": info.width,
+        }
+
+    @classmethod
+    def from_json(cls, key: str, role: str, obj: Any) -> Paired:
+        if not isinstance(obj, dict):
+            raise DamagedRecordError(key, f"paired image {role!r} is not an object")
+        try:
+            file, fmt = obj["file"], obj["format"]
+            info = _image_info(key, obj["sha256"], obj["size"], fmt, obj["width"], obj["height"])
+        except KeyError as missing:
+            raise DamagedRecordError(key, f"paired image {role!r} has no field {missing}") from None
+        if not isinstance(file, str):
+            raise DamagedRecordError(key, f"paired image {role!r} has no file name")
+        try:
+            encode_key(file)
+        except InvalidKeyError:
+            raise DamagedRecordError(key, f"paired image {role!r} has a bad file name") from None
+        return cls(file, info)
+
+
+def _image_info(
+    key: str, sha256: object, size: object, fmt: object, width: object, height: object
+) -> ImageInfo:
+    if not (isinstance(sha256, str) and len(sha256) == 64 and _HEX.issuperset(sha256)):
+        raise DamagedRecordError(key, "sha256 is not 64 hex digits")
+    if not all(type(n) is int and 0 <= n < _INT64 for n in (size, width, height)):
+        raise DamagedRecordError(key, "size, width or height is not a whole number")
+    if not isinstance(fmt, str):
+        raise DamagedRecordError(key, "format is not text")
+    return ImageInfo(sha256, size, fmt, width, height)  # type: ignore[arg-type]
+
+
 class Record(Frozen):
     """One image as the store describes it: key, info, the user's metadata and its split.
 
@@ -182,15 +254,17 @@ class Record(Frozen):
     names, or else one assigned from a hash of its key. None in stores written before
     splits existed. `annotated` names the metadata fields that tracked annotations
     (data/annotations/, params.yaml's folder rules) set: those, and only those, a change
-    there may remove.
+    there may remove. `paired` holds the images that annotate this one (a mask, an
+    instance map, ...) by role: stored with it, read with it (FORMAT.md, 3.0).
     """
 
-    __slots__ = ("key", "info", "metadata", "split", "annotated")
+    __slots__ = ("key", "info", "metadata", "split", "annotated", "paired")
     key: str
     info: ImageInfo
     metadata: dict[str, Any]
     split: str | None
     annotated: tuple[str, ...]
+    paired: dict[str, Paired]
 
     def __init__(
         self,
@@ -199,12 +273,23 @@ class Record(Frozen):
         metadata: dict[str, Any] | None = None,
         split: str | None = None,
         annotated: tuple[str, ...] = (),
+        paired: dict[str, Paired] | None = None,
     ) -> None:
         _set(self, "key", key)
         _set(self, "info", info)
         _set(self, "metadata", {} if metadata is None else metadata)
         _set(self, "split", split)
         _set(self, "annotated", annotated)
+        _set(self, "paired", {} if paired is None else paired)
+
+    @property
+    def stored_bytes(self) -> int:
+        """The bytes of the image and of its paired images."""
+        return self.info.size + sum(p.info.size for p in self.paired.values())
+
+    def roles(self) -> list[str]:
+        """The roles of its paired images, in the order their bytes are stored."""
+        return sorted(self.paired, key=lambda role: role.encode("utf-8"))
 
     def to_json(self) -> dict[str, Any]:
         info = self.info
@@ -220,13 +305,19 @@ class Record(Frozen):
             obj["split"] = self.split
         if self.annotated:
             obj["annotated"] = list(self.annotated)
+        if self.paired:
+            obj["paired"] = {role: p.to_json() for role, p in self.paired.items()}
         return obj
 
     def encode(self) -> bytes:
         """canonical_json of the record; only the metadata can hold a value orjson
         writes otherwise (the other fields are text and whole numbers)."""
         info = self.info
-        if _orjson_same(self.metadata) and max(info.size, info.width, info.height) < _INT64:
+        if (
+            _orjson_same(self.metadata)
+            and max(info.size, info.width, info.height) < _INT64
+            and all(_orjson_same(p.to_json()) for p in self.paired.values())
+        ):
             return _sorted_orjson(self.to_json())
         return canonical_json(self.to_json())
 
@@ -242,18 +333,15 @@ class Record(Frozen):
         except KeyError as missing:
             raise DamagedRecordError(key, f"no field {missing}") from None
         split, annotated = obj.get("split"), obj.get("annotated", ())
-        if not (isinstance(sha256, str) and len(sha256) == 64 and _HEX.issuperset(sha256)):
-            raise DamagedRecordError(key, "sha256 is not 64 hex digits")
-        if not all(type(n) is int and n >= 0 for n in (size, width, height)):
-            raise DamagedRecordError(key, "size, width or height is not a whole number")
-        if not isinstance(fmt, str) or not isinstance(metadata, dict):
-            raise DamagedRecordError(key, "format is not text, or meta not an object")
+        info = _image_info(key, sha256, size, fmt, width, height)
+        if not isinstance(metadata, dict):
+            raise DamagedRecordError(key, "meta is not an object")
         if split is not None and not isinstance(split, str):
             raise DamagedRecordError(key, "split is not text")
         if not (isinstance(annotated, list | tuple) and all(isinstance(a, str) for a in annotated)):
             raise DamagedRecordError(key, "annotated is not a list of field names")
-        info = ImageInfo(sha256, size, fmt, width, height)
-        return cls(key, info, metadata, split, tuple(annotated))
+        paired = obj.get("paired")
+        return cls(key, info, metadata, split, tuple(annotated), _paired_of(key, paired))
 
     @classmethod
     def decode(cls, key: str, raw: bytes) -> Record:
@@ -278,6 +366,22 @@ class Record(Frozen):
             "size": info.size,
             "sha256": info.sha256,
         }
+
+
+def _paired_of(key: str, obj: Any) -> dict[str, Paired] | None:
+    """A record's `paired` field, checked (a store from elsewhere may hold anything)."""
+    if obj is None:
+        return None
+    if not isinstance(obj, dict) or not obj:
+        raise DamagedRecordError(key, "paired is not an object of paired images")
+    paired = {}
+    for role, value in obj.items():
+        try:
+            check_role(role)
+        except StoreError:
+            raise DamagedRecordError(key, f"paired names a bad role {str(role)[:40]!r}") from None
+        paired[role] = Paired.from_json(key, role, value)
+    return paired
 
 
 def peek_sha256_and_split(raw: bytes) -> tuple[str, str | None]:

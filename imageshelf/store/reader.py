@@ -247,6 +247,11 @@ class ImageStore:
         """Original bytes for each key, in the order given."""
         return [self.get(key) for key in keys]
 
+    def get_paired(self, key: str, role: str) -> bytes:
+        """The original bytes of the image paired with `key` in `role`: its mask, say
+        (`store.record(key).paired` names them). KeyError if there is none."""
+        return self._read(key, lambda file, key: file.get_paired(key, role))
+
     def record(self, key: str) -> Record:
         """Key, info and metadata of one image, without its bytes."""
         return self._read(key, StoreFile.record)

@@ -261,11 +261,12 @@ def _chunks(items: Iterable[Item], shard_bytes: int) -> Iterator[list[Item]]:
     chunk: list[Item] = []
     size = 0
     for item in items:
-        if chunk and (size + item.record.info.size > shard_bytes or len(chunk) >= SHARD_IMAGES):
+        stored = item.record.stored_bytes
+        if chunk and (size + stored > shard_bytes or len(chunk) >= SHARD_IMAGES):
             yield chunk
             chunk, size = [], 0
         chunk.append(item)
-        size += item.record.info.size
+        size += stored
     if chunk:
         yield chunk
 

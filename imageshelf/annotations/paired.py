@@ -1,0 +1,133 @@
+"""Images that annotate other images: a segmentation mask, an instance map, a colour
+rendering. Each is found beside its image by its dataset's own layout and stored under
+the image's record (FORMAT.md, "Paired images"), never as an image of its own.
+
+- Pascal VOC (torchvision's `VOCSegmentation`): `JPEGImages/ID.jpg` with
+  `SegmentationClass/ID.png` (mask), `SegmentationObject/ID.png` (instances), SBD's
+  `SegmentationClassAug/ID.png` (mask).
+- Cityscapes (torchvision's `Cityscapes`): `leftImg8bit/SPLIT/CITY/NAME_leftImg8bit.png`
+  with `gtFine/SPLIT/CITY/NAME_gtFine_labelIds.png` (mask), `_instanceIds` (instances),
+  `_color` (color), `_labelTrainIds` (train_ids); `gtCoarse/` the same, each role
+  `coarse_` first.
+- ADE20K scene parsing (ADEChallengeData2016): `images/SPLIT/NAME.jpg` with
+  `annotations/SPLIT/NAME.png` (mask).
+- CamVid (SegNet's and Kaggle's): `SPLIT/NAME.png` with `SPLIT_labels/NAME_L.png` or
+  `SPLITannot/NAME.png` (mask).
+
+A paired file is matched to its image by folder and stem, as each dataset's loader does;
+one whose image is not in the same place is reported, never stored alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .base import KeyIndex
+
+# VOC: the folder holding a paired image -> its role.
+_VOC_FOLDERS = {
+    "SegmentationClass": "mask",
+    "SegmentationObject": "instances",
+    "SegmentationClassAug": "mask",
+}
+_CITYSCAPES = re.compile(
+    r"^(?P<root>(?:.*/)?)(?P<kind>gtFine|gtCoarse)/(?P<rest>(?:[^/]+/)*)"
+    r"(?P<name>[^/]+)_(?P=kind)_(?P<what>labelIds|instanceIds|color|labelTrainIds)\.png$"
+)
+_CITYSCAPES_ROLES = {
+    "labelIds": "mask",
+    "instanceIds": "instances",
+    "color": "color",
+    "labelTrainIds": "train_ids",
+}
+_ADE = re.compile(r"^(?P<root>(?:.*/)?)annotations/(?P<rest>(?:[^/]+/)*)(?P<name>[^/]+)\.png$")
+_CAMVID = re.compile(
+    r"^(?P<root>(?:.*/)?)(?P<split>[^/]+?)(?:_labels/(?P<name>[^/]+)_L|annot/(?P<same>[^/]+))\.png$"
+)
+
+
+@dataclass
+class Pairs:
+    """What the layout rules found: image key -> {role: the paired file's key}, and the
+    paired files whose image is not there (file -> why)."""
+
+    of_image: dict[str, dict[str, str]] = field(default_factory=dict)
+    orphans: dict[str, str] = field(default_factory=dict)
+
+    def files(self) -> set[str]:
+        """Every file paired with an image."""
+        return {file for roles in self.of_image.values() for file in roles.values()}
+
+    def add(self, image: str, role: str, file: str) -> None:
+        self.of_image.setdefault(image, {})[role] = file
+
+
+def find_pairs(keys: KeyIndex) -> Pairs:
+    """The paired images among `keys` (the image files of one place), by the layouts
+    above."""
+    pairs = Pairs()
+    for file in sorted(keys.keys):
+        if not file.endswith(".png"):
+            continue  # every layout above keeps its masks as PNG
+        found = _match(file, keys)
+        if found is None:
+            continue
+        layout, image, role = found
+        if image is None or image == file:
+            pairs.orphans[file] = f"a {layout} {role} whose image is not in the same place"
+        else:
+            pairs.add(image, role, file)
+    return pairs
+
+
+def _match(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+    """(layout, its image or None, role) if `file` is a paired image by a rule."""
+    for rule in (_voc, _cityscapes, _ade, _camvid):
+        found = rule(file, keys)
+        if found is not None:
+            return found
+    return None
+
+
+def _voc(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+    parts = file.split("/")
+    if len(parts) < 2 or parts[-2] not in _VOC_FOLDERS:
+        return None
+    root = "/".join(parts[:-2])
+    stem = parts[-1][: -len(".png")]
+    image = keys.one_by_stem(f"{root}/JPEGImages" if root else "JPEGImages", stem)
+    return "Pascal VOC", image, _VOC_FOLDERS[parts[-2]]
+
+
+def _cityscapes(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+    match = _CITYSCAPES.match(file)
+    if match is None:
+        return None
+    root, rest, name = match["root"], match["rest"], match["name"]
+    image = f"{root}leftImg8bit/{rest}{name}_leftImg8bit.png"
+    role = _CITYSCAPES_ROLES[match["what"]]
+    if match["kind"] == "gtCoarse":
+        role = f"coarse_{role}"
+    return "Cityscapes", image if image in keys.keys else None, role
+
+
+def _ade(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+    match = _ADE.match(file)
+    if match is None:
+        return None
+    folder = f"{match['root']}images/{match['rest']}".rstrip("/")
+    if not keys.under(f"{folder}/"):
+        return None  # no images/SPLIT/ beside annotations/SPLIT/: not this layout
+    return "ADE20K", keys.one_by_stem(folder, match["name"]), "mask"
+
+
+def _camvid(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+    match = _CAMVID.match(file)
+    if match is None:
+        return None
+    folder = f"{match['root']}{match['split']}"
+    if not keys.under(f"{folder}/"):
+        return None  # no image folder of that name beside it: not this layout
+    image = keys.one_by_stem(folder, match["name"] or match["same"])
+    return "CamVid", image, "mask"
