@@ -1,0 +1,97 @@
+"""Hostile input, round three, for `imageshelf view`: what a client sends, what is put in
+its thumbnail cache, and what it keeps as it runs. The viewer bounds its threads, its idle
+connections and its scratch, releases what it retires, reads only its own cache entries,
+opens every key it lists, and answers only to its own names, on any address it listens
+on. Plain HTTP against a served viewer: no browser is needed to see any of it."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import os
+import re
+import resource
+import subprocess
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import build_store, command_line, make_image
+
+LOCAL = "127.0.0.1"
+
+
+def get(
+    port: int, path: str, host: str | None = None, address: str = LOCAL, timeout: float = 10
+) -> tuple[int, dict[str, str], bytes]:
+    """GET `path` (already percent-encoded) with this Host header (default: the address)."""
+    connection = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        shown = f"[{address}]" if ":" in address else address
+        connection.putrequest("GET", path, skip_host=True)
+        connection.putheader("Host", host or f"{shown}:{port}")
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+# ------------------------------------------------------------------ its thumbnail cache
+
+
+def picture_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.size
+
+
+def thumbnail_path(cache: Path, data: bytes) -> Path:
+    digest = hashlib.sha256(data).hexdigest()
+    return cache / "256" / digest[:2] / f"{digest}.webp"
+
+
+def test_a_thumbnail_cache_entry_that_is_not_a_thumbnail_is_made_again_never_followed(tmp_path):
+    images = {f"{i}.png": make_image("PNG", (24, 16), seed=i) for i in range(12)}
+    by_prefix: dict[str, list[str]] = {}
+    for key, data in images.items():
+        by_prefix.setdefault(thumbnail_path(tmp_path, data).parent.name, []).append(key)
+    alone = [keys[0] for keys in by_prefix.values() if len(keys) == 1]
+    fifo, zero, huge, garbage, linked = alone[:5]  # each in a folder of its own
+    store = build_store(tmp_path / "s.lmdb", images)
+    cache = tmp_path / "cache"
+    entry = {key: thumbnail_path(cache, images[key]) for key in images}
+    for key in (fifo, zero, huge, garbage):
+        entry[key].parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(entry[fifo])  # reading it waits for a writer for ever
+    entry[zero].symlink_to("/dev/zero")  # endless
+    with open(entry[huge], "wb") as sparse:
+        sparse.truncate(4 << 30)  # 4 GB of holes
+    entry[garbage].write_bytes(b"RIFF\xff\xff\xff\x7fWEBPnot a picture")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    entry[linked].parent.parent.mkdir(parents=True, exist_ok=True)
+    entry[linked].parent.symlink_to(elsewhere, target_is_directory=True)
+
+    def bounded() -> None:  # a process of its own, whose memory is capped
+        resource.setrlimit(resource.RLIMIT_AS, (768 << 20, 768 << 20))
+
+    args = command_line("view", "--store", str(store), "--cache", str(cache))
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=bounded
+    ) as proc:
+        try:
+            port = int(re.search(r":(\d+)/", proc.stdout.readline())[1])
+            for key in (fifo, zero, huge, garbage, linked):
+                status, headers, body = get(port, f"/thumb/{key}", timeout=10)
+                assert status == 200 and headers["Content-Type"] == "image/webp", key
+                assert picture_size(body) == (24, 16), key  # the image's, not what was put there
+            assert get(port, "/")[0] == 200  # still alive
+        finally:
+            proc.kill()  # a reader stuck on the FIFO (as before) ends with it
+    for key in (fifo, zero, huge, garbage):  # each rebuilt in place, as a file of its own
+        assert entry[key].is_file() and not entry[key].is_symlink(), key
+        assert picture_size(entry[key].read_bytes()) == (24, 16)
+    assert list(elsewhere.iterdir()) == []  # nothing written through the folder's link
