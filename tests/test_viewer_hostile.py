@@ -13,13 +13,38 @@ import os
 import re
 import resource
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
+from werkzeug.http import parse_options_header
+
+from imageshelf.viewer.serve import start
 
 from conftest import build_store, command_line, make_image
 
 LOCAL = "127.0.0.1"
+
+
+@contextmanager
+def serving(
+    store: Path, thumbs: Path, host: str = LOCAL, rev=None, allowed=(), limits=None
+) -> Iterator[tuple[str, int]]:
+    """The viewer, in this process, on a free port: (the address it prints, its port)."""
+    extra: dict[str, object] = {"allowed": allowed} if allowed else {}
+    if limits:
+        extra["limits"] = limits
+    server, versions, address = start(store, rev, None, host, 0, thumbs, lambda _: None, **extra)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield address, server.socket.getsockname()[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        versions.close()
 
 
 def get(
@@ -36,6 +61,54 @@ def get(
         return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
+
+
+def links(body: bytes) -> list[str]:
+    return [
+        link.replace("&amp;", "&") for link in re.findall(r'href="(/image/[^"]+)"', body.decode())
+    ]
+
+
+# ------------------------------------------------------------------ keys and names
+
+
+def test_a_key_with_a_control_character_is_listed_and_every_route_opens_it(tmp_path):
+    keys = ["a\nb.png", "cr\rlf.png", "tab\there.png", "del\x7f.png", "dir\n/x.png"]
+    images = {key: make_image("PNG", (8, 8), seed=i) for i, key in enumerate(keys)}
+    with serving(build_store(tmp_path / "s.lmdb", images), tmp_path / "thumbs") as (_, port):
+        pages = links(get(port, "/")[2])
+        assert len(pages) == len(keys)
+        for page in pages:
+            status, _, body = get(port, page)
+            assert status == 200, page
+            key = re.search(r'<h1 id="key">([^<]*)<', body.decode())[1]
+            assert key.isprintable()  # shown as `a\nb.png`: not mistaken for `a b.png`
+            original = get(port, page.replace("/image/", "/original/", 1))
+            assert original[0] == 200
+            assert original[2] in images.values()
+            thumb = get(port, page.replace("/image/", "/thumb/", 1))
+            assert thumb[0] == 200 and thumb[1]["Content-Type"] == "image/webp"
+        shown = [re.search(r'<h1 id="key">([^<]*)<', get(port, p)[2].decode())[1] for p in pages]
+        assert sorted(shown) == sorted(k.encode("unicode_escape").decode() for k in keys)
+
+
+def test_a_download_keeps_a_name_that_is_not_latin_1_and_its_header_stays_one_line(tmp_path):
+    tiff = make_image("TIFF", (12, 10), seed=3)
+    names = {"cats/猫.tif": "猫.tif", 'odd/"q"\r\nX-Injected: 1.tif': '"q"\r\nX-Injected: 1.tif'}
+    store = build_store(tmp_path / "s.lmdb", dict.fromkeys(names, tiff))
+    with serving(store, tmp_path / "thumbs") as (_, port):
+        pages = links(get(port, "/")[2])
+        assert len(pages) == 2
+        for page in pages:
+            status, headers, body = get(port, page.replace("/image/", "/original/", 1), timeout=5)
+            assert status == 200 and body == tiff  # sent, not a connection left hanging
+            assert "X-Injected" not in headers
+            disposition = headers["Content-Disposition"]
+            assert disposition.isascii() and disposition.isprintable()
+            kind, options = parse_options_header(disposition)  # RFC 6266's filename*
+            assert kind == "attachment" and options["filename"] in names.values()
+            fallback = re.search(r'filename="([^"]*)"', disposition)[1]  # for old clients
+            assert fallback.endswith(".tif") and fallback.isascii()
 
 
 # ------------------------------------------------------------------ its thumbnail cache

@@ -1,14 +1,18 @@
 """The viewer's pages and pictures: a Flask app over read-only stores. Every route is a
 GET; every value from a store is escaped by Jinja's autoescaping; a key is only ever
-looked up in a store, never joined to a path; a key the version lacks is a 404."""
+looked up in a store, never joined to a path; a key the version lacks is a 404. Any key
+a store holds has its pages: in a URL it is percent-encoded (a newline as %0A), and the
+routes match every character."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import unicodedata
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, abort, current_app, render_template, request, url_for
+from werkzeug.routing import PathConverter
 
 from ..catalog import CatalogError
 from ..errors import ShelfError
@@ -28,6 +32,14 @@ POLICY = (
 FIELDS_SHOWN = ("label", "text", "category")  # under a thumbnail, the first one present
 
 
+class KeyConverter(PathConverter):
+    """A key in a route: any characters, a newline or other control character included
+    (werkzeug's `path` stops at a newline, so such a key was listed but never opened)."""
+
+    regex = r"[^/][\s\S]*?"
+    part_isolating = False
+
+
 def create_app(
     versions: Versions,
     thumbnails: Thumbnails,
@@ -39,6 +51,7 @@ def create_app(
     versions /diff compares when the page names none; `hosts`: the Host headers to
     answer (the loopback names), None for any."""
     app = Flask(__name__)
+    app.url_map.converters["key"] = KeyConverter
     app.config.update(
         versions=versions, thumbnails=thumbnails, default=default, diff=diff, hosts=hosts
     )
@@ -51,7 +64,16 @@ def create_app(
     # Plain JSON text, escaped by autoescaping like any text (Flask's `tojson` is for
     # scripts: it writes < as \u003c, which a reader should not see).
     app.add_template_filter(lambda value: json.dumps(value, ensure_ascii=False), "json_text")
+    app.add_template_filter(key_text, "key_text")
     return app
+
+
+def key_text(key: str) -> str:
+    """A key as text to read: a control character written as an escape (`\\n`), so
+    that `a\\nb.png` and `a b.png` look different."""
+    if key.isprintable():
+        return key
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in key)
 
 
 def _guard(app: Flask) -> None:
@@ -172,7 +194,7 @@ def _routes(app: Flask) -> None:
         )
         return page, 400 if problem else 200
 
-    @app.get("/image/<path:key>")
+    @app.get("/image/<key:key>")
     def image(key: str) -> str:
         version, where, sort = _version(), _where(), _sort()
         store = _store(version)
@@ -266,25 +288,39 @@ def _counts(store: ImageStore) -> dict[str, list[tuple[str, int]]]:
 
 
 def _pictures(app: Flask) -> None:
-    @app.get("/original/<path:key>")
+    @app.get("/original/<key:key>")
     def original(key: str) -> Response:
         store = _store(_version())
         record = _record(store, key)
         kind = BROWSER_TYPES.get(record.info.format)
         response = Response(store.get(key), mimetype=kind or "application/octet-stream")
         if kind is None:  # TIFF, JPEG 2000, PSD...: the stored bytes, to save
-            name = Path(key).name.replace('"', "")
-            response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+            response.headers["Content-Disposition"] = attachment(key)
         response.headers["Cache-Control"] = "private, max-age=3600"
         return response
 
-    @app.get("/thumb/<path:key>")
+    @app.get("/thumb/<key:key>")
     def thumb(key: str) -> Response:
         return _picture(key, lambda data: _config("thumbnails").thumbnail(data))
 
-    @app.get("/rendering/<path:key>")
+    @app.get("/rendering/<key:key>")
     def rendering(key: str) -> Response:
         return _picture(key, lambda data: _config("thumbnails").rendering(data))
+
+
+def attachment(key: str) -> str:
+    """The Content-Disposition of a download named as the key's last part (RFC 6266):
+    the name in UTF-8, percent-encoded (RFC 5987), and a plain ASCII one for old
+    clients. A header is Latin-1: a name such as `猫.tif` written as it is fails to
+    encode, and the response is never sent."""
+    name = key.rsplit("/", 1)[-1]
+    fallback = "".join(
+        c if " " <= c <= "~" and c not in '"\\%' else "_"
+        for c in unicodedata.normalize("NFKD", name)
+        if not unicodedata.combining(c)  # é: e and an accent; the e is kept
+    )
+    encoded = quote(name, safe="!#$&+^`|")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 def _picture(key: str, make: Any) -> Response:
