@@ -111,6 +111,40 @@ def test_a_download_keeps_a_name_that_is_not_latin_1_and_its_header_stays_one_li
             assert fallback.endswith(".tif") and fallback.isascii()
 
 
+# ------------------------------------------------------------------ what it holds
+
+
+def open_copies(name: str) -> list[str]:
+    """What this process still maps or holds open of a deleted file called `name`."""
+    held = [
+        os.readlink(f"/proc/self/fd/{fd}")
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.islink(f"/proc/self/fd/{fd}")
+    ]
+    with open("/proc/self/maps") as maps:
+        mapped = [line.split(None, 5)[-1].strip() for line in maps]
+    return [
+        p
+        for p in held + mapped
+        if Path(p.removesuffix(" (deleted)")).name == name and p.endswith("(deleted)")
+    ]
+
+
+def test_a_store_replaced_by_eight_packs_is_unmapped_and_its_disk_freed(tmp_path):
+    store = build_store(tmp_path / "s.lmdb", {"a.png": make_image("PNG", (8, 8))})
+    with serving(store, tmp_path / "thumbs") as (_, port):
+        for round in range(8):
+            images = {
+                f"{i}.png": make_image("PNG", (16, 16), seed=round * 10 + i)
+                for i in range(round + 1)
+            }
+            fresh = build_store(tmp_path / f"pack{round}.lmdb", images)
+            os.replace(fresh, store)  # as pack publishes: a new file renamed over the old
+            body = get(port, "/")[2]
+            assert body.count(b'class="tile"') == round + 1
+        assert open_copies("s.lmdb") == []  # the seven replaced ones: closed, their disk freed
+
+
 # ------------------------------------------------------------------ its thumbnail cache
 
 

@@ -2,7 +2,8 @@
 GET; every value from a store is escaped by Jinja's autoescaping; a key is only ever
 looked up in a store, never joined to a path; a key the version lacks is a 404. Any key
 a store holds has its pages: in a URL it is percent-encoded (a newline as %0A), and the
-routes match every character."""
+routes match every character. A request borrows the stores it reads and gives them back
+when it ends (sources.py closes a retired one then)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote
 
-from flask import Flask, Response, abort, current_app, render_template, request, url_for
+from flask import Flask, Response, abort, current_app, g, render_template, request, url_for
 from werkzeug.routing import PathConverter
 
 from ..catalog import CatalogError
@@ -21,7 +22,7 @@ from ..store import ImageStore, Record, StoreError
 from ..versions import VersionError
 from . import gallery
 from .shapes import categories, drawing
-from .sources import WORKSPACE, Versions, ViewError, check_revision
+from .sources import WORKSPACE, Opened, Versions, ViewError, check_revision
 from .thumbs import BROWSER_TYPES, UNKNOWN_TILE, NotAnImageError, Thumbnails
 
 # No inline script or style anywhere: even a label that escaped escaping could not run.
@@ -55,8 +56,8 @@ def create_app(
     app.config.update(
         versions=versions, thumbnails=thumbnails, default=default, diff=diff, hosts=hosts
     )
-    app.config["counts"] = {}  # id of an opened store: its counts
     _guard(app)
+    _lending(app)
     _routes(app)
     _diff_route(app)
     _pictures(app)
@@ -120,9 +121,23 @@ def _config(name: str) -> Any:
     return current_app.config[name]
 
 
+def _lending(app: Flask) -> None:
+    @app.teardown_request
+    def give_back(exc: BaseException | None) -> None:
+        versions: Versions = app.config["versions"]
+        for opened in g.pop("borrowed", ()):
+            versions.give_back(opened)
+
+
+def _borrow(version: str) -> Opened:
+    """The open store of `version`, held until this request ends."""
+    opened: Opened = _config("versions").borrow(version)
+    g.setdefault("borrowed", []).append(opened)
+    return opened
+
+
 def _store(version: str) -> ImageStore:
-    store: ImageStore = _config("versions").store(version)
-    return store
+    return _borrow(version).store
 
 
 def _where() -> list[str]:
@@ -172,7 +187,8 @@ def _routes(app: Flask) -> None:
     @app.get("/")
     def index() -> tuple[str, int]:
         version, where, sort = _version(), _where(), _sort()
-        store = _store(version)
+        opened = _borrow(version)
+        store = opened.store
         problem = None
         try:
             found = gallery.page(store, where, sort, request.args.get("after"))
@@ -187,7 +203,7 @@ def _routes(app: Flask) -> None:
             sort=sort,
             sorts=gallery.SORTS,
             page=found,
-            counts=_counts(store),
+            counts=_counts(opened),
             shown=shown,
             first=not request.args.get("after"),
             diff=_config("diff"),
@@ -272,19 +288,19 @@ def _field_changes(old: Record, new: Record) -> list[tuple[str, Any, Any]]:
     return sorted(rows, key=lambda row: row[0])
 
 
-def _counts(store: ImageStore) -> dict[str, list[tuple[str, int]]]:
+def _counts(opened: Opened) -> dict[str, list[tuple[str, int]]]:
     """Images per label and per split, from the store's field index (a field not
     indexed is not counted: that would read every record); once per store opened (a
     million postings take a few tenths of a second)."""
-    known: dict[int, dict[str, list[tuple[str, int]]]] = _config("counts")
-    if id(store) not in known:  # opened stores live as long as the app: ids are not reused
+    if "counts" not in opened.memo:
         out = {}
         for name in ("label", "split"):
-            counts = store.value_counts(name)
+            counts = opened.store.value_counts(name)
             if counts:
                 out[name] = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        known[id(store)] = out
-    return known[id(store)]
+        opened.memo["counts"] = out
+    counted: dict[str, list[tuple[str, int]]] = opened.memo["counts"]
+    return counted
 
 
 def _pictures(app: Flask) -> None:
