@@ -12,18 +12,25 @@ import io
 import os
 import re
 import resource
+import shutil
+import signal
+import socket
 import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+from dvc.repo import Repo
 from PIL import Image
 from werkzeug.http import parse_options_header
 
-from imageshelf.viewer.serve import start
+from imageshelf.viewer.serve import Limits, start
 
-from conftest import build_store, command_line, make_image
+from conftest import build_store, command_line, commit, make_image, sh
 
 LOCAL = "127.0.0.1"
 
@@ -111,7 +118,85 @@ def test_a_download_keeps_a_name_that_is_not_latin_1_and_its_header_stays_one_li
             assert fallback.endswith(".tif") and fallback.isascii()
 
 
+# ------------------------------------------------------------------ who it answers
+
+
+def test_listening_on_every_address_still_refuses_a_host_name_it_was_not_given(tmp_path):
+    store = build_store(tmp_path / "s.lmdb", {"a.png": make_image("PNG", (8, 8))})
+    with serving(store, tmp_path / "thumbs", host="0.0.0.0") as (address, port):
+        assert address == f"http://127.0.0.1:{port}/"
+        assert get(port, "/", host=f"attacker.example:{port}")[0] == 400  # DNS rebinding
+        assert get(port, "/", host="attacker.example")[0] == 400
+        assert get(port, "/", host=f"localhost.attacker.example:{port}")[0] == 400
+        assert get(port, "/", host=f"127.0.0.1:{port + 1}")[0] == 400  # another port
+        for mine in (f"127.0.0.1:{port}", f"localhost:{port}", f"{socket.gethostname()}:{port}"):
+            assert get(port, "/", host=mine)[0] == 200, mine
+
+
+def test_an_ipv6_address_is_served_at_its_bracketed_url_and_names_are_added_by_flag(tmp_path):
+    store = build_store(tmp_path / "s.lmdb", {"a.png": make_image("PNG", (8, 8))})
+    with serving(store, tmp_path / "thumbs", host="::1") as (address, port):
+        assert address == f"http://[::1]:{port}/"
+        assert get(port, "/image/a.png", address="::1")[0] == 200  # Host: [::1]:PORT
+        assert get(port, "/", address="::1", host=f"localhost:{port}")[0] == 200
+        assert get(port, "/", address="::1", host=f"attacker.example:{port}")[0] == 400
+    with serving(store, tmp_path / "thumbs", host="::", allowed=["viewer.example"]) as (
+        address,
+        port,
+    ):
+        assert address == f"http://[::1]:{port}/"
+        for reached in ("::1", LOCAL):  # both families, on one socket
+            assert get(port, "/", address=reached)[0] == 200
+            assert get(port, "/", address=reached, host=f"viewer.example:{port}")[0] == 200
+            assert get(port, "/", address=reached, host=f"attacker.example:{port}")[0] == 400
+
+    # The command takes the names to add, and prints the address to open.
+    args = command_line(
+        "view", "--store", str(store), "--host", "::", "--allow-host", "viewer.example"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        try:
+            line = proc.stdout.readline()
+            found = re.search(r"http://\[::1\]:(\d+)/", line)
+            assert found, line
+            port = int(found[1])
+            assert get(port, "/", address="::1", host=f"viewer.example:{port}")[0] == 200
+            assert get(port, "/", address="::1", host=f"attacker.example:{port}")[0] == 400
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
 # ------------------------------------------------------------------ what it holds
+
+
+def test_half_sent_requests_are_dropped_and_never_hold_a_thread_each(tmp_path):
+    store = build_store(tmp_path / "s.lmdb", {"a.png": make_image("PNG", (8, 8))})
+    limits = Limits(connections=8, timeout=1.0)
+    with serving(store, tmp_path / "thumbs", limits=limits) as (_, port):
+        before = threading.active_count()
+        idle = []
+        for _ in range(200):
+            client = socket.create_connection((LOCAL, port))
+            client.sendall(f"GET / HTTP/1.1\r\nHost: {LOCAL}:{port}\r\n".encode())  # no end
+            idle.append(client)
+        time.sleep(0.5)
+        assert threading.active_count() <= before + limits.connections
+        # each is let go: refused at once (503), or closed once it stayed silent 1 s
+        started = time.monotonic()
+        for client in idle:
+            client.settimeout(10)
+            try:
+                answer = client.recv(100)
+            except ConnectionResetError:
+                answer = b""
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 503 "), answer
+            client.close()
+        assert time.monotonic() - started < 5
+        assert get(port, "/image/a.png")[0] == 200  # and it answers as before
 
 
 def open_copies(name: str) -> list[str]:
@@ -143,6 +228,53 @@ def test_a_store_replaced_by_eight_packs_is_unmapped_and_its_disk_freed(tmp_path
             body = get(port, "/")[2]
             assert body.count(b'class="tile"') == round + 1
         assert open_copies("s.lmdb") == []  # the seven replaced ones: closed, their disk freed
+
+
+def du(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # DVC's own, from its API
+def test_revisions_it_stops_using_are_deleted_from_its_scratch(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    sh(repo, "git", "init", "-q", "-b", "main")
+    dvc = Repo.init(repo)  # DVC's own API, in this process: a second a command saved
+    with dvc.config.edit() as config:
+        config["remote"]["local"] = {"url": str(tmp_path / "remote")}
+        config["core"]["remote"] = "local"
+    store = repo / "data" / "images.lmdb"
+    size = 0
+    for rev in range(3):
+        images = {f"{rev}/{i}.png": make_image("PNG", (64, 64), seed=rev * 9 + i) for i in range(6)}
+        os.replace(build_store(tmp_path / f"rev{rev}.lmdb", images), store)
+        size = max(size, store.stat().st_size)
+        dvc.add(str(store))
+        commit(repo, f"revision {rev}")
+    dvc.push(all_commits=True)
+    dvc.close()
+    shutil.rmtree(repo / ".dvc" / "cache")  # each revision is fetched from the remote
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    monkeypatch.chdir(repo)
+    limits = Limits(versions=1)
+    with serving(Path("data/images.lmdb"), tmp_path / "thumbs", rev="HEAD", limits=limits) as (
+        _,
+        port,
+    ):
+        most = 0
+        for back in (1, 2, 0, 1):  # each a version retired just before: fetched again
+            status, _, body = get(port, f"/?v=HEAD~{back}", timeout=120)
+            assert status == 200, body.decode()
+            assert f'title="{2 - back}/0.png"' in body.decode()
+            most = max(most, du(scratch))
+        assert most >= size  # fetched: read from the remote, not in place from a cache
+        # at most the versions kept open (and the one a request reads) are on disk
+        assert most <= (limits.versions + 1) * size
+        assert du(scratch) <= limits.versions * size
+    assert list(scratch.iterdir()) == []
 
 
 # ------------------------------------------------------------------ its thumbnail cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from ..query import QueryError
 from ..store import ImageStore, Record, StoreError
 from ..versions import VersionError
 from . import gallery
+from .hosts import Hosts
 from .shapes import categories, drawing
 from .sources import WORKSPACE, Opened, Versions, ViewError, check_revision
 from .thumbs import BROWSER_TYPES, UNKNOWN_TILE, NotAnImageError, Thumbnails
@@ -31,6 +33,7 @@ POLICY = (
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 FIELDS_SHOWN = ("label", "text", "category")  # under a thumbnail, the first one present
+SENT_AT_ONCE = 1 << 20  # an original is written in pieces: the socket's timeout is per piece
 
 
 class KeyConverter(PathConverter):
@@ -46,11 +49,11 @@ def create_app(
     thumbnails: Thumbnails,
     default: str = WORKSPACE,
     diff: tuple[str, str] | None = None,
-    hosts: set[str] | None = None,
+    hosts: Hosts | None = None,
 ) -> Flask:
     """The app. `default`: the version shown when a page names none; `diff`: the two
     versions /diff compares when the page names none; `hosts`: the Host headers to
-    answer (the loopback names), None for any."""
+    answer (None: any, for a test's own client only)."""
     app = Flask(__name__)
     app.url_map.converters["key"] = KeyConverter
     app.config.update(
@@ -80,9 +83,17 @@ def key_text(key: str) -> str:
 def _guard(app: Flask) -> None:
     @app.before_request
     def only_this_host() -> None:
-        hosts = app.config["hosts"]
-        if hosts is not None and request.host not in hosts:
-            abort(400, "this viewer answers only on its own address")  # DNS rebinding
+        hosts: Hosts | None = app.config["hosts"]
+        if hosts is None:
+            return
+        connection = request.environ.get("werkzeug.socket")
+        local = connection.getsockname()[0] if connection is not None else None
+        if not hosts.accepts(request.headers.get("Host", ""), local):  # DNS rebinding
+            abort(
+                400,
+                "this viewer answers only to its own address: open it at the address it "
+                "printed, or start it with --allow-host NAME to answer to that name",
+            )
 
     @app.after_request
     def headers(response: Response) -> Response:
@@ -309,7 +320,9 @@ def _pictures(app: Flask) -> None:
         store = _store(_version())
         record = _record(store, key)
         kind = BROWSER_TYPES.get(record.info.format)
-        response = Response(store.get(key), mimetype=kind or "application/octet-stream")
+        data = store.get(key)
+        response = Response(_pieces(data), mimetype=kind or "application/octet-stream")
+        response.content_length = len(data)
         if kind is None:  # TIFF, JPEG 2000, PSD...: the stored bytes, to save
             response.headers["Content-Disposition"] = attachment(key)
         response.headers["Cache-Control"] = "private, max-age=3600"
@@ -322,6 +335,11 @@ def _pictures(app: Flask) -> None:
     @app.get("/rendering/<key:key>")
     def rendering(key: str) -> Response:
         return _picture(key, lambda data: _config("thumbnails").rendering(data))
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), SENT_AT_ONCE):
+        yield data[start : start + SENT_AT_ONCE]
 
 
 def attachment(key: str) -> str:
@@ -349,6 +367,7 @@ def _picture(key: str, make: Any) -> Response:
         problem = " ".join(str(exc).split())[:200]
         response.headers["X-Imageshelf-Problem"] = problem.encode("ascii", "replace").decode()
         return response
-    response = Response(data, mimetype=kind)
+    response = Response(_pieces(data), mimetype=kind)  # a rendering can be megabytes
+    response.content_length = len(data)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
