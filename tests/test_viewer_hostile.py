@@ -199,8 +199,8 @@ def test_half_sent_requests_are_dropped_and_never_hold_a_thread_each(tmp_path):
         assert get(port, "/image/a.png")[0] == 200  # and it answers as before
 
 
-def open_copies(name: str) -> list[str]:
-    """What this process still maps or holds open of a deleted file called `name`."""
+def open_copies(path: Path) -> list[str]:
+    """What this process still maps or holds open of files deleted from `path`."""
     held = [
         os.readlink(f"/proc/self/fd/{fd}")
         for fd in os.listdir("/proc/self/fd")
@@ -208,11 +208,7 @@ def open_copies(name: str) -> list[str]:
     ]
     with open("/proc/self/maps") as maps:
         mapped = [line.split(None, 5)[-1].strip() for line in maps]
-    return [
-        p
-        for p in held + mapped
-        if Path(p.removesuffix(" (deleted)")).name == name and p.endswith("(deleted)")
-    ]
+    return [p for p in held + mapped if p == f"{path} (deleted)"]
 
 
 def test_a_store_replaced_by_eight_packs_is_unmapped_and_its_disk_freed(tmp_path):
@@ -227,7 +223,7 @@ def test_a_store_replaced_by_eight_packs_is_unmapped_and_its_disk_freed(tmp_path
             os.replace(fresh, store)  # as pack publishes: a new file renamed over the old
             body = get(port, "/")[2]
             assert body.count(b'class="tile"') == round + 1
-        assert open_copies("s.lmdb") == []  # the seven replaced ones: closed, their disk freed
+        assert open_copies(store) == []  # the seven replaced ones: closed, their disk freed
 
 
 def du(folder: Path) -> int:
