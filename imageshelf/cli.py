@@ -582,8 +582,16 @@ def merge_command(
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on. Anything but loopback lets others on the network see "
-    "every image (there is no login): it warns.",
+    help="Address to listen on (an IPv6 one too: ::1, ::). Anything but loopback lets "
+    "others on the network see every image (there is no login): it warns.",
+)
+@click.option(
+    "--allow-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Beyond loopback, answer requests for this host name too (repeatable); the "
+    "machine's own name and the address listened on are answered, any other refused.",
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a web browser.")
 @click.option(
@@ -599,6 +607,7 @@ def view_command(
     diff: tuple[str, str] | None,
     port: int,
     host: str,
+    allowed_hosts: tuple[str, ...],
     open_browser: bool,
     cache: Path | None,
 ) -> None:
@@ -628,7 +637,7 @@ def view_command(
     say = lambda text: click.echo(text, err=True)  # noqa: E731
     stop_on_sigterm()
     server, versions, address = start(
-        store_path, rev, diff, host, port, cache or default_cache(), say
+        store_path, rev, diff, host, port, cache or default_cache(), say, allowed_hosts
     )
     serve(server, versions, address, open_browser)
 

@@ -1,14 +1,20 @@
 """The viewer's pages and pictures: a Flask app over read-only stores. Every route is a
 GET; every value from a store is escaped by Jinja's autoescaping; a key is only ever
-looked up in a store, never joined to a path; a key the version lacks is a 404."""
+looked up in a store, never joined to a path; a key the version lacks is a 404. Any key
+a store holds has its pages: in a URL it is percent-encoded (a newline as %0A), and the
+routes match every character. A request borrows the stores it reads and gives them back
+when it ends (sources.py closes a retired one then)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import unicodedata
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
-from flask import Flask, Response, abort, current_app, render_template, request, url_for
+from flask import Flask, Response, abort, current_app, g, render_template, request, url_for
+from werkzeug.routing import PathConverter
 
 from ..catalog import CatalogError
 from ..errors import ShelfError
@@ -16,8 +22,9 @@ from ..query import QueryError
 from ..store import ImageStore, Record, StoreError
 from ..versions import VersionError
 from . import gallery
+from .hosts import Hosts
 from .shapes import categories, drawing
-from .sources import WORKSPACE, Versions, ViewError, check_revision
+from .sources import WORKSPACE, Opened, Versions, ViewError, check_revision
 from .thumbs import BROWSER_TYPES, UNKNOWN_TILE, NotAnImageError, Thumbnails
 
 # No inline script or style anywhere: even a label that escaped escaping could not run.
@@ -26,6 +33,15 @@ POLICY = (
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 FIELDS_SHOWN = ("label", "text", "category")  # under a thumbnail, the first one present
+SENT_AT_ONCE = 1 << 20  # an original is written in pieces: the socket's timeout is per piece
+
+
+class KeyConverter(PathConverter):
+    """A key in a route: any characters, a newline or other control character included
+    (werkzeug's `path` stops at a newline, so such a key was listed but never opened)."""
+
+    regex = r"[^/][\s\S]*?"
+    part_isolating = False
 
 
 def create_app(
@@ -33,17 +49,18 @@ def create_app(
     thumbnails: Thumbnails,
     default: str = WORKSPACE,
     diff: tuple[str, str] | None = None,
-    hosts: set[str] | None = None,
+    hosts: Hosts | None = None,
 ) -> Flask:
     """The app. `default`: the version shown when a page names none; `diff`: the two
     versions /diff compares when the page names none; `hosts`: the Host headers to
-    answer (the loopback names), None for any."""
+    answer (None: any, for a test's own client only)."""
     app = Flask(__name__)
+    app.url_map.converters["key"] = KeyConverter
     app.config.update(
         versions=versions, thumbnails=thumbnails, default=default, diff=diff, hosts=hosts
     )
-    app.config["counts"] = {}  # id of an opened store: its counts
     _guard(app)
+    _lending(app)
     _routes(app)
     _diff_route(app)
     _pictures(app)
@@ -51,15 +68,32 @@ def create_app(
     # Plain JSON text, escaped by autoescaping like any text (Flask's `tojson` is for
     # scripts: it writes < as \u003c, which a reader should not see).
     app.add_template_filter(lambda value: json.dumps(value, ensure_ascii=False), "json_text")
+    app.add_template_filter(key_text, "key_text")
     return app
+
+
+def key_text(key: str) -> str:
+    """A key as text to read: a control character written as an escape (`\\n`), so
+    that `a\\nb.png` and `a b.png` look different."""
+    if key.isprintable():
+        return key
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in key)
 
 
 def _guard(app: Flask) -> None:
     @app.before_request
     def only_this_host() -> None:
-        hosts = app.config["hosts"]
-        if hosts is not None and request.host not in hosts:
-            abort(400, "this viewer answers only on its own address")  # DNS rebinding
+        hosts: Hosts | None = app.config["hosts"]
+        if hosts is None:
+            return
+        connection = request.environ.get("werkzeug.socket")
+        local = connection.getsockname()[0] if connection is not None else None
+        if not hosts.accepts(request.headers.get("Host", ""), local):  # DNS rebinding
+            abort(
+                400,
+                "this viewer answers only to its own address: open it at the address it "
+                "printed, or start it with --allow-host NAME to answer to that name",
+            )
 
     @app.after_request
     def headers(response: Response) -> Response:
@@ -98,9 +132,23 @@ def _config(name: str) -> Any:
     return current_app.config[name]
 
 
+def _lending(app: Flask) -> None:
+    @app.teardown_request
+    def give_back(exc: BaseException | None) -> None:
+        versions: Versions = app.config["versions"]
+        for opened in g.pop("borrowed", ()):
+            versions.give_back(opened)
+
+
+def _borrow(version: str) -> Opened:
+    """The open store of `version`, held until this request ends."""
+    opened: Opened = _config("versions").borrow(version)
+    g.setdefault("borrowed", []).append(opened)
+    return opened
+
+
 def _store(version: str) -> ImageStore:
-    store: ImageStore = _config("versions").store(version)
-    return store
+    return _borrow(version).store
 
 
 def _where() -> list[str]:
@@ -150,7 +198,8 @@ def _routes(app: Flask) -> None:
     @app.get("/")
     def index() -> tuple[str, int]:
         version, where, sort = _version(), _where(), _sort()
-        store = _store(version)
+        opened = _borrow(version)
+        store = opened.store
         problem = None
         try:
             found = gallery.page(store, where, sort, request.args.get("after"))
@@ -165,14 +214,14 @@ def _routes(app: Flask) -> None:
             sort=sort,
             sorts=gallery.SORTS,
             page=found,
-            counts=_counts(store),
+            counts=_counts(opened),
             shown=shown,
             first=not request.args.get("after"),
             diff=_config("diff"),
         )
         return page, 400 if problem else 200
 
-    @app.get("/image/<path:key>")
+    @app.get("/image/<key:key>")
     def image(key: str) -> str:
         version, where, sort = _version(), _where(), _sort()
         store = _store(version)
@@ -250,41 +299,62 @@ def _field_changes(old: Record, new: Record) -> list[tuple[str, Any, Any]]:
     return sorted(rows, key=lambda row: row[0])
 
 
-def _counts(store: ImageStore) -> dict[str, list[tuple[str, int]]]:
+def _counts(opened: Opened) -> dict[str, list[tuple[str, int]]]:
     """Images per label and per split, from the store's field index (a field not
     indexed is not counted: that would read every record); once per store opened (a
     million postings take a few tenths of a second)."""
-    known: dict[int, dict[str, list[tuple[str, int]]]] = _config("counts")
-    if id(store) not in known:  # opened stores live as long as the app: ids are not reused
+    if "counts" not in opened.memo:
         out = {}
         for name in ("label", "split"):
-            counts = store.value_counts(name)
+            counts = opened.store.value_counts(name)
             if counts:
                 out[name] = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        known[id(store)] = out
-    return known[id(store)]
+        opened.memo["counts"] = out
+    counted: dict[str, list[tuple[str, int]]] = opened.memo["counts"]
+    return counted
 
 
 def _pictures(app: Flask) -> None:
-    @app.get("/original/<path:key>")
+    @app.get("/original/<key:key>")
     def original(key: str) -> Response:
         store = _store(_version())
         record = _record(store, key)
         kind = BROWSER_TYPES.get(record.info.format)
-        response = Response(store.get(key), mimetype=kind or "application/octet-stream")
+        data = store.get(key)
+        response = Response(_pieces(data), mimetype=kind or "application/octet-stream")
+        response.content_length = len(data)
         if kind is None:  # TIFF, JPEG 2000, PSD...: the stored bytes, to save
-            name = Path(key).name.replace('"', "")
-            response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+            response.headers["Content-Disposition"] = attachment(key)
         response.headers["Cache-Control"] = "private, max-age=3600"
         return response
 
-    @app.get("/thumb/<path:key>")
+    @app.get("/thumb/<key:key>")
     def thumb(key: str) -> Response:
         return _picture(key, lambda data: _config("thumbnails").thumbnail(data))
 
-    @app.get("/rendering/<path:key>")
+    @app.get("/rendering/<key:key>")
     def rendering(key: str) -> Response:
         return _picture(key, lambda data: _config("thumbnails").rendering(data))
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), SENT_AT_ONCE):
+        yield data[start : start + SENT_AT_ONCE]
+
+
+def attachment(key: str) -> str:
+    """The Content-Disposition of a download named as the key's last part (RFC 6266):
+    the name in UTF-8, percent-encoded (RFC 5987), and a plain ASCII one for old
+    clients. A header is Latin-1: a name such as `猫.tif` written as it is fails to
+    encode, and the response is never sent."""
+    name = key.rsplit("/", 1)[-1]
+    fallback = "".join(
+        c if " " <= c <= "~" and c not in '"\\%' else "_"
+        for c in unicodedata.normalize("NFKD", name)
+        if not unicodedata.combining(c)  # é: e and an accent; the e is kept
+    )
+    encoded = quote(name, safe="!#$&+^`|")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 def _picture(key: str, make: Any) -> Response:
@@ -297,6 +367,7 @@ def _picture(key: str, make: Any) -> Response:
         problem = " ".join(str(exc).split())[:200]
         response.headers["X-Imageshelf-Problem"] = problem.encode("ascii", "replace").decode()
         return response
-    response = Response(data, mimetype=kind)
+    response = Response(_pieces(data), mimetype=kind)  # a rendering can be megabytes
+    response.content_length = len(data)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

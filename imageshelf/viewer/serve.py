@@ -1,37 +1,101 @@
-"""Run the viewer: a threaded WSGI server (werkzeug's) on loopback, until Ctrl+C."""
+"""Run the viewer: werkzeug's WSGI server, a thread per connection, until Ctrl+C.
+
+Bounded, whatever its clients do: at most `Limits.connections` requests are served at
+once (one more is answered 503 at once and closed, never queued in a thread), and each
+read or write of a socket waits at most `Limits.timeout` seconds, so a client that
+sends half a request and waits is dropped. A browser opens at most six connections to
+one address: the bound is never reached by people looking at pages.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import socket
 import sys
+import threading
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from ..errors import ShelfError
 from .app import create_app
-from .sources import WORKSPACE, Versions
+from .hosts import Hosts, is_loopback, plain, url
+from .sources import MAX_OPEN, WORKSPACE, Versions
 from .thumbs import Thumbnails
 
 LOOPBACK = "127.0.0.1"
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: 50\r\n\r\n"
+    b"imageshelf view: too many connections; try again.\n"
+)
 
 
-class _Quiet(WSGIRequestHandler):
+@dataclass(frozen=True)
+class Limits:
+    """What the viewer holds at most, whatever its clients send."""
+
+    connections: int = 32  # requests served at once (a thread each)
+    timeout: float = 30.0  # seconds a socket may stay silent (a read, or a write of 1 MiB)
+    versions: int = MAX_OPEN  # versions kept open (each may be a fetched store on disk)
+
+
+class _Handler(WSGIRequestHandler):
+    def setup(self) -> None:
+        super().setup()
+        assert isinstance(self.server, _Server)
+        self.connection.settimeout(self.server.limits.timeout)
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # one line per thumbnail would bury what the command says
 
+    def log_error(self, format: str, *args: object) -> None:
+        pass  # a request timed out or malformed: the client's, answered or dropped
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+
+class _Server(BaseWSGIServer):
+    """werkzeug's threaded server with its threads bounded by a count of free slots."""
+
+    multithread = True
+
+    def __init__(self, host: str, listening: socket.socket, limits: Limits) -> None:
+        self.limits = limits
+        self._slots = threading.BoundedSemaphore(max(1, limits.connections))
+        port = listening.getsockname()[1]
+        super().__init__(host, port, _placeholder, handler=_Handler, fd=listening.fileno())
+
+    def process_request(self, request: Any, client_address: Any) -> None:  # a TCP socket
+        if self._slots.acquire(blocking=False):
+            try:
+                threading.Thread(
+                    target=self._serve_one, args=(request, client_address), daemon=True
+                ).start()
+                return
+            except RuntimeError:  # no thread could be started: refused like one too many
+                self._slots.release()
+        _refuse(request)
+        self.shutdown_request(request)
+
+    def _serve_one(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+
+def _refuse(request: socket.socket) -> None:
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        request.setblocking(False)  # a few bytes into an empty buffer: never waits
+        request.send(_BUSY)
+    except OSError:
+        pass
 
 
 def start(
@@ -42,10 +106,14 @@ def start(
     port: int,
     cache: Path,
     say: Callable[[str], None],
+    allowed: Iterable[str] = (),
+    limits: Limits = Limits(),
 ) -> tuple[BaseWSGIServer, Versions, str]:
     """Open the version(s) to show (a one-line ShelfError if one cannot be read), then
-    bind the server: (server, versions, the address to open)."""
-    versions = Versions(store_path)
+    bind the server: (server, versions, the address to open). `allowed`: the names,
+    beyond the machine's own, it answers to when listening beyond loopback."""
+    host = plain(host)
+    versions = Versions(store_path, max_open=limits.versions)
     try:
         default = rev or WORKSPACE
         for name in diff or (default,):
@@ -53,37 +121,29 @@ def start(
             versions.store(name)
         if diff:
             versions.diff(*diff)
-        server = _bind(host, port)
+        server = _bind(host, port, limits)
     except BaseException:
         versions.close()
         raise
     bound = server.socket.getsockname()[1]
-    hosts = (
-        None
-        if not is_loopback(host)
-        else {f"{name}:{bound}" for name in (host, "localhost", LOOPBACK)}
-    )
+    hosts = Hosts.listening_on(host, bound, allowed)
     server.app = create_app(versions, Thumbnails(cache), default, diff, hosts)
-    shown = LOOPBACK if host in ("0.0.0.0", "::") else host
-    address = f"http://{shown}:{bound}/" + ("diff" if diff else "")
+    address = url(host, bound) + ("diff" if diff else "")
     return server, versions, address
 
 
-def _bind(host: str, port: int) -> BaseWSGIServer:
+def _bind(host: str, port: int, limits: Limits) -> BaseWSGIServer:
     # Bound here, not by werkzeug, which prints its own advice and exits on a port in use.
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listening = socket.create_server((host, port), family=family)
+        both = host == "::" and socket.has_dualstack_ipv6()  # every address, IPv4's too
+        listening = socket.create_server((host, port), family=family, dualstack_ipv6=both)
     except OSError as exc:
-        where = f"{host}:{port}" if port else host
+        where = url(host, port).removeprefix("http://").rstrip("/") if port else host
         advice = "; choose another --port, or leave it out for a free one" if port else ""
         raise ShelfError(f"cannot listen on {where}: {exc.strerror or exc}{advice}") from None
-    bound = listening.getsockname()[1]
-    server = make_server(
-        host, bound, _placeholder, threaded=True, request_handler=_Quiet, fd=listening.fileno()
-    )
-    listening.detach()  # the server's socket now owns the descriptor
-    return server
+    with listening:  # the server listens on a duplicate of its descriptor
+        return _Server(host, listening, limits)
 
 
 def _placeholder(environ: object, start_response: object) -> list[bytes]:
@@ -114,3 +174,6 @@ def stop_on_sigterm() -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+__all__ = ["LOOPBACK", "Limits", "is_loopback", "serve", "start", "stop_on_sigterm"]

@@ -1,5 +1,11 @@
 """The versions a viewer shows: the workspace's store, or the one at a git revision
-(read in place from DVC's cache, else fetched from the remote), opened once each."""
+(read in place from DVC's cache, else fetched from the remote), opened once each.
+
+A request borrows the store it reads and gives it back when it ends. A version the viewer
+stops using (the least recently used beyond `max_open`, or the workspace's store once
+`dvc repro` replaced it) is retired: closed, and its fetched copy deleted, as soon as no
+request holds it, so neither the scratch folder nor the disk of replaced stores grows
+with the time the viewer runs."""
 
 from __future__ import annotations
 
@@ -11,7 +17,9 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..catalog import CatalogDiff, catalog_at, diff_catalog_folders
 from ..errors import ShelfError
@@ -23,6 +31,7 @@ WORKSPACE = "workspace"
 # A revision from a request is passed to git: plain names only (no option, no spaces).
 _REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./~^@{}+-]{0,199}$")
 MAX_OPEN = 4  # versions kept open at once (each may be a fetched store on disk)
+_KNOWN_COMMITS = 256  # revision names remembered; requests can name any number of them
 
 
 class ViewError(ShelfError):
@@ -35,43 +44,80 @@ def check_revision(rev: str) -> str:
     return rev
 
 
+@dataclass(eq=False)
+class Opened:
+    """A version's store while the viewer has it open."""
+
+    store: ImageStore
+    stack: ExitStack  # closes the store and deletes what was fetched for it
+    users: int = 0  # requests reading it now
+    retired: bool = False  # closed as soon as `users` is 0
+    memo: dict[str, Any] = field(default_factory=dict)  # what pages compute once per store
+
+
 class Versions:
     """The stores of `store_path` by version name, opened on first use and closed with
     this object. The workspace's is opened again when `dvc repro` or `dvc checkout`
-    replaces it; at most MAX_OPEN are in use at once (the least recently used is retired
-    first)."""
+    replaces it; at most `max_open` are kept open (the least recently used is retired
+    first), and a retired one is closed once the last request reading it ends."""
 
-    def __init__(self, store_path: Path, catalog: Path = Path("data/catalog")) -> None:
+    def __init__(
+        self,
+        store_path: Path,
+        catalog: Path = Path("data/catalog"),
+        max_open: int = MAX_OPEN,
+    ) -> None:
         self.store_path = store_path
         self.catalog = catalog
+        self.max_open = max(1, max_open)
         self._scratch: Path | None = None  # made on the first revision fetched
-        self._open: OrderedDict[str, tuple[ImageStore, ExitStack]] = OrderedDict()
+        self._open: OrderedDict[str, Opened] = OrderedDict()
         self._diffs: OrderedDict[tuple[object, ...], CatalogDiff] = OrderedDict()
         self._lock = threading.RLock()
         self._seen = _identity(store_path)  # the workspace's store, as last opened
-        self._retired: list[ExitStack] = []  # closed with the viewer
+        self._retired: set[Opened] = set()  # retired, still read by a request
         self._commits: dict[str, tuple[str, float]] = {}  # revision: (commit, when asked)
 
     def store(self, name: str) -> ImageStore:
-        """The store of version `name` (WORKSPACE or a git revision); ViewError if it
-        cannot be read."""
-        name = self.commit_of(name)
+        """The store of version `name` (WORKSPACE or a git revision), opened if it is
+        not; ViewError if it cannot be read. Not borrowed: for one thread only (the
+        command opening what it will show); requests use `borrow`."""
+        commit = self.commit_of(name)
         with self._lock:
-            if name == WORKSPACE and self._workspace_moved():
-                self._forget(WORKSPACE)  # `dvc repro` or `dvc checkout` replaced it
-            if name in self._open:
-                self._open.move_to_end(name)
-                return self._open[name][0]
-            stack = ExitStack()
-            try:
-                store = self._enter(name, stack)
-            except BaseException:
-                stack.close()
-                raise
-            self._open[name] = (store, stack)
-            while len(self._open) > MAX_OPEN:
-                self._forget(next(iter(self._open)))
-            return store
+            return self._opened(commit).store
+
+    def borrow(self, name: str) -> Opened:
+        """The open store of version `name`, held open until `give_back`."""
+        commit = self.commit_of(name)
+        with self._lock:
+            opened = self._opened(commit)
+            opened.users += 1
+            return opened
+
+    def give_back(self, opened: Opened) -> None:
+        with self._lock:
+            opened.users -= 1
+            if opened.retired and opened.users <= 0:
+                self._retired.discard(opened)
+                opened.stack.close()
+
+    def _opened(self, name: str) -> Opened:
+        """The open store of `name` (a commit, or WORKSPACE); under the lock."""
+        if name == WORKSPACE and self._workspace_moved():
+            self._forget(WORKSPACE)  # `dvc repro` or `dvc checkout` replaced it
+        if name in self._open:
+            self._open.move_to_end(name)
+            return self._open[name]
+        stack = ExitStack()
+        try:
+            store = self._enter(name, stack)
+        except BaseException:
+            stack.close()
+            raise
+        opened = self._open[name] = Opened(store, stack)
+        while len(self._open) > self.max_open:
+            self._forget(next(iter(self._open)))
+        return opened
 
     def _workspace_moved(self) -> bool:
         now = _identity(self.store_path)
@@ -80,8 +126,14 @@ class Versions:
         return moved
 
     def _forget(self, name: str) -> None:
-        # Retired, not closed: a request of another thread may be reading it now.
-        self._retired.append(self._open.pop(name)[1])
+        opened = self._open.pop(name, None)
+        if opened is None:
+            return
+        opened.retired = True
+        if opened.users > 0:  # a request of another thread is reading it now
+            self._retired.add(opened)
+        else:
+            opened.stack.close()  # unmapped, and a fetched copy deleted: its disk freed
 
     def _enter(self, name: str, stack: ExitStack) -> ImageStore:
         if name == WORKSPACE:
@@ -118,6 +170,8 @@ class Versions:
                 raise ViewError(f"cannot run git to read {name!r}: {exc}") from None
             if found.returncode:
                 raise ViewError(f"no revision {name!r} in this repository")
+            if len(self._commits) >= _KNOWN_COMMITS:
+                self._commits.clear()
             known = self._commits[name] = (found.stdout.strip(), now)
         return known[0]
 
@@ -130,17 +184,18 @@ class Versions:
             if key not in self._diffs:
                 folders = [catalog_at(None if v == WORKSPACE else v, self.catalog) for v in pair]
                 self._diffs[key] = diff_catalog_folders(*folders)
-                while len(self._diffs) > MAX_OPEN:
+                while len(self._diffs) > self.max_open:
                     self._diffs.popitem(last=False)
             self._diffs.move_to_end(key)
             return self._diffs[key]
 
     def close(self) -> None:
+        """Close every version, in use or not (the server has stopped)."""
         with self._lock:
             while self._open:
                 self._forget(next(iter(self._open)))
-            for stack in self._retired:
-                stack.close()
+            for opened in self._retired:
+                opened.stack.close()
             self._retired.clear()
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)

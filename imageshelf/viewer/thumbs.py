@@ -2,6 +2,12 @@
 disk by the SHA-256 of the bytes they were made from, so a version or a store that
 holds the same image shares them) and PNG renderings of formats browsers cannot show.
 Decoding is bounded as ingest bounds it; an image that will not decode is a "?" tile.
+
+A cache entry is read only if it is what this module writes: a regular file, not a link
+(opened with O_NOFOLLOW, and non-blocking, so a FIFO cannot make a request wait), of at
+most MAX_ENTRY bytes, in folders that are not links, and a whole WebP file. Anything else
+put there (a FIFO, a link to /dev/zero or elsewhere, a huge or damaged file) is made
+again and written over, never followed.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -17,6 +24,8 @@ from ..images import DEFAULT_MAX_PIXELS, NotAnImageError, picture
 
 EDGE = 256  # a thumbnail's longer side, in pixels
 RENDER_EDGE = 4096  # a rendering's (a TIFF scan of 10,000 pixels is shown at this size)
+# A 256-pixel WebP at quality 80 is tens of KB: an entry larger than this is not ours.
+MAX_ENTRY = 1 << 20
 # What Chromium, Firefox and Safari all show in an <img>; the rest is rendered as PNG.
 BROWSER_TYPES = {
     "jpeg": "image/jpeg",
@@ -40,6 +49,30 @@ UNKNOWN_TILE = (
 )
 
 
+def read_entry(path: Path) -> bytes | None:
+    """The cached thumbnail at `path`, or None where there is none that can be trusted
+    to be one (see the module's docstring): the caller makes it again."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # none yet, or a link (ELOOP)
+        return None
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_ENTRY:
+            return None
+        data = b""
+        while len(data) <= found.st_size and (more := os.read(fd, MAX_ENTRY + 1 - len(data))):
+            data += more
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    whole = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    if not whole or int.from_bytes(data[4:8], "little") + 8 != len(data):
+        return None  # damaged, cut short, or not a WebP file
+    return data
+
+
 def default_cache() -> Path:
     """$XDG_CACHE_HOME/imageshelf/thumbnails (~/.cache/... by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -58,17 +91,32 @@ class Thumbnails:
         will not decode within the bounds."""
         digest = hashlib.sha256(data).hexdigest()
         path = self.folder / str(EDGE) / digest[:2] / f"{digest}.webp"
-        try:
-            return path.read_bytes(), "image/webp"
-        except OSError:
-            pass
+        cached = read_entry(path) if self._real_folders(path) else None
+        if cached is not None:
+            return cached, "image/webp"
         made = self._encode(data, EDGE, "WEBP")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes(path, made)  # whole or not at all: another reader never sees half
+            if self._real_folders(path):
+                # whole or not at all: another reader never sees half; a bad entry (a
+                # FIFO, a link) is renamed over, what it pointed to left untouched
+                write_bytes(path, made)
         except OSError:
             pass  # a cache that cannot be written only costs the next request the work
         return made, "image/webp"
+
+    def _real_folders(self, path: Path) -> bool:
+        """Whether the folders from the cache's own down to `path`'s are folders, not
+        links to somewhere else (the cache folder itself may be a link: the user's)."""
+        for folder in (path.parent.parent, path.parent):
+            try:
+                if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                    return False
+            except FileNotFoundError:
+                return True  # made by mkdir, as a folder
+            except OSError:
+                return False
+        return True
 
     def rendering(self, data: bytes) -> tuple[bytes, str]:
         """(PNG bytes, "image/png"): the image as a browser can show it."""
