@@ -176,10 +176,14 @@ def test_a_coco_2017_annotations_folder_keeps_every_object_field_and_caption(wor
         "coco/annotations/instances_val2017.json",
         "coco/annotations/person_keypoints_val2017.json",
     ]
-    # what describes the dataset, not an image, is reported as not stored
+    # what describes the dataset, not an image, is reported as not stored; the
+    # categories' other fields are kept with the images whose objects name them
     notes = "\n".join(ingest["annotation_notes"])
     assert "info, licenses: the dataset's, not an image's; not stored" in notes
-    assert "the categories' keypoints, skeleton, supercategory: the dataset's" in notes
+    assert "categories'" not in notes
+    kept = store.metadata("coco/val2017/000000000139.jpg")["coco_categories"]
+    assert kept["18"] == {"supercategory": "animal"}
+    assert kept["1"]["supercategory"] == "person" and kept["1"]["skeleton"]
 
 
 def test_annotations_no_image_takes_and_an_id_given_twice_are_reported(workspace):

@@ -99,10 +99,17 @@ def test_columns_json_lines_cannot_carry_go_to_metadata_parquet_and_read_back(wo
     hf = hf_load(out, tmp_path / "hf-cache")
     assert sorted([*hf["train"], *hf["val"]]) == sorted(store.keys())
     assert hf["train"]["misc/train/b.png"]["id"] == "100"  # text, as JSON text
-    # HF gives the columns it could not type as JSON text, every other one as it is
+    # HF gives COCO objects as a list of records, only the part whose values conflict
+    # (polygons beside an RLE mask) as JSON text; every other column as it is.
     row = hf["val"]["coco/val2017/000000000139.jpg"]
-    assert json.loads(row["objects"]) == store.metadata("coco/val2017/000000000139.jpg")["objects"]
-    assert row["coco_image"] == store.metadata("coco/val2017/000000000139.jpg")["coco_image"]
+    stored = store.metadata("coco/val2017/000000000139.jpg")
+    assert isinstance(row["objects"], list) and len(row["objects"]) == len(stored["objects"])
+    for got, want in zip(row["objects"], stored["objects"], strict=True):
+        assert json.loads(got["segmentation"]) == want["segmentation"]
+        assert {k: v for k, v in got.items() if v is not None and k != "segmentation"} == {
+            k: v for k, v in want.items() if k != "segmentation"
+        }
+    assert row["coco_image"] == stored["coco_image"]
     again = ingested_elsewhere(out, tmp_path / "second")
     assert again.header.content_digest == store.header.content_digest
 
@@ -127,6 +134,14 @@ def test_coco_export_reads_in_pycocotools_and_back(workspace, tmp_path):
         ] == record.metadata.get("objects", [])
     captions = COCO(str(out / "annotations" / "captions.json"))
     assert len(captions.anns) == 3
+    # the categories come back whole: supercategory, keypoint names, skeleton
+    from test_annotations_coco import CATEGORIES, KEYPOINTS
+
+    given = {c["id"]: c for c in CATEGORIES}
+    for category in KEYPOINTS["categories"]:
+        given[category["id"]] = {**given.get(category["id"], {}), **category}
+    for number in coco.getCatIds():
+        assert coco.loadCats(number)[0] == given[number]
     again = ingested_elsewhere(out, tmp_path / "second")
     assert again.header.content_digest == store.header.content_digest
 

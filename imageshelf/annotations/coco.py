@@ -17,10 +17,12 @@ beside `person_keypoints_val2017.json` and `captions_val2017.json`). Per image:
   `panoptic` (paired.py): stored with it, never an image of its own.
 - `coco_image`: the image's entry but `file_name` (`id`, `width`, `height`, `license`,
   `coco_url`, ...).
+- `coco_categories`: for the categories its objects name that have fields besides `id`
+  and `name` (`supercategory`, person keypoints' `keypoints` names and `skeleton`), those
+  fields, by category id as text: what `--as coco` writes back into `categories`.
 
-A file's other top-level fields (`info`, `licenses`) and the categories' other fields
-(`supercategory`, `keypoints`, `skeleton`) describe the dataset, not an image: the
-report's notes say they were not stored. Annotations of an image id the file does not
+A file's other top-level fields (`info`, `licenses`) describe the dataset, not an
+image: the report's notes say they were not stored. Annotations of an image id the file does not
 list, and image ids given to two files, are reported too.
 """
 
@@ -53,6 +55,7 @@ class _Image:
     sources: set[str] = field(default_factory=set)
     entry: dict[str, Any] = field(default_factory=dict)
     objects: dict[Any, dict[str, Any]] = field(default_factory=dict)  # by annotation id
+    categories: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> extra fields
     captions: dict[Any, dict[str, Any]] = field(default_factory=dict)
     panoptic: dict[str, Any] | None = None
     kinds: set[str] = field(default_factory=set)  # the fields its files give
@@ -65,6 +68,8 @@ class _Image:
             out["captions"] = list(self.captions.values())
         if self.panoptic is not None:
             out["panoptic"] = self.panoptic
+        if self.categories:
+            out["coco_categories"] = dict(sorted(self.categories.items()))
         return out
 
 
@@ -86,7 +91,7 @@ def read_coco(
 def _read_one(
     rel: str, obj: dict[str, Any], keys: KeyIndex, images: dict[str, _Image], result: Annotations
 ) -> None:
-    names = _categories(rel, obj, result)
+    names, extra = _categories(obj)
     dataset = sorted(k for k in obj if k not in IMAGE_FIELDS)
     if dataset:
         result.note(f"{rel}: {', '.join(dataset)}: the dataset's, not an image's; not stored")
@@ -103,6 +108,7 @@ def _read_one(
             continue
         for key in by_id.get(image_id, ()):
             _add(rel, number, ann, names, images[key], result)
+            _keep_category(ann, extra, images[key])
             if _kind(ann) == "panoptic":
                 _pair_panoptic(rel, ann, key, keys, result)
     if orphans:
@@ -112,18 +118,22 @@ def _read_one(
         )
 
 
-def _categories(rel: str, obj: dict[str, Any], result: Annotations) -> dict[Any, str]:
-    names = {}
-    extra: set[str] = set()
+def _categories(obj: dict[str, Any]) -> tuple[dict[Any, str], dict[Any, dict[str, Any]]]:
+    """Each category id's name, and its other fields where it has any."""
+    names, extra = {}, {}
     for category in obj.get("categories") or []:
         names[category["id"]] = str(category["name"])
-        extra.update(k for k in category if k not in ("id", "name"))
-    if extra:
-        result.note(
-            f"{rel}: the categories' {', '.join(sorted(extra))}: the dataset's, not an "
-            "image's; not stored (each object keeps category_id and category)"
-        )
-    return names
+        fields = {k: v for k, v in category.items() if k not in ("id", "name")}
+        if fields:
+            extra[category["id"]] = fields
+    return names, extra
+
+
+def _keep_category(ann: dict[str, Any], extra: dict[Any, dict[str, Any]], image: _Image) -> None:
+    """The other fields of the category an object names, kept with its image."""
+    fields = extra.get(ann.get("category_id")) if isinstance(ann, dict) else None
+    if fields is not None:
+        image.categories.setdefault(str(ann["category_id"]), {}).update(fields)
 
 
 def _images(

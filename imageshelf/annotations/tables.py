@@ -26,6 +26,9 @@ KNOWN_FIELDS = ("label", "split", "text")
 # Parquet files this project writes name, in the schema's metadata, the columns it had
 # to store as JSON text (their values mix types Arrow cannot put in one column).
 JSON_COLUMNS = b"imageshelf.json_columns"
+# A column of an export's metadata.parquet: per row, the exact values of the columns
+# whose typed cells (what Hugging Face reads) would read back otherwise: these win.
+EXACT = "imageshelf_exact"
 
 Row = tuple[int, list[str], dict[str, Any]]  # line number, image paths, fields
 
@@ -172,6 +175,9 @@ def _parquet_rows(rel: str, data: bytes) -> Iterator[Row]:
             if value is None:
                 continue  # Arrow's empty cell: no field
             values[name] = strict_json(value) if name in as_json else _plain(rel, name, value)
+        exact = values.pop(EXACT, None) if EXACT in as_json else None
+        if isinstance(exact, dict):
+            values.update(exact)
         try:
             check_json_value(values)
         except ValueError as exc:

@@ -21,7 +21,16 @@ from pathlib import Path
 from ..atomic import write_bytes
 from ..store import ImageStore, Record
 from .detection import coco_files, labels_outside, yolo_files
-from .files import ExportError, OnItem, disk_folds, plan_files, target_inside, write_images
+from .files import (
+    ExportError,
+    OnItem,
+    disk_folds,
+    paired_paths,
+    plan_files,
+    target_inside,
+    write_images,
+    write_paired,
+)
 from .imagefolder import metadata_files, metadata_rows, split_paths
 from .labelstudio import label_studio_files
 from .webdataset import sample_name, stale_shards, write_shards
@@ -57,6 +66,9 @@ def export_files(
     paths = [record.key for record in records]
     if split_folders and layout != "imagefolder":
         raise ExportError("--split-folders is for the imagefolder layout")
+    if split_folders:
+        paths, notes = split_paths(records)
+    paired = paired_paths(records, paths)
     if layout == "coco":
         files, notes = coco_files(records)
     elif layout == "yolo":
@@ -67,19 +79,23 @@ def export_files(
     elif layout == "label-studio":
         files, notes = label_studio_files(records)
     elif layout == "imagefolder":
-        if split_folders:
-            paths, notes = split_paths(records)
-        files = metadata_files(metadata_rows(records, paths))
+        rows, unlinked = metadata_rows(records, paths, paired)
+        files = metadata_files(rows)
+        notes += unlinked
     else:
         raise ExportError(f"no export layout {layout!r}; one of {', '.join(LAYOUTS)}")
-    clash = sorted(set(paths) & set(files))
+    extra = sorted({path for path, _key, _role in paired.values()})
+    clash = sorted(set(paths) & (set(files) | set(extra)) or set(extra) & set(files))
     if clash:
-        raise ExportError(f"key {clash[0]!r} is also the name of a file this export writes")
-    targets = plan_files(out_dir, [*paths, *sorted(files)], overwrite, "key", case_insensitive)
+        raise ExportError(f"{clash[0]!r} is both a key and a file this export writes")
+    every = [*paths, *extra, *sorted(files)]
+    targets = plan_files(out_dir, every, overwrite, "key", case_insensitive)
     written = write_images(store, records, targets[: len(records)], on_item)
-    for name, target in zip(sorted(files), targets[len(records) :], strict=True):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        write_bytes(target, files[name])
+    at = dict(zip(every, targets, strict=True))
+    written += write_paired(store, {at[path]: (key, role) for path, key, role in paired.values()})
+    for name in sorted(files):
+        os.makedirs(os.path.dirname(at[name]), exist_ok=True)
+        write_bytes(at[name], files[name])
     return Exported(written, sorted(files), notes)
 
 

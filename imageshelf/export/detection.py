@@ -34,7 +34,7 @@ from .files import ExportError
 from .objects import Shaped, left_out, scale, shaped_objects
 from .text import json_bytes, line_problem, shown, yaml_quoted
 
-COCO_FIELDS = ("objects", "captions", "coco_image", "panoptic")
+COCO_FIELDS = ("objects", "captions", "coco_image", "panoptic", "coco_categories")
 # ultralytics counts classes up to the largest number in data.yaml's names: past this,
 # the names are numbered from 0 again rather than written as a million fillers.
 MAX_CLASS_NUMBER = 100_000
@@ -86,6 +86,20 @@ def category_ids(kept: Kept) -> dict[str, int]:
 # ------------------------------------------------------------------ COCO
 
 
+def _category_fields(records: Sequence[Record]) -> dict[int, dict[str, Any]]:
+    """The categories' other fields (supercategory, keypoint names, skeleton) the COCO
+    reader kept with the images (`coco_categories`), by category id."""
+    fields: dict[int, dict[str, Any]] = {}
+    for record in records:
+        kept = record.metadata.get("coco_categories")
+        if not isinstance(kept, dict):
+            continue
+        for number, values in kept.items():
+            if isinstance(values, dict) and number.isdigit() and len(number) < 10:
+                fields.setdefault(int(number), {}).update(values)
+    return fields
+
+
 def coco_files(records: Sequence[Record]) -> tuple[dict[str, bytes], list[str]]:
     """The files of a COCO export (path -> bytes) and notes on what it could not carry."""
     notes: list[str] = []
@@ -118,8 +132,9 @@ def coco_files(records: Sequence[Record]) -> tuple[dict[str, bytes], list[str]]:
                 captions.append({**caption, "image_id": image_id})
     _number_ids(objects)
     _number_ids(captions)
+    extra = _category_fields(records)
     names = [
-        {"id": number, "name": name}
+        {**extra.get(number, {}), "id": number, "name": name}
         for name, number in sorted(categories.items(), key=lambda c: c[1])
     ]
     files = {

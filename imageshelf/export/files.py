@@ -131,3 +131,38 @@ def write_images(
         if on_item is not None:
             on_item(record)
     return total
+
+
+Paired = dict[tuple[str, str], tuple[str, str, str]]  # (key, role) -> (path, key, role)
+
+
+def paired_paths(records: Sequence[Record], paths: Sequence[str]) -> Paired:
+    """Where each record's paired images (its masks) go: the path each arrived as
+    (`file`), under the same folder the record's path was put under (a split folder);
+    ExportError for one file that two records' paired images would fill differently."""
+    out: Paired = {}
+    claimed: dict[str, str] = {}  # path -> the sha256 written there
+    for record, path in zip(records, paths, strict=True):
+        prefix = path[: len(path) - len(record.key)]  # "val/" under --split-folders
+        for role in record.roles():
+            paired = record.paired[role]
+            target = prefix + paired.file
+            if claimed.setdefault(target, paired.info.sha256) != paired.info.sha256:
+                raise ExportError(
+                    f"{target!r} would hold two different paired images ({record.key!r}'s "
+                    f"{role} and another's): refusing to export as files"
+                )
+            out[(record.key, role)] = (target, record.key, role)
+    return out
+
+
+def write_paired(store: ImageStore, targets: dict[str, tuple[str, str]]) -> int:
+    """Each paired image's original bytes at its target (target -> (key, role))."""
+    total = 0
+    for target, (key, role) in targets.items():
+        data = store.get_paired(key, role)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with atomic_write(target) as out:
+            out.write(data)
+        total += len(data)
+    return total

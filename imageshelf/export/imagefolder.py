@@ -23,27 +23,46 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..annotations.folders import split_of_name
-from ..annotations.tables import JSON_COLUMNS
+from ..annotations.tables import EXACT, JSON_COLUMNS
 from ..store import Record
-from .columns import Conflict, arrow_type, column_signature
-from .files import ExportError
+from ..store.format import canonical_json
+from .columns import JSON, Conflict, arrow_type, column_signature, typed_signature, typed_value
+from .files import ExportError, Paired
 from .text import json_bytes
 
 Rows = dict[str, list[dict[str, Any]]]  # metadata file's folder -> its rows
 
 
-def metadata_rows(records: Sequence[Record], paths: Sequence[str]) -> Rows:
+def metadata_rows(
+    records: Sequence[Record], paths: Sequence[str], paired: Paired
+) -> tuple[Rows, list[str]]:
     """The rows of each metadata file: a record's metadata and its `file_name` (its
     path in the export), relative to the nearest folder Hugging Face takes for a split
-    ("" where there is none)."""
+    ("" where there is none); and ROLE_file_name for each of its paired images (HF:
+    `image` and `mask`, two image columns of one row), where HF can link it: inside
+    that folder. Notes on those it cannot."""
     groups: Rows = defaultdict(list)
+    outside: dict[str, str] = {}  # role -> the first key whose paired image is outside
     for record, path in sorted(zip(records, paths, strict=True), key=lambda p: p[1].encode()):
         folders = path.split("/")[:-1]
         at = next((i for i in range(len(folders) - 1, -1, -1) if split_of_name(folders[i])), -1)
         group = "/".join(folders[: at + 1])
-        name = path[len(group) + 1 :] if group else path
-        groups[group].append({**record.metadata, "file_name": name})
-    return dict(groups)
+        row = {**record.metadata, "file_name": path[len(group) + 1 :] if group else path}
+        for role in record.roles():
+            target = paired[(record.key, role)][0] if (record.key, role) in paired else None
+            if target is not None and (not group or target.startswith(group + "/")):
+                row[f"{role}_file_name"] = target[len(group) + 1 :] if group else target
+            else:
+                outside.setdefault(role, record.key)
+        groups[group].append(row)
+    notes = [
+        f"paired images ({role}) outside their image's split folder (first: {key}'s) are "
+        "written where they came from, but Hugging Face links a metadata file only to "
+        f"files under its folder: no {role}_file_name column for them (--split-folders "
+        "puts each beside its image)"
+        for role, key in sorted(outside.items())
+    ]
+    return dict(groups), notes
 
 
 def split_paths(records: Sequence[Record]) -> tuple[list[str], list[str]]:
@@ -97,6 +116,10 @@ def _jsonl_carries(rows: Rows) -> bool:
 
 
 def _parquet(rows: Rows) -> dict[str, bytes]:
+    """One schema for every file: each column typed as Hugging Face reads it best (ints
+    beside floats as floats; where values conflict, only the part that does as JSON
+    text), and, for the rows whose typed cells would read back otherwise, the exact
+    values in one more column (EXACT), which ingest reads instead."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -104,27 +127,56 @@ def _parquet(rows: Rows) -> dict[str, bytes]:
         raise ExportError(
             "this metadata needs metadata.parquet (its columns mix types JSON Lines files "
             "cannot give Hugging Face), and writing Parquet needs pyarrow: "
-            "pip install 'imageshelf[parquet]'"
+            "pip install 'imageshelf[pipeline]'"
         ) from None
     every: dict[str, list[Any]] = defaultdict(list)
     for group_rows in rows.values():
         for name, values in _columns(group_rows).items():
             every[name] += values
-    fields, as_json = [], []
-    for name in sorted(every, key=lambda n: (n != "file_name", n)):
-        try:
-            fields.append(pa.field(name, arrow_type(column_signature(every[name], strict=True))))
-        except Conflict:
-            fields.append(pa.field(name, pa.string()))
-            as_json.append(name)
+    names = sorted(every, key=lambda n: (n != "file_name", n))
+    kinds = {name: typed_signature(every[name]) for name in names}
+    cells = {
+        group: [_typed_row(row, kinds) for row in group_rows] for group, group_rows in rows.items()
+    }
+    exact = any(EXACT in row for group in cells.values() for row in group)
+    fields = [pa.field(name, arrow_type(kinds[name])) for name in names]
+    as_json = [name for name in names if kinds[name] == JSON]
+    if exact:
+        fields.append(pa.field(EXACT, pa.string()))
+        as_json.append(EXACT)
     schema = pa.schema(fields, metadata={JSON_COLUMNS: json.dumps(as_json).encode()})
     out = {}
-    for group, group_rows in rows.items():
-        cells = [
-            {k: json.dumps(v, sort_keys=True) if k in as_json else v for k, v in row.items()}
-            for row in group_rows
-        ]
+    for group, group_cells in cells.items():
         buffer = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(cells, schema=schema), buffer)
+        pq.write_table(pa.Table.from_pylist(group_cells, schema=schema), buffer)
         out[_path(group, "metadata.parquet")] = buffer.getvalue()
     return out
+
+
+def _typed_row(row: dict[str, Any], kinds: dict[str, Any]) -> dict[str, Any]:
+    """A row's cells as the schema holds them, and EXACT: the original values of those
+    that would read back otherwise (a whole number written as a float, a conflicting
+    part as text, a field another row has filled with null), as JSON text."""
+    cells: dict[str, Any] = {}
+    exact: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        value = row.get(name)
+        cells[name] = typed_value(value, kind)
+        if kind != JSON and value is not None and _read_back(cells[name]) != canonical_json(value):
+            exact[name] = value
+    if exact:
+        cells[EXACT] = json.dumps(exact, sort_keys=True, ensure_ascii=True)
+    return cells
+
+
+def _read_back(cell: Any) -> bytes:
+    """What ingest reads from a typed cell (tables.py drops an object's null fields)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    return canonical_json(plain(cell))
