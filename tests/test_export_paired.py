@@ -85,7 +85,6 @@ def test_coco_and_yolo_objects_export_under_the_demo_setup_and_load_as_records(w
     HF refuses JSON Lines files whose features differ) writes metadata.parquet; HF
     gives `objects` as a list of records in both."""
     import tomllib
-
     from test_annotations_coco import coco2017
 
     from conftest import hf_load, make_image
