@@ -298,11 +298,21 @@ def test_a_labelme_file_labelme_would_not_open_rejects_its_image_with_why(tmp_pa
     ]
 
 
-def test_a_generic_sidecar_over_the_metadata_limit_still_rejects_its_image(tmp_path):
-    files = {"h.png": make_image(seed=7), "h.json": json.dumps({"text": "x" * (1 << 20)})}
-    assert (
-        read(files, tmp_path).broken["h.png"].endswith("(ingest.max_metadata_bytes in params.yaml)")
-    )
+def test_a_sidecar_over_the_metadata_limit_still_rejects_its_image_labelme_s_too(tmp_path):
+    """Only imageData is not counted: a LabelMe file's shapes are metadata like any
+    sidecar's fields (and neither file is parsed)."""
+    long = "y" * (1 << 20)
+    files = {
+        "h.png": make_image(seed=7),
+        "h.json": json.dumps({"text": long}),
+        "i.png": make_image(seed=8),
+        "i.json": labelme_json(
+            [shape("x", "point", [[1, 2]], description=long)], "i.png", make_image(seed=8), (32, 24)
+        ),  # fmt: skip
+    }
+    broken = read(files, tmp_path).broken
+    for key in ("h.png", "i.png"):
+        assert broken[key].endswith(", over 1,048,576 (ingest.max_metadata_bytes in params.yaml)")
 
 
 # ------------------------------------------------------------------ CVAT for video

@@ -30,6 +30,7 @@ import base64
 import binascii
 import math
 import posixpath
+import re
 from collections.abc import Callable
 from pathlib import PureWindowsPath
 from typing import Any
@@ -59,6 +60,17 @@ POINT_COUNTS = {
 }
 DEFAULTS = ("group_id", "description", "flags", "mask")  # left out when null or empty
 IMAGE_FIELDS = ("shapes", "imageData", "flags")  # the rest of a file goes to `labelme`
+
+
+# `"imageData": "<base64>"`, as the bytes of a file: what of a LabelMe file is its image
+_IMAGE_DATA = re.compile(rb'"imageData"\s*:\s*"[A-Za-z0-9+/=\\\s]*"')
+
+
+def image_data_length(data: bytes) -> int:
+    """How many bytes of a JSON file an `imageData` string takes (0 if none): the rest of
+    a LabelMe file is metadata, bound as any sidecar is."""
+    found = _IMAGE_DATA.search(data)
+    return 0 if found is None else found.end() - found.start()
 
 
 def is_labelme(obj: Any) -> bool:

@@ -4,8 +4,9 @@ or the LabelMe file labelme saves there (labelme.py).
 A sidecar is the image's own: one that does not parse rejects that one image (with the
 reason) instead of stopping the stage. `NAME.json` is applied before `NAME.EXT.json`, so
 the more specific one wins field by field. A sidecar's fields are metadata, so one over
-`ingest.max_metadata_bytes` rejects its image; a LabelMe file may be larger, up to
-`annotations.max_file_bytes`, since the image it embeds (`imageData`) is not kept."""
+`ingest.max_metadata_bytes` rejects its image, before it is parsed; in a LabelMe file,
+the image it embeds (`imageData`) is not metadata and not counted (the file may be as
+large as `annotations.max_file_bytes`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .base import (
     name_of,
     read_bounded,
 )
-from .labelme import apply_labelme, is_labelme, note_copies
+from .labelme import apply_labelme, image_data_length, is_labelme, note_copies
 from .values import strict_json
 
 
@@ -69,8 +70,9 @@ def _sidecar(
     name = name_of(rel)
     try:
         data = read_bounded(read, rel, max(limits.own, limits.file), FILE_LIMIT)
-        if len(data) > limits.own and b'"shapes"' not in data:
-            raise AnnotationError(f"{rel}: {_over(len(data), limits)}")  # parsed for no use
+        size = len(data) - image_data_length(data)  # a LabelMe file's image is no metadata
+        if size > limits.own:  # never parsed, then
+            raise AnnotationError(f"{rel}: {_over(size, limits)}")
         obj = strict_json(data.decode("utf-8"))
     except AnnotationError as exc:
         result.broken[image] = str(exc).split(": ", 1)[1]
