@@ -98,6 +98,8 @@ def read_tracked(
         return Tracked(Annotations(), rules)
     limits = Limits(max_bytes, rules.max_file_bytes)
     annotations = read_place(folder, found.annotations, KeyIndex(keys()), limits)
+    for key, rel in sorted(annotations.embedded.items()):  # its image is not stored
+        annotations.unused.append(f"{rel}: LabelMe with its image inside, {key}: no such image")
     if annotations.broken:
         key, reason = sorted(annotations.broken.items())[0]
         raise TrackedError(f"{folder}: the annotations of {key}: {reason}")

@@ -122,8 +122,9 @@ def test_metadata_that_matches_no_image_is_reported(workspace):
     stage("ingest")
     assert report("ingest")["unused_metadata"] == [
         "labels.csv:3: missing.png (no such image)",
-        "orphan.json: neither COCO (images and annotations) nor a Label Studio export "
-        "(tasks with data and annotations), and no image of that name",
+        "orphan.json: not COCO (images and annotations), a Label Studio export (tasks with "
+        "data and annotations), FiftyOne's labels.json (labels by image) or LabelMe (shapes "
+        "and imagePath), and no image of that name",
     ]
 
 

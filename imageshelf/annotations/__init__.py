@@ -12,7 +12,10 @@ One module per format, each the reference's reading of it:
 - `sidecars`: `NAME.json` beside an image;
 - `coco`: COCO instances, keypoints, captions, panoptic (pycocotools);
 - `yolo`: YOLO labels, class names, data.yaml (ultralytics; CVAT, Label Studio);
-- `voc`: Pascal VOC XML (torchvision), CVAT for images XML;
+- `voc`: Pascal VOC XML (torchvision);
+- `cvat`: CVAT for images and CVAT for video XML (CVAT's exporter, datumaro);
+- `labelme`: LabelMe's JSON, its embedded image too (labelme's loader);
+- `fiftyone`: FiftyOne's image detection and classification datasets (its importers);
 - `labelstudio`: Label Studio's JSON export (label-studio-sdk's converter);
 - `lists`: image lists that give a split (VOC's ImageSets, YOLO's train.txt);
 - `folders`: the split and label an image's folders give (HF, torchvision);

@@ -19,6 +19,7 @@ import zipfile
 from dataclasses import dataclass
 
 from ..files import read_regular_file, read_regular_file_within
+from .labelme import embedded_image
 
 ARCHIVE_SUFFIXES = (".zip", ".tar")
 UNREAD_ARCHIVES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".7z", ".rar")
@@ -26,6 +27,11 @@ UNREAD_ARCHIVES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".
 
 class ArchiveError(OSError):
     """An archive, or a member, that cannot be read; the message says why."""
+
+
+class MissingMember(ArchiveError):
+    """No member of that name: as a file that is not there (a LabelMe JSON in the
+    archive may hold it, read_source)."""
 
 
 def is_archive(rel: str) -> bool:
@@ -139,8 +145,10 @@ def read_member(path: str, name: str, limit: int | None = None) -> tuple[bytes |
         if path.lower().endswith(".zip"):
             return _read_zip(path, name, limit)
         found = _tar_index(path).get(name)
-        if found is None or found[1]:
-            raise ArchiveError(f"{name}: {found[1] if found else 'no such member'}")
+        if found is None:
+            raise MissingMember(f"{name}: no such member")
+        if found[1]:
+            raise ArchiveError(f"{name}: {found[1]}")
         _name, _why, offset, size = found
         if limit is not None and size > limit:
             return None, size
@@ -161,7 +169,7 @@ def _read_zip(path: str, name: str, limit: int | None) -> tuple[bytes | None, in
     archive, infos = _zip(path)
     info = infos.get(name)
     if info is None:
-        raise KeyError(name)
+        raise MissingMember(f"{name}: no such member")
     if limit is not None and info.file_size > limit:
         return None, info.file_size
     with archive.open(info) as member:
@@ -209,7 +217,18 @@ def locate(root: str, key: str) -> tuple[str, str] | None:
 def read_source(root: str, key: str, limit: int | None = None) -> tuple[bytes | None, int]:
     """The bytes of the file a key came from under `root`, in an archive or not: (bytes,
     size), or (None, size) if over `limit`. OSError (NotRegularFileError, ArchiveError)
-    says why it cannot be read."""
+    says why it cannot be read. A key that is no file may be an image a LabelMe JSON
+    beside it holds (labelme.embedded_image): its bytes are those the JSON decodes to."""
+    try:
+        return _read_file(root, key, limit)
+    except (FileNotFoundError, MissingMember):
+        found = embedded_image(lambda rel, lim: _read_file(root, rel, lim), key, limit)
+        if found is None:
+            raise
+        return found
+
+
+def _read_file(root: str, key: str, limit: int | None) -> tuple[bytes | None, int]:
     inside = locate(root, key)
     if inside is not None:
         return read_member(*inside, limit)

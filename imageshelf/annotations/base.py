@@ -105,6 +105,9 @@ class Annotations:
     files: list[str] = field(default_factory=list)  # every annotation file read
     # files named like annotations that are not text: images (by content), or rejects
     not_text: list[str] = field(default_factory=list)
+    # images that are inside an annotation file (a LabelMe JSON's imageData, with no
+    # image file beside it): key -> the file
+    embedded: dict[str, str] = field(default_factory=dict)
     # file -> the keys it set something for (which records a change to it can touch)
     keys_by_file: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     # tables and XML files that left rows for no image, or notes: read again every run

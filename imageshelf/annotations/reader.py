@@ -1,11 +1,12 @@
 """Read every annotation file of a place, each by its format's module, in one order.
 
 Within a place, outer folders are read before inner ones and, in a folder: data.yaml's
-splits, tables, COCO and Label Studio JSON, XML (VOC, CVAT), then text files (YOLO
-labels, image lists, an image's text), then sidecars (`NAME.json` before
-`NAME.EXT.json`): a later source wins field by field. A file that does not parse is an
-AnnotationError naming it (losing labels is worse than stopping), except a file that is
-one image's own (a sidecar, a YOLO label file), which rejects that one image with the
+splits, tables, JSON (COCO, Label Studio, FiftyOne's labels.json, LabelMe files not
+named for their image), XML (VOC, CVAT), then text files (YOLO labels, image lists, an
+image's text), then sidecars (`NAME.json` before `NAME.EXT.json`, LabelMe's too): a
+later source wins field by field. A file that does not parse is an AnnotationError
+naming it (losing labels is worse than stopping), except a file that is one image's own
+(a sidecar, a LabelMe file, a YOLO label file), which rejects that one image with the
 reason instead.
 """
 
@@ -33,7 +34,9 @@ from .base import (
     text_of,
 )
 from .coco import is_coco, read_coco
+from .fiftyone import is_fiftyone, read_fiftyone
 from .kinds import annotation_kind
+from .labelme import is_labelme, note_copies, read_labelme
 from .labelstudio import is_json_min, is_label_studio, read_label_studio
 from .lists import list_split, read_list
 from .sidecars import read_sidecars, sidecar_image
@@ -123,7 +126,7 @@ def read_annotations(
             _read_text(rel, read, whole, keys, limits.own, yolo, result)
         if len(result.unused) + len(result.notes) != said:
             result.dirty.add(rel)
-    read_sidecars(sidecars, read, keys, limits.own, result)
+    read_sidecars(sidecars, read, keys, limits, result)
     for rel in yolo.named:
         if rel in yolo.used:
             result.files.append(rel)
@@ -183,8 +186,9 @@ def _read_table(rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Ann
 def _read_json_folder(
     rels: list[str], whole: Callable[[str], bytes], keys: KeyIndex, result: Annotations
 ) -> None:
-    """A folder's JSON files that are no image's sidecar: COCO files, read together, and
-    Label Studio exports."""
+    """A folder's JSON files that are no image's sidecar by name: COCO files, read
+    together, Label Studio exports, FiftyOne's labels.json, LabelMe files."""
+    copies: list[str] = []  # LabelMe files whose imageData copies an image that is there
 
     def documents() -> Iterator[tuple[str, dict[str, Any]]]:
         for rel in rels:
@@ -192,24 +196,42 @@ def _read_json_folder(
                 obj = strict_json(text_of(rel, whole(rel)))
             except ValueError as exc:
                 raise AnnotationError(f"{rel}: invalid JSON: {exc}") from None
+            result.reading = rel
             if is_coco(obj):
                 result.files.append(rel)
                 yield rel, obj
-            elif is_label_studio(obj):
-                result.files.append(rel)
-                read_label_studio(rel, obj, keys, result)
-            elif is_json_min(obj):
-                result.unused.append(
-                    f"{rel}: Label Studio's JSON_MIN export, which does not tell a task's data "
-                    "from its results: export the project as JSON instead"
-                )
-            else:
-                result.unused.append(
-                    f"{rel}: neither COCO (images and annotations) nor a Label Studio export "
-                    "(tasks with data and annotations), and no image of that name"
-                )
+            elif not _read_json(rel, obj, keys, result, copies):
+                result.unused.append(_unknown_json(rel, obj))
 
     read_coco(documents(), keys, result)
+    note_copies(copies, result)
+
+
+def _read_json(rel: str, obj: Any, keys: KeyIndex, result: Annotations, copies: list[str]) -> bool:
+    """Read a JSON file that is not COCO, if it is a format we read; whether it was."""
+    if is_label_studio(obj):
+        read_label_studio(rel, obj, keys, result)
+    elif is_labelme(obj):
+        read_labelme(rel, obj, keys, result, copies)
+    elif is_fiftyone(obj):
+        read_fiftyone(rel, obj, keys, result)
+    else:
+        return False
+    result.files.append(rel)
+    return True
+
+
+def _unknown_json(rel: str, obj: Any) -> str:
+    if is_json_min(obj):
+        return (
+            f"{rel}: Label Studio's JSON_MIN export, which does not tell a task's data "
+            "from its results: export the project as JSON instead"
+        )
+    return (
+        f"{rel}: not COCO (images and annotations), a Label Studio export (tasks with data "
+        "and annotations), FiftyOne's labels.json (labels by image) or LabelMe (shapes and "
+        "imagePath), and no image of that name"
+    )
 
 
 def _read_text(

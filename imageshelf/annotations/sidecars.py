@@ -1,14 +1,30 @@
-"""Sidecars: `NAME.json` or `NAME.EXT.json` beside an image, one JSON object of fields.
+"""Sidecars: `NAME.json` or `NAME.EXT.json` beside an image, one JSON object of fields,
+or the LabelMe file labelme saves there (labelme.py).
 
 A sidecar is the image's own: one that does not parse rejects that one image (with the
 reason) instead of stopping the stage. `NAME.json` is applied before `NAME.EXT.json`, so
-the more specific one wins field by field."""
+the more specific one wins field by field. A sidecar's fields are metadata, so one over
+`ingest.max_metadata_bytes` rejects its image, before it is parsed; in a LabelMe file,
+the image it embeds (`imageData`) is not metadata and not counted (the file may be as
+large as `annotations.max_file_bytes`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from .base import AnnotationError, Annotations, KeyIndex, Reader, name_of, read_bounded
+from .base import (
+    FILE_LIMIT,
+    AnnotationError,
+    Annotations,
+    KeyIndex,
+    Limits,
+    Reader,
+    folder_of,
+    name_of,
+    read_bounded,
+)
+from .labelme import apply_labelme, image_data_length, is_labelme, note_copies
 from .values import strict_json
 
 
@@ -26,25 +42,52 @@ def sidecar_order(rel: str) -> tuple[int, bool, str]:
 
 
 def read_sidecars(
-    files: Iterable[str], read: Reader, keys: KeyIndex, max_bytes: int, result: Annotations
+    files: Iterable[str], read: Reader, keys: KeyIndex, limits: Limits, result: Annotations
 ) -> None:
+    copies: dict[str, list[str]] = {}  # folder -> its LabelMe files that copy their image
     for rel in sorted(files, key=sidecar_order):
         image = sidecar_image(rel, keys)
         assert image is not None
         result.files.append(rel)
         result.reading = rel
-        name = name_of(rel)
-        try:
-            obj = strict_json(read_bounded(read, rel, max_bytes).decode("utf-8"))
-        except AnnotationError as exc:
-            result.broken[image] = str(exc).split(": ", 1)[1]
+        obj = _sidecar(rel, read, limits, image, result)
+        if obj is None:
             continue
-        except (ValueError, UnicodeDecodeError) as exc:
-            result.broken[image] = f"invalid metadata JSON in {name}: {exc}"
-            continue
-        if not isinstance(obj, dict):
-            result.broken[image] = (
-                f"metadata in {name} is a JSON {type(obj).__name__}, not an object"
-            )
-            continue
-        result.set(image, obj)
+        if is_labelme(obj):
+            if obj.get("imageData"):
+                copies.setdefault(folder_of(rel), []).append(rel)
+            apply_labelme(rel, obj, image, result)
+        else:
+            result.set(image, obj)
+    for folder in sorted(copies):
+        note_copies(copies[folder], result)
+
+
+def _sidecar(
+    rel: str, read: Reader, limits: Limits, image: str, result: Annotations
+) -> dict[str, Any] | None:
+    """A sidecar's JSON, or None with its image rejected (`result.broken`) and why."""
+    name = name_of(rel)
+    try:
+        data = read_bounded(read, rel, max(limits.own, limits.file), FILE_LIMIT)
+        size = len(data) - image_data_length(data)  # a LabelMe file's image is no metadata
+        if size > limits.own:  # never parsed, then
+            raise AnnotationError(f"{rel}: {_over(size, limits)}")
+        obj = strict_json(data.decode("utf-8"))
+    except AnnotationError as exc:
+        result.broken[image] = str(exc).split(": ", 1)[1]
+        return None
+    except (ValueError, UnicodeDecodeError) as exc:
+        result.broken[image] = f"invalid metadata JSON in {name}: {exc}"
+        return None
+    if not isinstance(obj, dict):
+        result.broken[image] = f"metadata in {name} is a JSON {type(obj).__name__}, not an object"
+        return None
+    if len(data) > limits.own and not is_labelme(obj):
+        result.broken[image] = _over(len(data), limits)
+        return None
+    return obj
+
+
+def _over(size: int, limits: Limits) -> str:
+    return f"{size:,} bytes, over {limits.own:,} (ingest.max_metadata_bytes in params.yaml)"

@@ -1,5 +1,5 @@
-"""Pascal VOC XML, as torchvision's VOCDetection parses it (every tag, as a dict), and
-CVAT's "CVAT for images" XML.
+"""Pascal VOC XML, as torchvision's VOCDetection parses it (every tag, as a dict); CVAT's
+XML is read by cvat.py.
 
 VOC: an `<annotation>` per image (`Annotations/NAME.xml` beside `JPEGImages/`). Each
 `<object>` becomes an entry of `objects` with every tag it has: `<name>` as `category`,
@@ -8,11 +8,6 @@ VOC: an `<annotation>` per image (`Annotations/NAME.xml` beside `JPEGImages/`). 
 `occluded`, `actions`, `point`, ...) under its own name, its text typed as a table cell
 is. The annotation's other tags (`folder`, `source`, `size`, `segmented`, `owner`, ...)
 are kept in `voc`.
-
-CVAT for images 1.1: `<annotations>` with an `<image name=... width=... height=...>` per
-image, holding `<box>`, `<polygon>`, `<polyline>`, `<points>`, `<mask>` and `<tag>`
-elements: each becomes an entry of `objects` (`category` from `label`, `bbox`, and for
-polygons `segmentation`), its `<attribute>`s in `attributes`.
 """
 
 from __future__ import annotations
@@ -20,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import AnnotationError, Annotations, KeyIndex, folder_of, join, name_of, number
+from .cvat import is_cvat, read_cvat
 from .values import typed
 
 
@@ -37,11 +33,14 @@ def read_xml(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> None
     root = parse_xml(rel, data)
     if root.tag == "annotation":
         _read_voc(rel, root, keys, result)
-    elif root.tag == "annotations" and root.find("image") is not None:
-        _read_cvat(rel, root, keys, result)
+    elif is_cvat(root):
+        read_cvat(rel, root, keys, result)
+    elif root.tag == "annotations":
+        result.unused.append(f"{rel}: CVAT XML with no <image> or <track>: nothing annotated")
     else:
         result.unused.append(
-            f"{rel}: XML, but neither Pascal VOC (<annotation>) nor CVAT (<annotations>)"
+            f"{rel}: XML, but neither Pascal VOC (<annotation>) nor CVAT (<annotations>): "
+            f"its root is <{root.tag}>"
         )
 
 
@@ -123,60 +122,4 @@ def _element(element: Any) -> Any:
             repeated.add(child.tag)
         else:
             out[child.tag] = value
-    return out
-
-
-# ------------------------------------------------------------------ CVAT for images
-
-_SHAPES = ("box", "polygon", "polyline", "points", "mask", "tag", "ellipse", "skeleton")
-
-
-def _read_cvat(rel: str, root: Any, keys: KeyIndex, result: Annotations) -> None:
-    folder = folder_of(rel)
-    for image in root.iter("image"):
-        name = (image.get("name") or "").strip()
-        key = join(folder, name)
-        if key not in keys.keys:
-            found = keys.by_tail(folder, name)
-            key = found[0] if len(found) == 1 else ""
-        if not key:
-            result.unused.append(f"{rel}: {name or '(no name)'} (no such image)")
-            continue
-        objects = [_cvat_shape(rel, shape) for shape in image if shape.tag in _SHAPES]
-        values: dict[str, Any] = {"objects": objects}
-        extra = {
-            k: typed(v) for k, v in image.attrib.items() if k not in ("name", "width", "height")
-        }
-        if extra:
-            values["cvat"] = extra
-        result.set(key, values)
-    if root.find("meta") is not None:
-        result.note(f"{rel}: <meta> describes the task, not an image: not stored")
-
-
-def _cvat_shape(rel: str, shape: Any) -> dict[str, Any]:
-    attrib = dict(shape.attrib)
-    out: dict[str, Any] = {"category": attrib.pop("label", ""), "type": shape.tag}
-    try:
-        if shape.tag == "box":
-            x1, y1, x2, y2 = (float(attrib.pop(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
-            out["bbox"] = [number(x1), number(y1), number(x2 - x1), number(y2 - y1)]
-        elif "points" in attrib:
-            flat = [float(c) for pair in attrib.pop("points").split(";") for c in pair.split(",")]
-            xs, ys = flat[0::2], flat[1::2]
-            out["bbox"] = [
-                number(min(xs)),
-                number(min(ys)),
-                number(max(xs) - min(xs)),
-                number(max(ys) - min(ys)),
-            ]
-            out["segmentation" if shape.tag == "polygon" else "points"] = [
-                [number(c) for c in flat]
-            ]
-    except (KeyError, ValueError):
-        raise AnnotationError(f"{rel}: a <{shape.tag}> without numeric coordinates") from None
-    out.update((k, typed(v)) for k, v in attrib.items())
-    attributes = {a.get("name", ""): typed(a.text or "") for a in shape.findall("attribute")}
-    if attributes:
-        out["attributes"] = attributes
     return out

@@ -1,8 +1,10 @@
 """Ingest: find what arrived in the incoming folder, check it, hash it, read its metadata.
 
 Every file is staged (it goes into the manifest that pack merges), read as annotations
-(annotations/: tables, sidecars, COCO, Label Studio, YOLO, VOC, archives), ignored by a pattern of
-`annotations.ignore` (listed in the report), or rejected with a reason in the report.
+(annotations/: tables, sidecars, COCO, Label Studio, YOLO, VOC, CVAT, LabelMe, FiftyOne,
+archives), ignored by a pattern of `annotations.ignore` (listed in the report), or
+rejected with a reason in the report. An image may also come from inside an annotation
+file: a LabelMe JSON's imageData, where no image file is beside it.
 Whether a file is an image is decided by its content. The metadata staged with an image
 is what arrived with it; pack merges it into the store and never removes a field for it.
 An annotation file that does not parse fails the stage, naming it.
@@ -387,7 +389,10 @@ class _Run:
         """Count the known files, reject bad keys and broken metadata, take what the
         cache knows of the rest; returns the files to probe."""
         result, todo = self.result, []
-        files = sorted([*self.found.files, *self.annotations.not_text])  # x.txt may be a PNG
+        embedded = self.annotations.embedded  # images inside LabelMe files: stamped as those
+        self.found.stamps.update((key, self.found.stamps[rel]) for key, rel in embedded.items())
+        # x.txt may be a PNG
+        files = sorted([*self.found.files, *self.annotations.not_text, *embedded])
         result.scanned = len(files)
         paired, orphans = self.pairs.files(), self.pairs.orphans
         for rel in files:

@@ -454,14 +454,18 @@ def _reader(incoming: Path, key: str, sha256: str, probed: Probed) -> Callable[[
 
     def read() -> bytes:
         root = str(incoming)
+        data = None
         if locate(root, key) is None:
-            data, stamp = read_regular_file_stamped(os.path.join(root, key))
-            if probed.sha256(key, stamp) == sha256:
-                return data
-        else:
-            found = read_source(root, key)[0]
-            assert found is not None  # no limit asked
-            data = found
+            try:
+                data, stamp = read_regular_file_stamped(os.path.join(root, key))
+            except FileNotFoundError:
+                pass  # an image a LabelMe file embeds: read_source reads it
+            else:
+                if probed.sha256(key, stamp) == sha256:
+                    return data
+        if data is None:  # a member of an archive, or inside a LabelMe file
+            data = read_source(root, key)[0]
+            assert data is not None  # no limit asked
         if hashlib.sha256(data).hexdigest() != sha256:
             raise StoreError(f"{key}: bytes changed since they were hashed; run again")
         return data
