@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ import pytest
 from imageshelf.dataset import ImageDataset, SamplerError, ShardSampler
 from imageshelf.errors import ShelfError
 from imageshelf.store.writer import write_sharded
+from imageshelf.versions import RevisionError, resolve_revision, store_at
 
-from conftest import items_for, make_image
+from conftest import build_store, command_line, items_for, make_image, sh
 
 # ------------------------------------------------------------------ resume states
 
@@ -235,3 +237,90 @@ def test_fuzzed_sampler_states_give_one_line_or_an_epoch_with_each_sample_once(s
         check_resumed(dataset, state, samplers)
         outcomes["resumed"] += 1
     assert min(outcomes.values()) > 50, outcomes  # both kinds were exercised
+
+
+# ------------------------------------------------------------------ revisions
+
+
+@pytest.fixture(scope="module")
+def two_commits(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("revisions")
+    sh(root, "git", "init", "-q", "-b", "main")
+    sh(root, "dvc", "init", "-q")
+    sh(root, "git", "commit", "-qm", "dvc init")
+    (root / "notes.txt").write_text("two\n")
+    sh(root, "git", "add", "notes.txt")
+    sh(root, "git", "commit", "-qm", "two")
+    return root
+
+
+def diff(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command_line("diff", *args), cwd=root, capture_output=True, text=True, timeout=120
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("rev", "named"),
+    [
+        ("HEAD@{99999999999999999999}", "'HEAD@{99999999999999999999}'"),  # exit 0 on main
+        ("", "''"),  # exit 0 on main
+        ("a" * 100_000, "100,000 characters"),  # ValueError on main
+        ("HEAD^{tree}", "'HEAD^{tree}'"),  # AttributeError on main
+        ("HEAD:.dvc", "'HEAD:.dvc'"),  # a path in a revision
+        ("HEAD@{2}", "'HEAD@{2}'"),  # past the end of a reflog of two
+        ("../..", "'../..'"),
+        ("nosuch", "'nosuch'"),
+    ],
+)
+def test_diff_of_a_revision_that_names_no_commit_is_one_line_naming_it(two_commits, rev, named):
+    line = one_line_error(diff(two_commits, rev, "HEAD"))
+    assert named in line and len(line) < 300, line
+
+
+def test_a_tree_s_id_given_as_a_revision_is_not_taken_for_a_commit(two_commits):
+    tree = sh(two_commits, "git", "rev-parse", "HEAD^{tree}").stdout.strip()
+    with pytest.raises(RevisionError, match="names a tree, not a commit"):
+        resolve_revision(tree[:10], two_commits)
+    line = one_line_error(diff(two_commits, tree, "HEAD"))
+    assert "tree" in line
+
+
+def test_commits_refs_ancestors_and_reflog_entries_resolve(two_commits):
+    log = sh(two_commits, "git", "log", "--format=%H").stdout.split()
+    for rev, commit in [
+        ("HEAD", log[0]),
+        ("main", log[0]),
+        ("HEAD~1", log[1]),
+        ("main^", log[1]),
+        ("HEAD@{1}", log[1]),
+        ("@{1}", log[1]),
+        (log[1][:7], log[1]),
+    ]:
+        assert resolve_revision(rev, two_commits) == commit, rev
+    result = diff(two_commits, "HEAD@{1}", "HEAD")
+    assert result.returncode == 0 and "HEAD@{1} -> HEAD: 0 added" in result.stderr
+
+
+def test_merge_and_the_viewer_s_store_at_refuse_a_revision_that_is_no_commit(
+    two_commits, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(two_commits)
+    Path("data").mkdir(exist_ok=True)
+    build_store(Path("data/images.lmdb"), {"here.png": make_image()})  # the workspace's
+    for rev in ("", "HEAD@{99999999999999999999}", "HEAD:notes.txt"):
+        # main opened the workspace's store for "", as if it were a revision's
+        with (
+            pytest.raises(RevisionError) as caught,
+            store_at(rev, Path("data/images.lmdb"), tmp_path),
+        ):
+            pass
+        one_line(caught.value)
