@@ -14,10 +14,11 @@ import pytest
 
 from imageshelf.dataset import ImageDataset, SamplerError, ShardSampler
 from imageshelf.errors import ShelfError
+from imageshelf.params import SECTIONS, PackParams, ParamsError, load_params
 from imageshelf.store.writer import write_sharded
 from imageshelf.versions import RevisionError, resolve_revision, store_at
 
-from conftest import build_store, command_line, items_for, make_image, sh
+from conftest import build_store, command_line, items_for, make_image, sh, stage
 
 # ------------------------------------------------------------------ resume states
 
@@ -324,3 +325,79 @@ def test_merge_and_the_viewer_s_store_at_refuse_a_revision_that_is_no_commit(
         ):
             pass
         one_line(caught.value)
+
+
+# ------------------------------------------------------------------ params
+
+
+@pytest.mark.parametrize(
+    ("split", "words"),
+    [
+        ("{train: .nan, val: 1.0}", ["pack.split", "'train'", "nan"]),  # accepted on main
+        ("{train: .inf, val: 0.0}", ["pack.split", "'train'", "inf"]),
+        ("{train: 1" + "0" * 400 + ", val: 0.5}", ["pack.split", "'train'"]),  # OverflowError
+        ("{train: -.inf, val: 0.5}", ["pack.split", "'train'"]),
+    ],
+)
+def test_a_split_ratio_that_is_no_number_from_0_to_1_is_refused(workspace, split, words):
+    Path("params.yaml").write_text(f"pack:\n  split: {split}\n")
+    with pytest.raises(ParamsError) as caught:
+        load_params(PackParams)
+    message = one_line(caught.value)
+    for word in words:
+        assert word in message, message
+    assert len(message) < 300, message
+
+
+def test_an_unknown_section_is_refused_naming_the_nearest_known_one(workspace):
+    params = Path("params.yaml")
+    params.write_text(params.read_text().replace("pack:", "packk:"))  # silently ignored on main
+    result = stage("ingest")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: params.yaml: unknown section packk (did you mean pack?): neither imageshelf "
+        "(ingest, annotations, pack, stats) nor a stage of dvc.yaml (its params:) reads it"
+    ]
+    params.write_text("pack:\n  shard_md: 5\n")
+    with pytest.raises(
+        ParamsError, match=r"unknown setting pack\.shard_md \(did you mean pack\.shard_mb\?\)"
+    ):
+        load_params(PackParams)
+    params.write_text("pack:\n  1: 2\n  a: 3\n")  # keys of two types: a TypeError on main
+    with pytest.raises(ParamsError, match="unknown setting pack.1"):
+        load_params(PackParams)
+
+
+def test_sections_the_team_s_own_stages_read_are_known(workspace):
+    params = Path("params.yaml")
+    ours = params.read_text()
+    Path("dvc.yaml").write_text(
+        "stages:\n"
+        "  train:\n"
+        "    cmd: python train.py --epochs ${fit.epochs}\n"
+        "    params:\n"
+        "      - train.lr\n"
+        "      - evaluate\n"
+    )
+    params.write_text(ours + "train: {lr: 0.1}\nevaluate: {k: 5}\nfit: {epochs: 3}\n")
+    assert load_params(PackParams).store == "data/images.lmdb"
+    params.write_text(ours + "trian: {lr: 0.1}\n")
+    with pytest.raises(ParamsError, match=r"unknown section trian \(did you mean train\?\)"):
+        load_params(PackParams)
+    Path("dvc.yaml").write_text(
+        "stages:\n  report:\n    cmd: python report.py\n    params:\n      - params.yaml:\n"
+    )  # a stage that tracks the whole file reads every section
+    assert load_params(PackParams).store == "data/images.lmdb"
+
+
+def test_an_integer_yaml_cannot_hold_is_one_line(workspace):
+    Path("params.yaml").write_text("pack:\n  shard_mb: 1" + "0" * 5000 + "\n")  # ValueError
+    with pytest.raises(ParamsError) as caught:
+        load_params(PackParams)
+    assert "not valid YAML" in one_line(caught.value)
+
+
+def test_the_project_s_own_params_yaml_holds_only_known_sections_at_their_defaults():
+    root = Path(__file__).resolve().parents[1]
+    for kind in SECTIONS.values():
+        assert load_params(kind, root / "params.yaml") == kind()
