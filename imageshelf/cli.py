@@ -363,21 +363,25 @@ def _export_files(
 def diff_command(rev_a: str, rev_b: str, catalog: Path, repo: str, as_json: bool) -> None:
     """Images added, removed, changed and relabeled between two versions of the store.
 
-    REV_A and REV_B are git revisions (a commit, branch or tag; default HEAD and the
-    workspace). Only the small catalogs DVC versions beside the store are read (from
-    DVC's cache, or fetched from the remote): no image bytes are downloaded. changed:
-    the same key with different bytes. relabeled: the same bytes, different metadata
-    or split.
+    REV_A and REV_B are git revisions (a commit, branch or tag, HEAD~N or HEAD@{N};
+    default HEAD and the workspace). Only the small catalogs DVC versions beside the
+    store are read (from DVC's cache, or fetched from the remote): no image bytes are
+    downloaded. changed: the same key with different bytes. relabeled: the same bytes,
+    different metadata or split.
     """
     from .catalog import catalog_at, diff_catalog_folders, field_changes
+    from .versions import resolve_revision
 
     if repo != "." and "workspace" in (rev_a, rev_b):
         raise click.UsageError(
             "with --repo, give two git revisions: another repository's workspace cannot be read"
         )
+    commits = [
+        None if rev == "workspace" else resolve_revision(rev, repo) for rev in (rev_a, rev_b)
+    ]
     folders = []
-    for rev in (rev_a, rev_b):
-        folder = catalog_at(None if rev == "workspace" else rev, catalog, repo)
+    for rev, commit in zip((rev_a, rev_b), commits, strict=True):
+        folder = catalog_at(commit, catalog, repo)
         if not folder.names:
             click.echo(
                 f"note: no catalog in {catalog} at {rev}: counted as an empty store", err=True

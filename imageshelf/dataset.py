@@ -18,15 +18,20 @@ orjson); Pillow only to decode.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import heapq
 import io
 import math
 import os
 import random
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from .decoding import DecodeCostError, check_decode_cost
+from .errors import ShelfError
 from .query import Where, check_store_fields, select
 from .store import ImageStore, StoreFile
 
@@ -217,22 +222,43 @@ def shards_for_rank(
     machine. A node pulls just these: `dvc pull data/images/index.json` first, then
     `dvc pull $(imageshelf shards --rank R --world-size N)`."""
     store = store if isinstance(store, ImageStore) else ImageStore(store)
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
+    owned = _assignment(store, world_size)
+    return owned[rank] if rank < len(owned) else []
+
+
+def _assignment(store: ImageStore, world_size: int) -> list[list[str]]:
+    """Every rank's shards (as shards_for_rank gives them), for the first
+    min(world_size, shards) ranks: the others get none. A heap of loads, so the cost
+    follows the shards, never a world size alone."""
     if store.layout != "sharded":
         raise ValueError(
             f"{store.path} is a single file; assigning shards needs the "
             "sharded layout (pack.layout: sharded)"
         )
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
-    loads = [0] * world_size
-    owned: list[list[str]] = [[] for _ in range(world_size)]
     parts = store.parts
+    ranks = min(world_size, len(parts))  # with more ranks than shards, each of the first
+    loads = [(0, rank) for rank in range(ranks)]  # gets one (ties go to the lowest rank)
+    owned: list[list[str]] = [[] for _ in range(ranks)]
     for part in sorted(parts, key=lambda p: (-p.count, p.name)):
-        target = min(range(world_size), key=lambda r: (loads[r], r))
+        load, target = heapq.heappop(loads)
         owned[target].append(part.name)
-        loads[target] += part.count
+        heapq.heappush(loads, (load + part.count, target))
     order = {part.name: i for i, part in enumerate(parts)}
-    return sorted(owned[rank], key=order.__getitem__)
+    return [sorted(names, key=order.__getitem__) for names in owned]
+
+
+class SamplerError(ShelfError, ValueError):
+    """A ShardSampler, or a sampler state to resume from, that cannot be used; the
+    message names the setting or the field."""
+
+
+# The fields of a sampler state, in the order they are checked. `length` (this rank's
+# epoch) and `selection` (what the epoch's order is made of) tie a state to the version
+# of the store and the selection it was taken from.
+STATE_FIELDS = ("shuffle", "seed", "epoch", "num_replicas", "rank", "length", "consumed")
+LARGEST = 2**63 - 1  # no epoch number, seed or count of a real run reaches it
 
 
 class ShardSampler:
@@ -255,7 +281,8 @@ class ShardSampler:
     (built with `shards=`, on a node that pulled only those): then the other ranks'
     lengths are unknown here; pass `num_samples` (the same on every rank, say the
     largest len() across ranks from `torch.distributed.all_reduce`) when ranks must
-    stay in step.
+    stay in step. `num_replicas` is at most the store's number of shards: a rank
+    without a shard would have nothing to give.
     """
 
     def __init__(
@@ -268,12 +295,20 @@ class ShardSampler:
         seed: int = 0,
         num_samples: int | None = None,
     ) -> None:
+        _check_world(dataset.store, num_replicas, rank, "")
+        if num_samples is not None and not _whole(num_samples, 0, LARGEST):
+            raise SamplerError(
+                f"num_samples must be a whole number of samples, not {_shown(num_samples)}"
+            )
         self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
-        self.groups, self.length = _plan(dataset, num_replicas, rank, num_samples)
+        self.groups, self.length = _plan(
+            dataset, _assignment(dataset.store, num_replicas), rank, num_samples
+        )
         self.num_samples = num_samples
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self._yielded = 0  # indices this epoch's iterator has given so far
         self._resume: tuple[int, list[int]] | None = None  # (epoch, what is left of it)
+        self._selection: str | None = None  # computed once, on the first state
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -283,7 +318,8 @@ class ShardSampler:
             return len(self._resume[1])
         return self.length
 
-    def _order(self, groups: list[range], length: int, epoch: int) -> list[int]:
+    def _base_order(self, groups: list[range], epoch: int) -> list[int]:
+        """Every index of `groups` once, in epoch `epoch`'s order (before padding)."""
         rng = random.Random(self.seed * 1_000_003 + epoch)
         groups = list(groups)
         if self.shuffle:
@@ -294,6 +330,10 @@ class ShardSampler:
             if self.shuffle:
                 rng.shuffle(indices)
             order += indices
+        return order
+
+    def _order(self, groups: list[range], length: int, epoch: int) -> list[int]:
+        order = self._base_order(groups, epoch)
         if order and len(order) < length:
             order = order * math.ceil(length / len(order))
         return order[:length]
@@ -312,57 +352,201 @@ class ShardSampler:
             self._yielded += 1
             yield index
 
+    def selection(self) -> str:
+        """The digest of what this sampler's epochs are made of: the store's shards
+        (name and image count, which decide the rank of each) and the keys the dataset
+        iterates in each shard it holds (its split, where=, filter=, shards=). Another
+        version of the store, or another selection, gives another digest."""
+        if self._selection is None:
+            self._selection = _selection_of(self.dataset, None)
+        return self._selection
+
     def state_dict(self, consumed: int | None = None) -> dict[str, Any]:
         """Where this rank is in the epoch, to save with a checkpoint. `consumed`: how
         many samples the training loop has finished this epoch (batches x batch size);
         by default, how many this sampler has given, which a DataLoader with workers
-        fetches ahead of the loop: pass `consumed` there."""
+        fetches ahead of the loop: pass `consumed` there. The state carries this rank's
+        epoch length and the digest of the selection it was taken from (`selection()`),
+        so it resumes only where it means the same samples."""
+        consumed = self._yielded if consumed is None else consumed
+        if not _whole(consumed, 0, self.length):
+            raise SamplerError(
+                f"consumed must be a whole number from 0 to {self.length} (this epoch's "
+                f"length), not {_shown(consumed)}"
+            )
         return {
             "epoch": self.epoch,
-            "consumed": self._yielded if consumed is None else consumed,
+            "consumed": consumed,
             "seed": self.seed,
             "shuffle": self.shuffle,
             "num_replicas": self.num_replicas,
             "rank": self.rank,
+            "length": self.length,
+            "selection": self.selection(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Go on from a saved state: the next iteration gives exactly the samples of the
-        saved epoch this rank had not yet given, then epochs go on as before. With
-        another world size, the samples every old rank had not yet given are shared
-        out among the new ranks in contiguous runs (none twice, none left out; the
-        dataset must then hold every shard)."""
-        if (state["seed"], state["shuffle"]) != (self.seed, self.shuffle):
-            raise ValueError(
-                f"the state was saved with seed={state['seed']}, shuffle={state['shuffle']}; "
-                f"this sampler has seed={self.seed}, shuffle={self.shuffle}"
+        saved epoch this rank had not yet given, then epochs go on as before. Ranks keep
+        in step (each has given `consumed`), so with the same world size any rank's
+        state will do. With another world size, the samples every old rank had not yet
+        given are shared out among the new ranks in contiguous runs (none twice, none
+        left out; the dataset must then hold every shard). Every field is checked
+        first: a state of another version of the store or another selection, seed or
+        epoch length is a SamplerError that says which, and this sampler is left as it
+        was."""
+        checked = _checked_state(state, self.dataset.store)
+        if (checked["seed"], checked["shuffle"]) != (self.seed, self.shuffle):
+            raise SamplerError(
+                f"the state was saved with seed={checked['seed']}, "
+                f"shuffle={checked['shuffle']}; this sampler has seed={self.seed}, "
+                f"shuffle={self.shuffle}: give the sampler the state's seed and shuffle"
             )
-        epoch, consumed = int(state["epoch"]), int(state["consumed"])
-        self.epoch = epoch
-        if state["num_replicas"] == self.num_replicas and state["rank"] == self.rank:
-            self._resume = (epoch, self._order(self.groups, self.length, epoch)[consumed:])
-            return
-        self._resume = (epoch, self._shared_rest(int(state["num_replicas"]), consumed, epoch))
+        epoch, consumed, length = checked["epoch"], checked["consumed"], checked["length"]
+        old_world, old_rank = checked["num_replicas"], checked["rank"]
+        holds_all = self.dataset.shard_names == [p.name for p in self.dataset.store.parts]
+        # The saving rank's dataset was this one's, or (this one holding every shard)
+        # its own shards only, built with shards=.
+        selections = {self.selection()}
+        if holds_all and (old_world, old_rank) != (self.num_replicas, self.rank):
+            owned = _assignment(self.dataset.store, old_world)[old_rank]
+            selections.add(_selection_of(self.dataset, set(owned)))
+        if old_world == self.num_replicas:
+            _check_version(state["selection"], selections, old_rank != self.rank)
+            if length != self.length:
+                raise SamplerError(
+                    f"the state's epoch had {length} samples for rank {old_rank}, this "
+                    f"sampler's has {self.length}: num_samples changed since it was saved; "
+                    "give the sampler the num_samples it had"
+                )
+            rest = self._order(self.groups, self.length, epoch)[consumed:]
+        else:
+            if not holds_all:
+                raise SamplerError(
+                    "the world size changed: resuming needs an ImageDataset that holds "
+                    "every shard (the samples left move between ranks)"
+                )
+            _check_version(state["selection"], selections, False)
+            rest = self._shared_rest(old_world, consumed, epoch, length)
+        self.epoch, self._resume = epoch, (epoch, rest)
 
-    def _shared_rest(self, old_world: int, consumed: int, epoch: int) -> list[int]:
+    def _shared_rest(self, old_world: int, consumed: int, epoch: int, length: int) -> list[int]:
         """This rank's run of what the `old_world` ranks had left of `epoch`, each of
-        them having given `consumed` samples (ranks keep in step)."""
-        if self.dataset.shard_names != [p.name for p in self.dataset.store.parts]:
-            raise ValueError(
-                "the world size changed: resuming needs an ImageDataset that holds every "
-                "shard (the samples left move between ranks)"
-            )
+        them having given `consumed` of its `length` samples (ranks keep in step)."""
+        assignment = _assignment(self.dataset.store, old_world)
         left: list[int] = []
         for old_rank in range(old_world):
-            groups, length = _plan(self.dataset, old_world, old_rank, self.num_samples)
-            order = self._order(groups, length, epoch)
-            seen = set(order[:consumed])
-            left += [i for i in dict.fromkeys(order[consumed:]) if i not in seen]
+            groups, _ = _plan(self.dataset, assignment, old_rank, length)
+            order = self._base_order(groups, epoch)
+            # The old rank gave order cycled to `length`: what it had not given is the
+            # part of one pass past `consumed` (the padding repeats what it gave).
+            left += order[consumed : min(length, len(order))]
         share = math.ceil(len(left) / self.num_replicas) if left else 0
         mine = left[self.rank * share : (self.rank + 1) * share] or left[:share]
         if mine and len(mine) < share:  # padded to the same length, as every epoch is
             mine = (mine * math.ceil(share / len(mine)))[:share]
         return mine
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    """Whether `value` is an int (not a bool) in low..high."""
+    return type(value) is int and low <= value <= high
+
+
+def _shown(value: Any) -> str:
+    """A value for a one-line message: short, even for a forged one."""
+    if type(value) is int and not -(10**18) < value < 10**18:
+        return f"a {value.bit_length()}-bit number"
+    if isinstance(value, str | bytes | int | float | bool) or value is None:
+        text = repr(value)
+        return text if len(text) <= 60 else f"{text[:50]}... ({len(text)} characters)"
+    return f"a {type(value).__name__}"
+
+
+def _check_world(store: ImageStore, world: Any, rank: Any, what: str) -> None:
+    """`world` ranks fit the store (each reads whole shards, so at most one rank per
+    shard), and `rank` is one of them."""
+    if store.layout != "sharded":
+        raise ValueError(
+            f"{store.path} is a single file; assigning shards needs the "
+            "sharded layout (pack.layout: sharded)"
+        )
+    shards = len(store.parts)
+    if not _whole(world, 1, shards):
+        raise SamplerError(
+            f"{what}num_replicas must be a whole number from 1 to {shards} (the store's "
+            f"shards: each rank reads whole shards), not {_shown(world)}"
+        )
+    if not _whole(rank, 0, world - 1):
+        raise SamplerError(f"{what}rank must be from 0 to {world - 1}, not {_shown(rank)}")
+
+
+def _checked_state(state: Any, store: ImageStore) -> dict[str, Any]:
+    """The fields of a saved sampler state, each of its type and in its range; a
+    SamplerError naming the first that is not."""
+    where = "sampler state: "
+    if not isinstance(state, Mapping):
+        raise SamplerError(
+            f"{where}a state is a dict, as state_dict() gives it, not {_shown(state)}"
+        )
+    if "selection" not in state or "length" not in state:
+        raise SamplerError(
+            f"{where}no 'selection' or 'length': it was saved by an older imageshelf, "
+            "without the version of the store it was taken from; start its epoch again "
+            "(sampler.set_epoch(state['epoch']))"
+        )
+    unknown = [key for key in state if key not in (*STATE_FIELDS, "selection")]
+    missing = [name for name in STATE_FIELDS if name not in state]
+    if unknown or missing:
+        name = _shown(unknown[0]) if unknown else repr(missing[0])
+        raise SamplerError(
+            f"{where}{'unknown' if unknown else 'missing'} field {name}: give the dict "
+            "state_dict() saved, unchanged"
+        )
+    if type(state["shuffle"]) is not bool:
+        raise SamplerError(f"{where}shuffle must be true or false, not {_shown(state['shuffle'])}")
+    for name in ("seed", "epoch", "length"):
+        if not _whole(state[name], -LARGEST if name == "seed" else 0, LARGEST):
+            raise SamplerError(f"{where}{name} must be a whole number, not {_shown(state[name])}")
+    _check_world(store, state["num_replicas"], state["rank"], where)
+    if not _whole(state["consumed"], 0, state["length"]):
+        raise SamplerError(
+            f"{where}consumed must be a whole number from 0 to {state['length']} (the "
+            f"saved epoch's length), not {_shown(state['consumed'])}"
+        )
+    selection = state["selection"]
+    if not (isinstance(selection, str) and len(selection) == 64 and _is_hex(selection)):
+        raise SamplerError(
+            f"{where}selection must be 64 lowercase hex digits, not {_shown(selection)}"
+        )
+    return {name: state[name] for name in STATE_FIELDS}
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def _check_version(saved: str, here: set[str], other_rank: bool) -> None:
+    if saved not in here:
+        also = " (or another rank's, whose shards this dataset does not hold)" if other_rank else ""
+        raise SamplerError(
+            f"sampler state: taken from another version of the store or another "
+            f"selection (split, where=, filter=, shards=){also}, so resuming would repeat "
+            "or skip samples; start its epoch again (sampler.set_epoch(state['epoch']))"
+        )
+
+
+def _selection_of(dataset: ImageDataset, shards: set[str] | None) -> str:
+    """sha256 of the store's shards (name, image count) and of the keys `dataset`
+    iterates in each shard it holds (only those in `shards`, if given)."""
+    bounds = [*dataset.shard_starts, len(dataset.keys)]
+    held = [
+        [name, dataset.keys[bounds[i] : bounds[i + 1]]]
+        for i, name in enumerate(dataset.shard_names)
+        if shards is None or name in shards
+    ]
+    parts = [[part.name, part.count] for part in dataset.store.parts]
+    return hashlib.sha256(orjson.dumps([parts, held])).hexdigest()
 
 
 FETCH_AHEAD = 2  # shards a store read from a remote fetches beyond the one being read
@@ -384,16 +568,16 @@ def _fetcher(dataset: ImageDataset, order: list[int]) -> dict[int, list[str]] | 
 
 
 def _plan(
-    dataset: ImageDataset, num_replicas: int, rank: int, num_samples: int | None
+    dataset: ImageDataset, assignment: list[list[str]], rank: int, num_samples: int | None
 ) -> tuple[list[range], int]:
     """The index ranges (one per shard) rank `rank` reads, and the epoch's length."""
     bounds = [*dataset.shard_starts, len(dataset.keys)]
     sizes = {name: bounds[i + 1] - bounds[i] for i, name in enumerate(dataset.shard_names)}
-    assignment = [shards_for_rank(dataset.store, r, num_replicas) for r in range(num_replicas)]
+    mine = set(assignment[rank])
     groups = [
         range(bounds[i], bounds[i + 1])
         for i, name in enumerate(dataset.shard_names)
-        if name in set(assignment[rank])
+        if name in mine
     ]
     if num_samples is not None:
         return groups, num_samples

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
@@ -130,17 +132,22 @@ def _document(path: Path) -> dict[str, Any]:
 
 
 def load_params(kind: type[P], path: str | os.PathLike[str] = PARAMS) -> P:
-    """The section of params.yaml that `kind` describes, defaults filled in, checked."""
+    """The section of params.yaml that `kind` describes, defaults filled in, checked.
+    A section or a setting nobody reads (a typo: `packk:`) is refused, naming it and
+    the nearest known one."""
     path = Path(path)
     section = next(name for name, cls in SECTIONS.items() if cls is kind)
-    given = _document(path).get(section) or {}
+    document = _document(path)
+    _check_sections(path, document)
+    given = document.get(section) or {}
     if not isinstance(given, dict):
         raise ParamsError(f"{path}: '{section}' must be a mapping of settings")
     fields = {f.name: f for f in dataclasses.fields(kind)}  # type: ignore[arg-type]
-    unknown = sorted(set(given) - set(fields))
+    unknown = sorted((name for name in given if name not in fields), key=str)
     if unknown:
         raise ParamsError(
-            f"{path}: unknown setting {section}.{unknown[0]}; known: {', '.join(fields)}"
+            f"{path}: unknown setting {section}.{_shown(unknown[0])}"
+            f"{_nearest(unknown[0], fields, section + '.')}; known: {', '.join(fields)}"
         )
     for name, value in given.items():
         _check(path, f"{section}.{name}", fields[name], value)
@@ -150,6 +157,93 @@ def load_params(kind: type[P], path: str | os.PathLike[str] = PARAMS) -> P:
     if isinstance(values, PackParams):
         _check_layout(values, path)
     return values
+
+
+def _shown(name: object) -> str:
+    """A name from the file, for a one-line message: as it is when plain, else quoted."""
+    text = name if isinstance(name, str) and name.isprintable() else repr(name)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text):,} characters)"
+
+
+def _nearest(name: object, known: Iterable[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(str(name)[:100], list(known), n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def _check_sections(path: Path, document: dict[Any, Any]) -> None:
+    """Every top-level section is one of this project's, or one a stage of the dvc.yaml
+    beside it reads (a team's own training stage keeps its settings here too). DVC
+    itself writes no section of its own: `dvc exp run -S` and Hydra set what a user
+    names."""
+    unknown = sorted((name for name in document if name not in SECTIONS), key=str)
+    if not unknown:
+        return
+    others = _sections_stages_read(path)
+    if others is None:  # a stage reads the whole file
+        return
+    for name in unknown:
+        if name not in others:
+            raise ParamsError(
+                f"{path}: unknown section {_shown(name)}"
+                f"{_nearest(name, [*SECTIONS, *sorted(others)])}: neither imageshelf "
+                f"({', '.join(SECTIONS)}) nor a stage of dvc.yaml (its params:) reads it"
+            )
+
+
+_INTERPOLATED = re.compile(r"\$\{\s*([^\s.\[}]+)")  # ${train.epochs} in dvc.yaml reads train
+
+
+def _sections_stages_read(path: Path) -> set[str] | None:
+    """The top-level sections of `path` that the stages of dvc.yaml beside it read (their
+    params:, vars: and ${...}); None if one reads the whole file. Nothing is read where
+    there is no dvc.yaml or DVC could not parse it either (DVC says why)."""
+    from .yamlfile import YamlRefused, load_yaml
+
+    try:
+        text = (path.parent / "dvc.yaml").read_text(encoding="utf-8")
+        pipeline = load_yaml(text)
+    except (OSError, UnicodeDecodeError, YamlRefused):
+        return set()
+    if not isinstance(pipeline, dict):
+        return set()
+    read: set[str] = set()
+    if path.name == PARAMS:  # ${...} interpolates from params.yaml, DVC's default
+        read |= set(_INTERPOLATED.findall(text))
+    entries: list[Any] = list(_listed(pipeline.get("vars")))
+    stages = pipeline.get("stages")
+    for stage in stages.values() if isinstance(stages, dict) else ():
+        stage = stage.get("do", stage) if isinstance(stage, dict) else {}
+        if isinstance(stage, dict):
+            entries += [*_listed(stage.get("params")), *_listed(stage.get("vars"))]
+    for entry in entries:
+        sections = _sections_of(entry, path.name)
+        if sections is None:
+            return None
+        read |= sections
+    return read
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _sections_of(entry: Any, name: str) -> set[str] | None:
+    """The sections of the params file `name` that one params: or vars: entry reads
+    ("train.lr", {"params.yaml": ["train"]}, "params.yaml:train,eval"); None: all."""
+    if isinstance(entry, str):
+        file, colon, keys = entry.rpartition(":") if ":" in entry else ("", "", entry)
+        if colon and os.path.normpath(file) == name:  # a vars: entry, file:keys
+            return {key.split(".")[0] for key in keys.split(",") if key}
+        if os.path.normpath(entry) == name:  # a vars: entry naming the whole file
+            return None
+        return {entry.split(".")[0]} if name == PARAMS else set()
+    if isinstance(entry, dict):
+        for file, keys in entry.items():
+            if isinstance(file, str) and os.path.normpath(file) == name:
+                if not keys:
+                    return None  # {params.yaml: } tracks every parameter in it
+                return {str(key).split(".")[0] for key in _listed(keys)}
+    return set()
 
 
 def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> None:

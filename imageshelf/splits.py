@@ -25,8 +25,10 @@ def check_ratios(ratios: object) -> str | None:
     for name, ratio in ratios.items():
         if not isinstance(name, str) or not name:
             return f"split names must be non-empty strings (got {name!r})"
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio < 0:
-            return f"the ratio of {name!r} must be a number from 0 to 1 (got {ratio!r})"
+        # `not 0 <= ratio <= 1` is also true of NaN, and keeps a 400-digit integer out
+        # of the float sum below
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+            return f"the ratio of {name!r} must be a number from 0 to 1 (got {ratio!r:.60})"
     if ratios and abs(sum(ratios.values()) - 1.0) > 1e-6:
         return f"ratios must add up to 1 (they add up to {sum(ratios.values()):g})"
     return None

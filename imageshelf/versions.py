@@ -7,7 +7,9 @@ never needs it.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,135 @@ LOCK = Path("dvc.lock")  # where DVC records each stage's outputs
 
 class VersionError(ShelfError):
     """The store in the workspace is not the version it should be."""
+
+
+class RevisionError(VersionError):
+    """A revision a user gave that names no commit of the repository; the message
+    names the revision and says what a revision may be."""
+
+
+MAX_REVISION = 256  # characters: a branch or tag name, a commit, then ~N, ^N or @{N}
+# A ref name (branch, tag, remote branch), a commit or its first digits, HEAD or @;
+# then at most one reflog entry @{N}; then ~N and ^N steps. No path (HEAD:file), no
+# range (a..b), no peeling (^{tree}), no option (-x), no space or control character.
+_REVISION = re.compile(
+    r"(?P<base>(?:[^\x00-\x20\x7f~^:?*\[\\@{}]|@(?!\{))*)"
+    r"(?:@\{(?P<entry>\d{1,9})\})?"
+    r"(?P<steps>(?:[~^]\d{0,9})*)"
+)
+FORMS = "a commit, branch or tag, HEAD~N or HEAD@{N}"
+
+
+def shown_revision(rev: str) -> str:
+    """A revision for a one-line message: quoted, escaped, cut short."""
+    text = repr(rev)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(rev):,} characters)"
+
+
+def resolve_revision(rev: str, repo: str | os.PathLike[str] = ".") -> str:
+    """The commit (its full hex id) that `rev`, a revision a user gave, names in the git
+    repository `repo` (a path, or a URL DVC clones). `rev` is a commit, branch or tag,
+    HEAD~N or HEAD@{N}: the one door every user's revision goes through. A
+    RevisionError naming it if it is empty, too long, not of these forms, unknown, past
+    the end of its reflog or not a commit."""
+    parsed = _parse_revision(rev)
+    base, entry, steps = parsed["base"], parsed["entry"], parsed["steps"]
+    scm = _git(repo, rev, reflog=entry is not None)
+    from scmrepo.exceptions import SCMError
+
+    try:
+        start = _reflog_entry(scm, base, int(entry), rev) if entry is not None else base
+        commit = scm.resolve_rev(start + steps)
+        kind = scm.pygit2.repo.get(commit).type_str
+    except SCMError:
+        raise RevisionError(
+            f"no revision {shown_revision(rev)} in {_named(repo)}: give {FORMS} "
+            "(`git log --oneline` lists commits)"
+        ) from None
+    finally:
+        scm.close()
+    if kind != "commit":
+        raise RevisionError(
+            f"revision {shown_revision(rev)} names a {kind}, not a commit: give {FORMS}"
+        )
+    return str(commit)
+
+
+def _parse_revision(rev: str) -> dict[str, str]:
+    if not isinstance(rev, str) or not rev:
+        raise RevisionError(f"revision {shown_revision(rev)} is empty: give {FORMS}")
+    if len(rev) > MAX_REVISION:
+        raise RevisionError(
+            f"revision {shown_revision(rev)} is longer than {MAX_REVISION} characters: give {FORMS}"
+        )
+    found = _REVISION.fullmatch(rev)
+    base = found["base"] if found else ""
+    if (
+        not found
+        or not rev.isprintable()
+        or not (base or found["entry"])
+        or base.startswith(("-", "/"))
+        or ".." in base
+    ):
+        raise RevisionError(
+            f"{shown_revision(rev)} is not a revision: give {FORMS} (no path, range, "
+            "option or space)"
+        )
+    return found.groupdict()
+
+
+def _named(repo: str | os.PathLike[str]) -> str:
+    return "this repository" if str(repo) == "." else shown_revision(str(repo))
+
+
+def _git(repo: str | os.PathLike[str], rev: str, reflog: bool) -> Any:
+    """The git repository `repo` as scmrepo (DVC's own git layer) opens it: the folder,
+    or DVC's clone of a URL. A reflog is this machine's history: a clone has none."""
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
+    from scmrepo.git import Git
+
+    try:
+        if os.path.isdir(repo):
+            return Git(os.fspath(repo), search_parent_directories=True)
+        if reflog:
+            raise RevisionError(
+                f"{shown_revision(rev)} is a reflog entry, which is this machine's history: "
+                f"with a repository URL, give a commit, branch or tag"
+            )
+        from dvc.api import DVCFileSystem
+
+        return DVCFileSystem(str(repo)).repo.scm
+    except (DvcException, SCMError) as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        raise RevisionError(
+            f"cannot read revision {shown_revision(rev)}: {_named(repo)} is not a git "
+            f"repository here ({reason})"
+        ) from None
+
+
+def _reflog_entry(scm: Any, base: str, entry: int, rev: str) -> str:
+    """The commit of reflog entry `entry` of `base` (a ref; "" the current branch, HEAD
+    or @ HEAD itself), counted from the newest. libgit2 wraps an index past 2**32 round
+    to an entry that exists: the index is checked against the reflog here."""
+    repo = scm.pygit2.repo
+    try:
+        if base in ("HEAD", "@") or (not base and repo.head_is_detached):
+            ref = repo.lookup_reference("HEAD")
+        elif not base:
+            ref = repo.lookup_reference(repo.head.name)
+        else:
+            ref = repo.lookup_reference_dwim(base)
+        entries = list(itertools.islice(ref.log(), entry + 1))
+    except Exception:  # pygit2's own errors: no such ref, no reflog (not imported here)
+        entries = []
+    if len(entries) <= entry:
+        raise RevisionError(
+            f"no revision {shown_revision(rev)}: {base or 'the current branch'} has "
+            f"{len(entries)} reflog entries here (`git reflog {base}` lists them)"
+        )
+    return str(entries[entry].oid_new)
 
 
 @dataclass
@@ -227,8 +358,9 @@ def store_at(rev: str, store_path: Path, scratch: Path) -> Iterator[ImageStore]:
     from dvc.exceptions import DvcException
     from scmrepo.exceptions import SCMError
 
+    commit = resolve_revision(rev)
     try:
-        fs = DVCFileSystem(".", rev=rev)
+        fs = DVCFileSystem(".", rev=commit)
         if not fs.exists(str(store_path)):
             raise VersionError(f"no store at {store_path} in revision {rev}")
         if fs.isdir(str(store_path)):

@@ -30,5 +30,9 @@ def load_yaml(text: str) -> Any:
         return yaml.load(text, Loader=NoAliases)  # noqa: S506 - a SafeLoader, aliases refused
     except yaml.YAMLError as exc:
         raise YamlRefused(str(exc).splitlines()[0]) from None
+    except YamlRefused:
+        raise
+    except ValueError as exc:  # a scalar Python refuses, like an integer of 5,000 digits
+        raise YamlRefused(f"a value that cannot be read: {str(exc)[:80]}") from None
     except RecursionError:
         raise YamlRefused("nested too deeply") from None
