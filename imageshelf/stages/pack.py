@@ -345,28 +345,10 @@ def apply_plan(
     bytes are read from the incoming files. base: the store the plan was made against
     (in another place when converting between layouts); held: the store as it is,
     which the paired images a record keeps are read from."""
-    writes = plan.writes
     ratios = params.split
     metadata = plan.metadata
-
     probed = Probed()  # the hashes ingest took, to prove a file unchanged since
-
-    def item(staged: Record) -> Item:
-        read = _reader(incoming, staged.key, staged.info.sha256, probed)
-        whole = plan.repaired.get(staged.key)  # with the paired images it keeps
-        record = staged if whole is None else staged.replace(paired=whole)
-        paired = _paired_reader(incoming, staged, probed, held) if record.paired else None
-        return Item(record, read, True, None, paired)
-
-    def additions() -> Iterator[Item]:
-        for record in read_manifest(manifest):
-            if record.key in writes:
-                yield item(record)
-
-    def byte_additions() -> Iterator[Item]:  # the pass that writes bytes: key and info
-        for key, info, paired in read_manifest_infos(manifest):
-            if key in writes:
-                yield item(Record(key, info, paired=paired))
+    staged = _Staged(manifest, incoming, plan, probed, held)
 
     def transform(record: Record) -> Record:
         planned = metadata.get(record.key)
@@ -378,17 +360,17 @@ def apply_plan(
         if params.layout == "single":
             return rebuild(
                 store_path,
-                additions,
+                staged.additions,
                 plan.removed,
                 base=base,
                 transform=transform,
                 on_item=on_item,
                 indexed=params.index,
-                byte_additions=byte_additions,
+                byte_additions=staged.byte_additions,
             )
         return write_sharded(
             store_path,
-            additions,
+            staged.additions,
             plan.removed,
             base=base,
             touched=[*plan.resplit, *plan.relabeled, *plan.retracked],
@@ -427,6 +409,39 @@ def _part_header(store: ImageStore, part: Part) -> Header:
     header = store.part(part.name).header
     cache.save(name, {"stamp": stamp, "header": header.encode().decode()})
     return header
+
+
+@dataclass
+class _Staged:
+    """The plan's writes as items: each staged record whose bytes (or some of them) come
+    from the incoming folder, read and proven as ingest hashed them."""
+
+    manifest: Path
+    incoming: Path
+    plan: PackPlan
+    probed: Probed
+    held: ImageStore | None  # the store as it is: the paired images a record keeps
+
+    def item(self, staged: Record) -> Item:
+        read = _reader(self.incoming, staged.key, staged.info.sha256, self.probed)
+        whole = self.plan.repaired.get(staged.key)  # with the paired images it keeps
+        record = staged if whole is None else staged.replace(paired=whole)
+        paired = None
+        if record.paired:
+            paired = _paired_reader(self.incoming, staged, self.probed, self.held)
+        return Item(record, read, True, None, paired)
+
+    def additions(self) -> Iterator[Item]:
+        writes = self.plan.writes
+        for record in read_manifest(self.manifest):
+            if record.key in writes:
+                yield self.item(record)
+
+    def byte_additions(self) -> Iterator[Item]:  # the pass that writes bytes: key and info
+        writes = self.plan.writes
+        for key, info, paired in read_manifest_infos(self.manifest):
+            if key in writes:
+                yield self.item(Record(key, info, paired=paired))
 
 
 def _paired_reader(
