@@ -123,8 +123,9 @@ def test_metadata_that_matches_no_image_is_reported(workspace):
     assert report("ingest")["unused_metadata"] == [
         "labels.csv:3: missing.png (no such image)",
         "orphan.json: not COCO (images and annotations), a Label Studio export (tasks with "
-        "data and annotations), FiftyOne's labels.json (labels by image) or LabelMe (shapes "
-        "and imagePath), and no image of that name",
+        "data and annotations), FiftyOne's labels.json (labels by image), LabelMe (shapes "
+        "and imagePath) or Cityscapes polygons (NAME_gtFine_polygons.json), and no image of "
+        "that name",
     ]
 
 

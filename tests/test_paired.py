@@ -315,3 +315,45 @@ def test_a_segmentation_dataset_through_dvc_repro_a_changed_mask_and_diff(repo):
     with ImageStore(repo / "data/images.lmdb") as store:
         assert new == store.record(entry["key"]).paired["mask"].info.sha256
         assert store.get_paired(entry["key"], "mask") == (repo / INCOMING / changed).read_bytes()
+
+
+def test_cityscapes_masks_and_polygons_arrive_with_their_image(workspace):
+    """torchvision's Cityscapes layout: leftImg8bit/SPLIT/CITY/NAME_leftImg8bit.png with
+    gtFine/SPLIT/CITY/NAME_gtFine_{labelIds,instanceIds,color}.png and
+    NAME_gtFine_polygons.json (torchvision gives the JSON as is for "polygon")."""
+    import json
+
+    name = "aachen_000000_000019"
+    polygons = {
+        "imgHeight": 24,
+        "imgWidth": 32,
+        "objects": [
+            {"label": "road", "polygon": [[0, 12], [31, 12], [31, 23], [0, 23]]},
+            {"label": "car", "polygon": [[4, 5], [10, 5], [10, 9]], "id": 3},
+        ],
+    }
+    files = {
+        f"leftImg8bit/train/aachen/{name}_leftImg8bit.png": make_image("PNG", seed=1),
+        f"gtFine/train/aachen/{name}_gtFine_labelIds.png": mask_png(seed=1),
+        f"gtFine/train/aachen/{name}_gtFine_instanceIds.png": mask_png(seed=2),
+        f"gtFine/train/aachen/{name}_gtFine_color.png": make_image("PNG", seed=3),
+        f"gtFine/train/aachen/{name}_gtFine_polygons.json": json.dumps(polygons),
+    }
+    put(INCOMING / "cityscapes", files)
+    for stage_name in ("ingest", "pack", "validate"):
+        assert stage(stage_name).exit_code == 0
+    ingest = report("ingest")
+    assert (ingest["staged"], ingest["paired"], ingest["unused_metadata"]) == (1, 3, [])
+    store = ImageStore("data/images.lmdb")
+    key = f"cityscapes/leftImg8bit/train/aachen/{name}_leftImg8bit.png"
+    for role, what in (("mask", "labelIds"), ("instances", "instanceIds"), ("color", "color")):
+        assert store.get_paired(key, role) == files[f"gtFine/train/aachen/{name}_gtFine_{what}.png"]
+    meta = store.metadata(key)
+    assert meta["cityscapes"] == {"imgHeight": 24, "imgWidth": 32}
+    road, car = meta["objects"]
+    assert road == {
+        "category": "road",
+        "segmentation": [[0, 12, 31, 12, 31, 23, 0, 23]],
+        "bbox": [0, 12, 31, 11],
+    }
+    assert car["category"] == "car" and car["id"] == 3 and car["bbox"] == [4, 5, 6, 4]

@@ -33,6 +33,7 @@ from .base import (
     read_bounded,
     text_of,
 )
+from .cityscapes import is_cityscapes_polygons, read_cityscapes
 from .coco import is_coco, read_coco
 from .fiftyone import is_fiftyone, read_fiftyone
 from .kinds import annotation_kind
@@ -211,6 +212,8 @@ def _read_json(rel: str, obj: Any, keys: KeyIndex, result: Annotations, copies: 
     """Read a JSON file that is not COCO, if it is a format we read; whether it was."""
     if is_label_studio(obj):
         read_label_studio(rel, obj, keys, result)
+    elif is_cityscapes_polygons(rel, obj):
+        read_cityscapes(rel, obj, keys, result)
     elif is_labelme(obj):
         read_labelme(rel, obj, keys, result, copies)
     elif is_fiftyone(obj):
@@ -229,8 +232,9 @@ def _unknown_json(rel: str, obj: Any) -> str:
         )
     return (
         f"{rel}: not COCO (images and annotations), a Label Studio export (tasks with data "
-        "and annotations), FiftyOne's labels.json (labels by image) or LabelMe (shapes and "
-        "imagePath), and no image of that name"
+        "and annotations), FiftyOne's labels.json (labels by image), LabelMe (shapes and "
+        "imagePath) or Cityscapes polygons (NAME_gtFine_polygons.json), and no image of "
+        "that name"
     )
 
 
