@@ -23,6 +23,7 @@ from ..store import ImageStore, Record, StoreError
 from ..versions import VersionError
 from . import gallery
 from .hosts import Hosts
+from .masks import OPACITY, Overlays, changed_roles, views
 from .shapes import categories, drawing
 from .sources import WORKSPACE, Opened, Versions, ViewError, check_revision
 from .thumbs import BROWSER_TYPES, UNKNOWN_TILE, NotAnImageError, Thumbnails
@@ -57,14 +58,21 @@ def create_app(
     app = Flask(__name__)
     app.url_map.converters["key"] = KeyConverter
     app.config.update(
-        versions=versions, thumbnails=thumbnails, default=default, diff=diff, hosts=hosts
+        versions=versions,
+        thumbnails=thumbnails,
+        overlays=Overlays(thumbnails.folder, thumbnails.max_pixels),  # the same cache
+        default=default,
+        diff=diff,
+        hosts=hosts,
     )
     _guard(app)
     _lending(app)
     _routes(app)
     _diff_route(app)
     _pictures(app)
+    _paired(app)
     app.add_template_global(_link, "link")
+    app.jinja_env.globals["overlay_opacity"] = OPACITY
     # Plain JSON text, escaped by autoescaping like any text (Flask's `tojson` is for
     # scripts: it writes < as \u003c, which a reader should not see).
     app.add_template_filter(lambda value: json.dumps(value, ensure_ascii=False), "json_text")
@@ -237,6 +245,7 @@ def _routes(app: Flask) -> None:
             following=following,
             fields=record.fields(),
             where="; ".join(where),
+            masks=views(_config("overlays"), store, record),
         )
 
 
@@ -263,6 +272,7 @@ def _diff_route(app: Flask) -> None:
             drawing=drawing,
             shown=shown,
             changes=_field_changes,
+            changed_roles=changed_roles,
         )
 
 
@@ -357,11 +367,15 @@ def attachment(key: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
-def _picture(key: str, make: Any) -> Response:
+def _picture(key: str, make: Any, role: str | None = None) -> Response:
+    """A picture made from the image `key` (or from its paired image `role`), or the
+    "?" tile with the reason in a header."""
     store = _store(_version())
-    _record(store, key)
+    record = _record(store, key)
+    if role is not None:
+        _paired_info(record, role)
     try:
-        data, kind = make(store.get(key))
+        data, kind = make(store.get(key) if role is None else store.get_paired(key, role))
     except (NotAnImageError, StoreError) as exc:
         response = Response(UNKNOWN_TILE, mimetype="image/svg+xml")
         problem = " ".join(str(exc).split())[:200]
@@ -371,3 +385,42 @@ def _picture(key: str, make: Any) -> Response:
     response.content_length = len(data)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+def _role() -> str:
+    role = request.args.get("role")
+    if not role:
+        abort(400, "name the paired image: ?role=mask (the image page lists its roles)")
+    return role
+
+
+def _paired_info(record: Record, role: str) -> Any:
+    """The record's paired image `role`; 404 if it has none of that role."""
+    paired = record.paired.get(role)
+    if paired is None:
+        abort(404, f"no paired image {role!r} with {record.key!r} in this version")
+    return paired
+
+
+def _paired(app: Flask) -> None:
+    @app.get("/paired/<key:key>")
+    def paired(key: str) -> Response:
+        """The paired image's stored bytes, to save, named as the file it arrived as."""
+        store = _store(_version())
+        role = _role()
+        info = _paired_info(_record(store, key), role)
+        data = store.get_paired(key, role)
+        kind = BROWSER_TYPES.get(info.info.format, "application/octet-stream")
+        response = Response(_pieces(data), mimetype=kind)
+        response.content_length = len(data)
+        response.headers["Content-Disposition"] = attachment(info.file)
+        response.headers["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    @app.get("/overlay/<key:key>")
+    def overlay(key: str) -> Response:
+        """The paired image drawn for laying over the image (masks.py): a PNG, at
+        most 256 pixels a side with ?size=small (over a thumbnail)."""
+        small = request.args.get("size") == "small"
+        overlays: Overlays = _config("overlays")
+        return _picture(key, lambda data: (overlays.overlay(data, small), "image/png"), _role())

@@ -7,7 +7,8 @@ A cache entry is read only if it is what this module writes: a regular file, not
 (opened with O_NOFOLLOW, and non-blocking, so a FIFO cannot make a request wait), of at
 most MAX_ENTRY bytes, in folders that are not links, and a whole WebP file. Anything else
 put there (a FIFO, a link to /dev/zero or elsewhere, a huge or damaged file) is made
-again and written over, never followed.
+again and written over, never followed. The mask overlays (masks.py) are cached the same
+way, through `read_entry` and `keep`, as whole PNG files.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..atomic import write_bytes
@@ -37,7 +39,7 @@ BROWSER_TYPES = {
     "avif": "image/avif",
 }
 # Decoding takes memory and a core: at most this many at once; other requests wait.
-_DECODING = threading.BoundedSemaphore(max(1, min(4, os.cpu_count() or 1)))
+DECODING = threading.BoundedSemaphore(max(1, min(4, os.cpu_count() or 1)))
 
 
 # Shown for an image that will not decode; the page says why beside it.
@@ -49,28 +51,67 @@ UNKNOWN_TILE = (
 )
 
 
-def read_entry(path: Path) -> bytes | None:
-    """The cached thumbnail at `path`, or None where there is none that can be trusted
-    to be one (see the module's docstring): the caller makes it again."""
+def whole_webp(data: bytes) -> bool:
+    """Whether `data` is a whole WebP file: its RIFF size is its length."""
+    return (
+        data[:4] == b"RIFF"
+        and data[8:12] == b"WEBP"
+        and int.from_bytes(data[4:8], "little") + 8 == len(data)
+    )
+
+
+def read_entry(
+    path: Path, whole: Callable[[bytes], bool] = whole_webp, limit: int = MAX_ENTRY
+) -> bytes | None:
+    """The cached picture at `path`, or None where there is none that can be trusted
+    to be one (see the module's docstring): the caller makes it again. `whole`: whether
+    the bytes are a whole file of the kind cached there; `limit`: the most it may be."""
+    if not real_folders(path):
+        return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:  # none yet, or a link (ELOOP)
         return None
     try:
         found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_ENTRY:
+        if not stat.S_ISREG(found.st_mode) or found.st_size > limit:
             return None
         data = b""
-        while len(data) <= found.st_size and (more := os.read(fd, MAX_ENTRY + 1 - len(data))):
+        while len(data) <= found.st_size and (more := os.read(fd, limit + 1 - len(data))):
             data += more
     except OSError:
         return None
     finally:
         os.close(fd)
-    whole = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-    if not whole or int.from_bytes(data[4:8], "little") + 8 != len(data):
-        return None  # damaged, cut short, or not a WebP file
+    if len(data) > limit or not whole(data):
+        return None  # damaged, cut short, or not a file of this kind
     return data
+
+
+def keep(path: Path, data: bytes) -> None:
+    """Write `data` at `path` in the cache, whole or not at all: another reader never
+    sees half; a bad entry (a FIFO, a link) is renamed over, what it pointed to left
+    untouched. A cache that cannot be written only costs the next request the work."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if real_folders(path):
+            write_bytes(path, data)
+    except OSError:
+        pass
+
+
+def real_folders(path: Path) -> bool:
+    """Whether the folders from the cache's own down to `path`'s are folders, not
+    links to somewhere else (the cache folder itself may be a link: the user's)."""
+    for folder in (path.parent.parent, path.parent):
+        try:
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                return False
+        except FileNotFoundError:
+            return True  # made by mkdir, as a folder
+        except OSError:
+            return False
+    return True
 
 
 def default_cache() -> Path:
@@ -91,39 +132,19 @@ class Thumbnails:
         will not decode within the bounds."""
         digest = hashlib.sha256(data).hexdigest()
         path = self.folder / str(EDGE) / digest[:2] / f"{digest}.webp"
-        cached = read_entry(path) if self._real_folders(path) else None
+        cached = read_entry(path)
         if cached is not None:
             return cached, "image/webp"
         made = self._encode(data, EDGE, "WEBP")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if self._real_folders(path):
-                # whole or not at all: another reader never sees half; a bad entry (a
-                # FIFO, a link) is renamed over, what it pointed to left untouched
-                write_bytes(path, made)
-        except OSError:
-            pass  # a cache that cannot be written only costs the next request the work
+        keep(path, made)
         return made, "image/webp"
-
-    def _real_folders(self, path: Path) -> bool:
-        """Whether the folders from the cache's own down to `path`'s are folders, not
-        links to somewhere else (the cache folder itself may be a link: the user's)."""
-        for folder in (path.parent.parent, path.parent):
-            try:
-                if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                    return False
-            except FileNotFoundError:
-                return True  # made by mkdir, as a folder
-            except OSError:
-                return False
-        return True
 
     def rendering(self, data: bytes) -> tuple[bytes, str]:
         """(PNG bytes, "image/png"): the image as a browser can show it."""
         return self._encode(data, RENDER_EDGE, "PNG"), "image/png"
 
     def _encode(self, data: bytes, edge: int, fmt: str) -> bytes:
-        with _DECODING:
+        with DECODING:
             small = picture(data, edge, self.max_pixels)
             out = io.BytesIO()
             options = {"quality": 80, "method": 4} if fmt == "WEBP" else {"compress_level": 1}
@@ -131,4 +152,13 @@ class Thumbnails:
             return out.getvalue()
 
 
-__all__ = ["BROWSER_TYPES", "UNKNOWN_TILE", "NotAnImageError", "Thumbnails", "default_cache"]
+__all__ = [
+    "BROWSER_TYPES",
+    "DECODING",
+    "UNKNOWN_TILE",
+    "NotAnImageError",
+    "Thumbnails",
+    "default_cache",
+    "keep",
+    "read_entry",
+]
