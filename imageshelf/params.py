@@ -67,6 +67,8 @@ class AnnotationsParams:
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     # any annotation file (a dataset's table or COCO file: COCO 2017's largest is 448 MB)
     max_file_bytes: int = 2 << 30
+    # the class names of masks whose dataset ships none: the index is the id (classes.py)
+    mask_classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,9 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
     elif isinstance(default, tuple) and not (
         isinstance(value, list) and all(isinstance(v, str) and v for v in value)
     ):
-        what = "field names" if name == "pack.index" else "patterns"
+        what = {"pack.index": "field names", "annotations.mask_classes": "class names"}.get(
+            name, "patterns"
+        )
         raise ParamsError(f"{path}: {name} must be a list of {what} (got {value!r})")
     elif name == "pack.index" and any("\0" in v or len(v.encode()) > 100 for v in value):
         raise ParamsError(f"{path}: {name}: field names must be short text")

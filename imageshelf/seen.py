@@ -37,14 +37,16 @@ NO_PART = b"-" * 64
 
 
 class Probe(NamedTuple):
-    """What one file is: an image (its info, and what the decoders said while proving
-    it decodes), or a reject with its code and reason. (A named tuple, not a frozen
-    dataclass: one is made per incoming file, and that is 4x faster.)"""
+    """What one file is: an image (its info, what the decoders said while proving it
+    decodes and, for a class-id mask, the values its pixels take or why it has none:
+    annotations/classes.py), or a reject with its code and reason. (A named tuple, not a
+    frozen dataclass: one is made per incoming file, and that is 4x faster.)"""
 
     info: ImageInfo | None
     code: str = ""
     reason: str = ""
     said: tuple[str, ...] = ()
+    classes: tuple[int, ...] | tuple[str, ...] | str | None = None  # None: not looked at
 
     @classmethod
     def reject(cls, code: str, reason: str) -> Probe:
@@ -55,6 +57,9 @@ class Probe(NamedTuple):
             return ["reject", self.code, self.reason]
         i = self.info
         found: list[Any] = ["image", i.sha256, i.size, i.format, i.width, i.height]
+        if self.classes is not None:
+            classes = self.classes if isinstance(self.classes, str) else list(self.classes)
+            return [*found, list(self.said), classes]
         return [*found, list(self.said)] if self.said else found
 
     @classmethod
@@ -67,7 +72,20 @@ class Probe(NamedTuple):
             raise ValueError("not a probe")
         if not all(type(n) is int and n >= 0 for n in (size, width, height)):
             raise ValueError("not a probe")
-        return cls(ImageInfo(*value[1:6]), said=tuple(value[6]) if len(value) > 6 else ())
+        said = tuple(value[6]) if len(value) > 6 else ()
+        classes = _classes(value[7]) if len(value) > 7 else None
+        return cls(ImageInfo(*value[1:6]), said=said, classes=classes)
+
+
+def _classes(value: Any) -> tuple[int, ...] | tuple[str, ...] | str:
+    """A probe's classes as to_json wrote them: a sentence, or a list of ids or colours."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(type(v) is int for v in value):
+        return tuple(value)
+    if isinstance(value, list) and all(type(v) is str for v in value):
+        return tuple(value)
+    raise ValueError("not a probe")
 
 
 @dataclass(slots=True)

@@ -9,9 +9,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ShelfError
+
+if TYPE_CHECKING:
+    from .classes import ClassTable
 
 
 class AnnotationError(ShelfError):
@@ -114,6 +117,8 @@ class Annotations:
     dirty: set[str] = field(default_factory=set)
     # image key -> {role: the key of an image that annotates it (a mask: paired.py)}
     paired: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    # folder -> the class names a dataset's file there gives its masks (classes.py)
+    class_tables: dict[str, ClassTable] = field(default_factory=dict)
     reading: str = ""  # the file being read
     root: Path = Path(".")  # the place the files are in (read_place)
 

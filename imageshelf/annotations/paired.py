@@ -15,13 +15,17 @@ the image's record (FORMAT.md, "Paired images"), never as an image of its own.
   `SPLITannot/NAME.png` (mask).
 
 A paired file is matched to its image by folder and stem, as each dataset's loader does;
-one whose image is not in the same place is reported, never stored alone.
+one whose image is not in the same place is reported, never stored alone. Each image
+paired by a layout keeps which layout and where its dataset's root is (`Layout`): the
+class names of its masks come from there (classes.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .base import KeyIndex
 
@@ -47,20 +51,45 @@ _CAMVID = re.compile(
 )
 
 
+class Layout(NamedTuple):
+    """The layout that paired an image, and its dataset's root folder ("" for the top
+    of the place): `VOC2012` for `VOC2012/JPEGImages/x.jpg`."""
+
+    name: str
+    root: str
+
+
+class _Found(NamedTuple):
+    """What a rule says of a paired file: its layout, its image (None: not there), its role."""
+
+    layout: Layout
+    image: str | None
+    role: str
+
+
 @dataclass
 class Pairs:
-    """What the layout rules found: image key -> {role: the paired file's key}, and the
-    paired files whose image is not there (file -> why)."""
+    """What the layout rules found: image key -> {role: the paired file's key}, the
+    layout that paired each image, and the paired files whose image is not there
+    (file -> why)."""
 
     of_image: dict[str, dict[str, str]] = field(default_factory=dict)
     orphans: dict[str, str] = field(default_factory=dict)
+    layout_of: dict[str, Layout] = field(default_factory=dict)
 
-    def files(self) -> set[str]:
-        """Every file paired with an image."""
-        return {file for roles in self.of_image.values() for file in roles.values()}
+    def files(self, roles: Collection[str] | None = None) -> set[str]:
+        """Every file paired with an image (in one of `roles`, if given)."""
+        return {
+            file
+            for paired in self.of_image.values()
+            for role, file in paired.items()
+            if roles is None or role in roles
+        }
 
-    def add(self, image: str, role: str, file: str) -> None:
+    def add(self, image: str, role: str, file: str, layout: Layout | None = None) -> None:
         self.of_image.setdefault(image, {})[role] = file
+        if layout is not None:
+            self.layout_of.setdefault(image, layout)
 
 
 def find_pairs(keys: KeyIndex) -> Pairs:
@@ -75,14 +104,14 @@ def find_pairs(keys: KeyIndex) -> Pairs:
             continue
         layout, image, role = found
         if image is None or image == file:
-            pairs.orphans[file] = f"a {layout} {role} whose image is not in the same place"
+            pairs.orphans[file] = f"a {layout.name} {role} whose image is not in the same place"
         else:
-            pairs.add(image, role, file)
+            pairs.add(image, role, file, layout)
     return pairs
 
 
-def _match(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
-    """(layout, its image or None, role) if `file` is a paired image by a rule."""
+def _match(file: str, keys: KeyIndex) -> _Found | None:
+    """What a rule says of `file`, if it is a paired image by one."""
     for rule in (_voc, _cityscapes, _ade, _camvid):
         found = rule(file, keys)
         if found is not None:
@@ -90,17 +119,17 @@ def _match(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
     return None
 
 
-def _voc(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+def _voc(file: str, keys: KeyIndex) -> _Found | None:
     parts = file.split("/")
     if len(parts) < 2 or parts[-2] not in _VOC_FOLDERS:
         return None
     root = "/".join(parts[:-2])
     stem = parts[-1][: -len(".png")]
     image = keys.one_by_stem(f"{root}/JPEGImages" if root else "JPEGImages", stem)
-    return "Pascal VOC", image, _VOC_FOLDERS[parts[-2]]
+    return _Found(Layout("Pascal VOC", root), image, _VOC_FOLDERS[parts[-2]])
 
 
-def _cityscapes(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+def _cityscapes(file: str, keys: KeyIndex) -> _Found | None:
     match = _CITYSCAPES.match(file)
     if match is None:
         return None
@@ -109,20 +138,22 @@ def _cityscapes(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None
     role = _CITYSCAPES_ROLES[match["what"]]
     if match["kind"] == "gtCoarse":
         role = f"coarse_{role}"
-    return "Cityscapes", image if image in keys.keys else None, role
+    layout = Layout("Cityscapes", root.rstrip("/"))
+    return _Found(layout, image if image in keys.keys else None, role)
 
 
-def _ade(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+def _ade(file: str, keys: KeyIndex) -> _Found | None:
     match = _ADE.match(file)
     if match is None:
         return None
     folder = f"{match['root']}images/{match['rest']}".rstrip("/")
     if not keys.under(f"{folder}/"):
         return None  # no images/SPLIT/ beside annotations/SPLIT/: not this layout
-    return "ADE20K", keys.one_by_stem(folder, match["name"]), "mask"
+    layout = Layout("ADE20K", match["root"].rstrip("/"))
+    return _Found(layout, keys.one_by_stem(folder, match["name"]), "mask")
 
 
-def _camvid(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
+def _camvid(file: str, keys: KeyIndex) -> _Found | None:
     match = _CAMVID.match(file)
     if match is None:
         return None
@@ -130,4 +161,4 @@ def _camvid(file: str, keys: KeyIndex) -> tuple[str, str | None, str] | None:
     if not keys.under(f"{folder}/"):
         return None  # no image folder of that name beside it: not this layout
     image = keys.one_by_stem(folder, match["name"] or match["same"])
-    return "CamVid", image, "mask"
+    return _Found(Layout("CamVid", match["root"].rstrip("/")), image, "mask")

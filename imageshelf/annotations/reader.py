@@ -34,6 +34,7 @@ from .base import (
     text_of,
 )
 from .cityscapes import is_cityscapes_polygons, read_cityscapes
+from .classes import is_class_file, read_class_file
 from .coco import is_coco, read_coco
 from .fiftyone import is_fiftyone, read_fiftyone
 from .kinds import annotation_kind
@@ -76,8 +77,9 @@ def bounded_reach(rel: str) -> bool:
     """Whether the images an annotation file speaks of are those it gives fields to, so
     that a change to it touches only them (a table, an XML file). Not so for what gives
     meaning to other files (YOLO's class names and data.yaml), nor for JSON, which
-    combines with the other JSON files of its folder."""
-    return annotation_kind(rel) in ("table", "xml")
+    combines with the other JSON files of its folder, nor for a dataset's class names
+    (classes.py), which name the masks of every image below them."""
+    return annotation_kind(rel) in ("table", "xml") and not is_class_file(rel)
 
 
 def read_annotations(
@@ -117,7 +119,10 @@ def read_annotations(
         rel = rels[0]
         result.reading = rel
         said = len(result.unused) + len(result.notes)
-        if kind == "table":
+        if is_class_file(rel):  # ADE20K's objectInfo150.csv, CamVid's class_dict.csv...
+            result.files.append(rel)
+            read_class_file(rel, whole(rel), keys, result)
+        elif kind == "table":
             result.files.append(rel)
             _read_table(rel, whole(rel), keys, limits.own, result)
         elif kind == "xml":

@@ -12,11 +12,12 @@ An annotation file that does not parse fails the stage, naming it.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import multiprocessing as mp
 import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from ..annotations import (
     read_place,
 )
 from ..annotations.archives import read_source, unread_archive
+from ..annotations.classes import CLASS_ROLES, PARAM, MaskClasses, mask_values
 from ..annotations.paired import Pairs, find_pairs
 from ..atomic import write_json
 from ..errors import ShelfError
@@ -155,9 +157,10 @@ class _Prober:
     """What one file is (a Probe). Runs in worker processes; depends on the file's bytes
     alone, so it is kept in the cache by the file's fingerprint."""
 
-    def __init__(self, root: str, params: IngestParams) -> None:
+    def __init__(self, root: str, params: IngestParams, masks: Collection[str] = ()) -> None:
         self.root = root
         self.params = params
+        self.masks = masks  # class-id masks: the values their pixels take are listed
 
     def __call__(self, rel: str) -> Probe:
         unread = unread_archive(rel)
@@ -180,6 +183,7 @@ class _Prober:
         try:
             info = describe(rel, data, None, limit).info
             said = prove_decodes(data, limit) if self.params.verify == "decode" else []
+            classes = mask_values(data, limit) if rel in self.masks else None
         except NotAnImageError as exc:
             return Probe.reject(exc.code, exc.reason)
         except Exception as exc:  # one file never stops the run
@@ -187,9 +191,12 @@ class _Prober:
             # the file is refused with what went wrong, the run goes on.
             why = f"reading it as an image failed: {type(exc).__name__}: {exc}"
             return Probe.reject("unreadable_image", why[:300])
-        return Probe(info, said=tuple(said))
+        return Probe(info, said=tuple(said), classes=classes)
 
 
+# Where ingest notes annotations.mask_classes among the annotation files' stamps: a path
+# no file has (NUL), so that a change to it looks at every image again, as a file would.
+MASK_CLASSES = f"\0{PARAM}"
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
 PARALLEL_WALK_FROM = 20_000  # files seen last time; below this a walk is quick anyway
 CHUNK = 256
@@ -253,7 +260,8 @@ def ingest(
         todo = run.sort_out()
         if progress is not None:
             progress.update(run.result.scanned - len(todo))
-        for rel, probe in zip(todo, _probe_all(_Prober(run.root, params), todo), strict=True):
+        prober = _Prober(run.root, params, run.class_masks)
+        for rel, probe in zip(todo, _probe_all(prober, todo), strict=True):
             run.entries[rel] = Entry(run.found.stamps[rel], probe)
             if progress is not None:
                 progress.update()
@@ -273,6 +281,7 @@ class _Run:
         self.entries: dict[str, Entry] = {}  # what each candidate is now
         self.candidates: list[str] = []  # the files that may be staged, in order
         self.pairs = Pairs()  # images paired with others (masks...): by their layout
+        self.class_masks: set[str] = set()  # the paired images that hold class ids
 
     def find(self, store: ImageStore | None) -> None:
         """Walk the folder, tell what the cache already knows, read the annotations."""
@@ -281,6 +290,9 @@ class _Run:
         jobs = cores if self.seen.files_last >= PARALLEL_WALK_FROM else 1
         found = self.found = walk(self.root, self.rules.ignore, jobs=jobs)
         self.stamps = {rel: found.stamps[rel].hex() for rel in found.annotations}
+        if self.rules.mask_classes:  # names masks as a file would: noted as one
+            named = orjson.dumps(list(self.rules.mask_classes))
+            self.stamps[MASK_CLASSES] = hashlib.sha256(named).hexdigest()
         self.notes = [[rel, stamp] for rel, stamp in self.stamps.items()]
         self.bounded = [rel for rel in found.annotations if bounded_reach(rel)]  # tables, XML
         parts = {part.content_digest for part in store.parts} if store is not None else set()
@@ -305,6 +317,17 @@ class _Run:
                 self.pairs.add(image, role, file)
         self._unsettle_pairs()
         self.result = _result(self.root, found, self.annotations)
+        self._name_masks()
+
+    def _name_masks(self) -> None:
+        """Find which table names the classes of each mask (classes.py); say which
+        dataset folders have none, and which class tables name no mask."""
+        self.class_masks = self.pairs.files(CLASS_ROLES)
+        tables, named = self.annotations.class_tables, self.rules.mask_classes
+        self.names = MaskClasses(self.pairs, tables, named)
+        notes, unused = self.names.notes()
+        self.result.annotation_notes += [shown(note) for note in notes]
+        self.result.unused_metadata += [shown(table) for table in unused]
 
     def _unsettle_pairs(self) -> None:
         """An image and its paired images are known only together: if one of them is
@@ -331,6 +354,8 @@ class _Run:
         fresh = []
         gone = [rel for rel in before if rel not in now]
         for rel in sorted([*(r for r, stamp in now.items() if before.get(r) != stamp), *gone]):
+            if rel == MASK_CLASSES:
+                return None  # it names the masks of any dataset without a class file
             image = own_image(rel, keys)
             if image is not None:
                 touched.add(image)
@@ -415,12 +440,19 @@ class _Run:
                 continue
             self.candidates.append(rel)
             entry = parse_entry(raw) if raw is not None else None
-            if entry is None:  # new, changed, or its entry damaged: probed
+            if entry is None or self._undescribed(rel, entry):  # new, changed, damaged
                 todo.append(rel)
                 continue
             self.entries[rel] = entry
             self.part_before[rel], entry.part = entry.part, None  # where it is: looked up
         return todo
+
+    def _undescribed(self, rel: str, entry: Entry) -> bool:
+        """Whether `rel` is a class-id mask probed before it was one (its image came
+        later): probed again, for the values its pixels take."""
+        return (
+            rel in self.class_masks and entry.probe.info is not None and entry.probe.classes is None
+        )
 
     def stage(self, store: ImageStore | None) -> None:
         """The candidates' records, less the rejects and what the store holds as is."""
@@ -463,7 +495,7 @@ class _Run:
         roles = self.pairs.of_image.get(record.key)
         if not roles:
             return record
-        found = {}
+        found, described = {}, {}
         for role, rel in sorted(roles.items()):
             entry = self.entries.get(rel)
             if entry is None:
@@ -475,7 +507,32 @@ class _Run:
                 continue
             found[role] = Paired(rel, probe.info)
             self.result.paired += 1
-        return record.replace(paired=found) if found else record
+            if role in CLASS_ROLES and probe.classes is not None:
+                described[role] = probe.classes
+        if not found:
+            return record
+        return self._with_classes(record.replace(paired=found), described)
+
+    def _with_classes(self, record: Record, described: dict[str, Any]) -> Record:
+        """The record with a field `ROLE_classes` for each class-id mask whose dataset's
+        class names are known: the classes its pixels hold (classes.py). A field an
+        annotation file gives the image itself wins."""
+        fields = {}
+        for role, present in described.items():
+            value, note = self.names.value(record.key, role, present)
+            if note is not None:
+                self.result.annotation_notes.append(shown(note))
+            if value is not None:
+                fields[f"{role}_classes"] = value
+        if not fields:
+            return record
+        metadata = {**fields, **record.metadata}
+        limit = self.params.max_metadata_bytes
+        if len(canonical_json(metadata)) > limit:
+            why = f"{', '.join(fields)} would take its metadata over {limit:,} bytes"
+            self.result.annotation_notes.append(shown(f"{record.key}: {why}; not set"))
+            return record
+        return record.replace(metadata=metadata)
 
     def changed(self) -> dict[str, Entry]:
         """The entries the cache does not hold as they are now."""
