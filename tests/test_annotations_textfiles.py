@@ -591,6 +591,78 @@ def test_cvat_mot_export_names_classes_from_its_labels_file(workspace):
     assert report("ingest")["annotation_files"] == ["task/gt/gt.txt", "task/gt/labels.txt"]
 
 
+# ------------------------------------------------------------------ the layouts' variants
+
+
+def read_variants(root: Path, files: dict[str, bytes | str]) -> Any:
+    """The annotation reader over real files (as ingest and pack call it)."""
+    from imageshelf.annotations import KeyIndex, annotation_kind, read_place
+
+    put(root, files)
+    images = [rel for rel in files if annotation_kind(rel) is None]
+    return read_place(root, [rel for rel in files if rel not in images], KeyIndex(images))
+
+
+def test_the_layouts_variants_each_documented_rule(tmp_path):
+    """docs/ANNOTATIONS.md's other rules: DOTA's labelTxt-v1.0/labelTxt/, ICDAR's gt_ file
+    beside its image, a KITTI results file's score, WIDER FACE's shape under another
+    name (no split), MOT15's ten columns, PPOCRLabel's fields and `*`, its fileState.txt,
+    a gt/gt.txt that is not MOT's, an INI file that is not seqinfo.ini."""
+    found = read_variants(
+        tmp_path,
+        {
+            "dota/images/P1.png": b"",
+            "dota/labelTxt-v1.0/labelTxt/P1.txt": "1 2 3 2 3 4 1 4 plane 0\n",
+            "icdar/img_7.jpg": b"",
+            "icdar/gt_img_7.txt": "1,2,3,2,3,4,1,4,word\n",
+            "results/image_2/000000.png": b"",
+            "results/label_2/000000.txt": KITTI_000000.strip() + " 0.93\n",
+            "faces/a/1.jpg": b"",
+            "faces/boxes.txt": "a/1.jpg\n1\n1 2 3 4 0 0 0 0 0 0\n",
+            "mot15/img1/000001.jpg": b"",
+            "mot15/gt/gt.txt": "1,3,10,20,30,40,1,-1,-1,-1\n",
+            "ppocr/zh/1.jpg": b"",
+            "ppocr/zh/Label.txt": 'zh/1.jpg\t[{"transcription": "*", "points": [[0, 0], [4, 0], '
+            '[4, 2], [0, 2]], "difficult": false, "key_cls": "None"}]\n',
+            "ppocr/zh/fileState.txt": "/home/me/zh/1.jpg\t1\n",
+            "other/gt/gt.txt": "a ground truth in words\n",
+            "other/config.ini": "[x]\ny=1\n",
+        },
+    )
+
+    def fields(key: str) -> dict[str, Any]:
+        return found.for_image(key, 64, 48)
+
+    assert fields("dota/images/P1.png")["objects"] == [dota_rule("1 2 3 2 3 4 1 4 plane 0")]
+    assert fields("icdar/img_7.jpg")["objects"] == icdar_rule("1,2,3,2,3,4,1,4,word")
+    assert fields("results/image_2/000000.png")["objects"] == [
+        {**kitti_rule(KITTI_000000.strip()), "score": 0.93}
+    ]
+    assert fields("faces/a/1.jpg") == {
+        "objects": wider_rule("a/1.jpg\n1\n1 2 3 4 0 0 0 0 0 0")["a/1.jpg"]
+    }
+    assert fields("mot15/img1/000001.jpg") == {
+        "frame": 1,
+        "objects": [{"bbox": [10, 20, 30, 40], "track_id": 3, "conf": 1}],
+    }
+    word = fields("ppocr/zh/1.jpg")["objects"][0]
+    assert (word["transcription"], word["ignore"], word["difficult"], word["key_cls"]) == (
+        "*",
+        True,
+        False,
+        "None",
+    )
+    assert found.notes == [
+        "mot15/gt/gt.txt: 3 value(s) of -1 (no track, no world coordinates): not stored",
+        "ppocr/zh/fileState.txt: PPOCRLabel's record of which images were checked: not stored",
+    ]
+    assert sorted(found.unused) == [
+        "other/config.ini: an INI file, and only MOT's seqinfo.ini is read",
+        "other/gt/gt.txt: 1 line(s) of text; not read: not an image's labels or text (no "
+        "image of its name), nor a file a reader knows by its name or lines",
+    ]
+
+
 # ------------------------------------------------------------------ lines that do not parse
 
 
