@@ -591,6 +591,22 @@ def test_cvat_mot_export_names_classes_from_its_labels_file(workspace):
     assert report("ingest")["annotation_files"] == ["task/gt/gt.txt", "task/gt/labels.txt"]
 
 
+def test_a_changed_label_file_relabels_its_image_on_the_next_run(workspace):
+    """An image's own file (KITTI's label) and a dataset's file (WIDER FACE's bbx_gt),
+    each changed after a first run: the next run stores the new fields."""
+    kitti_layout(INCOMING / "kitti")
+    wider_layout(INCOMING / "widerface")
+    ingest_and_pack()
+    car = "Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57"
+    (INCOMING / "kitti/training/label_2/000000.txt").write_text(car + "\n")
+    bbx = INCOMING / "widerface/wider_face_split/wider_face_val_bbx_gt.txt"
+    bbx.write_text(WIDER_VAL.replace("345 211 4 4", "345 211 8 8"))
+    store = ingest_and_pack()
+    assert store.metadata("kitti/training/image_2/000000.png")["objects"] == [kitti_rule(car)]
+    face = store.metadata("widerface/WIDER_val/images/0--Parade/0_Parade_marchingband_1_465.jpg")
+    assert face["objects"][0]["bbox"] == [345, 211, 8, 8]
+
+
 # ------------------------------------------------------------------ the layouts' variants
 
 
