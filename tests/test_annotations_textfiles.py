@@ -623,7 +623,8 @@ def test_the_layouts_variants_each_documented_rule(tmp_path):
     """docs/ANNOTATIONS.md's other rules: DOTA's labelTxt-v1.0/labelTxt/, ICDAR's gt_ file
     beside its image, a KITTI results file's score, WIDER FACE's shape under another
     name (no split), MOT15's ten columns, PPOCRLabel's fields and `*`, its fileState.txt,
-    a gt/gt.txt that is not MOT's, an INI file that is not seqinfo.ini."""
+    a gt/gt.txt that is not MOT's, an INI file that is not seqinfo.ini, and ICDAR 2013's
+    gt_NAME.txt (boxes, not 2015's corners), reported with its image kept."""
     found = read_variants(
         tmp_path,
         {
@@ -643,6 +644,8 @@ def test_the_layouts_variants_each_documented_rule(tmp_path):
             "ppocr/zh/fileState.txt": "/home/me/zh/1.jpg\t1\n",
             "other/gt/gt.txt": "a ground truth in words\n",
             "other/config.ini": "[x]\ny=1\n",
+            "icdar13/images/100.jpg": b"",
+            "icdar13/gt/gt_100.txt": '38, 43, 920, 215, "Tiredness"\n',
         },
     )
 
@@ -672,7 +675,10 @@ def test_the_layouts_variants_each_documented_rule(tmp_path):
         "mot15/gt/gt.txt: 3 value(s) of -1 (no track, no world coordinates): not stored",
         "ppocr/zh/fileState.txt: PPOCRLabel's record of which images were checked: not stored",
     ]
+    assert fields("icdar13/images/100.jpg") == {}
     assert sorted(found.unused) == [
+        "icdar13/gt/gt_100.txt: 1 line(s) of text; named as ICDAR 2015's gt_NAME.txt are, but "
+        "not its lines (x1,y1,x2,y2,x3,y3,x4,y4,transcription)",
         "other/config.ini: an INI file, and only MOT's seqinfo.ini is read",
         "other/gt/gt.txt: 1 line(s) of text; not read: not an image's labels or text (no "
         "image of its name), nor a file a reader knows by its name or lines",
@@ -694,7 +700,7 @@ def test_a_bad_line_in_an_images_own_label_file_rejects_that_image_naming_the_li
             "kitti/training/image_2/000001.png": image(2),
             "kitti/training/label_2/000001.txt": KITTI_000000,
             "icdar/imgs/img_1.jpg": image(3, "JPEG"),
-            "icdar/gt/gt_img_1.txt": "377,117,463,oops\n",
+            "icdar/gt/gt_img_1.txt": "1,2,3,2,3,4,1,4,ok\n377,117,463,oops\n",
             "dota/images/P1.png": image(4),
             "dota/labelTxt/P1.txt": "imagesource:GoogleEarth\nno object\n1 2 3 2 3 4 1 4 plane\n",
         },
@@ -710,7 +716,7 @@ def test_a_bad_line_in_an_images_own_label_file_rejects_that_image_naming_the_li
         ),
         "icdar/imgs/img_1.jpg": (
             "bad_metadata",
-            "icdar/gt/gt_img_1.txt:1: not an ICDAR 2015 word "
+            "icdar/gt/gt_img_1.txt:2: not an ICDAR 2015 word "
             "(x1,y1,x2,y2,x3,y3,x4,y4,transcription): '377,117,463,oops'",
         ),
     }

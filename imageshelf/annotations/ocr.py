@@ -29,6 +29,10 @@ from .lines import Lines, extent, numbers
 from .lists import resolve
 from .values import strict_json
 
+# A gt_ file's image is looked for in the folders beside its own, where a dataset keeps
+# a few (ICDAR: images, ground truth, for training and test); a folder among thousands
+# is no such layout, and looking in each for each file would cost their product.
+MAX_BESIDE = 64
 DO_NOT_CARE = ("###", "*")  # PaddleOCR's DetLabelEncode ignores both; ICDAR writes ###
 PPOCRLABEL_STATE = "fileState.txt"  # PPOCRLabel: which images a person has checked
 
@@ -38,18 +42,20 @@ PPOCRLABEL_STATE = "fileState.txt"  # PPOCRLabel: which images a person has chec
 
 def icdar_image(rel: str, keys: KeyIndex) -> str | None:
     """The image `gt_NAME.txt` speaks of: NAME beside it, or in one folder beside its
-    folder (the one whose name says the same split, where several hold a NAME)."""
+    folder (the one whose name says the same split, where several hold a NAME; among up
+    to MAX_BESIDE folders)."""
     folder, _, name = rel.rpartition("/")
     if not name.startswith("gt_"):
         return None
     stem = name[3 : -len(".txt")]
     here = keys.one_by_stem(folder, stem)
-    if here is not None or not folder:
+    beside = keys.folders_in(folder_of(folder))
+    if here is not None or not folder or len(beside) > MAX_BESIDE:
         return here
     found = [
         key
-        for beside in keys.folders_in(folder_of(folder))
-        if beside != folder and (key := keys.one_by_stem(beside, stem)) is not None
+        for other in beside
+        if other != folder and (key := keys.one_by_stem(other, stem)) is not None
     ]
     if len(found) > 1:
         split = split_of_name(name_of(folder))

@@ -251,7 +251,6 @@ def _read_text(
     except AnnotationError as exc:
         result.broken[image] = str(exc)
         return
-    result.files.append(rel)
     read_own(rel, data, image, layout, yolo, result)
 
 

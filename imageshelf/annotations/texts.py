@@ -5,9 +5,10 @@ An image's own file, found by where it lies (`text_image`): YOLO's rule (`labels
 (`labelTxt/` for `images/`), ICDAR 2015's (`gt_NAME.txt` for NAME). Its lines then say
 which format it is, in this order: YOLO rows (numbers only), KITTI objects (a type, 14
 numbers), DOTA objects (8 numbers, a category), ICDAR words (8 numbers and a text,
-comma-separated); a file in KITTI's, DOTA's or ICDAR's folders is read as that format
-whatever it holds (a line that is not rejects the image, naming the line), one under
-`labels/` or below YOLO class names as YOLO; anything else beside an image is its `text`.
+comma-separated); a file in KITTI's or DOTA's folders is read as that format whatever
+it holds (a line that is not rejects the image, naming the line), a `gt_NAME.txt` as
+ICDAR's if its first line is (else it is reported, its image kept), one under `labels/`
+or below YOLO class names as YOLO; anything else beside an image is its `text`.
 
 A file of a dataset's (`read_shared`), by its name: WIDER FACE's `wider_face_*_bbx_gt.txt`
 and test file list, MOT's `gt/gt.txt`, `det/det.txt`, `gt/labels.txt`, `seqinfo.ini`,
@@ -59,6 +60,13 @@ def read_own(
     try:
         lines = numbered_lines(rel, data)
         fmt = _own_format(rel, lines, layout, yolo)
+        if fmt is None:
+            result.unused.append(
+                f"{rel}: {looks_like(lines)}; named as ICDAR 2015's gt_NAME.txt are, but not "
+                "its lines (x1,y1,x2,y2,x3,y3,x4,y4,transcription)"
+            )
+            return
+        result.files.append(rel)
         if fmt == "yolo":
             yolo.read_label(rel, data, image)
         elif fmt == "text":
@@ -66,6 +74,7 @@ def read_own(
         else:
             _OWN[fmt](rel, lines, image, result)
     except AnnotationError as exc:
+        result.files.append(rel)
         result.broken[image] = str(exc)
 
 
@@ -77,9 +86,13 @@ _OWN: dict[str, Callable[[str, Lines, str, Annotations], None]] = {
 }
 
 
-def _own_format(rel: str, lines: Lines, layout: str, yolo: Yolo) -> str:
+def _own_format(rel: str, lines: Lines, layout: str, yolo: Yolo) -> str | None:
+    """The format of an image's own file; None for a `gt_NAME.txt` that is not ICDAR's
+    (ICDAR 2013's boxes, say): reported, and its image kept."""
+    if layout == "icdar":
+        return "icdar" if not lines or ocr.is_icdar(lines[:1]) else None
     if layout in _OWN:
-        return layout  # the format's own folders: its lines must be its
+        return layout  # KITTI's and DOTA's own folders: their lines must be theirs
     yolo_place = layout == "yolo" or yolo.names_for_label(rel) is not None
     # Where YOLO's labels are (a dataset has one per image), the first lines tell the
     # format: its reader then reads every line, and rejects the image at a bad one.
