@@ -39,6 +39,13 @@ FILES = (
     "list_landmarks_celeba.txt",
 )
 WILD = "img_celeba"  # the folder of the in-the-wild images
+# Whose a file's box or points are: the in-the-wild images' (True), the aligned ones'
+# (False); a file not named here gives every image of the name its fields.
+WILD_OF = {
+    "list_bbox_celeba.txt": True,
+    "list_landmarks_celeba.txt": True,
+    "list_landmarks_align_celeba.txt": False,
+}
 
 
 def is_celeba(rel: str) -> bool:
@@ -98,9 +105,7 @@ def _read_one(rel: str, data: bytes, images: _Images, result: Annotations) -> No
         if len(lines) < 2 or not lines[0][1].isdigit():
             raise AnnotationError(f"{rel}: not CelebA's (a count, the names, then a line an image)")
         header, lines = lines[1][1].split(), lines[2:]
-    wild = {"list_bbox_celeba.txt": True, "list_landmarks_celeba.txt": True}.get(name)
-    if name == "list_landmarks_align_celeba.txt":
-        wild = False
+    wild = WILD_OF.get(name)
     given = _Given(rel, header)
     missing, unfit = [], 0
     for n, line in lines:
