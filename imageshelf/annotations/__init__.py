@@ -18,6 +18,9 @@ One module per format, each the reference's reading of it:
 - `fiftyone`: FiftyOne's image detection and classification datasets (its importers);
 - `labelstudio`: Label Studio's JSON export (label-studio-sdk's converter);
 - `lists`: image lists that give a split (VOC's ImageSets, YOLO's train.txt);
+- `kitti`, `dota`, `widerface`, `celeba`, `ocr` (ICDAR 2015, PaddleOCR), `mot`: the
+  datasets whose annotations are text files; `texts`: which of them a `.txt` is, and
+  `looks`: what one none of them places looks like;
 - `folders`: the split and label an image's folders give (HF, torchvision);
 - `reader`: the order they are read in; `values`: how a table's cells are typed.
 

@@ -31,6 +31,7 @@ class KeyIndex:
         self._stems: tuple[dict[str, str], dict[str, list[str]]] | None = None
         self._names: dict[str, list[str]] | None = None
         self._ordered: list[str] | None = None
+        self._children: dict[str, list[str]] | None = None
 
     def _stem_index(self) -> tuple[dict[str, str], dict[str, list[str]]]:
         """ "folder/stem" -> a key of that stem, and -> the others where there are more
@@ -82,6 +83,18 @@ class KeyIndex:
                 break
             found.append(key)
         return found
+
+    def folders_in(self, folder: str) -> list[str]:
+        """The folders right under `folder` ("" for the top) that hold images of their
+        own, sorted (where a dataset keeps its images beside its label folders)."""
+        if self._children is None:  # built on first use: only some formats need it
+            children: dict[str, set[str]] = defaultdict(set)
+            for key in self.keys:
+                here = key.rpartition("/")[0]
+                if here:
+                    children[here.rpartition("/")[0]].add(here)
+            self._children = {parent: sorted(found) for parent, found in children.items()}
+        return self._children.get(folder, [])
 
     def one_by_stem(self, folder: str, stem: str) -> str | None:
         if "/" in stem:

@@ -18,13 +18,14 @@ _KINDS = {
     ".txt": "text",  # YOLO labels, class names, image lists, an image's text
     ".names": "text",  # Darknet's (CVAT's obj.names) class names
     ".data": "darknet",  # Darknet's obj.data
+    ".ini": "ini",  # MOT's seqinfo.ini
 }
 ANNOTATION_SUFFIXES = frozenset(_KINDS)  # a name without one of these is not annotations
 
 
 def annotation_kind(rel: str) -> str | None:
     """What an annotation file is by its name: "table", "json", "yaml", "xml", "text",
-    "darknet"; None for a file that is not an annotation file (an image, or something
+    "darknet", "ini"; None for a file that is not an annotation file (an image, or something
     to reject)."""
     dot = rel.rfind(".")
     return _KINDS.get(rel[dot:].lower()) if dot > rel.rfind("/") else None

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import posixpath
 
-from .base import Annotations, KeyIndex, folder_of, join, name_of, text_of
+from .base import Annotations, KeyIndex, folder_of, join, name_of
 from .folders import split_of_name
+from .lines import numbered_lines
+from .looks import looks_like
 
 
 def list_split(rel: str) -> str | None:
@@ -29,29 +31,67 @@ def list_split(rel: str) -> str | None:
 
 
 def read_list(rel: str, data: bytes, split: str, keys: KeyIndex, result: Annotations) -> None:
-    lines = [line.strip() for line in text_of(rel, data).splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("#")]
-    if lines and all(len(line.split()) == 2 for line in lines):
+    """A list's images get its split; a list none of whose lines names an image here is
+    not one, and is reported with what it looks like."""
+    lines = [(n, line) for n, line in numbered_lines(rel, data) if not line.startswith("#")]
+    voc_root = _voc_root(rel)
+    if voc_root is not None and lines and all(_per_class(line) for _n, line in lines):
         result.note(f"{rel}: a per-class list (an image id and 1, 0 or -1): what the objects say")
+        return
+    found: list[str] = []
+    missing, rest = [], []
+    for _n, line in lines:
+        key = _listed(rel, line, voc_root, keys)
+        if key is None and voc_root is None and len(line.split()) > 1:
+            key = resolve(folder_of(rel), line.split()[0], keys)  # a path, then more
+            rest += [line] if key is not None else []
+        if key is None:
+            missing.append(line)
+        else:
+            found.append(key)
+    if lines and not found:
+        result.unused.append(
+            f"{rel}: named like a list of {split} images, but none of its {len(lines)} "
+            f"line(s) names an image here: {looks_like(lines)} (first: {lines[0][1][:80]})"
+        )
         return
     if split == "trainval":
         result.note(f"{rel}: the union of train and val: the split comes from those lists")
         return
-    voc_root = _voc_root(rel)
-    missing = []
-    for line in lines:
-        if voc_root is not None:
-            key = keys.one_by_stem(join(voc_root, "JPEGImages"), line.split()[0])
-        else:
-            key = _resolve(folder_of(rel), line, keys)
-        if key is None:
-            missing.append(line)
-        else:
-            result.set(key, {"split": split})
+    for key in found:
+        result.set(key, {"split": split})
+    if rest:
+        result.note(
+            f"{rel}: {len(rest)} line(s) hold more than an image's path (first: "
+            f"{rest[0][:80]!r}): only the split is kept"
+        )
     if missing:
         result.unused.append(
             f"{rel}: {len(missing)} listed image(s) not found (first: {missing[0][:80]})"
         )
+
+
+def _per_class(line: str) -> bool:
+    cells = line.split()
+    return len(cells) == 2 and cells[1] in ("1", "0", "-1")
+
+
+def _listed(rel: str, line: str, voc_root: str | None, keys: KeyIndex) -> str | None:
+    """The image a list's line names: an id under a dataset's image folder (VOC's
+    `JPEGImages/`, KITTI's `training/image_2/`) for a list in `ImageSets/`, else a path."""
+    if voc_root is None:
+        return resolve(folder_of(rel), line, keys)
+    stem = line.split()[0]
+    for images in _ID_FOLDERS:
+        key = keys.one_by_stem(join(voc_root, images), stem)
+        if key is not None:
+            return key
+    return None
+
+
+# Where a dataset's ImageSets/ ids name images: VOC, then KITTI (whose ImageSets/
+# train.txt and val.txt, from the 3D detection tools, split its training/ folder).
+_ID_FOLDERS = ("JPEGImages", "training/image_2", "testing/image_2")
 
 
 def _voc_root(rel: str) -> str | None:
@@ -61,7 +101,11 @@ def _voc_root(rel: str) -> str | None:
     return "/".join(parts[: parts.index("ImageSets")])
 
 
-def _resolve(folder: str, line: str, keys: KeyIndex) -> str | None:
+def resolve(folder: str, line: str, keys: KeyIndex) -> str | None:
+    """The image a path written in a list names: relative to the list's `folder`, or to
+    any folder above (CVAT's `data/obj_train_data/1.jpg`, PaddleOCR's
+    `train_data/rec/train/word_001.jpg`), or the one image whose path ends so under the
+    folder above the list's (WIDER FACE's `wider_face_split/` beside `WIDER_test/`)."""
     path = line.replace("\\", "/").strip("/")
     direct = posixpath.normpath(join(folder, path))
     if direct in keys.keys:
@@ -73,4 +117,8 @@ def _resolve(folder: str, line: str, keys: KeyIndex) -> str | None:
             return candidate
     if len(parts) == 1 and "." not in parts[0]:
         return keys.one_by_stem(folder, parts[0])
+    if parts:
+        found = keys.by_tail(folder_of(folder), "/".join(parts))
+        if len(found) == 1:
+            return found[0]
     return None

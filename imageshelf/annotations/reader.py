@@ -2,17 +2,17 @@
 
 Within a place, outer folders are read before inner ones and, in a folder: data.yaml's
 splits, tables, JSON (COCO, Label Studio, FiftyOne's labels.json, LabelMe files not
-named for their image), XML (VOC, CVAT), then text files (YOLO labels, image lists, an
-image's text), then sidecars (`NAME.json` before `NAME.EXT.json`, LabelMe's too): a
-later source wins field by field. A file that does not parse is an AnnotationError
-naming it (losing labels is worse than stopping), except a file that is one image's own
-(a sidecar, a LabelMe file, a YOLO label file), which rejects that one image with the
-reason instead.
+named for their image, Cityscapes polygons), XML (VOC, CVAT), then text files (YOLO,
+KITTI and DOTA labels, ICDAR 2015 words, an image's text; CelebA's files together,
+WIDER FACE, MOT, PaddleOCR, image lists: `texts`), then sidecars (`NAME.json` before
+`NAME.EXT.json`, LabelMe's too): a later source wins field by field. A file that does
+not parse is an AnnotationError naming it (losing labels is worse than stopping), except
+a file that is one image's own (a sidecar, a LabelMe file, a label file), which rejects
+that one image with the reason instead.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -33,6 +33,7 @@ from .base import (
     read_bounded,
     text_of,
 )
+from .celeba import is_celeba, read_celeba, root_of
 from .cityscapes import is_cityscapes_polygons, read_cityscapes
 from .classes import is_class_file, read_class_file
 from .coco import is_coco, read_coco
@@ -40,14 +41,15 @@ from .fiftyone import is_fiftyone, read_fiftyone
 from .kinds import annotation_kind
 from .labelme import is_labelme, note_copies, read_labelme
 from .labelstudio import is_json_min, is_label_studio, read_label_studio
-from .lists import list_split, read_list
+from .lists import read_list
 from .sidecars import read_sidecars, sidecar_image
 from .tables import table_rows
+from .texts import read_own, read_shared, text_image
 from .values import strict_json
 from .voc import read_xml
-from .yolo import Yolo, is_names_file, label_image, names_reach, under_labels
+from .yolo import Yolo, is_names_file, names_reach
 
-ORDER = {"table": 0, "json": 1, "xml": 2, "text": 3}
+ORDER = {"table": 0, "json": 1, "xml": 2, "text": 3, "ini": 3, "celeba": 3}
 DEFAULT_LIMITS = Limits()
 
 
@@ -63,11 +65,13 @@ def _own_files(files: Iterable[str], keys: KeyIndex, images: Collection[str]) ->
 
 
 def own_image(rel: str, keys: KeyIndex) -> str | None:
-    """The one image an annotation file speaks of, if it is an image's own file (a YOLO
-    label file, an image's text, a sidecar); None for a file that may speak of any."""
+    """The one image an annotation file speaks of, if it is an image's own file (a YOLO,
+    KITTI or DOTA label file, an ICDAR 2015 ground truth, an image's text, a sidecar);
+    None for a file that may speak of any."""
     kind = annotation_kind(rel)
     if kind == "text" and not is_names_file(rel):
-        return label_image(rel, keys)
+        found = text_image(rel, keys)
+        return None if found is None else found[0]
     if kind == "json" and not is_names_file(rel):
         return sidecar_image(rel, keys)
     return None
@@ -116,6 +120,9 @@ def read_annotations(
         if kind == "json":
             _read_json_folder(rels, whole, keys, result)
             continue
+        if kind == "celeba":
+            read_celeba(rels, whole, keys, result)
+            continue
         rel = rels[0]
         result.reading = rel
         said = len(result.unused) + len(result.notes)
@@ -146,9 +153,11 @@ def _units(
     files: list[str], keys: KeyIndex, sidecars: list[str]
 ) -> Iterator[tuple[str, list[str]]]:
     """The files to read, in order: one file at a time, but a folder's JSON files (COCO
-    files combine) together."""
+    files combine) together, and a CelebA folder's files (a face's box and points are in
+    two) together."""
     units: list[tuple[tuple[int, int, str], str, list[str]]] = []
     json_folders: dict[str, list[str]] = defaultdict(list)
+    celeba: dict[str, list[str]] = defaultdict(list)
     for rel in files:
         kind = annotation_kind(rel)
         if kind is None or is_names_file(rel) or kind in ("yaml", "darknet"):
@@ -159,10 +168,14 @@ def _units(
             else:
                 json_folders[folder_of(rel)].append(rel)
             continue
+        if kind == "text" and is_celeba(rel):
+            celeba[root_of(rel)].append(rel)
+            continue
         units.append(((rel.count("/"), ORDER[kind], rel), kind, [rel]))
-    for group in json_folders.values():
-        group.sort()
-        units.append(((group[0].count("/"), ORDER["json"], group[0]), "json", group))
+    for name, groups in (("json", json_folders), ("celeba", celeba)):
+        for group in groups.values():
+            group.sort()
+            units.append(((group[0].count("/"), ORDER[name], group[0]), name, group))
     for _order, kind, rels in sorted(units):
         yield kind, rels
 
@@ -252,65 +265,24 @@ def _read_text(
     yolo: Yolo,
     result: Annotations,
 ) -> None:
-    """A `.txt`: a list data.yaml names, a YOLO label file, an image's text (an OCR
-    ground truth, a caption), or a list named for a split."""
-    image = label_image(rel, keys)
+    """A `.txt` (or `.ini`): a list data.yaml names; an image's own file (its labels, its
+    words, its text); or a file of a dataset's, which may speak of any image (`texts`)."""
     split = yolo.lists.get(rel)
-    if split is None and image is None:
-        split = list_split(rel)
-        if split is None:
-            _unknown_text(rel, read, max_bytes, result)
-            return
     if split is not None:
         result.files.append(rel)
         read_list(rel, whole(rel), split, keys, result)
         return
-    assert image is not None
+    own = text_image(rel, keys)
+    if own is None:
+        read_shared(rel, whole, keys, yolo.files, result)
+        return
+    image, layout = own
     try:
         data = read_bounded(read, rel, max_bytes)
     except AnnotationError as exc:
         result.broken[image] = str(exc)
         return
-    result.files.append(rel)
-    if under_labels(rel) or yolo.names_for_label(rel) is not None or _all_yolo(data):
-        yolo.read_label(rel, data, image)
-        return
-    try:
-        result.set(image, {"text": text_of(rel, data).rstrip("\r\n")})
-    except AnnotationError as exc:
-        result.broken[image] = str(exc)
-
-
-def _unknown_text(rel: str, read: Reader, max_bytes: int, result: Annotations) -> None:
-    """A `.txt` that is none of the files we read: text is reported unused; anything
-    else (a PNG named `x.txt`) may be an image, which ingest decides by content."""
-    try:
-        read_bounded(read, rel, max_bytes).decode("utf-8-sig")
-    except (AnnotationError, UnicodeDecodeError):
-        result.not_text.append(rel)
-        return
-    result.unused.append(
-        f"{rel}: no image of that name where YOLO puts its labels"
-        if under_labels(rel)
-        else f"{rel}: not YOLO labels, class names, a list named for a split or an image's text"
-    )
-
-
-def _all_yolo(data: bytes) -> bool:
-    """Whether every line of a text beside an image reads as YOLO rows (a YOLO dataset
-    shipped without class names), rather than words."""
-    try:
-        rows = [line.split() for line in data.decode("utf-8-sig").splitlines() if line.strip()]
-        return all(len(cells) >= 5 and all(map(_finite, cells)) for cells in rows)
-    except UnicodeDecodeError:
-        return False
-
-
-def _finite(cell: str) -> bool:
-    try:
-        return math.isfinite(float(cell))
-    except ValueError:
-        return False
+    read_own(rel, data, image, layout, yolo, result)
 
 
 def added_reach(root: os.PathLike[str] | str, rel: str) -> list[str] | None:
