@@ -1,0 +1,259 @@
+"""Hostile input, round three, for ingest's readers: a metadata.parquet that decodes to
+gigabytes or whose schema and cells lie, Label Studio numbers no float holds, sparse and
+crafted tar members, and an archive replaced between ingest and pack. Each gives a
+one-line error or a reject with its reason; never a traceback, a hang, an allocation
+past a cap, or bytes that differ from what `tar x` extracts."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imageshelf.manifest import read_manifest_keys
+from imageshelf.store import ImageStore
+
+from conftest import command_line, ingest_and_pack, make_image, report, stage
+
+INCOMING = Path("data/incoming")
+MEMORY = 1 << 30  # the address space a stage run in a process of its own may take
+# pack and validate map the store: LMDB's map alone is 1 GiB of address space
+MEMORY_WITH_STORE = 3 << 30
+
+
+def run_capped(
+    cwd: Path, *args: str, timeout: float = 120, memory: int = MEMORY
+) -> tuple[subprocess.CompletedProcess, int]:
+    """Run a stage in a process of its own, its address space capped at `memory` and its
+    time at `timeout` (then it is killed: exit 124); its result and its peak resident
+    memory in MiB."""
+    code = (
+        "import resource, subprocess, sys\n"
+        f"cap, timeout = {memory}, {timeout}\n"
+        "limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap))\n"
+        "try:\n"
+        "    r = subprocess.run(sys.argv[1:], capture_output=True, text=True,\n"
+        "                       preexec_fn=limit, timeout=timeout)\n"
+        "    sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); code = r.returncode\n"
+        "except subprocess.TimeoutExpired:\n"
+        "    sys.stderr.write(f'killed after {timeout} s\\n'); code = 124\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *command_line(*args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout + 60,
+    )
+    return result, int(result.stderr.strip().splitlines()[-1]) // 1024
+
+
+def one_line_error(output: str, *words: str) -> str:
+    assert "Traceback" not in output, output[-3000:]
+    lines = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, output[-3000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+# ------------------------------------------------------------------ tar members
+
+
+def _gnu_tar() -> str:
+    tar = shutil.which("tar")
+    version = subprocess.run([tar, "--version"], capture_output=True, text=True) if tar else None
+    if version is None or "GNU tar" not in version.stdout:
+        pytest.skip("needs GNU tar, the reference for what a sparse member holds")
+    return tar
+
+
+def _mostly_black_bmp() -> bytes:
+    """A BMP of 196,662 bytes, zeros but for its header and seven pixels far apart."""
+    image = Image.new("RGB", (256, 256))
+    for y in range(0, 256, 40):
+        image.putpixel((7, y), (200, 10, 10))
+    out = io.BytesIO()
+    image.save(out, "BMP")
+    return out.getvalue()
+
+
+def _sparse_image(path: Path) -> bytes:
+    """A mostly black BMP, written with holes where whole 4 KB blocks are zeros: eight
+    data regions, more than the four a GNU header holds."""
+    data = _mostly_black_bmp()
+    with open(path, "wb") as fh:
+        fh.truncate(len(data))
+        for at in range(0, len(data), 4096):
+            if data[at : at + 4096].strip(b"\0"):
+                fh.seek(at)
+                fh.write(data[at : at + 4096])
+    if os.stat(path).st_blocks * 512 >= len(data):
+        pytest.skip("this file system keeps no holes: no sparse file to archive")
+    return data
+
+
+def _extracted(tar: str, archive: Path, into: Path) -> dict[str, bytes]:
+    """What `tar x` writes for each regular member of `archive`."""
+    into.mkdir()
+    subprocess.run([tar, "-xf", str(archive), "-C", str(into)], capture_output=True)
+    return {
+        str(p.relative_to(into)): p.read_bytes() for p in sorted(into.rglob("*")) if p.is_file()
+    }
+
+
+def _stored_as_tar_extracts(store: ImageStore, prefix: str, extracted: dict[str, bytes]) -> None:
+    """Every member stored holds what `tar x` wrote; every other is rejected."""
+    rejected = {r["path"] for r in report("ingest")["rejects"]}
+    for name, data in extracted.items():
+        key = f"{prefix}/{name}"
+        assert key in rejected or store.get(key) == data, key
+    for key in store:
+        assert key.removeprefix(prefix + "/") in extracted, key
+
+
+@pytest.mark.parametrize("form", ["gnu", "0.0", "0.1", "1.0"])
+def test_a_sparse_member_is_stored_as_tar_extracts_it(workspace, tmp_path, form):
+    tar = _gnu_tar()
+    source = tmp_path / "source"
+    source.mkdir()
+    image = _sparse_image(source / "black.bmp")
+    (source / "after.png").write_bytes(make_image(seed=2))  # bytes after it, to misread
+    archive = INCOMING / "scans.tar"
+    fmt = ["--format=gnu"] if form == "gnu" else ["--format=posix", f"--sparse-version={form}"]
+    subprocess.run(
+        [tar, "-cf", str(archive), "--sparse", *fmt, "-C", str(source), "black.bmp", "after.png"],
+        check=True,
+    )
+    with tarfile.open(archive) as members:
+        assert members.getmember("black.bmp").sparse is not None  # stored with holes
+    store = ingest_and_pack()
+    assert store.get("scans.tar/black.bmp") == image
+    _stored_as_tar_extracts(store, "scans.tar", _extracted(tar, archive, tmp_path / "x"))
+    assert stage("validate").exit_code == 0
+
+
+def _octal(number: int) -> bytes:
+    return b"%011o\0" % number
+
+
+def _gnu_sparse(name: str, size: int, slots: list[tuple[int, int]], data: bytes) -> bytes:
+    """A GNU old-format sparse member: up to 4 (offset, length) slots in its header,
+    the rest 21 to an extension block."""
+    header = bytearray(512)
+    header[: len(name)] = name.encode()
+    header[100:124] = b"0000644\0" + b"0000000\0" * 2
+    header[124:148] = _octal(len(data)) + _octal(0)
+    header[156:157], header[257:265] = b"S", b"ustar  \0"
+    for i, (offset, length) in enumerate(slots[:4]):
+        header[386 + 24 * i : 410 + 24 * i] = _octal(offset) + _octal(length)
+    rest = [slots[i : i + 21] for i in range(4, len(slots), 21)]
+    header[482], header[483:495] = int(bool(rest)), _octal(size)
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    blocks = bytes(header)
+    for number, group in enumerate(rest):
+        extension = bytearray(512)
+        for i, (offset, length) in enumerate(group):
+            extension[24 * i : 24 * i + 24] = _octal(offset) + _octal(length)
+        extension[504] = int(number < len(rest) - 1)
+        blocks += bytes(extension)
+    return blocks + data + b"\0" * (-len(data) % 512)
+
+
+def _member(name: str, data: bytes, **pax: str) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.pax_headers = len(data), pax
+    return info.tobuf(tarfile.PAX_FORMAT) + data + b"\0" * (-len(data) % 512)
+
+
+def test_sparse_maps_gnu_tar_and_tarfile_read_differently_are_rejected(workspace, tmp_path):
+    tar = _gnu_tar()
+    block = bytes(range(256)) * 2  # 512 bytes
+    image = _mostly_black_bmp()
+    regions = [(at, 512) for at in range(0, len(image), 512) if image[at : at + 512].strip(b"\0")]
+    assert len(regions) > 4 and len(image) % 512  # the last region is a part-block
+    regions[-1] = (regions[-1][0], len(image) - regions[-1][0])
+    stored = b"".join(image[at : at + length] for at, length in regions)
+    crafted = {
+        # GNU tar reads each region from whole blocks, tarfile back to back
+        "unaligned.bin": _gnu_sparse(
+            "unaligned.bin", 5000, [(0, 100), (2048, 512), (5000, 0)], block[:100] + block
+        ),
+        # no entry marks the end: GNU tar stops at 2,560 bytes, tarfile fills to 5,000
+        "short.bin": _gnu_sparse("short.bin", 5000, [(0, 512), (2048, 512)], block * 2),
+        "overlap.bin": _gnu_sparse(
+            "overlap.bin", 5000, [(0, 1024), (512, 512), (5000, 0)], block * 3
+        ),
+        # the end marked in an extension block, where tarfile drops it: read as GNU tar does
+        "long.bmp": _gnu_sparse("long.bmp", len(image), [*regions, (len(image), 0)], stored),
+    }
+    archive = INCOMING / "crafted.tar"
+    archive.write_bytes(
+        b"".join(crafted.values()) + _member("good.png", make_image(seed=3)) + b"\0" * 1024
+    )
+    store = ingest_and_pack()
+    assert sorted(store.keys()) == ["crafted.tar/good.png", "crafted.tar/long.bmp"]
+    assert store.get("crafted.tar/long.bmp") == image
+    rejects = {r["path"]: r["reason"] for r in report("ingest")["rejects"]}
+    for name in ("unaligned.bin", "short.bin", "overlap.bin"):
+        assert "a sparse member whose map" in rejects[f"crafted.tar/{name}"], rejects
+    extracted = _extracted(tar, archive, tmp_path / "x")
+    _stored_as_tar_extracts(store, "crafted.tar", extracted)
+
+
+def _raw_header(name: bytes, size_field: bytes) -> bytes:
+    header = bytearray(512)
+    header[: len(name)] = name
+    header[100:124] = b"0000644\0" + b"0000000\0" * 2
+    header[124:136], header[136:148] = size_field, _octal(0)
+    header[156:157], header[257:265] = b"0", b"ustar  \0"
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def _base256(number: int) -> bytes:
+    """GNU's binary size field: 0x80, then the number in 11 bytes, two's complement."""
+    field = bytearray((number % (1 << 88)).to_bytes(12, "big"))
+    field[0] = 0x80 if number >= 0 else 0xFF
+    return bytes(field)
+
+
+@pytest.mark.timeout(180)
+def test_crafted_tar_headers_are_rejected_and_the_members_before_them_kept(workspace):
+    good = make_image(seed=4)
+    archives = {
+        # -512 bytes: tarfile reads this header again and again, for ever
+        "negative.tar": _member("ok.png", good) + _raw_header(b"loop.png", _base256(-512)),
+        "huge_pax.tar": _member("ok.png", good) + _member("huge.png", b"", size=str(10**30)),
+        "huge_gnu.tar": _member("ok.png", good) + _raw_header(b"huge.png", _base256(1 << 80)),
+        "names.tar": _member("ok.png", good)
+        + _member("x.png", good, path="../x.png")
+        + _member("y.png", good, path="/etc/y.png")
+        + _member("z.png", good, path="../" * 60 + "z.png"),
+    }
+    for name, data in archives.items():
+        (INCOMING / name).write_bytes(data + b"\0" * 1024)
+    result, _peak = run_capped(workspace, "ingest", timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    staged = set(read_manifest_keys("data/staged.jsonl"))
+    assert staged == {f"{name}/ok.png" for name in archives}
+    rejects = {r["path"]: r["reason"] for r in report("ingest")["rejects"]}
+    assert (
+        "claiming -512 bytes; the archive is not read past it" in rejects["negative.tar/loop.png"]
+    )
+    assert "ends inside this member" in rejects["huge_pax.tar/huge.png"]
+    assert "ends inside this member" in rejects["huge_gnu.tar/huge.png"]
+    for name in ("../x.png", "/etc/y.png", "../" * 60 + "z.png"):
+        assert rejects[f"names.tar/{name}"] == "a member path that leaves the archive"
