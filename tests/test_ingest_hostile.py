@@ -257,3 +257,47 @@ def test_crafted_tar_headers_are_rejected_and_the_members_before_them_kept(works
     assert "ends inside this member" in rejects["huge_gnu.tar/huge.png"]
     for name in ("../x.png", "/etc/y.png", "../" * 60 + "z.png"):
         assert rejects[f"names.tar/{name}"] == "a member path that leaves the archive"
+
+
+# ------------------------------------------------------------------ an archive replaced
+
+
+def _sparse_on_disk_tar(path: Path, name: str, size: int) -> None:
+    """A tar whose one member is `size` bytes of zeros, written as a hole: gigabytes
+    that take no disk."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    with open(path, "wb") as fh:
+        fh.write(info.tobuf(tarfile.PAX_FORMAT))
+        fh.truncate(fh.tell() + -(-size // 512) * 512 + 1024)
+
+
+def test_pack_reads_an_archive_replaced_after_ingest_no_further_than_ingest_staged(workspace):
+    archive = INCOMING / "batch.tar"
+    with tarfile.open(archive, "w") as members:
+        data = make_image(seed=5)
+        info = tarfile.TarInfo("a.png")
+        info.size = len(data)
+        members.addfile(info, io.BytesIO(data))
+    assert stage("ingest").exit_code == 0
+    _sparse_on_disk_tar(archive, "a.png", 1_500_000_000)
+    result, peak_mib = run_capped(workspace, "pack", memory=MEMORY_WITH_STORE)
+    assert result.returncode == 1, result.stderr[-3000:]
+    one_line_error(result.stderr, "batch.tar/a.png", "1,500,000,000 bytes", "run ingest again")
+    assert peak_mib < 400, f"{peak_mib} MiB"
+
+
+def test_validate_reads_a_source_replaced_after_pack_no_further_than_ingest_staged(workspace):
+    archive = INCOMING / "batch.tar"
+    with tarfile.open(archive, "w") as members:
+        data = make_image(seed=6)
+        info = tarfile.TarInfo("a.png")
+        info.size = len(data)
+        members.addfile(info, io.BytesIO(data))
+    ingest_and_pack()
+    _sparse_on_disk_tar(archive, "a.png", 1_500_000_000)
+    result, peak_mib = run_capped(workspace, "validate", memory=MEMORY_WITH_STORE)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "batch.tar/a.png" in result.stderr + result.stdout
+    assert peak_mib < 400, f"{peak_mib} MiB"

@@ -334,13 +334,14 @@ def apply_plan(
     def additions() -> Iterator[Item]:
         for record in read_manifest(manifest):
             if record.key in writes:
-                read = _reader(incoming, record.key, record.info.sha256, probed)
+                read = _reader(incoming, record.key, record.info.sha256, record.info.size, probed)
                 yield Item(record, read, trusted=True)
 
     def byte_additions() -> Iterator[Item]:  # the pass that writes bytes: key and info
         for key, info in read_manifest_infos(manifest):
             if key in writes:
-                yield Item(Record(key, info), _reader(incoming, key, info.sha256, probed), True)
+                read = _reader(incoming, key, info.sha256, info.size, probed)
+                yield Item(Record(key, info), read, True)
 
     def transform(record: Record) -> Record:
         planned = metadata.get(record.key)
@@ -403,11 +404,14 @@ def _part_header(store: ImageStore, part: Part) -> Header:
     return header
 
 
-def _reader(incoming: Path, key: str, sha256: str, probed: Probed) -> Callable[[], bytes]:
+def _reader(
+    incoming: Path, key: str, sha256: str, size: int, probed: Probed
+) -> Callable[[], bytes]:
     """How to read the bytes of a staged image, proven against `sha256`: by ingest's hash
     of the file, if it is still as ingest read it (its fingerprint), or else by hashing
     it again. So a first build reads and hashes each image once (validate re-hashes
-    the bytes the store holds)."""
+    the bytes the store holds). An archive member is read only up to the `size` ingest
+    staged: an archive replaced since may hold anything under that name."""
 
     def read() -> bytes:
         root = str(incoming)
@@ -416,8 +420,12 @@ def _reader(incoming: Path, key: str, sha256: str, probed: Probed) -> Callable[[
             if probed.sha256(key, stamp) == sha256:
                 return data
         else:
-            found = read_source(root, key)[0]
-            assert found is not None  # no limit asked
+            found, now = read_source(root, key, size)
+            if found is None:
+                raise StoreError(
+                    f"{key}: {now:,} bytes in its archive now, {size:,} when ingest staged it; "
+                    "run ingest again"
+                )
             data = found
         if hashlib.sha256(data).hexdigest() != sha256:
             raise StoreError(f"{key}: bytes changed since they were hashed; run again")

@@ -479,11 +479,13 @@ def validate_staged(
         probed = None if result.full else stack.enter_context(Probed())
         while batch := list(itertools.islice(lines, STAGED_BATCH)):
             staged = {k: i.sha256 for k, i in batch if k not in not_packed and k not in damaged}
+            sizes = {k: i.size for k, i in batch}
             # Looked up together: one pass over the store when they are many of it.
             found = store.raw_records_of(staged)
             stored = {key: peek_sha256_and_split(raw)[0] for key, raw, _part in found}
             for key, sha256 in staged.items():
-                _check_staged(store, key, sha256, stored.get(key), root, probed, result)
+                found_as = stored.get(key)
+                _check_staged(store, key, sha256, sizes[key], found_as, root, probed, result)
 
 
 STAGED_BATCH = 65_536  # staged lines checked together: validate's memory is bounded by it
@@ -502,12 +504,15 @@ def _check_staged(
     store: ImageStore,
     key: str,
     sha256: str,
+    size: int,
     stored: str | None,
     root: str,
     probed: Probed | None,
     result: Validation,
 ) -> None:
-    """One staged image, whose record in the store has the hash `stored` (None: none)."""
+    """One staged image, whose record in the store has the hash `stored` (None: none).
+    Its source is read up to the size ingest staged: a file or an archive replaced
+    since may be anything."""
     result.staged_checked += 1
     if stored is None:
         result.fail(key, "staged but missing from the store")
@@ -519,7 +524,7 @@ def _check_staged(
         result.sources_unchanged += 1
         return
     try:
-        source_bytes = read_source(root, key)[0]
+        source_bytes = read_source(root, key, size)[0]  # None: larger now
     except FileNotFoundError:
         return  # moved away since ingest: the manifest's hash still proves the bytes
     except OSError as exc:
