@@ -7,6 +7,7 @@ past a cap, or bytes that differ from what `tar x` extracts."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from PIL import Image
 from imageshelf.manifest import read_manifest_keys
 from imageshelf.store import ImageStore
 
-from conftest import command_line, ingest_and_pack, make_image, report, stage
+from conftest import command_line, ingest_and_pack, make_image, put, report, stage
 
 INCOMING = Path("data/incoming")
 MEMORY = 1 << 30  # the address space a stage run in a process of its own may take
@@ -64,6 +65,64 @@ def one_line_error(output: str, *words: str) -> str:
     for word in words:
         assert word in lines[0], lines[0]
     return lines[0]
+
+
+# ------------------------------------------------------------------ Label Studio numbers
+
+
+def _region(rid: str, value: dict, **extra: object) -> dict:
+    return {
+        "id": rid,
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": 40,
+        "original_height": 30,
+        "value": {"rectanglelabels": ["cat"], **value},
+        **extra,
+    }
+
+
+HUGE = 10**400  # 401 digits: Python's JSON reader takes it, float() of it overflows
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"extra": {"original_width": HUGE}, "says": "original_width"},
+        {"value": {"x": HUGE}, "says": "x is not a finite number"},
+        {"value": {"width": -HUGE, "rotation": HUGE}, "says": "is not a finite number"},
+        {"value": {"points": [[10, 10], [HUGE, 5], [3, 3]]}, "says": "points"},
+    ],
+)
+def test_a_label_studio_number_no_float_holds_reports_its_region_and_keeps_the_rest(workspace, bad):
+    good_box = {"x": 10, "y": 20, "width": 50, "height": 50}
+    bad_box = {**good_box, **bad.get("value", {})}
+    if "points" in bad_box:
+        bad_box = {"points": bad_box["points"], "polygonlabels": ["cat"]}
+    task = {
+        "id": 5,
+        "data": {"image": "/data/upload/1/a.png"},
+        "annotations": [
+            {
+                "id": 9,
+                "result": [
+                    _region("good", good_box),
+                    _region("bad", bad_box, **bad.get("extra", {})),
+                ],
+            }
+        ],
+    }
+    text = json.dumps([task])
+    assert str(HUGE) in text
+    put(INCOMING, {"a.png": make_image(size=(40, 30), seed=1), "export.json": text})
+    store = ingest_and_pack()
+    objects = {o["id"]: o for o in store.metadata("a.png")["objects"]}
+    assert objects["good"]["bbox"] == [4, 6, 20, 15]
+    assert "bbox" not in objects["bad"] and "segmentation" not in objects["bad"]
+    notes = [n for n in report("ingest")["annotation_notes"] if "region bad" in n]
+    assert len(notes) == 1 and "export.json: task 5" in notes[0] and bad["says"] in notes[0]
+    assert stage("validate").exit_code == 0
 
 
 # ------------------------------------------------------------------ tar members
