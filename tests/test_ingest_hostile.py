@@ -67,6 +67,126 @@ def one_line_error(output: str, *words: str) -> str:
     return lines[0]
 
 
+# ------------------------------------------------------------------ metadata.parquet
+
+
+def _dictionary_bomb() -> bytes:
+    """448 bytes: 1,500 rows whose caption is one 1 MiB string, stored once."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 1500
+    caption = pa.DictionaryArray.from_arrays(
+        pa.array([0] * rows, pa.int32()), pa.array(["A" * (1 << 20)])
+    )
+    table = pa.table({"file_name": ["a.png"] * rows, "caption": caption})
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="brotli", store_schema=False)
+    return out.getvalue()
+
+
+def _run_length_bomb() -> bytes:
+    """A few KB: one row whose tags are a million run-length-encoded copies of 1 KB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    count = 1_000_000
+    tag = pa.DictionaryArray.from_arrays(pa.array([0] * count, pa.int32()), pa.array(["B" * 1024]))
+    tags = pa.ListArray.from_arrays(pa.array([0, count], pa.int32()), tag)
+    out = io.BytesIO()
+    pq.write_table(pa.table({"file_name": ["a.png"], "tags": tags}), out, compression="brotli")
+    return out.getvalue()
+
+
+def _compression_bomb() -> bytes:
+    """A few hundred bytes: one 80 MB caption, plain, compressed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"file_name": ["a.png"], "caption": ["C" * (80 << 20)]})
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", use_dictionary=False)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("bomb", [_dictionary_bomb, _run_length_bomb, _compression_bomb])
+def test_a_parquet_file_that_decodes_to_gigabytes_is_refused_before_it_is_decoded(workspace, bomb):
+    data = bomb()
+    assert len(data) < 8192
+    put(INCOMING, {"a.png": make_image(seed=1), "metadata.parquet": data})
+    result, peak_mib = run_capped(workspace, "ingest")
+    assert result.returncode == 1, result.stderr[-3000:]
+    one_line_error(result.stderr, "metadata.parquet", "compression bomb", "JSON Lines")
+    assert peak_mib < 600, f"{peak_mib} MiB to refuse a {len(data):,}-byte file"
+
+
+def test_a_repetitive_parquet_table_within_the_bound_reads_whole(workspace):
+    """The bound is on what rows decode to, not on repetition: 20,000 rows sharing one
+    caption of 1 KB (20 MB as JSON from a file of about 60 KB) read as they are."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = [f"img/{i}.png" for i in range(20_000)]
+    table = pa.table({"file_name": names, "caption": ["same words " * 100] * len(names)})
+    pq.write_table(table, INCOMING / "metadata.parquet")
+    put(INCOMING, {"img/7.png": make_image(seed=7)})
+    result = stage("ingest")
+    assert result.exit_code == 0, result.output
+    assert report("ingest")["staged"] == 1
+    assert len(report("ingest")["unused_metadata"]) == 19_999
+
+
+def _parquet_with(schema_entry: bytes | None, cells: list[object]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    metadata = {b"imageshelf.json_columns": schema_entry} if schema_entry is not None else None
+    table = pa.table(
+        {"file_name": [f"{i}.png" for i in range(len(cells))], "objects": cells}
+    ).replace_schema_metadata(metadata)
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [b"123", b"not json", b'[["objects"]]', b'"objects"', b'{"objects": 1}', b"[1, 2]"],
+)
+def test_a_json_columns_entry_that_is_not_a_list_of_names_is_one_line(workspace, entry):
+    cells = ['[{"bbox": [1, 2, 3, 4]}]', "[]"]
+    put(INCOMING, {"0.png": make_image(seed=1), "metadata.parquet": _parquet_with(entry, cells)})
+    result = stage("ingest")
+    assert result.exit_code == 1, result.output
+    one_line_error(result.stderr, "metadata.parquet", "imageshelf.json_columns", "list of column")
+
+
+@pytest.mark.parametrize(
+    "cells, row",
+    [
+        (['[{"bbox": [1, 2, 3, 4]}]', "{not json"], 2),
+        (['[{"bbox": [1, 2, 3, 4]}]', "NaN"], 2),
+        (['[{"bbox": [1, 2, 3, 4]}]', "[1e400]"], 2),
+        ([1, 7], 1),  # numbers where JSON text is named
+    ],
+)
+def test_a_cell_marked_as_json_that_is_not_json_is_one_line(workspace, cells, row):
+    put(INCOMING, {"0.png": make_image(seed=1), "1.png": make_image(seed=2)})
+    put(INCOMING, {"metadata.parquet": _parquet_with(b'["objects"]', cells)})
+    result = stage("ingest")
+    assert result.exit_code == 1, result.output
+    one_line_error(result.stderr, "metadata.parquet", f"row {row}", "'objects'", "not JSON")
+
+
+def test_json_columns_that_are_json_read_back_as_values(workspace):
+    cells = ['[{"bbox": [1, 2, 3, 4], "note": null}]', "[]"]
+    put(INCOMING, {"0.png": make_image(seed=1), "1.png": make_image(seed=2)})
+    put(INCOMING, {"metadata.parquet": _parquet_with(b'["objects"]', cells)})
+    store = ingest_and_pack()
+    assert store.metadata("0.png") == {"objects": [{"bbox": [1, 2, 3, 4], "note": None}]}
+    assert store.metadata("1.png") == {"objects": []}
+
+
 # ------------------------------------------------------------------ Label Studio numbers
 
 
