@@ -24,8 +24,10 @@ ground truth, else the latest not cancelled):
   fields above hold, its id in `used_annotation`).
 
 A task that names no image here, or two, or that is not a task, is reported with its
-reason; so are results the converter would skip, and images named by two tasks (the
-later wins field by field).
+reason; so are results the converter would skip, images named by two tasks (the later
+wins field by field), and a region whose numbers give no pixels (text, NaN, a 400-digit
+integer, anything past NUMBER_LIMIT): it is kept as exported, without `bbox` and the
+rest, beside the task's other regions.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ REGION_TYPES = frozenset(
     for labels in ("", "labels")
 )
 GEOMETRY = ("x", "y", "width", "height", "rotation", "points", "radiusX", "radiusY", "closed")
+NUMBER_LIMIT = 1e9  # a region's numbers (percent, degrees, pixels) stay under this
 
 
 def is_label_studio(obj: Any) -> bool:
@@ -86,7 +89,7 @@ def read_label_studio(rel: str, obj: Any, keys: KeyIndex, result: Annotations) -
             if key in named:
                 twice.append(key)
             named.add(key)
-            _apply(key, task, rel, result)
+            _apply(key, task, rel, where, result)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             result.unused.append(f"{where}: not a Label Studio task ({type(exc).__name__}: {exc})")
     if twice:
@@ -143,7 +146,7 @@ def image_keys(value: str, folder: str, keys: KeyIndex) -> list[str]:
     return found
 
 
-def _apply(key: str, task: dict[str, Any], rel: str, result: Annotations) -> None:
+def _apply(key: str, task: dict[str, Any], rel: str, where: str, result: Annotations) -> None:
     listed = "annotations" if "annotations" in task else "completions"  # older exports
     annotations = task.get(listed) or []
     used = _used(annotations)
@@ -159,6 +162,14 @@ def _apply(key: str, task: dict[str, Any], rel: str, result: Annotations) -> Non
     fields: dict[str, Any] = {"label_studio": kept, "objects": []}
     fields.update((name, _pretty(values)) for name, values in whole.items())
     result.set(key, fields, sources=[rel])
+    for region in regions:
+        why = _unusable(region)
+        if why:
+            rid = region.get("id")
+            result.note(
+                f"{where}: region {str(rid)[:40] if rid is not None else '(no id)'}: {why}; "
+                "kept as exported, without pixels"
+            )
     if regions:
         result.reading = rel
         result.set_sized(key, "objects", _objects(regions))
@@ -247,12 +258,40 @@ def _object(region: Region, width: int, height: int) -> dict[str, Any]:
     label = _first_label(value)
     if label is not None:
         obj.setdefault("category", label)
-    w = _number(region.get("original_width")) or width
-    h = _number(region.get("original_height")) or height
+    w = _dimension(region.get("original_width"), width)
+    h = _dimension(region.get("original_height"), height)
     shape = _shape(value, region.get("type"))
-    if shape is not None:
+    if shape is not None and w is not None and h is not None:
         obj.update(shape(value, w, h))
     return obj
+
+
+def _dimension(value: Any, image: int) -> float | None:
+    """The image size a region's percentages are of: its own `original_width` (or
+    height), the image's where it has none; None where it is not a usable number."""
+    if value is None or value == 0:
+        return image
+    return _number(value)
+
+
+def _unusable(region: Region) -> str | None:
+    """Why a region's numbers cannot give pixels (a number that is not one, or past
+    NUMBER_LIMIT), or None."""
+    value = region["value"]
+    named = [(name, region.get(name)) for name in ("original_width", "original_height")]
+    named += [(name, value.get(name)) for name in GEOMETRY if name not in ("points", "closed")]
+    for name, number in named:
+        if number is not None and _number(number) is None:
+            return f"its {name} is not a finite number under {NUMBER_LIMIT:.0e} ({_short(number)})"
+    points = value.get("points")
+    if isinstance(points, list) and points and _points(points) is None:
+        return f"its points are not pairs of finite numbers under {NUMBER_LIMIT:.0e}"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+    return text[:40]
 
 
 Shape = Callable[[dict[str, Any], float, float], dict[str, Any]]
@@ -341,7 +380,10 @@ def _box(x0: float, y0: float, x1: float, y1: float) -> list[int | float]:
 
 
 def _number(value: Any) -> float | None:
-    """A coordinate or size: a finite number, and not so large that pixels overflow."""
+    """A coordinate or size: a finite number, and not so large that pixels overflow.
+    Compared before any conversion: float() of a 400-digit integer raises."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) and abs(value) < 1e9 else None
+    if not -NUMBER_LIMIT < value < NUMBER_LIMIT:  # False for NaN too
+        return None
+    return float(value)

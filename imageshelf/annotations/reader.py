@@ -131,7 +131,7 @@ def read_annotations(
             read_class_file(rel, whole(rel), keys, result)
         elif kind == "table":
             result.files.append(rel)
-            _read_table(rel, whole(rel), keys, limits.own, result)
+            _read_table(rel, whole(rel), keys, limits, result)
         elif kind == "xml":
             result.files.append(rel)
             read_xml(rel, whole(rel), keys, result)
@@ -180,11 +180,11 @@ def _units(
         yield kind, rels
 
 
-def _read_table(rel: str, data: bytes, keys: KeyIndex, max_row: int, result: Annotations) -> None:
+def _read_table(rel: str, data: bytes, keys: KeyIndex, limits: Limits, result: Annotations) -> None:
     folder = folder_of(rel)
     seen: dict[str, dict[str, Any]] = {}
     repeated, first = 0, ""  # rows naming an image an earlier row named otherwise
-    for number, paths, values in table_rows(rel, data, max_row):
+    for number, paths, values in table_rows(rel, data, limits.own, limits.file):
         for path in paths:
             key = join(folder, path)
             if key not in keys.keys:

@@ -6,6 +6,13 @@ a row naming several images by a `file_names` or `*_file_names` list gives its f
 each. Older names are read too: `path`, `file`, `filename`, `image`, `image_path`, `key`,
 in any case. A CSV or TSV cell is typed by its column (values.typed_column); JSON Lines
 and Parquet keep their own types. Paths are relative to the table's folder.
+
+A Parquet file is read a batch of rows at a time, its size as JSON counted before a batch
+becomes Python values: dictionary and run-length encoding let a file of 1 KB stand for
+gigabytes of rows, so what it decodes to is bounded (`decoded_limit`), first by what its
+footer declares, then row by row, and a file past the bound is an AnnotationError that
+says so. So are a schema whose `imageshelf.json_columns` is not a list of column names
+and a cell of such a column that is not JSON text.
 """
 
 from __future__ import annotations
@@ -29,6 +36,13 @@ JSON_COLUMNS = b"imageshelf.json_columns"
 # A column of an export's metadata.parquet: per row, the exact values of the columns
 # whose typed cells (what Hugging Face reads) would read back otherwise: these win.
 EXACT = "imageshelf_exact"
+# What a Parquet file's rows may decode to, as JSON: this many times the file's size (a
+# real table of labels and captions decodes to 2 to 50 times its size; the same text in
+# every row, to more), at least PARQUET_FLOOR, at most annotations.max_file_bytes (what
+# the same rows in a JSON Lines file may take).
+PARQUET_RATIO = 1000
+PARQUET_FLOOR = 64 << 20
+PARQUET_BATCH = 4096  # rows decoded at once
 
 Row = tuple[int, list[str], dict[str, Any]]  # line number, image paths, fields
 
@@ -59,13 +73,16 @@ def _no_column(rel: str, columns: list[str]) -> AnnotationError:
     )
 
 
-def table_rows(rel: str, data: bytes, max_row: int = 1 << 20) -> Iterator[Row]:
+def table_rows(
+    rel: str, data: bytes, max_row: int = 1 << 20, max_file: int = 2 << 30
+) -> Iterator[Row]:
     """(line number, image paths, fields) for each row of a CSV, TSV, JSONL or Parquet
     file. A JSON Lines row over `max_row` bytes (one image's metadata limit) is refused
-    before it is parsed."""
+    before it is parsed; a Parquet file whose rows decode to more than
+    `decoded_limit(len(data), max_file)` bytes, before they are."""
     lowered = rel.lower()
     if lowered.endswith(".parquet"):
-        yield from _parquet_rows(rel, data)
+        yield from _parquet_rows(rel, data, max_file)
     elif lowered.endswith(".jsonl"):
         yield from _jsonl_rows(rel, data, max_row)
     else:
@@ -153,36 +170,198 @@ def _jsonl_rows(rel: str, data: bytes, max_row: int) -> Iterator[Row]:
         yield number, _paths(rel, number, column, obj.pop(column), many), obj
 
 
-def _parquet_rows(rel: str, data: bytes) -> Iterator[Row]:
+def decoded_limit(size: int, max_file: int) -> int:
+    """How many bytes, as JSON, the rows of a Parquet file of `size` bytes may decode to."""
+    return min(max_file, max(PARQUET_FLOOR, PARQUET_RATIO * size))
+
+
+def _parquet_rows(rel: str, data: bytes, max_file: int) -> Iterator[Row]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise AnnotationError(
             f"{rel}: reading Parquet needs pyarrow: pip install 'imageshelf[parquet]'"
         ) from None
+    limit = decoded_limit(len(data), max_file)
     try:
-        table = pq.read_table(io.BytesIO(data))
+        source = pq.ParquetFile(io.BytesIO(data))
+        schema = source.metadata.schema
+        _check_footer(rel, source.metadata, len(data), limit)
+        # Strings stay dictionary-encoded as they are read, counted, then expanded.
+        leaves = [schema.column(i) for i in range(len(schema))]
+        texts = [leaf.path for leaf in leaves if leaf.physical_type == "BYTE_ARRAY"]
+        source = pq.ParquetFile(io.BytesIO(data), read_dictionary=texts)
+    except AnnotationError:
+        raise
     except Exception as exc:  # pyarrow's errors have no common base worth naming
         raise AnnotationError(f"{rel}: not a Parquet file pyarrow reads: {exc}") from None
-    marked = (table.schema.metadata or {}).get(JSON_COLUMNS)
-    as_json = set(strict_json(marked)) if marked else set()
-    column, many = image_column(table.column_names)
+    as_json = _json_columns(rel, source.schema_arrow.metadata)
+    names = source.schema_arrow.names
+    column, many = image_column(names)
     if column is None:
-        raise _no_column(rel, table.column_names)
-    for number, row in enumerate(table.to_pylist(), 1):
-        values = {}
-        for name, value in row.items():
-            if value is None:
-                continue  # Arrow's empty cell: no field
-            values[name] = strict_json(value) if name in as_json else _plain(rel, name, value)
-        exact = values.pop(EXACT, None) if EXACT in as_json else None
-        if isinstance(exact, dict):
-            values.update(exact)
+        raise _no_column(rel, names)
+    number, spent = 0, 0
+    for batch, size in _batches(rel, source):
+        spent += size
+        if spent > limit:
+            raise _bomb(rel, len(data), limit, f"rows up to {number + batch.num_rows:,}")
+        for row in batch.to_pylist():
+            number += 1
+            values = _parquet_values(rel, number, row, as_json)
+            yield number, _paths(rel, number, column, values.pop(column, None), many), values
+
+
+def _bomb(rel: str, size: int, limit: int, what: str) -> AnnotationError:
+    return AnnotationError(
+        f"{rel}: a Parquet file of {size:,} bytes whose {what} decode to more than "
+        f"{limit:,} bytes, as a compression bomb does; a real table this repetitive "
+        "reads as JSON Lines (within annotations.max_file_bytes)"
+    )
+
+
+def _check_footer(rel: str, meta: Any, size: int, limit: int) -> None:
+    """Refuse a file whose footer declares more than `limit` bytes once uncompressed,
+    or more values than `limit` allows at 8 bytes each (what Arrow spends on one)."""
+    unpacked = values = 0
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for i in range(row_group.num_columns):
+            chunk = row_group.column(i)
+            unpacked += max(0, chunk.total_uncompressed_size)
+            values += max(0, chunk.num_values)
+    if unpacked > limit:
+        raise _bomb(rel, size, limit, f"pages ({unpacked:,} bytes uncompressed)")
+    if values * 8 > limit:
+        raise _bomb(rel, size, limit, f"{values:,} values")
+
+
+def _batches(rel: str, source: Any) -> Iterator[tuple[Any, int]]:
+    """The record batches of a Parquet file, each with its decoded_size; a file pyarrow
+    fails on is an AnnotationError."""
+    batches = source.iter_batches(batch_size=PARQUET_BATCH, use_threads=False)
+    while True:
         try:
-            check_json_value(values)
-        except ValueError as exc:
-            raise AnnotationError(f"{rel}: row {number}: {exc}") from None
-        yield number, _paths(rel, number, column, values.pop(column, None), many), values
+            batch = next(batches, None)
+            if batch is None:
+                return
+            size = decoded_size(batch)
+        except Exception as exc:  # pyarrow's errors have no common base worth naming
+            raise AnnotationError(f"{rel}: not a Parquet file pyarrow reads: {exc}") from None
+        yield batch, size
+
+
+def decoded_size(batch: Any) -> int:
+    """About how many bytes the rows of a record batch take as JSON, counted on the
+    Arrow arrays as read (a dictionary's values once, by how often each is used)."""
+    return sum(
+        _json_size(column) + (len(name) + 4) * batch.num_rows
+        for name, column in zip(batch.schema.names, batch.columns, strict=True)
+    )
+
+
+def _json_size(array: Any) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind, nulls = array.type, array.null_count
+    if pa.types.is_dictionary(kind):
+        used = pc.take(_value_sizes(array.dictionary), array.indices)
+        return int(pc.sum(used).as_py() or 0) + 4 * nulls
+    if pa.types.is_struct(kind):
+        fields = zip(kind, array.flatten(), strict=True)
+        return sum(_json_size(child) + len(f.name) + 4 for f, child in fields) + 2 * len(array)
+    if _is_list(kind):
+        return _json_size(pc.list_flatten(array)) + 2 * len(array) + 2 * nulls
+    return int(pc.sum(_value_sizes(array)).as_py() or 0) + 4 * nulls
+
+
+def _value_sizes(array: Any) -> Any:
+    """Each value's size as JSON, for values that are not nested (a dictionary's)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = array.type
+    if _is_text(kind):
+        return pc.add(pc.binary_length(array).cast(pa.int64()), 2)
+    if pa.types.is_dictionary(kind):
+        return pc.take(_value_sizes(array.dictionary), array.indices)
+    if _is_list(kind) or pa.types.is_struct(kind):
+        raise ValueError(f"a dictionary of {kind} values")
+    # numbers, booleans, dates, times, decimals: at most about this long as text
+    return pc.if_else(pc.is_valid(array), 24, None).cast(pa.int64())
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    )
+
+
+def _is_list(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+        or pa.types.is_fixed_size_list(kind)
+        or pa.types.is_map(kind)
+    )
+
+
+def _json_columns(rel: str, metadata: dict[bytes, bytes] | None) -> set[str]:
+    """The columns the schema's `imageshelf.json_columns` names: a JSON list of names."""
+    marked = (metadata or {}).get(JSON_COLUMNS)
+    if marked is None:
+        return set()
+    try:
+        names = strict_json(marked)
+    except ValueError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise AnnotationError(
+            f"{rel}: its schema's {JSON_COLUMNS.decode()} is not a JSON list of column "
+            "names; write the file again, or drop that entry"
+        )
+    return set(names)
+
+
+def _parquet_values(
+    rel: str, number: int, row: dict[str, Any], as_json: set[str]
+) -> dict[str, Any]:
+    values = {}
+    for name, value in row.items():
+        if value is None:
+            continue  # Arrow's empty cell: no field
+        values[name] = (
+            _json_cell(rel, number, name, value) if name in as_json else _plain(rel, name, value)
+        )
+    exact = values.pop(EXACT, None) if EXACT in as_json else None
+    if isinstance(exact, dict):  # an export's exact values win over its typed cells
+        values.update(exact)
+    try:
+        check_json_value(values)
+    except ValueError as exc:
+        raise AnnotationError(f"{rel}: row {number}: {exc}") from None
+    return values
+
+
+def _json_cell(rel: str, number: int, name: str, value: Any) -> Any:
+    """A cell of a column the schema names as JSON text: the value it holds."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError(f"a {type(value).__name__}, not text")
+        return strict_json(value)
+    except ValueError as exc:
+        raise AnnotationError(
+            f"{rel}: row {number}: column {name!r}, which {JSON_COLUMNS.decode()} names "
+            f"as JSON text, holds a cell that is not JSON ({exc})"
+        ) from None
 
 
 def _plain(rel: str, name: str, value: Any) -> Any:

@@ -423,7 +423,8 @@ class _Staged:
     held: ImageStore | None  # the store as it is: the paired images a record keeps
 
     def item(self, staged: Record) -> Item:
-        read = _reader(self.incoming, staged.key, staged.info.sha256, self.probed)
+        info = staged.info
+        read = _reader(self.incoming, staged.key, info.sha256, info.size, self.probed)
         whole = self.plan.repaired.get(staged.key)  # with the paired images it keeps
         record = staged if whole is None else staged.replace(paired=whole)
         paired = None
@@ -453,7 +454,8 @@ def _paired_reader(
     def read(role: str) -> bytes:
         paired = staged.paired.get(role)
         if paired is not None:
-            return _reader(incoming, paired.file, paired.info.sha256, probed)()
+            info = paired.info
+            return _reader(incoming, paired.file, info.sha256, info.size, probed)()
         if held is None:
             raise StoreError(f"{staged.key}: its paired {role!r} is in no store")
         return held.get_paired(staged.key, role)
@@ -461,11 +463,14 @@ def _paired_reader(
     return read
 
 
-def _reader(incoming: Path, key: str, sha256: str, probed: Probed) -> Callable[[], bytes]:
+def _reader(
+    incoming: Path, key: str, sha256: str, size: int, probed: Probed
+) -> Callable[[], bytes]:
     """How to read the bytes of a staged image, proven against `sha256`: by ingest's hash
     of the file, if it is still as ingest read it (its fingerprint), or else by hashing
     it again. So a first build reads and hashes each image once (validate re-hashes
-    the bytes the store holds)."""
+    the bytes the store holds). An archive member is read only up to the `size` ingest
+    staged: an archive replaced since may hold anything under that name."""
 
     def read() -> bytes:
         root = str(incoming)
@@ -479,8 +484,13 @@ def _reader(incoming: Path, key: str, sha256: str, probed: Probed) -> Callable[[
                 if probed.sha256(key, stamp) == sha256:
                     return data
         if data is None:  # a member of an archive, or inside a LabelMe file
-            data = read_source(root, key)[0]
-            assert data is not None  # no limit asked
+            found, now = read_source(root, key, size)
+            if found is None:
+                raise StoreError(
+                    f"{key}: {now:,} bytes in its source now, {size:,} when ingest staged "
+                    "it; run ingest again"
+                )
+            data = found
         if hashlib.sha256(data).hexdigest() != sha256:
             raise StoreError(f"{key}: bytes changed since they were hashed; run again")
         return data

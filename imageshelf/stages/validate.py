@@ -525,11 +525,13 @@ def validate_staged(
         while batch := list(itertools.islice(lines, STAGED_BATCH)):
             wanted = [line for line in batch if line[0] not in skip]
             staged = {key: info.sha256 for key, info, _paired in wanted}
+            sizes = {key: info.size for key, info, _paired in wanted}
             # Looked up together: one pass over the store when they are many of it.
             found = {key: raw for key, raw, _part in store.raw_records_of(staged)}
             stored = {key: peek_sha256_and_split(raw)[0] for key, raw in found.items()}
             for key, sha256 in staged.items():
-                _check_staged(store, key, sha256, stored.get(key), root, probed, result)
+                found_as = stored.get(key)
+                _check_staged(store, key, sha256, sizes[key], found_as, root, probed, result)
             for key, _info, paired in wanted:
                 if paired and key in found:
                     _check_staged_paired(key, paired, found[key], result)
@@ -563,12 +565,15 @@ def _check_staged(
     store: ImageStore,
     key: str,
     sha256: str,
+    size: int,
     stored: str | None,
     root: str,
     probed: Probed | None,
     result: Validation,
 ) -> None:
-    """One staged image, whose record in the store has the hash `stored` (None: none)."""
+    """One staged image, whose record in the store has the hash `stored` (None: none).
+    Its source is read up to the size ingest staged: a file or an archive replaced
+    since may be anything."""
     result.staged_checked += 1
     if stored is None:
         result.fail(key, "staged but missing from the store")
@@ -580,7 +585,7 @@ def _check_staged(
         result.sources_unchanged += 1
         return
     try:
-        source_bytes = read_source(root, key)[0]
+        source_bytes = read_source(root, key, size)[0]  # None: larger now
     except FileNotFoundError:
         return  # moved away since ingest: the manifest's hash still proves the bytes
     except OSError as exc:
