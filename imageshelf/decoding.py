@@ -7,12 +7,17 @@ TIFF with millions of one-row strips costs gigabytes as soon as its header is pa
 bytes, without Pillow: ingest refuses such a file with a reason, and every decoder in
 the library (stats' thumbnails, `ImageDataset(decode=...)`) checks first.
 
-No import of Pillow here: the reading path stays light.
+Pillow is imported by `bounded` alone, when it is called: the reading path stays light.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import struct
+import warnings
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import ShelfError
 
@@ -48,6 +53,42 @@ def check_decode_cost(data: bytes) -> None:
     problem = decode_cost_problem(data)
     if problem is not None:
         raise DecodeCostError(problem)
+
+
+class NotDecodedError(ShelfError, ValueError):
+    """An image `bounded` would not decode: `code` ("too_costly", "too_large",
+    "undecodable") is stable, `reason` is for people."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+@contextlib.contextmanager
+def bounded(data: bytes, max_pixels: int) -> Iterator[Any]:
+    """The image in `data`, opened by Pillow (imported here, on first use) within the
+    bounds every decode in the library keeps: its cost read off the bytes first, then
+    `max_pixels` from the header, before any pixel is decoded. Whatever fails, here or
+    in the caller's `with` body (the decode itself), is a NotDecodedError with the
+    reason."""
+    from PIL import Image
+
+    problem = decode_cost_problem(data)
+    if problem is not None:
+        raise NotDecodedError("too_costly", problem)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > max_pixels:
+                    size = f"{im.width}x{im.height} pixels, over {max_pixels}"
+                    raise NotDecodedError("too_large", size)
+                yield im
+    except NotDecodedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to decode is the reason
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise NotDecodedError("undecodable", f"does not decode: {reason}") from None
 
 
 _OFFSET_TAGS = (273, 279, 324, 325)  # StripOffsets, StripByteCounts, TileOffsets, ...

@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 from PIL.ImageFile import StubImageFile
 
-from .decoding import decode_cost_problem
+from .decoding import NotDecodedError, bounded, decode_cost_problem
 from .headers import JPEG_START, PNG_SIGNATURE, plain_header
 from .store.format import ImageInfo, Record
 
@@ -347,27 +347,16 @@ _STRUCTURE_CHECKS = {
 def picture(data: bytes, edge: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """The image's first frame, at most `edge` pixels a side, in 8-bit RGB or RGBA: for
     people to look at (thumbnails, a rendering of a format browsers cannot show), never
-    to store. Decoded within ingest's bounds: the decode cost read off the bytes, and
-    `max_pixels` from the header before any pixel. NotAnImageError if it will not."""
-    problem = decode_cost_problem(data)
-    if problem is not None:
-        raise NotAnImageError("too_costly", problem)
+    to store. Decoded within ingest's bounds (decoding.bounded). NotAnImageError if it
+    will not."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as im:
-                if im.width * im.height > max_pixels:
-                    raise NotAnImageError(
-                        "too_large", f"{im.width}x{im.height} pixels, over {max_pixels}"
-                    )
-                im.draft("RGB", (edge, edge))  # JPEG: decode at a reduced scale
-                im.thumbnail((edge, edge))
-                out = _eight_bit(im)
-                return out.convert("RGBA" if "A" in out.getbands() else "RGB")
-    except NotAnImageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to decode is the reason
-        raise NotAnImageError("undecodable", f"does not decode: {_one_line(exc)}") from None
+        with bounded(data, max_pixels) as im:
+            im.draft("RGB", (edge, edge))  # JPEG: decode at a reduced scale
+            im.thumbnail((edge, edge))
+            out = _eight_bit(im)
+            return out.convert("RGBA" if "A" in out.getbands() else "RGB")
+    except NotDecodedError as exc:
+        raise NotAnImageError(exc.code, exc.reason) from None
 
 
 def _eight_bit(im: Image.Image) -> Image.Image:

@@ -25,13 +25,12 @@ table or an image list (reader.py asks `is_class_file` first).
 from __future__ import annotations
 
 import csv
-import io
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..decoding import decode_cost_problem
+from ..decoding import NotDecodedError, bounded
 from .base import Annotations, KeyIndex, folder_of, name_of, text_of
 from .paired import Layout, Pairs
 
@@ -286,18 +285,11 @@ def mask_values(data: bytes, max_pixels: int) -> Present | str:
     """The values a mask's pixels take, sorted: ids for a palette, grey or integer
     image, "#rrggbb" colours for an RGB one; or a sentence saying why it holds no class
     map. Decoded once, bounded as every decode here is (decoding.py, the pixel limit)."""
-    from PIL import Image  # here: reading annotations needs no decoder
-
-    problem = decode_cost_problem(data)
-    if problem is not None:
-        return problem
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > max_pixels:
-                return "over ingest.max_pixels"
+        with bounded(data, max_pixels) as im:
             return _values(im)
-    except Exception as exc:  # noqa: BLE001 - any failure to decode is the reason
-        return f"does not decode: {type(exc).__name__}: {exc}"[:200]
+    except NotDecodedError as exc:
+        return "over ingest.max_pixels" if exc.code == "too_large" else exc.reason
 
 
 def _values(im: Image) -> Present | str:

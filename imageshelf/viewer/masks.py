@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import cast
 
 from PIL import Image, ImageChops
 
-from ..decoding import decode_cost_problem
+from ..decoding import NotDecodedError, bounded
 from ..images import DEFAULT_MAX_PIXELS, NotAnImageError
 from ..store import ImageStore, Record, StoreError
 from ..store.format import Paired
@@ -195,24 +194,12 @@ def _whole_png(data: bytes) -> bool:
 
 def _decoded(data: bytes, max_pixels: int) -> Image.Image:
     """The mask's first frame, decoded within ingest's bounds; NotAnImageError if not."""
-    problem = decode_cost_problem(data)
-    if problem is not None:
-        raise NotAnImageError("too_costly", problem)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data))
-            if im.width * im.height > max_pixels:
-                raise NotAnImageError(
-                    "too_large", f"{im.width}x{im.height} pixels, over {max_pixels}"
-                )
+        with bounded(data, max_pixels) as im:
             im.load()
-            return im
-    except NotAnImageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to decode is the reason
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise NotAnImageError("undecodable", f"does not decode: {reason}") from None
+            return im.copy()
+    except NotDecodedError as exc:
+        raise NotAnImageError(exc.code, exc.reason) from None
 
 
 def draw(mask: Image.Image, edge: int) -> tuple[Image.Image, Contents]:
