@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup setup-test test lint browser demo bench bench-scale screenshots clean
+.PHONY: setup setup-test test test-fast lint browser demo bench bench-scale screenshots clean
 
 # The runtime: the library, the pipeline's tools and the viewer (what `make demo` needs).
 setup: $(VENV)/.installed-demo
@@ -25,6 +25,11 @@ test: lint browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
+
+# The edit loop: every test but real git and DVC, Chromium, Ray and the slow fault
+# injection (markers set in tests/conftest.py). `make test` still runs everything.
+test-fast: setup-test
+	@$(BIN)/python -m pytest -n auto -q -m "not slow and not dvc and not browser and not ray"
 
 # Style, formatting, types, and what each part of the library may import.
 lint: setup-test

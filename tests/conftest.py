@@ -95,6 +95,33 @@ def put(folder: Path, files: Mapping[str, bytes | str]) -> None:
 
 STAGES = ("ingest", "pack", "validate", "stats")
 
+# Modules whose every test runs real git and DVC, or a Ray cluster: `make test-fast`
+# (the edit loop) leaves them to `make test`.
+_MODULE_MARKS = {
+    "test_remote": "dvc",
+    "test_s3": "dvc",
+    "test_consumer": "dvc",
+    "test_kills": "dvc",
+    "test_teamwork": "dvc",
+    "test_dvc_pipeline": "dvc",
+    "test_cluster_readers": "ray",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what `make test-fast` skips: a test using a real repository (`repo`) is
+    `dvc`, one driving Chromium (`browser`, `page`) is `browser`."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "repo" in fixtures:
+            item.add_marker(pytest.mark.dvc)
+        if fixtures & {"browser", "page"}:
+            item.add_marker(pytest.mark.browser)
+        module = getattr(item, "module", None)
+        mark = _MODULE_MARKS.get(module.__name__ if module is not None else "")
+        if mark is not None:
+            item.add_marker(getattr(pytest.mark, mark))
+
 
 def command_line(*args: str) -> list[str]:
     """How a user runs a stage (`python pipeline/pack.py`, as dvc.yaml does) or a tool

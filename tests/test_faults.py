@@ -212,6 +212,7 @@ def _reader(path: str, versions: dict[str, int], stop, errors) -> int:
     return reads
 
 
+@pytest.mark.slow
 def test_readers_and_a_second_pack_while_pack_publishes(workspace):
     incoming = workspace / "data" / "incoming"
     store_path = workspace / "data" / "images.lmdb"

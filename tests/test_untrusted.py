@@ -392,6 +392,7 @@ def _read_in_a_child(path: Path, keys: list[str]) -> tuple[str, Any, Any]:
     return got
 
 
+@pytest.mark.slow
 def test_fuzz_bit_flips_and_truncations_are_harmless_or_reported(tmp_path):
     images = _images(40)
     good = build_store(tmp_path / "good.lmdb", images, {k: {"label": k[:2]} for k in images})
