@@ -1,6 +1,6 @@
 """A version of the store read from a DVC repository without a checkout: the shard index
-and the catalog first, then each shard on first use, through DVC's filesystem (its
-cache, else the repository's remote: a local folder, S3, SSH...).
+and the catalog first, then each shard on first use, from the repository's DVC cache or
+its remote (a local folder, S3, SSH...).
 
     from imageshelf.remote import open_store
     from imageshelf.dataset import ImageDataset, shards_for_rank
@@ -10,40 +10,62 @@ cache, else the repository's remote: a local folder, S3, SSH...).
     mine = shards_for_rank(store, rank, world_size)
     dataset = ImageDataset(store, shards=mine, decode="RGB")   # selects from the catalog
 
+A repository named by `repo` is someone else's, and its remote may be written by more
+people than its git history: everything it hands over is untrusted input. What its
+dvc.lock records at the revision is the root of trust, and every file is read against it:
+
+- every md5, from dvc.lock or a `.dir` manifest, is 32 lowercase hex digits (it names
+  files: it can never be a path);
+- a folder's `.dir` manifest is read from the remote and checked against the md5 dvc.lock
+  records for it (DVC itself does not), so each file's md5 comes from checked bytes;
+- each file is read no further than the size recorded (the file's own, or for a file in
+  a folder, the folder's total: `.dir` manifests record no size per file), from a
+  regular file (a pipe, a device or a folder on a local remote is refused before a byte
+  is read), and checked against its md5 before use: the index, each catalog part (in
+  memory) and each shard (in the cache) alike.
+
 Shards land in one cache per machine (`$XDG_CACHE_HOME/imageshelf/shards`, or `cache=`),
-named by DVC's md5 of their bytes. Every process and DataLoader worker shares it: a
-shard is fetched once, under a lock, to a temporary file renamed into place. A fetched
-shard is checked before any reader maps it: its md5 against what the revision records,
-then as every store file is (LMDB's verifier, and its header against the index). Over
-`cache_limit` bytes, the least recently used shards are deleted first (a reader that has
-one open keeps reading it: Linux frees the space when it lets go). The single-file
-layout is fetched whole, once. DVC is imported here only.
+named by their md5, shared by every process and DataLoader worker, and checked there
+like any file another user could have put there (imageshelf.remotecache). Then each is
+checked as every store file is (LMDB's verifier; its header against the index). Over
+`cache_limit` bytes the least recently used go first, never one a process is about to
+open. The single-file layout is fetched whole, once. DVC is imported here only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import queue
-import tempfile
+import stat
 import threading
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_bytes
 from .errors import ShelfError
 from .manifest import parse_raw_records
-from .store import ImageStore, StoreError
-from .store.index import INDEX_NAME
+from .remotecache import BLOCK, ObjectCache, RemoteError, Sink, is_md5
+from .store import ImageStore, StoreError, StoreFile
+from .store.format import Header, parse_json
+from .store.index import INDEX_NAME, Part, ShardIndex
+from .store.reader import _check_part
 
 CATALOG = "data/catalog"
-
-
-class RemoteError(ShelfError):
-    """A repository, revision or shard that cannot be read; the message says why."""
+__all__ = [
+    "CATALOG",
+    "CatalogPart",
+    "RemoteError",
+    "RemoteFile",
+    "RemoteStore",
+    "Source",
+    "default_cache",
+    "open_store",
+    "store_of",
+]
 
 
 def default_cache() -> Path:
@@ -51,16 +73,26 @@ def default_cache() -> Path:
     return Path(base) / "imageshelf" / "shards"
 
 
-class Source:
-    """Files of one repository at one revision, fetched into a shared, bounded cache."""
+Recorded = tuple[str, int | None, int | None]  # an output's digest, size, file count
 
-    def __init__(self, repo: str, rev: str | None, cache: Path, cache_limit: int | None) -> None:
-        self.repo, self.rev, self.cache, self.cache_limit = repo, rev, cache, cache_limit
+
+class Source:
+    """Files of one repository at one revision, as its dvc.lock records them, fetched
+    into a shared, bounded cache."""
+
+    def __init__(self, repo: str, rev: str, cache: ObjectCache) -> None:
+        self.repo, self.rev, self.cache = repo, rev, cache
         self._fs: Any = None
-        self.fetched = 0  # bytes this process downloaded
+        self._outs: dict[str, Any] | None = None  # DVC's outputs (not pickled)
+        self._recorded: dict[str, Recorded] | None = None  # output path -> as recorded
+        self._listings: dict[str, dict[str, str]] = {}  # a folder -> {relpath: md5}, checked
+        self.fetched = 0  # bytes this process fetched into the cache
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_fs"} | {"_fs": None}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_fs", "_outs")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _fs=None, _outs=None)
 
     @property
     def fs(self) -> Any:
@@ -73,7 +105,7 @@ class Source:
             self._fs = self._call(lambda: DVCFileSystem(self.repo, rev=self.rev), self.repo)
         return self._fs
 
-    def _call(self, action: Any, what: str) -> Any:
+    def _call(self, action: Callable[[], Any], what: str) -> Any:
         from dvc.exceptions import DvcException
         from scmrepo.exceptions import SCMError
 
@@ -81,73 +113,236 @@ class Source:
             return action()
         except (DvcException, SCMError, OSError, KeyError, ValueError) as exc:
             text = str(exc).strip().splitlines()
-            at = f" at {self.rev}" if self.rev else ""
             raise RemoteError(
-                f"cannot read {what}{at} from {self.repo}: {text[0] if text else exc!r}"
+                f"cannot read {what} at {self.rev} from {self.repo}: "
+                f"{text[0] if text else type(exc).__name__}"
             ) from None
 
-    def read(self, path: str) -> bytes:
-        """A small file of the revision (the shard index, a catalog file), whole."""
-        return bytes(self._call(lambda: self.fs.read_bytes(path), path))
+    # -- what the revision records
+    def _outputs(self) -> dict[str, Any]:
+        """DVC's outputs of the revision that DVC caches, by path."""
+        if self._outs is None:
+            outs = self._call(lambda: list(self.fs.repo.index.outs), "dvc.yaml and dvc.lock")
+            self._outs = {out.def_path: out for out in outs if out.use_cache and out.hash_info}
+        return self._outs
 
-    def object(self, path: str) -> Path:
-        """The cached copy of the revision's file `path`, fetched if not there yet:
-        named by its md5, checked against it, the cache kept under its limit."""
-        info = self._call(lambda: self.fs.info(path), path)
-        md5 = info.get("md5")
-        if not isinstance(md5, str) or len(md5) != 32:
-            raise RemoteError(f"{path}: DVC records no md5 for it at {self.rev or 'HEAD'}")
-        target = self.cache / "objects" / md5[:2] / f"{md5[2:]}.lmdb"
-        if target.exists():
-            os.utime(target)  # recently used
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one process fetches, the others wait
-            if not target.exists():
-                self._fetch(path, md5, target)
-        return target
+    def _records(self) -> dict[str, Recorded]:
+        if self._recorded is None:
+            self._recorded = {
+                path: (str(out.hash_info.value), out.meta.size, out.meta.nfiles)
+                for path, out in self._outputs().items()
+            }
+        return self._recorded
 
-    def _fetch(self, path: str, md5: str, target: Path) -> None:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
-        os.close(fd)
-        try:
-            self._call(lambda: self.fs.get_file(path, name), path)
-            if _md5(name) != md5:
-                raise StoreError(
-                    f"{path}: the file fetched from {self.repo} does not match the md5 its "
-                    "revision records: refused (damaged or tampered on the remote)"
-                )
-            size = os.path.getsize(name)
-            self.fetched += size
-            self._make_room(size)  # the fetched size: what DVC lists may be missing
-            os.replace(name, target)
-        finally:
-            if os.path.exists(name):
-                os.unlink(name)
+    def has(self, path: str) -> bool:
+        """Whether DVC records an output at `path` in the revision."""
+        return path in self._records()
 
-    def _make_room(self, size: int) -> None:
-        """Delete the least recently used shards until `size` more bytes fit."""
-        if self.cache_limit is None:
-            return
-        held = sorted(
-            (p.stat().st_mtime, p.stat().st_size, p)
-            for p in (self.cache / "objects").glob("*/*.lmdb")
+    def _output_of(self, path: str) -> tuple[str, str, Recorded]:
+        """(the output holding `path`, `path` inside it, "" for itself; as recorded)."""
+        records = self._records()
+        parts = path.strip("/").split("/")
+        for end in range(len(parts), 0, -1):
+            out = "/".join(parts[:end])
+            if out in records:
+                return out, "/".join(parts[end:]), self._checked(out, records[out])
+        raise RemoteError(
+            f"{path}: DVC tracks no such output at {self.rev} of {self.repo} (is it the "
+            "right repository and revision?)"
         )
-        total = sum(size for _, size, _ in held)
-        for _mtime, held_size, path in held:
-            if total + size <= self.cache_limit:
-                break
-            path.unlink(missing_ok=True)
-            total -= held_size
+
+    def _checked(self, out: str, recorded: Recorded) -> Recorded:
+        digest, size, nfiles = recorded
+        if not is_md5(digest.removesuffix(".dir")):
+            raise RemoteError(
+                f"{out}: dvc.lock at {self.rev} of {self.repo} gives {digest[:40]!r} as its "
+                "md5, which is not 32 hex digits: refused (a damaged or forged dvc.lock)"
+            )
+        if type(size) is not int or size < 0:
+            raise RemoteError(
+                f"{out}: dvc.lock at {self.rev} of {self.repo} records no size for it, so "
+                "what the remote sends cannot be bounded: refused (`dvc commit` it again)"
+            )
+        return recorded
+
+    def listing(self, path: str) -> dict[str, str] | None:
+        """{name: md5} of the files in the folder `path`; None if `path` is a file."""
+        out, inside, (digest, _size, _nfiles) = self._output_of(path)
+        if not digest.endswith(".dir"):
+            if inside:
+                raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
+            return None
+        files = self._manifest(out)
+        if not inside:
+            return files
+        if inside in files:
+            return None
+        prefix = f"{inside}/"
+        found = {name[len(prefix) :]: md5 for name, md5 in files.items() if name.startswith(prefix)}
+        if not found:
+            raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
+        return found
+
+    def file(self, path: str) -> tuple[str, str, int]:
+        """(the output holding the file `path`, its md5, the most bytes it can hold)."""
+        out, inside, (digest, size, _nfiles) = self._output_of(path)
+        assert size is not None  # _checked
+        if not inside:
+            if digest.endswith(".dir"):
+                raise RemoteError(f"{path}: a folder at {self.rev} of {self.repo}, not a file")
+            return out, digest, size
+        md5 = self._manifest(out).get(inside)
+        if md5 is None:
+            raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
+        return out, md5, size  # in a folder: bounded by the folder's total
+
+    def _manifest(self, out: str) -> dict[str, str]:
+        """The folder output's `.dir` manifest, read from storage and checked against the
+        md5 dvc.lock records for it: {relpath: md5}."""
+        listing = self._listings.get(out)
+        if listing is not None:
+            return listing
+        digest, _size, nfiles = self._records()[out]
+        count = nfiles if type(nfiles) is int and nfiles >= 0 else 1 << 16
+        raw = bytearray()
+        where = f"{out} (its .dir manifest)"
+        self._stream(out, digest, 1 << 16 | count << 13, raw.extend, where)  # 8 KB a file
+        self._verify(raw, digest.removesuffix(".dir"), where)
+        listing = self._listings[out] = _parse_manifest(bytes(raw), f"{where} at {self.rev}")
+        return listing
+
+    # -- reading what it records
+    def read(self, path: str) -> bytes:
+        """A small file of the revision (the shard index, a catalog part), whole and
+        checked, in memory."""
+        out, md5, bound = self.file(path)
+        data = bytearray()
+        self._stream(out, md5, bound, data.extend, path)
+        self._verify(data, md5, path)
+        return bytes(data)
+
+    def held(self, path: str) -> contextlib.AbstractContextManager[tuple[Path, bool]]:
+        """The file `path` in the cache, fetched if it is not there yet, and kept there
+        until the block ends: (its path, whether it was waited for)."""
+        out, md5, bound = self.file(path)
+
+        def fetch(sink: Sink) -> None:
+            def counted(block: bytes) -> None:
+                sink(block)
+                self.fetched += len(block)
+
+            self._stream(out, md5, bound, counted, path)
+
+        return self.cache.held(md5, bound, fetch, f"{path} from {self.repo}")
+
+    def fetch(self, path: str) -> None:
+        """Put the file `path` in the cache, if it is not there yet."""
+        with self.held(path):
+            pass
+
+    def _verify(self, data: bytes | bytearray, md5: str, where: str) -> None:
+        if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
+            raise StoreError(
+                f"{where}: the file fetched from {self.repo} does not match the md5 its "
+                "revision records: refused (damaged or tampered with on the remote)"
+            )
+
+    def _stream(self, out: str, oid: str, bound: int, sink: Sink, where: str) -> None:
+        """Hand the object `oid` of output `out` to `sink`, block by block, from the
+        repository's cache or its remote: never more than `bound` bytes."""
+        handle, size = self._open_object(out, oid, where)
+        total = 0
+        with handle:
+            if size is not None and size > bound:
+                raise RemoteError(_too_big(where, f"holds {size:,} bytes", bound))
+            while block := self._call(lambda: handle.read(BLOCK), where):
+                total += len(block)
+                if total > bound:
+                    raise RemoteError(_too_big(where, f"sends over {bound:,} bytes", bound))
+                sink(block)
+
+    def _open_object(self, out: str, oid: str, where: str) -> tuple[Any, int | None]:
+        """(a binary file of the object `oid`, its size if known) from the first place
+        that holds it: the repository's DVC cache, then its remote."""
+        for odb in self._odbs(out):
+            opened = self._call(partial(_open_in, odb, oid, where), where)
+            if opened is not None:
+                return opened
+        raise RemoteError(
+            f"{where}: neither the DVC cache nor the remote of {self.repo} holds it at "
+            f"{self.rev}: `dvc push` it from where it was made"
+        )
+
+    def _odbs(self, out: str) -> list[Any]:
+        """Where DVC keeps the objects of output `out`: its cache, then its remote."""
+        from dvc.exceptions import DvcException
+
+        output = self._outputs()[out]
+        found = [self._call(lambda: output.cache, out)]
+        with contextlib.suppress(DvcException):  # no remote: the cache alone
+            found.append(
+                self.fs.repo.cloud.get_remote_odb(output.remote, "fetch", output.hash_name)
+            )
+        return found
 
 
-def _md5(path: str) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _too_big(where: str, what: str, bound: int) -> str:
+    return (
+        f"{where}: its object on the remote {what}, more than the {bound:,} its revision "
+        "records: refused (damaged or tampered with on the remote)"
+    )
+
+
+def _open_in(odb: Any, oid: str, where: str) -> tuple[Any, int | None] | None:
+    """The object `oid` of the object database `odb`, opened; None if it is not there."""
+    path = odb.oid_to_path(oid)
+    if getattr(odb.fs, "protocol", "") in ("local", "file"):
+        return _open_local(path, where)
+    try:
+        handle = odb.fs.open(path, mode="rb")
+    except FileNotFoundError:
+        return None
+    size = getattr(handle, "size", None)
+    return handle, size if type(size) is int else None
+
+
+def _open_local(path: str, where: str) -> tuple[Any, int | None] | None:
+    """The regular file at `path`, opened without waiting (a FIFO would block open()
+    for ever); None if there is none; RemoteError for anything else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RemoteError(f"{where}: cannot read its object {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise RemoteError(
+            f"{where}: its object {path} is not a regular file (a pipe, device or folder): refused"
+        )
+    return open(fd, "rb"), st.st_size
+
+
+def _parse_manifest(raw: bytes, where: str) -> dict[str, str]:
+    """{relpath: md5} of a `.dir` manifest, every md5 checked to be one."""
+    try:
+        entries = parse_json(raw)
+    except (ValueError, RecursionError):
+        raise RemoteError(f"{where}: not JSON: refused") from None
+    if not isinstance(entries, list):
+        raise RemoteError(f"{where}: not a list of files: refused")
+    listing: dict[str, str] = {}
+    for entry in entries:
+        name = entry.get("relpath") if isinstance(entry, dict) else None
+        md5 = entry.get("md5") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not is_md5(md5) or name in listing:
+            raise RemoteError(
+                f"{where}: the entry {str(entry)[:80]!r} is not a file name and its md5 "
+                "(32 hex digits), once: refused"
+            )
+        listing[name] = md5  # type: ignore[assignment]
+    return listing
 
 
 class CatalogPart:
@@ -155,8 +350,10 @@ class CatalogPart:
     no image bytes (and no shard) fetched. The lines are kept as they are; select reads
     as records only those it keeps."""
 
-    def __init__(self, lines: bytes, name: str) -> None:
+    def __init__(self, lines: bytes, name: str, part: Part | None = None) -> None:
         self.records = list(parse_raw_records(lines.splitlines(), name))
+        if part is not None:
+            _check_catalog(self.records, name, part)
 
     def raw_records(
         self, after: str | None = None, before: str | None = None
@@ -175,32 +372,97 @@ class CatalogPart:
         return None  # no field index here: a filter scans these records
 
 
-class RemoteStore(ImageStore):
-    """A sharded store at a revision of a DVC repository; shards fetched on first use."""
+def _check_catalog(records: list[tuple[str, bytes]], name: str, part: Part) -> None:
+    """A shard's catalog lists what the index says the shard holds: as many records, in
+    key order, each key once, within its key range; selection relies on all four."""
+    keys = [key for key, _raw in records]
+    if len(keys) != part.count or any(a >= b for a, b in zip(keys, keys[1:], strict=False)):
+        raise StoreError(
+            f"{name}: damaged catalog: not the {part.count} records of {part.name} in key "
+            f"order, each once ({len(keys)} lines)"
+        )
+    if keys and not (part.may_hold(keys[0]) and part.may_hold(keys[-1])):
+        raise StoreError(f"{name}: damaged catalog: its keys lie outside {part.name}'s range")
 
-    def __init__(self, folder: Path, source: Source, path: str) -> None:
-        super().__init__(folder)
-        self.source, self.remote_path = source, path
+
+# Stores read from a remote, reset in a forked child: the parent's open files are closed
+# there (store/file.py), and reopening one by its path could find it evicted since.
+_live: weakref.WeakSet[ImageStore] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for store in list(_live):
+        store._after_fork()  # type: ignore[attr-defined]
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+class RemoteStore(ImageStore):
+    """A sharded store at a revision of a DVC repository; shards fetched on first use.
+    Its index is held in memory, as checked; each shard is opened from the cache."""
+
+    def __init__(self, source: Source, path: str, index: bytes) -> None:
+        super().__init__(source.cache.objects)  # a real folder, never read as the store
+        self.source, self.remote_path, self._index = source, path, index
         self.waited: list[str] = []  # shards a reader had to wait for (not fetched ahead)
+        self._after_fork()
+        _live.add(self)
+
+    def _after_fork(self) -> None:
+        self._reset()
         self._ahead: queue.Queue[str] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"folder": self._path, "source": self.source, "remote_path": self.remote_path}
+        return {"source": self.source, "remote_path": self.remote_path, "index": self._index}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(Path(state["folder"]), state["source"], state["remote_path"])  # type: ignore[misc]
+        self.__init__(state["source"], state["remote_path"], state["index"])  # type: ignore[misc]
 
-    def _missing(self, name: str, path: str) -> None:
-        self.waited.append(name)  # a reader waits for this one
-        self._place(name, path)
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.source.repo!r}, rev={self.source.rev!r}, {self.remote_path!r})"
 
-    def _place(self, name: str, path: str) -> None:
-        cached = self.source.object(f"{self.remote_path}/{name}")
-        link = f"{path}.{os.getpid()}.{threading.get_ident()}.link"
-        os.symlink(cached, link)
-        os.replace(link, path)  # several workers may link it at once: all the same file
+    @property
+    def path(self) -> Path:
+        return Path(self.remote_path)  # as the repository names it
+
+    @property
+    def layout(self) -> Any:
+        return "sharded"
+
+    def stray_files(self) -> list[str]:
+        return []
+
+    def _resolve(self) -> tuple[Part, ...]:
+        parts = self._parts
+        if parts is None:
+            index = ShardIndex.parse(self._index, f"{self.remote_path}/{INDEX_NAME}")
+            self._header = Header(
+                index.count, index.total_bytes, index.content_digest, index.format, index.version
+            )
+            parts = self._parts = index.parts
+        return parts
+
+    def _entry(self, name: str) -> Part:
+        entry = next((part for part in self._resolve() if part.name == name), None)
+        if entry is None:
+            raise KeyError(f"{name}: not a part of {self.remote_path}")
+        return entry
+
+    def part(self, name: str) -> StoreFile:
+        file = self._files.get(name)
+        if file is not None:
+            return file
+        entry = self._entry(name)
+        with self.source.held(f"{self.remote_path}/{name}") as (path, waited):
+            if waited:
+                self.waited.append(name)
+            file = StoreFile(path)
+            _check_part(entry, file)  # opens it while the cache keeps it for us
+        self._files[name] = file
+        return file
 
     def prefetch(self, names: Iterable[str]) -> None:
         """Fetch these shards in the background, in order, while others are read (the
@@ -219,14 +481,39 @@ class RemoteStore(ImageStore):
                 name = self._ahead.get(timeout=1.0)
             except queue.Empty:
                 return
-            path = os.path.join(self._path, name)
-            if not os.path.exists(path):
+            if name not in self._files:
                 with contextlib.suppress(ShelfError, OSError):
-                    self._place(name, path)
+                    self.source.fetch(f"{self.remote_path}/{name}")
 
     def part_records(self, name: str) -> Any:
         catalog = f"{CATALOG}/{Path(name).stem}.jsonl"
-        return CatalogPart(self.source.read(catalog), catalog)
+        entry = self._entry(name)
+        return CatalogPart(self.source.read(catalog), catalog, entry)
+
+
+class RemoteFile(ImageStore):
+    """The single-file layout at a revision of a DVC repository: fetched whole, once."""
+
+    def __init__(self, source: Source, path: str) -> None:
+        _out, md5, _bound = source.file(path)
+        super().__init__(source.cache.path(md5))
+        self.source, self.remote_path = source, path
+        _live.add(self)
+
+    def _after_fork(self) -> None:
+        self._reset()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"source": self.source, "remote_path": self.remote_path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["source"], state["remote_path"])  # type: ignore[misc]
+
+    def _resolve(self) -> tuple[Part, ...]:
+        if self._parts is not None:
+            return self._parts
+        with self.source.held(self.remote_path):
+            return super()._resolve()  # opens the file while the cache keeps it for us
 
 
 def open_store(
@@ -239,21 +526,16 @@ def open_store(
 ) -> ImageStore:
     """The store at `path` in revision `rev` (default HEAD: the default branch's head) of the
     DVC repository `repo` (a URL or a path), read without a checkout; `path` None:
-    `data/images` (sharded), else `data/images.lmdb`. RemoteError if it cannot be read."""
+    `data/images` (sharded), else `data/images.lmdb`. `cache_limit`: bytes, a whole
+    number above 0. RemoteError if it cannot be read."""
+    objects = ObjectCache(cache or default_cache(), cache_limit)  # both checked here
     # HEAD, not None: DVC reads a local repository's workspace when given no revision
-    source = Source(os.fspath(repo), rev or "HEAD", Path(cache or default_cache()), cache_limit)
+    source = Source(os.fspath(repo), rev or "HEAD", objects)
     if path is None:
-        found = source._call(lambda: source.fs.exists("data/images"), "data/images")
-        path = "data/images" if found else "data/images.lmdb"
-    if not source._call(lambda: source.fs.isdir(path), path):
-        return ImageStore(source.object(path))  # the single file: fetched whole, once
-    index = source.read(f"{path}/{INDEX_NAME}")
-    digest = hashlib.sha256(index).hexdigest()[:16]
-    folder = source.cache / "versions" / digest  # named by the index: shared by every rank
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / INDEX_NAME).exists():
-        write_bytes(folder / INDEX_NAME, index)
-    return RemoteStore(folder, source, path)
+        path = "data/images" if source.has("data/images") else "data/images.lmdb"
+    if source.listing(path) is None:
+        return RemoteFile(source, path)
+    return RemoteStore(source, path, source.read(f"{path}/{INDEX_NAME}"))
 
 
 def store_of(
