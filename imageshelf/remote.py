@@ -10,47 +10,35 @@ its remote (a local folder, S3, SSH...).
     mine = shards_for_rank(store, rank, world_size)
     dataset = ImageDataset(store, shards=mine, decode="RGB")   # selects from the catalog
 
-A repository named by `repo` is someone else's, and its remote may be written by more
-people than its git history: everything it hands over is untrusted input. What its
-dvc.lock records at the revision is the root of trust, and every file is read against it:
-
-- every md5, from dvc.lock or a `.dir` manifest, is 32 lowercase hex digits (it names
-  files: it can never be a path);
-- a folder's `.dir` manifest is read from the remote and checked against the md5 dvc.lock
-  records for it (DVC itself does not), so each file's md5 comes from checked bytes;
-- each file is read no further than the size recorded (the file's own, or for a file in
-  a folder, the folder's total: `.dir` manifests record no size per file), from a
-  regular file (a pipe, a device or a folder on a local remote is refused before a byte
-  is read), and checked against its md5 before use: the index, each catalog part (in
-  memory) and each shard (in the cache) alike.
+A repository named by `repo` is someone else's: its index, catalog parts and shards are
+read as its dvc.lock records them, checked against their md5s and bounded by their
+recorded sizes (imageshelf.dvcsource says how).
 
 Shards land in one cache per machine (`$XDG_CACHE_HOME/imageshelf/shards`, or `cache=`),
 named by their md5, shared by every process and DataLoader worker, and checked there
 like any file another user could have put there (imageshelf.remotecache). Then each is
 checked as every store file is (LMDB's verifier; its header against the index). Over
 `cache_limit` bytes the least recently used go first, never one a process is about to
-open. The single-file layout is fetched whole, once. DVC is imported here only.
+open. The single-file layout is fetched whole, once. DVC is imported by dvcsource only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import queue
-import stat
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from functools import partial
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .dvcsource import Source
 from .errors import ShelfError
 from .manifest import parse_raw_records
-from .remotecache import BLOCK, ObjectCache, RemoteError, Sink, is_md5
+from .remotecache import ObjectCache, RemoteError
 from .store import ImageStore, StoreError, StoreFile
-from .store.format import Header, parse_json
+from .store.format import Header
 from .store.index import INDEX_NAME, Part, ShardIndex
 from .store.reader import _check_part
 
@@ -71,278 +59,6 @@ __all__ = [
 def default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "imageshelf" / "shards"
-
-
-Recorded = tuple[str, int | None, int | None]  # an output's digest, size, file count
-
-
-class Source:
-    """Files of one repository at one revision, as its dvc.lock records them, fetched
-    into a shared, bounded cache."""
-
-    def __init__(self, repo: str, rev: str, cache: ObjectCache) -> None:
-        self.repo, self.rev, self.cache = repo, rev, cache
-        self._fs: Any = None
-        self._outs: dict[str, Any] | None = None  # DVC's outputs (not pickled)
-        self._recorded: dict[str, Recorded] | None = None  # output path -> as recorded
-        self._listings: dict[str, dict[str, str]] = {}  # a folder -> {relpath: md5}, checked
-        self.fetched = 0  # bytes this process fetched into the cache
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_fs", "_outs")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _fs=None, _outs=None)
-
-    @property
-    def fs(self) -> Any:
-        if self._fs is None:
-            try:  # what dvc.api exports, without the rest of dvc.api: 0.15 s sooner
-                from dvc.fs.dvc import _DVCFileSystem as DVCFileSystem
-            except ImportError:
-                from dvc.api import DVCFileSystem
-
-            self._fs = self._call(lambda: DVCFileSystem(self.repo, rev=self.rev), self.repo)
-        return self._fs
-
-    def _call(self, action: Callable[[], Any], what: str) -> Any:
-        from dvc.exceptions import DvcException
-        from scmrepo.exceptions import SCMError
-
-        try:
-            return action()
-        except (DvcException, SCMError, OSError, KeyError, ValueError) as exc:
-            text = str(exc).strip().splitlines()
-            raise RemoteError(
-                f"cannot read {what} at {self.rev} from {self.repo}: "
-                f"{text[0] if text else type(exc).__name__}"
-            ) from None
-
-    # -- what the revision records
-    def _outputs(self) -> dict[str, Any]:
-        """DVC's outputs of the revision that DVC caches, by path."""
-        if self._outs is None:
-            outs = self._call(lambda: list(self.fs.repo.index.outs), "dvc.yaml and dvc.lock")
-            self._outs = {out.def_path: out for out in outs if out.use_cache and out.hash_info}
-        return self._outs
-
-    def _records(self) -> dict[str, Recorded]:
-        if self._recorded is None:
-            self._recorded = {
-                path: (str(out.hash_info.value), out.meta.size, out.meta.nfiles)
-                for path, out in self._outputs().items()
-            }
-        return self._recorded
-
-    def has(self, path: str) -> bool:
-        """Whether DVC records an output at `path` in the revision."""
-        return path in self._records()
-
-    def _output_of(self, path: str) -> tuple[str, str, Recorded]:
-        """(the output holding `path`, `path` inside it, "" for itself; as recorded)."""
-        records = self._records()
-        parts = path.strip("/").split("/")
-        for end in range(len(parts), 0, -1):
-            out = "/".join(parts[:end])
-            if out in records:
-                return out, "/".join(parts[end:]), self._checked(out, records[out])
-        raise RemoteError(
-            f"{path}: DVC tracks no such output at {self.rev} of {self.repo} (is it the "
-            "right repository and revision?)"
-        )
-
-    def _checked(self, out: str, recorded: Recorded) -> Recorded:
-        digest, size, nfiles = recorded
-        if not is_md5(digest.removesuffix(".dir")):
-            raise RemoteError(
-                f"{out}: dvc.lock at {self.rev} of {self.repo} gives {digest[:40]!r} as its "
-                "md5, which is not 32 hex digits: refused (a damaged or forged dvc.lock)"
-            )
-        if type(size) is not int or size < 0:
-            raise RemoteError(
-                f"{out}: dvc.lock at {self.rev} of {self.repo} records no size for it, so "
-                "what the remote sends cannot be bounded: refused (`dvc commit` it again)"
-            )
-        return recorded
-
-    def listing(self, path: str) -> dict[str, str] | None:
-        """{name: md5} of the files in the folder `path`; None if `path` is a file."""
-        out, inside, (digest, _size, _nfiles) = self._output_of(path)
-        if not digest.endswith(".dir"):
-            if inside:
-                raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
-            return None
-        files = self._manifest(out)
-        if not inside:
-            return files
-        if inside in files:
-            return None
-        prefix = f"{inside}/"
-        found = {name[len(prefix) :]: md5 for name, md5 in files.items() if name.startswith(prefix)}
-        if not found:
-            raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
-        return found
-
-    def file(self, path: str) -> tuple[str, str, int]:
-        """(the output holding the file `path`, its md5, the most bytes it can hold)."""
-        out, inside, (digest, size, _nfiles) = self._output_of(path)
-        assert size is not None  # _checked
-        if not inside:
-            if digest.endswith(".dir"):
-                raise RemoteError(f"{path}: a folder at {self.rev} of {self.repo}, not a file")
-            return out, digest, size
-        md5 = self._manifest(out).get(inside)
-        if md5 is None:
-            raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
-        return out, md5, size  # in a folder: bounded by the folder's total
-
-    def _manifest(self, out: str) -> dict[str, str]:
-        """The folder output's `.dir` manifest, read from storage and checked against the
-        md5 dvc.lock records for it: {relpath: md5}."""
-        listing = self._listings.get(out)
-        if listing is not None:
-            return listing
-        digest, _size, nfiles = self._records()[out]
-        count = nfiles if type(nfiles) is int and nfiles >= 0 else 1 << 16
-        raw = bytearray()
-        where = f"{out} (its .dir manifest)"
-        self._stream(out, digest, 1 << 16 | count << 13, raw.extend, where)  # 8 KB a file
-        self._verify(raw, digest.removesuffix(".dir"), where)
-        listing = self._listings[out] = _parse_manifest(bytes(raw), f"{where} at {self.rev}")
-        return listing
-
-    # -- reading what it records
-    def read(self, path: str) -> bytes:
-        """A small file of the revision (the shard index, a catalog part), whole and
-        checked, in memory."""
-        out, md5, bound = self.file(path)
-        data = bytearray()
-        self._stream(out, md5, bound, data.extend, path)
-        self._verify(data, md5, path)
-        return bytes(data)
-
-    def held(self, path: str) -> contextlib.AbstractContextManager[tuple[Path, bool]]:
-        """The file `path` in the cache, fetched if it is not there yet, and kept there
-        until the block ends: (its path, whether it was waited for)."""
-        out, md5, bound = self.file(path)
-
-        def fetch(sink: Sink) -> None:
-            def counted(block: bytes) -> None:
-                sink(block)
-                self.fetched += len(block)
-
-            self._stream(out, md5, bound, counted, path)
-
-        return self.cache.held(md5, bound, fetch, f"{path} from {self.repo}")
-
-    def fetch(self, path: str) -> None:
-        """Put the file `path` in the cache, if it is not there yet."""
-        with self.held(path):
-            pass
-
-    def _verify(self, data: bytes | bytearray, md5: str, where: str) -> None:
-        if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
-            raise StoreError(
-                f"{where}: the file fetched from {self.repo} does not match the md5 its "
-                "revision records: refused (damaged or tampered with on the remote)"
-            )
-
-    def _stream(self, out: str, oid: str, bound: int, sink: Sink, where: str) -> None:
-        """Hand the object `oid` of output `out` to `sink`, block by block, from the
-        repository's cache or its remote: never more than `bound` bytes."""
-        handle, size = self._open_object(out, oid, where)
-        total = 0
-        with handle:
-            if size is not None and size > bound:
-                raise RemoteError(_too_big(where, f"holds {size:,} bytes", bound))
-            while block := self._call(lambda: handle.read(BLOCK), where):
-                total += len(block)
-                if total > bound:
-                    raise RemoteError(_too_big(where, f"sends over {bound:,} bytes", bound))
-                sink(block)
-
-    def _open_object(self, out: str, oid: str, where: str) -> tuple[Any, int | None]:
-        """(a binary file of the object `oid`, its size if known) from the first place
-        that holds it: the repository's DVC cache, then its remote."""
-        for odb in self._odbs(out):
-            opened = self._call(partial(_open_in, odb, oid, where), where)
-            if opened is not None:
-                return opened
-        raise RemoteError(
-            f"{where}: neither the DVC cache nor the remote of {self.repo} holds it at "
-            f"{self.rev}: `dvc push` it from where it was made"
-        )
-
-    def _odbs(self, out: str) -> list[Any]:
-        """Where DVC keeps the objects of output `out`: its cache, then its remote."""
-        from dvc.exceptions import DvcException
-
-        output = self._outputs()[out]
-        found = [self._call(lambda: output.cache, out)]
-        with contextlib.suppress(DvcException):  # no remote: the cache alone
-            found.append(
-                self.fs.repo.cloud.get_remote_odb(output.remote, "fetch", output.hash_name)
-            )
-        return found
-
-
-def _too_big(where: str, what: str, bound: int) -> str:
-    return (
-        f"{where}: its object on the remote {what}, more than the {bound:,} its revision "
-        "records: refused (damaged or tampered with on the remote)"
-    )
-
-
-def _open_in(odb: Any, oid: str, where: str) -> tuple[Any, int | None] | None:
-    """The object `oid` of the object database `odb`, opened; None if it is not there."""
-    path = odb.oid_to_path(oid)
-    if getattr(odb.fs, "protocol", "") in ("local", "file"):
-        return _open_local(path, where)
-    try:
-        handle = odb.fs.open(path, mode="rb")
-    except FileNotFoundError:
-        return None
-    size = getattr(handle, "size", None)
-    return handle, size if type(size) is int else None
-
-
-def _open_local(path: str, where: str) -> tuple[Any, int | None] | None:
-    """The regular file at `path`, opened without waiting (a FIFO would block open()
-    for ever); None if there is none; RemoteError for anything else."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise RemoteError(f"{where}: cannot read its object {path}: {exc.strerror}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise RemoteError(
-            f"{where}: its object {path} is not a regular file (a pipe, device or folder): refused"
-        )
-    return open(fd, "rb"), st.st_size
-
-
-def _parse_manifest(raw: bytes, where: str) -> dict[str, str]:
-    """{relpath: md5} of a `.dir` manifest, every md5 checked to be one."""
-    try:
-        entries = parse_json(raw)
-    except (ValueError, RecursionError):
-        raise RemoteError(f"{where}: not JSON: refused") from None
-    if not isinstance(entries, list):
-        raise RemoteError(f"{where}: not a list of files: refused")
-    listing: dict[str, str] = {}
-    for entry in entries:
-        name = entry.get("relpath") if isinstance(entry, dict) else None
-        md5 = entry.get("md5") if isinstance(entry, dict) else None
-        if not isinstance(name, str) or not is_md5(md5) or name in listing:
-            raise RemoteError(
-                f"{where}: the entry {str(entry)[:80]!r} is not a file name and its md5 "
-                "(32 hex digits), once: refused"
-            )
-        listing[name] = md5  # type: ignore[assignment]
-    return listing
 
 
 class CatalogPart:
@@ -385,6 +101,12 @@ def _check_catalog(records: list[tuple[str, bytes]], name: str, part: Part) -> N
         raise StoreError(f"{name}: damaged catalog: its keys lie outside {part.name}'s range")
 
 
+def _cache(source: Source) -> ObjectCache:
+    if source.cache is None:
+        raise TypeError("a store read from a repository needs a Source with a cache")
+    return source.cache
+
+
 # Stores read from a remote, reset in a forked child: the parent's open files are closed
 # there (store/file.py), and reopening one by its path could find it evicted since.
 _live: weakref.WeakSet[ImageStore] = weakref.WeakSet()
@@ -403,7 +125,7 @@ class RemoteStore(ImageStore):
     Its index is held in memory, as checked; each shard is opened from the cache."""
 
     def __init__(self, source: Source, path: str, index: bytes) -> None:
-        super().__init__(source.cache.objects)  # a real folder, never read as the store
+        super().__init__(_cache(source).objects)  # a real folder, never read as the store
         self.source, self.remote_path, self._index = source, path, index
         self.waited: list[str] = []  # shards a reader had to wait for (not fetched ahead)
         self._after_fork()
@@ -496,7 +218,7 @@ class RemoteFile(ImageStore):
 
     def __init__(self, source: Source, path: str) -> None:
         _out, md5, _bound = source.file(path)
-        super().__init__(source.cache.path(md5))
+        super().__init__(_cache(source).path(md5))
         self.source, self.remote_path = source, path
         _live.add(self)
 

@@ -199,6 +199,43 @@ def test_an_md5_in_a_dir_manifest_that_is_a_path_names_no_file(sharded, tmp_path
     assert "32 hex digits" in one_line(caught.value)
 
 
+def test_diff_of_another_repository_reads_only_what_its_dvc_lock_records(sharded, tmp_path):
+    """`imageshelf diff --repo`: a `.dir` manifest naming a file of this machine by a
+    path in place of an md5, a catalog part that is a FIFO, one edited on the remote:
+    one line each, and nothing of the file shown."""
+    import subprocess
+
+    from conftest import command_line
+
+    private = tmp_path / "private.jsonl"  # a catalog line of someone else's dataset
+    some_line = (sharded[0].parent / "repo" / "data" / "catalog").glob("*.jsonl")
+    line = json.loads(next(some_line).read_text().splitlines()[0])
+    private.write_text(json.dumps({**line, "key": "PRIVATE/salary.png"}) + "\n")
+    copies = [Copy(sharded, tmp_path / str(at)) for at in range(3)]
+    md5s = copies[0].remote / "files" / "md5"  # joined as md5s/<2>/<30> by DVC
+    entries = copies[0].listing("data/catalog")
+    entries[0]["md5"] = "../" + os.path.relpath(private, md5s.parent)
+    copies[0].with_listing("data/catalog", json.dumps(entries).encode())
+    fifo = copies[1].replace(copies[1].listing("data/catalog")[0]["md5"])
+    fifo.unlink()
+    os.mkfifo(fifo)
+    edited = copies[2].replace(copies[2].listing("data/catalog")[0]["md5"])
+    edited.write_bytes(edited.read_bytes().replace(b'"label":"cat"', b'"label":"dog"'))
+    for copy, said in zip(copies, ["32 hex digits", "not a regular file", "md5"], strict=True):
+        first = sh(copy.clone, "git", "rev-list", "--max-parents=0", "HEAD").stdout.strip()
+        done = subprocess.run(
+            command_line("diff", first, "HEAD", "--repo", str(copy.clone)),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1 and "PRIVATE" not in done.stdout + done.stderr
+        error = done.stderr.splitlines()[-1]  # after a note that the first has no catalog
+        assert error.startswith("Error: ") and said in error, done.stderr
+        assert "Traceback" not in done.stderr
+
+
 # ------------------------------------------------------- a cache shared with other users
 
 
