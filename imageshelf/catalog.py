@@ -193,33 +193,19 @@ def catalog_at(
                 f"{folder}: no catalog in the workspace; run `dvc repro` (or `dvc pull`) first"
             )
         return CatalogFolder.local(folder)
-    from dvc.api import DVCFileSystem  # only diff needs DVC, and only here
-    from dvc.exceptions import DvcException
-    from scmrepo.exceptions import SCMError
+    # Read as dvc.lock records it, each file checked against its md5 and bounded by its
+    # recorded size: a revision (here or in another repository) is someone else's
+    # commit, and its `.dir` manifest could name any file (dvcsource.py).
+    from .dvcsource import Source  # only diff needs DVC, and only here
 
-    def failed(exc: Exception) -> CatalogError:
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        return CatalogError(f"cannot read {folder} at {rev}: {reason}")
-
-    try:
-        fs = DVCFileSystem(str(repo), rev=rev)
-        names = []
-        if fs.isdir(str(folder)):
-            names = [
-                Path(entry).name
-                for entry in fs.ls(str(folder), detail=False)
-                if str(entry).endswith(".jsonl")
-            ]
-    except (DvcException, SCMError, OSError) as exc:
-        raise failed(exc) from None
+    source = Source(os.fspath(repo), rev)
+    where = folder.as_posix()
+    files = source.listing(where) if source.holds(where) else None
+    names = [name for name in files or () if "/" not in name and name.endswith(".jsonl")]
 
     def read(name: str) -> list[Record]:
-        try:
-            with fs.open(f"{folder}/{name}", mode="r", encoding="utf-8") as lines:
-                return list(parse_records(lines))
-        except (DvcException, SCMError, OSError) as exc:
-            raise failed(exc) from None
+        path = f"{where}/{name}"
+        return list(parse_records(source.read(path).splitlines(), path))
 
     return CatalogFolder(names, read)
 

@@ -1,6 +1,6 @@
 """A version of the store read from a DVC repository without a checkout: the shard index
-and the catalog first, then each shard on first use, through DVC's filesystem (its
-cache, else the repository's remote: a local folder, S3, SSH...).
+and the catalog first, then each shard on first use, from the repository's DVC cache or
+its remote (a local folder, S3, SSH...).
 
     from imageshelf.remote import open_store
     from imageshelf.dataset import ImageDataset, shards_for_rank
@@ -10,40 +10,50 @@ cache, else the repository's remote: a local folder, S3, SSH...).
     mine = shards_for_rank(store, rank, world_size)
     dataset = ImageDataset(store, shards=mine, decode="RGB")   # selects from the catalog
 
+A repository named by `repo` is someone else's: its index, catalog parts and shards are
+read as its dvc.lock records them, checked against their md5s and bounded by their
+recorded sizes (imageshelf.dvcsource says how).
+
 Shards land in one cache per machine (`$XDG_CACHE_HOME/imageshelf/shards`, or `cache=`),
-named by DVC's md5 of their bytes. Every process and DataLoader worker shares it: a
-shard is fetched once, under a lock, to a temporary file renamed into place. A fetched
-shard is checked before any reader maps it: its md5 against what the revision records,
-then as every store file is (LMDB's verifier, and its header against the index). Over
-`cache_limit` bytes, the least recently used shards are deleted first (a reader that has
-one open keeps reading it: Linux frees the space when it lets go). The single-file
-layout is fetched whole, once. DVC is imported here only.
+named by their md5, shared by every process and DataLoader worker, and checked there
+like any file another user could have put there (imageshelf.remotecache). Then each is
+checked as every store file is (LMDB's verifier; its header against the index). Over
+`cache_limit` bytes the least recently used go first, never one a process is about to
+open. The single-file layout is fetched whole, once. DVC is imported by dvcsource only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
 import queue
-import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_bytes
+from .dvcsource import Source
 from .errors import ShelfError
 from .manifest import parse_raw_records
-from .store import ImageStore, StoreError
-from .store.index import INDEX_NAME
+from .remotecache import ObjectCache, RemoteError
+from .store import ImageStore, StoreError, StoreFile
+from .store.format import Header
+from .store.index import INDEX_NAME, Part, ShardIndex
+from .store.reader import _check_part
 
 CATALOG = "data/catalog"
-
-
-class RemoteError(ShelfError):
-    """A repository, revision or shard that cannot be read; the message says why."""
+__all__ = [
+    "CATALOG",
+    "CatalogPart",
+    "RemoteError",
+    "RemoteFile",
+    "RemoteStore",
+    "Source",
+    "default_cache",
+    "open_store",
+    "store_of",
+]
 
 
 def default_cache() -> Path:
@@ -51,112 +61,15 @@ def default_cache() -> Path:
     return Path(base) / "imageshelf" / "shards"
 
 
-class Source:
-    """Files of one repository at one revision, fetched into a shared, bounded cache."""
-
-    def __init__(self, repo: str, rev: str | None, cache: Path, cache_limit: int | None) -> None:
-        self.repo, self.rev, self.cache, self.cache_limit = repo, rev, cache, cache_limit
-        self._fs: Any = None
-        self.fetched = 0  # bytes this process downloaded
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_fs"} | {"_fs": None}
-
-    @property
-    def fs(self) -> Any:
-        if self._fs is None:
-            try:  # what dvc.api exports, without the rest of dvc.api: 0.15 s sooner
-                from dvc.fs.dvc import _DVCFileSystem as DVCFileSystem
-            except ImportError:
-                from dvc.api import DVCFileSystem
-
-            self._fs = self._call(lambda: DVCFileSystem(self.repo, rev=self.rev), self.repo)
-        return self._fs
-
-    def _call(self, action: Any, what: str) -> Any:
-        from dvc.exceptions import DvcException
-        from scmrepo.exceptions import SCMError
-
-        try:
-            return action()
-        except (DvcException, SCMError, OSError, KeyError, ValueError) as exc:
-            text = str(exc).strip().splitlines()
-            at = f" at {self.rev}" if self.rev else ""
-            raise RemoteError(
-                f"cannot read {what}{at} from {self.repo}: {text[0] if text else exc!r}"
-            ) from None
-
-    def read(self, path: str) -> bytes:
-        """A small file of the revision (the shard index, a catalog file), whole."""
-        return bytes(self._call(lambda: self.fs.read_bytes(path), path))
-
-    def object(self, path: str) -> Path:
-        """The cached copy of the revision's file `path`, fetched if not there yet:
-        named by its md5, checked against it, the cache kept under its limit."""
-        info = self._call(lambda: self.fs.info(path), path)
-        md5 = info.get("md5")
-        if not isinstance(md5, str) or len(md5) != 32:
-            raise RemoteError(f"{path}: DVC records no md5 for it at {self.rev or 'HEAD'}")
-        target = self.cache / "objects" / md5[:2] / f"{md5[2:]}.lmdb"
-        if target.exists():
-            os.utime(target)  # recently used
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one process fetches, the others wait
-            if not target.exists():
-                self._fetch(path, md5, target)
-        return target
-
-    def _fetch(self, path: str, md5: str, target: Path) -> None:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
-        os.close(fd)
-        try:
-            self._call(lambda: self.fs.get_file(path, name), path)
-            if _md5(name) != md5:
-                raise StoreError(
-                    f"{path}: the file fetched from {self.repo} does not match the md5 its "
-                    "revision records: refused (damaged or tampered on the remote)"
-                )
-            size = os.path.getsize(name)
-            self.fetched += size
-            self._make_room(size)  # the fetched size: what DVC lists may be missing
-            os.replace(name, target)
-        finally:
-            if os.path.exists(name):
-                os.unlink(name)
-
-    def _make_room(self, size: int) -> None:
-        """Delete the least recently used shards until `size` more bytes fit."""
-        if self.cache_limit is None:
-            return
-        held = sorted(
-            (p.stat().st_mtime, p.stat().st_size, p)
-            for p in (self.cache / "objects").glob("*/*.lmdb")
-        )
-        total = sum(size for _, size, _ in held)
-        for _mtime, held_size, path in held:
-            if total + size <= self.cache_limit:
-                break
-            path.unlink(missing_ok=True)
-            total -= held_size
-
-
-def _md5(path: str) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class CatalogPart:
     """One part's records, read from the version's catalog: what a filter needs, with
     no image bytes (and no shard) fetched. The lines are kept as they are; select reads
     as records only those it keeps."""
 
-    def __init__(self, lines: bytes, name: str) -> None:
+    def __init__(self, lines: bytes, name: str, part: Part | None = None) -> None:
         self.records = list(parse_raw_records(lines.splitlines(), name))
+        if part is not None:
+            _check_catalog(self.records, name, part)
 
     def raw_records(
         self, after: str | None = None, before: str | None = None
@@ -175,32 +88,103 @@ class CatalogPart:
         return None  # no field index here: a filter scans these records
 
 
-class RemoteStore(ImageStore):
-    """A sharded store at a revision of a DVC repository; shards fetched on first use."""
+def _check_catalog(records: list[tuple[str, bytes]], name: str, part: Part) -> None:
+    """A shard's catalog lists what the index says the shard holds: as many records, in
+    key order, each key once, within its key range; selection relies on all four."""
+    keys = [key for key, _raw in records]
+    if len(keys) != part.count or any(a >= b for a, b in zip(keys, keys[1:], strict=False)):
+        raise StoreError(
+            f"{name}: damaged catalog: not the {part.count} records of {part.name} in key "
+            f"order, each once ({len(keys)} lines)"
+        )
+    if keys and not (part.may_hold(keys[0]) and part.may_hold(keys[-1])):
+        raise StoreError(f"{name}: damaged catalog: its keys lie outside {part.name}'s range")
 
-    def __init__(self, folder: Path, source: Source, path: str) -> None:
-        super().__init__(folder)
-        self.source, self.remote_path = source, path
+
+def _cache(source: Source) -> ObjectCache:
+    if source.cache is None:
+        raise TypeError("a store read from a repository needs a Source with a cache")
+    return source.cache
+
+
+# Stores read from a remote, reset in a forked child: the parent's open files are closed
+# there (store/file.py), and reopening one by its path could find it evicted since.
+_live: weakref.WeakSet[ImageStore] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for store in list(_live):
+        store._after_fork()  # type: ignore[attr-defined]
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+class RemoteStore(ImageStore):
+    """A sharded store at a revision of a DVC repository; shards fetched on first use.
+    Its index is held in memory, as checked; each shard is opened from the cache."""
+
+    def __init__(self, source: Source, path: str, index: bytes) -> None:
+        super().__init__(_cache(source).objects)  # a real folder, never read as the store
+        self.source, self.remote_path, self._index = source, path, index
         self.waited: list[str] = []  # shards a reader had to wait for (not fetched ahead)
+        self._after_fork()
+        _live.add(self)
+
+    def _after_fork(self) -> None:
+        self._reset()
         self._ahead: queue.Queue[str] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"folder": self._path, "source": self.source, "remote_path": self.remote_path}
+        return {"source": self.source, "remote_path": self.remote_path, "index": self._index}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(Path(state["folder"]), state["source"], state["remote_path"])  # type: ignore[misc]
+        self.__init__(state["source"], state["remote_path"], state["index"])  # type: ignore[misc]
 
-    def _missing(self, name: str, path: str) -> None:
-        self.waited.append(name)  # a reader waits for this one
-        self._place(name, path)
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.source.repo!r}, rev={self.source.rev!r}, {self.remote_path!r})"
 
-    def _place(self, name: str, path: str) -> None:
-        cached = self.source.object(f"{self.remote_path}/{name}")
-        link = f"{path}.{os.getpid()}.{threading.get_ident()}.link"
-        os.symlink(cached, link)
-        os.replace(link, path)  # several workers may link it at once: all the same file
+    @property
+    def path(self) -> Path:
+        return Path(self.remote_path)  # as the repository names it
+
+    @property
+    def layout(self) -> Any:
+        return "sharded"
+
+    def stray_files(self) -> list[str]:
+        return []
+
+    def _resolve(self) -> tuple[Part, ...]:
+        parts = self._parts
+        if parts is None:
+            index = ShardIndex.parse(self._index, f"{self.remote_path}/{INDEX_NAME}")
+            self._header = Header(
+                index.count, index.total_bytes, index.content_digest, index.format, index.version
+            )
+            parts = self._parts = index.parts
+        return parts
+
+    def _entry(self, name: str) -> Part:
+        entry = next((part for part in self._resolve() if part.name == name), None)
+        if entry is None:
+            raise KeyError(f"{name}: not a part of {self.remote_path}")
+        return entry
+
+    def part(self, name: str) -> StoreFile:
+        file = self._files.get(name)
+        if file is not None:
+            return file
+        entry = self._entry(name)
+        with self.source.held(f"{self.remote_path}/{name}") as (path, waited):
+            if waited:
+                self.waited.append(name)
+            file = StoreFile(path)
+            _check_part(entry, file)  # opens it while the cache keeps it for us
+        self._files[name] = file
+        return file
 
     def prefetch(self, names: Iterable[str]) -> None:
         """Fetch these shards in the background, in order, while others are read (the
@@ -219,14 +203,39 @@ class RemoteStore(ImageStore):
                 name = self._ahead.get(timeout=1.0)
             except queue.Empty:
                 return
-            path = os.path.join(self._path, name)
-            if not os.path.exists(path):
+            if name not in self._files:
                 with contextlib.suppress(ShelfError, OSError):
-                    self._place(name, path)
+                    self.source.fetch(f"{self.remote_path}/{name}")
 
     def part_records(self, name: str) -> Any:
         catalog = f"{CATALOG}/{Path(name).stem}.jsonl"
-        return CatalogPart(self.source.read(catalog), catalog)
+        entry = self._entry(name)
+        return CatalogPart(self.source.read(catalog), catalog, entry)
+
+
+class RemoteFile(ImageStore):
+    """The single-file layout at a revision of a DVC repository: fetched whole, once."""
+
+    def __init__(self, source: Source, path: str) -> None:
+        _out, md5, _bound = source.file(path)
+        super().__init__(_cache(source).path(md5))
+        self.source, self.remote_path = source, path
+        _live.add(self)
+
+    def _after_fork(self) -> None:
+        self._reset()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"source": self.source, "remote_path": self.remote_path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["source"], state["remote_path"])  # type: ignore[misc]
+
+    def _resolve(self) -> tuple[Part, ...]:
+        if self._parts is not None:
+            return self._parts
+        with self.source.held(self.remote_path):
+            return super()._resolve()  # opens the file while the cache keeps it for us
 
 
 def open_store(
@@ -239,21 +248,16 @@ def open_store(
 ) -> ImageStore:
     """The store at `path` in revision `rev` (default HEAD: the default branch's head) of the
     DVC repository `repo` (a URL or a path), read without a checkout; `path` None:
-    `data/images` (sharded), else `data/images.lmdb`. RemoteError if it cannot be read."""
+    `data/images` (sharded), else `data/images.lmdb`. `cache_limit`: bytes, a whole
+    number above 0. RemoteError if it cannot be read."""
+    objects = ObjectCache(cache or default_cache(), cache_limit)  # both checked here
     # HEAD, not None: DVC reads a local repository's workspace when given no revision
-    source = Source(os.fspath(repo), rev or "HEAD", Path(cache or default_cache()), cache_limit)
+    source = Source(os.fspath(repo), rev or "HEAD", objects)
     if path is None:
-        found = source._call(lambda: source.fs.exists("data/images"), "data/images")
-        path = "data/images" if found else "data/images.lmdb"
-    if not source._call(lambda: source.fs.isdir(path), path):
-        return ImageStore(source.object(path))  # the single file: fetched whole, once
-    index = source.read(f"{path}/{INDEX_NAME}")
-    digest = hashlib.sha256(index).hexdigest()[:16]
-    folder = source.cache / "versions" / digest  # named by the index: shared by every rank
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / INDEX_NAME).exists():
-        write_bytes(folder / INDEX_NAME, index)
-    return RemoteStore(folder, source, path)
+        path = "data/images" if source.has("data/images") else "data/images.lmdb"
+    if source.listing(path) is None:
+        return RemoteFile(source, path)
+    return RemoteStore(source, path, source.read(f"{path}/{INDEX_NAME}"))
 
 
 def store_of(

@@ -189,11 +189,13 @@ def test_a_damaged_catalog_on_the_remote_is_said_in_one_line(published, tmp_path
     target = catalogs[0]
     lines = target.read_bytes().splitlines()
     target.chmod(0o644)
-    broken = {b"not json": "line 2", json.dumps({"key": "x.png", "meta": {}}).encode(): "x.png"}
-    for at, (line, said) in enumerate(broken.items()):
+    # checked against the md5 its revision records before a line is read: one line
+    # naming the part (a catalog whose md5 matches but is not records: test_remote_hostile)
+    broken = [b"not json", json.dumps({"key": "x.png", "meta": {}}).encode()]
+    for at, line in enumerate(broken):
         target.write_bytes(b"\n".join([lines[0], line, *lines[1:]]) + b"\n")
         store = open_store(ours, rev="HEAD", cache=tmp_path / f"cache{at}")
-        with pytest.raises(ShelfError, match=re.escape(said)) as caught:
+        with pytest.raises(ShelfError, match=r"data/catalog/shard-\w+\.jsonl: .* md5") as caught:
             ImageDataset(store)
         assert "\n" not in str(caught.value)
 
