@@ -32,12 +32,13 @@ from typing import Any
 from .. import cache
 from ..annotations import Annotations
 from ..annotations.archives import locate, read_source
+from ..annotations.folders import top_of
 from ..atomic import write_json
 from ..catalog import write_catalog
 from ..errors import ShelfError
 from ..files import fingerprint, read_regular_file_stamped
 from ..manifest import read_manifest, read_manifest_infos, read_manifest_keys
-from ..metadata import Metadata, Tracked, read_tracked
+from ..metadata import Metadata, Tracked, folder_layout, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress, per_item
 from ..seen import Probed, note_stored
@@ -594,10 +595,11 @@ def run(
             tidy(store_path)  # what a killed pack left: DVC must not track it
         source = store_path if store_path.exists() else previous
         store = _open(source)
-        tracked = _tracked(store, manifest, annotations, rules)
+        removals = read_removals(remove_list)
+        tracked = _tracked(store, manifest, annotations, rules, set(removals))
         last = _previous_report(report)
         since = _since(store, last, params, tracked)
-        plan = plan_pack(store, manifest, read_removals(remove_list), params, tracked, since)
+        plan = plan_pack(store, manifest, removals, params, tracked, since)
         converting = source is not None and source != store_path
         upgrade = outdated(store, params) if store is not None else None
         written = store is None or plan.changes_store or converting or upgrade is not None
@@ -638,17 +640,23 @@ def _open(source: Path | None) -> ImageStore | None:
 
 
 def _tracked(
-    store: ImageStore | None, manifest: Path, annotations: Path | None, rules: AnnotationsParams
+    store: ImageStore | None,
+    manifest: Path,
+    annotations: Path | None,
+    rules: AnnotationsParams,
+    removals: set[str],
 ) -> Tracked:
-    """The tracked annotations, read for the keys of the store and the manifest."""
-    if annotations is None:
-        return Tracked(Annotations(), rules)
+    """The tracked annotations, read for the keys of the store and the manifest; the
+    folder rules, over the folders of the store to be (those keys but the removed)."""
 
     def keys() -> Iterator[str]:
         yield from store if store is not None else ()
         yield from read_manifest_keys(manifest)
 
-    return read_tracked(annotations, rules, keys)
+    layout = folder_layout(rules, lambda: (key for key in keys() if key not in removals))
+    if annotations is None:
+        return Tracked(Annotations(), rules, layout)
+    return read_tracked(annotations, rules, keys, layout=layout)
 
 
 def _write(
@@ -721,17 +729,27 @@ def _since(
     before = seen.get("files")
     if not isinstance(before, dict) or not all(isinstance(v, dict) for v in before.values()):
         return Since(same_ratios, None)  # a cache of another shape: look at every record
+    folders = seen.get("folders")
+    if not isinstance(folders, dict):
+        return Since(same_ratios, None)
     now = _tracked_files(tracked)
     keys: set[str] = set()
     for rel in set(before) | set(now):
         was, is_ = before.get(rel, {}), now.get(rel, {})
         if was.get("stamp") != is_.get("stamp"):
             keys.update(was.get("keys", ()), is_.get("keys", ()))
+    # Hugging Face's folder labels depend on the other images of a dataset: where that
+    # verdict changed (a second class folder arrived, an image at another depth), the
+    # stored images under the top-level folder it concerns.
+    changed = tracked.layout.changed_tops(folders)
+    if changed:
+        keys.update(key for key in store if top_of(key) in changed)
     return Since(same_ratios, keys)
 
 
-def _rules(tracked: Tracked) -> list[bool | int]:
-    return [tracked.rules.label_from_folder, tracked.rules.split_from_folder]
+def _rules(tracked: Tracked) -> list[Any]:
+    rules = tracked.rules
+    return [rules.label_from_folder, rules.split_from_folder, dict(rules.label_from_folder_in)]
 
 
 def _tracked_files(tracked: Tracked) -> dict[str, dict[str, list[Any]]]:
@@ -753,5 +771,6 @@ def _remember(header: Header, tracked: Tracked) -> None:
             "store": header.content_digest,
             "rules": _rules(tracked),
             "files": _tracked_files(tracked),
+            "folders": tracked.layout.codes(),
         },
     )
