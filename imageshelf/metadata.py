@@ -34,8 +34,8 @@ class TrackedError(ShelfError):
 @dataclass
 class Tracked:
     """The metadata that tracked sources give: data/annotations/ and the folder rules.
-    `layout`: the folders of every image of the store to be, which folder labels depend
-    on (FolderLayout); `folder_layout` draws it."""
+    `layout`: the folders of every image of the store to be, which Hugging Face's
+    folder labels depend on (FolderLayout)."""
 
     annotations: Annotations
     rules: AnnotationsParams
@@ -100,13 +100,9 @@ class Tracked:
         return metadata, tuple(sorted(owned))
 
 
-def folder_layout(rules: AnnotationsParams, keys: Callable[[], Iterable[str]]) -> FolderLayout:
-    """The folders of every key `keys()` gives (the store to be), if a label rule looks
-    at them (auto); else an empty layout, without calling `keys`."""
-    used = [rules.label_from_folder, *rules.label_from_folder_in.values()]
-    if AUTO not in used:
-        return FolderLayout()
-    return FolderLayout.of(keys())
+def needs_layout(rules: AnnotationsParams) -> bool:
+    """Whether a label rule looks at the folders of other images (auto does)."""
+    return AUTO in [rules.label_from_folder, *rules.label_from_folder_in.values()]
 
 
 def read_tracked(
@@ -118,8 +114,8 @@ def read_tracked(
 ) -> Tracked:
     """The tracked annotations in `folder` (data/annotations/), for the images `keys()`
     names (read only if the folder holds annotation files), with the folder rules over
-    `layout` (folder_layout). Every file there must be an annotation file (or ignored),
-    and every one must parse."""
+    `layout`. Every file there must be an annotation file (or ignored), and every one
+    must parse."""
     layout = layout or FolderLayout()
     if not folder.is_dir():
         return Tracked(Annotations(), rules, layout)

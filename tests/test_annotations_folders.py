@@ -243,9 +243,10 @@ def test_labels_follow_the_dataset_as_it_grows_and_the_old_default_gains_them(wo
     """What a store packed before sees: with the old default (false), none; with auto,
     the labels appear, counted as relabeled. A second class folder arriving later labels
     the images already stored (they are no longer in data/incoming/), and an image at
-    another depth takes every label away again, as datasets would on the whole folder.
-    With `.dvc/`, pack keeps what it settled in its cache and looks only where the
-    folders changed: these relabels come through that path."""
+    another depth takes every label away again, as datasets would on the whole folder,
+    until it is removed. With `.dvc/`, pack keeps what it settled in its cache (the
+    folders and what they hold) and looks only where the folders changed: these
+    relabels come through that path."""
     Path(".dvc").mkdir()
     set_annotations(label_from_folder=False)
     put(INCOMING / "pets", images(["cat/a.jpg", "dog/b.jpg", "cat/c.jpg"]))
@@ -269,6 +270,11 @@ def test_labels_follow_the_dataset_as_it_grows_and_the_old_default_gains_them(wo
     assert set(labels(store, "solo").values()) == {None}
     assert report("pack")["fields_removed"] == {"label": 2}
     assert labels(store, "pets")["dog/b.jpg"] == "dog"  # another dataset: untouched
+    (INCOMING / "solo/dog/2019/f.jpg").unlink()
+    Path("data/remove.txt").write_text("solo/dog/2019/f.jpg\n")  # the odd one out, dropped
+    for _run in range(2):  # the next run starts from what this one remembered
+        store = ingest_and_pack()
+        assert labels(store, "solo") == {"cat/d.jpg": "cat", "dog/e.jpg": "dog"}
 
 
 def test_a_real_project_labels_every_layout_as_its_reference_does(tmp_path):

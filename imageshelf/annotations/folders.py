@@ -85,12 +85,13 @@ class FolderLayout:
     tops: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, keys: Iterable[str]) -> FolderLayout:
-        """The layout of `keys` (every image of the store to be)."""
+    def of(cls, folders: Iterable[str]) -> FolderLayout:
+        """The layout of the images in `folders` (each folder of the store to be that
+        holds an image directly, as a key's part before its last `/`)."""
         depths: dict[str, set[int]] = {}
         parents: dict[str, set[str]] = {}
         tops = set()
-        for folder in {key.rpartition("/")[0] for key in keys}:
+        for folder in folders:
             parts = folder.split("/") if folder else []
             tops.add(parts[0] if parts else TOP)
             dataset = dataset_of_top(parts[0] if parts else TOP)

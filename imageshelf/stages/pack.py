@@ -32,13 +32,14 @@ from typing import Any
 from .. import cache
 from ..annotations import Annotations
 from ..annotations.archives import locate, read_source
-from ..annotations.folders import top_of
+from ..annotations.base import folder_of
+from ..annotations.folders import FolderLayout, top_of
 from ..atomic import write_json
 from ..catalog import write_catalog
 from ..errors import ShelfError
 from ..files import fingerprint, read_regular_file_stamped
 from ..manifest import read_manifest, read_manifest_infos, read_manifest_keys
-from ..metadata import Metadata, Tracked, folder_layout, read_tracked
+from ..metadata import Metadata, Tracked, needs_layout, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress, per_item
 from ..seen import Probed, note_stored
@@ -596,7 +597,9 @@ def run(
         source = store_path if store_path.exists() else previous
         store = _open(source)
         removals = read_removals(remove_list)
-        tracked = _tracked(store, manifest, annotations, rules, set(removals))
+        stored_folders = _stored_folders(store) if needs_layout(rules) else None
+        layout = _layout(store, stored_folders, manifest, set(removals))
+        tracked = _tracked(store, manifest, annotations, rules, layout)
         last = _previous_report(report)
         since = _since(store, last, params, tracked)
         plan = plan_pack(store, manifest, removals, params, tracked, since)
@@ -620,6 +623,8 @@ def run(
         # The report first: it records the store now published, so a pack run again
         # after a failure below (a read-only catalog folder, a full disk) picks up here.
         _remember(header, tracked)
+        if stored_folders is not None:
+            _remember_folders(header, stored_folders, plan)
         write_json(report, outcome.report())
         _catalog_and_notes(store_path, catalog, manifest)
     return outcome
@@ -644,19 +649,58 @@ def _tracked(
     manifest: Path,
     annotations: Path | None,
     rules: AnnotationsParams,
-    removals: set[str],
+    layout: FolderLayout,
 ) -> Tracked:
-    """The tracked annotations, read for the keys of the store and the manifest; the
-    folder rules, over the folders of the store to be (those keys but the removed)."""
+    """The tracked annotations, read for the keys of the store and the manifest, with
+    the folder rules over `layout`."""
+    if annotations is None:
+        return Tracked(Annotations(), rules, layout)
 
     def keys() -> Iterator[str]:
         yield from store if store is not None else ()
         yield from read_manifest_keys(manifest)
 
-    layout = folder_layout(rules, lambda: (key for key in keys() if key not in removals))
-    if annotations is None:
-        return Tracked(Annotations(), rules, layout)
     return read_tracked(annotations, rules, keys, layout=layout)
+
+
+FOLDERS = "folders.json"  # in the cache: the store's images per folder (folder labels)
+
+
+def _stored_folders(store: ImageStore | None) -> Counter[str]:
+    """How many images each folder of the store holds: from the cache while it
+    describes this very store (its content digest), else by listing its keys."""
+    if store is None:
+        return Counter()
+    cached = cache.load(FOLDERS)
+    if isinstance(cached, dict) and cached.get("store") == store.header.content_digest:
+        counts = cached.get("counts")
+        if isinstance(counts, dict) and all(type(n) is int for n in counts.values()):
+            return Counter(counts)
+    return Counter(folder_of(key) for key in store)
+
+
+def _layout(
+    store: ImageStore | None, stored: Counter[str] | None, manifest: Path, removals: set[str]
+) -> FolderLayout:
+    """The folders of the store to be, for folder labels: the store's, less those whose
+    every image data/remove.txt lists, plus the staged images' (none if no rule needs
+    them). A staged key the store holds counts twice: it only keeps its folder."""
+    if stored is None:
+        return FolderLayout()
+    counts = stored.copy()
+    counts.subtract(folder_of(k) for k in removals if store is not None and k in store)
+    counts.update(folder_of(k) for k in read_manifest_keys(manifest) if k not in removals)
+    return FolderLayout.of(folder for folder, n in counts.items() if n > 0)
+
+
+def _remember_folders(header: Header, stored: Counter[str], plan: PackPlan) -> None:
+    """The published store's images per folder: what it held, less what pack removed,
+    plus what it added."""
+    counts = stored.copy()
+    counts.subtract(folder_of(key) for key in plan.removed)
+    counts.update(folder_of(key) for key in plan.added)
+    kept = {folder: n for folder, n in sorted(counts.items()) if n > 0}
+    cache.save(FOLDERS, {"store": header.content_digest, "counts": kept})
 
 
 def _write(
