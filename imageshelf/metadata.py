@@ -2,20 +2,22 @@
 "How sources combine, and what removes a field", states, in one place.
 
 Weakest to strongest: what arrived with the image in data/incoming/ (sets fields, never
-removes one); params.yaml's folder rules (only where nothing else gave the field); the
-tracked annotations in data/annotations/ (over everything; a null removes a field). A
-record remembers which fields the tracked sources set (`annotated`), so that a field
-leaves the store only when the tracked source that set it stops setting it.
+removes one); params.yaml's folder rules (only where nothing else gave the field, and a
+folder label only to an image nothing arrived with annotates); the tracked annotations
+in data/annotations/ (over everything; a null removes a field). A record remembers which
+fields the tracked sources set (`annotated`), so that a field leaves the store only when
+the tracked source that set it stops setting it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .annotations import Annotations, KeyIndex, Limits, folder_fields, read_place
+from .annotations import Annotations, KeyIndex, Limits, read_place
+from .annotations.folders import AUTO, FolderLayout, folder_fields, rule_for
 from .errors import ShelfError
 from .params import AnnotationsParams
 from .store import ImageInfo, Record
@@ -31,14 +33,35 @@ class TrackedError(ShelfError):
 
 @dataclass
 class Tracked:
-    """The metadata that tracked sources give: data/annotations/ and the folder rules."""
+    """The metadata that tracked sources give: data/annotations/ and the folder rules.
+    `layout`: the folders of every image of the store to be, which Hugging Face's
+    folder labels depend on (FolderLayout)."""
 
     annotations: Annotations
     rules: AnnotationsParams
+    layout: FolderLayout = field(default_factory=FolderLayout)
+    _by_folder: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def active(self) -> bool:
-        return bool(self.rules.label_from_folder or self.rules.split_from_folder)
+        rules = self.rules
+        return bool(
+            rules.label_from_folder
+            or any(rules.label_from_folder_in.values())
+            or rules.split_from_folder
+        )
+
+    def folder_fields(self, key: str) -> dict[str, Any]:
+        """The fields the folder rules give `key`: the same for every image of a folder."""
+        folder = key.rpartition("/")[0]
+        fields = self._by_folder.get(folder)
+        if fields is None:
+            rules = self.rules
+            per_folder = {k.strip("/"): v for k, v in rules.label_from_folder_in.items()}
+            rule = rule_for(folder, rules.label_from_folder, per_folder)
+            fields = folder_fields(key, rule, rules.split_from_folder, self.layout)
+            self._by_folder[folder] = fields
+        return fields
 
     def concerns(self, key: str, raw: bytes) -> bool:
         """Whether a stored record (its raw JSON) may need these sources applied."""
@@ -57,11 +80,13 @@ class Tracked:
             metadata.pop(name, None)
         if arrived:
             metadata.update(arrived)
+        # A folder label is for images nothing else describes: a format that gave them
+        # fields (COCO objects, a table's row, a sidecar) is their annotation, as a
+        # metadata file is for Hugging Face (it then infers no labels). A split alone is not.
+        described = any(name != "split" for name in metadata)
         owned = set()
-        for name, value in folder_fields(
-            key, self.rules.label_from_folder, self.rules.split_from_folder
-        ).items():
-            if name not in metadata:
+        for name, value in self.folder_fields(key).items():
+            if name not in metadata and not (name == "label" and described):
                 metadata[name] = value
                 owned.add(name)
         if key in self.annotations:
@@ -75,17 +100,25 @@ class Tracked:
         return metadata, tuple(sorted(owned))
 
 
+def needs_layout(rules: AnnotationsParams) -> bool:
+    """Whether a label rule looks at the folders of other images (auto does)."""
+    return AUTO in [rules.label_from_folder, *rules.label_from_folder_in.values()]
+
+
 def read_tracked(
     folder: Path,
     rules: AnnotationsParams,
     keys: Callable[[], Iterable[str]],
     max_bytes: int = 1 << 20,
+    layout: FolderLayout | None = None,
 ) -> Tracked:
     """The tracked annotations in `folder` (data/annotations/), for the images `keys()`
-    names (read only if the folder holds annotation files). Every file there must be an
-    annotation file (or ignored), and every one must parse."""
+    names (read only if the folder holds annotation files), with the folder rules over
+    `layout`. Every file there must be an annotation file (or ignored), and every one
+    must parse."""
+    layout = layout or FolderLayout()
     if not folder.is_dir():
-        return Tracked(Annotations(), rules)
+        return Tracked(Annotations(), rules, layout)
     found = walk(str(folder), rules.ignore)
     problems = [f"{r.path}: {r.reason}" for r in found.rejects] + [
         f"{rel}: not an annotation file (a table, a sidecar, COCO, YOLO, VOC or CVAT); move "
@@ -95,7 +128,7 @@ def read_tracked(
     if problems:
         raise TrackedError(f"{folder}/{problems[0]}")
     if not found.annotations:
-        return Tracked(Annotations(), rules)
+        return Tracked(Annotations(), rules, layout)
     limits = Limits(max_bytes, rules.max_file_bytes)
     annotations = read_place(folder, found.annotations, KeyIndex(keys()), limits)
     for key, rel in sorted(annotations.embedded.items()):  # its image is not stored
@@ -108,4 +141,4 @@ def read_tracked(
             f"{folder}/{annotations.not_text[0]}: not a text file (an image?); annotations "
             "here are text: move it out or add it to annotations.ignore"
         )
-    return Tracked(annotations, rules)
+    return Tracked(annotations, rules, layout)

@@ -60,9 +60,11 @@ DEFAULT_IGNORE = (
 
 @dataclass(frozen=True)
 class AnnotationsParams:
-    # true (or 1): the first folder under the place (or under the split folder) is the
-    # label, as torchvision's ImageFolder; N: the Nth folder.
-    label_from_folder: bool | int = False
+    # The class folder, per dataset folder (annotations/folders.py): auto, as Hugging
+    # Face's imagefolder infers it; true, as torchvision's ImageFolder; N: the Nth folder
+    # under the place; false: none. label_from_folder_in: the same, per folder.
+    label_from_folder: bool | int | str = "auto"
+    label_from_folder_in: Mapping[str, bool | int | str] = field(default_factory=dict)
     split_from_folder: bool = False
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     # any annotation file (a dataset's table or COCO file: COCO 2017's largest is 448 MB)
@@ -256,11 +258,8 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
     choices = CHOICES.get(name, ())
     if choices and value not in choices:
         raise ParamsError(f"{path}: {name} must be one of {', '.join(choices)} (got {value!r})")
-    if name == "annotations.label_from_folder":
-        if not (isinstance(value, bool) or (type(value) is int and 0 < value < 100)):
-            raise ParamsError(
-                f"{path}: {name} must be true, false or a folder depth such as 2 (got {value!r})"
-            )
+    if name.startswith("annotations.label_from_folder"):
+        _check_label_rules(path, name, value)
     elif isinstance(default, bool):
         if not isinstance(value, bool):
             raise ParamsError(f"{path}: {name} must be true or false")
@@ -285,6 +284,26 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
         raise ParamsError(f"{path}: {name} must be a list of {what} (got {value!r})")
     elif name == "pack.index" and any("\0" in v or len(v.encode()) > 100 for v in value):
         raise ParamsError(f"{path}: {name}: field names must be short text")
+
+
+LABEL_RULES = "auto, true, false or a folder depth such as 2"
+
+
+def _check_label_rules(path: Path, name: str, value: Any) -> None:
+    """annotations.label_from_folder, or label_from_folder_in: folders to such rules."""
+    rules = [value]
+    if name.endswith("_in"):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k.strip("/") and ".." not in k.split("/") for k in value
+        ):
+            raise ParamsError(
+                f"{path}: {name} must map folders of data/incoming/ to {LABEL_RULES}, such "
+                f"as {{scans: false}} (got {value!r})"
+            )
+        rules = list(value.values())
+    for rule in rules:
+        if not (isinstance(rule, bool) or rule == "auto" or (type(rule) is int and 0 < rule < 100)):
+            raise ParamsError(f"{path}: {name} must be {LABEL_RULES} (got {rule!r})")
 
 
 def _check_layout(values: PackParams, path: Path) -> None:

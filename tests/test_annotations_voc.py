@@ -133,11 +133,12 @@ def test_pascal_voc_keeps_every_tag_torchvision_parses(workspace):
     assert any("person_train.txt: a per-class list" in n for n in ingest["annotation_notes"])
 
 
-def test_imagefolder_class_is_the_top_folder_as_torchvision_says(workspace):
+def test_depth_1_takes_the_top_folder_as_torchvision_pointed_at_data_incoming(workspace):
+    """Class folders copied straight into data/incoming/ (not in a dataset folder):
+    `true` takes each for a dataset folder (tests/test_annotations_folders.py); a depth
+    of 1 counts from data/incoming/ itself, as ImageFolder("data/incoming") does."""
     params = Path("params.yaml")
-    params.write_text(
-        params.read_text().replace("label_from_folder: false", "label_from_folder: true")
-    )
+    params.write_text(params.read_text().replace("label_from_folder: auto", "label_from_folder: 1"))
     files = {
         "cat/1.png": make_image(seed=1),
         "cat/kittens/b.jpg": make_image("JPEG", seed=2),
@@ -154,7 +155,7 @@ def test_imagefolder_class_is_the_top_folder_as_torchvision_says(workspace):
 
 def test_a_folder_depth_takes_the_class_below_a_dataset_folder(workspace):
     params = Path("params.yaml")
-    text = params.read_text().replace("label_from_folder: false", "label_from_folder: 2")
+    text = params.read_text().replace("label_from_folder: auto", "label_from_folder: 2")
     params.write_text(text.replace("split_from_folder: false", "split_from_folder: true"))
     put(
         INCOMING / "pets",

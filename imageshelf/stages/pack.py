@@ -32,12 +32,14 @@ from typing import Any
 from .. import cache
 from ..annotations import Annotations
 from ..annotations.archives import locate, read_source
+from ..annotations.base import folder_of
+from ..annotations.folders import FolderLayout, top_of
 from ..atomic import write_json
 from ..catalog import write_catalog
 from ..errors import ShelfError
 from ..files import fingerprint, read_regular_file_stamped
 from ..manifest import read_manifest, read_manifest_infos, read_manifest_keys
-from ..metadata import Metadata, Tracked, read_tracked
+from ..metadata import Metadata, Tracked, needs_layout, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..progress import Progress, per_item
 from ..seen import Probed, note_stored
@@ -666,10 +668,13 @@ def run(
             tidy(store_path)  # what a killed pack left: DVC must not track it
         source = store_path if store_path.exists() else previous
         store = _open(source)
-        tracked = _tracked(store, manifest, annotations, rules)
+        removals = read_removals(remove_list)
+        stored_folders = _stored_folders(store) if needs_layout(rules) else None
+        layout = _layout(store, stored_folders, manifest, set(removals))
+        tracked = _tracked(store, manifest, annotations, rules, layout)
         last = _previous_report(report)
         since = _since(store, last, params, tracked)
-        plan = plan_pack(store, manifest, read_removals(remove_list), params, tracked, since)
+        plan = plan_pack(store, manifest, removals, params, tracked, since)
         converting = source is not None and source != store_path
         upgrade = outdated(store, params) if store is not None else None
         written = store is None or plan.changes_store or converting or upgrade is not None
@@ -690,6 +695,8 @@ def run(
         # The report first: it records the store now published, so a pack run again
         # after a failure below (a read-only catalog folder, a full disk) picks up here.
         _remember(header, tracked)
+        if stored_folders is not None:
+            _remember_folders(header, stored_folders, plan)
         write_json(report, outcome.report())
         _catalog_and_notes(store_path, catalog, manifest)
     return outcome
@@ -710,17 +717,62 @@ def _open(source: Path | None) -> ImageStore | None:
 
 
 def _tracked(
-    store: ImageStore | None, manifest: Path, annotations: Path | None, rules: AnnotationsParams
+    store: ImageStore | None,
+    manifest: Path,
+    annotations: Path | None,
+    rules: AnnotationsParams,
+    layout: FolderLayout,
 ) -> Tracked:
-    """The tracked annotations, read for the keys of the store and the manifest."""
+    """The tracked annotations, read for the keys of the store and the manifest, with
+    the folder rules over `layout`."""
     if annotations is None:
-        return Tracked(Annotations(), rules)
+        return Tracked(Annotations(), rules, layout)
 
     def keys() -> Iterator[str]:
         yield from store if store is not None else ()
         yield from read_manifest_keys(manifest)
 
-    return read_tracked(annotations, rules, keys)
+    return read_tracked(annotations, rules, keys, layout=layout)
+
+
+FOLDERS = "folders.json"  # in the cache: the store's images per folder (folder labels)
+
+
+def _stored_folders(store: ImageStore | None) -> Counter[str]:
+    """How many images each folder of the store holds: from the cache while it
+    describes this very store (its content digest), else by listing its keys."""
+    if store is None:
+        return Counter()
+    cached = cache.load(FOLDERS)
+    if isinstance(cached, dict) and cached.get("store") == store.header.content_digest:
+        counts = cached.get("counts")
+        if isinstance(counts, dict) and all(type(n) is int for n in counts.values()):
+            return Counter(counts)
+    return Counter(folder_of(key) for key in store)
+
+
+def _layout(
+    store: ImageStore | None, stored: Counter[str] | None, manifest: Path, removals: set[str]
+) -> FolderLayout:
+    """The folders of the store to be, for folder labels: the store's, less those whose
+    every image data/remove.txt lists, plus the staged images' (none if no rule needs
+    them). A staged key the store holds counts twice: it only keeps its folder."""
+    if stored is None:
+        return FolderLayout()
+    counts = stored.copy()
+    counts.subtract(folder_of(k) for k in removals if store is not None and k in store)
+    counts.update(folder_of(k) for k in read_manifest_keys(manifest) if k not in removals)
+    return FolderLayout.of(folder for folder, n in counts.items() if n > 0)
+
+
+def _remember_folders(header: Header, stored: Counter[str], plan: PackPlan) -> None:
+    """The published store's images per folder: what it held, less what pack removed,
+    plus what it added."""
+    counts = stored.copy()
+    counts.subtract(folder_of(key) for key in plan.removed)
+    counts.update(folder_of(key) for key in plan.added)
+    kept = {folder: n for folder, n in sorted(counts.items()) if n > 0}
+    cache.save(FOLDERS, {"store": header.content_digest, "counts": kept})
 
 
 def _write(
@@ -799,17 +851,27 @@ def _since(
     before = seen.get("files")
     if not isinstance(before, dict) or not all(isinstance(v, dict) for v in before.values()):
         return Since(same_ratios, None)  # a cache of another shape: look at every record
+    folders = seen.get("folders")
+    if not isinstance(folders, dict):
+        return Since(same_ratios, None)
     now = _tracked_files(tracked)
     keys: set[str] = set()
     for rel in set(before) | set(now):
         was, is_ = before.get(rel, {}), now.get(rel, {})
         if was.get("stamp") != is_.get("stamp"):
             keys.update(was.get("keys", ()), is_.get("keys", ()))
+    # Hugging Face's folder labels depend on the other images of a dataset: where that
+    # verdict changed (a second class folder arrived, an image at another depth), the
+    # stored images under the top-level folder it concerns.
+    changed = tracked.layout.changed_tops(folders)
+    if changed:
+        keys.update(key for key in store if top_of(key) in changed)
     return Since(same_ratios, keys)
 
 
-def _rules(tracked: Tracked) -> list[bool | int]:
-    return [tracked.rules.label_from_folder, tracked.rules.split_from_folder]
+def _rules(tracked: Tracked) -> list[Any]:
+    rules = tracked.rules
+    return [rules.label_from_folder, rules.split_from_folder, dict(rules.label_from_folder_in)]
 
 
 def _tracked_files(tracked: Tracked) -> dict[str, dict[str, list[Any]]]:
@@ -831,5 +893,6 @@ def _remember(header: Header, tracked: Tracked) -> None:
             "store": header.content_digest,
             "rules": _rules(tracked),
             "files": _tracked_files(tracked),
+            "folders": tracked.layout.codes(),
         },
     )
