@@ -1,15 +1,16 @@
 """Read every annotation file of a place, each by its format's module, in one order.
 
 Within a place, outer folders are read before inner ones and, in a folder: data.yaml's
-splits, tables (Hugging Face's, Open Images'), JSON (COCO, Label Studio, FiftyOne's
-labels.json, LabelMe files not named for their image, Cityscapes polygons), XML (VOC,
-CVAT), then text files (YOLO, KITTI and DOTA labels, ICDAR 2015 words, an image's
-text; CelebA's files together, WIDER FACE, MOT, PaddleOCR, image lists: `texts`), then
-sidecars (`NAME.json` before `NAME.EXT.json`, LabelMe's too): a later source wins field
-by field. A file that does not parse is an AnnotationError naming it (losing labels is
-worse than stopping), except a file that is one image's own (a sidecar, a LabelMe file,
-a label file), which rejects that one image with the reason instead, and a table no
-reader places, which is reported alone (imagetables.py).
+splits, tables (Hugging Face's, Open Images', Label Studio's CSV), JSON (COCO, Label
+Studio's JSON and JSON_MIN, FiftyOne's labels.json, LabelMe files not named for their
+image, Cityscapes polygons), XML (VOC, CVAT), then text files (YOLO, KITTI and DOTA
+labels, ICDAR 2015 words, an image's text; CelebA's files together, WIDER FACE, MOT,
+PaddleOCR, image lists: `texts`), then sidecars (`NAME.json` before `NAME.EXT.json`,
+LabelMe's too): a later source wins field by field. A file that does not parse is an
+AnnotationError naming it (losing labels is worse than stopping), except a file that is
+one image's own (a sidecar, a LabelMe file, a label file), which rejects that one image
+with the reason instead, and a table no reader places, which is reported alone
+(imagetables.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .imagetables import read_image_table
 from .kinds import annotation_kind
 from .labelme import is_labelme, note_copies, read_labelme
 from .labelstudio import is_json_min, is_label_studio, read_label_studio
+from .labelstudio_min import is_label_studio_table, read_label_studio_items
 from .lists import read_list
 from .openimages import OpenImages, is_descriptions
 from .sidecars import read_sidecars, sidecar_image
@@ -197,11 +199,14 @@ def _read_table(
     open_images: OpenImages,
     result: Annotations,
 ) -> None:
-    """A table, as what its columns say it is: a table whose image column
-    annotations.image_column names, Open Images' files, a table that names its images by
-    path (imagetables.py), or none of these (reported alone)."""
+    """A table, as what its columns say it is: Label Studio's CSV export, a table whose
+    image column annotations.image_column names, Open Images' files, a table that names
+    its images by path (imagetables.py), or none of these (reported alone)."""
     table = read_table(rel, data, limits.own, limits.file)
-    if (image_column and image_column in table.columns) or not open_images.read(rel, table):
+    if is_label_studio_table(table.columns):
+        rows = ((f"{rel}:{number}", cells) for number, cells in table.rows)
+        read_label_studio_items(rel, rows, keys, result)
+    elif (image_column and image_column in table.columns) or not open_images.read(rel, table):
         read_image_table(rel, table, keys, result, image_column)
 
 
@@ -233,6 +238,9 @@ def _read_json(rel: str, obj: Any, keys: KeyIndex, result: Annotations, copies: 
     """Read a JSON file that is not COCO, if it is a format we read; whether it was."""
     if is_label_studio(obj):
         read_label_studio(rel, obj, keys, result)
+    elif is_json_min(obj):
+        items = ((f"{rel}: item {number}", item) for number, item in enumerate(obj, 1))
+        read_label_studio_items(rel, items, keys, result)
     elif is_cityscapes_polygons(rel, obj):
         read_cityscapes(rel, obj, keys, result)
     elif is_labelme(obj):
@@ -246,11 +254,6 @@ def _read_json(rel: str, obj: Any, keys: KeyIndex, result: Annotations, copies: 
 
 
 def _unknown_json(rel: str, obj: Any) -> str:
-    if is_json_min(obj):
-        return (
-            f"{rel}: Label Studio's JSON_MIN export, which does not tell a task's data "
-            "from its results: export the project as JSON instead"
-        )
     return (
         f"{rel}: not COCO (images and annotations), a Label Studio export (tasks with data "
         "and annotations), FiftyOne's labels.json (labels by image), LabelMe (shapes and "
