@@ -130,7 +130,9 @@ def read_tracked(
     if not found.annotations:
         return Tracked(Annotations(), rules, layout)
     limits = Limits(max_bytes, rules.max_file_bytes)
-    annotations = read_place(folder, found.annotations, KeyIndex(keys()), limits)
+    annotations = read_place(
+        folder, found.annotations, KeyIndex(keys()), limits, image_column=rules.image_column
+    )
     for key, rel in sorted(annotations.embedded.items()):  # its image is not stored
         annotations.unused.append(f"{rel}: LabelMe with its image inside, {key}: no such image")
     if annotations.broken:

@@ -71,6 +71,9 @@ class AnnotationsParams:
     max_file_bytes: int = 2 << 30
     # the class names of masks whose dataset ships none: the index is the id (classes.py)
     mask_classes: tuple[str, ...] = ()
+    # the column that names the image in a table that has it (tables without one of
+    # Hugging Face's or the older names): annotations/imagetables.py
+    image_column: str = ""
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,8 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
         raise ParamsError(f"{path}: {name} must be a list of {what} (got {value!r})")
     elif name == "pack.index" and any("\0" in v or len(v.encode()) > 100 for v in value):
         raise ParamsError(f"{path}: {name}: field names must be short text")
+    elif name == "annotations.image_column" and not isinstance(value, str):
+        raise ParamsError(f'{path}: {name} must be a column\'s name, or "" (got {value!r})')
 
 
 LABEL_RULES = "auto, true, false or a folder depth such as 2"

@@ -105,7 +105,6 @@ def test_hugging_face_imagefolder_with_metadata_and_split_folders(workspace):
 @pytest.mark.parametrize(
     "name, text, says",
     [
-        ("labels.csv", "Image Name;Label\na.png;cat\n", "no column names the image"),
         ("labels.csv", b"path,label\na.png,caf\xe9\n", "not UTF-8"),
         (
             "metadata.jsonl",

@@ -8,7 +8,9 @@ moved from one to the other as they are.
 
 One module per format, each the reference's reading of it:
 
-- `tables`: CSV, TSV, JSON Lines, Parquet (Hugging Face's `metadata.*`);
+- `tables`: CSV, TSV, JSON Lines, Parquet (Hugging Face's `metadata.*`); `imagetables`:
+  the rows that name images by path (a second `*_file_name` column a paired image), lists
+  of image pairs, and what a table no reader places looks like;
 - `sidecars`: `NAME.json` beside an image;
 - `coco`: COCO instances, keypoints, captions, panoptic (pycocotools);
 - `yolo`: YOLO labels, class names, data.yaml (ultralytics; CVAT, Label Studio);
@@ -17,6 +19,8 @@ One module per format, each the reference's reading of it:
 - `labelme`: LabelMe's JSON, its embedded image too (labelme's loader);
 - `fiftyone`: FiftyOne's image detection and classification datasets (its importers);
 - `labelstudio`: Label Studio's JSON export (label-studio-sdk's converter);
+  `labelstudio_min`: its CSV, TSV and JSON_MIN exports;
+- `openimages`: Open Images' CSVs (FiftyOne's importer);
 - `lists`: image lists that give a split (VOC's ImageSets, YOLO's train.txt);
 - `kitti`, `dota`, `widerface`, `celeba`, `ocr` (ICDAR 2015, PaddleOCR), `mot`: the
   datasets whose annotations are text files; `texts`: which of them a `.txt` is, and

@@ -59,8 +59,8 @@ def is_label_studio(obj: Any) -> bool:
 
 
 def is_json_min(obj: Any) -> bool:
-    """Label Studio's JSON_MIN export: its data and results side by side in each item,
-    not told apart; the JSON export holds the same and more."""
+    """Label Studio's JSON_MIN export (read by labelstudio_min.py): a list of items,
+    each a task's data and results side by side with its annotation's id and author."""
     first = obj[0] if isinstance(obj, list) and obj else None
     return isinstance(first, dict) and "annotation_id" in first and "annotator" in first
 
@@ -160,10 +160,10 @@ def _apply(key: str, task: dict[str, Any], rel: str, where: str, result: Annotat
     kept["used_annotation"] = used.get("id")
     regions, whole = _group(used.get("result", []))
     fields: dict[str, Any] = {"label_studio": kept, "objects": []}
-    fields.update((name, _pretty(values)) for name, values in whole.items())
+    fields.update((name, pretty(values)) for name, values in whole.items())
     result.set(key, fields, sources=[rel])
     for region in regions:
-        why = _unusable(region)
+        why = unusable(region)
         if why:
             rid = region.get("id")
             result.note(
@@ -172,7 +172,7 @@ def _apply(key: str, task: dict[str, Any], rel: str, where: str, result: Annotat
             )
     if regions:
         result.reading = rel
-        result.set_sized(key, "objects", _objects(regions))
+        result.set_sized(key, "objects", objects_of(regions))
 
 
 def _used(annotations: list[Any]) -> dict[str, Any] | None:
@@ -213,11 +213,11 @@ def _group(results: Any) -> tuple[list[Region], dict[str, list[Any]]]:
             rest.append((rid, item))
     for rid, item in rest:
         name, region = str(item.get("from_name", "result")), regions.get(rid)
-        if region is None and _shape(item["value"], item.get("type")) is not None:
+        if region is None and shape_of(item["value"], item.get("type")) is not None:
             regions[rid] = dict(item)
         elif region is not None and name not in region:
-            region[name] = _pretty([item])
-            label = _first_label(item["value"])
+            region[name] = pretty([item])
+            label = first_label(item["value"])
             if label is not None:
                 region.setdefault("category", label)
         else:
@@ -225,12 +225,12 @@ def _group(results: Any) -> tuple[list[Region], dict[str, list[Any]]]:
     return list(regions.values()), whole
 
 
-def _first_label(value: dict[str, Any]) -> Any:
+def first_label(value: dict[str, Any]) -> Any:
     labels = next((v for k, v in value.items() if k.endswith("labels") and v), None)
     return labels[0] if isinstance(labels, list) else None
 
 
-def _pretty(items: list[Any]) -> Any:
+def pretty(items: list[Any]) -> Any:
     """A from_name's results as Label Studio's JSON_MIN export gives them: a lone choice
     or text as itself (`"cat"`), a value with one field as that field, else the value."""
     values = []
@@ -245,7 +245,7 @@ def _pretty(items: list[Any]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _objects(regions: list[Region]) -> Callable[[int, int], list[dict[str, Any]]]:
+def objects_of(regions: list[Region]) -> Callable[[int, int], list[dict[str, Any]]]:
     def compute(width: int, height: int) -> list[dict[str, Any]]:
         return [_object(region, width, height) for region in regions]
 
@@ -255,12 +255,12 @@ def _objects(regions: list[Region]) -> Callable[[int, int], list[dict[str, Any]]
 def _object(region: Region, width: int, height: int) -> dict[str, Any]:
     value = region["value"]
     obj = dict(region)
-    label = _first_label(value)
+    label = first_label(value)
     if label is not None:
         obj.setdefault("category", label)
     w = _dimension(region.get("original_width"), width)
     h = _dimension(region.get("original_height"), height)
-    shape = _shape(value, region.get("type"))
+    shape = shape_of(value, region.get("type") or kind_of(value))
     if shape is not None and w is not None and h is not None:
         obj.update(shape(value, w, h))
     return obj
@@ -274,7 +274,7 @@ def _dimension(value: Any, image: int) -> float | None:
     return _number(value)
 
 
-def _unusable(region: Region) -> str | None:
+def unusable(region: Region) -> str | None:
     """Why a region's numbers cannot give pixels (a number that is not one, or past
     NUMBER_LIMIT), or None."""
     value = region["value"]
@@ -297,7 +297,7 @@ def _short(value: Any) -> str:
 Shape = Callable[[dict[str, Any], float, float], dict[str, Any]]
 
 
-def _shape(value: dict[str, Any], kind: Any) -> Shape | None:
+def shape_of(value: dict[str, Any], kind: Any) -> Shape | None:
     """How to give a region's value in pixels; None for a value that is no region (or
     whose numbers are not numbers: it is kept as it is, with no pixels)."""
     if "points" in value:
@@ -311,6 +311,16 @@ def _shape(value: dict[str, Any], kind: Any) -> Shape | None:
     if isinstance(value.get("rle"), list) or value.get("format") == "rle":
         return _brush
     return None
+
+
+def kind_of(value: dict[str, Any]) -> str | None:
+    """A region's type where its result does not say it (JSON_MIN and CSV exports drop
+    it): its labels' key (`keypointlabels`), else `keypoint` for a lone point."""
+    labels = next((k for k in value if k.endswith("labels")), None)
+    if labels is not None:
+        return labels
+    lone = "x" in value and "y" in value
+    return "keypoint" if lone and not {"height", "radiusX", "points"} & set(value) else None
 
 
 def _numbers(value: dict[str, Any], *names: str) -> bool:

@@ -1,14 +1,16 @@
 """Read every annotation file of a place, each by its format's module, in one order.
 
 Within a place, outer folders are read before inner ones and, in a folder: data.yaml's
-splits, tables, JSON (COCO, Label Studio, FiftyOne's labels.json, LabelMe files not
-named for their image, Cityscapes polygons), XML (VOC, CVAT), then text files (YOLO,
-KITTI and DOTA labels, ICDAR 2015 words, an image's text; CelebA's files together,
-WIDER FACE, MOT, PaddleOCR, image lists: `texts`), then sidecars (`NAME.json` before
-`NAME.EXT.json`, LabelMe's too): a later source wins field by field. A file that does
-not parse is an AnnotationError naming it (losing labels is worse than stopping), except
-a file that is one image's own (a sidecar, a LabelMe file, a label file), which rejects
-that one image with the reason instead.
+splits, tables (Hugging Face's, Open Images', Label Studio's CSV), JSON (COCO, Label
+Studio's JSON and JSON_MIN, FiftyOne's labels.json, LabelMe files not named for their
+image, Cityscapes polygons), XML (VOC, CVAT), then text files (YOLO, KITTI and DOTA
+labels, ICDAR 2015 words, an image's text; CelebA's files together, WIDER FACE, MOT,
+PaddleOCR, image lists: `texts`), then sidecars (`NAME.json` before `NAME.EXT.json`,
+LabelMe's too): a later source wins field by field. A file that does not parse is an
+AnnotationError naming it (losing labels is worse than stopping), except a file that is
+one image's own (a sidecar, a LabelMe file, a label file), which rejects that one image
+with the reason instead, and a table no reader places, which is reported alone
+(imagetables.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from .base import (
     Reader,
     TooLarge,
     folder_of,
-    join,
     read_bounded,
     text_of,
 )
@@ -38,12 +39,15 @@ from .cityscapes import is_cityscapes_polygons, read_cityscapes
 from .classes import is_class_file, read_class_file
 from .coco import is_coco, read_coco
 from .fiftyone import is_fiftyone, read_fiftyone
+from .imagetables import read_image_table
 from .kinds import annotation_kind
 from .labelme import is_labelme, note_copies, read_labelme
 from .labelstudio import is_json_min, is_label_studio, read_label_studio
+from .labelstudio_min import is_label_studio_table, read_label_studio_items
 from .lists import read_list
+from .openimages import OpenImages, is_descriptions
 from .sidecars import read_sidecars, sidecar_image
-from .tables import table_rows
+from .tables import read_table
 from .texts import read_own, read_shared, text_image
 from .values import strict_json
 from .voc import read_xml
@@ -82,8 +86,10 @@ def bounded_reach(rel: str) -> bool:
     that a change to it touches only them (a table, an XML file). Not so for what gives
     meaning to other files (YOLO's class names and data.yaml), nor for JSON, which
     combines with the other JSON files of its folder, nor for a dataset's class names
-    (classes.py), which name the masks of every image below them."""
-    return annotation_kind(rel) in ("table", "xml") and not is_class_file(rel)
+    (classes.py, Open Images' descriptions), which name the masks or boxes of every
+    image below them."""
+    kind = annotation_kind(rel)
+    return kind in ("table", "xml") and not is_class_file(rel) and not is_descriptions(rel)
 
 
 def read_annotations(
@@ -93,9 +99,11 @@ def read_annotations(
     limits: Limits = DEFAULT_LIMITS,
     settled: Collection[str] = (),
     settled_files: Collection[str] = (),
+    image_column: str = "",
 ) -> Annotations:
     """Read the annotation files `files` (paths relative to their place) of a place whose
-    images are `keys`; `read(rel, limit)` gives a file's bytes, within `limits`.
+    images are `keys`; `read(rel, limit)` gives a file's bytes, within `limits`;
+    `image_column` (annotations.image_column) names the image in tables that have it.
     `settled` images are stored as they are, with every annotation file unchanged since
     (ingest knows): their own files are listed as used and not read, and data.yaml's
     folders give them nothing new. `settled_files` (tables, XML files) are unchanged
@@ -111,6 +119,7 @@ def read_annotations(
 
     yolo = Yolo(files, read, result)
     yolo.apply_folder_splits(keys, settled)
+    open_images = OpenImages(keys, result)  # class names found in any table of the place
     for rel in unread:
         result.files.append(rel)
         if rel.endswith(".txt"):
@@ -131,7 +140,7 @@ def read_annotations(
             read_class_file(rel, whole(rel), keys, result)
         elif kind == "table":
             result.files.append(rel)
-            _read_table(rel, whole(rel), keys, limits, result)
+            _read_table(rel, whole(rel), keys, limits, image_column, open_images, result)
         elif kind == "xml":
             result.files.append(rel)
             read_xml(rel, whole(rel), keys, result)
@@ -139,6 +148,7 @@ def read_annotations(
             _read_text(rel, read, whole, keys, limits.own, yolo, result)
         if len(result.unused) + len(result.notes) != said:
             result.dirty.add(rel)
+    open_images.finish()
     read_sidecars(sidecars, read, keys, limits, result)
     for rel in yolo.named:
         if rel in yolo.used:
@@ -180,26 +190,24 @@ def _units(
         yield kind, rels
 
 
-def _read_table(rel: str, data: bytes, keys: KeyIndex, limits: Limits, result: Annotations) -> None:
-    folder = folder_of(rel)
-    seen: dict[str, dict[str, Any]] = {}
-    repeated, first = 0, ""  # rows naming an image an earlier row named otherwise
-    for number, paths, values in table_rows(rel, data, limits.own, limits.file):
-        for path in paths:
-            key = join(folder, path)
-            if key not in keys.keys:
-                result.unused.append(f"{rel}:{number}: {path} (no such image)")
-                continue
-            if key in seen and seen[key] != values:
-                repeated += 1
-                first = first or f"{path} (line {number})"
-            seen[key] = values
-            result.set(key, values)
-    if repeated:
-        result.note(
-            f"{rel}: {repeated} row(s) name an image an earlier row named, with other "
-            f"values; the later row's fields win (first: {first})"
-        )
+def _read_table(
+    rel: str,
+    data: bytes,
+    keys: KeyIndex,
+    limits: Limits,
+    image_column: str,
+    open_images: OpenImages,
+    result: Annotations,
+) -> None:
+    """A table, as what its columns say it is: Label Studio's CSV export, a table whose
+    image column annotations.image_column names, Open Images' files, a table that names
+    its images by path (imagetables.py), or none of these (reported alone)."""
+    table = read_table(rel, data, limits.own, limits.file)
+    if is_label_studio_table(table.columns):
+        rows = ((f"{rel}:{number}", cells) for number, cells in table.rows)
+        read_label_studio_items(rel, rows, keys, result)
+    elif (image_column and image_column in table.columns) or not open_images.read(rel, table):
+        read_image_table(rel, table, keys, result, image_column)
 
 
 def _read_json_folder(
@@ -230,6 +238,9 @@ def _read_json(rel: str, obj: Any, keys: KeyIndex, result: Annotations, copies: 
     """Read a JSON file that is not COCO, if it is a format we read; whether it was."""
     if is_label_studio(obj):
         read_label_studio(rel, obj, keys, result)
+    elif is_json_min(obj):
+        items = ((f"{rel}: item {number}", item) for number, item in enumerate(obj, 1))
+        read_label_studio_items(rel, items, keys, result)
     elif is_cityscapes_polygons(rel, obj):
         read_cityscapes(rel, obj, keys, result)
     elif is_labelme(obj):
@@ -243,11 +254,6 @@ def _read_json(rel: str, obj: Any, keys: KeyIndex, result: Annotations, copies: 
 
 
 def _unknown_json(rel: str, obj: Any) -> str:
-    if is_json_min(obj):
-        return (
-            f"{rel}: Label Studio's JSON_MIN export, which does not tell a task's data "
-            "from its results: export the project as JSON instead"
-        )
     return (
         f"{rel}: not COCO (images and annotations), a Label Studio export (tasks with data "
         "and annotations), FiftyOne's labels.json (labels by image), LabelMe (shapes and "
@@ -311,8 +317,10 @@ def read_place(
     limits: Limits = DEFAULT_LIMITS,
     settled: Collection[str] = (),
     settled_files: Collection[str] = (),
+    image_column: str = "",
 ) -> Annotations:
     """Read annotation files that lie under the folder `root` (see read_annotations)."""
-    result = read_annotations(files, _reader(root), keys, limits, settled, settled_files)
+    reader = _reader(root)
+    result = read_annotations(files, reader, keys, limits, settled, settled_files, image_column)
     result.root = Path(root)
     return result

@@ -1,11 +1,14 @@
-"""Tables: CSV, TSV, JSON Lines and Parquet, one row per image (or per group of images),
-as Hugging Face's imagefolder reads its `metadata.*` files.
+"""Tables: CSV, TSV, JSON Lines and Parquet, read as Hugging Face's imagefolder reads its
+`metadata.*` files: a Table, its columns and its rows, for the readers that place it
+(imagetables.py for rows that name images by path, openimages.py, labelstudio_min.py).
 
-The image is named by a column `file_name`, or any `*_file_name` (HF: `picture_file_name`);
-a row naming several images by a `file_names` or `*_file_names` list gives its fields to
-each. Older names are read too: `path`, `file`, `filename`, `image`, `image_path`, `key`,
-in any case. A CSV or TSV cell is typed by its column (values.typed_column); JSON Lines
-and Parquet keep their own types. Paths are relative to the table's folder.
+The image column of a table (`image_column`): `file_name`, `image_file_name`, else the
+first `*_file_name` (HF: `picture_file_name`), else a `file_names` or `*_file_names`
+list whose images each get the row's fields; older names are read too: `path`, `file`,
+`filename`, `image`, `image_path`, `key`, in any case; `annotations.image_column` before
+all of them, where a table has it. A CSV or TSV cell is typed by its column
+(values.typed_column); JSON Lines and Parquet keep their own types. Paths are relative
+to the table's folder.
 
 A Parquet file is read a batch of rows at a time, its size as JSON counted before a batch
 becomes Python values: dictionary and run-length encoding let a file of 1 KB stand for
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from .base import AnnotationError, text_of
@@ -44,14 +49,51 @@ PARQUET_RATIO = 1000
 PARQUET_FLOOR = 64 << 20
 PARQUET_BATCH = 4096  # rows decoded at once
 
-Row = tuple[int, list[str], dict[str, Any]]  # line number, image paths, fields
+Cells = dict[str, Any]  # a row's typed values, by column
+Rows = Iterator[tuple[int, Cells]]  # (line or row number, cells) of each row
 
 
-def image_column(names: list[str]) -> tuple[str | None, bool]:
-    """Which of the column `names` names the image, and whether it holds a list."""
+@dataclass
+class Table:
+    """A table's columns (a CSV's or Parquet's header; the keys of a JSON Lines file's
+    first row) and its rows, read once, in order: (number, cells typed)."""
+
+    rel: str
+    columns: list[str]
+    rows: Rows
+    # JSON Lines: each row has its own keys, and may name its image by another column
+    per_row: bool = False
+    header: list[str] = field(default_factory=list)  # a CSV's header cells as written
+
+
+def read_table(rel: str, data: bytes, max_row: int = 1 << 20, max_file: int = 2 << 30) -> Table:
+    """A CSV, TSV, JSONL or Parquet file as a Table. A JSON Lines row over `max_row`
+    bytes (one image's metadata limit) is refused before it is parsed; a Parquet file
+    whose rows decode to more than `decoded_limit(len(data), max_file)` bytes, before
+    they are."""
+    lowered = rel.lower()
+    if lowered.endswith(".parquet"):
+        return _parquet_table(rel, data, max_file)
+    if lowered.endswith(".jsonl"):
+        rows = _jsonl_rows(rel, data, max_row)
+        first = next(rows, None)
+        if first is None:
+            return Table(rel, [], iter(()), per_row=True)
+        return Table(rel, list(first[1]), itertools.chain([first], rows), per_row=True)
+    return _csv_table(rel, text_of(rel, data))
+
+
+def image_column(names: list[str], chosen: str = "") -> tuple[str | None, bool]:
+    """Which of the column `names` names the image, and whether it holds a list:
+    `chosen` (annotations.image_column) where a column has that name; else Hugging
+    Face's first image column (`file_name`, then `image_file_name`, which HF also calls
+    `image`, then the first `*_file_name`), a `file_names` list, an older name."""
+    if chosen and chosen in names:
+        return chosen, False
     lowered = {name.lower(): name for name in names}
-    if "file_name" in lowered:
-        return lowered["file_name"], False
+    for known in ("file_name", "image_file_name"):
+        if known in lowered:
+            return lowered[known], False
     for name in names:
         if name.lower().endswith("_file_name"):
             return name, False
@@ -65,31 +107,8 @@ def image_column(names: list[str]) -> tuple[str | None, bool]:
     return None, False
 
 
-def _no_column(rel: str, columns: list[str]) -> AnnotationError:
-    return AnnotationError(
-        f"{rel}: no column names the image (one of file_name, *_file_name, file_names, "
-        f"{', '.join(LEGACY_PATH_COLUMNS)}); its columns are "
-        f"{', '.join(repr(c) for c in columns[:8]) or 'none'}"
-    )
-
-
-def table_rows(
-    rel: str, data: bytes, max_row: int = 1 << 20, max_file: int = 2 << 30
-) -> Iterator[Row]:
-    """(line number, image paths, fields) for each row of a CSV, TSV, JSONL or Parquet
-    file. A JSON Lines row over `max_row` bytes (one image's metadata limit) is refused
-    before it is parsed; a Parquet file whose rows decode to more than
-    `decoded_limit(len(data), max_file)` bytes, before they are."""
-    lowered = rel.lower()
-    if lowered.endswith(".parquet"):
-        yield from _parquet_rows(rel, data, max_file)
-    elif lowered.endswith(".jsonl"):
-        yield from _jsonl_rows(rel, data, max_row)
-    else:
-        yield from _csv_rows(rel, text_of(rel, data))
-
-
-def _paths(rel: str, number: int, column: str, value: Any, many: bool) -> list[str]:
+def paths_of(rel: str, number: int, column: str, value: Any, many: bool) -> list[str]:
+    """The image paths a row's cell in the image column gives: one, or a list."""
     if many:
         if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
             return [v.strip() for v in value]
@@ -99,20 +118,21 @@ def _paths(rel: str, number: int, column: str, value: Any, many: bool) -> list[s
     raise AnnotationError(f"{rel}:{number}: no image in the {column!r} column")
 
 
-def _csv_rows(rel: str, text: str) -> Iterator[Row]:
-    """Two passes over the text: the first checks every row and decides each column's
-    type, the second yields the rows typed. No row is kept between them."""
+def _csv_table(rel: str, text: str) -> Table:
     header = text.split("\n", 1)[0]
     delimiter = (
         "\t"
         if rel.lower().endswith(".tsv")
         else max((",", ";", "\t"), key=lambda sep: (header.count(sep), sep == ","))
     )
-    columns = [c.strip() for c in next(csv.reader(io.StringIO(header), delimiter=delimiter), [])]
-    columns = [c.lower() if c.lower() in KNOWN_FIELDS else c for c in columns]
-    column, many = image_column(columns)
-    if column is None:
-        raise _no_column(rel, columns)
+    written = [c.strip() for c in next(csv.reader(io.StringIO(header), delimiter=delimiter), [])]
+    columns = [c.lower() if c.lower() in KNOWN_FIELDS else c for c in written]
+    return Table(rel, columns, _csv_rows(rel, text, delimiter, columns), header=written)
+
+
+def _csv_rows(rel: str, text: str, delimiter: str, columns: list[str]) -> Rows:
+    """Two passes over the text: the first checks every row and decides each column's
+    type, the second yields the rows typed. No row is kept between them."""
     types = [ColumnType() for _ in columns]
     undecided = [i for i, name in enumerate(columns) if name]  # text is decided for good
     for _number, row in _csv_cells(rel, text, delimiter, len(columns)):
@@ -123,12 +143,14 @@ def _csv_rows(rel: str, text: str) -> Iterator[Row]:
                     undecided.remove(i)
     convert = [kind.converter() for kind in types]
     for number, row in _csv_cells(rel, text, delimiter, len(columns)):
-        values = {
-            columns[i]: convert[i](cell)
-            for i, cell in enumerate(row)
-            if columns[i] and cell.strip()
-        }
-        yield number, _paths(rel, number, column, values.pop(column, None), many), values
+        yield (
+            number,
+            {
+                columns[i]: convert[i](cell)
+                for i, cell in enumerate(row)
+                if columns[i] and cell.strip()
+            },
+        )
 
 
 def _csv_cells(rel: str, text: str, delimiter: str, width: int) -> Iterator[tuple[int, list[str]]]:
@@ -148,7 +170,7 @@ def _csv_cells(rel: str, text: str, delimiter: str, width: int) -> Iterator[tupl
         raise AnnotationError(f"{rel}:{reader.line_num}: not valid CSV: {exc}") from None
 
 
-def _jsonl_rows(rel: str, data: bytes, max_row: int) -> Iterator[Row]:
+def _jsonl_rows(rel: str, data: bytes, max_row: int) -> Rows:
     for number, raw in enumerate(io.BytesIO(data), 1):
         if len(raw) > max_row:
             raise AnnotationError(
@@ -164,10 +186,7 @@ def _jsonl_rows(rel: str, data: bytes, max_row: int) -> Iterator[Row]:
             raise AnnotationError(f"{rel}:{number}: invalid JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise AnnotationError(f"{rel}:{number}: a JSON {type(obj).__name__}, not an object")
-        column, many = image_column(list(obj))
-        if column is None:
-            raise _no_column(rel, list(obj))
-        yield number, _paths(rel, number, column, obj.pop(column), many), obj
+        yield number, obj
 
 
 def decoded_limit(size: int, max_file: int) -> int:
@@ -175,7 +194,7 @@ def decoded_limit(size: int, max_file: int) -> int:
     return min(max_file, max(PARQUET_FLOOR, PARQUET_RATIO * size))
 
 
-def _parquet_rows(rel: str, data: bytes, max_file: int) -> Iterator[Row]:
+def _parquet_table(rel: str, data: bytes, max_file: int) -> Table:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -196,19 +215,19 @@ def _parquet_rows(rel: str, data: bytes, max_file: int) -> Iterator[Row]:
     except Exception as exc:  # pyarrow's errors have no common base worth naming
         raise AnnotationError(f"{rel}: not a Parquet file pyarrow reads: {exc}") from None
     as_json = _json_columns(rel, source.schema_arrow.metadata)
-    names = source.schema_arrow.names
-    column, many = image_column(names)
-    if column is None:
-        raise _no_column(rel, names)
+    columns = [name for name in source.schema_arrow.names if name != EXACT]
+    return Table(rel, columns, _parquet_rows(rel, source, len(data), limit, as_json))
+
+
+def _parquet_rows(rel: str, source: Any, size: int, limit: int, as_json: set[str]) -> Rows:
     number, spent = 0, 0
-    for batch, size in _batches(rel, source):
-        spent += size
+    for batch, decoded in _batches(rel, source):
+        spent += decoded
         if spent > limit:
-            raise _bomb(rel, len(data), limit, f"rows up to {number + batch.num_rows:,}")
+            raise _bomb(rel, size, limit, f"rows up to {number + batch.num_rows:,}")
         for row in batch.to_pylist():
             number += 1
-            values = _parquet_values(rel, number, row, as_json)
-            yield number, _paths(rel, number, column, values.pop(column, None), many), values
+            yield number, _parquet_values(rel, number, row, as_json)
 
 
 def _bomb(rel: str, size: int, limit: int, what: str) -> AnnotationError:

@@ -197,6 +197,7 @@ class _Prober:
 # Where ingest notes annotations.mask_classes among the annotation files' stamps: a path
 # no file has (NUL), so that a change to it looks at every image again, as a file would.
 MASK_CLASSES = f"\0{PARAM}"
+IMAGE_COLUMN = "\0annotations.image_column"  # likewise: it changes what tables give
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
 PARALLEL_WALK_FROM = 20_000  # files seen last time; below this a walk is quick anyway
 CHUNK = 256
@@ -290,9 +291,7 @@ class _Run:
         jobs = cores if self.seen.files_last >= PARALLEL_WALK_FROM else 1
         found = self.found = walk(self.root, self.rules.ignore, jobs=jobs)
         self.stamps = {rel: found.stamps[rel].hex() for rel in found.annotations}
-        if self.rules.mask_classes:  # names masks as a file would: noted as one
-            named = orjson.dumps(list(self.rules.mask_classes))
-            self.stamps[MASK_CLASSES] = hashlib.sha256(named).hexdigest()
+        self._stamp_params()
         self.notes = [[rel, stamp] for rel, stamp in self.stamps.items()]
         self.bounded = [rel for rel in found.annotations if bounded_reach(rel)]  # tables, XML
         parts = {part.content_digest for part in store.parts} if store is not None else set()
@@ -309,8 +308,9 @@ class _Run:
         self.pairs = find_pairs(keys)
         self._unsettle_pairs()
         settled_files = self._settled_files() if self.seen.meta is not None else []
+        column = self.rules.image_column
         self.annotations = read_place(
-            self.root, found.annotations, keys, limits, self.known, settled_files
+            self.root, found.annotations, keys, limits, self.known, settled_files, column
         )
         for image, roles in self.annotations.paired.items():  # COCO panoptic PNGs...
             for role, file in roles.items():
@@ -318,6 +318,16 @@ class _Run:
         self._unsettle_pairs()
         self.result = _result(self.root, found, self.annotations)
         self._name_masks()
+
+    def _stamp_params(self) -> None:
+        """The settings that change what annotation files give, noted as files would be
+        (a change looks at every image again)."""
+        if self.rules.mask_classes:
+            named = orjson.dumps(list(self.rules.mask_classes))
+            self.stamps[MASK_CLASSES] = hashlib.sha256(named).hexdigest()
+        if self.rules.image_column:
+            column = self.rules.image_column.encode()
+            self.stamps[IMAGE_COLUMN] = hashlib.sha256(column).hexdigest()
 
     def _name_masks(self) -> None:
         """Find which table names the classes of each mask (classes.py); say which
@@ -354,8 +364,8 @@ class _Run:
         fresh = []
         gone = [rel for rel in before if rel not in now]
         for rel in sorted([*(r for r, stamp in now.items() if before.get(r) != stamp), *gone]):
-            if rel == MASK_CLASSES:
-                return None  # it names the masks of any dataset without a class file
+            if rel in (MASK_CLASSES, IMAGE_COLUMN):
+                return None  # masks of any dataset without a class file; any table
             image = own_image(rel, keys)
             if image is not None:
                 touched.add(image)
@@ -377,7 +387,7 @@ class _Run:
             if rel in now:
                 fresh.append(rel)
         try:  # what the new versions speak of: read alone, read again with the rest below
-            alone = read_place(self.root, fresh, keys, limits)
+            alone = read_place(self.root, fresh, keys, limits, image_column=self.rules.image_column)
         except ShelfError:
             return None  # the whole read below says what is wrong with it
         for rel in fresh:
