@@ -168,7 +168,16 @@ def ingest_and_pack(store: str = "data/images.lmdb") -> ImageStore:
     for name in ("ingest", "pack"):
         result = stage(name)
         assert result.exit_code == 0, result.output
-    return ImageStore(store)
+    return ImageStore(Path(store).resolve())  # this folder's, wherever the caller goes next
+
+
+def data_of(store: ImageStore) -> list[tuple[Any, ...]]:
+    """What a store holds, record by record: key, image info, metadata (as canonical
+    JSON: 1 and 1.0 differ), split and paired images; not which fields came from
+    tracked sources (`annotated`), which a store ingested elsewhere cannot know."""
+    from imageshelf.store.format import canonical_json
+
+    return [(r.key, r.info, canonical_json(r.metadata), r.split, r.paired) for r in store.records()]
 
 
 def report(name: str) -> dict[str, Any]:

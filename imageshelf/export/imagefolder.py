@@ -160,9 +160,13 @@ def _typed_row(row: dict[str, Any], kinds: dict[str, Any]) -> dict[str, Any]:
     cells: dict[str, Any] = {}
     exact: dict[str, Any] = {}
     for name, kind in kinds.items():
-        value = row.get(name)
+        if name not in row:
+            cells[name] = None  # no such field: an empty cell, read back as none
+            continue
+        value = row[name]
         cells[name] = typed_value(value, kind)
-        if kind != JSON and value is not None and _read_back(cells[name]) != canonical_json(value):
+        # a null would read back as no field; a typed cell, maybe as another value
+        if value is None or (kind != JSON and _read_back(cells[name]) != canonical_json(value)):
             exact[name] = value
     if exact:
         cells[EXACT] = json.dumps(exact, sort_keys=True, ensure_ascii=True)
