@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ShelfError
+from .remotecache import is_md5
 from .store import ImageStore, StoreFile
 from .store.format import parse_json
 from .store.index import INDEX_NAME, ShardIndex
@@ -211,13 +212,20 @@ def recorded(store_path: Path) -> Recorded | None:
 
 def _cached(out: Any, oid: str) -> dict[str, Path] | None:
     """The recorded version's store files in DVC's cache: {name: path}, None if any is
-    missing (never pulled here)."""
+    missing (never pulled here). An md5 names a file of the cache: dvc.lock, or a `.dir`
+    manifest, that gives anything but 32 hex digits names none (a forged commit)."""
+    if not is_md5(oid.removesuffix(".dir")):
+        raise VersionError(f"{out.def_path}: dvc.lock gives {oid[:40]!r} as its md5: refused")
     path = Path(out.cache.oid_to_path(oid))
     if not path.exists():
         return None
     if not oid.endswith(".dir"):
         return {Path(out.def_path).name: path}
-    listing = {entry["relpath"]: entry["md5"] for entry in parse_json(path.read_bytes())}
+    listing = {
+        entry["relpath"]: entry["md5"]
+        for entry in parse_json(path.read_bytes())
+        if isinstance(entry, dict) and is_md5(entry.get("md5"))
+    }
     index_oid = listing.get(INDEX_NAME)
     index_path = Path(out.cache.oid_to_path(index_oid)) if index_oid else None
     if index_path is None or not index_path.exists():
@@ -340,9 +348,13 @@ def check_recorded(store_path: Path, report: Path | None = None) -> None:
 
 def _in_cache(fs: Any, path: str) -> Path | None:
     """Where DVC's cache holds the file `path` of `fs`'s revision, if it does: a store
-    read from there is not copied (a million images are gigabytes)."""
+    read from there is not copied (a million images are gigabytes). An md5 that is not
+    32 hex digits (a forged dvc.lock or `.dir` in that revision) names no file, here or
+    on the remote: VersionError."""
+    md5 = fs.info(path).get("md5")
+    if md5 is not None and not is_md5(md5):
+        raise VersionError(f"{path}: its revision gives {str(md5)[:40]!r} as its md5: refused")
     try:
-        md5 = fs.info(path).get("md5")
         cached = Path(fs.repo.cache.local.oid_to_path(md5)) if md5 else None
     except Exception:  # any doubt: fetch it, as before
         return None
@@ -366,11 +378,13 @@ def store_at(rev: str, store_path: Path, scratch: Path) -> Iterator[ImageStore]:
         if fs.isdir(str(store_path)):
             folder = scratch / store_path.name
             folder.mkdir(parents=True, exist_ok=True)
+            _in_cache(fs, f"{store_path}/{INDEX_NAME}")  # its md5 checked before the fetch
             fs.get_file(f"{store_path}/{INDEX_NAME}", str(folder / INDEX_NAME))
             for part in ShardIndex.read(folder).parts:
                 here = store_path / part.name  # named by content: the same bytes
+                cached = _in_cache(fs, f"{store_path}/{part.name}")
                 if not here.exists():
-                    here = _in_cache(fs, f"{store_path}/{part.name}") or here
+                    here = cached or here
                 if here.exists():
                     os.symlink(os.path.realpath(here), folder / part.name)
                 else:

@@ -20,7 +20,7 @@ import yaml
 
 from imageshelf.errors import ShelfError
 
-from conftest import big_images, make_repo, put, sh, sharded_params, stage
+from conftest import big_images, make_image, make_repo, put, sh, sharded_params, stage
 
 LABELS = ("cat", "dog")
 
@@ -611,3 +611,37 @@ def test_fuzzed_locks_manifests_indexes_and_catalogs_give_one_line_or_their_data
             if path.read_bytes() != data:
                 path.chmod(0o644)
                 path.write_bytes(data)
+
+
+def test_a_forged_md5_in_this_repository_s_history_names_no_file(tmp_path, monkeypatch):
+    """A teammate's commit is input from elsewhere too: a dvc.lock in it whose md5 is a
+    path is refused where the store is read at that revision (view --rev, merge) and
+    where pack checks the workspace's store against dvc.lock; nothing outside DVC's
+    cache is read as the store."""
+    from imageshelf.versions import VersionError, recorded, store_at
+
+    root = make_repo(tmp_path)
+    put(root / "data/incoming", {f"{i}.png": make_image(seed=i) for i in range(3)})
+    sh(root, "dvc", "repro")
+    outside = tmp_path / "outside.lmdb"
+    shutil.copy(root / "data/images.lmdb", outside)  # a store a forged md5 would point at
+    forged = os.path.relpath(outside, root / ".dvc/cache/files/md5")
+    assert len(forged) > 2
+    lock = root / "dvc.lock"
+    text = lock.read_text()
+    outs = yaml.safe_load(text)["stages"]["pack"]["outs"]
+    md5 = next(out["md5"] for out in outs if out["path"] == "data/images.lmdb")
+    lock.write_text(text.replace(md5, forged))
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "forged")
+    monkeypatch.chdir(root)
+    with (
+        pytest.raises(VersionError) as caught,
+        store_at("HEAD", Path("data/images.lmdb"), tmp_path),
+    ):
+        pass
+    assert "md5" in one_line(caught.value)
+    (root / "data/images.lmdb").unlink()  # the workspace no longer matches: pack looks in the cache
+    with pytest.raises(VersionError) as caught:
+        recorded(Path("data/images.lmdb"))
+    assert "refused" in one_line(caught.value)
