@@ -401,3 +401,16 @@ def test_the_project_s_own_params_yaml_holds_only_known_sections_at_their_defaul
     root = Path(__file__).resolve().parents[1]
     for kind in SECTIONS.values():
         assert load_params(kind, root / "params.yaml") == kind()
+
+
+def test_the_viewer_resolves_revisions_through_the_same_door(two_commits, monkeypatch):
+    from imageshelf.viewer.sources import Versions, ViewError
+
+    monkeypatch.chdir(two_commits)
+    versions = Versions(Path("data/images.lmdb"))
+    head = sh(two_commits, "git", "rev-parse", "HEAD").stdout.strip()
+    assert versions.commit_of("HEAD") == head
+    for rev in ("HEAD@{99999999999999999999}", "HEAD^{tree}", "HEAD:notes.txt"):
+        with pytest.raises(ViewError) as caught:
+            versions.commit_of(rev)
+        one_line(caught.value)

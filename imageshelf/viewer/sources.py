@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -25,7 +24,7 @@ from ..catalog import CatalogDiff, catalog_at, diff_catalog_folders
 from ..errors import ShelfError
 from ..store import ImageStore
 from ..store.index import INDEX_NAME
-from ..versions import store_at
+from ..versions import resolve_revision, store_at
 
 WORKSPACE = "workspace"
 # A revision from a request is passed to git: plain names only (no option, no spaces).
@@ -161,18 +160,12 @@ class Versions:
         known = self._commits.get(name)
         if known is None or now - known[1] > 1.0:  # asked again at most once a second
             try:
-                found = subprocess.run(
-                    ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
-                    capture_output=True,
-                    text=True,
-                )
-            except OSError as exc:
-                raise ViewError(f"cannot run git to read {name!r}: {exc}") from None
-            if found.returncode:
-                raise ViewError(f"no revision {name!r} in this repository")
+                commit = resolve_revision(name)  # the one door for a user's revision
+            except ShelfError as exc:
+                raise ViewError(str(exc)) from None
             if len(self._commits) >= _KNOWN_COMMITS:
                 self._commits.clear()
-            known = self._commits[name] = (found.stdout.strip(), now)
+            known = self._commits[name] = (commit, now)
         return known[0]
 
     def diff(self, a: str, b: str) -> CatalogDiff:
