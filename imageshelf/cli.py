@@ -191,10 +191,10 @@ def ls_command(
 @click.option(
     "--as",
     "layout",
-    type=click.Choice(["imagefolder", "files", "coco", "yolo", "label-studio", "webdataset"]),
+    type=click.Choice(["imagefolder", "coco", "yolo", "label-studio", "webdataset"]),
     default="imagefolder",
     show_default=True,
-    help="imagefolder (or files): the original images under their keys, with the "
+    help="imagefolder: the original images under their keys, with the "
     "metadata files Hugging Face's imagefolder reads. coco: with "
     "annotations/instances.json (pycocotools, torchvision). yolo: with label files, "
     "data.yaml and split lists (ultralytics). label-studio: with tasks.json and "
@@ -336,7 +336,7 @@ def _export_files(
         out_dir,
         on_item=per_item(progress),
         overwrite=overwrite,
-        layout="imagefolder" if layout == "files" else layout,
+        layout=layout,
         split_folders=split_folders,
     )
     written = exported.files

@@ -100,10 +100,6 @@ def report_option(default: str) -> Any:
     return path_option("--report", default, "Where to write the report.", dir_okay=False)
 
 
-def mb(size: int) -> str:
-    return f"{size / 1e6:,.1f} MB"
-
-
 def printable(key: str) -> str:
     """A key as one line of output: a newline or tab in a file name must not break the
     listing's lines."""

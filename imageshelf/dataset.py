@@ -32,7 +32,7 @@ import orjson
 
 from .decoding import DecodeCostError, check_decode_cost
 from .errors import ShelfError
-from .query import Where, check_store_fields, select
+from .query import Filter, check_store_fields, select
 from .store import ImageStore, StoreFile
 
 
@@ -95,7 +95,7 @@ class ImageDataset:
         transform: Callable[[Any], Any] | None = None,
         target_transform: Callable[[dict[str, Any]], Any] | None = None,
         split: str | Sequence[str] | None = None,
-        where: Where = None,
+        where: Filter = None,
         filter: Callable[[dict[str, Any]], bool] | None = None,  # noqa: A002 - the usual name
         shards: Sequence[str] | None = None,
         paired: str | Sequence[str] = (),
@@ -176,7 +176,7 @@ class ImageDataset:
         return f"ImageDataset({str(self.store.path)!r}, {len(self)} images)"
 
 
-def _with_split(where: Where, split: str | Sequence[str] | None) -> Where:
+def _with_split(where: Filter, split: str | Sequence[str] | None) -> Filter:
     if split is None:
         return where
     wanted = {split} if isinstance(split, str) else set(split)

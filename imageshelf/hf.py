@@ -17,13 +17,13 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .query import Where, check_store_fields, rows
+from .query import Filter, check_store_fields, rows
 from .remote import store_of
 from .store import ImageStore
 
 
 def _generate(
-    store: ImageStore, shards: list[str], where: Where, columns: tuple[str, ...]
+    store: ImageStore, shards: list[str], where: Filter, columns: tuple[str, ...]
 ) -> Iterator[Any]:
     for name in shards:
         yield from rows(store.part(name), where, columns, check=False)
@@ -35,7 +35,7 @@ def iterable_dataset(
     repo: str | os.PathLike[str] | None = None,
     rev: str | None = None,
     cache_limit: int | None = None,
-    where: Where = None,
+    where: Filter = None,
     columns: Iterable[str] = ("key", "image", "label"),
 ) -> Any:
     """`datasets.IterableDataset.from_generator` over the store's parts, each a shard of

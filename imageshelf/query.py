@@ -32,7 +32,7 @@ from .store import ImageStore, Record, StoreFile
 from .store.format import record_object
 
 Predicate = Callable[[str, dict[str, Any]], bool]  # (key, the record's parsed JSON)
-Where = str | Iterable[str] | Mapping[str, Any] | None
+Filter = str | Iterable[str] | Mapping[str, Any] | None  # what --where and where= take
 
 _CONDITION = re.compile(r"^\s*([^=!<>\s][^=!<>]*?)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
 _COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -188,7 +188,7 @@ def _from_mapping(name: str, wanted: Any) -> Predicate:
     return same
 
 
-def compile_where(where: Where) -> tuple[Predicate | None, list[list[str]]]:
+def compile_where(where: Filter) -> tuple[Predicate | None, list[list[str]]]:
     """All conditions as one predicate (None: everything matches), and groups of JSON
     literals: a match contains one literal of every group (a fast prefilter on a
     record's raw bytes)."""
@@ -215,7 +215,7 @@ def compile_where(where: Where) -> tuple[Predicate | None, list[list[str]]]:
 STORE_FIELDS = ("key", "split", "format", "width", "height", "size", "sha256")
 
 
-def field_names(where: Where) -> list[str]:
+def field_names(where: Filter) -> list[str]:
     """The fields a selection names."""
     if where is None:
         return []
@@ -264,13 +264,13 @@ class _EveryPart:
             yield from self.store.part_records(part.name).raw_records()
 
 
-def check_store_fields(store: ImageStore, where: Where) -> None:
+def check_store_fields(store: ImageStore, where: Filter) -> None:
     """check_fields over every part of `store`: once, for a caller that then selects
     its parts one at a time with check=False."""
     check_fields(_EveryPart(store), field_names(where))  # type: ignore[arg-type]
 
 
-def index_lookups(where: Where) -> Iterator[tuple[str, list[str]]]:
+def index_lookups(where: Filter) -> Iterator[tuple[str, list[str]]]:
     """The conditions of `where` a field index can answer, as (field, texts): equalities
     whose every alternative only text can equal (`label=rose,tulip`). The records an
     index gives for one are a superset of the matches; every condition is still tested
@@ -312,7 +312,7 @@ def _index_name(name: str) -> str:
 
 def select(
     store: ImageStore | StoreFile,
-    where: Where = None,
+    where: Filter = None,
     predicate: Callable[[dict[str, Any]], bool] | None = None,
     after: str | None = None,
     before: str | None = None,
@@ -354,7 +354,7 @@ def select(
 
 def rows(
     store: ImageStore | StoreFile,
-    where: Where = None,
+    where: Filter = None,
     columns: Iterable[str] = ("key", "image"),
     check: bool = True,
 ) -> Iterator[dict[str, Any]]:

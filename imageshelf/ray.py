@@ -25,7 +25,7 @@ from ray.data import Dataset, read_datasource
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from .query import Where, check_store_fields, rows
+from .query import Filter, check_store_fields, rows
 from .remote import store_of
 from .store import ImageStore
 
@@ -36,7 +36,7 @@ class StoreDatasource(Datasource):
     """A store as a Ray datasource: its parts are the read tasks. `store`: a path, or an
     ImageStore (one read from a remote fetches each task's shard where the task runs)."""
 
-    def __init__(self, store: ImageStore | str, where: Where, columns: Sequence[str]) -> None:
+    def __init__(self, store: ImageStore | str, where: Filter, columns: Sequence[str]) -> None:
         self.store = store if isinstance(store, ImageStore) else ImageStore(store)
         self.where, self.columns = where, list(columns)
         # A field no image has is said here, at once, not in a task on the cluster.
@@ -59,7 +59,7 @@ class StoreDatasource(Datasource):
 
 
 def _read_part(
-    store: ImageStore, name: str, where: Where, columns: list[str]
+    store: ImageStore, name: str, where: Filter, columns: list[str]
 ) -> Iterator[pa.Table]:
     batch: list[dict[str, Any]] = []
     for row in rows(store.part(name), where, columns, check=False):
@@ -96,7 +96,7 @@ def read_store(
     repo: str | os.PathLike[str] | None = None,
     rev: str | None = None,
     cache_limit: int | None = None,
-    where: Where = None,
+    where: Filter = None,
     columns: Iterable[str] = ("key", "image", "label"),
     **read_args: Any,
 ) -> Dataset:

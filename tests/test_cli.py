@@ -177,3 +177,16 @@ def test_demo_refuses_a_repository_that_already_holds_a_dataset(repo):
     )
     assert (repo / "data" / "images.lmdb").read_bytes() == before
     assert not (repo / "data" / "incoming" / "samples").exists()
+
+
+def test_every_export_layout_has_one_name(tmp_path):
+    """`--as` lists each layout once: `files`, once an alias of `imagefolder`, is gone,
+    and naming it is click's one-line "invalid choice" listing the real ones."""
+    from imageshelf.cli import cli
+
+    option = next(p for p in cli.commands["export"].params if p.name == "layout")
+    choices = list(option.type.choices)
+    assert len(choices) == len(set(choices)) and "files" not in choices
+    store = build_store(tmp_path / "s.lmdb", {"a.png": make_image()})
+    result = run("export", "--store", str(store), "--out", str(tmp_path / "o"), "--as", "files")
+    assert result.exit_code == 2 and "imagefolder" in result.output

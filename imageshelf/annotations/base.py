@@ -47,15 +47,6 @@ class KeyIndex:
             self._stems = (stems, dict(more))
         return self._stems
 
-    def by_stem(self, folder: str, stem: str) -> list[str]:
-        """The keys in `folder` whose name is `stem` plus a suffix (or `stem` itself)."""
-        if "/" in stem:
-            return []  # a stem is a name's, never a path's
-        stems, more = self._stem_index()
-        name = f"{folder}/{stem}" if folder else stem
-        first = stems.get(name)
-        return [] if first is None else [first, *more.get(name, ())]
-
     def by_tail(self, root: str, tail: str) -> list[str]:
         """Keys under `root` (a folder, "" for all) that end in the path `tail`."""
         names = self._names

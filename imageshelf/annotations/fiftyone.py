@@ -70,8 +70,7 @@ def _image(data: str, uuid: str, keys: KeyIndex) -> str | None:
     if not isinstance(uuid, str) or uuid.startswith("/") or "\\" in uuid:
         return None
     folder, _, stem = join(data, uuid).rpartition("/")
-    found = keys.by_stem(folder, stem)
-    return found[0] if len(found) == 1 else None
+    return keys.one_by_stem(folder, stem)
 
 
 def _name(label: Any, classes: list[Any]) -> str:

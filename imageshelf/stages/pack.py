@@ -541,7 +541,7 @@ SHARDED_FROM_IMAGES = 50_000  # images: each change rewrites every record (~7 s 
 
 
 @dataclass
-class Where:
+class PackPaths:
     """The paths a pack run was given, for what it tells the user."""
 
     store: Path
@@ -559,7 +559,7 @@ class PackOutcome(StageResult):
     written: bool
     converted_from: Path | None
     params: PackParams
-    where: Where
+    where: PackPaths
     removals_changed: bool = True  # the removal list differs from the last run's
     upgraded: str | None = None  # why an unchanged store was written again
 
@@ -662,7 +662,7 @@ def run(
     previous = previous_store(store_path)
     check_recorded(store_path, report)
     store_path.parent.mkdir(parents=True, exist_ok=True)
-    where = Where(store_path, report, annotations or Path("data/annotations"), remove_list)
+    where = PackPaths(store_path, report, annotations or Path("data/annotations"), remove_list)
     with writer_lock(store_path):
         if store_path.is_dir():
             tidy(store_path)  # what a killed pack left: DVC must not track it

@@ -780,11 +780,6 @@ def count_postings(data: bytes | memoryview) -> int:
     return count
 
 
-def decode_postings(data: bytes | memoryview) -> list[bytes]:
-    """The keys of a postings value; StoreError if it does not decode."""
-    return list(iter_postings(data))
-
-
 def iter_postings(data: bytes | memoryview) -> Iterator[bytes]:
     """The keys of a postings value, one at a time in key order (a page of a filter
     stops early); StoreError, when reached, where it does not decode."""
