@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
+
+from test_mask_classes import camvid, noise
 
 from conftest import (
     batch,
@@ -216,3 +220,47 @@ def test_dvc_repro_with_a_python_outside_the_project_uses_the_projects_environme
     result = subprocess.run([dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pack: 1 added" in result.stdout
+
+
+def _decoder_warns(seed: int) -> bytes:
+    """A PNG that decodes, and about which Pillow warns (an APNG header of 0 frames)."""
+    png = make_image("PNG", seed=seed)
+    chunk = (
+        struct.pack(">I", 8)
+        + b"acTL"
+        + bytes(8)
+        + struct.pack(">I", zlib.crc32(b"acTL" + bytes(8)))
+    )
+    return png[:33] + chunk + png[33:]  # after the signature and IHDR
+
+
+def _spoken_of(root: str, seed: int) -> dict[str, bytes | str]:
+    """Images the report has something to say about: a decoder's message, and a mask
+    whose classes cannot be named (noise: over 1,024 colours)."""
+    files: dict[str, bytes | str] = {f"{root}/odd.png": _decoder_warns(seed), **camvid(root)}
+    files[f"{root}/train_labels/0001TP_006690_L.png"] = noise()
+    return files
+
+
+def test_a_no_op_repro_after_an_add_leaves_git_clean(repo):
+    """The first `dvc repro` with nothing new after an add leaves dvc.lock and every
+    report as the add's commit has them, and so do the ones after it; also when the
+    decoders spoke of some images and a mask's classes have no names (the report says
+    what the run that looked at them found; a run with nothing new looks at none)."""
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("verify: header", "verify: decode"))
+    packed(repo, {**batch(0, 32), **_spoken_of("first", 1)}, "first batch")
+    assert sh(repo, "dvc", "repro").returncode == 0
+    assert sh(repo, "git", "status", "--porcelain").stdout == ""
+
+    put(repo / "data" / "incoming", {**batch(100, 20), "added/odd.png": _decoder_warns(2)})
+    sh(repo, "dvc", "repro")
+    commit(repo, "an add")
+    added = json.loads((repo / "reports" / "ingest.json").read_text())
+    assert (added["staged"], added["looked_up"]) == (21, 21)  # the earlier ones: known
+    assert [m["path"] for m in added["decoder_messages"]] == ["added/odd.png"]
+    lock = (repo / "dvc.lock").read_text()
+    for _ in range(2):
+        assert "nothing new since the last run" in sh(repo, "dvc", "repro").stderr
+        assert sh(repo, "git", "status", "--porcelain").stdout == ""
+        assert (repo / "dvc.lock").read_text() == lock
