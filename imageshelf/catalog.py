@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import publish, temporary, write_error
+from .dvcfs import reading
 from .errors import ShelfError
 from .manifest import encode_stored_line, parse_records, read_manifest, read_stored_lines
 from .store import ImageStore, Part, Record
@@ -181,11 +182,15 @@ class CatalogFolder:
 
 
 def catalog_at(
-    rev: str | None, folder: str | os.PathLike[str] = CATALOG, repo: str | os.PathLike[str] = "."
+    rev: str | None,
+    folder: str | os.PathLike[str] = CATALOG,
+    repo: str | os.PathLike[str] = ".",
+    named: str | None = None,
 ) -> CatalogFolder:
     """The catalog folder as it was at git revision `rev` (None: as it is now in the
     workspace), read through DVC from its cache or remote, file by file on demand. A
-    revision without a catalog had no store yet: no files (its `names` are empty)."""
+    revision without a catalog had no store yet: no files (its `names` are empty).
+    `named`: the revision as the user gave it (HEAD~2), for a message."""
     folder = Path(folder)
     if rev is None:
         if not folder.is_dir():
@@ -194,15 +199,9 @@ def catalog_at(
             )
         return CatalogFolder.local(folder)
     from dvc.api import DVCFileSystem  # only diff needs DVC, and only here
-    from dvc.exceptions import DvcException
-    from scmrepo.exceptions import SCMError
 
-    def failed(exc: Exception) -> CatalogError:
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        return CatalogError(f"cannot read {folder} at {rev}: {reason}")
-
-    try:
+    shown = named or rev
+    with reading(folder, shown, CatalogError, repo):
         fs = DVCFileSystem(str(repo), rev=rev)
         names = []
         if fs.isdir(str(folder)):
@@ -211,15 +210,13 @@ def catalog_at(
                 for entry in fs.ls(str(folder), detail=False)
                 if str(entry).endswith(".jsonl")
             ]
-    except (DvcException, SCMError, OSError) as exc:
-        raise failed(exc) from None
 
     def read(name: str) -> list[Record]:
-        try:
-            with fs.open(f"{folder}/{name}", mode="r", encoding="utf-8") as lines:
-                return list(parse_records(lines))
-        except (DvcException, SCMError, OSError) as exc:
-            raise failed(exc) from None
+        with (
+            reading(f"{folder}/{name}", shown, CatalogError, repo),
+            fs.open(f"{folder}/{name}", mode="r", encoding="utf-8") as lines,
+        ):
+            return list(parse_records(lines))
 
     return CatalogFolder(names, read)
 

@@ -381,7 +381,7 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, repo: str, as_json: bool
     ]
     folders = []
     for rev, commit in zip((rev_a, rev_b), commits, strict=True):
-        folder = catalog_at(commit, catalog, repo)
+        folder = catalog_at(commit, catalog, repo, named=rev)
         if not folder.names:
             click.echo(
                 f"note: no catalog in {catalog} at {rev}: counted as an empty store", err=True

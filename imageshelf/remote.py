@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_bytes
+from .dvcfs import reading
 from .errors import ShelfError
 from .manifest import parse_raw_records
 from .store import ImageStore, StoreError
@@ -74,12 +75,10 @@ class Source:
         return self._fs
 
     def _call(self, action: Any, what: str) -> Any:
-        from dvc.exceptions import DvcException
-        from scmrepo.exceptions import SCMError
-
         try:
-            return action()
-        except (DvcException, SCMError, OSError, KeyError, ValueError) as exc:
+            with reading(what, self.rev or "HEAD", RemoteError, self.repo):  # DVC's errors
+                return action()
+        except (KeyError, ValueError) as exc:
             text = str(exc).strip().splitlines()
             at = f" at {self.rev}" if self.rev else ""
             raise RemoteError(

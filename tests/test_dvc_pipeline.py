@@ -264,3 +264,27 @@ def test_a_no_op_repro_after_an_add_leaves_git_clean(repo):
         assert "nothing new since the last run" in sh(repo, "dvc", "repro").stderr
         assert sh(repo, "git", "status", "--porcelain").stdout == ""
         assert (repo / "dvc.lock").read_text() == lock
+
+
+def test_diff_of_a_revision_whose_catalog_was_never_pushed_is_one_line(repo, tmp_path):
+    """A version committed but never pushed: a teammate's `diff` (and `ls --rev`) of it
+    says in one line what is missing, at which revision, and what to do; doing it works."""
+    packed(repo, batch(0, 3), "v1")  # committed, not pushed
+    publish(repo, batch(100, 2), "v2")
+    teammate = tmp_path / "teammate"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
+
+    for args in (("diff", "HEAD~1", "HEAD"), ("ls", "--repo", ".", "--rev", "HEAD~1")):
+        result = sh(teammate, *command_line(*args), check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "at HEAD~1 is in neither DVC's cache here nor the remote" in result.stderr
+        assert "Run `dvc push --all-commits` in the clone that made it" in result.stderr
+    assert (
+        "Error: data/catalog at HEAD~1 is"
+        in sh(teammate, *command_line("diff", "HEAD~1", "HEAD"), check=False).stderr
+    )
+
+    sh(repo, "dvc", "push", "--all-commits")
+    done = sh(teammate, *command_line("diff", "HEAD~1", "HEAD"))
+    assert "2 added, 0 removed" in done.stderr
