@@ -71,3 +71,33 @@ def test_the_training_example_runs_as_written(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("torch.Size([32, 3, 64, 64]) tensor([")
+
+
+def test_the_days_commands_leave_nothing_uncommitted(tmp_path):
+    """README's "A day with the dataset", run as written, on a day that also changed a
+    param and a file in data/annotations/ (as the README invites): step 3 records all of
+    it, so a teammate's `git pull && dvc pull` gets what dvc.lock says."""
+    import subprocess
+
+    from conftest import batch, env, make_repo, put, sh
+
+    repo = make_repo(tmp_path)
+    section = (PROJECT / "README.md").read_text().split("## A day with the dataset", 1)[1]
+    day = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    put(tmp_path / "home" / "new_scans", batch(0, 4))
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("thumbnail_px: 64", "thumbnail_px: 48"))
+    labels = "file,label\n" + "".join(f"{key},cat\n" for key in batch(0, 4))
+    put(repo / "data" / "annotations", {"labels.csv": labels})
+
+    result = subprocess.run(
+        ["bash", "-e", "-c", day],
+        cwd=repo,
+        env={**env(), "HOME": str(tmp_path / "home")},
+        text=True,
+        capture_output=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sh(repo, "git", "status", "--porcelain").stdout == ""
+    committed = sh(repo, "git", "show", "--name-only", "--format=", "HEAD").stdout.split()
+    assert {"params.yaml", "data/annotations/labels.csv", "dvc.lock"} <= set(committed)
