@@ -60,8 +60,8 @@ def reading(
         if _missing(exc):
             raise error(
                 f"{os.fspath(path)} at {rev}{where} is in neither DVC's cache here nor the "
-                "remote: it was never pushed. Run `dvc push --all-commits` in the clone that "
-                "made it, then try again"
+                "remote: push it from the clone that made it (`dvc push --all-commits`) to a "
+                "remote both clones use (`dvc remote list`), then try again"
             ) from None
         text = str(exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__

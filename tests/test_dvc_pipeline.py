@@ -279,7 +279,7 @@ def test_diff_of_a_revision_whose_catalog_was_never_pushed_is_one_line(repo, tmp
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert result.stderr.count("\n") == 1, result.stderr
         assert "at HEAD~1 is in neither DVC's cache here nor the remote" in result.stderr
-        assert "Run `dvc push --all-commits` in the clone that made it" in result.stderr
+        assert "push it from the clone that made it (`dvc push --all-commits`)" in result.stderr
     assert (
         "Error: data/catalog at HEAD~1 is"
         in sh(teammate, *command_line("diff", "HEAD~1", "HEAD"), check=False).stderr
@@ -288,3 +288,42 @@ def test_diff_of_a_revision_whose_catalog_was_never_pushed_is_one_line(repo, tmp
     sh(repo, "dvc", "push", "--all-commits")
     done = sh(teammate, *command_line("diff", "HEAD~1", "HEAD"))
     assert "2 added, 0 removed" in done.stderr
+
+
+def test_the_default_remote_is_this_clones_own(tmp_path):
+    """Two projects on one machine, each with the committed default remote, both push;
+    one collects its remote's garbage (`dvc gc -w -c`). The other still pulls all of its
+    own versions: the default remote is inside each clone, git-ignored."""
+    from conftest import PROJECT, env, make_repo
+
+    home = tmp_path / "home"  # where `~` is, for this test's DVC: never the real one
+    home.mkdir()
+
+    def run(root: Path, *args: str) -> str:
+        if args[0] == "dvc":
+            args = (sys.executable, "-m", "dvc", *args[1:])
+        done = subprocess.run(
+            args, cwd=root, env={**env(), "HOME": str(home)}, text=True, capture_output=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    projects = {}
+    for name, images in (("a", batch(0, 3)), ("b", batch(100, 2))):
+        root = make_repo(tmp_path / name)
+        shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")  # the default
+        put(root / "data" / "incoming", images)
+        run(root, "dvc", "repro")
+        run(root, "git", "add", "-A")
+        run(root, "git", "commit", "-qm", f"project {name}")
+        run(root, "dvc", "push")
+        projects[name] = root
+    run(projects["b"], "dvc", "gc", "-w", "-c", "-f")
+
+    a = projects["a"]
+    shutil.rmtree(a / ".dvc" / "cache")
+    (a / "data" / "images.lmdb").unlink()
+    run(a, "dvc", "pull")
+    assert stored(a) == batch(0, 3)
+    assert any((a / ".dvc" / "remote").rglob("*")) and not any(home.rglob("md5"))
+    assert run(a, "git", "status", "--porcelain") == ""
