@@ -787,11 +787,12 @@ def _catalog_and_notes(
 def _carried(published: ImageStore, before: str, plan: PackPlan) -> tuple[str, dict[str, str]]:
     """(the single file's part before, {file: the part now} for every key whose record
     the plan left as it was, and its paired files)."""
-    (part,) = published.parts
-    changed = plan.writes | set(plan.relabeled) | set(plan.retracked) | set(plan.resplit)
+    parts = published.parts
     now: dict[str, str] = {}
-    if part.content_digest == before:
+    if len(parts) != 1 or parts[0].content_digest == before:
         return before, now
+    part = parts[0]
+    changed = plan.writes | set(plan.relabeled) | set(plan.retracked) | set(plan.resplit)
     for key, raw in published.part(part.name).raw_records():
         if key in changed:
             continue
