@@ -181,11 +181,15 @@ class CatalogFolder:
 
 
 def catalog_at(
-    rev: str | None, folder: str | os.PathLike[str] = CATALOG, repo: str | os.PathLike[str] = "."
+    rev: str | None,
+    folder: str | os.PathLike[str] = CATALOG,
+    repo: str | os.PathLike[str] = ".",
+    named: str | None = None,
 ) -> CatalogFolder:
     """The catalog folder as it was at git revision `rev` (None: as it is now in the
     workspace), read through DVC from its cache or remote, file by file on demand. A
-    revision without a catalog had no store yet: no files (its `names` are empty)."""
+    revision without a catalog had no store yet: no files (its `names` are empty).
+    `named`: the revision as the user gave it (HEAD~2), for a message."""
     folder = Path(folder)
     if rev is None:
         if not folder.is_dir():
@@ -198,7 +202,7 @@ def catalog_at(
     # commit, and its `.dir` manifest could name any file (dvcsource.py).
     from .dvcsource import Source  # only diff needs DVC, and only here
 
-    source = Source(os.fspath(repo), rev)
+    source = Source(os.fspath(repo), rev, shown=named)
     where = folder.as_posix()
     files = source.listing(where) if source.holds(where) else None
     names = [name for name in files or () if "/" not in name and name.endswith(".jsonl")]

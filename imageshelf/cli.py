@@ -381,7 +381,7 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, repo: str, as_json: bool
     ]
     folders = []
     for rev, commit in zip((rev_a, rev_b), commits, strict=True):
-        folder = catalog_at(commit, catalog, repo)
+        folder = catalog_at(commit, catalog, repo, named=rev)
         if not folder.names:
             click.echo(
                 f"note: no catalog in {catalog} at {rev}: counted as an empty store", err=True
@@ -654,14 +654,16 @@ def view_command(
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="The project's repository.",
 )
-@click.option("--keep-clone", is_flag=True, help="Keep the temporary clone to look around.")
+@click.option("--keep-clone", is_flag=True, help="Keep the teammate's clone to look around.")
 def demo_command(repo: Path, keep_clone: bool) -> None:
     """Run the whole flow on built-in sample images (what `make demo` does).
 
-    Writes deterministic samples (several formats, folders, labels, boxes, text and a
-    few broken files) into data/incoming/samples/, runs `dvc repro` and `dvc push`,
-    clones the repository into a temporary folder, runs `dvc pull` there and compares
-    the pulled images with the originals, byte for byte. Safe to run again.
+    In a project of its own, in a temporary folder (this project's pipeline, none of its
+    data, a DVC remote beside it): writes deterministic samples (several formats,
+    folders, labels, boxes, text and a few broken files) into data/incoming/samples/,
+    runs `dvc repro`, commits and `dvc push`es, clones that project as a teammate would,
+    runs `dvc pull` there and compares the pulled images with the originals, byte for
+    byte. Your project, its store and its remote are never touched.
     """
     from .demo import run_demo
 

@@ -1,8 +1,14 @@
-"""The demo: a user's day in one command, on the built-in samples.
+"""The demo: a user's day in one command, on the built-in samples, in a project of its own.
 
-Write the samples into data/incoming/, `dvc repro`, `dvc push`; then, as a teammate
-would, clone the repository into a temporary folder, `dvc pull` there, and compare the
-pulled store's images with the original files, byte for byte.
+It copies this project's pipeline (dvc.yaml, params.yaml, pipeline/, the library) into a
+scratch folder: a git repository of its own, with a DVC remote of its own beside it.
+There it writes the samples into data/incoming/, runs `dvc repro`, commits and `dvc
+push`es; then, as a teammate would, clones that repository, `dvc pull`s and compares
+the pulled store's images with the original files, byte for byte.
+
+Your own project is never written to: not its store, dvc.lock, reports, incoming folder
+or remote. (Packed into your store, the samples would stay there for ever, as every
+packed image does, and every `dvc repro` would print their rejects again.)
 """
 
 from __future__ import annotations
@@ -27,10 +33,30 @@ class DemoError(ShelfError):
     pass
 
 
+# What a project is before its first image: the files the demo's project starts from.
+SKELETON = (
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    "data/remove.txt",
+    "data/incoming/.gitkeep",
+    "data/annotations/README.md",
+)
+CODE = ("pipeline", "imageshelf")  # dvc.yaml runs the one and depends on both
+# The demo's commits are its own: they need no git identity of the user's.
+AUTHOR = {"NAME": "imageshelf demo", "EMAIL": "demo@imageshelf.invalid"}
+
+
 def _env() -> dict[str, str]:
     # dvc.yaml runs `python pipeline/<stage>.py`: make `python` this environment's.
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    for who in ("AUTHOR", "COMMITTER"):
+        for what, value in AUTHOR.items():
+            env.setdefault(f"GIT_{who}_{what}", value)
     return env
 
 
@@ -42,7 +68,7 @@ def _run(args: list[str], cwd: Path, what: str, quiet: bool = False) -> str:
     if not quiet or result.returncode:
         click.echo(result.stdout.rstrip())
     if result.returncode:
-        raise DemoError(f"{what} failed (exit {result.returncode}); see its output above")
+        raise DemoError(f"{what} failed (exit {result.returncode}) in {cwd}; see its output above")
     return result.stdout
 
 
@@ -57,67 +83,67 @@ def _contents(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if not p.name.startswith(".")}
 
 
-def _refuse_a_real_dataset(repo: Path, incoming: Path) -> None:
-    """The demo packs and pushes: never into a store (or with incoming files) that hold
-    anything but its own samples."""
-    store_rel = default_store(repo / "params.yaml")
-    store_path = repo / store_rel
-    if store_path.exists():
-        with ImageStore(store_path) as store:
-            others = sum(1 for key in store if not key.startswith("samples/"))
-        if others:
-            raise DemoError(
-                f"{store_rel} already holds a dataset ({others} images besides the demo's "
-                "samples): the demo packs and pushes, so it runs only on an empty store. "
-                "Try it in a fresh clone."
-            )
-    if incoming.is_dir():
-        extra = [p.name for p in incoming.iterdir() if p.name not in ("samples", ".gitkeep")]
-        if extra:
-            raise DemoError(
-                f"{incoming} holds files besides the demo's samples ({extra[0]}, ...): the "
-                "demo would pack them too. Try it in a fresh clone."
-            )
-
-
-def run_demo(repo: Path, keep_clone: bool = False) -> None:
-    repo = repo.resolve()
-    if not (repo / "dvc.yaml").exists() or not (repo / ".git").exists():
-        raise DemoError(f"{repo}: not this project's git repository (no dvc.yaml or .git)")
-    incoming = repo / "data" / "incoming"
-    _refuse_a_real_dataset(repo, incoming)
-    written = write_samples(incoming / "samples")
-    click.echo(
-        f"demo: sample images in {incoming / 'samples'} "
-        f"({written['written']} written, {written['kept']} already there)"
+def _use_remote(project: Path, remote: Path) -> None:
+    """Make `remote` the project's default DVC remote, in its git-ignored config.local."""
+    (project / ".dvc" / "config.local").write_text(
+        f"[core]\n    remote = demo\n['remote \"demo\"']\n    url = {remote}\n",
+        encoding="utf-8",
     )
-    _run(_dvc("repro"), repo, "dvc repro")
-    _run(_dvc("push"), repo, "dvc push")
-    store_rel = default_store(repo / "params.yaml")  # data/images.lmdb, or data/images
-    staged = list(read_manifest(repo / "data" / "staged.jsonl"))
-    clone = Path(tempfile.mkdtemp(prefix="image-store-demo-"))
+
+
+def _new_project(repo: Path, project: Path, remote: Path) -> None:
+    """The project's pipeline, without its data, as a git repository of its own."""
+    for rel in SKELETON:
+        if (repo / rel).is_file():
+            (project / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(repo / rel, project / rel)
+    for rel in CODE:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(repo / rel, project / rel, ignore=ignore)
+    (project / "data" / "incoming").mkdir(parents=True, exist_ok=True)
+    _use_remote(project, remote)
+    _run(["git", "init", "--quiet", "-b", "main"], project, "git init", quiet=True)
+    _run(["git", "add", "-A"], project, "git add", quiet=True)
+    _run(["git", "commit", "--quiet", "-m", "The pipeline"], project, "git commit", quiet=True)
+
+
+def run_demo(repo: Path, keep_clone: bool = False) -> Path:
+    """Run the demo in a scratch folder; the demo's project there (left for `view`)."""
+    repo = repo.resolve()
+    if not (repo / "dvc.yaml").exists():
+        raise DemoError(f"{repo}: not this project's folder (no dvc.yaml)")
+    scratch = Path(tempfile.mkdtemp(prefix="imageshelf-demo-"))
+    project, remote = scratch / "project", scratch / "remote"
+    click.echo(f"demo: a project of its own in {project} (yours is not touched)")
+    _new_project(repo, project, remote)
+    incoming = project / "data" / "incoming"
+    written = write_samples(incoming / "samples")
+    click.echo(f"demo: {written['written']} sample files in {incoming / 'samples'}")
+    _run(_dvc("repro"), project, "dvc repro")
+    _run(["git", "add", "-A"], project, "git add", quiet=True)
+    _run(["git", "commit", "--quiet", "-m", "The samples"], project, "git commit", quiet=True)
+    _run(_dvc("push"), project, "dvc push")
+    store_rel = default_store(project / "params.yaml")  # data/images.lmdb, or data/images
+    staged = list(read_manifest(project / "data" / "staged.jsonl"))
+    clone = scratch / "teammate"
     try:
-        count = _pull_into(clone, repo, store_rel, staged)
+        count = _pull_into(clone, project, remote, store_rel, staged)
     finally:
-        if keep_clone:
-            click.echo(f"demo: the clone is kept at {clone}")
-        else:
+        if not keep_clone:
             shutil.rmtree(clone, ignore_errors=True)
-    _tell_done(repo / store_rel, store_rel, len(staged), count)
+    _tell_done(project, store_rel, len(staged), count, clone if keep_clone else None)
+    return project
 
 
-def _pull_into(clone: Path, repo: Path, store_rel: str, staged: list[Record]) -> int:
-    """Clone the repository, pull the store into the clone, and check it: the same file
-    as here, every staged image byte-identical to its incoming file. Its image count."""
-    _run(["git", "clone", "--quiet", str(repo), str(clone)], repo, "git clone", quiet=True)
-    # A teammate would `git pull` a commit holding dvc.lock; the demo commits nothing
-    # in your repository, so it hands the clone the files such a commit would carry.
-    for rel in ("dvc.lock", "params.yaml", "data/.gitignore", ".dvc/config", ".dvc/config.local"):
-        if (repo / rel).exists():
-            (clone / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / rel, clone / rel)
+def _pull_into(
+    clone: Path, project: Path, remote: Path, store_rel: str, staged: list[Record]
+) -> int:
+    """Clone the project, pull the store into the clone, and check it: the same file as
+    there, every staged image byte-identical to its incoming file. Its image count."""
+    _run(["git", "clone", "--quiet", str(project), str(clone)], project, "git clone", quiet=True)
+    _use_remote(clone, remote)  # a teammate's clone is told where the remote is
     _run(_dvc("pull", store_rel), clone, "dvc pull", quiet=True)
-    incoming = repo / "data" / "incoming"
+    incoming = project / "data" / "incoming"
     with ImageStore(clone / store_rel) as pulled:
         mismatched = [
             r.key
@@ -125,7 +151,7 @@ def _pull_into(clone: Path, repo: Path, store_rel: str, staged: list[Record]) ->
             if r.key not in pulled or pulled.get(r.key) != (incoming / r.key).read_bytes()
         ]
         count = len(pulled)
-    if mismatched or _contents(clone / store_rel) != _contents(repo / store_rel):
+    if mismatched or _contents(clone / store_rel) != _contents(project / store_rel):
         raise DemoError(
             f"the pulled store differs: {len(mismatched)} image(s) not "
             f"byte-identical, e.g. {mismatched[:3]}"
@@ -133,26 +159,25 @@ def _pull_into(clone: Path, repo: Path, store_rel: str, staged: list[Record]) ->
     return count
 
 
-def _tell_done(store_path: Path, store_rel: str, staged: int, count: int) -> None:
+def _tell_done(project: Path, store_rel: str, staged: int, count: int, clone: Path | None) -> None:
+    store_path = project / store_rel
     header = ImageStore(store_path).header
     click.echo("")
-    click.echo("demo: done.")
+    click.echo(f"demo: done, in {project}")
     click.echo(f"  packed   {header.count} images ({header.total_bytes:,} bytes) into {store_rel}")
     click.echo("  rejected the broken samples, each with a reason: reports/ingest.json")
     click.echo(
-        f"  pushed   {store_rel} to the default DVC remote"
+        f"  pushed   {store_rel} to the demo's own DVC remote"
         + (" as one object" if store_path.is_file() else ", shard by shard")
     )
     click.echo(
-        f"  pulled   it into a fresh clone: {staged} of {staged} images "
+        f"  pulled   it into a teammate's clone: {staged} of {staged} images "
         f"byte-identical to the files in data/incoming/ ({count} in the store)"
+        + (f"; the clone is kept at {clone}" if clone is not None else "")
     )
+    command = Path(sys.executable).parent / "imageshelf"
     click.echo(
-        "Next: commit dvc.lock, data/.gitignore and reports/ so teammates can "
-        "`git pull && dvc pull`."
+        f"Look at it: cd {project} && {command} view   (a page in your browser: the "
+        "gallery, each image with its boxes)"
     )
-    command = os.path.relpath(Path(sys.executable).parent / "imageshelf")
-    click.echo(
-        f"Look at it: {command} view   (a page in your browser: the gallery, each image "
-        "with its boxes, and `--diff REV_A REV_B` for what changed between two commits)"
-    )
+    click.echo(f"Your project is as it was. Delete {project.parent} when you are done.")

@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .dvcfs import dvc_errors
 from .remotecache import BLOCK, ObjectCache, RemoteError, Sink, is_md5
 from .store import StoreError
 from .store.format import parse_json
@@ -41,8 +42,11 @@ class Source:
     """Files of one repository at one revision, as its dvc.lock records them, fetched
     into a shared, bounded cache."""
 
-    def __init__(self, repo: str, rev: str, cache: ObjectCache | None = None) -> None:
+    def __init__(
+        self, repo: str, rev: str, cache: ObjectCache | None = None, shown: str | None = None
+    ) -> None:
         self.repo, self.rev, self.cache = repo, rev, cache
+        self.shown = shown or rev  # the revision as the user gave it, for messages
         self._fs: Any = None
         self._outs: dict[str, Any] | None = None  # DVC's outputs (not pickled)
         self._recorded: dict[str, Recorded] | None = None  # output path -> as recorded
@@ -67,15 +71,15 @@ class Source:
         return self._fs
 
     def _call(self, action: Callable[[], Any], what: str) -> Any:
-        from dvc.exceptions import DvcException
-        from scmrepo.exceptions import SCMError
-
+        """`action()`, DVC's errors (dvcfs.dvc_errors: a folder's listing in no cache or
+        remote among them) one line naming `what`."""
+        caught: tuple[type[Exception], ...] = (*dvc_errors(), KeyError, ValueError)
         try:
             return action()
-        except (DvcException, SCMError, OSError, KeyError, ValueError) as exc:
+        except caught as exc:
             text = str(exc).strip().splitlines()
             raise RemoteError(
-                f"cannot read {what} at {self.rev} from {self.repo}: "
+                f"cannot read {what} at {self.shown} from {self.repo}: "
                 f"{text[0] if text else type(exc).__name__}"
             ) from None
 
@@ -117,7 +121,7 @@ class Source:
             if out in records:
                 return out, "/".join(parts[end:]), self._checked(out, records[out])
         raise RemoteError(
-            f"{path}: DVC tracks no such output at {self.rev} of {self.repo} (is it the "
+            f"{path}: DVC tracks no such output at {self.shown} of {self.repo} (is it the "
             "right repository and revision?)"
         )
 
@@ -125,12 +129,12 @@ class Source:
         digest, size, nfiles = recorded
         if not is_md5(digest.removesuffix(".dir")):
             raise RemoteError(
-                f"{out}: dvc.lock at {self.rev} of {self.repo} gives {digest[:40]!r} as its "
+                f"{out}: dvc.lock at {self.shown} of {self.repo} gives {digest[:40]!r} as its "
                 "md5, which is not 32 hex digits: refused (a damaged or forged dvc.lock)"
             )
         if type(size) is not int or size < 0:
             raise RemoteError(
-                f"{out}: dvc.lock at {self.rev} of {self.repo} records no size for it, so "
+                f"{out}: dvc.lock at {self.shown} of {self.repo} records no size for it, so "
                 "what the remote sends cannot be bounded: refused (`dvc commit` it again)"
             )
         return recorded
@@ -140,7 +144,7 @@ class Source:
         out, inside, (digest, _size, _nfiles) = self._output_of(path)
         if not digest.endswith(".dir"):
             if inside:
-                raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
+                raise RemoteError(f"{path}: not in {out} at {self.shown} of {self.repo}")
             return None
         files = self._manifest(out)
         if not inside:
@@ -150,7 +154,7 @@ class Source:
         prefix = f"{inside}/"
         found = {name[len(prefix) :]: md5 for name, md5 in files.items() if name.startswith(prefix)}
         if not found:
-            raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
+            raise RemoteError(f"{path}: not in {out} at {self.shown} of {self.repo}")
         return found
 
     def file(self, path: str) -> tuple[str, str, int]:
@@ -159,11 +163,11 @@ class Source:
         assert size is not None  # _checked
         if not inside:
             if digest.endswith(".dir"):
-                raise RemoteError(f"{path}: a folder at {self.rev} of {self.repo}, not a file")
+                raise RemoteError(f"{path}: a folder at {self.shown} of {self.repo}, not a file")
             return out, digest, size
         md5 = self._manifest(out).get(inside)
         if md5 is None:
-            raise RemoteError(f"{path}: not in {out} at {self.rev} of {self.repo}")
+            raise RemoteError(f"{path}: not in {out} at {self.shown} of {self.repo}")
         return out, md5, size  # in a folder: bounded by the folder's total
 
     def _manifest(self, out: str) -> dict[str, str]:
@@ -178,7 +182,7 @@ class Source:
         where = f"{out} (its .dir manifest)"
         self._stream(out, digest, 1 << 16 | count << 13, raw.extend, where)  # 8 KB a file
         self._verify(raw, digest.removesuffix(".dir"), where)
-        listing = self._listings[out] = _parse_manifest(bytes(raw), f"{where} at {self.rev}")
+        listing = self._listings[out] = _parse_manifest(bytes(raw), f"{where} at {self.shown}")
         return listing
 
     # -- reading what it records
@@ -242,7 +246,7 @@ class Source:
                 return opened
         raise RemoteError(
             f"{where}: neither the DVC cache nor the remote of {self.repo} holds it at "
-            f"{self.rev}: `dvc push` it from where it was made"
+            f"{self.shown}: `dvc push` it from where it was made"
         )
 
     def _odbs(self, out: str) -> list[Any]:

@@ -205,17 +205,25 @@ class Seen:
         self._table.put_many(items, drop=self.meta is None, raw=raw)
 
 
-def note_stored(parts: dict[str, str]) -> None:
+def note_stored(parts: dict[str, str], carried: tuple[str, dict[str, str]] | None = None) -> None:
     """Tell the table where pack stored staged images ({key: part content digest}), so
     the next ingest need not look them up. Only entries the table has are noted: their
-    bytes are the ones pack checked against the manifest's hash."""
+    bytes are the ones pack checked against the manifest's hash.
+
+    carried: (a part pack rewrote, {file: the part now holding its record as it was}):
+    of those files, the entries that named the rewritten part name the new one (an entry
+    that named another part, or none, did not know the file stored as it is)."""
     with cache.Table(NAME) as table:
         changed = {}
-        for key, digest in parts.items():
-            raw = table.get_raw(key)
-            part = digest.encode()
-            if raw is not None and len(raw) > 96 and raw[PART] != part and len(part) == 64:
-                changed[key] = raw[:32] + part + raw[96:]
+        moves = [(parts, None)] + ([(carried[1], carried[0].encode())] if carried else [])
+        for files, only_from in moves:
+            for key, digest in files.items():
+                raw = table.get_raw(key)
+                part = digest.encode()
+                if raw is None or len(raw) <= 96 or raw[PART] == part or len(part) != 64:
+                    continue
+                if only_from is None or raw[PART] == only_from:
+                    changed[key] = raw[:32] + part + raw[96:]
         if changed:
             table.put_many({}, raw=changed)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .dvcfs import reading
 from .errors import ShelfError
 from .remotecache import is_md5
 from .store import ImageStore, StoreFile
@@ -367,11 +368,9 @@ def store_at(rev: str, store_path: Path, scratch: Path) -> Iterator[ImageStore]:
     is there (and, for shards, from the workspace), else fetched from the remote into
     `scratch`."""
     from dvc.api import DVCFileSystem
-    from dvc.exceptions import DvcException
-    from scmrepo.exceptions import SCMError
 
     commit = resolve_revision(rev)
-    try:
+    with reading(store_path, rev, VersionError):
         fs = DVCFileSystem(".", rev=commit)
         if not fs.exists(str(store_path)):
             raise VersionError(f"no store at {store_path} in revision {rev}")
@@ -397,12 +396,6 @@ def store_at(rev: str, store_path: Path, scratch: Path) -> Iterator[ImageStore]:
                 os.symlink(cached, target)  # read in place: a store is never written there
             else:
                 fs.get_file(str(store_path), str(target))
-    except (DvcException, SCMError, OSError) as exc:
-        text = str(exc).strip()
-        raise VersionError(
-            f"cannot fetch {store_path} at {rev}: "
-            f"{text.splitlines()[0] if text else type(exc).__name__}"
-        ) from None
     try:
         with ImageStore(target) as store:
             yield store

@@ -8,6 +8,7 @@ import lmdb
 from click.testing import CliRunner
 
 from imageshelf.cli import cli
+from imageshelf.store import ImageStore
 
 from conftest import build_store, command_line, make_image, stage
 
@@ -164,19 +165,40 @@ def test_export_never_overwrites_or_deletes_a_users_files_without_being_told(tmp
     assert "1 older shard file(s)" in result.stderr and "shard-000007.tar" in result.stderr
 
 
-def test_demo_refuses_a_repository_that_already_holds_a_dataset(repo):
-    from conftest import sh
+def test_the_demo_leaves_the_users_repository_as_it_was(repo, tmp_path):
+    """`make demo` in a fresh clone runs in a project of its own, with a remote of its
+    own: the user's files, store and remote are as they were, and the user's first `dvc
+    repro` packs their own images only (no samples, no rejects of the demo's)."""
+    from conftest import batch, env, put, sh, stored
 
-    build_store(repo / "data" / "images.lmdb", {"real/001.png": make_image()})
-    before = (repo / "data" / "images.lmdb").read_bytes()
-    result = sh(repo, *command_line("demo"), check=False)
-    assert result.returncode == 1 and result.stderr.strip() == (
-        "Error: data/images.lmdb already holds a dataset (1 images besides the demo's "
-        "samples): the demo packs and pushes, so it runs only on an empty store. Try it "
-        "in a fresh clone."
+    def files(root):
+        return {
+            p.relative_to(root): p.read_bytes()
+            for p in root.rglob("*")
+            if p.is_file() and ".git" not in p.relative_to(root).parts
+        }
+
+    before, remote = files(repo), tmp_path / "remote"
+    demo = subprocess.run(
+        command_line("demo"),
+        cwd=repo,
+        env={**env(), "TMPDIR": str(tmp_path)},
+        text=True,
+        capture_output=True,
     )
-    assert (repo / "data" / "images.lmdb").read_bytes() == before
-    assert not (repo / "data" / "incoming" / "samples").exists()
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert files(repo) == before and not remote.exists()
+    assert sh(repo, "git", "status", "--porcelain").stdout == ""
+    (project,) = tmp_path.glob("imageshelf-demo-*/project")
+    assert f"cd {project} && " in demo.stdout and "Your project is as it was" in demo.stdout
+    assert "32 of 32 images byte-identical" in demo.stdout
+    with ImageStore(project / "data" / "images.lmdb") as samples:
+        assert len(samples) == 32
+
+    put(repo / "data" / "incoming", batch(0, 3))
+    repro = sh(repo, "dvc", "repro")
+    assert "ingest: 3 images staged" in repro.stdout and "0 rejected" in repro.stdout
+    assert sorted(stored(repo)) == sorted(batch(0, 3))
 
 
 def test_every_export_layout_has_one_name(tmp_path):

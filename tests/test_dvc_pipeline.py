@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
+
+from test_mask_classes import camvid, noise
 
 from conftest import (
     batch,
@@ -216,3 +220,110 @@ def test_dvc_repro_with_a_python_outside_the_project_uses_the_projects_environme
     result = subprocess.run([dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pack: 1 added" in result.stdout
+
+
+def _decoder_warns(seed: int) -> bytes:
+    """A PNG that decodes, and about which Pillow warns (an APNG header of 0 frames)."""
+    png = make_image("PNG", seed=seed)
+    chunk = (
+        struct.pack(">I", 8)
+        + b"acTL"
+        + bytes(8)
+        + struct.pack(">I", zlib.crc32(b"acTL" + bytes(8)))
+    )
+    return png[:33] + chunk + png[33:]  # after the signature and IHDR
+
+
+def _spoken_of(root: str, seed: int) -> dict[str, bytes | str]:
+    """Images the report has something to say about: a decoder's message, and a mask
+    whose classes cannot be named (noise: over 1,024 colours)."""
+    files: dict[str, bytes | str] = {f"{root}/odd.png": _decoder_warns(seed), **camvid(root)}
+    files[f"{root}/train_labels/0001TP_006690_L.png"] = noise()
+    return files
+
+
+def test_a_no_op_repro_after_an_add_leaves_git_clean(repo):
+    """The first `dvc repro` with nothing new after an add leaves dvc.lock and every
+    report as the add's commit has them, and so do the ones after it; also when the
+    decoders spoke of some images and a mask's classes have no names (the report says
+    what the run that looked at them found; a run with nothing new looks at none)."""
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("verify: header", "verify: decode"))
+    packed(repo, {**batch(0, 32), **_spoken_of("first", 1)}, "first batch")
+    assert sh(repo, "dvc", "repro").returncode == 0
+    assert sh(repo, "git", "status", "--porcelain").stdout == ""
+
+    put(repo / "data" / "incoming", {**batch(100, 20), "added/odd.png": _decoder_warns(2)})
+    sh(repo, "dvc", "repro")
+    commit(repo, "an add")
+    added = json.loads((repo / "reports" / "ingest.json").read_text())
+    assert (added["staged"], added["looked_up"]) == (21, 21)  # the earlier ones: known
+    assert [m["path"] for m in added["decoder_messages"]] == ["added/odd.png"]
+    lock = (repo / "dvc.lock").read_text()
+    for _ in range(2):
+        assert "nothing new since the last run" in sh(repo, "dvc", "repro").stderr
+        assert sh(repo, "git", "status", "--porcelain").stdout == ""
+        assert (repo / "dvc.lock").read_text() == lock
+
+
+def test_diff_of_a_revision_whose_catalog_was_never_pushed_is_one_line(repo, tmp_path):
+    """A version committed but never pushed: a teammate's `diff` (and `ls --rev`) of it
+    says in one line what is missing, at which revision, and what to do; doing it works."""
+    packed(repo, batch(0, 3), "v1")  # committed, not pushed
+    publish(repo, batch(100, 2), "v2")
+    teammate = tmp_path / "teammate"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(teammate))
+
+    for args in (("diff", "HEAD~1", "HEAD"), ("ls", "--repo", ".", "--rev", "HEAD~1")):
+        result = sh(teammate, *command_line(*args), check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "at HEAD~1 is in neither DVC's cache here nor the remote" in result.stderr
+        assert "push it from the clone that made it (`dvc push --all-commits`)" in result.stderr
+    assert (
+        "Error: data/catalog at HEAD~1 is"
+        in sh(teammate, *command_line("diff", "HEAD~1", "HEAD"), check=False).stderr
+    )
+
+    sh(repo, "dvc", "push", "--all-commits")
+    done = sh(teammate, *command_line("diff", "HEAD~1", "HEAD"))
+    assert "2 added, 0 removed" in done.stderr
+
+
+def test_the_default_remote_is_this_clones_own(tmp_path):
+    """Two projects on one machine, each with the committed default remote, both push;
+    one collects its remote's garbage (`dvc gc -w -c`). The other still pulls all of its
+    own versions: the default remote is inside each clone, git-ignored."""
+    from conftest import PROJECT, env, make_repo
+
+    home = tmp_path / "home"  # where `~` is, for this test's DVC: never the real one
+    home.mkdir()
+
+    def run(root: Path, *args: str) -> str:
+        if args[0] == "dvc":
+            args = (sys.executable, "-m", "dvc", *args[1:])
+        done = subprocess.run(
+            args, cwd=root, env={**env(), "HOME": str(home)}, text=True, capture_output=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    projects = {}
+    for name, images in (("a", batch(0, 3)), ("b", batch(100, 2))):
+        root = make_repo(tmp_path / name)
+        shutil.copy2(PROJECT / ".dvc" / "config", root / ".dvc" / "config")  # the default
+        put(root / "data" / "incoming", images)
+        run(root, "dvc", "repro")
+        run(root, "git", "add", "-A")
+        run(root, "git", "commit", "-qm", f"project {name}")
+        run(root, "dvc", "push")
+        projects[name] = root
+    run(projects["b"], "dvc", "gc", "-w", "-c", "-f")
+
+    a = projects["a"]
+    shutil.rmtree(a / ".dvc" / "cache")
+    (a / "data" / "images.lmdb").unlink()
+    run(a, "dvc", "pull")
+    assert stored(a) == batch(0, 3)
+    assert any((a / ".dvc" / "remote").rglob("*")) and not any(home.rglob("md5"))
+    assert run(a, "git", "status", "--porcelain") == ""

@@ -678,6 +678,10 @@ def run(
 
 # What packing the staged images changes in the report of the run that staged them.
 _MOVED_BY_PACK = ("already_stored", "staged", "staged_bytes")
+# What a run says of the images it looked at (probed, looked up in the store): one with
+# nothing new looks at fewer (none, once pack noted where they are), so it may say less
+# than the last run, never anything the last did not.
+_OF_WHAT_IT_LOOKED_AT = ("looked_up", "decoder_messages", "annotation_notes")
 
 
 def _packed_since(report: Path, manifest: Path, result: IngestResult) -> int | None:
@@ -697,8 +701,23 @@ def _packed_since(report: Path, manifest: Path, result: IngestResult) -> int | N
     now = result.report()
     if not isinstance(last, dict) or set(last) != set(now):
         return None
-    if any(last[name] != now[name] for name in now if name not in _MOVED_BY_PACK):
+    if any(
+        last[name] != now[name]
+        for name in now
+        if name not in _MOVED_BY_PACK and name not in _OF_WHAT_IT_LOOKED_AT
+    ):
+        return None
+    if not all(_said_before(last[name], now[name]) for name in _OF_WHAT_IT_LOOKED_AT[1:]):
         return None
     if last["staged"] != rows or last["staged"] + last["already_stored"] != now["already_stored"]:
         return None
     return int(last["staged"])
+
+
+def _said_before(last: Any, now: list[Any]) -> bool:
+    """Whether every line `now` (a report's list) was in `last` (the same list, as the
+    last run's report has it)."""
+    if not isinstance(last, list):
+        return False
+    said = {orjson.dumps(item, option=orjson.OPT_SORT_KEYS) for item in last}
+    return all(orjson.dumps(item, option=orjson.OPT_SORT_KEYS) in said for item in now)

@@ -677,6 +677,7 @@ def run(
         plan = plan_pack(store, manifest, removals, params, tracked, since)
         converting = source is not None and source != store_path
         upgrade = outdated(store, params) if store is not None else None
+        rewritten = _single_part(store) if not converting else None
         written = store is None or plan.changes_store or converting or upgrade is not None
         try:
             header = (
@@ -698,8 +699,16 @@ def run(
         if stored_folders is not None:
             _remember_folders(header, stored_folders, plan)
         write_json(report, outcome.report())
-        _catalog_and_notes(store_path, catalog, manifest)
+        carried = (rewritten, plan) if rewritten is not None else None
+        _catalog_and_notes(store_path, catalog, manifest, carried)
     return outcome
+
+
+def _single_part(store: ImageStore | None) -> str | None:
+    """The content digest of a single-file store: a new part at every change."""
+    if store is None or store.path.is_dir():
+        return None
+    return store.parts[0].content_digest
 
 
 def _open(source: Path | None) -> ImageStore | None:
@@ -800,9 +809,15 @@ def _write(
         )
 
 
-def _catalog_and_notes(store_path: Path, catalog: Path, manifest: Path) -> None:
+def _catalog_and_notes(
+    store_path: Path, catalog: Path, manifest: Path, rewritten: tuple[str, PackPlan] | None
+) -> None:
     """Bring the catalog in line with the published store; tell ingest's cache where
-    the staged images are now (seen.py), so the next ingest need not look them up."""
+    the staged images are now (seen.py), so the next ingest need not look them up.
+    `rewritten`: the single file's part before this pack, and the plan: the records it
+    carried over as they were are where they were, in the new part (or a no-op run just
+    after an add would look every earlier image up again, and report what it said of
+    them: reports/ingest.json and dvc.lock would change)."""
     with ImageStore(store_path) as published:
         try:
             write_catalog(published, catalog)
@@ -818,7 +833,26 @@ def _catalog_and_notes(store_path: Path, catalog: Path, manifest: Path) -> None:
             if b'"paired":' in raw:  # its paired files are as stored as it is
                 for paired in Record.decode(key, raw).paired.values():
                     where[paired.file] = part.content_digest
-        note_stored(where)
+        note_stored(where, _carried(published, *rewritten) if rewritten else None)
+
+
+def _carried(published: ImageStore, before: str, plan: PackPlan) -> tuple[str, dict[str, str]]:
+    """(the single file's part before, {file: the part now} for every key whose record
+    the plan left as it was, and its paired files)."""
+    parts = published.parts
+    now: dict[str, str] = {}
+    if len(parts) != 1 or parts[0].content_digest == before:
+        return before, now
+    part = parts[0]
+    changed = plan.writes | set(plan.relabeled) | set(plan.retracked) | set(plan.resplit)
+    for key, raw in published.part(part.name).raw_records():
+        if key in changed:
+            continue
+        now[key] = part.content_digest
+        if b'"paired":' in raw:
+            for paired in Record.decode(key, raw).paired.values():
+                now[paired.file] = part.content_digest
+    return before, now
 
 
 def _previous_report(report: Path) -> dict[str, Any]:
