@@ -244,9 +244,11 @@ class Source:
             opened = self._call(partial(_open_in, odb, oid, where), where)
             if opened is not None:
                 return opened
+        of = "" if self.repo == "." else f" of {self.repo}"
         raise RemoteError(
-            f"{where}: neither the DVC cache nor the remote of {self.repo} holds it at "
-            f"{self.shown}: `dvc push` it from where it was made"
+            f"{where} at {self.shown}{of} is in neither DVC's cache here nor the remote: "
+            "push it from the clone that made it (`dvc push --all-commits`) to a remote "
+            "both clones use (`dvc remote list`), then try again"
         )
 
     def _odbs(self, out: str) -> list[Any]:

@@ -280,10 +280,8 @@ def test_diff_of_a_revision_whose_catalog_was_never_pushed_is_one_line(repo, tmp
         assert result.stderr.count("\n") == 1, result.stderr
         assert "at HEAD~1 is in neither DVC's cache here nor the remote" in result.stderr
         assert "push it from the clone that made it (`dvc push --all-commits`)" in result.stderr
-    assert (
-        "Error: data/catalog at HEAD~1 is"
-        in sh(teammate, *command_line("diff", "HEAD~1", "HEAD"), check=False).stderr
-    )
+    said = sh(teammate, *command_line("diff", "HEAD~1", "HEAD"), check=False).stderr
+    assert said.startswith("Error: data/catalog")
 
     sh(repo, "dvc", "push", "--all-commits")
     done = sh(teammate, *command_line("diff", "HEAD~1", "HEAD"))
