@@ -62,7 +62,7 @@ class IngestResult(StageResult):
     decoder_messages: list[dict[str, str]] = field(default_factory=list)
     scanned: int = 0
     already_stored: int = 0  # images in the incoming folder the store holds as they are
-    paired: int = 0  # images that annotate another (masks...): staged or stored with it
+    paired: int = 0  # images here that annotate another (masks...), staged or stored with it
     looked_up: int = 0  # images whose records were looked up in the store: not known as is
     # Nothing new since the last run, whose staged images are packed: how many it
     # staged. Its manifest and report are left as they are.
@@ -79,7 +79,8 @@ class IngestResult(StageResult):
         report = self.report_path
         stored = f"{self.already_stored} already in the store, " if self.already_stored else ""
         rejected = f"{len(self.rejects)} rejected" + (f" (see {report})" if self.rejects else "")
-        paired = f" with {self.paired} paired (masks...)" if self.paired else ""
+        with_them = sum(len(record.paired) for record in self.staged)
+        paired = f" with {with_them} paired images (masks...)" if with_them else ""
         return (
             f"ingest: {len(self.staged)} images staged{paired} "
             f"({self.staged_bytes / 1e6:,.1f} MB), {stored}{rejected}"
