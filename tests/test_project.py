@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from imageshelf.params import SECTIONS
 from imageshelf.store.writer import write_sharded
 
 from conftest import PROJECT, build_store, items_for, make_image
@@ -211,3 +213,30 @@ def test_no_function_is_longer_than_a_reader_can_hold():
                 if lines > LONGEST:
                     long.append(f"{path.relative_to(PROJECT)}: {node.name} ({lines} lines)")
     assert not long, long
+
+
+def test_every_setting_has_its_checker():
+    """A setting is declared with its default and the check a value given in
+    params.yaml must pass (params.setting): none is accepted unchecked."""
+    for section, kind in SECTIONS.items():
+        for spec in dataclasses.fields(kind):
+            assert callable(spec.metadata.get("check")), f"{section}.{spec.name} has no checker"
+            default = (
+                spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+            )
+            given = list(default) if isinstance(default, tuple) else default
+            assert spec.metadata["check"](given) is None, f"{section}.{spec.name}: its default"
+
+
+def test_params_yaml_states_every_default():
+    """Every knob lives in params.yaml, at the value the dataclass gives a repository
+    that has no params.yaml (a consumer that imported the store): the two agree."""
+    document = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    assert list(document) == list(SECTIONS)
+    for section, kind in SECTIONS.items():
+        stated = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in document[section].items()
+        }
+        defaults = {spec.name: getattr(kind(), spec.name) for spec in dataclasses.fields(kind)}
+        assert stated == defaults, section
