@@ -18,7 +18,7 @@ import click
 
 from .errors import ShelfError
 from .manifest import read_manifest
-from .params import default_store
+from .project import Project
 from .samples import write_samples
 from .store import ImageStore, Record
 
@@ -60,8 +60,8 @@ def _contents(path: Path) -> dict[str, bytes]:
 def _refuse_a_real_dataset(repo: Path, incoming: Path) -> None:
     """The demo packs and pushes: never into a store (or with incoming files) that hold
     anything but its own samples."""
-    store_rel = default_store(repo / "params.yaml")
-    store_path = repo / store_rel
+    store_path = Project.load(repo).store
+    store_rel = store_path.relative_to(repo)
     if store_path.exists():
         with ImageStore(store_path) as store:
             others = sum(1 for key in store if not key.startswith("samples/"))
@@ -84,7 +84,8 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
     repo = repo.resolve()
     if not (repo / "dvc.yaml").exists() or not (repo / ".git").exists():
         raise DemoError(f"{repo}: not this project's git repository (no dvc.yaml or .git)")
-    incoming = repo / "data" / "incoming"
+    project = Project.load(repo)
+    incoming = project.incoming
     _refuse_a_real_dataset(repo, incoming)
     written = write_samples(incoming / "samples")
     click.echo(
@@ -93,8 +94,8 @@ def run_demo(repo: Path, keep_clone: bool = False) -> None:
     )
     _run(_dvc("repro"), repo, "dvc repro")
     _run(_dvc("push"), repo, "dvc push")
-    store_rel = default_store(repo / "params.yaml")  # data/images.lmdb, or data/images
-    staged = list(read_manifest(repo / "data" / "staged.jsonl"))
+    store_rel = str(project.store.relative_to(repo))  # data/images.lmdb, or data/images
+    staged = list(read_manifest(project.manifest))
     clone = Path(tempfile.mkdtemp(prefix="image-store-demo-"))
     try:
         count = _pull_into(clone, repo, store_rel, staged)
@@ -117,7 +118,7 @@ def _pull_into(clone: Path, repo: Path, store_rel: str, staged: list[Record]) ->
             (clone / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(repo / rel, clone / rel)
     _run(_dvc("pull", store_rel), clone, "dvc pull", quiet=True)
-    incoming = repo / "data" / "incoming"
+    incoming = Project.load(repo).incoming
     with ImageStore(clone / store_rel) as pulled:
         mismatched = [
             r.key

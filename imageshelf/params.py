@@ -366,14 +366,3 @@ def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> N
     problem = spec.metadata["check"](value)
     if problem:
         raise ParamsError(f"{path}: {name} {problem}")
-
-
-def default_store(path: str | os.PathLike[str] = PARAMS) -> str:
-    """The store's path as params.yaml sets it (pack.store), for every tool's --store;
-    data/images.lmdb where there is no params.yaml (a repository that imports the
-    store) or it does not say."""
-    try:
-        store = (_document(Path(path)).get("pack") or {}).get("store")
-    except (ShelfError, AttributeError):
-        store = None
-    return store if isinstance(store, str) and store else PackParams().store

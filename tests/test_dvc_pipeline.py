@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from imageshelf.store import ImageStore
 
 from conftest import (
     batch,
@@ -20,6 +23,7 @@ from conftest import (
     publish,
     put,
     sh,
+    sharded_params,
     stored,
     up_to_date,
 )
@@ -216,3 +220,47 @@ def test_dvc_repro_with_a_python_outside_the_project_uses_the_projects_environme
     result = subprocess.run([dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pack: 1 added" in result.stdout
+
+
+def test_a_new_pack_output_is_never_taken_for_the_store(repo):
+    """Which of pack's outputs was the store, dvc.lock says itself (the pack.store pack
+    ran with): a new output, listed first in dvc.lock, is not converted as the store
+    when the layout switches (main took any output but the catalog and reports)."""
+    pipeline = repo / "dvc.yaml"
+    text = pipeline.read_text()
+    text = text.replace(
+        "cmd: python pipeline/pack.py", "cmd: python pipeline/pack.py && echo noted > data/a.txt"
+    )
+    pipeline.write_text(
+        text.replace("      - ${pack.store}:", "      - data/a.txt\n      - ${pack.store}:")
+    )
+    images = batch(0, 6)
+    put(repo / "data" / "incoming", images)
+    sh(repo, "dvc", "repro")
+    assert [out["path"] for out in lock_entry(repo, "pack")["outs"]][0] == "data/a.txt"
+    commit(repo, "single, with a new output")
+
+    sharded_params(repo)
+    out = sh(repo, "dvc", "repro").stdout
+    assert "converted from data/images.lmdb" in out
+    with ImageStore(repo / "data" / "images") as store:
+        assert {key: store.get(key) for key in store} == images
+    assert up_to_date(repo)
+
+
+def test_a_revision_from_before_outputs_were_typed_is_read_where_it_kept_them(repo, tmp_path):
+    """History made before dvc.yaml typed its outputs: another revision's store is where
+    its dvc.lock records pack wrote it, its catalog where the template always had it."""
+    from imageshelf.remote import open_store
+
+    pipeline = repo / "dvc.yaml"
+    pipeline.write_text(re.sub(r"\n +type: \w+", "", pipeline.read_text()))
+    sharded_params(repo)  # the store in data/images, not the default file
+    images = batch(0, 4)
+    put(repo / "data" / "incoming", images)
+    sh(repo, "dvc", "repro")
+    commit(repo, "untyped")
+    with open_store(repo, rev="HEAD", cache=tmp_path / "cache") as store:
+        assert {key: store.get(key) for key in store} == images
+    diff = sh(repo, *command_line("diff", "HEAD~1", "HEAD"))
+    assert f"HEAD~1 -> HEAD: {len(images)} added" in diff.stderr  # HEAD's catalog read

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from imageshelf.params import SECTIONS
+from imageshelf.project import DEFAULTS, WHERE, Project
 from imageshelf.store.writer import write_sharded
 
 from conftest import PROJECT, build_store, items_for, make_image
@@ -91,9 +92,9 @@ def test_every_stage_declares_the_params_it_reads():
         source = (PROJECT / "pipeline" / f"{name}.py").read_text()
         reads = set()
         for section in ("ingest", "pack", "stats"):
-            if f"load_params({section.capitalize()}Params" in source:
+            if f"settings({section.capitalize()}Params" in source:
                 reads.add(section)
-        if "store_option" in source:  # --store defaults to pack.store
+        if "project.store" in source:  # ${pack.store} in dvc.yaml
             reads.add("pack.store")
         declared = stage.get("params", [])
         missing = [r for r in reads if not any(r == d or r.startswith(d + ".") for d in declared)]
@@ -267,3 +268,62 @@ def test_params_yaml_states_every_default():
         }
         defaults = {spec.name: getattr(kind(), spec.name) for spec in dataclasses.fields(kind)}
         assert stated == defaults, section
+
+
+def test_the_project_reads_every_path_as_dvc_does(tmp_path):
+    """Project finds each path in dvc.yaml where DVC's own parse of it puts it: each
+    output by its `type:` (the store with ${pack.store} filled in), each other path in
+    its stage's meta: (a dep of that stage, but for the folder DVC must never walk).
+    Every output is typed, so a new one cannot be taken for another."""
+    from dvc.repo import Repo
+
+    project = Project.load(PROJECT)
+    with Repo(str(PROJECT)) as repo:
+        stages = {stage.name: stage for stage in repo.index.stages}
+        for name, (stage, how, what) in WHERE.items():
+            found = stages[stage]
+            if how == "meta":
+                declared = found.meta[what]
+                deps = {dep.def_path for dep in found.deps}
+                assert name == "incoming" or declared in deps, f"{stage}: {what} is no dep"
+            else:
+                typed = [out.def_path for out in found.outs if out.annot.type == what]
+                assert len(typed) == 1, (stage, what, typed)
+                declared = typed[0]
+            assert project.path(name) == PROJECT / declared, name
+        untyped = [
+            (s.name, o.def_path) for s in stages.values() for o in s.outs if not o.annot.type
+        ]
+    assert untyped == []
+
+
+def test_a_repository_without_dvc_yaml_has_the_template_s_paths(tmp_path):
+    """A repository that imported the store has no dvc.yaml: the defaults stand in, and
+    they are the template's, typed once in project.py."""
+    bare = Project.load(tmp_path)
+    ours = Project.load(PROJECT)
+    for name in WHERE:
+        assert bare.path(name).relative_to(tmp_path) == ours.path(name).relative_to(PROJECT)
+    assert DEFAULTS["store"] == "${pack.store}"
+
+
+PATHS = [
+    "data/catalog",
+    "reports/pack.json",
+    "data/staged.jsonl",
+    "data/incoming",
+    "data/images.lmdb",
+]
+
+
+def test_every_path_is_typed_in_one_place():
+    """dvc.yaml says where things are; the library and the stage scripts read it there
+    (project.py keeps the template's, for a repository without one). The store's path is
+    a setting, pack.store: its default is params.py's."""
+    typed = {}
+    for path in [*PROJECT.joinpath("imageshelf").rglob("*.py"), *PROJECT.glob("pipeline/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in PATHS:
+                typed.setdefault(node.value, set()).add(str(path.relative_to(PROJECT)))
+    homes = {path: {"imageshelf/project.py"} for path in PATHS[:4]}
+    assert typed == {**homes, "data/images.lmdb": {"imageshelf/params.py"}}
