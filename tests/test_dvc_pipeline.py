@@ -13,6 +13,7 @@ from pathlib import Path
 from imageshelf.store import ImageStore
 
 from conftest import (
+    UP_TO_DATE,
     batch,
     command_line,
     commit,
@@ -225,15 +226,14 @@ def test_dvc_repro_with_a_python_outside_the_project_uses_the_projects_environme
 def test_a_new_pack_output_is_never_taken_for_the_store(repo):
     """Which of pack's outputs was the store, dvc.lock says itself (the pack.store pack
     ran with): a new output, listed first in dvc.lock, is not converted as the store
-    when the layout switches (main took any output but the catalog and reports)."""
+    when the layout switches (any output but the catalog and reports was taken for it)."""
     pipeline = repo / "dvc.yaml"
     text = pipeline.read_text()
     text = text.replace(
         "cmd: python pipeline/pack.py", "cmd: python pipeline/pack.py && echo noted > data/a.txt"
     )
-    pipeline.write_text(
-        text.replace("      - ${pack.store}:", "      - data/a.txt\n      - ${pack.store}:")
-    )
+    new = "      - data/a.txt:\n          persist: true\n"  # there while pack runs, like state
+    pipeline.write_text(text.replace("      - ${pack.store}:", new + "      - ${pack.store}:"))
     images = batch(0, 6)
     put(repo / "data" / "incoming", images)
     sh(repo, "dvc", "repro")
@@ -246,6 +246,22 @@ def test_a_new_pack_output_is_never_taken_for_the_store(repo):
     with ImageStore(repo / "data" / "images") as store:
         assert {key: store.get(key) for key in store} == images
     assert up_to_date(repo)
+
+
+def test_a_change_to_the_viewers_css_stales_no_stage(repo):
+    """Each stage depends on the code it runs, not on the whole library: a comment in
+    the viewer's CSS leaves every stage up to date, one in stats' module only stats."""
+    put(repo / "data" / "incoming", batch(0, 3))
+    sh(repo, "dvc", "repro")
+    assert up_to_date(repo)
+    css = repo / "imageshelf" / "viewer" / "static" / "view.css"
+    css.write_text(css.read_text() + "\n/* a comment */\n")
+    assert sh(repo, "dvc", "status").stdout.strip() == UP_TO_DATE
+    stats = repo / "imageshelf" / "stages" / "stats.py"
+    stats.write_text(stats.read_text() + "\n# a comment\n")
+    status = sh(repo, "dvc", "status").stdout
+    stale = [line.rstrip(":") for line in status.splitlines() if not line.startswith("\t")]
+    assert stale == ["ingest", "stats"], status
 
 
 def test_a_revision_from_before_outputs_were_typed_is_read_where_it_kept_them(repo, tmp_path):
