@@ -68,7 +68,7 @@ PATH_HELP = {
     "annotations": "Tracked annotations, applied to every image.",
     "remove_list": "Keys to drop from the store, one per line.",
     "ingest_report": "Where to write the report.",
-    "pack_report": "Pack's report: which staged images it did not pack, and why.",
+    "pack_report": "Pack's report: what it did, and which staged images it did not pack, and why.",
     "validate_report": "Where to write the report.",
     "metrics": "Where to write the metrics.",
     "plots": "Folder for the plots.",
@@ -88,17 +88,17 @@ def pass_project(*paths: str, **renamed: str) -> Callable[[F], F]:
             given = {options[option]: kwargs.pop(option) for option in options}
             return command(*args, project=Project.load(".", params, **given), **kwargs)
 
+        run = params_option(run)
         for option, name in reversed(options.items()):
             run = click.option(
                 f"--{option.replace('_', '-')}",
                 option,
                 default=None,
-                show_default="dvc.yaml's"
-                + (" (pack.store in params.yaml)" if name == "store" else ""),
+                show_default="pack.store" if name == "store" else "where dvc.yaml puts it",
                 type=click.Path(path_type=Path),
                 help=PATH_HELP[name],
             )(run)
-        return params_option(run)  # type: ignore[return-value]
+        return run  # type: ignore[return-value]
 
     return decorate
 

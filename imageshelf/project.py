@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from .errors import ShelfError
-from .params import PARAMS, SECTIONS, ParamsError, load_params
+from .params import PARAMS, SECTIONS, load_params
 
 PIPELINE = "dvc.yaml"
 
@@ -61,6 +61,7 @@ DEFAULTS: dict[str, str] = {
     "metrics": "reports/stats.json",
     "plots": "reports/plots",
 }
+UNTRACKED = "incoming"  # the one path DVC never tracks: it may lie anywhere
 _INTERPOLATION = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
 P = TypeVar("P")
 
@@ -111,13 +112,7 @@ class Project:
         stage, _how, what = WHERE[name]
         text = self._declared.get(name, DEFAULTS[name])
         value = _INTERPOLATION.sub(lambda found: self._setting(found[1]), text)
-        parts = value.replace("\\", "/").split("/")
-        if (
-            not value.strip()
-            or os.path.isabs(value)
-            or value.startswith(("/", "\\"))
-            or ".." in parts
-        ):
+        if name != UNTRACKED and not _inside(value):
             raise ProjectError(
                 f"{self._pipeline}: {stage}'s {what} must be a path inside the repository "
                 f"(got {value!r}): DVC tracks it there"
@@ -201,6 +196,14 @@ class Project:
 _PATH_SETTINGS = ("pack.store",)
 
 
+def _inside(path: str) -> bool:
+    """Whether `path` names a place inside the repository: relative, never up (..)."""
+    parts = path.replace("\\", "/").split("/")
+    return bool(path.strip()) and not (
+        os.path.isabs(path) or path.startswith(("/", "\\")) or ".." in parts
+    )
+
+
 def _stages(path: Path) -> dict[str, Any]:
     """The stages of dvc.yaml by name; none where there is no dvc.yaml."""
     if not path.exists():
@@ -275,4 +278,4 @@ def revision_catalog(source: Revision) -> str:
     return source.typed("catalog") or DEFAULTS["catalog"]
 
 
-__all__ = ["DEFAULTS", "WHERE", "ParamsError", "Project", "ProjectError"]
+__all__ = ["DEFAULTS", "WHERE", "Project", "ProjectError", "revision_catalog", "revision_store"]

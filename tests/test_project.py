@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
 from imageshelf.params import SECTIONS
@@ -346,3 +347,31 @@ def test_every_path_is_typed_in_one_place():
                 typed.setdefault(node.value, set()).add(str(path.relative_to(PROJECT)))
     homes = {path: {"imageshelf/project.py"} for path in PATHS[:4]}
     assert typed == {**homes, "data/images.lmdb": {"imageshelf/params.py"}}
+
+
+def test_a_path_dvc_yaml_gives_that_cannot_be_used_is_one_line(tmp_path):
+    """dvc.yaml is read as DVC reads it, and what it says is checked before use: a path
+    outside the repository, a ${...} that is no path setting, YAML that does not parse."""
+    from imageshelf.errors import ShelfError
+
+    template = (PROJECT / "dvc.yaml").read_text()
+    for changed, says in [
+        (
+            template.replace("- data/catalog:", "- ../catalog:"),
+            "pack's catalog must be a path inside",
+        ),
+        (
+            template.replace("${pack.store}", "${pack.shard_mb}"),
+            "${pack.shard_mb} names no path setting",
+        ),
+        ("stages: [\n", "dvc.yaml: not valid YAML"),
+    ]:
+        (tmp_path / "dvc.yaml").write_text(changed)
+        with pytest.raises(ShelfError) as caught:
+            {name: Project.load(tmp_path).path(name) for name in WHERE}
+        message = str(caught.value)
+        assert says in message and "\n" not in message, message
+    (tmp_path / "dvc.yaml").write_text(
+        template.replace("incoming: data/incoming", "incoming: /srv/in")
+    )
+    assert Project.load(tmp_path).incoming == Path("/srv/in")  # DVC never tracks it
