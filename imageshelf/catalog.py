@@ -21,10 +21,9 @@ from typing import Any
 from .atomic import publish, temporary, write_error
 from .errors import ShelfError
 from .manifest import encode_stored_line, parse_records, read_manifest, read_stored_lines
+from .project import revision_catalog
 from .store import ImageStore, Part, Record
 from .store.format import digest_entry
-
-CATALOG = "data/catalog"
 
 
 class CatalogError(ShelfError):
@@ -168,30 +167,36 @@ class CatalogFolder:
     """The files of a catalog folder (in the workspace or at a git revision), read only
     when asked: a diff never reads the shards' catalogs that both versions share."""
 
-    def __init__(self, names: Iterable[str], read: Callable[[str], list[Record]]) -> None:
+    def __init__(
+        self, names: Iterable[str], read: Callable[[str], list[Record]], where: str
+    ) -> None:
         self.names = set(names)
         self.read = read
+        self.where = where  # the folder, as its repository names it
 
     @classmethod
     def local(cls, folder: Path) -> CatalogFolder:
         def read(name: str) -> list[Record]:
             return list(read_manifest(folder / name))
 
-        return cls((p.name for p in folder.glob("*.jsonl")), read)
+        return cls((p.name for p in folder.glob("*.jsonl")), read, str(folder))
 
 
 def catalog_at(
     rev: str | None,
-    folder: str | os.PathLike[str] = CATALOG,
+    folder: str | os.PathLike[str] | None,
     repo: str | os.PathLike[str] = ".",
     named: str | None = None,
 ) -> CatalogFolder:
-    """The catalog folder as it was at git revision `rev` (None: as it is now in the
-    workspace), read through DVC from its cache or remote, file by file on demand. A
-    revision without a catalog had no store yet: no files (its `names` are empty).
-    `named`: the revision as the user gave it (HEAD~2), for a message."""
-    folder = Path(folder)
+    """The catalog folder as it was at git revision `rev` (None: `folder` as it is now in
+    the workspace), read through DVC from its cache or remote, file by file on demand;
+    `folder` None: where that revision's dvc.yaml puts it. A revision without a catalog
+    had no store yet: no files (its `names` are empty). `named`: the revision as the user
+    gave it (HEAD~2), for a message."""
     if rev is None:
+        if folder is None:
+            raise TypeError("the workspace's catalog is read from the folder given")
+        folder = Path(folder)
         if not folder.is_dir():
             raise CatalogError(
                 f"{folder}: no catalog in the workspace; run `dvc repro` (or `dvc pull`) first"
@@ -203,7 +208,7 @@ def catalog_at(
     from .dvcsource import Source  # only diff needs DVC, and only here
 
     source = Source(os.fspath(repo), rev, shown=named)
-    where = folder.as_posix()
+    where = Path(folder).as_posix() if folder is not None else revision_catalog(source)
     files = source.listing(where) if source.holds(where) else None
     names = [name for name in files or () if "/" not in name and name.endswith(".jsonl")]
 
@@ -211,7 +216,7 @@ def catalog_at(
         path = f"{where}/{name}"
         return list(parse_records(source.read(path).splitlines(), path))
 
-    return CatalogFolder(names, read)
+    return CatalogFolder(names, read, where)
 
 
 def diff_catalog_folders(old: CatalogFolder, new: CatalogFolder) -> CatalogDiff:

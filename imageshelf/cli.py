@@ -12,16 +12,10 @@ from typing import Any
 import click
 
 from . import __version__
-from .commands import (
-    CONTEXT,
-    ShelfGroup,
-    catalog_option,
-    params_option,
-    printable,
-    store_option,
-)
-from .params import PackParams, load_params
+from .commands import CONTEXT, ShelfGroup, pass_project, printable
+from .params import PackParams
 from .progress import Progress, bar, per_item
+from .project import Project
 from .query import QueryError, check_store_fields, parse_condition, select
 from .store import ImageStore, Record
 
@@ -103,18 +97,18 @@ def remote_options(command: Any) -> Any:
     return command
 
 
-def _open(store_path: Path, repo: str | None, rev: str | None, limit_mb: int | None) -> ImageStore:
-    """The workspace's store, or with `repo` the one at `rev` there, read from DVC."""
+def _open(project: Project, repo: str | None, rev: str | None, limit_mb: int | None) -> ImageStore:
+    """The workspace's store, or with `repo` the one at `rev` there, read from DVC (at
+    the path --store gives, else the one that revision records)."""
     if repo is None:
         if rev is not None or limit_mb is not None:
             raise click.UsageError("--rev and --cache-limit go with --repo")
-        return ImageStore(store_path)
+        return ImageStore(project.store)
     from .remote import open_store
 
-    source = click.get_current_context().get_parameter_source("store_path")
-    given = source not in (None, click.core.ParameterSource.DEFAULT)
+    given = project.given.get("store")
     limit = limit_mb * 1_000_000 if limit_mb else None
-    return open_store(repo, rev, str(store_path) if given else None, cache_limit=limit)
+    return open_store(repo, rev, None if given is None else str(given), cache_limit=limit)
 
 
 def _matching(store: ImageStore, conditions: list[str]) -> Iterator[Record]:
@@ -127,7 +121,7 @@ def _matching(store: ImageStore, conditions: list[str]) -> Iterator[Record]:
 
 
 @cli.command("ls")
-@store_option
+@pass_project("store")
 @remote_options
 @where_option
 @label_option
@@ -139,7 +133,7 @@ def _matching(store: ImageStore, conditions: list[str]) -> Iterator[Record]:
     help="One JSON object per line: key, split, size, format, width, height, meta.",
 )
 def ls_command(
-    store_path: Path,
+    project: Project,
     repo: str | None,
     rev: str | None,
     cache_limit: int | None,
@@ -154,7 +148,7 @@ def ls_command(
     control characters are shown escaped. Filters read metadata only, never image
     bytes. A summary goes to stderr.
     """
-    store = _open(store_path, repo, rev, cache_limit)
+    store = _open(project, repo, rev, cache_limit)
     shown = total = 0
     for record in _matching(store, _conditions(where, labels, splits)):
         if as_json:
@@ -176,7 +170,7 @@ def ls_command(
 
 
 @cli.command("export")
-@store_option
+@pass_project("store")
 @remote_options
 @click.option(
     "--out",
@@ -232,7 +226,7 @@ def ls_command(
 )
 @click.argument("keys", nargs=-1)
 def export_command(
-    store_path: Path,
+    project: Project,
     repo: str | None,
     rev: str | None,
     cache_limit: int | None,
@@ -255,7 +249,7 @@ def export_command(
     --out (an absolute path, '..', or a symlink inside --out) is refused before
     anything is written.
     """
-    store = _open(store_path, repo, rev, cache_limit)
+    store = _open(project, repo, rev, cache_limit)
     records = _selected(store, _conditions(where, labels, splits), keys)
     total = sum(r.info.size for r in records)
     with bar(len(records), "export") as progress:
@@ -351,7 +345,7 @@ def _export_files(
 @cli.command("diff")
 @click.argument("rev_a", default="HEAD")
 @click.argument("rev_b", default="workspace")
-@catalog_option
+@pass_project("catalog")
 @click.option(
     "--repo",
     default=".",
@@ -360,14 +354,14 @@ def _export_files(
     "a store was imported from, say).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-def diff_command(rev_a: str, rev_b: str, catalog: Path, repo: str, as_json: bool) -> None:
+def diff_command(rev_a: str, rev_b: str, project: Project, repo: str, as_json: bool) -> None:
     """Images added, removed, changed and relabeled between two versions of the store.
 
     REV_A and REV_B are git revisions (a commit, branch or tag, HEAD~N or HEAD@{N};
     default HEAD and the workspace). Only the small catalogs DVC versions beside the
-    store are read (from DVC's cache, or fetched from the remote): no image bytes are
-    downloaded. changed: the same key with different bytes. relabeled: the same bytes,
-    different metadata or split.
+    store are read (from DVC's cache, or fetched from the remote), each where its
+    revision's dvc.yaml puts it: no image bytes are downloaded. changed: the same key
+    with different bytes. relabeled: the same bytes, different metadata or split.
     """
     from .catalog import catalog_at, diff_catalog_folders, field_changes
     from .versions import resolve_revision
@@ -380,11 +374,13 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, repo: str, as_json: bool
         None if rev == "workspace" else resolve_revision(rev, repo) for rev in (rev_a, rev_b)
     ]
     folders = []
+    given = project.given.get("catalog")  # else where each revision's dvc.yaml puts it
     for rev, commit in zip((rev_a, rev_b), commits, strict=True):
-        folder = catalog_at(commit, catalog, repo, named=rev)
+        folder = catalog_at(commit, project.catalog if commit is None else given, repo, named=rev)
         if not folder.names:
             click.echo(
-                f"note: no catalog in {catalog} at {rev}: counted as an empty store", err=True
+                f"note: no catalog in {folder.where} at {rev}: counted as an empty store",
+                err=True,
             )
         folders.append(folder)
     result = diff_catalog_folders(*folders)
@@ -413,7 +409,7 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, repo: str, as_json: bool
 
 
 @cli.command("shards")
-@store_option
+@pass_project("store")
 @click.option(
     "--rank",
     type=click.IntRange(0),
@@ -426,7 +422,7 @@ def diff_command(rev_a: str, rev_b: str, catalog: Path, repo: str, as_json: bool
     default=None,
     help="How many ranks (machines or processes) share the store.",
 )
-def shards_command(store_path: Path, rank: int | None, world_size: int | None) -> None:
+def shards_command(project: Project, rank: int | None, world_size: int | None) -> None:
     """List a sharded store's shard files, one path per line (for `dvc pull`).
 
     With --rank and --world-size, only the whole shards that rank reads, balanced by
@@ -445,6 +441,7 @@ def shards_command(store_path: Path, rank: int | None, world_size: int | None) -
             raise click.UsageError("give --rank and --world-size together")
     elif rank >= world_size:
         raise click.UsageError(f"--rank must be below --world-size ({world_size})")
+    store_path = project.store
     store = ImageStore(store_path)
     if store.layout != "sharded":
         raise click.ClickException(
@@ -464,10 +461,8 @@ def shards_command(store_path: Path, rank: int | None, world_size: int | None) -
 
 
 @cli.command("compact")
-@store_option
-@catalog_option
-@params_option
-def compact_command(store_path: Path, catalog: Path, params: Path) -> None:
+@pass_project("store", "catalog")
+def compact_command(project: Project) -> None:
     """Rewrite a sharded store into full shards, in key order.
 
     Packing adds a shard per batch, so many small batches leave many small shards.
@@ -478,9 +473,9 @@ def compact_command(store_path: Path, catalog: Path, params: Path) -> None:
     """
     from .compact import compact
 
-    settings = load_params(PackParams, params)
+    store_path, settings = project.store, project.settings(PackParams)
     with bar(None, "compact") as progress:
-        result = compact(store_path, catalog, settings, progress)
+        result = compact(store_path, project.catalog, settings, progress)
     if result is None:
         click.echo(f"compact: {store_path} is a single file, always compact: nothing to do")
         return
@@ -493,7 +488,7 @@ def compact_command(store_path: Path, catalog: Path, params: Path) -> None:
 
 @cli.command("merge")
 @click.argument("rev")
-@store_option
+@pass_project("store", "catalog")
 @click.option(
     "--on-conflict",
     type=click.Choice(["error", "keep", "take"]),
@@ -502,11 +497,7 @@ def compact_command(store_path: Path, catalog: Path, params: Path) -> None:
     help="A key with different images in the two versions: error (change "
     "nothing), keep (this store's image) or take (REV's).",
 )
-@catalog_option
-@params_option
-def merge_command(
-    rev: str, store_path: Path, on_conflict: str, catalog: Path, params: Path
-) -> None:
+def merge_command(rev: str, project: Project, on_conflict: str) -> None:
     """Add every image of the store at git revision REV to the store in the workspace.
 
     For two teammates who packed at the same time. When `git pull` stops on a
@@ -527,7 +518,7 @@ def merge_command(
     from .merge import merge
     from .versions import store_at
 
-    settings = load_params(PackParams, params)
+    store_path, settings = project.store, project.settings(PackParams)
     if not store_path.exists():
         raise click.ClickException(
             f"{store_path}: no store in the workspace; `dvc pull "
@@ -542,7 +533,7 @@ def merge_command(
                 store_path,
                 other,
                 settings,
-                catalog,
+                project.catalog,
                 on_conflict,  # type: ignore[arg-type]
                 progress,
             )
@@ -564,7 +555,7 @@ def merge_command(
 
 
 @cli.command("view")
-@store_option
+@pass_project("store")
 @click.option(
     "--rev",
     default=None,
@@ -606,7 +597,7 @@ def merge_command(
     help="Where thumbnails are kept, by content hash.",
 )
 def view_command(
-    store_path: Path,
+    project: Project,
     rev: str | None,
     diff: tuple[str, str] | None,
     port: int,
@@ -641,7 +632,15 @@ def view_command(
     say = lambda text: click.echo(text, err=True)  # noqa: E731
     stop_on_sigterm()
     server, versions, address = start(
-        store_path, rev, diff, host, port, cache or default_cache(), say, allowed_hosts
+        project.store,
+        rev,
+        diff,
+        host,
+        port,
+        cache or default_cache(),
+        say,
+        allowed_hosts,
+        catalog=project.catalog,
     )
     serve(server, versions, address, open_browser)
 

@@ -1,8 +1,10 @@
 """Click building blocks shared by the tools' CLI (cli.py) and the stage scripts
-(pipeline/*.py): one-line errors instead of tracebacks, and the common options."""
+(pipeline/*.py): one-line errors instead of tracebacks, and the project every command is
+given (`pass_project`: dvc.yaml's paths, params.yaml's settings, a path option each)."""
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +13,8 @@ from typing import Any, TypeVar
 import click
 
 from .errors import ShelfError
-from .params import PARAMS, default_store
+from .params import PARAMS
+from .project import Project
 from .stages.result import StageResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -19,13 +22,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 class ShelfCommand(click.Command):
-    """A command that prints the library's errors as one line ("Error: ..."), exit 1.
-    A --store not given is the one params.yaml names (the --params file, if the command
-    has that option): resolved here, once, for every command and stage script."""
+    """A command that prints the library's errors as one line ("Error: ..."), exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        if "store_path" in ctx.params and ctx.params["store_path"] is None:
-            ctx.params["store_path"] = Path(default_store(ctx.params.get("params", PARAMS)))
         try:
             return super().invoke(ctx)
         except ShelfError as exc:
@@ -60,44 +59,57 @@ class ShelfGroup(click.Group):
         return list(self.commands)
 
 
-def path_option(name: str, default: str | None, help_text: str, **kwargs: Any) -> Any:
-    return click.option(
-        name,
-        default=default,
-        show_default=default is not None,
-        type=click.Path(path_type=Path, **kwargs),
-        help=help_text,
-    )
+# The paths a command may take in place of dvc.yaml's: name (Project's), help.
+PATH_HELP = {
+    "store": "The store: a .lmdb file (single layout), or a folder of shards (sharded).",
+    "incoming": "Folder where new images arrive.",
+    "manifest": "The staged manifest ingest writes and pack reads.",
+    "catalog": "The catalog folder pack writes beside the store: every record, no image bytes.",
+    "annotations": "Tracked annotations, applied to every image.",
+    "remove_list": "Keys to drop from the store, one per line.",
+    "ingest_report": "Where to write the report.",
+    "pack_report": "Pack's report: what it did, and which staged images it did not pack, and why.",
+    "validate_report": "Where to write the report.",
+    "metrics": "Where to write the metrics.",
+    "plots": "Folder for the plots.",
+}
 
 
-params_option = path_option("--params", PARAMS, "The parameters file.", dir_okay=False)
-incoming_option = path_option(
-    "--incoming", "data/incoming", "Folder where new images arrive.", file_okay=False
-)
-manifest_option = path_option(
-    "--manifest",
-    "data/staged.jsonl",
-    "The staged manifest ingest writes and pack reads.",
-    dir_okay=False,
-)
-catalog_option = path_option(
-    "--catalog",
-    "data/catalog",
-    "The catalog folder pack writes beside the store: every record, no image bytes.",
-    file_okay=False,
-)
-store_option = click.option(
-    "--store",
-    "store_path",
-    default=None,
-    show_default="pack.store in params.yaml, else data/images.lmdb",
-    type=click.Path(path_type=Path),
-    help="The store: a .lmdb file (single layout), or a folder of shards (sharded).",
-)
+def pass_project(*paths: str, **renamed: str) -> Callable[[F], F]:
+    """Give the command `project`: the Project of the current folder, its settings read
+    from --params. Each path named (`"store"`; `report="ingest_report"` where the
+    option's name differs) gets an option that puts another path in place of dvc.yaml's.
+    """
+    options = {**{name: name for name in paths}, **renamed}  # option -> Project's name
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, params: Path, **kwargs: Any) -> Any:
+            given = {options[option]: kwargs.pop(option) for option in options}
+            return command(*args, project=Project.load(".", params, **given), **kwargs)
+
+        run = params_option(run)
+        for option, name in reversed(options.items()):
+            run = click.option(
+                f"--{option.replace('_', '-')}",
+                option,
+                default=None,
+                show_default="pack.store" if name == "store" else "where dvc.yaml puts it",
+                type=click.Path(path_type=Path),
+                help=PATH_HELP[name],
+            )(run)
+        return run  # type: ignore[return-value]
+
+    return decorate
 
 
-def report_option(default: str) -> Any:
-    return path_option("--report", default, "Where to write the report.", dir_okay=False)
+params_option = click.option(
+    "--params",
+    default=PARAMS,
+    show_default=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The parameters file.",
+)
 
 
 def printable(key: str) -> str:

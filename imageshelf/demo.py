@@ -24,7 +24,7 @@ import click
 
 from .errors import ShelfError
 from .manifest import read_manifest
-from .params import default_store
+from .project import Project
 from .samples import write_samples
 from .store import ImageStore, Record
 
@@ -116,14 +116,14 @@ def run_demo(repo: Path, keep_clone: bool = False) -> Path:
     project, remote = scratch / "project", scratch / "remote"
     click.echo(f"demo: a project of its own in {project} (yours is not touched)")
     _new_project(repo, project, remote)
-    incoming = project / "data" / "incoming"
+    incoming = Project.load(project).incoming
     written = write_samples(incoming / "samples")
     click.echo(f"demo: {written['written']} sample files in {incoming / 'samples'}")
     _run(_dvc("repro"), project, "dvc repro")
     _run(["git", "add", "-A"], project, "git add", quiet=True)
     _run(["git", "commit", "--quiet", "-m", "The samples"], project, "git commit", quiet=True)
     _run(_dvc("push"), project, "dvc push")
-    store_rel = default_store(project / "params.yaml")  # data/images.lmdb, or data/images
+    store_rel = str(Project.load(project).store.relative_to(project))  # images.lmdb or images
     staged = list(read_manifest(project / "data" / "staged.jsonl"))
     clone = scratch / "teammate"
     try:
@@ -143,7 +143,7 @@ def _pull_into(
     _run(["git", "clone", "--quiet", str(project), str(clone)], project, "git clone", quiet=True)
     _use_remote(clone, remote)  # a teammate's clone is told where the remote is
     _run(_dvc("pull", store_rel), clone, "dvc pull", quiet=True)
-    incoming = project / "data" / "incoming"
+    incoming = Project.load(project).incoming
     with ImageStore(clone / store_rel) as pulled:
         mismatched = [
             r.key

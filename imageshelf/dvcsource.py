@@ -103,6 +103,39 @@ class Source:
             }
         return self._recorded
 
+    def typed(self, kind: str) -> str | None:
+        """The output the revision's dvc.yaml marks `type: kind` (`catalog`), as DVC
+        parses it; None where none is (a revision from before outputs were typed)."""
+        outs = self._call(lambda: list(self.fs.repo.index.outs), "dvc.yaml and dvc.lock")
+        found = sorted(
+            {
+                out.fs.relpath(out.fs_path, out.repo.root_dir)
+                for out in outs
+                if out.annot.type == kind
+            }
+        )
+        if len(found) > 1:
+            raise RemoteError(
+                f"dvc.yaml at {self.rev} of {self.repo} marks {len(found)} outputs "
+                f"type: {kind} ({', '.join(found[:2])}): which is meant cannot be told"
+            )
+        return found[0] if found else None
+
+    def recorded_setting(self, stage: str, name: str) -> Any:
+        """The value of the setting `name` (`pack.store`) that dvc.lock records the
+        `stage` ran with in the revision; None if it records none."""
+        from dvc.dependency.param import ParamsDependency
+
+        stages = self._call(lambda: list(self.fs.repo.index.stages), "dvc.yaml and dvc.lock")
+        for found in stages:
+            for dep in found.deps if found.name == stage else ():
+                value = dep.hash_info.value if isinstance(dep, ParamsDependency) else None
+                if isinstance(value, dict):
+                    section, _dot, key = name.partition(".")
+                    nested = value.get(section)
+                    return value.get(name, nested.get(key) if isinstance(nested, dict) else None)
+        return None
+
     def has(self, path: str) -> bool:
         """Whether DVC records an output at `path` in the revision."""
         return path in self._records()

@@ -1,4 +1,5 @@
-"""params.yaml, read and checked: one dataclass per stage, one clear line per mistake."""
+"""params.yaml, read and checked: one dataclass per stage, each setting declared with its
+default and its checker (`setting`), one clear line per mistake."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import dataclasses
 import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
@@ -15,26 +16,117 @@ from .errors import ShelfError
 from .splits import check_ratios
 
 PARAMS = "params.yaml"
-DEFAULT_STORE = "data/images.lmdb"
 
 OnConflict = Literal["error", "replace", "skip"]
 OnDuplicate = Literal["keep", "skip"]
 LayoutName = Literal["single", "sharded"]
 Verify = Literal["header", "decode"]
 
+# What a value from params.yaml must be: the rest of the sentence "{file}: {setting} ...",
+# or None when the value is fine.
+Check = Callable[[Any], "str | None"]
+
 
 class ParamsError(ShelfError):
     """A setting in params.yaml that cannot be used; the message names it."""
 
 
-@dataclass(frozen=True)
-class IngestParams:
-    strict: bool = False
-    max_pixels: int = 89_478_485
-    max_file_bytes: int = 256 << 20
-    max_metadata_bytes: int = 1 << 20
-    verify: Verify = "header"
+def setting(check: Check, default: Any = None, factory: Callable[[], Any] | None = None) -> Any:
+    """A field of a params section: its default (`factory` for a mutable one) and the
+    check a value given in params.yaml must pass, kept in the field's metadata."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"check": check})
+    return dataclasses.field(default=default, metadata={"check": check})
 
+
+# ------------------------------------------------------------------ the checkers
+
+
+def flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def whole(at_most: int | None = None, because: str = "") -> Check:
+    """A whole number above 0 (bool is no number here), at most `at_most`."""
+
+    def check(value: Any) -> str | None:
+        if type(value) is not int or value <= 0:
+            return f"must be a positive whole number (got {value!r})"
+        if at_most is not None and value > at_most:
+            return f"must be at most {at_most:,} (got {value:,}): {because}"
+        return None
+
+    return check
+
+
+def one_of(choices: Any) -> Check:
+    """One of the strings of a Literal type."""
+    names: tuple[str, ...] = get_args(choices)
+
+    def check(value: Any) -> str | None:
+        return None if value in names else f"must be one of {', '.join(names)} (got {value!r})"
+
+    return check
+
+
+def texts(what: str, max_bytes: int | None = None) -> Check:
+    """A list of non-empty strings (`what`: patterns, class names...), each at most
+    `max_bytes` of UTF-8 and without NUL if given."""
+
+    def check(value: Any) -> str | None:
+        if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+            return f"must be a list of {what} (got {value!r})"
+        if max_bytes is not None and any("\0" in v or len(v.encode()) > max_bytes for v in value):
+            return f"must be a list of {what} of at most {max_bytes} bytes each, without NUL"
+        return None
+
+    return check
+
+
+def column(value: Any) -> str | None:
+    return None if isinstance(value, str) else f'must be a column\'s name, or "" (got {value!r})'
+
+
+def ratios(value: Any) -> str | None:
+    return check_ratios(value)  # splits.py: the split table's own rules
+
+
+LABEL_RULES = "auto, true, false or a folder depth such as 2"
+
+
+def label_rule(value: Any) -> str | None:
+    """How a folder gives a label: auto, true, false or a depth from 1 to 99."""
+    if isinstance(value, bool) or value == "auto" or (type(value) is int and 0 < value < 100):
+        return None
+    return f"must be {LABEL_RULES} (got {value!r})"
+
+
+def label_rules(value: Any) -> str | None:
+    """Folders of data/incoming/ (no .., not empty) to label rules."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and k.strip("/") and ".." not in k.split("/") for k in value
+    ):
+        return (
+            f"must map folders of data/incoming/ to {LABEL_RULES}, such as {{scans: false}} "
+            f"(got {value!r})"
+        )
+    return next(filter(None, map(label_rule, value.values())), None)
+
+
+def repo_path(value: Any) -> str | None:
+    """A path inside the repository, relative: DVC tracks it, and nothing writes outside."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be a path, like data/images.lmdb"
+    parts = value.replace("\\", "/").split("/")
+    if os.path.isabs(value) or value.startswith(("/", "\\")) or ".." in parts:
+        return (
+            "must be a path inside the repository, like data/images.lmdb (got "
+            f"{value!r}): DVC tracks it, and pack writes nowhere else"
+        )
+    return None
+
+
+# ------------------------------------------------------------------ the sections
 
 # Files that ship with datasets and are neither images nor annotations.
 DEFAULT_IGNORE = (
@@ -59,45 +151,73 @@ DEFAULT_IGNORE = (
 
 
 @dataclass(frozen=True)
+class IngestParams:
+    strict: bool = setting(flag, False)
+    max_pixels: int = setting(whole(), 89_478_485)
+    max_file_bytes: int = setting(whole(), 256 << 20)
+    max_metadata_bytes: int = setting(whole(), 1 << 20)
+    verify: Verify = setting(one_of(Verify), "header")
+
+
+@dataclass(frozen=True)
 class AnnotationsParams:
     # The class folder, per dataset folder (annotations/folders.py): auto, as Hugging
     # Face's imagefolder infers it; true, as torchvision's ImageFolder; N: the Nth folder
     # under the place; false: none. label_from_folder_in: the same, per folder.
-    label_from_folder: bool | int | str = "auto"
-    label_from_folder_in: Mapping[str, bool | int | str] = field(default_factory=dict)
-    split_from_folder: bool = False
-    ignore: tuple[str, ...] = DEFAULT_IGNORE
+    label_from_folder: bool | int | str = setting(label_rule, "auto")
+    label_from_folder_in: Mapping[str, bool | int | str] = setting(label_rules, factory=dict)
+    split_from_folder: bool = setting(flag, False)
+    ignore: tuple[str, ...] = setting(texts("patterns"), DEFAULT_IGNORE)
     # any annotation file (a dataset's table or COCO file: COCO 2017's largest is 448 MB)
-    max_file_bytes: int = 2 << 30
+    max_file_bytes: int = setting(whole(), 2 << 30)
     # the class names of masks whose dataset ships none: the index is the id (classes.py)
-    mask_classes: tuple[str, ...] = ()
+    mask_classes: tuple[str, ...] = setting(texts("class names"), ())
     # the column that names the image in a table that has it (tables without one of
     # Hugging Face's or the older names): annotations/imagetables.py
-    image_column: str = ""
+    image_column: str = setting(column, "")
 
 
 @dataclass(frozen=True)
 class PackParams:
-    layout: LayoutName = "single"
-    store: str = DEFAULT_STORE
-    shard_mb: int = 1024
-    on_conflict: OnConflict = "error"
-    on_duplicate: OnDuplicate = "keep"
-    split: Mapping[str, float] = field(
-        default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1}
+    layout: LayoutName = setting(one_of(LayoutName), "single")
+    store: str = setting(repo_path, "data/images.lmdb")
+    shard_mb: int = setting(whole(), 1024)
+    on_conflict: OnConflict = setting(one_of(OnConflict), "error")
+    on_duplicate: OnDuplicate = setting(one_of(OnDuplicate), "keep")
+    split: Mapping[str, float] = setting(
+        ratios, factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1}
     )
-    index: tuple[str, ...] = ("label", "split")
+    index: tuple[str, ...] = setting(texts("field names", max_bytes=100), ("label", "split"))
 
     @property
     def shard_bytes(self) -> int:
         return self.shard_mb * 1_000_000
 
+    def check(self) -> str | None:
+        """The one rule across settings: the store's path fits its layout."""
+        if self.layout == "single" and not self.store.endswith(".lmdb"):
+            return (
+                "pack.layout is single, so pack.store must be a file ending in .lmdb "
+                f"(got {self.store!r}); for example data/images.lmdb"
+            )
+        if self.layout == "sharded" and self.store.endswith(".lmdb"):
+            return (
+                "pack.layout is sharded, so pack.store must be a folder, not a .lmdb "
+                f"file (got {self.store!r}); for example data/images"
+            )
+        return None
+
+
+# The contact sheet is labels x thumbnails x pixels^2 (20,000 px thumbnails took 76 s
+# and 14 GB for two images).
+CONTACT_SHEET = "the contact sheet's time and memory grow with it"
+
 
 @dataclass(frozen=True)
 class StatsParams:
-    thumbnail_px: int = 64
-    thumbnails_per_label: int = 8
-    max_labels: int = 20
+    thumbnail_px: int = setting(whole(1024, CONTACT_SHEET), 64)
+    thumbnails_per_label: int = setting(whole(100, CONTACT_SHEET), 8)
+    max_labels: int = setting(whole(200, CONTACT_SHEET), 20)
 
 
 SECTIONS: dict[str, type] = {
@@ -105,19 +225,6 @@ SECTIONS: dict[str, type] = {
     "annotations": AnnotationsParams,
     "pack": PackParams,
     "stats": StatsParams,
-}
-CHOICES: dict[str, tuple[str, ...]] = {
-    "ingest.verify": get_args(Verify),
-    "pack.layout": get_args(LayoutName),
-    "pack.on_conflict": get_args(OnConflict),
-    "pack.on_duplicate": get_args(OnDuplicate),
-}
-# Settings whose cost grows with their value: the contact sheet is
-# labels x thumbnails x pixels^2 (20,000 px thumbnails took 76 s and 14 GB for two images).
-UPPER = {
-    "stats.thumbnail_px": 1024,
-    "stats.thumbnails_per_label": 100,
-    "stats.max_labels": 200,
 }
 P = TypeVar("P")
 
@@ -161,8 +268,10 @@ def load_params(kind: type[P], path: str | os.PathLike[str] = PARAMS) -> P:
         if isinstance(value, list):
             given[name] = tuple(value)
     values = kind(**given)
-    if isinstance(values, PackParams):
-        _check_layout(values, path)
+    across = getattr(values, "check", None)  # a rule across settings (PackParams.check)
+    problem = across() if across is not None else None
+    if problem:
+        raise ParamsError(f"{path}: {problem}")
     return values
 
 
@@ -254,91 +363,6 @@ def _sections_of(entry: Any, name: str) -> set[str] | None:
 
 
 def _check(path: Path, name: str, spec: dataclasses.Field[Any], value: Any) -> None:
-    if spec.default_factory is not dataclasses.MISSING:
-        default = spec.default_factory()
-    else:
-        default = spec.default
-    choices = CHOICES.get(name, ())
-    if choices and value not in choices:
-        raise ParamsError(f"{path}: {name} must be one of {', '.join(choices)} (got {value!r})")
-    if name.startswith("annotations.label_from_folder"):
-        _check_label_rules(path, name, value)
-    elif isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ParamsError(f"{path}: {name} must be true or false")
-    elif type(default) is int:
-        if type(value) is not int or value <= 0:
-            raise ParamsError(f"{path}: {name} must be a positive whole number (got {value!r})")
-        if name in UPPER and value > UPPER[name]:
-            raise ParamsError(
-                f"{path}: {name} must be at most {UPPER[name]:,} (got {value:,}): the "
-                "contact sheet's time and memory grow with it"
-            )
-    elif isinstance(default, Mapping):
-        problem = check_ratios(value)
-        if problem:
-            raise ParamsError(f"{path}: {name} {problem}")
-    elif isinstance(default, tuple) and not (
-        isinstance(value, list) and all(isinstance(v, str) and v for v in value)
-    ):
-        what = {"pack.index": "field names", "annotations.mask_classes": "class names"}.get(
-            name, "patterns"
-        )
-        raise ParamsError(f"{path}: {name} must be a list of {what} (got {value!r})")
-    elif name == "pack.index" and any("\0" in v or len(v.encode()) > 100 for v in value):
-        raise ParamsError(f"{path}: {name}: field names must be short text")
-    elif name == "annotations.image_column" and not isinstance(value, str):
-        raise ParamsError(f'{path}: {name} must be a column\'s name, or "" (got {value!r})')
-
-
-LABEL_RULES = "auto, true, false or a folder depth such as 2"
-
-
-def _check_label_rules(path: Path, name: str, value: Any) -> None:
-    """annotations.label_from_folder, or label_from_folder_in: folders to such rules."""
-    rules = [value]
-    if name.endswith("_in"):
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and k.strip("/") and ".." not in k.split("/") for k in value
-        ):
-            raise ParamsError(
-                f"{path}: {name} must map folders of data/incoming/ to {LABEL_RULES}, such "
-                f"as {{scans: false}} (got {value!r})"
-            )
-        rules = list(value.values())
-    for rule in rules:
-        if not (isinstance(rule, bool) or rule == "auto" or (type(rule) is int and 0 < rule < 100)):
-            raise ParamsError(f"{path}: {name} must be {LABEL_RULES} (got {rule!r})")
-
-
-def _check_layout(values: PackParams, path: Path) -> None:
-    store = values.store
-    if not isinstance(store, str) or not store.strip():
-        raise ParamsError(f"{path}: pack.store must be a path, like data/images.lmdb")
-    parts = store.replace("\\", "/").split("/")
-    if os.path.isabs(store) or store.startswith(("/", "\\")) or ".." in parts:
-        raise ParamsError(
-            f"{path}: pack.store must be a path inside the repository, like "
-            f"data/images.lmdb (got {store!r}): DVC tracks it, and pack writes nowhere else"
-        )
-    if values.layout == "single" and not store.endswith(".lmdb"):
-        raise ParamsError(
-            f"{path}: pack.layout is single, so pack.store must be a file ending in .lmdb "
-            f"(got {store!r}); for example data/images.lmdb"
-        )
-    if values.layout == "sharded" and store.endswith(".lmdb"):
-        raise ParamsError(
-            f"{path}: pack.layout is sharded, so pack.store must be a folder, not a .lmdb "
-            f"file (got {store!r}); for example data/images"
-        )
-
-
-def default_store(path: str | os.PathLike[str] = PARAMS) -> str:
-    """The store's path as params.yaml sets it (pack.store), for every tool's --store;
-    data/images.lmdb where there is no params.yaml (a repository that imports the
-    store) or it does not say."""
-    try:
-        store = (_document(Path(path)).get("pack") or {}).get("store")
-    except (ShelfError, AttributeError):
-        store = None
-    return store if isinstance(store, str) and store else DEFAULT_STORE
+    problem = spec.metadata["check"](value)
+    if problem:
+        raise ParamsError(f"{path}: {name} {problem}")

@@ -36,15 +36,14 @@ from typing import Any
 from .dvcsource import Source
 from .errors import ShelfError
 from .manifest import parse_raw_records
+from .project import revision_catalog, revision_store
 from .remotecache import ObjectCache, RemoteError
 from .store import ImageStore, StoreError, StoreFile
 from .store.format import Header
 from .store.index import INDEX_NAME, Part, ShardIndex
 from .store.reader import _check_part
 
-CATALOG = "data/catalog"
 __all__ = [
-    "CATALOG",
     "CatalogPart",
     "RemoteError",
     "RemoteFile",
@@ -128,6 +127,7 @@ class RemoteStore(ImageStore):
         super().__init__(_cache(source).objects)  # a real folder, never read as the store
         self.source, self.remote_path, self._index = source, path, index
         self.waited: list[str] = []  # shards a reader had to wait for (not fetched ahead)
+        self._catalog: str | None = None  # where the revision keeps its catalog
         self._after_fork()
         _live.add(self)
 
@@ -208,7 +208,9 @@ class RemoteStore(ImageStore):
                     self.source.fetch(f"{self.remote_path}/{name}")
 
     def part_records(self, name: str) -> Any:
-        catalog = f"{CATALOG}/{Path(name).stem}.jsonl"
+        if self._catalog is None:
+            self._catalog = revision_catalog(self.source)  # once: DVC parses dvc.yaml
+        catalog = f"{self._catalog}/{Path(name).stem}.jsonl"
         entry = self._entry(name)
         return CatalogPart(self.source.read(catalog), catalog, entry)
 
@@ -247,14 +249,14 @@ def open_store(
     cache_limit: int | None = None,
 ) -> ImageStore:
     """The store at `path` in revision `rev` (default HEAD: the default branch's head) of the
-    DVC repository `repo` (a URL or a path), read without a checkout; `path` None:
-    `data/images` (sharded), else `data/images.lmdb`. `cache_limit`: bytes, a whole
-    number above 0. RemoteError if it cannot be read."""
+    DVC repository `repo` (a URL or a path), read without a checkout; `path` None: the
+    output that revision's dvc.yaml types `store` (project.revision_store). `cache_limit`:
+    bytes, a whole number above 0. RemoteError if it cannot be read."""
     objects = ObjectCache(cache or default_cache(), cache_limit)  # both checked here
     # HEAD, not None: DVC reads a local repository's workspace when given no revision
     source = Source(os.fspath(repo), rev or "HEAD", objects)
     if path is None:
-        path = "data/images" if source.has("data/images") else "data/images.lmdb"
+        path = revision_store(source)
     if source.listing(path) is None:
         return RemoteFile(source, path)
     return RemoteStore(source, path, source.read(f"{path}/{INDEX_NAME}"))

@@ -19,6 +19,7 @@ from typing import Any
 
 from .dvcfs import reading
 from .errors import ShelfError
+from .params import PARAMS
 from .remotecache import is_md5
 from .store import ImageStore, StoreFile
 from .store.format import parse_json
@@ -242,18 +243,37 @@ def _cached(out: Any, oid: str) -> dict[str, Path] | None:
     return files
 
 
-def lock_outs(stage: str, lock: Path = LOCK) -> list[dict[str, Any]] | None:
-    """A stage's outputs as dvc.lock records them (path, md5, size...), read as YAML:
-    no DVC needed. None if there is no dvc.lock, or it does not record the stage."""
+def _lock_stage(stage: str, lock: Path) -> dict[str, Any] | None:
+    """A stage as dvc.lock records it, read as YAML: no DVC needed. None if there is no
+    dvc.lock, or it does not record the stage."""
     import yaml
 
     try:
-        outs = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"][stage]["outs"]
+        entry = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"][stage]
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
         return None
+    return entry if isinstance(entry, dict) else None
+
+
+def lock_outs(stage: str, lock: Path = LOCK) -> list[dict[str, Any]] | None:
+    """A stage's outputs as dvc.lock records them (path, md5, size...). None if there is
+    no dvc.lock, or it does not record the stage."""
+    outs = (_lock_stage(stage, lock) or {}).get("outs")
     if not isinstance(outs, list):
         return None
     return [out for out in outs if isinstance(out, dict)]
+
+
+def lock_setting(stage: str, name: str, lock: Path = LOCK) -> Any:
+    """The value of params.yaml's setting `name` (`pack.store`) that dvc.lock records the
+    stage ran with (it lists `pack`, or `pack.store`, among its params); None if none."""
+    params = (_lock_stage(stage, lock) or {}).get("params")
+    recorded = params.get(PARAMS) if isinstance(params, dict) else None
+    if not isinstance(recorded, dict):
+        return None
+    section, _dot, key = name.partition(".")
+    within = recorded.get(section)
+    return recorded.get(name, within.get(key) if isinstance(within, dict) else None)
 
 
 def recorded_digest(report: Path, lock: Path = LOCK) -> str | None:
@@ -277,35 +297,28 @@ def recorded_digest(report: Path, lock: Path = LOCK) -> str | None:
 
 def previous_store(store_path: Path, lock: Path = LOCK) -> Path | None:
     """The store to start from when `store_path` does not exist yet: the one dvc.lock
-    records in another place (the layout was switched), if it is here.
+    records in another place (the layout was switched), if it is here. Which of pack's
+    outputs that is, dvc.lock says itself: the pack.store pack ran with.
 
     A missing store that dvc.lock knows of was not pulled: packing now would start a new
     store without every image packed before, and pushing it would drop them: refused.
     """
     outs = None if store_path.exists() else lock_outs("pack", lock)
-    if outs is None:
+    where = lock_setting("pack", "pack.store", lock) if outs else None
+    recorded = next((o for o in outs or () if o.get("path") == where), None)
+    if recorded is None:
         return None
-    # pack's outputs: the store, the catalog folder and its report
-    stores = [
-        o
-        for o in outs
-        if o.get("path") != "data/catalog" and not str(o.get("path", "")).startswith("reports/")
-    ]
-    for recorded in stores:
-        path = Path(recorded["path"])
-        if path != store_path and path.exists():
-            return path  # switching layouts: convert this one
-    if stores:
-        recorded = stores[0]
-        size = recorded.get("size")
-        size_text = f"{size:,} bytes" if isinstance(size, int) else "its size unknown"
-        raise VersionError(
-            f"{store_path} is missing, but dvc.lock records the store at {recorded['path']} "
-            f"({size_text}). Run `dvc pull {recorded['path']}` (or "
-            f"`dvc checkout {recorded['path']}`) first, so new images join it. To start a "
-            "new store on purpose, delete dvc.lock."
-        )
-    return None
+    path = Path(recorded["path"])
+    if path != store_path and path.exists():
+        return path  # switching layouts: convert this one
+    size = recorded.get("size")
+    size_text = f"{size:,} bytes" if isinstance(size, int) else "its size unknown"
+    raise VersionError(
+        f"{store_path} is missing, but dvc.lock records the store at {recorded['path']} "
+        f"({size_text}). Run `dvc pull {recorded['path']}` (or "
+        f"`dvc checkout {recorded['path']}`) first, so new images join it. To start a "
+        "new store on purpose, delete dvc.lock."
+    )
 
 
 def check_recorded(store_path: Path, report: Path | None = None) -> None:

@@ -1,32 +1,18 @@
 """Stage 1 of dvc.yaml: find, check, hash and describe what arrived in data/incoming/."""
 
-from pathlib import Path
-
 import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
-from imageshelf.commands import (
-    CONTEXT,
-    StageCommand,
-    finish,
-    incoming_option,
-    manifest_option,
-    params_option,
-    report_option,
-    store_option,
-)
-from imageshelf.params import AnnotationsParams, IngestParams, load_params
+from imageshelf.commands import CONTEXT, StageCommand, finish, pass_project
+from imageshelf.params import AnnotationsParams, IngestParams
 from imageshelf.progress import bar
+from imageshelf.project import Project
 from imageshelf.stages.ingest import run
 
 
 @click.command(cls=StageCommand, context_settings=CONTEXT)
-@incoming_option
-@manifest_option
-@report_option("reports/ingest.json")
-@store_option
-@params_option
-def ingest(incoming: Path, manifest: Path, report: Path, store_path: Path, params: Path) -> None:
+@pass_project("incoming", "manifest", "store", report="ingest_report")
+def ingest(project: Project) -> None:
     """Find, check, hash and describe the files in the incoming folder.
 
     Walks the folder recursively and decides "image or not" from each file's content.
@@ -43,11 +29,12 @@ def ingest(incoming: Path, manifest: Path, report: Path, store_path: Path, param
     annotation file that does not parse always does. dvc.yaml runs this stage on every
     `dvc repro` (always_changed): DVC never walks data/incoming/ itself.
     """
-    settings = load_params(IngestParams, params)
-    rules = load_params(AnnotationsParams, params)
+    settings = project.settings(IngestParams)
+    rules = project.settings(AnnotationsParams)
+    paths = (project.incoming, project.manifest, project.ingest_report)
     with bar(None, "ingest") as progress:
-        result = run(incoming, manifest, report, settings, rules, progress, store_path)
-    result.params_path = params
+        result = run(*paths, settings, rules, progress, project.store)
+    result.params_path = project.params_file
     finish(result)
 
 

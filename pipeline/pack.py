@@ -1,54 +1,22 @@
 """Stage 2 of dvc.yaml: merge the staged images into the store, a new version whole."""
 
 from functools import partial
-from pathlib import Path
 
 import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
-from imageshelf.commands import (
-    CONTEXT,
-    StageCommand,
-    catalog_option,
-    finish,
-    incoming_option,
-    manifest_option,
-    params_option,
-    path_option,
-    report_option,
-    store_option,
-)
-from imageshelf.params import AnnotationsParams, PackParams, load_params
+from imageshelf.commands import CONTEXT, StageCommand, finish, pass_project
+from imageshelf.params import AnnotationsParams, PackParams
 from imageshelf.progress import bar
+from imageshelf.project import Project
 from imageshelf.stages.pack import run
 
 
 @click.command(cls=StageCommand, context_settings=CONTEXT)
-@store_option
-@manifest_option
-@incoming_option
-@path_option(
-    "--remove-list", "data/remove.txt", "Keys to drop from the store, one per line.", dir_okay=False
+@pass_project(
+    "store", "manifest", "incoming", "remove_list", "annotations", "catalog", report="pack_report"
 )
-@path_option(
-    "--annotations",
-    "data/annotations",
-    "Tracked annotations, applied to every image.",
-    file_okay=False,
-)
-@catalog_option
-@report_option("reports/pack.json")
-@params_option
-def pack(
-    store_path: Path,
-    manifest: Path,
-    incoming: Path,
-    remove_list: Path,
-    annotations: Path,
-    catalog: Path,
-    report: Path,
-    params: Path,
-) -> None:
+def pack(project: Project) -> None:
     """Merge the staged images into the store, each new version published whole.
 
     Same key with the same bytes: already there (metadata that arrived with it is
@@ -69,10 +37,11 @@ def pack(
     dvc.lock records the store elsewhere (the layout was switched), that store is
     converted. Also writes the catalog (every record, no image bytes) for `diff`.
     """
-    settings = load_params(PackParams, params)
-    rules = load_params(AnnotationsParams, params)
-    paths = (store_path, manifest, incoming, remove_list, catalog, report)
-    finish(run(*paths, settings, annotations, rules, progress=partial(bar, desc="pack")))
+    settings, rules = project.settings(PackParams), project.settings(AnnotationsParams)
+    paths = (project.store, project.manifest, project.incoming, project.remove_list)
+    outputs = (project.catalog, project.pack_report)
+    progress = partial(bar, desc="pack")
+    finish(run(*paths, *outputs, settings, project.annotations, rules, progress=progress))
 
 
 if __name__ == "__main__":

@@ -1,52 +1,23 @@
 """Stage 3 of dvc.yaml: prove every record intact and every staged image present."""
 
-from pathlib import Path
-
 import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
-from imageshelf.commands import (
-    CONTEXT,
-    StageCommand,
-    catalog_option,
-    finish,
-    incoming_option,
-    manifest_option,
-    path_option,
-    report_option,
-    store_option,
-)
+from imageshelf.commands import CONTEXT, StageCommand, finish, pass_project
 from imageshelf.progress import bar
+from imageshelf.project import Project
 from imageshelf.stages.validate import run
 
 
 @click.command(cls=StageCommand, context_settings=CONTEXT)
-@store_option
-@manifest_option
-@incoming_option
-@path_option(
-    "--pack-report",
-    "reports/pack.json",
-    "Pack's report: which staged images it did not pack, and why.",
-    dir_okay=False,
-)
-@catalog_option
-@report_option("reports/validate.json")
+@pass_project("store", "manifest", "incoming", "pack_report", "catalog", report="validate_report")
 @click.option(
     "--full",
     is_flag=True,
     help="Re-hash every part, also those proven before and unchanged since, and read "
     "every staged image's source file, also those as ingest hashed them.",
 )
-def validate(
-    store_path: Path,
-    manifest: Path,
-    incoming: Path,
-    pack_report: Path,
-    catalog: Path,
-    report: Path,
-    full: bool,
-) -> None:
+def validate(project: Project, full: bool) -> None:
     """Prove every record in the store is intact and every staged image is in it.
 
     Proves what changed: every part (the single file, or a shard) that is new or
@@ -57,8 +28,10 @@ def validate(
     show. Then the catalog, and each staged image against the store and its source
     file. Any failure exits non-zero, so `dvc repro` stops before a bad store is pushed.
     """
+    paths = (project.store, project.manifest, project.incoming, project.pack_report)
+    outputs = (project.catalog, project.validate_report)
     with bar(None, "validate") as progress:
-        result = run(store_path, manifest, incoming, pack_report, catalog, report, progress, full)
+        result = run(*paths, *outputs, progress, full)
     finish(result)
 
 

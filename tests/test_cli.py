@@ -212,3 +212,22 @@ def test_every_export_layout_has_one_name(tmp_path):
     store = build_store(tmp_path / "s.lmdb", {"a.png": make_image()})
     result = run("export", "--store", str(store), "--out", str(tmp_path / "o"), "--as", "files")
     assert result.exit_code == 2 and "imagefolder" in result.output
+
+
+def test_a_broken_params_yaml_is_one_line_not_another_store(workspace):
+    """The store is where params.yaml's pack.store says: a params.yaml that cannot be
+    read is said in one line by every command, never taken for the default store."""
+    store = build_store(workspace / "data" / "images.lmdb", {"a.png": make_image()})
+    assert run("ls").exit_code == 0  # pack.store: data/images.lmdb
+    for broken, says in [
+        ("pack: [\n", "params.yaml: not valid YAML"),
+        ("pack: 3\n", "params.yaml: 'pack' must be a mapping of settings"),
+        ("pack:\n  store: /etc/images.lmdb\n", "pack.store must be a path inside the repository"),
+    ]:
+        (workspace / "params.yaml").write_text(broken)
+        for args in (["ls"], ["shards"], ["export", "--out", "out"], ["validate"]):
+            result = stage(*args)
+            assert result.exit_code == 1, (broken, args, result.output)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and says in lines[0], (broken, args, lines)
+    assert run("ls", "--store", str(store)).exit_code == 0  # a store given needs no params

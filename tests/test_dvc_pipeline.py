@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -13,7 +14,10 @@ from pathlib import Path
 
 from test_mask_classes import camvid, noise
 
+from imageshelf.store import ImageStore
+
 from conftest import (
+    UP_TO_DATE,
     batch,
     command_line,
     commit,
@@ -24,6 +28,7 @@ from conftest import (
     publish,
     put,
     sh,
+    sharded_params,
     stored,
     up_to_date,
 )
@@ -325,3 +330,62 @@ def test_the_default_remote_is_this_clones_own(tmp_path):
     assert stored(a) == batch(0, 3)
     assert any((a / ".dvc" / "remote").rglob("*")) and not any(home.rglob("md5"))
     assert run(a, "git", "status", "--porcelain") == ""
+
+
+def test_a_new_pack_output_is_never_taken_for_the_store(repo):
+    """Which of pack's outputs was the store, dvc.lock says itself (the pack.store pack
+    ran with): a new output, listed first in dvc.lock, is not converted as the store
+    when the layout switches (any output but the catalog and reports was taken for it)."""
+    pipeline = repo / "dvc.yaml"
+    text = pipeline.read_text()
+    text = text.replace(
+        "cmd: python pipeline/pack.py", "cmd: python pipeline/pack.py && echo noted > data/a.txt"
+    )
+    new = "      - data/a.txt:\n          persist: true\n"  # there while pack runs, like state
+    pipeline.write_text(text.replace("      - ${pack.store}:", new + "      - ${pack.store}:"))
+    images = batch(0, 6)
+    put(repo / "data" / "incoming", images)
+    sh(repo, "dvc", "repro")
+    assert [out["path"] for out in lock_entry(repo, "pack")["outs"]][0] == "data/a.txt"
+    commit(repo, "single, with a new output")
+
+    sharded_params(repo)
+    out = sh(repo, "dvc", "repro").stdout
+    assert "converted from data/images.lmdb" in out
+    with ImageStore(repo / "data" / "images") as store:
+        assert {key: store.get(key) for key in store} == images
+    assert up_to_date(repo)
+
+
+def test_a_change_to_the_viewers_css_stales_no_stage(repo):
+    """Each stage depends on the code it runs, not on the whole library: a comment in
+    the viewer's CSS leaves every stage up to date, one in stats' module only stats."""
+    put(repo / "data" / "incoming", batch(0, 3))
+    sh(repo, "dvc", "repro")
+    assert up_to_date(repo)
+    css = repo / "imageshelf" / "viewer" / "static" / "view.css"
+    css.write_text(css.read_text() + "\n/* a comment */\n")
+    assert sh(repo, "dvc", "status").stdout.strip() == UP_TO_DATE
+    stats = repo / "imageshelf" / "stages" / "stats.py"
+    stats.write_text(stats.read_text() + "\n# a comment\n")
+    status = sh(repo, "dvc", "status").stdout
+    stale = [line.rstrip(":") for line in status.splitlines() if not line.startswith("\t")]
+    assert stale == ["ingest", "stats"], status
+
+
+def test_a_revision_from_before_outputs_were_typed_is_read_where_it_kept_them(repo, tmp_path):
+    """History made before dvc.yaml typed its outputs: another revision's store is where
+    its dvc.lock records pack wrote it, its catalog where the template always had it."""
+    from imageshelf.remote import open_store
+
+    pipeline = repo / "dvc.yaml"
+    pipeline.write_text(re.sub(r"\n +type: \w+", "", pipeline.read_text()))
+    sharded_params(repo)  # the store in data/images, not the default file
+    images = batch(0, 4)
+    put(repo / "data" / "incoming", images)
+    sh(repo, "dvc", "repro")
+    commit(repo, "untyped")
+    with open_store(repo, rev="HEAD", cache=tmp_path / "cache") as store:
+        assert {key: store.get(key) for key in store} == images
+    diff = sh(repo, *command_line("diff", "HEAD~1", "HEAD"))
+    assert f"HEAD~1 -> HEAD: {len(images)} added" in diff.stderr  # HEAD's catalog read

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
+from imageshelf.params import SECTIONS
+from imageshelf.project import DEFAULTS, WHERE, Project
 from imageshelf.store.writer import write_sharded
 
 from conftest import PROJECT, build_store, items_for, make_image
@@ -83,15 +87,34 @@ def test_every_stage_runs_its_script_and_declares_all_the_code_it_runs():
         assert uncovered == [], f"{name} runs code its deps leave out: {uncovered}"
 
 
+def test_no_stage_declares_code_it_does_not_run():
+    """The converse: a change to code a stage never runs (the viewer's CSS, another
+    stage) leaves it up to date, so `dvc repro` does not redo it for nothing."""
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        code = code_run_by(PROJECT / "pipeline" / f"{name}.py")
+        declared = set()
+        for dep in stage["deps"]:
+            if dep.startswith(("imageshelf", "pipeline")):
+                path = PROJECT / dep
+                files = path.rglob("*") if path.is_dir() else [path]
+                declared |= {
+                    str(f.relative_to(PROJECT))
+                    for f in files
+                    if f.is_file() and "__pycache__" not in f.parts
+                }
+        assert sorted(declared - code) == [], f"{name} declares code it does not run"
+
+
 def test_every_stage_declares_the_params_it_reads():
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         source = (PROJECT / "pipeline" / f"{name}.py").read_text()
         reads = set()
         for section in ("ingest", "pack", "stats"):
-            if f"load_params({section.capitalize()}Params" in source:
+            if f"settings({section.capitalize()}Params" in source:
                 reads.add(section)
-        if "store_option" in source:  # --store defaults to pack.store
+        if "project.store" in source:  # ${pack.store} in dvc.yaml
             reads.add("pack.store")
         declared = stage.get("params", [])
         missing = [r for r in reads if not any(r == d or r.startswith(d + ".") for d in declared)]
@@ -167,33 +190,60 @@ def test_reading_needs_only_the_core_and_no_fcntl(tmp_path):
     assert result.stdout.strip() == "loaded: []"
 
 
-def _lint_imports(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess:
-    """`lint-imports` as `make lint` runs it, on a copy of the library with `line`
-    added to `module` (a path under imageshelf/)."""
+def _lint_imports(tmp_path: Path, changes: dict[str, str]) -> str:
+    """What `lint-imports` says, run as `make lint` runs it, on a copy of the library and
+    the stage scripts with each line of `changes` added to its file (a path in the
+    project; a line ending in a newline goes first in the file, others last); "" if
+    every contract holds."""
     copy = tmp_path / "project"
-    shutil.copytree(
-        PROJECT / "imageshelf", copy / "imageshelf", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for folder in ("imageshelf", "pipeline", "tests"):
+        shutil.copytree(
+            PROJECT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(PROJECT / "pyproject.toml", copy)
-    shutil.copytree(PROJECT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-    target = copy / "imageshelf" / module
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a") as code:
-        code.write(f"\n{line}\n")
+    for rel, line in changes.items():
+        target = copy / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        code = target.read_text() if target.exists() else ""
+        target.write_text(line + code if line.endswith("\n") else f"{code}\n{line}\n")
     lint = Path(sys.executable).parent / "lint-imports"
     env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": f"{copy}:{copy / 'tests'}"}
-    return subprocess.run([str(lint)], cwd=copy, env=env, capture_output=True, text=True)
+    result = subprocess.run([str(lint)], cwd=copy, env=env, capture_output=True, text=True)
+    return "" if result.returncode == 0 else " ".join(result.stdout.split())
+
+
+WRONG_IMPORTS = {  # a file, a line added to it, what lint-imports says of it
+    "imageshelf/store/format.py": (
+        "from ..cache import Table\nimport yaml",
+        [
+            "imageshelf.store.format -> imageshelf.cache",
+            "imageshelf.store.format imports yaml, which is not allowed",
+        ],
+    ),
+    "imageshelf/webhooks.py": ("from . import store", ["imageshelf.webhooks"]),
+    # importlib, and the imports no contract could see
+    "imageshelf/store/reader.py": (
+        'import importlib\n__import__("imageshelf.cli")',
+        ["imageshelf.store.reader -> importlib", "imageshelf.store.reader calls __import__"],
+    ),
+    # the stage scripts, which are no package
+    "pipeline/pack.py": (
+        "from imageshelf.stages.ingest import run as x",
+        ["pipeline/pack.py imports imageshelf.stages.ingest, which is not allowed"],
+    ),
+    "pipeline/stats.py": ("import yaml", ["pipeline/stats.py imports yaml, which is not allowed"]),
+    "pipeline/validate.py": (
+        "import click\n",
+        ["pipeline/validate.py imports click before _env"],
+    ),
+}
 
 
 def test_the_import_contracts_hold_and_a_wrong_import_turns_them_red(tmp_path):
-    assert _lint_imports(tmp_path / "as_is", "errors.py", "").returncode == 0
-    upward = _lint_imports(tmp_path / "up", "store/format.py", "from ..cache import Table")
-    assert upward.returncode != 0 and "imageshelf.store.format -> imageshelf.cache" in upward.stdout
-    outside = _lint_imports(tmp_path / "out", "store/format.py", "import yaml")
-    assert outside.returncode != 0
-    assert "imageshelf.store.format imports yaml, which is not allowed" in outside.stdout
-    unplaced = _lint_imports(tmp_path / "new", "webhooks.py", "from . import store")
-    assert unplaced.returncode != 0 and "imageshelf.webhooks" in unplaced.stdout
+    assert _lint_imports(tmp_path / "as_is", {}) == ""
+    said = _lint_imports(tmp_path / "wrong", {f: line for f, (line, _) in WRONG_IMPORTS.items()})
+    missed = [says for _, (_, lines) in WRONG_IMPORTS.items() for says in lines if says not in said]
+    assert said and missed == [], said
 
 
 LONGEST = 60  # lines of code in a function, its docstring aside
@@ -211,3 +261,117 @@ def test_no_function_is_longer_than_a_reader_can_hold():
                 if lines > LONGEST:
                     long.append(f"{path.relative_to(PROJECT)}: {node.name} ({lines} lines)")
     assert not long, long
+
+
+def test_every_setting_has_its_checker():
+    """A setting is declared with its default and the check a value given in
+    params.yaml must pass (params.setting): none is accepted unchecked."""
+    for section, kind in SECTIONS.items():
+        for spec in dataclasses.fields(kind):
+            assert callable(spec.metadata.get("check")), f"{section}.{spec.name} has no checker"
+            default = (
+                spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+            )
+            given = list(default) if isinstance(default, tuple) else default
+            assert spec.metadata["check"](given) is None, f"{section}.{spec.name}: its default"
+
+
+def test_params_yaml_states_every_default():
+    """Every knob lives in params.yaml, at the value the dataclass gives a repository
+    that has no params.yaml (a consumer that imported the store): the two agree."""
+    document = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    assert list(document) == list(SECTIONS)
+    for section, kind in SECTIONS.items():
+        stated = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in document[section].items()
+        }
+        defaults = {spec.name: getattr(kind(), spec.name) for spec in dataclasses.fields(kind)}
+        assert stated == defaults, section
+
+
+def test_the_project_reads_every_path_as_dvc_does(tmp_path):
+    """Project finds each path in dvc.yaml where DVC's own parse of it puts it: each
+    output by its `type:` (the store with ${pack.store} filled in), each other path in
+    its stage's meta: (a dep of that stage, but for the folder DVC must never walk).
+    Every output is typed, so a new one cannot be taken for another."""
+    from dvc.repo import Repo
+
+    project = Project.load(PROJECT)
+    with Repo(str(PROJECT)) as repo:
+        stages = {stage.name: stage for stage in repo.index.stages}
+        for name, (stage, how, what) in WHERE.items():
+            found = stages[stage]
+            if how == "meta":
+                declared = found.meta[what]
+                deps = {dep.def_path for dep in found.deps}
+                assert name == "incoming" or declared in deps, f"{stage}: {what} is no dep"
+            else:
+                typed = [out.def_path for out in found.outs if out.annot.type == what]
+                assert len(typed) == 1, (stage, what, typed)
+                declared = typed[0]
+            assert project.path(name) == PROJECT / declared, name
+        untyped = [
+            (s.name, o.def_path) for s in stages.values() for o in s.outs if not o.annot.type
+        ]
+    assert untyped == []
+
+
+def test_a_repository_without_dvc_yaml_has_the_template_s_paths(tmp_path):
+    """A repository that imported the store has no dvc.yaml: the defaults stand in, and
+    they are the template's, typed once in project.py."""
+    bare = Project.load(tmp_path)
+    ours = Project.load(PROJECT)
+    for name in WHERE:
+        assert bare.path(name).relative_to(tmp_path) == ours.path(name).relative_to(PROJECT)
+    assert DEFAULTS["store"] == "${pack.store}"
+
+
+PATHS = [
+    "data/catalog",
+    "reports/pack.json",
+    "data/staged.jsonl",
+    "data/incoming",
+    "data/images.lmdb",
+]
+
+
+def test_every_path_is_typed_in_one_place():
+    """dvc.yaml says where things are; the library and the stage scripts read it there
+    (project.py keeps the template's, for a repository without one). The store's path is
+    a setting, pack.store: its default is params.py's."""
+    typed = {}
+    for path in [*PROJECT.joinpath("imageshelf").rglob("*.py"), *PROJECT.glob("pipeline/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in PATHS:
+                typed.setdefault(node.value, set()).add(str(path.relative_to(PROJECT)))
+    homes = {path: {"imageshelf/project.py"} for path in PATHS[:4]}
+    assert typed == {**homes, "data/images.lmdb": {"imageshelf/params.py"}}
+
+
+def test_a_path_dvc_yaml_gives_that_cannot_be_used_is_one_line(tmp_path):
+    """dvc.yaml is read as DVC reads it, and what it says is checked before use: a path
+    outside the repository, a ${...} that is no path setting, YAML that does not parse."""
+    from imageshelf.errors import ShelfError
+
+    template = (PROJECT / "dvc.yaml").read_text()
+    for changed, says in [
+        (
+            template.replace("- data/catalog:", "- ../catalog:"),
+            "pack's catalog must be a path inside",
+        ),
+        (
+            template.replace("${pack.store}", "${pack.shard_mb}"),
+            "${pack.shard_mb} names no path setting",
+        ),
+        ("stages: [\n", "dvc.yaml: not valid YAML"),
+    ]:
+        (tmp_path / "dvc.yaml").write_text(changed)
+        with pytest.raises(ShelfError) as caught:
+            {name: Project.load(tmp_path).path(name) for name in WHERE}
+        message = str(caught.value)
+        assert says in message and "\n" not in message, message
+    (tmp_path / "dvc.yaml").write_text(
+        template.replace("incoming: data/incoming", "incoming: /srv/in")
+    )
+    assert Project.load(tmp_path).incoming == Path("/srv/in")  # DVC never tracks it

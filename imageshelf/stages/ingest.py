@@ -67,7 +67,7 @@ class IngestResult(StageResult):
     # Nothing new since the last run, whose staged images are packed: how many it
     # staged. Its manifest and report are left as they are.
     packed_since: int | None = None
-    report_path: Path = Path("reports/ingest.json")
+    report_path: Path | None = None  # set by run()
     strict: bool = False  # ingest.strict: any reject fails the stage
     params_path: Path = Path("params.yaml")  # where ingest.strict was set: for the message
 

@@ -545,9 +545,9 @@ class PackPaths:
     """The paths a pack run was given, for what it tells the user."""
 
     store: Path
-    report: Path = Path("reports/pack.json")
-    annotations: Path = Path("data/annotations")
-    remove_list: Path = Path("data/remove.txt")
+    report: Path
+    annotations: Path | None
+    remove_list: Path
 
 
 @dataclass
@@ -662,7 +662,7 @@ def run(
     previous = previous_store(store_path)
     check_recorded(store_path, report)
     store_path.parent.mkdir(parents=True, exist_ok=True)
-    where = PackPaths(store_path, report, annotations or Path("data/annotations"), remove_list)
+    where = PackPaths(store_path, report, annotations, remove_list)
     with writer_lock(store_path):
         if store_path.is_dir():
             tidy(store_path)  # what a killed pack left: DVC must not track it

@@ -70,8 +70,8 @@ class Validation(StageResult):
     full: bool = False
     failures: list[dict[str, str]] = field(default_factory=list)
     proven: dict[str, list[Any]] = field(default_factory=dict)  # what this run proved
-    store_path: Path = Path("data/images.lmdb")
-    report_path: Path = Path("reports/validate.json")
+    store_path: Path | None = None  # the store validated, and where the report goes: set
+    report_path: Path | None = None  # by validate_store and run
 
     def summary(self) -> str:
         if self.failures:
@@ -135,7 +135,7 @@ def validate_store(
 
     `progress`, if given, is reset to the record count, then updated per record.
     """
-    result = Validation(full=full)
+    result = Validation(full=full, store_path=store.path)
     earlier = _proven(full)
     if full:
         trust.distrust()  # every file verified by this process, whatever a marker says

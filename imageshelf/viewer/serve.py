@@ -108,12 +108,14 @@ def start(
     say: Callable[[str], None],
     allowed: Iterable[str] = (),
     limits: Limits = Limits(),
+    catalog: Path | None = None,
 ) -> tuple[BaseWSGIServer, Versions, str]:
     """Open the version(s) to show (a one-line ShelfError if one cannot be read), then
     bind the server: (server, versions, the address to open). `allowed`: the names,
-    beyond the machine's own, it answers to when listening beyond loopback."""
+    beyond the machine's own, it answers to when listening beyond loopback. `catalog`:
+    the workspace's (None: where dvc.yaml puts it)."""
     host = plain(host)
-    versions = Versions(store_path, max_open=limits.versions)
+    versions = Versions(store_path, catalog, max_open=limits.versions)
     try:
         default = rev or WORKSPACE
         for name in diff or (default,):

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..catalog import CatalogDiff, catalog_at, diff_catalog_folders
 from ..errors import ShelfError
+from ..project import Project
 from ..store import ImageStore
 from ..store.index import INDEX_NAME
 from ..versions import resolve_revision, store_at
@@ -63,11 +64,12 @@ class Versions:
     def __init__(
         self,
         store_path: Path,
-        catalog: Path = Path("data/catalog"),
+        catalog: Path | None = None,
         max_open: int = MAX_OPEN,
     ) -> None:
         self.store_path = store_path
-        self.catalog = catalog
+        # the workspace's catalog (a revision's is where its own dvc.yaml puts it)
+        self.catalog = catalog if catalog is not None else Project.load().catalog
         self.max_open = max(1, max_open)
         self._scratch: Path | None = None  # made on the first revision fetched
         self._open: OrderedDict[str, Opened] = OrderedDict()
@@ -175,7 +177,10 @@ class Versions:
         key = (*pair, _identity(self.store_path) if WORKSPACE in pair else None)
         with self._lock:
             if key not in self._diffs:
-                folders = [catalog_at(None if v == WORKSPACE else v, self.catalog) for v in pair]
+                folders = [
+                    catalog_at(None, self.catalog) if v == WORKSPACE else catalog_at(v, None)
+                    for v in pair
+                ]
                 self._diffs[key] = diff_catalog_folders(*folders)
                 while len(self._diffs) > self.max_open:
                     self._diffs.popitem(last=False)
