@@ -206,7 +206,7 @@ def measure_first_record(store: Path, naive: Path, key: str, add: AddRow) -> Non
         median["ours"],
         "raw py-lmdb, the same",
         median["raw"],
-        1 / 1.2,
+        1 / 1.5,  # issue 39: plain code on the reading side, within 1.5x raw py-lmdb
         unit="ms",
     )
     for name in AVOIDED:
