@@ -196,6 +196,18 @@ def test_the_import_contracts_hold_and_a_wrong_import_turns_them_red(tmp_path):
     assert unplaced.returncode != 0 and "imageshelf.webhooks" in unplaced.stdout
 
 
+def test_inside_the_store_the_format_importing_the_writer_turns_lint_red(tmp_path):
+    """The store's own layers: the format is the bottom every reader and writer shares;
+    its importing the writer (a loop) or a reader, or a module no layer names, is red."""
+    loop = _lint_imports(tmp_path / "loop", "store/format.py", "from . import writer")
+    assert loop.returncode != 0
+    assert "imageshelf.store.format -> imageshelf.store.writer" in loop.stdout
+    up = _lint_imports(tmp_path / "up", "store/file.py", "from .reader import ImageStore")
+    assert up.returncode != 0 and "imageshelf.store.file -> imageshelf.store.reader" in up.stdout
+    unplaced = _lint_imports(tmp_path / "new", "store/cache.py", "from . import format")
+    assert unplaced.returncode != 0 and "imageshelf.store.cache" in unplaced.stdout
+
+
 LONGEST = 60  # lines of code in a function, its docstring aside
 
 
