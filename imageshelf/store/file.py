@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 import stat
 import struct
-
-# threading's and weakref's cores, without importing them: see the package's docstring
-from _thread import _local, allocate_lock, get_ident
-from _weakref import ref
+from threading import Lock, get_ident, local
+from weakref import ref
 
 import lmdb
 
@@ -108,7 +106,7 @@ class _OpenStore:
             raise
         self.generation = _fork_generation
         self.path = path
-        self._local = _local()
+        self._local = local()
 
     def _check_length(self, path: str, size: int) -> None:
         # A truncated file would make LMDB touch pages past its end: SIGBUS, not an error.
@@ -196,7 +194,7 @@ class _OpenStore:
 
 # (device, inode) -> the open store, weakly: it closes when no reader uses it.
 _open_stores: dict[tuple[int, int], ref[_OpenStore]] = {}
-_open_lock = allocate_lock()
+_open_lock = Lock()
 
 
 def _open_store(ident: tuple[int, int]) -> _OpenStore | None:

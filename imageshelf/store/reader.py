@@ -11,7 +11,7 @@ the others.
 from __future__ import annotations
 
 import os
-from _thread import get_ident
+from threading import get_ident
 
 from .file import FORK_GENERATION, StoreFile
 from .format import Header, ImageInfo, Record, StoreError
