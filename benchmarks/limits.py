@@ -180,7 +180,7 @@ def _fresh_process(code: str) -> float:
 
 
 # What the store's reading side avoids importing (imageshelf/store/__init__.py says why).
-AVOIDED = ("typing", "json", "dataclasses")
+AVOIDED = ("typing", "dataclasses")
 
 
 def measure_first_record(store: Path, naive: Path, key: str, add: AddRow) -> None:

@@ -5,6 +5,7 @@ docs/FORMAT.md describes the same contract for people; keep the two in step.
 
 from __future__ import annotations
 
+import json
 import struct
 
 from ..errors import ShelfError
@@ -79,8 +80,6 @@ def canonical_json(value: Any) -> bytes:
     number or a key that is not text goes the standard library's way."""
     if _orjson_same(value):
         return _sorted_orjson(value)
-    import json  # the writing side only: a reader never pays for its import
-
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
@@ -123,8 +122,6 @@ def parse_json(raw: bytes | str) -> Any:
     try:
         return _orjson.loads(raw)
     except _orjson.JSONDecodeError:
-        import json
-
         try:
             return json.loads(raw)
         except RecursionError:  # nested past Python's stack: bad JSON, as far as we go
@@ -444,7 +441,7 @@ def is_digest(text: object) -> TypeGuard[str]:
 
 def _looks_bad(key: str) -> bool:
     """Whether encode_key may refuse `key`: a few substring tests, so the common key
-    passes untouched (and reading imports no `re`, 10 ms of a fresh process)."""
+    passes untouched (a scan checks every key it reads)."""
     return (
         not key
         or key[0] == "/"
@@ -536,14 +533,10 @@ class Header(Frozen):
     def decode(cls, raw: bytes, where: str) -> Header:
         """Parse and check a stored header; refuse a store this code cannot read,
         saying which version it is."""
-        obj = _flat_json(raw)
-        if obj is None:  # not the flat form we write: the full parser decides
-            import json
-
-            try:
-                obj = json.loads(raw)
-            except (ValueError, RecursionError):
-                raise StoreError(f"{where}: damaged store header (not JSON)") from None
+        try:
+            obj = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise StoreError(f"{where}: damaged store header (not JSON)") from None
         if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
             found = obj.get("format") if isinstance(obj, dict) else None
             raise StoreError(f"{where}: not an image store (format {found!r})")
@@ -575,78 +568,6 @@ class Header(Frozen):
 
 def _digits(text: str) -> bool:
     return 0 < len(text) <= 4 and text.isascii() and text.isdigit()
-
-
-_NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz_")
-
-
-def _flat_json(raw: bytes) -> dict[str, Any] | None:
-    """A header parsed without importing `json` (see the package's docstring: it would
-    add about 15 ms to a fresh process's first read): only the flat form the writer
-    produces, members whose values are a string without escapes, a whole number, or a
-    list of such strings; None for anything else, which the full parser then decides."""
-    if len(raw) < 2 or raw[0] != 0x7B or raw[-1] != 0x7D:  # { ... }
-        return None
-    obj: dict[str, Any] = {}
-    at, end = 1, len(raw) - 1
-    try:
-        while True:
-            name, at = _flat_string(raw, at, end)
-            if name is None or not name or not _NAME_CHARS.issuperset(name.encode()):
-                return None
-            if at >= end or raw[at] != 0x3A:  # :
-                return None
-            value, at = _flat_value(raw, at + 1, end)
-            if value is None:
-                return None
-            obj[name] = value
-            if at == end:
-                return obj
-            if raw[at] != 0x2C:  # ,
-                return None
-            at += 1
-    except UnicodeDecodeError:
-        return None
-
-
-def _flat_value(raw: bytes, at: int, end: int) -> tuple[Any, int]:
-    """A list of plain strings, a plain string or a whole number at `at`: (value,
-    after); None for anything else."""
-    if at < end and raw[at] == 0x5B:  # [
-        items: list[str] = []
-        at += 1
-        while at < end and raw[at] != 0x5D:  # ]
-            if items:
-                if raw[at] != 0x2C:  # ,
-                    return None, at
-                at += 1
-            item, at = _flat_string(raw, at, end)
-            if item is None:
-                return None, at
-            items.append(item)
-        return (items, at + 1) if at < end else (None, at)
-    if at < end and raw[at] == 0x22:  # "
-        return _flat_string(raw, at, end)
-    start = at
-    while at < end and 0x30 <= raw[at] <= 0x39:
-        at += 1
-    digits = raw[start:at]
-    if not digits or len(digits) > 18 or (len(digits) > 1 and digits[0] == 0x30):
-        return None, at
-    return int(digits), at
-
-
-def _flat_string(raw: bytes, at: int, end: int) -> tuple[str | None, int]:
-    """A string without escapes or control characters starting at `at`: (text, after)."""
-    if at >= end or raw[at] != 0x22:
-        return None, at
-    close = raw.find(b'"', at + 1, end)
-    if close < 0:
-        return None, at
-    body = raw[at + 1 : close]
-    if b"\\" in body or any(byte < 0x20 for byte in body):
-        return None, at
-    return body.decode("utf-8"), close + 1
 
 
 def _count(value: object) -> TypeGuard[int]:
