@@ -21,6 +21,7 @@ from pathlib import Path
 import lmdb
 
 from ..atomic import write_error
+from .fields import FieldIndex
 from .file import StoreFile
 from .format import (
     CHUNK_BYTES,
@@ -38,7 +39,6 @@ from .format import (
     LOCATION,
     PAIRED_VERSION,
     SHARED_VERSION,
-    FieldIndex,
     Header,
     ImageInfo,
     Record,

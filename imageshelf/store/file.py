@@ -14,6 +14,7 @@ from weakref import ref
 import lmdb
 
 from . import trust
+from .fields import count_postings, index_key, iter_postings
 from .format import (
     CHUNK_KEY,
     DB_BLOBS,
@@ -30,9 +31,6 @@ from .format import (
     ImageInfo,
     Record,
     StoreError,
-    count_postings,
-    index_key,
-    iter_postings,
     stored_key,
 )
 
