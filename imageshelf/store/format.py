@@ -29,7 +29,6 @@ SHARED_VERSION = "2.1"
 # new major version: code that knows only 2.x must refuse it, not pack it without them.
 PAIRED_VERSION = "3.0"
 CURRENT_VERSIONS = (FORMAT_VERSION, SHARED_VERSION, PAIRED_VERSION)
-READ_MAJORS = ("1", "2", "3")
 HASH_ALGORITHM = "sha256"
 
 # Named LMDB databases, created in this order in every store.
@@ -531,17 +530,14 @@ class Header(Frozen):
 
     @classmethod
     def decode(cls, raw: bytes, where: str) -> Header:
-        """Parse and check a stored header; refuse a store this code cannot read,
-        saying which version it is."""
-        try:
-            obj = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise StoreError(f"{where}: damaged store header (not JSON)") from None
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
-            found = obj.get("format") if isinstance(obj, dict) else None
-            raise StoreError(f"{where}: not an image store (format {found!r})")
+        """Parse and check a stored header (of a file already opened: a reader of its
+        version exists, file.READERS)."""
+        return cls.from_json(header_object(raw, where), where)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], where: str) -> Header:
+        """Check a header's fields; StoreError naming the first that is wrong."""
         version = str(obj.get("version", ""))
-        check_version(version, FORMAT_VERSION, where, "store format", READ_MAJORS)
         major, _dot, minor = version.partition(".")
         if not (_digits(major) and _digits(minor)):
             raise StoreError(f"{where}: damaged store header (version {version!r})")
@@ -564,6 +560,18 @@ class Header(Frozen):
             tuple(indexed),
             tuple(not_indexed),
         )
+
+
+def header_object(raw: bytes, where: str) -> dict[str, Any]:
+    """A stored header's JSON object; StoreError unless it is one naming this format."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise StoreError(f"{where}: damaged store header (not JSON)") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
+        found = obj.get("format") if isinstance(obj, dict) else None
+        raise StoreError(f"{where}: not an image store (format {found!r})")
+    return obj
 
 
 def _digits(text: str) -> bool:
