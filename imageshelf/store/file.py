@@ -445,25 +445,6 @@ class StoreFile:
         opened = self._store()
         return opened.version.locations(opened.txn())
 
-    @property
-    def chunked(self) -> bool:
-        """Format 2.0 and later: images lie in chunks, found through `locations`."""
-        return self._store().version.chunked
-
-    def location_codes(self, tag: int = 0) -> Iterator[tuple[str, int]]:
-        """2.0: (key, code) of every image in key order, where the code is its 16-byte
-        location read as one big-endian integer (chunk << 96 | offset << 64 | size),
-        plus `tag`: what ImageStore keeps per key to read across shards without a
-        B-tree lookup."""
-        for key, chunk, at, size in self.locations():
-            yield key, (chunk << 96 | at << 64 | size) | tag
-
-    def chunk_reader(self) -> Callable[[int], memoryview]:
-        """2.0: this thread's reader of chunks by number, zero-copy views."""
-        version = self._store().version
-        assert isinstance(version, V2Reader)
-        return version.chunk()
-
     def chunk_sizes(self) -> list[tuple[int, int]]:
         """2.0: (chunk number, length) of every chunk, in order."""
         return self._store().version.chunk_sizes()

@@ -23,8 +23,6 @@ def _none(_raw_key: bytes) -> None:
 class V1Reader:
     """One open 1.x file: where its records and its images' bytes are."""
 
-    chunked = False
-
     def __init__(self, env: lmdb.Environment, path: str, major: int) -> None:
         self.env = env
         self.db_records = env.open_db(DB_RECORDS, create=False)

@@ -37,8 +37,6 @@ class V2Reader:
     """One open 2.x or 3.x file: where its records, locations, chunks, field index and
     (3.0) paired images are, and this thread's readers of them."""
 
-    chunked = True
-
     def __init__(self, env: lmdb.Environment, path: str, major: int) -> None:
         self.env = env
         self.path = path
@@ -63,7 +61,7 @@ class V2Reader:
 
     def _reader(self, db: lmdb._Database) -> Fetch:
         location_of = self.env.begin(db=db).get
-        chunk_of = self.chunk()
+        chunk_of = self._chunks()
         unpack = LOCATION.unpack_from
         path = self.path
 
@@ -83,7 +81,7 @@ class V2Reader:
 
         return fetch
 
-    def chunk(self) -> Callable[[int], memoryview]:
+    def _chunks(self) -> Callable[[int], memoryview]:
         """This thread's reader of chunks by number: each chunk a zero-copy view of the
         map, from a transaction with buffers kept as long as this thread reads. A chunk
         that is not there is a damaged store."""
