@@ -218,7 +218,7 @@ def test_validate_finds_an_index_or_a_location_that_does_not_match_the_records(t
 def test_a_damaged_header_is_read_as_json_reads_it_or_refused_in_one_line():
     """The header is parsed by json: bytes damaged anywhere give the header json reads
     there, or a StoreError naming the file, never another exception."""
-    from imageshelf.store.format import Header, StoreError
+    from imageshelf.store import Header, StoreError
 
     raw = Header(3, 10, "ab" * 32, indexed=("label", "a,b")).encode()
     assert Header.decode(raw, "s.lmdb") == Header(3, 10, "ab" * 32, indexed=("label", "a,b"))

@@ -44,11 +44,11 @@ from ..store.format import (
     PAIRED_VERSION,
     SHARED_VERSION,
     DamagedRecordError,
-    Paired,
     digest_entry,
     peek_sha256_and_split,
 )
 from ..store.index import is_shard_name, shard_name
+from ..store.values import Paired
 from .result import StageResult
 
 

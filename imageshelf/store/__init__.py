@@ -6,14 +6,18 @@ the reading side only (lmdb and a few standard modules: a fresh process reads it
 image about as soon as raw py-lmdb does); writing lives in `imageshelf.store.writer`,
 which also takes the writer's lock.
 
-Its reading side avoids two standard modules that cost a fresh process more than its
-own work does. A process that opens a store and reads one image took 21.7 ms (median
-of 41, `python -S`, 2 cores; raw py-lmdb 17.7 ms); importing first `typing` made it
-38.4 ms, `dataclasses` 50.3 (`make bench` measures the same: "first image in a fresh
-process"). Hence, here only: `TYPE_CHECKING = False` instead of importing typing's;
-and `frozen.Frozen` for value classes instead of dataclasses. The header is parsed by
-`json`; orjson, whose own import costs more, is imported with the first record, not
-the first image. Past the first read none of this matters.
+Reading an image by key builds no value class, so it imports no dataclasses: the
+frozen dataclasses of `values.py` (Record, ImageInfo, Paired, Header) and `index.py`
+(Part, ShardIndex) are imported where a record, a header or the parts are first asked
+for (`ImageStore._resolve` and `records`, `StoreFile.header`, `record` and `records`,
+and this package's `__getattr__`). `python benchmarks/bench.py first-image` measures
+a fresh process that imports, opens a store and reads one image, against raw py-lmdb
+on the same images (the goal: at most 1.5x): with the value classes on that path it
+took 1.74x to 2.3x (dataclasses imports inspect, and each class is generated code),
+as here 1.2x to 1.3x. orjson likewise comes with the first record parsed; the header
+is parsed by `json`. The reading side also avoids importing `typing` (`TYPE_CHECKING
+= False`): in `python -S`, 21.7 ms against 38.4 ms with it (raw py-lmdb 17.7 ms).
+Past the first image none of this matters.
 """
 
 from .file import StoreFile
@@ -21,16 +25,31 @@ from .format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MAX_KEY_BYTES,
-    Header,
-    ImageInfo,
     InvalidKeyError,
-    Record,
     StoreError,
     UnsupportedVersionError,
     encode_key,
 )
-from .index import Part
 from .reader import ImageStore
+
+TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
+if TYPE_CHECKING:
+    from .index import Part
+    from .values import Header, ImageInfo, Record
+
+
+def __getattr__(name: str) -> object:
+    """The value classes, imported when first named (see above: not to read an image)."""
+    if name == "Part":
+        from .index import Part
+
+        return Part
+    if name in ("Header", "ImageInfo", "Record"):
+        from . import values
+
+        return getattr(values, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FORMAT_NAME",

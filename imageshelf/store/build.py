@@ -39,15 +39,13 @@ from .format import (
     LOCATION,
     PAIRED_VERSION,
     SHARED_VERSION,
-    Header,
-    ImageInfo,
-    Record,
     StoreError,
     digest_entry,
     encode_key,
     parse_json,
 )
 from .reader import ImageStore
+from .values import Header, ImageInfo, Record
 
 # The transaction plan: a commit after this many bytes or records, whichever comes
 # first. Part of the format's determinism: changing either changes the file's bytes.

@@ -4,12 +4,14 @@ records holding it (the `fields` database), written by build.py and read by file
 
 from __future__ import annotations
 
-from .format import MAX_KEY_BYTES, Record, StoreError
+from .format import MAX_KEY_BYTES, StoreError
 
 TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
+
+    from .values import Record
 
 
 def field_value(record: Record, name: str) -> Any:

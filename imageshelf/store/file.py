@@ -19,10 +19,8 @@ from .format import (
     FORMAT_VERSION,
     HEADER_KEY,
     MAX_KEY_BYTES,
-    Header,
-    ImageInfo,
-    Record,
     StoreError,
+    check_header,
     check_version,
     header_object,
     stored_key,
@@ -35,6 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
     from typing import Any, NoReturn
+
+    from .values import Header, ImageInfo, Record
 
     Fetch = Callable[[bytes], bytes | None]  # raw key -> the image's bytes, or None
 
@@ -91,7 +91,7 @@ class _OpenStore:
             raise StoreError(f"{path}: cannot open as an image store: {exc}") from None
         try:
             self._check_length(path, size)
-            self.header, self.version = self._open_version(path)
+            self.header_json, self.version = self._open_version(path)
         except lmdb.Error as exc:
             self.env.close()
             raise StoreError(f"{path}: not an image store: {exc}") from None
@@ -99,6 +99,7 @@ class _OpenStore:
             self.env.close()
             raise
         self.db_records, self.db_fields = self.version.db_records, self.version.db_fields
+        self._header: Header | None = None
         self.generation = _fork_generation
         self.path = path
         self._local = local()
@@ -111,16 +112,28 @@ class _OpenStore:
                 f"{path}: store file is truncated ({size} bytes, its index needs {needed})"
             )
 
-    def _open_version(self, path: str) -> tuple[Header, V1Reader | V2Reader]:
-        """The header, and the reader of its version: the door a file comes through."""
+    def _open_version(self, path: str) -> tuple[dict[str, Any], V1Reader | V2Reader]:
+        """The header's JSON, checked, and the reader of its version: the door a file
+        comes through."""
         with self.env.begin(db=self.env.open_db(DB_META, create=False)) as txn:
             raw = txn.get(HEADER_KEY)
         if raw is None:
             raise StoreError(f"{path}: not an image store (no header record)")
         obj = header_object(raw, path)
         reader = reader_of(obj, path)  # before the fields: another major may have others
-        header = Header.from_json(obj, path)
-        return header, reader(self.env, path, header.major)
+        check_header(obj, path)
+        return obj, reader(self.env, path, int(obj["version"].split(".")[0]))
+
+    @property
+    def header(self) -> Header:
+        """The Header, built when first asked for, not to read an image by key (see
+        the package's docstring); its fields were checked at the door."""
+        header = self._header
+        if header is None:
+            from .values import Header
+
+            header = self._header = Header.from_json(self.header_json, self.path)
+        return header
 
     def txn(self) -> lmdb.Transaction:
         # One long-lived read transaction per thread: the file never changes under it.
@@ -268,6 +281,11 @@ class StoreFile:
     def __repr__(self) -> str:
         return f"StoreFile({self._path!r})"
 
+    def open(self) -> None:
+        """Open the file now (once per process): a missing or damaged file fails here,
+        not at its first read."""
+        self._store()
+
     def close(self) -> None:
         """Drop this object's handle; the file closes when no StoreFile uses it."""
         self._opened = None
@@ -373,6 +391,8 @@ class StoreFile:
 
     def record(self, key: str) -> Record:
         """Key, info and metadata of one image, without its bytes."""
+        from .values import Record  # with the first record, not the first image
+
         return Record.decode(key, self.raw_record(key))
 
     @property
@@ -476,6 +496,8 @@ class StoreFile:
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
+        from .values import Record  # with the first record, not the first image
+
         for key, raw in self.raw_records():
             yield Record.decode(key, raw)
 

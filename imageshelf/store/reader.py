@@ -14,14 +14,16 @@ import os
 from threading import get_ident
 
 from .file import FORK_GENERATION, StoreFile
-from .format import Header, ImageInfo, Record, StoreError
-from .index import SHARD_PREFIX, SHARD_SUFFIX, Part, ShardIndex
+from .format import StoreError
 
 TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator
     from pathlib import Path
     from typing import Any, Literal, TypeVar
+
+    from .index import Part
+    from .values import Header, ImageInfo, Record
 
     Layout = Literal["single", "sharded"]
     T = TypeVar("T")
@@ -61,7 +63,7 @@ class ImageStore:
         self._probes = 0  # lookups in parts that did not hold the key, or did
         self._ranges_checked = False
         # How `get` finds an image's bytes, by layout: the single file's reader once it
-        # is open (_resolve); a key -> part map once shards needed one (_index_keys);
+        # is open (_open); a key -> part map once shards needed one (_index_keys);
         # until then (None) a lookup of the part holding the key. The call through `get`
         # costs 0 to 5% of a read (against `get` rebound to the file's reader: 0.98x to
         # 1.05x its time, both in one process, best of 40 passes over 20,000 images).
@@ -69,10 +71,27 @@ class ImageStore:
         # dropped would stay open until the garbage collector ran.
         self._get: Callable[[str], bytes] | None = None
 
+    def _open(self) -> None:
+        """Ready to read: the single file opened (a missing or damaged file fails here)
+        and its reader bound to `get`, or the shards' index read. Opening a single file
+        builds no value class: reading an image by key needs none (package docstring)."""
+        if self.layout == "sharded":
+            self._resolve()
+            return
+        file = StoreFile(self._path)
+        file.open()
+        self._files[os.path.basename(self._path)] = file
+        self._get = file.get  # training's hot path: the file's reader, no part lookup
+
     def _resolve(self) -> tuple[Part, ...]:
         parts = self._parts
         if parts is not None:
             return parts
+        # Here, not at the top: reading an image by key needs no value class (dataclasses
+        # would cost a fresh process's first image more than the read: package docstring).
+        from .index import Part, ShardIndex
+        from .values import Header
+
         if os.path.isdir(self._path):
             index = ShardIndex.read(self._path)
             parts = index.parts
@@ -80,13 +99,12 @@ class ImageStore:
                 index.count, index.total_bytes, index.content_digest, index.format, index.version
             )
         else:
-            file = StoreFile(self._path)
-            header = file.header  # opens it: a missing or damaged file fails here
             name = os.path.basename(self._path)
+            if name not in self._files:
+                self._open()
+            header = self._files[name].header
             parts = (Part(name, header.count, header.total_bytes, header.content_digest),)
-            self._files[name] = file
             self._header = header
-            self._get = file.get  # training's hot path: the file's reader, no part lookup
         self._parts = parts
         return parts
 
@@ -140,15 +158,13 @@ class ImageStore:
     def stray_files(self) -> list[str]:
         """Shard files in the store's folder that its index does not list: written by a
         pack that was killed before it published them. None in the single layout."""
+        from .index import is_shard_name
+
         if self.layout == "single":
             return []
         listed = {part.name for part in self._resolve()}
         found = os.listdir(self._path)
-        return sorted(
-            name
-            for name in found
-            if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX) and name not in listed
-        )
+        return sorted(name for name in found if is_shard_name(name) and name not in listed)
 
     @property
     def header(self) -> Header:
@@ -231,6 +247,9 @@ class ImageStore:
     def get(self, key: str) -> bytes:
         """The image's original bytes. Raises KeyError naming a missing key."""
         read = self._get
+        if read is None and self._parts is None:
+            self._open()  # a single file's reader becomes `get`'s
+            read = self._get
         return read(key) if read is not None else self._read(key, StoreFile.get)
 
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
@@ -317,6 +336,8 @@ class ImageStore:
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
+        from .values import Record  # with the first record: see _resolve
+
         for key, raw in self.raw_records():
             yield Record.decode(key, raw)
 
