@@ -2,22 +2,33 @@
 folder of such files (the sharded layout). The format is docs/FORMAT.md.
 
 This package knows nothing of DVC, click, Pillow or the pipeline. Importing it loads
-the reading side only (lmdb and a few standard modules: a fresh process reads its first
-image about as soon as raw py-lmdb does); writing lives in `imageshelf.store.writer`,
-which also takes the writer's lock.
+the reading side only; writing lives in `imageshelf.store.writer`, which also takes the
+writer's lock. The reading side is plain code (json for the header, threading, one
+reader per format version, frozen dataclasses for values) but for two measured
+exceptions, both for a fresh process's first image (`make bench`: "first image in a
+fresh process", import, open, get, against raw py-lmdb on the same images; the goal is
+at most 1.5x; `python benchmarks/bench.py first-image` runs those rows alone):
 
-Reading an image by key builds no value class, so it imports no dataclasses: the
-frozen dataclasses of `values.py` (Record, ImageInfo, Paired, Header) and `index.py`
-(Part, ShardIndex) are imported where a record, a header or the parts are first asked
-for (`ImageStore._resolve` and `records`, `StoreFile.header`, `record` and `records`,
-and this package's `__getattr__`). `python benchmarks/bench.py first-image` measures
-a fresh process that imports, opens a store and reads one image, against raw py-lmdb
-on the same images (the goal: at most 1.5x): with the value classes on that path it
-took 1.74x to 2.3x (dataclasses imports inspect, and each class is generated code),
-as here 1.2x to 1.3x. orjson likewise comes with the first record parsed; the header
-is parsed by `json`. The reading side also avoids importing `typing` (`TYPE_CHECKING
-= False`): in `python -S`, 21.7 ms against 38.4 ms with it (raw py-lmdb 17.7 ms).
-Past the first image none of this matters.
+- No value class on the way to an image. Reading an image by key builds no Record,
+  Header or Part, so it imports no dataclasses: `values.py` (Record, ImageInfo, Paired,
+  Header) and `index.py` (Part, ShardIndex) are imported where a record, a header or
+  the parts are first asked for (`ImageStore._resolve` and `records`,
+  `StoreFile.header`, `record` and `records`, this package's `__getattr__`). With them
+  on that path the row was 1.74x and 2.3x raw (dataclasses imports inspect, and each
+  class is generated code); as here, 1.25x to 1.36x in three runs. The row "had the
+  store imported dataclasses" is what this saves: 1.17x to 1.27x of ours.
+- `TYPE_CHECKING = False` instead of typing's, so type-only imports import no typing.
+  In the project's environment (an editable install, whose import hook has loaded much
+  of what typing needs) importing typing costs 0.95x to 1.08x of ours in the goal row,
+  within its noise, and 1.16x -> 1.39x raw by hand (median of 31 interleaved); in a
+  plain install (no hook) 3 to 4 ms of a 20 ms process (2.0x -> 2.4x raw, CPU time).
+  Kept for the plain install, and for the margin under 1.5x.
+
+In a plain install the first image costs more than in the project's environment:
+json imports re, enum, functools and collections, which the editable install's hook
+had loaded already (2.0x raw CPU time there, 1.3x before json and threading). orjson
+is imported with the first record parsed; a module only some calls need (pathlib,
+heapq, hashlib) is imported in those calls. Past the first image none of this matters.
 """
 
 from .file import StoreFile
