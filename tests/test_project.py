@@ -167,6 +167,29 @@ def test_reading_needs_only_the_core_and_no_fcntl(tmp_path):
     assert result.stdout.strip() == "loaded: []"
 
 
+def test_reading_an_image_by_key_builds_no_value_class(tmp_path):
+    """The first image in a fresh process imports neither dataclasses nor typing (the
+    two exceptions imageshelf/store/__init__.py measures); a record then brings the
+    value classes, as a plain program would."""
+    images = {f"a/{i}.png": make_image("PNG", (8, 8), seed=i) for i in range(3)}
+    path = build_store(tmp_path / "s.lmdb", images)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from imageshelf import ImageStore
+        store = ImageStore({str(path)!r})
+        assert store.get("a/1.png")[:4] == b"\\x89PNG"
+        avoided = ("dataclasses", "typing", "imageshelf.store.values")
+        print(sorted(m for m in avoided if m in sys.modules))
+        assert store.record("a/1.png").info.format == "png" and len(store) == 3
+        print("imageshelf.store.values" in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]", "True"]
+
+
 def _lint_imports(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess:
     """`lint-imports` as `make lint` runs it, on a copy of the library with `line`
     added to `module` (a path under imageshelf/)."""
