@@ -2,6 +2,7 @@
 naive LMDB script, all measured in one run on one machine.
 
     python benchmarks/bench.py --images 20000        # what `make bench` runs
+    python benchmarks/bench.py first-image           # its "first image" rows alone, in seconds
 
 Every figure is a wall-clock time of a real command (or a read loop), and every row
 compares two figures from this same run. Results go to stdout and, with a description of
@@ -1011,6 +1012,34 @@ def cli(
 @click.argument("out", type=click.Path(path_type=Path))
 def naive_pack_command(folder: Path, out: Path) -> None:
     naive_pack(folder, out)
+
+
+@cli.command("first-image", hidden=True)
+@click.option("--images", "count", default=2_000, show_default=True)
+def first_image_command(count: int) -> None:
+    """Only the rows "first image in a fresh process" of `make bench`, in seconds: a
+    store and the naive script's file of `count` images of about 19 KB, then the same
+    interleaved fresh processes as the full run (limits.measure_first_record)."""
+    import limits
+
+    rows: list[Row] = []
+    work = Path(tempfile.mkdtemp(prefix="image-store-first-"))
+    try:
+        source = limits._items(count, 19_000)
+        limits.rebuild(work / "images.lmdb", source)
+        limits._naive_lmdb(
+            work / "naive.lmdb", ((i.record.key.encode(), i.read()) for i in source())
+        )
+        key = next(source()).record.key
+        limits.measure_first_record(
+            work / "images.lmdb",
+            work / "naive.lmdb",
+            key,
+            lambda *a, **k: rows.append(Row(*a, **k)),
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    click.echo("\n".join(table(rows)))
 
 
 @cli.command("read-loop", hidden=True)

@@ -180,7 +180,7 @@ def _fresh_process(code: str) -> float:
 
 
 # What the store's reading side avoids importing (imageshelf/store/__init__.py says why).
-AVOIDED = ("typing", "json", "threading, weakref", "dataclasses")
+AVOIDED = ("typing", "dataclasses")
 
 
 def measure_first_record(store: Path, naive: Path, key: str, add: AddRow) -> None:
@@ -206,7 +206,7 @@ def measure_first_record(store: Path, naive: Path, key: str, add: AddRow) -> Non
         median["ours"],
         "raw py-lmdb, the same",
         median["raw"],
-        1 / 1.2,
+        1 / 1.5,  # issue 39: plain code on the reading side, within 1.5x raw py-lmdb
         unit="ms",
     )
     for name in AVOIDED:

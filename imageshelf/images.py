@@ -25,7 +25,7 @@ from PIL.ImageFile import StubImageFile
 
 from .decoding import NotDecodedError, bounded, decode_cost_problem
 from .headers import JPEG_START, PNG_SIGNATURE, plain_header
-from .store.format import ImageInfo, Record
+from .store.values import ImageInfo, Record
 
 
 def _register_plugins() -> list[str]:

@@ -17,7 +17,8 @@ from .atomic import write_bytes
 from .errors import ShelfError
 from .files import open_regular
 from .store import ImageInfo, Record, StoreError
-from .store.format import DamagedRecordError, Paired, canonical_json, check_role, parse_json
+from .store.format import DamagedRecordError, canonical_json, check_role, parse_json
+from .store.values import Paired
 
 # The manifest's first line. It is never empty, so DVC has no "is empty" to warn about
 # after every stage when nothing is staged.

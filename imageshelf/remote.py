@@ -39,9 +39,9 @@ from .manifest import parse_raw_records
 from .project import revision_catalog, revision_store
 from .remotecache import ObjectCache, RemoteError
 from .store import ImageStore, StoreError, StoreFile
-from .store.format import Header
 from .store.index import INDEX_NAME, Part, ShardIndex
 from .store.reader import _check_part
+from .store.values import Header
 
 __all__ = [
     "CatalogPart",
@@ -233,11 +233,9 @@ class RemoteFile(ImageStore):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["source"], state["remote_path"])  # type: ignore[misc]
 
-    def _resolve(self) -> tuple[Part, ...]:
-        if self._parts is not None:
-            return self._parts
+    def _open(self) -> None:
         with self.source.held(self.remote_path):
-            return super()._resolve()  # opens the file while the cache keeps it for us
+            super()._open()  # opens the file while the cache keeps it for us
 
 
 def open_store(

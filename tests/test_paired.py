@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from imageshelf.store import ImageStore
-from imageshelf.store.format import Paired
+from imageshelf.store.values import Paired
 from imageshelf.store.writer import Item, rebuild, write_sharded
 
 from conftest import items_for, make_image, put, report, stage

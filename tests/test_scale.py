@@ -313,9 +313,8 @@ def test_reads_by_key_across_overlapping_shards(tmp_path):
 
 
 def test_the_key_map_reads_right_in_threads_after_fork_and_from_1x_shards(tmp_path):
-    """Once mapped, a read is a slice of a chunk found through the map (no lookup in the
-    shard's file): right in other threads, in a child forked after the map was built,
-    and for 1.x shards, which have no chunks (the map then names the shard)."""
+    """Once mapped, a read goes straight to the shard the map names: right in other
+    threads, in a child forked after the map was built, and for 1.x shards."""
     import threading
 
     from legacy import expected_1x, write_1x_store

@@ -351,7 +351,8 @@ def test_canonical_json_writes_the_standard_library_bytes_for_any_value():
     before and after holds the same records."""
     import json
 
-    from imageshelf.store.format import ImageInfo, Record, canonical_json
+    from imageshelf.store.format import canonical_json
+    from imageshelf.store.values import ImageInfo, Record
 
     rng = random.Random(0)
     points = [*range(0x80), 0xE9, 0x2028, 0x2029, 0xFEFF, 0x1F600, 0xFFFF, 0x10FFFF]

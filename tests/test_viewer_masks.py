@@ -18,7 +18,7 @@ from test_viewer import HOSTILE, browser, get, page, serving  # noqa: F401 (fixt
 
 from imageshelf.images import NotAnImageError, describe
 from imageshelf.store import ImageInfo
-from imageshelf.store.format import Paired
+from imageshelf.store.values import Paired
 from imageshelf.store.writer import Item, rebuild
 from imageshelf.viewer.masks import colour_of
 

@@ -46,7 +46,8 @@ from ..progress import Progress
 from ..seen import Entry, Probe, Seen
 from ..seen import parse as parse_entry
 from ..store import ImageStore, InvalidKeyError, Record, StoreError, encode_key
-from ..store.format import Paired, canonical_json, parse_json, peek_sha256_and_split
+from ..store.format import canonical_json, parse_json, peek_sha256_and_split
+from ..store.values import Paired
 from ..walk import Found, Reject, shown, walk
 from .result import StageResult
 

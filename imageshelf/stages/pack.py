@@ -45,7 +45,8 @@ from ..progress import Progress, per_item
 from ..seen import Probed, note_stored
 from ..splits import assign_split, with_split
 from ..store import Header, ImageStore, InvalidKeyError, Part, Record, StoreError, encode_key
-from ..store.format import Paired, peek_sha256_and_split
+from ..store.format import peek_sha256_and_split
+from ..store.values import Paired
 from ..store.writer import Item, rebuild, tidy, write_sharded, writer_lock
 from ..versions import check_recorded, previous_store
 from .result import StageResult

@@ -38,17 +38,17 @@ from ..manifest import read_manifest_infos
 from ..progress import Progress
 from ..seen import Probed
 from ..store import Header, ImageInfo, ImageStore, Part, Record, StoreError, StoreFile, trust
+from ..store.fields import FieldIndex
 from ..store.format import (
     CHUNK_BYTES,
     PAIRED_VERSION,
     SHARED_VERSION,
     DamagedRecordError,
-    FieldIndex,
-    Paired,
     digest_entry,
     peek_sha256_and_split,
 )
 from ..store.index import is_shard_name, shard_name
+from ..store.values import Paired
 from .result import StageResult
 
 

@@ -2,19 +2,33 @@
 folder of such files (the sharded layout). The format is docs/FORMAT.md.
 
 This package knows nothing of DVC, click, Pillow or the pipeline. Importing it loads
-the reading side only (lmdb and a few standard modules: a fresh process reads its first
-image about as soon as raw py-lmdb does); writing lives in `imageshelf.store.writer`,
-which also takes the writer's lock.
+the reading side only; writing lives in `imageshelf.store.writer`, which also takes the
+writer's lock. The reading side is plain code (json for the header, threading, one
+reader per format version, frozen dataclasses for values) but for two measured
+exceptions, both for a fresh process's first image (`make bench`: "first image in a
+fresh process", import, open, get, against raw py-lmdb on the same images; the goal is
+at most 1.5x; `python benchmarks/bench.py first-image` runs those rows alone):
 
-Its reading side avoids four standard modules that cost a fresh process more than its
-own work does. A process that opens a store and reads one image took 21.7 ms (median
-of 41, `python -S`, 2 cores; raw py-lmdb 17.7 ms); importing first `typing` made it
-38.4 ms, `json` 36.9, `threading` and `weakref` 29.7, `dataclasses` 50.3 (`make bench`
-measures the same: "first image in a fresh process"). Hence, here only:
-`TYPE_CHECKING = False` instead of importing typing's; the header parsed by
-`format._flat_json` (orjson is imported with the first record, not the first image);
-`_thread` and `_weakref`, the cores of threading and weakref; and `frozen.Frozen` for
-value classes instead of dataclasses. Past the first read none of this matters.
+- No value class on the way to an image. Reading an image by key builds no Record,
+  Header or Part, so it imports no dataclasses: `values.py` (Record, ImageInfo, Paired,
+  Header) and `index.py` (Part, ShardIndex) are imported where a record, a header or
+  the parts are first asked for (`ImageStore._resolve` and `records`,
+  `StoreFile.header`, `record` and `records`, this package's `__getattr__`). With them
+  on that path the row was 1.74x and 2.3x raw (dataclasses imports inspect, and each
+  class is generated code); as here, 1.25x to 1.36x in three runs. The row "had the
+  store imported dataclasses" is what this saves: 1.17x to 1.27x of ours.
+- `TYPE_CHECKING = False` instead of typing's, so type-only imports import no typing.
+  In the project's environment (an editable install, whose import hook has loaded much
+  of what typing needs) importing typing costs 0.95x to 1.08x of ours in the goal row,
+  within its noise, and 1.16x -> 1.39x raw by hand (median of 31 interleaved); in a
+  plain install (no hook) 3 to 4 ms of a 20 ms process (2.0x -> 2.4x raw, CPU time).
+  Kept for the plain install, and for the margin under 1.5x.
+
+In a plain install the first image costs more than in the project's environment:
+json imports re, enum, functools and collections, which the editable install's hook
+had loaded already (2.0x raw CPU time there, 1.3x before json and threading). orjson
+is imported with the first record parsed; a module only some calls need (pathlib,
+heapq, hashlib) is imported in those calls. Past the first image none of this matters.
 """
 
 from .file import StoreFile
@@ -22,16 +36,31 @@ from .format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MAX_KEY_BYTES,
-    Header,
-    ImageInfo,
     InvalidKeyError,
-    Record,
     StoreError,
     UnsupportedVersionError,
     encode_key,
 )
-from .index import Part
 from .reader import ImageStore
+
+TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
+if TYPE_CHECKING:
+    from .index import Part
+    from .values import Header, ImageInfo, Record
+
+
+def __getattr__(name: str) -> object:
+    """The value classes, imported when first named (see above: not to read an image)."""
+    if name == "Part":
+        from .index import Part
+
+        return Part
+    if name in ("Header", "ImageInfo", "Record"):
+        from . import values
+
+        return getattr(values, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FORMAT_NAME",

@@ -21,6 +21,7 @@ from pathlib import Path
 import lmdb
 
 from ..atomic import write_error
+from .fields import FieldIndex
 from .file import StoreFile
 from .format import (
     CHUNK_BYTES,
@@ -38,16 +39,13 @@ from .format import (
     LOCATION,
     PAIRED_VERSION,
     SHARED_VERSION,
-    FieldIndex,
-    Header,
-    ImageInfo,
-    Record,
     StoreError,
     digest_entry,
     encode_key,
     parse_json,
 )
 from .reader import ImageStore
+from .values import Header, ImageInfo, Record
 
 # The transaction plan: a commit after this many bytes or records, whichever comes
 # first. Part of the format's determinism: changing either changes the file's bytes.

@@ -7,42 +7,34 @@ from __future__ import annotations
 
 import os
 import stat
-import struct
-
-# threading's and weakref's cores, without importing them: see the package's docstring
-from _thread import _local, allocate_lock, get_ident
-from _weakref import ref
+from threading import Lock, get_ident, local
+from weakref import ref
 
 import lmdb
 
 from . import trust
+from .fields import count_postings, index_key, iter_postings
 from .format import (
-    CHUNK_KEY,
-    DB_BLOBS,
-    DB_FIELDS,
-    DB_IMAGES,
-    DB_LOCATIONS,
     DB_META,
-    DB_PAIRED,
-    DB_RECORDS,
+    FORMAT_VERSION,
     HEADER_KEY,
-    LOCATION,
     MAX_KEY_BYTES,
-    Header,
-    ImageInfo,
-    Record,
     StoreError,
-    count_postings,
-    index_key,
-    iter_postings,
+    check_header,
+    check_version,
+    header_object,
     stored_key,
 )
+from .v1 import V1Reader
+from .v2 import V2Reader
 
 TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
     from typing import Any, NoReturn
+
+    from .values import Header, ImageInfo, Record
 
     Fetch = Callable[[bytes], bytes | None]  # raw key -> the image's bytes, or None
 
@@ -54,8 +46,23 @@ def _physical_memory() -> int:
         return 0
 
 
+# The reader of each major format version this code reads (docs/FORMAT.md), chosen by
+# the header's major when a file is opened. A file of any other major is refused there,
+# naming these: a reader never guesses at a layout it does not know.
+READERS: dict[int, type[V1Reader | V2Reader]] = {1: V1Reader, 2: V2Reader, 3: V2Reader}
+
+
+def reader_of(obj: dict[str, Any], where: str) -> type[V1Reader | V2Reader]:
+    """The reader of the version a header object names; UnsupportedVersionError,
+    naming the versions this code reads, for any other."""
+    version = str(obj.get("version", ""))
+    check_version(version, FORMAT_VERSION, where, "store format", tuple(map(str, READERS)))
+    return READERS[int(version.split(".")[0])]
+
+
 class _OpenStore:
-    """One open LMDB environment for one store file, shared within a process.
+    """One open LMDB environment for one store file, shared within a process, and the
+    reader of its format version.
 
     py-lmdb refuses to open the same file twice in one process, so every StoreFile on
     the same file shares one of these.
@@ -84,31 +91,18 @@ class _OpenStore:
             raise StoreError(f"{path}: cannot open as an image store: {exc}") from None
         try:
             self._check_length(path, size)
-            self.db_meta = self.env.open_db(DB_META, create=False)
-            with self.env.begin() as txn:
-                raw = txn.get(HEADER_KEY, db=self.db_meta)
-            if raw is None:
-                raise StoreError(f"{path}: not an image store (no header record)")
-            self.header = Header.decode(raw, path)
-            self.db_records = self.env.open_db(DB_RECORDS, create=False)
-            # 1.x: image key -> bytes. 2.0: image key -> LOCATION, in chunks of bytes.
-            self.chunked = self.header.major >= 2
-            self.db_images = self.env.open_db(DB_BLOBS if self.chunked else DB_IMAGES, create=False)
-            self.db_locations = self.db_fields = self.db_paired = None
-            if self.chunked:
-                self.db_locations = self.env.open_db(DB_LOCATIONS, create=False)
-                self.db_fields = self.env.open_db(DB_FIELDS, create=False)
-            if self.header.major >= 3:
-                self.db_paired = self.env.open_db(DB_PAIRED, create=False)
+            self.header_json, self.version = self._open_version(path)
         except lmdb.Error as exc:
             self.env.close()
             raise StoreError(f"{path}: not an image store: {exc}") from None
         except BaseException:
             self.env.close()
             raise
+        self.db_records, self.db_fields = self.version.db_records, self.version.db_fields
+        self._header: Header | None = None
         self.generation = _fork_generation
         self.path = path
-        self._local = _local()
+        self._local = local()
 
     def _check_length(self, path: str, size: int) -> None:
         # A truncated file would make LMDB touch pages past its end: SIGBUS, not an error.
@@ -118,76 +112,48 @@ class _OpenStore:
                 f"{path}: store file is truncated ({size} bytes, its index needs {needed})"
             )
 
+    def _open_version(self, path: str) -> tuple[dict[str, Any], V1Reader | V2Reader]:
+        """The header's JSON, checked, and the reader of its version: the door a file
+        comes through."""
+        with self.env.begin(db=self.env.open_db(DB_META, create=False)) as txn:
+            raw = txn.get(HEADER_KEY)
+        if raw is None:
+            raise StoreError(f"{path}: not an image store (no header record)")
+        obj = header_object(raw, path)
+        reader = reader_of(obj, path)  # before the fields: another major may have others
+        check_header(obj, path)
+        return obj, reader(self.env, path, int(obj["version"].split(".")[0]))
+
+    @property
+    def header(self) -> Header:
+        """The Header, built when first asked for, not to read an image by key (see
+        the package's docstring); its fields were checked at the door."""
+        header = self._header
+        if header is None:
+            from .values import Header
+
+            header = self._header = Header.from_json(self.header_json, self.path)
+        return header
+
     def txn(self) -> lmdb.Transaction:
         # One long-lived read transaction per thread: the file never changes under it.
-        # Its default database is `images` (1.x), so that hot path passes no keyword.
         txn = getattr(self._local, "txn", None)
         if txn is None:
-            txn = self._local.txn = self.env.begin(db=self.db_images, buffers=False)
+            txn = self._local.txn = self.env.begin(buffers=False)
         return txn
 
     def fetch(self) -> Fetch:
         """This thread's reader of image bytes by raw key (None: no such record)."""
         fetch = getattr(self._local, "fetch", None)
         if fetch is None:
-            fetch = self._local.fetch = self._chunk_reader() if self.chunked else self.txn().get
-        return fetch  # type: ignore[return-value]
-
-    def chunk(self) -> Callable[[int], memoryview]:
-        """This thread's reader of chunks by number (2.0): each chunk is a zero-copy view
-        of the map, from a transaction with buffers kept as long as this thread reads.
-        A chunk that is not there is a damaged store."""
-        chunk = getattr(self._local, "chunk", None)
-        if chunk is None:
-            chunk_of = self.env.begin(db=self.db_images, buffers=True).get  # views, no copy
-            pack = CHUNK_KEY.pack
-            chunks: dict[int, memoryview] = {}
-            path = self.path
-
-            def chunk(number: int) -> memoryview:
-                view = chunks.get(number)
-                if view is None:
-                    view = chunk_of(pack(number)) if 0 <= number < 1 << 32 else None
-                    if view is None:
-                        raise StoreError(f"{path}: damaged store: chunk {number} is missing")
-                    chunks[number] = view
-                return view
-
-            self._local.chunk = chunk
-        return chunk
-
-    def _chunk_reader(self, db: Any = None) -> Fetch:
-        # 2.0: `locations` says where the bytes lie; the chunk is a view of the map, so a
-        # read copies only the image. A location outside its chunk is a damaged store.
-        # 3.0: `paired` says the same of paired images, by key NUL role.
-        location_of = self.env.begin(db=db or self.db_locations).get
-        chunk_of = self.chunk()
-        unpack = LOCATION.unpack_from
-        path = self.path
-
-        def fetch(raw_key: bytes) -> bytes | None:
-            raw = location_of(raw_key)
-            if raw is None:
-                return None
-            try:
-                chunk, at, size = unpack(raw)
-            except struct.error:
-                raise StoreError(f"{path}: damaged store: a location is not 16 bytes") from None
-            view = chunk_of(chunk)
-            end = at + size
-            if end > len(view):
-                raise StoreError(f"{path}: damaged store: an image lies outside its chunk")
-            return view[at:end].tobytes()
-
+            fetch = self._local.fetch = self.version.fetch()
         return fetch
 
     def paired_fetch(self) -> Fetch:
         """This thread's reader of paired images by raw key NUL role (None: not there)."""
         fetch = getattr(self._local, "paired", None)
         if fetch is None:
-            if self.db_paired is None:
-                return lambda _raw_key: None
-            fetch = self._local.paired = self._chunk_reader(self.db_paired)
+            fetch = self._local.paired = self.version.paired_fetch()
         return fetch
 
     def close(self) -> None:
@@ -196,7 +162,7 @@ class _OpenStore:
 
 # (device, inode) -> the open store, weakly: it closes when no reader uses it.
 _open_stores: dict[tuple[int, int], ref[_OpenStore]] = {}
-_open_lock = allocate_lock()
+_open_lock = Lock()
 
 
 def _open_store(ident: tuple[int, int]) -> _OpenStore | None:
@@ -315,6 +281,11 @@ class StoreFile:
     def __repr__(self) -> str:
         return f"StoreFile({self._path!r})"
 
+    def open(self) -> None:
+        """Open the file now (once per process): a missing or damaged file fails here,
+        not at its first read."""
+        self._store()
+
     def close(self) -> None:
         """Drop this object's handle; the file closes when no StoreFile uses it."""
         self._opened = None
@@ -408,18 +379,7 @@ class StoreFile:
         """3.0: (key, role, chunk, offset, size) of every paired image, in key and role
         order, for validate."""
         opened = self._store()
-        if opened.db_paired is None:
-            return
-        cursor = opened.txn().cursor(db=opened.db_paired)
-        for raw_name, raw in cursor.iternext(keys=True, values=True):
-            raw_key, nul, raw_role = bytes(raw_name).partition(b"\0")
-            if not nul or len(raw) != LOCATION.size:
-                raise StoreError(f"{self._path}: damaged store: a paired image's entry")
-            try:
-                role = raw_role.decode("utf-8")
-            except UnicodeDecodeError:
-                raise StoreError(f"{self._path}: damaged store: a role is not UTF-8") from None
-            yield (stored_key(raw_key), role, *LOCATION.unpack(raw))
+        return opened.version.paired_locations(opened.txn())
 
     def raw_record(self, key: str) -> bytes:
         """One record's JSON as stored. Raises KeyError naming a missing key."""
@@ -431,6 +391,8 @@ class StoreFile:
 
     def record(self, key: str) -> Record:
         """Key, info and metadata of one image, without its bytes."""
+        from .values import Record  # with the first record, not the first image
+
         return Record.decode(key, self.raw_record(key))
 
     @property
@@ -500,46 +462,12 @@ class StoreFile:
 
     def locations(self) -> Iterator[tuple[str, int, int, int]]:
         """2.0: (key, chunk, offset, size) of every image, in key order, for validate."""
-        for key, code in self.location_codes():
-            yield key, code >> 96, (code >> 64) & 0xFFFFFFFF, code & 0xFFFFFFFFFFFFFFFF
-
-    @property
-    def chunked(self) -> bool:
-        """Format 2.0 and later: images lie in chunks, found through `locations`."""
-        return self._store().chunked
-
-    def location_codes(self, tag: int = 0) -> Iterator[tuple[str, int]]:
-        """2.0: (key, code) of every image in key order, where the code is its 16-byte
-        location read as one big-endian integer (chunk << 96 | offset << 64 | size),
-        plus `tag`: what ImageStore keeps per key to read across shards without a
-        B-tree lookup. A location of another length is a damaged store."""
         opened = self._store()
-        if opened.db_locations is None:
-            return
-        from_bytes = int.from_bytes
-        size = LOCATION.size
-        cursor = opened.txn().cursor(db=opened.db_locations)
-        for raw_key, raw in cursor.iternext(keys=True, values=True):
-            if len(raw) != size:
-                raise StoreError(f"{self._path}: damaged store: a location is not 16 bytes")
-            yield stored_key(raw_key), from_bytes(raw, "big") | tag
-
-    def chunk_reader(self) -> Callable[[int], memoryview]:
-        """2.0: this thread's reader of chunks by number, zero-copy views."""
-        return self._store().chunk()
+        return opened.version.locations(opened.txn())
 
     def chunk_sizes(self) -> list[tuple[int, int]]:
         """2.0: (chunk number, length) of every chunk, in order."""
-        opened = self._store()
-        # Views, not copies: only each chunk's length is wanted.
-        with opened.env.begin(db=opened.db_images, buffers=True) as txn:
-            return [self._chunk_size(key, raw) for key, raw in txn.cursor().iternext()]
-
-    @staticmethod
-    def _chunk_size(raw_key: bytes | memoryview, raw: bytes | memoryview) -> tuple[int, int]:
-        if len(raw_key) != CHUNK_KEY.size:
-            raise StoreError(f"damaged store: a chunk key is {len(raw_key)} bytes")
-        return CHUNK_KEY.unpack(raw_key)[0], len(raw)
+        return self._store().version.chunk_sizes()
 
     def index_entries(self) -> Iterator[tuple[bytes, bytes]]:
         """2.0: every (field NUL value, postings) of the index, in order."""
@@ -563,11 +491,13 @@ class StoreFile:
         txn = opened.txn()
         records = txn.stat(opened.db_records)["entries"]
         # 2.0: the images are their locations (validate proves each one).
-        images = txn.stat(opened.db_locations if opened.chunked else opened.db_images)["entries"]
+        images = txn.stat(opened.version.db_images)["entries"]
         return {"records": records, "images": images}
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
+        from .values import Record  # with the first record, not the first image
+
         for key, raw in self.raw_records():
             yield Record.decode(key, raw)
 

@@ -1,20 +1,18 @@
-"""The on-disk contract of an image store: names, versions, keys and record encoding.
+"""The on-disk contract of an image store: names, versions, keys, canonical JSON and the
+header's checks (the value classes that records and headers are read into: values.py).
 
 docs/FORMAT.md describes the same contract for people; keep the two in step.
 """
 
 from __future__ import annotations
 
+import json
 import struct
 
 from ..errors import ShelfError
-from .frozen import Frozen
-
-_set = object.__setattr__
 
 TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
     from typing import Any, TypeGuard
 
 FORMAT_NAME = "lmdb-image-store"
@@ -28,7 +26,6 @@ SHARED_VERSION = "2.1"
 # new major version: code that knows only 2.x must refuse it, not pack it without them.
 PAIRED_VERSION = "3.0"
 CURRENT_VERSIONS = (FORMAT_VERSION, SHARED_VERSION, PAIRED_VERSION)
-READ_MAJORS = ("1", "2", "3")
 HASH_ALGORITHM = "sha256"
 
 # Named LMDB databases, created in this order in every store.
@@ -77,16 +74,14 @@ def canonical_json(value: Any) -> bytes:
     a value made only of those (as records nearly always are) is written by orjson; a
     float (whose exponent orjson writes otherwise: 1e16 against 1e+16), a larger
     number or a key that is not text goes the standard library's way."""
-    if _orjson_same(value):
-        return _sorted_orjson(value)
-    import json  # the writing side only: a reader never pays for its import
-
+    if orjson_same(value):
+        return sorted_orjson(value)
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
 
 
-def _sorted_orjson(value: Any) -> bytes:
+def sorted_orjson(value: Any) -> bytes:
     global _orjson
     if _orjson is None:
         import orjson
@@ -95,20 +90,20 @@ def _sorted_orjson(value: Any) -> bytes:
     return bytes(_orjson.dumps(value, option=_orjson.OPT_SORT_KEYS))
 
 
-_INT64 = 1 << 63
+INT64 = 1 << 63
 
 
-def _orjson_same(value: Any) -> bool:
+def orjson_same(value: Any) -> bool:
     """Whether orjson writes `value` as canonical_json's standard library call does."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -_INT64 <= value < _INT64
+        return -INT64 <= value < INT64
     if kind is dict:
-        return all(type(k) is str and _orjson_same(v) for k, v in value.items())
+        return all(type(k) is str and orjson_same(v) for k, v in value.items())
     if kind is list:
-        return all(_orjson_same(v) for v in value)
+        return all(orjson_same(v) for v in value)
     return False
 
 
@@ -123,8 +118,6 @@ def parse_json(raw: bytes | str) -> Any:
     try:
         return _orjson.loads(raw)
     except _orjson.JSONDecodeError:
-        import json
-
         try:
             return json.loads(raw)
         except RecursionError:  # nested past Python's stack: bad JSON, as far as we go
@@ -161,24 +154,6 @@ def encode_key(key: str) -> bytes:
     return raw
 
 
-class ImageInfo(Frozen):
-    """What the store knows about an image's bytes, without reading them."""
-
-    __slots__ = ("sha256", "size", "format", "width", "height")
-    sha256: str
-    size: int
-    format: str
-    width: int
-    height: int
-
-    def __init__(self, sha256: str, size: int, format: str, width: int, height: int) -> None:
-        _set(self, "sha256", sha256)  # one call per field: records are made by the million
-        _set(self, "size", size)
-        _set(self, "format", format)
-        _set(self, "width", width)
-        _set(self, "height", height)
-
-
 MAX_ROLE_CHARS = 64
 
 
@@ -193,195 +168,6 @@ def check_role(role: object) -> str:
     ):
         raise StoreError(f"not a paired image's role: {str(role)[:80]!r}")
     return role
-
-
-class Paired(Frozen):
-    """An image that annotates another (a mask, an instance map, a second view): the
-    file it arrived as and what the store knows of its bytes (FORMAT.md, 3.0)."""
-
-    __slots__ = ("file", "info")
-    file: str
-    info: ImageInfo
-
-    def __init__(self, file: str, info: ImageInfo) -> None:
-        self._init(file, info)
-
-    def to_json(self) -> dict[str, Any]:
-        info = self.info
-        return {
-            "file": self.file,
-            "format": info.format,
-            "height": info.height,
-            "sha256": info.sha256,
-            "size": info.size,
-            "width": info.width,
-        }
-
-    @classmethod
-    def from_json(cls, key: str, role: str, obj: Any) -> Paired:
-        if not isinstance(obj, dict):
-            raise DamagedRecordError(key, f"paired image {role!r} is not an object")
-        try:
-            file, fmt = obj["file"], obj["format"]
-            info = _image_info(key, obj["sha256"], obj["size"], fmt, obj["width"], obj["height"])
-        except KeyError as missing:
-            raise DamagedRecordError(key, f"paired image {role!r} has no field {missing}") from None
-        if not isinstance(file, str):
-            raise DamagedRecordError(key, f"paired image {role!r} has no file name")
-        try:
-            encode_key(file)
-        except InvalidKeyError:
-            raise DamagedRecordError(key, f"paired image {role!r} has a bad file name") from None
-        return cls(file, info)
-
-
-def _image_info(
-    key: str, sha256: object, size: object, fmt: object, width: object, height: object
-) -> ImageInfo:
-    if not (isinstance(sha256, str) and len(sha256) == 64 and _HEX.issuperset(sha256)):
-        raise DamagedRecordError(key, "sha256 is not 64 hex digits")
-    if not all(type(n) is int and 0 <= n < _INT64 for n in (size, width, height)):
-        raise DamagedRecordError(key, "size, width or height is not a whole number")
-    if not isinstance(fmt, str):
-        raise DamagedRecordError(key, "format is not text")
-    return ImageInfo(sha256, size, fmt, width, height)  # type: ignore[arg-type]
-
-
-class Record(Frozen):
-    """One image as the store describes it: key, info, the user's metadata and its split.
-
-    `split` (train, val, test, ...) is the image's effective split: the one its metadata
-    names, or else one assigned from a hash of its key. None in stores written before
-    splits existed. `annotated` names the metadata fields that tracked annotations
-    (data/annotations/, params.yaml's folder rules) set: those, and only those, a change
-    there may remove. `paired` holds the images that annotate this one (a mask, an
-    instance map, ...) by role: stored with it, read with it (FORMAT.md, 3.0).
-    """
-
-    __slots__ = ("key", "info", "metadata", "split", "annotated", "paired")
-    key: str
-    info: ImageInfo
-    metadata: dict[str, Any]
-    split: str | None
-    annotated: tuple[str, ...]
-    paired: dict[str, Paired]
-
-    def __init__(
-        self,
-        key: str,
-        info: ImageInfo,
-        metadata: dict[str, Any] | None = None,
-        split: str | None = None,
-        annotated: tuple[str, ...] = (),
-        paired: dict[str, Paired] | None = None,
-    ) -> None:
-        _set(self, "key", key)
-        _set(self, "info", info)
-        _set(self, "metadata", {} if metadata is None else metadata)
-        _set(self, "split", split)
-        _set(self, "annotated", annotated)
-        _set(self, "paired", {} if paired is None else paired)
-
-    @property
-    def stored_bytes(self) -> int:
-        """The bytes of the image and of its paired images."""
-        return self.info.size + sum(p.info.size for p in self.paired.values())
-
-    def roles(self) -> list[str]:
-        """The roles of its paired images, in the order their bytes are stored."""
-        return sorted(self.paired, key=lambda role: role.encode("utf-8"))
-
-    def to_json(self) -> dict[str, Any]:
-        info = self.info
-        obj: dict[str, Any] = {
-            "sha256": info.sha256,
-            "size": info.size,
-            "format": info.format,
-            "width": info.width,
-            "height": info.height,
-            "meta": self.metadata,
-        }
-        if self.split is not None:
-            obj["split"] = self.split
-        if self.annotated:
-            obj["annotated"] = list(self.annotated)
-        if self.paired:
-            obj["paired"] = {role: p.to_json() for role, p in self.paired.items()}
-        return obj
-
-    def encode(self) -> bytes:
-        """canonical_json of the record; only the metadata can hold a value orjson
-        writes otherwise (the other fields are text and whole numbers)."""
-        info = self.info
-        if (
-            _orjson_same(self.metadata)
-            and max(info.size, info.width, info.height) < _INT64
-            and all(_orjson_same(p.to_json()) for p in self.paired.values())
-        ):
-            return _sorted_orjson(self.to_json())
-        return canonical_json(self.to_json())
-
-    @classmethod
-    def from_json(cls, key: str, obj: Any) -> Record:
-        """A record from its JSON object; a StoreError naming the key and the field if
-        the object is not a record (a damaged or crafted store)."""
-        if not isinstance(obj, dict):
-            raise DamagedRecordError(key, f"a JSON {type(obj).__name__}, not an object")
-        try:
-            sha256, size, fmt = obj["sha256"], obj["size"], obj["format"]
-            width, height, metadata = obj["width"], obj["height"], obj["meta"]
-        except KeyError as missing:
-            raise DamagedRecordError(key, f"no field {missing}") from None
-        split, annotated = obj.get("split"), obj.get("annotated", ())
-        info = _image_info(key, sha256, size, fmt, width, height)
-        if not isinstance(metadata, dict):
-            raise DamagedRecordError(key, "meta is not an object")
-        if split is not None and not isinstance(split, str):
-            raise DamagedRecordError(key, "split is not text")
-        if not (isinstance(annotated, list | tuple) and all(isinstance(a, str) for a in annotated)):
-            raise DamagedRecordError(key, "annotated is not a list of field names")
-        paired = obj.get("paired")
-        return cls(key, info, metadata, split, tuple(annotated), _paired_of(key, paired))
-
-    @classmethod
-    def decode(cls, key: str, raw: bytes) -> Record:
-        return cls.from_json(key, record_object(key, raw))
-
-    @property
-    def effective_split(self) -> str | None:
-        """The split, also for a store written before splits: its metadata's, if any."""
-        return self.split if self.split is not None else self.metadata.get("split")
-
-    def fields(self) -> dict[str, Any]:
-        """A flat view for filters and training code: the user's metadata, then the
-        store's own fields (key, split, format, width, height, size, sha256) over it."""
-        info = self.info
-        return {
-            **self.metadata,
-            "key": self.key,
-            "split": self.effective_split,
-            "format": info.format,
-            "width": info.width,
-            "height": info.height,
-            "size": info.size,
-            "sha256": info.sha256,
-        }
-
-
-def _paired_of(key: str, obj: Any) -> dict[str, Paired] | None:
-    """A record's `paired` field, checked (a store from elsewhere may hold anything)."""
-    if obj is None:
-        return None
-    if not isinstance(obj, dict) or not obj:
-        raise DamagedRecordError(key, "paired is not an object of paired images")
-    paired = {}
-    for role, value in obj.items():
-        try:
-            check_role(role)
-        except StoreError:
-            raise DamagedRecordError(key, f"paired names a bad role {str(role)[:40]!r}") from None
-        paired[role] = Paired.from_json(key, role, value)
-    return paired
 
 
 def peek_sha256_and_split(raw: bytes) -> tuple[str, str | None]:
@@ -444,7 +230,7 @@ def is_digest(text: object) -> TypeGuard[str]:
 
 def _looks_bad(key: str) -> bool:
     """Whether encode_key may refuse `key`: a few substring tests, so the common key
-    passes untouched (and reading imports no `re`, 10 ms of a fresh process)."""
+    passes untouched (a scan checks every key it reads)."""
     return (
         not key
         or key[0] == "/"
@@ -460,193 +246,37 @@ def digest_entry(raw_key: bytes, record_json: bytes) -> bytes:
     return raw_key + b"\0" + record_json + b"\n"
 
 
-class Header(Frozen):
-    """A store's summary, the one record of its `meta` database (FORMAT.md).
+def header_object(raw: bytes, where: str) -> dict[str, Any]:
+    """A stored header's JSON object; StoreError unless it is one naming this format."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise StoreError(f"{where}: damaged store header (not JSON)") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
+        found = obj.get("format") if isinstance(obj, dict) else None
+        raise StoreError(f"{where}: not an image store (format {found!r})")
+    return obj
 
-    `indexed` (2.0): the fields whose values the `fields` database indexes;
-    `not_indexed`: fields asked for whose values could not all be indexed (too long,
-    too many distinct values), which filters read from the records."""
 
-    __slots__ = (
-        "count",
-        "total_bytes",
-        "content_digest",
-        "format",
-        "version",
-        "hash",
-        "indexed",
-        "not_indexed",
-    )
-    count: int
-    total_bytes: int
-    content_digest: str
-    format: str
-    version: str
-    hash: str
-    indexed: tuple[str, ...]
-    not_indexed: tuple[str, ...]
-
-    def __init__(
-        self,
-        count: int,
-        total_bytes: int,
-        content_digest: str,
-        format: str = FORMAT_NAME,
-        version: str = FORMAT_VERSION,
-        hash: str = HASH_ALGORITHM,
-        indexed: tuple[str, ...] = (),
-        not_indexed: tuple[str, ...] = (),
-    ) -> None:
-        self._init(count, total_bytes, content_digest, format, version, hash, indexed, not_indexed)
-
-    @property
-    def major(self) -> int:
-        return int(self.version.split(".")[0])
-
-    @property
-    def index_asked(self) -> tuple[str, ...]:
-        """The fields the writer was asked to index, sorted."""
-        return tuple(sorted(self.indexed + self.not_indexed))
-
-    def outdated(self, indexed: Iterable[str]) -> str | None:
-        """Why a writer asked to index `indexed` must write this file again although
-        its content stays: an older format version, or other indexed fields."""
-        asked = tuple(sorted(set(indexed)))
-        if self.version not in CURRENT_VERSIONS:
-            return f"rewritten in format {FORMAT_VERSION} (was {self.version})"
-        if self.index_asked != asked:
-            return f"rewritten to index {', '.join(asked) or 'no fields'}"
-        return None
-
-    def encode(self) -> bytes:
-        obj: dict[str, Any] = {
-            "content_digest": self.content_digest,
-            "count": self.count,
-            "format": self.format,
-            "hash": self.hash,
-            "total_bytes": self.total_bytes,
-            "version": self.version,
-        }
-        if self.major >= 2:
-            obj["indexed"] = list(self.indexed)
-            obj["not_indexed"] = list(self.not_indexed)
-        return canonical_json(obj)
-
-    @classmethod
-    def decode(cls, raw: bytes, where: str) -> Header:
-        """Parse and check a stored header; refuse a store this code cannot read,
-        saying which version it is."""
-        obj = _flat_json(raw)
-        if obj is None:  # not the flat form we write: the full parser decides
-            import json
-
-            try:
-                obj = json.loads(raw)
-            except (ValueError, RecursionError):
-                raise StoreError(f"{where}: damaged store header (not JSON)") from None
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
-            found = obj.get("format") if isinstance(obj, dict) else None
-            raise StoreError(f"{where}: not an image store (format {found!r})")
-        version = str(obj.get("version", ""))
-        check_version(version, FORMAT_VERSION, where, "store format", READ_MAJORS)
-        major, _dot, minor = version.partition(".")
-        if not (_digits(major) and _digits(minor)):
-            raise StoreError(f"{where}: damaged store header (version {version!r})")
-        if obj.get("hash") != HASH_ALGORITHM:
-            raise StoreError(f"{where}: damaged store header (hash algorithm {obj.get('hash')!r})")
-        count, total, digest = obj.get("count"), obj.get("total_bytes"), obj.get("content_digest")
-        if not (_count(count) and _count(total) and is_digest(digest)):
-            raise StoreError(f"{where}: damaged store header (count, total_bytes or digest)")
-        indexed, not_indexed = obj.get("indexed", []), obj.get("not_indexed", [])
-        for names in (indexed, not_indexed):
-            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-                raise StoreError(f"{where}: damaged store header (a list of field names)")
-        return cls(
-            count,
-            total,
-            digest,
-            FORMAT_NAME,
-            version,
-            HASH_ALGORITHM,
-            tuple(indexed),
-            tuple(not_indexed),
-        )
+def check_header(obj: dict[str, Any], where: str) -> None:
+    """Check a header's fields (after its version: file.READERS); StoreError naming
+    the first that is wrong."""
+    version = obj.get("version")
+    major, _dot, minor = version.partition(".") if isinstance(version, str) else ("", "", "")
+    if not (_digits(major) and _digits(minor)):
+        raise StoreError(f"{where}: damaged store header (version {version!r})")
+    if obj.get("hash") != HASH_ALGORITHM:
+        raise StoreError(f"{where}: damaged store header (hash algorithm {obj.get('hash')!r})")
+    count, total, digest = obj.get("count"), obj.get("total_bytes"), obj.get("content_digest")
+    if not (_count(count) and _count(total) and is_digest(digest)):
+        raise StoreError(f"{where}: damaged store header (count, total_bytes or digest)")
+    for names in (obj.get("indexed", []), obj.get("not_indexed", [])):
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise StoreError(f"{where}: damaged store header (a list of field names)")
 
 
 def _digits(text: str) -> bool:
     return 0 < len(text) <= 4 and text.isascii() and text.isdigit()
-
-
-_NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz_")
-
-
-def _flat_json(raw: bytes) -> dict[str, Any] | None:
-    """A header parsed without importing `json` (see the package's docstring: it would
-    add about 15 ms to a fresh process's first read): only the flat form the writer
-    produces, members whose values are a string without escapes, a whole number, or a
-    list of such strings; None for anything else, which the full parser then decides."""
-    if len(raw) < 2 or raw[0] != 0x7B or raw[-1] != 0x7D:  # { ... }
-        return None
-    obj: dict[str, Any] = {}
-    at, end = 1, len(raw) - 1
-    try:
-        while True:
-            name, at = _flat_string(raw, at, end)
-            if name is None or not name or not _NAME_CHARS.issuperset(name.encode()):
-                return None
-            if at >= end or raw[at] != 0x3A:  # :
-                return None
-            value, at = _flat_value(raw, at + 1, end)
-            if value is None:
-                return None
-            obj[name] = value
-            if at == end:
-                return obj
-            if raw[at] != 0x2C:  # ,
-                return None
-            at += 1
-    except UnicodeDecodeError:
-        return None
-
-
-def _flat_value(raw: bytes, at: int, end: int) -> tuple[Any, int]:
-    """A list of plain strings, a plain string or a whole number at `at`: (value,
-    after); None for anything else."""
-    if at < end and raw[at] == 0x5B:  # [
-        items: list[str] = []
-        at += 1
-        while at < end and raw[at] != 0x5D:  # ]
-            if items:
-                if raw[at] != 0x2C:  # ,
-                    return None, at
-                at += 1
-            item, at = _flat_string(raw, at, end)
-            if item is None:
-                return None, at
-            items.append(item)
-        return (items, at + 1) if at < end else (None, at)
-    if at < end and raw[at] == 0x22:  # "
-        return _flat_string(raw, at, end)
-    start = at
-    while at < end and 0x30 <= raw[at] <= 0x39:
-        at += 1
-    digits = raw[start:at]
-    if not digits or len(digits) > 18 or (len(digits) > 1 and digits[0] == 0x30):
-        return None, at
-    return int(digits), at
-
-
-def _flat_string(raw: bytes, at: int, end: int) -> tuple[str | None, int]:
-    """A string without escapes or control characters starting at `at`: (text, after)."""
-    if at >= end or raw[at] != 0x22:
-        return None, at
-    close = raw.find(b'"', at + 1, end)
-    if close < 0:
-        return None, at
-    body = raw[at + 1 : close]
-    if b"\\" in body or any(byte < 0x20 for byte in body):
-        return None, at
-    return body.decode("utf-8"), close + 1
 
 
 def _count(value: object) -> TypeGuard[int]:
@@ -665,134 +295,3 @@ def check_version(
             f"{where}: {what} version {version} is not supported; this code reads "
             f"version {said}. Upgrade imageshelf to read it."
         )
-
-
-# ------------------------------------------------------------------ 2.0: indexed fields
-
-
-def field_value(record: Record, name: str) -> Any:
-    """The value a filter on `name` compares, as query.py reads it from the JSON: the
-    store's own fields first, `meta.NAME` for the metadata's. None when missing."""
-    if name == "key":
-        return record.key
-    if name == "split":
-        return record.effective_split
-    if name in ("format", "sha256"):
-        return getattr(record.info, name)
-    if name in ("width", "height", "size"):
-        return getattr(record.info, name)
-    return record.metadata.get(name[5:] if name.startswith("meta.") else name)
-
-
-def index_key(name: str, value: str) -> bytes | None:
-    """The `fields` key of one field's value; None if LMDB cannot hold it as a key."""
-    try:
-        raw = name.encode("utf-8") + b"\0" + value.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return raw if len(raw) <= MAX_KEY_BYTES and b"\0" not in raw[len(name) + 1 :] else None
-
-
-class Postings:
-    """The keys that hold one value of an indexed field, in key order, front-coded: per
-    key, the length of the prefix it shares with the previous key (one byte, at most
-    255), the length of the rest (two bytes, big-endian), then the rest."""
-
-    __slots__ = ("data", "previous")
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.previous = b""
-
-    def add(self, raw_key: bytes) -> None:
-        previous = self.previous
-        shared = 0
-        limit = min(len(previous), len(raw_key), 255)
-        while shared < limit and previous[shared] == raw_key[shared]:
-            shared += 1
-        rest = raw_key[shared:]
-        self.data += bytes((shared, len(rest) >> 8, len(rest) & 0xFF)) + rest
-        self.previous = raw_key
-
-
-# A field with more distinct values than this in one file (free text, an OCR line) is
-# not indexed there: its index would be as large as the records, and filters on it scan.
-MAX_INDEXED_VALUES = 100_000
-
-
-class FieldIndex:
-    """The `fields` database of one file, built from its records in key order: for each
-    indexed field, each text value -> the keys holding it. A field one of whose values
-    cannot be a key, or with too many distinct values, is left out whole (a filter on
-    it reads the records), so the index never misses a record."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.names = names
-        self.postings: dict[bytes, Postings] = {}
-        self.distinct: dict[str, int] = {}
-        self.dropped: set[str] = set()
-
-    def add(self, raw_key: bytes, record: Record) -> None:
-        for name in self.names:
-            found = field_value(record, name)
-            if not isinstance(found, str) or name in self.dropped:
-                continue  # only text is indexed: a filter's text can equal only text
-            entry = index_key(name, found)
-            held = self.postings.get(entry) if entry is not None else None
-            if held is None:
-                self.distinct[name] = self.distinct.get(name, 0) + 1
-                if entry is None or self.distinct[name] > MAX_INDEXED_VALUES:
-                    self.dropped.add(name)
-                    prefix = name.encode("utf-8") + b"\0"
-                    self.postings = {
-                        k: v for k, v in self.postings.items() if not k.startswith(prefix)
-                    }
-                    continue
-                held = self.postings[entry] = Postings()
-            held.add(raw_key)
-
-    @property
-    def indexed(self) -> tuple[str, ...]:
-        return tuple(name for name in self.names if name not in self.dropped)
-
-    @property
-    def not_indexed(self) -> tuple[str, ...]:
-        return tuple(sorted(self.dropped))
-
-    def entries(self) -> Iterator[tuple[bytes, bytes]]:
-        """(field NUL value, postings), in key order."""
-        for entry in sorted(self.postings):
-            yield entry, bytes(self.postings[entry].data)
-
-
-def count_postings(data: bytes | memoryview) -> int:
-    """How many keys a postings value holds, without building them; StoreError if it
-    does not decode."""
-    view = bytes(data)
-    at, end, count = 0, len(view), 0
-    while at < end:
-        if at + 3 > end:
-            raise StoreError("damaged store: an index entry is cut short")
-        at += 3 + ((view[at + 1] << 8) | view[at + 2])
-        count += 1
-    if at != end:
-        raise StoreError("damaged store: an index entry does not decode")
-    return count
-
-
-def iter_postings(data: bytes | memoryview) -> Iterator[bytes]:
-    """The keys of a postings value, one at a time in key order (a page of a filter
-    stops early); StoreError, when reached, where it does not decode."""
-    previous = b""
-    view = bytes(data)
-    at, end = 0, len(view)
-    while at < end:
-        if at + 3 > end:
-            raise StoreError("damaged store: an index entry is cut short")
-        shared, rest = view[at], (view[at + 1] << 8) | view[at + 2]
-        at += 3
-        if shared > len(previous) or at + rest > end:
-            raise StoreError("damaged store: an index entry does not decode")
-        previous = previous[:shared] + view[at : at + rest]
-        at += rest
-        yield previous

@@ -16,10 +16,10 @@ new version.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ..files import read_regular_file
 from .format import StoreError, canonical_json, check_version, is_digest, parse_json
-from .frozen import Frozen
 
 TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
@@ -42,28 +42,17 @@ def is_shard_name(name: str) -> bool:
     return name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX)
 
 
-class Part(Frozen):
+@dataclass(frozen=True, slots=True)
+class Part:
     """One LMDB file of a store, as the index (or, for a single file, its header)
     describes it. `first_key` and `last_key` bound its keys where known."""
 
-    __slots__ = ("name", "count", "total_bytes", "content_digest", "first_key", "last_key")
     name: str
     count: int
     total_bytes: int
     content_digest: str
-    first_key: str | None
-    last_key: str | None
-
-    def __init__(
-        self,
-        name: str,
-        count: int,
-        total_bytes: int,
-        content_digest: str,
-        first_key: str | None = None,
-        last_key: str | None = None,
-    ) -> None:
-        self._init(name, count, total_bytes, content_digest, first_key, last_key)
+    first_key: str | None = None
+    last_key: str | None = None
 
     @property
     def named_by_content(self) -> bool:
@@ -115,27 +104,16 @@ class Part(Frozen):
         return part
 
 
-class ShardIndex(Frozen):
+@dataclass(frozen=True, slots=True)
+class ShardIndex:
     """`index.json`: the parts of a sharded store, in the order they were made."""
 
-    __slots__ = ("parts", "count", "total_bytes", "content_digest", "format", "version")
     parts: tuple[Part, ...]
     count: int
     total_bytes: int
     content_digest: str
-    format: str
-    version: str
-
-    def __init__(
-        self,
-        parts: tuple[Part, ...],
-        count: int,
-        total_bytes: int,
-        content_digest: str,
-        format: str = SHARDED_FORMAT,
-        version: str = SHARDED_VERSION,
-    ) -> None:
-        self._init(parts, count, total_bytes, content_digest, format, version)
+    format: str = SHARDED_FORMAT
+    version: str = SHARDED_VERSION
 
     @classmethod
     def of(cls, parts: Iterable[Part]) -> ShardIndex:

@@ -11,17 +11,19 @@ the others.
 from __future__ import annotations
 
 import os
-from _thread import get_ident
+from threading import get_ident
 
 from .file import FORK_GENERATION, StoreFile
-from .format import Header, ImageInfo, Record, StoreError
-from .index import SHARD_PREFIX, SHARD_SUFFIX, Part, ShardIndex
+from .format import StoreError
 
 TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable, Iterator
     from pathlib import Path
     from typing import Any, Literal, TypeVar
+
+    from .index import Part
+    from .values import Header, ImageInfo, Record
 
     Layout = Literal["single", "sharded"]
     T = TypeVar("T")
@@ -56,13 +58,12 @@ class ImageStore:
         self._parts: tuple[Part, ...] | None = None
         self._header: Header | None = None
         self._files: dict[str, StoreFile] = {}
-        self._by_key: dict[str, int] | None = None  # key -> its part (and location), mapped
+        self._by_key: dict[str, int] | None = None  # key -> the number of its part, mapped
         self._mapped: list[StoreFile] = []  # the parts, by that number
-        self._part_shift = 0  # the part's number is the map's value >> this
         self._probes = 0  # lookups in parts that did not hold the key, or did
         self._ranges_checked = False
         # How `get` finds an image's bytes, by layout: the single file's reader once it
-        # is open (_resolve); a key -> location map once shards needed one (_index_keys);
+        # is open (_open); a key -> part map once shards needed one (_index_keys);
         # until then (None) a lookup of the part holding the key. The call through `get`
         # costs 0 to 5% of a read (against `get` rebound to the file's reader: 0.98x to
         # 1.05x its time, both in one process, best of 40 passes over 20,000 images).
@@ -70,10 +71,27 @@ class ImageStore:
         # dropped would stay open until the garbage collector ran.
         self._get: Callable[[str], bytes] | None = None
 
+    def _open(self) -> None:
+        """Ready to read: the single file opened (a missing or damaged file fails here)
+        and its reader bound to `get`, or the shards' index read. Opening a single file
+        builds no value class: reading an image by key needs none (package docstring)."""
+        if self.layout == "sharded":
+            self._resolve()
+            return
+        file = StoreFile(self._path)
+        file.open()
+        self._files[os.path.basename(self._path)] = file
+        self._get = file.get  # training's hot path: the file's reader, no part lookup
+
     def _resolve(self) -> tuple[Part, ...]:
         parts = self._parts
         if parts is not None:
             return parts
+        # Here, not at the top: reading an image by key needs no value class (dataclasses
+        # would cost a fresh process's first image more than the read: package docstring).
+        from .index import Part, ShardIndex
+        from .values import Header
+
         if os.path.isdir(self._path):
             index = ShardIndex.read(self._path)
             parts = index.parts
@@ -81,13 +99,12 @@ class ImageStore:
                 index.count, index.total_bytes, index.content_digest, index.format, index.version
             )
         else:
-            file = StoreFile(self._path)
-            header = file.header  # opens it: a missing or damaged file fails here
             name = os.path.basename(self._path)
+            if name not in self._files:
+                self._open()
+            header = self._files[name].header
             parts = (Part(name, header.count, header.total_bytes, header.content_digest),)
-            self._files[name] = file
             self._header = header
-            self._get = file.get  # training's hot path: the file's reader, no part lookup
         self._parts = parts
         return parts
 
@@ -141,15 +158,13 @@ class ImageStore:
     def stray_files(self) -> list[str]:
         """Shard files in the store's folder that its index does not list: written by a
         pack that was killed before it published them. None in the single layout."""
+        from .index import is_shard_name
+
         if self.layout == "single":
             return []
         listed = {part.name for part in self._resolve()}
         found = os.listdir(self._path)
-        return sorted(
-            name
-            for name in found
-            if name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX) and name not in listed
-        )
+        return sorted(name for name in found if is_shard_name(name) and name not in listed)
 
     @property
     def header(self) -> Header:
@@ -186,32 +201,23 @@ class ImageStore:
                 yield part
 
     def _index_keys(self) -> None:
-        """Map every key to where its bytes lie: one pass over the parts' `locations`
-        (no records, no image bytes), under a microsecond per key. Kept for the life of
-        this object (a store is a snapshot); pickling drops it. Each key's code is its
-        part's number << 128 | its location (StoreFile.location_codes), so `get` is one
-        dict access and a slice of a chunk: no B-tree lookup in the part's file, so it
-        is faster than a single file's read. Parts of format 1.x have no
-        locations: then the map gives the part, and its reader is asked."""
+        """Map every key to the number of its part: one pass over the parts' keys (no
+        record, no image bytes), under a microsecond per key. Kept for the life of this
+        object (a store is a snapshot); pickling drops it. `get` is then one dict access
+        and a read from that part, as from a single file."""
         files = [self.part(part.name) for part in self._resolve()]
         number: dict[str, int] = {}
-        if all(file.chunked for file in files):
-            for at, file in enumerate(files):
-                number.update(file.location_codes(at << 128))
-            self._by_key, self._mapped, self._part_shift = number, files, 128
-            self._get = _located_reader(number, files)
-            return
         for at, file in enumerate(files):
             number.update(dict.fromkeys(file, at))
-        self._by_key, self._mapped, self._part_shift = number, files, 0
+        self._by_key, self._mapped = number, files
         self._get = _mapped_reader(number, files)
 
     def _holder(self, key: object) -> StoreFile | None:
         """The reader of the part holding `key`, or None."""
         by_key = self._by_key
         if by_key is not None:
-            code = by_key.get(key) if isinstance(key, str) else None
-            return None if code is None else self._mapped[code >> self._part_shift]
+            at = by_key.get(key) if isinstance(key, str) else None
+            return None if at is None else self._mapped[at]
         probes = 0
         found = None
         for part in self._candidates(key):
@@ -241,6 +247,9 @@ class ImageStore:
     def get(self, key: str) -> bytes:
         """The image's original bytes. Raises KeyError naming a missing key."""
         read = self._get
+        if read is None and self._parts is None:
+            self._open()  # a single file's reader becomes `get`'s
+            read = self._get
         return read(key) if read is not None else self._read(key, StoreFile.get)
 
     def get_many(self, keys: Iterable[str]) -> list[bytes]:
@@ -327,6 +336,8 @@ class ImageStore:
 
     def records(self) -> Iterator[Record]:
         """Every record in key order, without reading any image bytes."""
+        from .values import Record  # with the first record: see _resolve
+
         for key, raw in self.raw_records():
             yield Record.decode(key, raw)
 
@@ -419,9 +430,9 @@ def _check_part(part: Part, file: StoreFile) -> None:
 
 
 def _mapped_reader(number: dict[str, int], files: list[StoreFile]) -> Callable[[str], bytes]:
-    """`get` through a map of key -> part number (parts of format 1.x, which have no
-    locations): that part's txn.get, valid in one thread of one process (checked as
-    StoreFile.get checks its own, by the fork generation and the thread)."""
+    """`get` through a map of key -> part number: that part's reader of image bytes
+    (StoreFile.txn_get), valid in one thread of one process (checked as StoreFile.get
+    checks its own, by the fork generation and the thread)."""
     generation = FORK_GENERATION
     made_gen, made_thread = -1, -1
     gets: list[Any] = []
@@ -439,39 +450,5 @@ def _mapped_reader(number: dict[str, int], files: list[StoreFile]) -> Callable[[
         if data is None:
             files[at].missing(key)
         return data
-
-    return get
-
-
-def _located_reader(number: dict[str, int], files: list[StoreFile]) -> Callable[[str], bytes]:
-    """`get` through a map of key -> part << 128 | chunk << 96 | offset << 64 | size.
-    Chunks are views, cached by (part << 32 | chunk) for this thread of this process
-    (checked as StoreFile.get checks its own: the fork generation and the thread)."""
-    generation = FORK_GENERATION
-    made_gen, made_thread = -1, -1
-    views: dict[int, memoryview] = {}
-    readers: list[Callable[[int], memoryview]] = []
-    mask32, mask64 = (1 << 32) - 1, (1 << 64) - 1
-
-    def get(key: str) -> bytes:
-        nonlocal made_gen, made_thread, views, readers
-        if made_gen != generation[0] or made_thread != get_ident():
-            made_gen, made_thread = generation[0], get_ident()
-            views, readers = {}, [f.chunk_reader() for f in files]
-        try:
-            code = number[key]  # KeyError names a missing key
-        except TypeError:
-            raise KeyError(key) from None
-        chunk = code >> 96
-        view = views.get(chunk)
-        if view is None:
-            view = views[chunk] = readers[chunk >> 32](chunk & mask32)
-        at = (code >> 64) & mask32
-        end = at + (code & mask64)
-        if end > len(view):
-            raise StoreError(
-                f"{files[chunk >> 32].path}: damaged store: an image lies outside its chunk"
-            )
-        return view[at:end].tobytes()
 
     return get

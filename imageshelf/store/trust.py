@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import stat
-from _thread import allocate_lock
+from threading import Lock
 from time import perf_counter
 
 from ..files import fingerprint_of
@@ -43,7 +43,7 @@ from .format import StoreError
 _remembered: set[tuple[int, ...]] = set()  # verified or written here, or a marker says so
 _verified_here: set[tuple[int, ...]] = set()  # verified or written by this process
 _distrust = [False]  # validate --full: markers count for nothing
-_lock = allocate_lock()
+_lock = Lock()
 MAX_MARKERS = 4096  # the oldest go when there are more
 HASH_BELOW = 4096  # bytes per record: under this, hashing a file beats verifying it
 HASH_RATE = 1e9  # bytes per second SHA-256 is counted on (1.4e9 measured, with SHA-NI)

@@ -35,10 +35,11 @@ from .build import (
     store_items,
 )
 from .file import StoreFile
-from .format import DEFAULT_INDEXED, Header, Record, StoreError
+from .format import DEFAULT_INDEXED, StoreError
 from .index import INDEX_NAME, Part, ShardIndex, shard_name
 from .lock import writer_lock
 from .reader import ImageStore
+from .values import Header, Record
 
 __all__ = ["Item", "rebuild", "store_items", "tidy", "update", "write_sharded", "writer_lock"]
 

@@ -42,7 +42,7 @@ from PIL import Image, ImageChops
 from ..decoding import NotDecodedError, bounded
 from ..images import DEFAULT_MAX_PIXELS, NotAnImageError
 from ..store import ImageStore, Record, StoreError
-from ..store.format import Paired
+from ..store.values import Paired
 from .thumbs import DECODING, EDGE, RENDER_EDGE, keep, read_entry
 
 OPACITY = 0.6  # of an overlay when the page opens: the image shows through its colours
