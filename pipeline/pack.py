@@ -20,7 +20,7 @@ from imageshelf.commands import (
 )
 from imageshelf.params import AnnotationsParams, PackParams, load_params
 from imageshelf.progress import bar
-from imageshelf.stages.pack import run
+from imageshelf.stages.pack import PackPaths, run
 
 
 @click.command(cls=StageCommand, context_settings=CONTEXT)
@@ -71,8 +71,8 @@ def pack(
     """
     settings = load_params(PackParams, params)
     rules = load_params(AnnotationsParams, params)
-    paths = (store_path, manifest, incoming, remove_list, catalog, report)
-    finish(run(*paths, settings, annotations, rules, progress=partial(bar, desc="pack")))
+    paths = PackPaths(store_path, manifest, incoming, remove_list, catalog, report, annotations)
+    finish(run(paths, settings, rules, progress=partial(bar, desc="pack")))
 
 
 if __name__ == "__main__":

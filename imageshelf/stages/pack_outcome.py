@@ -12,32 +12,36 @@ from typing import Any
 from ..params import PackParams
 from ..store import Header
 from .pack_changes import Changes
+from .pack_inputs import PackPaths
+from .pack_plan import PackPlan
 from .result import StageResult
 
 
-def plan_report(plan: Changes, params: PackParams, header: Header, written: bool) -> dict[str, Any]:
+def plan_report(
+    changes: Changes, params: PackParams, header: Header, written: bool
+) -> dict[str, Any]:
     return {
         "written": written,
         "count": header.count,
         "total_bytes": header.total_bytes,
         "content_digest": header.content_digest,
-        "added": len(plan.added),
-        "replaced": len(plan.replaced),
-        "relabeled": len(plan.relabeled),
-        "retracked": len(plan.retracked),
-        "unchanged": plan.unchanged,
-        "removed": len(plan.removed),
-        "resplit": len(plan.resplit),
-        "fields_removed": dict(sorted(plan.fields_removed.items())),
-        "unused_annotations": plan.unused_annotations,
+        "added": len(changes.added),
+        "replaced": len(changes.replaced),
+        "relabeled": len(changes.relabeled),
+        "retracked": len(changes.retracked),
+        "unchanged": changes.unchanged,
+        "removed": len(changes.removed),
+        "resplit": len(changes.resplit),
+        "fields_removed": dict(sorted(changes.fields_removed.items())),
+        "unused_annotations": changes.unused_annotations,
         "split": dict(params.split),
         "on_conflict": params.on_conflict,
         "on_duplicate": params.on_duplicate,
-        "conflicts": plan.conflicts,
-        "duplicates": [{"key": k, "same_as": v} for k, v in sorted(plan.duplicates.items())],
-        "removal_not_found": plan.removal_not_found,
-        "removal_list": plan.removal_digest,
-        "not_packed": dict(sorted(plan.not_packed.items())),
+        "conflicts": changes.conflicts,
+        "duplicates": [{"key": k, "same_as": v} for k, v in sorted(changes.duplicates.items())],
+        "removal_not_found": changes.removal_not_found,
+        "removal_list": changes.removal_digest,
+        "not_packed": dict(sorted(changes.not_packed.items())),
     }
 
 
@@ -47,50 +51,44 @@ SHARDED_FROM_IMAGES = 50_000  # images: each change rewrites every record (~7 s 
 
 
 @dataclass
-class PackPaths:
-    """The paths a pack run was given, for what it tells the user."""
-
-    store: Path
-    report: Path = Path("reports/pack.json")
-    annotations: Path = Path("data/annotations")
-    remove_list: Path = Path("data/remove.txt")
-
-
-@dataclass
 class PackOutcome(StageResult):
-    """What a pack run did: the plan, the published header, and how it was written."""
+    """What a pack run did: its plan, and the header of the store it left published."""
 
-    plan: Changes
+    plan: PackPlan
     header: Header
-    written: bool
-    converted_from: Path | None
     params: PackParams
     where: PackPaths
-    removals_changed: bool = True  # the removal list differs from the last run's
-    upgraded: str | None = None  # why an unchanged store was written again
+
+    @property
+    def written(self) -> bool:
+        return self.plan.writes_store
+
+    @property
+    def converted_from(self) -> Path | None:
+        return self.plan.source if self.plan.converting else None
 
     def report(self) -> dict[str, Any]:
-        return plan_report(self.plan, self.params, self.header, self.written)
+        return plan_report(self.plan.changes, self.params, self.header, self.written)
 
     def notes(self) -> list[str]:
         """Lines for the user beyond the summary: a store no longer used, when to switch
         layouts, annotations and removals that matched nothing."""
-        plan, where, notes = self.plan, self.where, self._advice()
+        changes, where, notes = self.plan.changes, self.where, self._advice()
         if self.converted_from is not None:
             notes.insert(
                 0,
                 f"  {self.converted_from} is no longer used; delete it when you like "
                 "(its versions stay in DVC's cache and remote)",
             )
-        if plan.unused_annotations:
+        if changes.unused_annotations:
             notes.append(
-                f"  {len(plan.unused_annotations)} annotation row(s) or file(s) in "
-                f"{where.annotations} matched no image, first: {plan.unused_annotations[0]} "
+                f"  {len(changes.unused_annotations)} annotation row(s) or file(s) in "
+                f"{where.annotations} matched no image, first: {changes.unused_annotations[0]} "
                 f"(all in {where.report})"
             )
-        if plan.removal_not_found and self.removals_changed:  # once, not every run
+        if changes.removal_not_found and self.plan.removals_changed:  # once, not every run
             notes.append(
-                f"  {len(plan.removal_not_found)} key(s) in {where.remove_list} are not "
+                f"  {len(changes.removal_not_found)} key(s) in {where.remove_list} are not "
                 f"in the store (see {where.report})"
             )
         return notes
@@ -108,23 +106,23 @@ class PackOutcome(StageResult):
         return []
 
     def summary(self) -> str:
-        plan = self.plan
+        changes = self.plan.changes
         duplicates = "duplicates " + ("kept" if self.params.on_duplicate == "keep" else "skipped")
-        parts = [f"{len(plan.added)} added"]
+        parts = [f"{len(changes.added)} added"]
         for count, what in (
-            (len(plan.replaced), "replaced"),
-            (len(plan.relabeled), "relabeled"),
-            (len(plan.retracked), "with the same fields, tracked otherwise (data/annotations/)"),
-            (len(plan.removed), "removed"),
-            (len(plan.resplit), "moved to another split"),
-            (plan.unchanged, "already there"),
-            (len(plan.duplicates), duplicates),
-            (len(plan.conflicts) - len(plan.replaced), "conflicts skipped"),
+            (len(changes.replaced), "replaced"),
+            (len(changes.relabeled), "relabeled"),
+            (len(changes.retracked), "with the same fields, tracked otherwise (data/annotations/)"),
+            (len(changes.removed), "removed"),
+            (len(changes.resplit), "moved to another split"),
+            (changes.unchanged, "already there"),
+            (len(changes.duplicates), duplicates),
+            (len(changes.conflicts) - len(changes.replaced), "conflicts skipped"),
         ):
             if count:
                 parts.append(f"{count} {what}")
-        if plan.fields_removed:
-            removed = sorted(plan.fields_removed.items())
+        if changes.fields_removed:
+            removed = sorted(changes.fields_removed.items())
             parts.append(
                 "fields removed by data/annotations: "
                 + ", ".join(f"{name} from {count}" for name, count in removed)
@@ -137,6 +135,7 @@ class PackOutcome(StageResult):
     def _state(self) -> str:
         if self.converted_from is not None:
             return f"converted from {self.converted_from}"
-        if self.upgraded is not None and not self.plan.changes_store:
-            return self.upgraded
+        upgrade = self.plan.upgrade
+        if upgrade is not None and not self.plan.changes.changes_store:
+            return upgrade
         return "written" if self.written else "unchanged, not rewritten"
