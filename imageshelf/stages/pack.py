@@ -10,7 +10,7 @@ store is converted. Pack also writes the catalog (every record, no image bytes) 
 A run reads, then decides, then publishes, each in its own module:
 
 - pack_inputs.py: what pack decides from (the store, data/remove.txt, data/annotations/,
-  its own state in pack_state.py). Reads only.
+  its own state in pack_state.py, what it cached in pack_cache.py). Reads only.
 - pack_plan.py: everything the run will do (pack_changes.py: record by record), as a
   value. Writes nothing.
 - pack_publish.py: the plan carried out in a declared order (store, state, catalog,

@@ -20,8 +20,9 @@ from ..manifest import read_manifest_keys
 from ..metadata import Tracked, needs_layout, read_tracked
 from ..params import AnnotationsParams, PackParams
 from ..store import ImageStore, InvalidKeyError, StoreError, encode_key
+from .pack_cache import stored_folders
 from .pack_changes import PackError
-from .pack_state import STATE, PackState, read_state, stored_folders
+from .pack_state import STATE, PackState, read_state
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from .. import cache
 from ..files import fingerprint
 from ..params import PackParams
 from ..store import Header, ImageStore, Part, StoreError
+from .pack_cache import changed_keys
 from .pack_changes import Changes, Memos, Since, plan_changes
 from .pack_inputs import PackInputs
-from .pack_state import changed_keys
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ store and the state, does the rest and arrives where an uninterrupted run would 
 - store: the new version, temp file then fsync then rename (shards first, index.json
   last); nothing else is published before it, so a failure here leaves everything as
   it was. When the plan writes nothing, the store stays byte-identical.
-- state: what was published (pack_state.py). Lost to a kill before it, the state names
-  the store before, and the next run looks at every record once, and plans nothing.
+- state: what was published (pack_state.py), and what this run learned for the cache
+  (pack_cache.py). Lost to a kill before it, the state names the store before, and the
+  next run looks at every record once, and plans nothing.
 - catalog: every record of the published store, no bytes. validate refuses a catalog
   that is not the store's, so a failure here is one line and the next run catches up.
 - report: reports/pack.json, for people and validate; pack never reads it back.
@@ -32,14 +33,15 @@ from ..manifest import read_manifest_keys
 from ..progress import Progress, per_item
 from ..seen import note_stored
 from ..store import Header, ImageStore, Record
+from .pack_cache import remember_folders, remember_tracked
 from .pack_changes import PackError
 from .pack_inputs import PackInputs
 from .pack_outcome import PackOutcome
 from .pack_plan import PackPlan
-from .pack_state import PackState, remember_folders, remember_tracked, write_state
+from .pack_state import PackState, write_state
 from .pack_write import apply_changes
 
-STEPS = ("store", "state", "catalog", "report", "ingest")
+STEPS = ("store", "state", "catalog", "report", "ingest")  # the contract: see above
 
 ProgressBar = Callable[[int], AbstractContextManager[Progress]]
 
