@@ -114,6 +114,11 @@ def write_text(target: str | os.PathLike[str], text: str, *, durable: bool = Fal
     write_bytes(target, text.encode("utf-8"), durable=durable)
 
 
+def json_bytes(value: object) -> bytes:
+    """A report's bytes as write_json writes them (for a caller that needs their hash)."""
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def write_json(target: str | os.PathLike[str], value: object) -> None:
     """A report: indented JSON, UTF-8, ending in a newline."""
-    write_text(target, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    write_bytes(target, json_bytes(value))

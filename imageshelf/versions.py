@@ -276,23 +276,14 @@ def lock_setting(stage: str, name: str, lock: Path = LOCK) -> Any:
     return recorded.get(name, within.get(key) if isinstance(within, dict) else None)
 
 
-def recorded_digest(report: Path, lock: Path = LOCK) -> str | None:
-    """The content digest of the store dvc.lock records, read off pack's report when the
-    report is the one dvc.lock records (its md5 matches). None otherwise."""
-    import hashlib
-
-    recorded = [o for o in lock_outs("pack", lock) or () if o.get("path") == report.as_posix()]
-    try:
-        data = report.read_bytes()
-    except OSError:
-        return None
-    if not recorded or hashlib.md5(data).hexdigest() != recorded[0].get("md5"):
-        return None
-    try:
-        digest = parse_json(data).get("content_digest")
-    except (ValueError, AttributeError):
-        return None
-    return digest if isinstance(digest, str) else None
+def recorded_md5(path: Path, stage: str = "pack", lock: Path = LOCK) -> str | None:
+    """The md5 dvc.lock records for the output `path` of `stage`; None if it records
+    none (read as YAML: no DVC needed)."""
+    for out in lock_outs(stage, lock) or ():
+        if out.get("path") == path.as_posix():
+            md5 = out.get("md5")
+            return md5 if isinstance(md5, str) else None
+    return None
 
 
 def previous_store(store_path: Path, lock: Path = LOCK) -> Path | None:
@@ -321,23 +312,23 @@ def previous_store(store_path: Path, lock: Path = LOCK) -> Path | None:
     )
 
 
-def check_recorded(store_path: Path, report: Path | None = None) -> None:
+def check_recorded(store_path: Path, recorded_digest: str | None = None) -> None:
     """Refuse to pack into a store that is not the version dvc.lock records, unless it
     holds every image of that version (a pack that ran since, whose result DVC has not
     recorded yet: a killed `dvc repro`, a stage run by hand).
 
     This is the teammate who ran `git pull` but not `dvc pull`: packing new images into
     the old store would publish it without every image the others added. The usual
-    case, the store pack wrote last, is told by its content digest alone; anything else
-    asks DVC.
+    case, the store pack wrote last, is told by its content digest alone:
+    `recorded_digest`, that of the version dvc.lock records, when the caller knows it
+    (pack's state). Anything else asks DVC.
     """
     if not store_path.exists() or not LOCK.exists():
         return
-    if report is not None:
-        digest = recorded_digest(report)
+    if recorded_digest is not None:
         try:
             with ImageStore(store_path) as here:
-                if digest is not None and here.header.content_digest == digest:
+                if here.header.content_digest == recorded_digest:
                     return
         except ShelfError:
             pass  # a damaged store: pack reports it

@@ -9,7 +9,7 @@ from imageshelf.commands import CONTEXT, StageCommand, finish, pass_project
 from imageshelf.params import AnnotationsParams, PackParams
 from imageshelf.progress import bar
 from imageshelf.project import Project
-from imageshelf.stages.pack import run
+from imageshelf.stages.pack import PackPaths, run
 
 
 @click.command(cls=StageCommand, context_settings=CONTEXT)
@@ -38,10 +38,7 @@ def pack(project: Project) -> None:
     converted. Also writes the catalog (every record, no image bytes) for `diff`.
     """
     settings, rules = project.settings(PackParams), project.settings(AnnotationsParams)
-    paths = (project.store, project.manifest, project.incoming, project.remove_list)
-    outputs = (project.catalog, project.pack_report)
-    progress = partial(bar, desc="pack")
-    finish(run(*paths, *outputs, settings, project.annotations, rules, progress=progress))
+    finish(run(PackPaths.of(project), settings, rules, progress=partial(bar, desc="pack")))
 
 
 if __name__ == "__main__":

@@ -378,11 +378,11 @@ def test_a_location_outside_its_chunk_is_a_damaged_store_through_the_map(tmp_pat
 
 
 def test_pack_says_when_the_single_file_has_grown_past_a_few_gb(workspace, monkeypatch):
-    from imageshelf.stages import pack
+    from imageshelf.stages import pack_outcome
 
     from conftest import stage
 
-    monkeypatch.setattr(pack, "SHARDED_FROM", 1000)  # a few GB, scaled down
+    monkeypatch.setattr(pack_outcome, "SHARDED_FROM", 1000)  # a few GB, scaled down
     put(workspace / "data" / "incoming", images(0, 5))
     stage("ingest")
     result = stage("pack")
@@ -423,11 +423,11 @@ def test_a_walk_on_every_core_finds_what_one_walk_finds(tmp_path, monkeypatch, b
 
 
 def test_pack_says_so_when_the_single_file_holds_many_images(workspace, monkeypatch):
-    from imageshelf.stages import pack
+    from imageshelf.stages import pack_outcome
 
     from conftest import stage
 
-    monkeypatch.setattr(pack, "SHARDED_FROM_IMAGES", 5)  # 50,000, scaled down
+    monkeypatch.setattr(pack_outcome, "SHARDED_FROM_IMAGES", 5)  # 50,000, scaled down
     put(workspace / "data" / "incoming", images(0, 5))
     stage("ingest")
     result = stage("pack")
