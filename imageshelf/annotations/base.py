@@ -212,6 +212,18 @@ def text_of(rel: str, data: bytes) -> str:
         ) from None
 
 
+def parse_xml(rel: str, data: bytes) -> Any:
+    """An XML file's root element, parsed by defusedxml (no entities, no external
+    references); an AnnotationError naming the file if it is not XML."""
+    from defusedxml import ElementTree
+    from defusedxml.common import DefusedXmlException
+
+    try:
+        return ElementTree.fromstring(data)
+    except (ElementTree.ParseError, DefusedXmlException, ValueError) as exc:
+        raise AnnotationError(f"{rel}: not valid XML: {exc}") from None
+
+
 def join(folder: str, path: str) -> str:
     """A path written in an annotation file, relative to `folder`, as a key."""
     path = path.replace("\\", "/")

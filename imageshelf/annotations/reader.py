@@ -31,6 +31,7 @@ from .base import (
     Reader,
     TooLarge,
     folder_of,
+    parse_xml,
     read_bounded,
     text_of,
 )
@@ -38,6 +39,7 @@ from .celeba import is_celeba, read_celeba, root_of
 from .cityscapes import is_cityscapes_polygons, read_cityscapes
 from .classes import is_class_file, read_class_file
 from .coco import is_coco, read_coco
+from .cvat import is_cvat, read_cvat
 from .fiftyone import is_fiftyone, read_fiftyone
 from .imagetables import read_image_table
 from .kinds import annotation_kind
@@ -50,7 +52,7 @@ from .sidecars import read_sidecars, sidecar_image
 from .tables import read_table
 from .texts import read_own, read_shared, text_image
 from .values import strict_json
-from .voc import read_xml
+from .voc import is_voc, read_voc
 from .yolo import Yolo, is_names_file, names_reach
 
 ORDER = {"table": 0, "json": 1, "xml": 2, "text": 3, "ini": 3, "celeba": 3}
@@ -143,7 +145,7 @@ def read_annotations(
             _read_table(rel, whole(rel), keys, limits, image_column, open_images, result)
         elif kind == "xml":
             result.files.append(rel)
-            read_xml(rel, whole(rel), keys, result)
+            _read_xml(rel, whole(rel), keys, result)
         else:
             _read_text(rel, read, whole, keys, limits.own, yolo, result)
         if len(result.unused) + len(result.notes) != said:
@@ -208,6 +210,23 @@ def _read_table(
         read_label_studio_items(rel, rows, keys, result)
     elif (image_column and image_column in table.columns) or not open_images.read(rel, table):
         read_image_table(rel, table, keys, result, image_column)
+
+
+def _read_xml(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> None:
+    """An XML file, as what its root says it is: Pascal VOC's `<annotation>` or CVAT's
+    `<annotations>` (images or tracks)."""
+    root = parse_xml(rel, data)
+    if is_voc(root):
+        read_voc(rel, root, keys, result)
+    elif is_cvat(root):
+        read_cvat(rel, root, keys, result)
+    elif root.tag == "annotations":
+        result.unused.append(f"{rel}: CVAT XML with no <image> or <track>: nothing annotated")
+    else:
+        result.unused.append(
+            f"{rel}: XML, but neither Pascal VOC (<annotation>) nor CVAT (<annotations>): "
+            f"its root is <{root.tag}>"
+        )
 
 
 def _read_json_folder(
