@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -222,6 +223,30 @@ def parse_xml(rel: str, data: bytes) -> Any:
         return ElementTree.fromstring(data)
     except (ElementTree.ParseError, DefusedXmlException, ValueError) as exc:
         raise AnnotationError(f"{rel}: not valid XML: {exc}") from None
+
+
+def resolve(folder: str, line: str, keys: KeyIndex) -> str | None:
+    """The image a path written in a list (lists.py, ocr.py, texts.py) names: relative
+    to the list's `folder`, or to any folder above (CVAT's `data/obj_train_data/1.jpg`,
+    PaddleOCR's `train_data/rec/train/word_001.jpg`), or the one image whose path ends so
+    under the folder above the list's (WIDER FACE's `wider_face_split/` beside
+    `WIDER_test/`)."""
+    path = line.replace("\\", "/").strip("/")
+    direct = posixpath.normpath(join(folder, path))
+    if direct in keys.keys:
+        return direct
+    parts = [p for p in path.split("/") if p not in ("", ".", "..")]
+    for at in range(1, len(parts)):
+        candidate = join(folder, "/".join(parts[at:]))
+        if candidate in keys.keys:
+            return candidate
+    if len(parts) == 1 and "." not in parts[0]:
+        return keys.one_by_stem(folder, parts[0])
+    if parts:
+        found = keys.by_tail(folder_of(folder), "/".join(parts))
+        if len(found) == 1:
+            return found[0]
+    return None
 
 
 def join(folder: str, path: str) -> str:

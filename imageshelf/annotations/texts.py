@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import dota, kitti, mot, ocr, widerface
-from .base import AnnotationError, Annotations, KeyIndex, folder_of, text_of
+from .base import AnnotationError, Annotations, KeyIndex, folder_of, resolve, text_of
 from .lines import Lines, numbered_lines, numbers
-from .lists import list_split, read_list, resolve
+from .lists import list_split, read_list
 from .looks import looks_like
 from .yolo import Yolo, label_image, under_labels
 
