@@ -30,12 +30,12 @@ import base64
 import binascii
 import math
 import posixpath
-import re
 from collections.abc import Callable
 from pathlib import PureWindowsPath
 from typing import Any
 
 from .base import Annotations, KeyIndex, folder_of, join, name_of, number, rounded
+from .embedded import is_labelme
 from .kinds import annotation_kind
 from .values import strict_json
 
@@ -60,21 +60,6 @@ POINT_COUNTS = {
 }
 DEFAULTS = ("group_id", "description", "flags", "mask")  # left out when null or empty
 IMAGE_FIELDS = ("shapes", "imageData", "flags")  # the rest of a file goes to `labelme`
-
-
-# `"imageData": "<base64>"`, as the bytes of a file: what of a LabelMe file is its image
-_IMAGE_DATA = re.compile(rb'"imageData"\s*:\s*"[A-Za-z0-9+/=\\\s]*"')
-
-
-def image_data_length(data: bytes) -> int:
-    """How many bytes of a JSON file an `imageData` string takes (0 if none): the rest of
-    a LabelMe file is metadata, bound as any sidecar is."""
-    found = _IMAGE_DATA.search(data)
-    return 0 if found is None else found.end() - found.start()
-
-
-def is_labelme(obj: Any) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("shapes"), list) and "imagePath" in obj
 
 
 def image_path(obj: dict[str, Any]) -> str:
@@ -244,17 +229,6 @@ def apply_labelme(rel: str, obj: dict[str, Any], key: str, result: Annotations) 
         result.broken[key] = f"{name_of(rel)}: not a LabelMe file labelme opens: {exc}"
         return
     result.set(key, values)
-
-
-def note_copies(copies: list[str], result: Annotations) -> None:
-    """One note for the LabelMe files of a folder whose imageData copies an image that
-    is there (labelme's default: every file of an export)."""
-    if copies:
-        more = f" and {len(copies) - 1} other LabelMe file(s)" if len(copies) > 1 else ""
-        result.note(
-            f"{copies[0]}{more}: imageData, a copy of the image file: the image file is "
-            "stored, the copy is not"
-        )
 
 
 def _named_image(rel: str, path: str, keys: KeyIndex) -> str | None:

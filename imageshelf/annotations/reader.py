@@ -40,15 +40,16 @@ from .cityscapes import is_cityscapes_polygons, read_cityscapes
 from .classes import is_class_file, read_class_file
 from .coco import is_coco, read_coco
 from .cvat import is_cvat, read_cvat
+from .embedded import is_labelme, note_copies
 from .fiftyone import is_fiftyone, read_fiftyone
 from .imagetables import read_image_table
 from .kinds import annotation_kind
-from .labelme import is_labelme, note_copies, read_labelme
+from .labelme import apply_labelme, read_labelme
 from .labelstudio import is_json_min, is_label_studio, read_label_studio
 from .labelstudio_min import is_label_studio_table, read_label_studio_items
 from .lists import read_list
 from .openimages import OpenImages, is_descriptions
-from .sidecars import read_sidecars, sidecar_image
+from .sidecars import sidecar_image, sidecar_objects
 from .tables import read_table
 from .texts import read_own, read_shared, text_image
 from .values import strict_json
@@ -151,7 +152,7 @@ def read_annotations(
         if len(result.unused) + len(result.notes) != said:
             result.dirty.add(rel)
     open_images.finish()
-    read_sidecars(sidecars, read, keys, limits, result)
+    _read_sidecars(sidecars, read, keys, limits, result)
     for rel in yolo.named:
         if rel in yolo.used:
             result.files.append(rel)
@@ -159,6 +160,23 @@ def read_annotations(
             result.unused.append(f"{rel}: no YOLO labels use its class names")
     result.files.sort()
     return result
+
+
+def _read_sidecars(
+    files: list[str], read: Reader, keys: KeyIndex, limits: Limits, result: Annotations
+) -> None:
+    """Each image's sidecars: a LabelMe file's shapes (labelme.py), any other object's
+    fields as they are."""
+    copies: dict[str, list[str]] = {}  # folder -> its LabelMe files that copy their image
+    for rel, image, obj in sidecar_objects(files, read, keys, limits, result):
+        if is_labelme(obj):
+            if obj.get("imageData"):
+                copies.setdefault(folder_of(rel), []).append(rel)
+            apply_labelme(rel, obj, image, result)
+        else:
+            result.set(image, obj)
+    for folder in sorted(copies):
+        note_copies(copies[folder], result)
 
 
 def _units(
