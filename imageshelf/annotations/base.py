@@ -10,12 +10,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ShelfError
-
-if TYPE_CHECKING:
-    from .classes import ClassTable
+from .pairs import ClassTable
 
 
 class AnnotationError(ShelfError):

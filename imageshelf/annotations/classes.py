@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..decoding import NotDecodedError, bounded
 from .base import Annotations, KeyIndex, folder_of, name_of, text_of
-from .paired import Layout, Pairs
+from .pairs import ClassTable, Layout, Pairs, Present
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -42,27 +42,6 @@ CLASS_ROLES = frozenset({"mask", "coarse_mask", "train_ids", "coarse_train_ids"}
 # Distinct values beyond which a mask is no class map (an RGB mask resized with
 # smoothing, a photo): no field, a note instead.
 MAX_VALUES = 1024
-
-Present = tuple[int, ...] | tuple[str, ...]  # a mask's ids, or its colours as "#rrggbb"
-
-
-@dataclass(frozen=True)
-class ClassTable:
-    """Class names by id (an int) or by colour ("#rrggbb"), and where they come from."""
-
-    names: Mapping[Any, str]
-    source: str  # a file's path, the param's name, or the built-in table's
-    by_colour: bool = False
-
-    def name(self, present: Present) -> dict[str, str | None] | str:
-        """The field for a mask holding `present`; a sentence if this table cannot name
-        them (ids against colours)."""
-        colours = bool(present) and isinstance(present[0], str)
-        if present and colours != self.by_colour:
-            has, wants = ("colours", "ids") if colours else ("ids", "colours")
-            return f"it holds {has}, {self.source} names {wants}"
-        return {str(value): self.names.get(value) for value in present}
-
 
 _VOC = [
     "background",

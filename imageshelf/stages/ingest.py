@@ -35,7 +35,8 @@ from ..annotations import (
 )
 from ..annotations.archives import read_source, unread_archive
 from ..annotations.classes import CLASS_ROLES, PARAM, MaskClasses, mask_values
-from ..annotations.paired import Pairs, find_pairs
+from ..annotations.paired import find_pairs
+from ..annotations.pairs import Pairs
 from ..atomic import write_json
 from ..errors import ShelfError
 from ..files import NotRegularFileError, open_regular, read_head, read_regular_file
