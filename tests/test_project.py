@@ -194,6 +194,9 @@ def test_the_import_contracts_hold_and_a_wrong_import_turns_them_red(tmp_path):
     assert "imageshelf.store.format imports yaml, which is not allowed" in outside.stdout
     unplaced = _lint_imports(tmp_path / "new", "webhooks.py", "from . import store")
     assert unplaced.returncode != 0 and "imageshelf.webhooks" in unplaced.stdout
+    sideways = _lint_imports(tmp_path / "formats", "annotations/coco.py", "from .yolo import Yolo")
+    assert sideways.returncode != 0
+    assert "imageshelf.annotations.coco -> imageshelf.annotations.yolo" in sideways.stdout
 
 
 LONGEST = 60  # lines of code in a function, its docstring aside

@@ -28,6 +28,11 @@ One module per format, each the reference's reading of it:
 - `folders`: the split and label an image's folders give (HF, torchvision);
 - `reader`: the order they are read in; `values`: how a table's cells are typed.
 
+The format modules stand side by side: none imports another (pyproject's contract for
+this folder). What several share lies below them: `base` (keys, files, `resolve`,
+`parse_xml`), `tables` (a table's rows), `lines`, `embedded` (LabelMe's imageData),
+`labelstudio_results` (Label Studio's regions), `pairs` (paired images, class names).
+
 Boxes from every format become COCO's: `objects: [{"bbox": [x, y, width, height],
 "category": NAME, ...}, ...]` in pixels.
 """
