@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from imageshelf.manifest import read_manifest
 
 from conftest import make_image, put, report, stage
@@ -190,3 +192,129 @@ def test_a_damaged_entry_of_ingests_cache_means_that_file_is_probed_again(worksp
         key: hashlib.sha256((Path("data/incoming") / key).read_bytes()).hexdigest()
         for key in ("a.png", "b.png")
     }
+
+
+# ------------------------------------------------------- what a change makes ingest look at
+
+
+def mixed() -> dict[str, bytes | str]:
+    """A place with one dataset of each kind of annotation file: sidecars, a label table,
+    a YOLO export, Pascal VOC (XML, a split list and masks), COCO, and an image alone."""
+    files: dict[str, bytes | str] = {"loose.png": make_image(seed=90)}
+    for i in range(2):
+        files[f"side/{i}.png"] = make_image(seed=i)
+        files[f"side/{i}.json"] = json.dumps({"label": f"side{i}"})
+    for i in range(3):
+        files[f"table/{i}.png"] = make_image(seed=10 + i)
+    files["table/labels.csv"] = "path,label\n0.png,cat\n1.png,dog\n2.png,cat\n"
+    files["table/metadata.jsonl"] = '{"file_name": "0.png", "label": "emu"}\n'  # it wins
+    files["yolo/data.yaml"] = "train: images/train\nnames: [cat, dog]\n"
+    for i in range(2):
+        files[f"yolo/images/train/{i}.png"] = make_image(seed=20 + i)
+        files[f"yolo/labels/train/{i}.txt"] = f"{i} 0.5 0.5 0.5 0.5\n"
+    for i, name in enumerate("ab"):
+        files[f"VOC/JPEGImages/{name}.jpg"] = make_image("JPEG", seed=30 + i)
+        files[f"VOC/Annotations/{name}.xml"] = voc_xml(name, "cat")
+    files["VOC/SegmentationClass/a.png"] = mask_png(seed=1)
+    files["VOC/ImageSets/Segmentation/train.txt"] = "a\nb\n"
+    for i in range(2):
+        files[f"coco/{i}.png"] = make_image(seed=40 + i)
+    files["coco/instances.json"] = coco_json(["cat", "dog"])
+    return files
+
+
+def voc_xml(name: str, category: str) -> str:
+    return (
+        f"<annotation><filename>{name}.jpg</filename><object><name>{category}</name>"
+        "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>9</xmax><ymax>8</ymax></bndbox>"
+        "</object></annotation>"
+    )
+
+
+def coco_json(categories: list[str], box: int = 4) -> str:
+    return json.dumps(
+        {
+            "images": [
+                {"id": i, "file_name": f"{i}.png", "width": 32, "height": 24} for i in (0, 1)
+            ],
+            "annotations": [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [1, 1, box, box]}],
+            "categories": [{"id": n + 1, "name": name} for n, name in enumerate(categories)],
+        }
+    )
+
+
+def mask_png(seed: int) -> bytes:
+    """A palette PNG of VOC class ids (0 and 15: person)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.new("P", (32, 24), 0)
+    image.putpalette([0, 0, 0] + [128, 0, 0] * 255)
+    for x in range(seed % 7, 16):
+        image.putpixel((x, 12), 15)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def change(files: dict[str, bytes | str], rel: str, data: bytes | str | None) -> None:
+    """Write (or, with None, remove) a file of data/incoming/ and keep `files` as the
+    folder is. Its mtime moves a second on: a fingerprint is what tells a change, and two
+    writes within a clock tick can leave it as it was."""
+    path = INCOMING / rel
+    if data is None:
+        path.unlink()
+        del files[rel]
+        return
+    before = path.stat().st_mtime_ns if path.exists() else None
+    put(INCOMING, {rel: data})
+    if before is not None:
+        os.utime(path, ns=(before + 10**9, before + 10**9))
+    files[rel] = data
+
+
+CHANGES = {
+    # name: (the change, how many images ingest then looks up in the store)
+    "an image's sidecar": (lambda f: change(f, "side/0.json", '{"label": "new"}'), 1),
+    "a sidecar removed": (lambda f: change(f, "side/1.json", None), 1),
+    "a YOLO label file": (lambda f: change(f, "yolo/labels/train/0.txt", "1 0.5 0.5 0.2 0.2\n"), 1),
+    "a row of a table": (
+        lambda f: change(f, "table/labels.csv", "path,label\n0.png,cat\n1.png,emu\n2.png,cat\n"),
+        3,  # the images its rows name, then and now
+    ),
+    "a VOC XML file": (lambda f: change(f, "VOC/Annotations/b.xml", voc_xml("b", "dog")), 1),
+    "a mask": (lambda f: change(f, "VOC/SegmentationClass/a.png", mask_png(seed=3)), 1),
+    "an image": (lambda f: change(f, "loose.png", make_image(seed=91)), 1),
+    "a new YOLO export": (
+        lambda f: (
+            change(f, "yolo2/data.yaml", "train: images/train\nnames: [emu]\n"),
+            change(f, "yolo2/images/train/0.png", make_image(seed=50)),
+            change(f, "yolo2/labels/train/0.txt", "0 0.5 0.5 0.5 0.5\n"),
+        ),
+        1,  # the images below it
+    ),
+    # Files that give meaning to others, or combine with others: every image.
+    "a class renamed in data.yaml": (
+        lambda f: change(f, "yolo/data.yaml", "train: images/train\nnames: [cat, emu]\n"),
+        12,
+    ),
+    "a COCO file": (lambda f: change(f, "coco/instances.json", coco_json(["cat", "emu"])), 12),
+    "a split list": (lambda f: change(f, "VOC/ImageSets/Segmentation/train.txt", "a\n"), 12),
+}
+
+
+@pytest.mark.parametrize("what", list(CHANGES))
+def test_a_changed_annotation_file_looks_up_only_the_images_it_reaches(workspace, what):
+    """The images a changed, new or removed file reaches (annotations/reach.py) are looked
+    up in the store again; every other image, unchanged and stored as it is, is not."""
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (cache.py)
+    files = mixed()
+    put(INCOMING, files)
+    for name in ("ingest", "pack"):
+        assert stage(name).exit_code == 0
+    apply, reached = CHANGES[what]
+    apply(files)
+    result = stage("ingest")
+    assert result.exit_code == 0, result.output
+    assert report("ingest")["looked_up"] == reached

@@ -37,10 +37,22 @@ Boxes from every format become COCO's: `objects: [{"bbox": [x, y, width, height]
 "category": NAME, ...}, ...]` in pixels.
 """
 
-from .base import AnnotationError, Annotations, KeyIndex, Limits
+from .base import (
+    EVERYTHING,
+    AnnotationError,
+    Annotations,
+    Below,
+    Everything,
+    KeyIndex,
+    Limits,
+    Own,
+    Reach,
+    Rows,
+)
 from .folders import folder_fields, split_of_name
 from .kinds import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
-from .reader import added_reach, bounded_reach, own_image, read_annotations, read_place
+from .reach import gives_rows, reach
+from .reader import place_reader, read_annotations, read_place
 from .tables import KNOWN_FIELDS, PATH_COLUMNS
 from .values import strict_json, typed, typed_column
 
@@ -52,9 +64,15 @@ __all__ = [
     "Annotations",
     "IgnoreRules",
     "KeyIndex",
-    "added_reach",
-    "bounded_reach",
-    "own_image",
+    "EVERYTHING",
+    "Below",
+    "Everything",
+    "Own",
+    "Reach",
+    "Rows",
+    "gives_rows",
+    "place_reader",
+    "reach",
     "Limits",
     "annotation_kind",
     "folder_fields",

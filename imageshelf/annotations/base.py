@@ -165,6 +165,38 @@ class Annotations:
         self.paired[key][role] = file
 
 
+@dataclass(frozen=True, slots=True)
+class Own:
+    """What a file reaches: one image, `key` (a sidecar, a label file, an image's text)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """What a file reaches: the images its rows name (a table, an XML file), known only
+    by reading it (`Annotations.keys_by_file`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Below:
+    """What a file reaches: the images under these folders (key prefixes, each with its
+    slash), to whose files it gives meaning (YOLO's class names, data.yaml's splits)."""
+
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Everything:
+    """What a file reaches: any image of the place (it combines with other files, or
+    gives meaning to files anywhere)."""
+
+
+# Which images an annotation file can give anything to (reach.py asks each format).
+Reach = Own | Rows | Below | Everything
+ROWS, EVERYTHING = Rows(), Everything()
+
+
 # (relative path, a size limit or None) -> the file's bytes; TooLarge, before reading
 # anything, for a file over the limit
 Reader = Callable[[str, "int | None"], bytes]

@@ -48,13 +48,14 @@ from .labelme import apply_labelme, read_labelme
 from .labelstudio import is_json_min, is_label_studio, read_label_studio
 from .labelstudio_min import is_label_studio_table, read_label_studio_items
 from .lists import read_list
-from .openimages import OpenImages, is_descriptions
+from .openimages import OpenImages
+from .reach import gives_rows, own_reach
 from .sidecars import sidecar_image, sidecar_objects
 from .tables import read_table
 from .texts import read_own, read_shared, text_image
 from .values import strict_json
 from .voc import is_voc, read_voc
-from .yolo import Yolo, is_names_file, names_reach
+from .yolo import Yolo, is_names_file
 
 ORDER = {"table": 0, "json": 1, "xml": 2, "text": 3, "ini": 3, "celeba": 3}
 DEFAULT_LIMITS = Limits()
@@ -65,34 +66,10 @@ def _own_files(files: Iterable[str], keys: KeyIndex, images: Collection[str]) ->
     YOLO label file, an image's text, a sidecar. (Other files may speak of any image.)"""
     own = set()
     for rel in files:
-        image = own_image(rel, keys)
-        if image is not None and image in images:
+        found = own_reach(rel, keys)
+        if found is not None and found.key in images:
             own.add(rel)
     return own
-
-
-def own_image(rel: str, keys: KeyIndex) -> str | None:
-    """The one image an annotation file speaks of, if it is an image's own file (a YOLO,
-    KITTI or DOTA label file, an ICDAR 2015 ground truth, an image's text, a sidecar);
-    None for a file that may speak of any."""
-    kind = annotation_kind(rel)
-    if kind == "text" and not is_names_file(rel):
-        found = text_image(rel, keys)
-        return None if found is None else found[0]
-    if kind == "json" and not is_names_file(rel):
-        return sidecar_image(rel, keys)
-    return None
-
-
-def bounded_reach(rel: str) -> bool:
-    """Whether the images an annotation file speaks of are those it gives fields to, so
-    that a change to it touches only them (a table, an XML file). Not so for what gives
-    meaning to other files (YOLO's class names and data.yaml), nor for JSON, which
-    combines with the other JSON files of its folder, nor for a dataset's class names
-    (classes.py, Open Images' descriptions), which name the masks or boxes of every
-    image below them."""
-    kind = annotation_kind(rel)
-    return kind in ("table", "xml") and not is_class_file(rel) and not is_descriptions(rel)
 
 
 def read_annotations(
@@ -115,7 +92,7 @@ def read_annotations(
     files = list(files)
     result = Annotations()
     unread = _own_files(files, keys, settled) if settled else set()
-    unread.update(rel for rel in settled_files if bounded_reach(rel))
+    unread.update(rel for rel in settled_files if gives_rows(rel))
 
     def whole(rel: str) -> bytes:
         return read_bounded(read, rel, limits.file, FILE_LIMIT)
@@ -328,14 +305,7 @@ def _read_text(
     read_own(rel, data, image, layout, yolo, result)
 
 
-def added_reach(root: os.PathLike[str] | str, rel: str) -> list[str] | None:
-    """For an annotation file that gives meaning to others (YOLO's data.yaml, class
-    names), just added: the key prefixes of the images it can give anything to, or
-    None if that cannot be bounded (yolo.names_reach)."""
-    return names_reach(rel, _reader(root))
-
-
-def _reader(root: os.PathLike[str] | str) -> Reader:
+def place_reader(root: os.PathLike[str] | str) -> Reader:
     """How the files under the folder `root` are read, within a limit."""
 
     def read(rel: str, limit: int | None) -> bytes:
@@ -357,7 +327,7 @@ def read_place(
     image_column: str = "",
 ) -> Annotations:
     """Read annotation files that lie under the folder `root` (see read_annotations)."""
-    reader = _reader(root)
+    reader = place_reader(root)
     result = read_annotations(files, reader, keys, limits, settled, settled_files, image_column)
     result.root = Path(root)
     return result

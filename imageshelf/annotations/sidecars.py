@@ -19,6 +19,7 @@ from .base import (
     Annotations,
     KeyIndex,
     Limits,
+    Own,
     Reader,
     name_of,
     read_bounded,
@@ -34,6 +35,12 @@ def sidecar_image(rel: str, keys: KeyIndex) -> str | None:
         return base
     folder, _, stem = base.rpartition("/")
     return keys.one_by_stem(folder, stem)
+
+
+def reach(rel: str, keys: KeyIndex) -> Own | None:
+    """A sidecar reaches its image alone; None for a JSON file that is no image's."""
+    image = sidecar_image(rel, keys)
+    return None if image is None else Own(image)
 
 
 def sidecar_order(rel: str) -> tuple[int, bool, str]:

@@ -26,11 +26,14 @@ import orjson
 
 from ..annotations import (
     Annotations,
+    Below,
+    Everything,
     KeyIndex,
     Limits,
-    added_reach,
-    bounded_reach,
-    own_image,
+    Own,
+    gives_rows,
+    place_reader,
+    reach,
     read_place,
 )
 from ..annotations.archives import read_source, unread_archive
@@ -294,7 +297,7 @@ class _Run:
         self.stamps = {rel: found.stamps[rel].hex() for rel in found.annotations}
         self._stamp_params()
         self.notes = [[rel, stamp] for rel, stamp in self.stamps.items()]
-        self.bounded = [rel for rel in found.annotations if bounded_reach(rel)]  # tables, XML
+        self.bounded = [rel for rel in found.annotations if gives_rows(rel)]  # tables, XML
         parts = {part.content_digest for part in store.parts} if store is not None else set()
         limits = Limits(self.params.max_metadata_bytes, self.rules.max_file_bytes)
         keys = KeyIndex(found.files)
@@ -364,20 +367,18 @@ class _Run:
         touched: set[str] = set()
         fresh = []
         gone = [rel for rel in before if rel not in now]
+        read = place_reader(self.root)
         for rel in sorted([*(r for r, stamp in now.items() if before.get(r) != stamp), *gone]):
             if rel in (MASK_CLASSES, IMAGE_COLUMN):
                 return None  # masks of any dataset without a class file; any table
-            image = own_image(rel, keys)
-            if image is not None:
-                touched.add(image)
+            found = reach(rel, read, keys)
+            if isinstance(found, Own):
+                touched.add(found.key)
                 continue
-            if not bounded_reach(rel):
-                # A new YOLO export's data.yaml or class names: the images below it
-                # (and in the folders it names). Changed or removed: every image.
-                reach = added_reach(self.root, rel) if rel not in before else None
-                if reach is None:
-                    return None
-                for prefix in reach:
+            if isinstance(found, Everything) or (isinstance(found, Below) and rel in before):
+                return None  # a changed data.yaml's reach then is not known: everything
+            if isinstance(found, Below):  # a new YOLO export's data.yaml or class names
+                for prefix in found.prefixes:
                     touched.update(keys.under(prefix))
                 continue
             if rel in before:
