@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -318,3 +322,124 @@ def test_a_changed_annotation_file_looks_up_only_the_images_it_reaches(workspace
     result = stage("ingest")
     assert result.exit_code == 0, result.output
     assert report("ingest")["looked_up"] == reached
+
+
+Edit = Callable[[random.Random, int, dict[str, Any]], tuple[str, Any]]
+EDITS: dict[str, Edit] = {  # each gives the path to change and its new content (None: removed)
+    "sidecar edited": lambda rng, seed, _files: (
+        f"side/{rng.randrange(3)}.json",
+        json.dumps({"label": f"l{seed % 3}", "n": seed % 2}),
+    ),
+    "table row changed": lambda rng, _seed, _files: ("table/labels.csv", table_csv(rng)),
+    "JSON Lines rows changed": lambda rng, _seed, _files: ("table/metadata.jsonl", jsonl(rng)),
+    "data.yaml class renamed": lambda rng, _seed, _files: (
+        "yolo/data.yaml",
+        f"train: images/train\nnames: [cat, {rng.choice(['dog', 'emu'])}]\n",
+    ),
+    "YOLO label edited": lambda rng, _seed, _files: (
+        f"yolo/labels/train/{rng.randrange(3)}.txt",
+        f"{rng.randrange(2)} 0.5 0.5 0.{rng.randrange(1, 9)} 0.5\n",
+    ),
+    "VOC XML edited": lambda rng, _seed, _files: (
+        f"VOC/Annotations/{rng.choice('ab')}.xml",
+        voc_xml(rng.choice("ab"), rng.choice(["cat", "dog"])),
+    ),
+    "mask changed": lambda rng, seed, _files: (
+        f"VOC/SegmentationClass/{rng.choice('ab')}.png",
+        mask_png(seed),
+    ),
+    "COCO file edited": lambda rng, _seed, _files: (
+        "coco/instances.json",
+        coco_json(["cat", rng.choice(["dog", "emu"])], box=rng.randrange(2, 6)),
+    ),
+    "split list edited": lambda rng, _seed, _files: (
+        "VOC/ImageSets/Segmentation/train.txt",
+        rng.choice(["a\n", "a\nb\n"]),
+    ),
+    "image added or changed": lambda rng, seed, _files: (
+        f"{rng.choice(['side', 'table', 'yolo/images/train', 'coco', 'new'])}/{seed % 3}.png",
+        make_image(seed=seed),
+    ),
+    "file removed": lambda rng, _seed, files: (rng.choice(sorted(files)), None),
+    "image touched": lambda rng, _seed, files: (
+        rel := rng.choice(sorted(r for r in files if r.endswith((".png", ".jpg")))),
+        files[rel],
+    ),
+}
+
+
+def edits(rng: random.Random, files: dict[str, Any], step: int) -> list[str]:
+    """One to three random changes of every kind (EDITS) to the place; what they were."""
+    made = []
+    for n in range(rng.randint(1, 3)):
+        kind = rng.choice(sorted(EDITS))
+        rel, data = EDITS[kind](rng, 1000 + step * 10 + n, files)
+        if data is not None or rel in files:
+            change(files, rel, data)
+            made.append(f"{kind}: {rel}")
+    return made
+
+
+def jsonl(rng: random.Random) -> str:
+    rows = [(i, rng.choice(["emu", "owl"])) for i in range(4) if rng.random() < 0.5]
+    return "".join(
+        json.dumps({"file_name": f"{i}.png", "label": label}) + "\n" for i, label in rows
+    )
+
+
+def table_csv(rng: random.Random) -> str:
+    rows = [f"{i}.png,{rng.choice(['cat', 'dog'])}" for i in range(4) if rng.random() < 0.8]
+    return "path,label\n" + "".join(f"{row}\n" for row in rows)
+
+
+def ingest_once(warm: bool) -> tuple[list[bytes], dict[str, Any]]:
+    """What an ingest of data/incoming/ stages (the manifest's lines) and reports, but for
+    how many images it looked up in the store: what the cache saves. Warm, it is the
+    stage (its manifest is written for pack); cold, nothing is written."""
+    from imageshelf.manifest import encode_line
+    from imageshelf.params import AnnotationsParams, IngestParams, load_params
+    from imageshelf.stages.ingest import ingest, run
+    from imageshelf.store import ImageStore
+
+    settings, rules = load_params(IngestParams), load_params(AnnotationsParams)
+    store = Path("data/images.lmdb")
+    if warm:
+        result = run(
+            INCOMING,
+            Path("data/staged.jsonl"),
+            Path("reports/ingest.json"),
+            settings,
+            rules,
+            store=store,
+        )
+    else:
+        with ImageStore(store) as stored:
+            result = ingest(INCOMING, settings, rules, store=stored)
+    report_ = result.report()
+    del report_["looked_up"]
+    return [encode_line(record) for record in result.staged], report_
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_warm_ingest_stages_what_a_cold_one_stages(workspace, seed):
+    """The cache only saves work: after any change to a place of every kind of annotation
+    file, an ingest that uses what the earlier runs learned stages and reports exactly
+    what one without the cache (.dvc/tmp/imageshelf deleted) does."""
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (cache.py)
+    params = workspace / "params.yaml"  # an image changed in place replaces the stored one
+    params.write_text(params.read_text().replace("on_conflict: error", "on_conflict: replace"))
+    cache, aside = Path(".dvc/tmp/imageshelf"), Path(".dvc/tmp/aside")
+    rng = random.Random(seed)
+    files = mixed()
+    put(INCOMING, files)
+    ingest_once(warm=True)
+    for step in range(10):
+        packed = stage("pack")
+        assert packed.exit_code == 0, packed.output
+        made = edits(rng, files, step)
+        warm = ingest_once(warm=True)
+        cache.rename(aside)
+        cold = ingest_once(warm=False)
+        shutil.rmtree(cache)
+        aside.rename(cache)
+        assert warm == cold, f"step {step}: {made}"
