@@ -47,6 +47,7 @@ from .base import (
     Limits,
     Own,
     Reach,
+    Reader,
     Rows,
 )
 from .folders import folder_fields, split_of_name
@@ -69,6 +70,7 @@ __all__ = [
     "Everything",
     "Own",
     "Reach",
+    "Reader",
     "Rows",
     "gives_rows",
     "place_reader",
