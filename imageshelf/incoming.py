@@ -19,15 +19,20 @@ entry, or what it says, no longer count. Ingest asks; the rules are here, and on
     - `Everything`: every image.
   So does a change of the settings that change what annotation files give
   (`annotations.mask_classes`, `annotations.image_column`): every image.
-- An image and its paired images (masks...) are known only together (`settle_pairs`).
+- An image and its paired images (masks...) are known only together, and only while
+  they are paired as the last run found them (`PAIRS`): a mask whose dataset's layout
+  no longer pairs it is an image of its own, not stored yet (`settle_pairs`).
 - A table or XML file unchanged since a run that read it and found every row an image,
   all of those images known as stored, is not read again (`settled_files`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection
 from typing import Any
+
+import orjson
 
 from . import __version__, cache
 from .annotations import Annotations, Below, Everything, KeyIndex, Own, Reader, gives_rows, reach
@@ -35,7 +40,7 @@ from .annotations.pairs import Pairs
 from .errors import ShelfError
 from .files import Stamp
 from .params import AnnotationsParams, IngestParams
-from .seen import FORMAT, META, NAME, REACH, Entry
+from .seen import FORMAT, META, NAME, PAIRS, REACH, Entry
 from .walk import Found
 
 # The images a changed annotation file reached; None: any image (nothing is known).
@@ -65,6 +70,8 @@ class IncomingState:
         self.stamps: dict[str, str] = {}  # each annotation file's fingerprint now, in hex
         self._rows: list[str] = []  # the annotation files that reach the images they name
         self._before: dict[str, str] | None = None
+        self._pairs: dict[str, list[str]] = {}  # paired file -> [its image, its role], now
+        self._then: dict[str, list[str]] | None = None  # the same, of the last run
 
     def __enter__(self) -> IncomingState:
         return self
@@ -187,17 +194,46 @@ class IncomingState:
 
     def settle_pairs(self, pairs: Pairs) -> None:
         """An image and its paired images are known only together: if one of them is new
-        or changed, all of them are looked at again (the record holds them all)."""
+        or changed, or they are not paired as they were (a mask whose image is gone is
+        an image of its own), all of them are looked at again (the record holds them
+        all; a paired file is stored in its image's)."""
+        now = {
+            file: [image, role]
+            for image, roles in pairs.of_image.items()
+            for role, file in roles.items()
+        }
+        self._pairs = now
+        then = self._pairs_then()
+        if then != now:
+            for file in then.keys() | now.keys():
+                was, is_ = then.get(file), now.get(file)
+                if was != is_:  # its image then and now too
+                    self._look_again([file, *(pair[0] for pair in (was, is_) if pair)])
         for image, roles in pairs.of_image.items():
             group = [image, *roles.values()]
-            if all(rel in self.known for rel in group):
-                continue
-            for rel in group:
-                if rel in self.known:
-                    self.known.discard(rel)
-                    raw = self._table.get_raw(rel)
-                    if raw is not None:
-                        self.unchanged[rel] = raw
+            if not all(rel in self.known for rel in group):
+                self._look_again(group)
+
+    def _look_again(self, files: list[str]) -> None:
+        """Those of `files` that are known: unknown, with their entries kept."""
+        for rel in files:
+            if rel in self.known:
+                self.known.discard(rel)
+                raw = self._table.get_raw(rel)
+                if raw is not None:
+                    self.unchanged[rel] = raw
+
+    def _pairs_then(self) -> dict[str, list[str]]:
+        """The paired files of the last run: file -> [its image, its role]. Read only
+        when they differ from now's (their digest is in the meta entry)."""
+        if self.meta is None or not self.known:
+            return self._pairs  # nothing is known: nothing to look at again
+        if self.meta.get("pairs") == _digest(self._pairs):
+            return self._pairs
+        if self._then is None:
+            value = self._table.get(PAIRS)
+            self._then = value if isinstance(value, dict) else None
+        return self._then if self._then is not None else {}
 
     def settled_files(self) -> list[str]:
         """The tables and XML files unchanged since a run that read them and found every
@@ -217,11 +253,13 @@ class IncomingState:
         """Write the `changed` entries, what the tables and XML files read anew named
         (`annotations`), and the meta entry if anything changed."""
         meta: dict[str, Any] = {**self.key, "settings": self.settings}
-        meta.update(annotations=self._notes(), files=files)
+        meta.update(annotations=self._notes(), files=files, pairs=_digest(self._pairs))
         rows = self._rows_now(annotations)
         if not changed and not rows and self.meta == meta:
             return
         items: dict[str, Any] = {REACH + rel: list(value) for rel, value in rows.items()}
+        if self.meta is None or self.meta.get("pairs") != meta["pairs"]:
+            items[PAIRS] = self._pairs
         items[META] = meta
         raw = {rel: entry.to_bytes() for rel, entry in changed.items()}
         self._table.put_many(items, drop=self.meta is None, raw=raw)
@@ -239,3 +277,7 @@ class IncomingState:
                 named = sorted(annotations.keys_by_file.get(rel, ()))
                 out[rel] = (stamp, named, rel not in annotations.dirty)
         return out
+
+
+def _digest(pairs: dict[str, list[str]]) -> str:
+    return hashlib.sha256(orjson.dumps(pairs, option=orjson.OPT_SORT_KEYS)).hexdigest()

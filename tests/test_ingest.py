@@ -443,3 +443,23 @@ def test_a_warm_ingest_stages_what_a_cold_one_stages(workspace, seed):
         shutil.rmtree(cache)
         aside.rename(cache)
         assert warm == cold, f"step {step}: {made}"
+
+
+def test_a_mask_no_longer_paired_is_staged_as_an_image_of_its_own(workspace):
+    """Found by the test above: an ADE20K mask whose image goes (and with it the
+    images/ folder that makes the layout) is an image of its own. The cache knew it as
+    stored, but in its image's record, not under its own key: it is staged now."""
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (cache.py)
+    files = {
+        "ade/images/training/0.jpg": make_image("JPEG", seed=60),
+        "ade/annotations/training/0.png": mask_png(seed=2),
+    }
+    put(INCOMING, files)
+    for name in ("ingest", "pack"):
+        assert stage(name).exit_code == 0
+    assert report("ingest")["paired"] == 1
+    (INCOMING / "ade/images/training/0.jpg").unlink()
+    result = stage("ingest")
+    assert result.exit_code == 0, result.output
+    assert list(staged()) == ["ade/annotations/training/0.png"]
+    assert "1 images staged" in result.output and "already in the store" not in result.output
