@@ -14,9 +14,9 @@ entry, or what it says, no longer count. Ingest asks; the rules are here, and on
     - `Own`: that one image;
     - `Rows`: the images its rows named when a run last read it (kept beside the
       entries with its fingerprint: `REACH`) and those they name now (read alone first);
-    - `Below`: the images under the folders it reaches now, for a new file; for one
-      changed or gone, every image (what it reached before was not kept);
-    - `Everything`: every image.
+    - `Below`: the images under the folders it reached when a run last read it (kept
+      likewise: `BELOW`) and under those it reaches now;
+    - `Everything`: every image; so does a file whose reach then was not kept.
   So does a change of the settings that change what annotation files give
   (`annotations.mask_classes`, `annotations.image_column`): every image.
 - An image and its paired images (masks...) are known only together, and only while
@@ -35,12 +35,23 @@ from typing import Any
 import orjson
 
 from . import __version__, cache
-from .annotations import Annotations, Below, Everything, KeyIndex, Own, Reader, gives_rows, reach
+from .annotations import (
+    Annotations,
+    Below,
+    Everything,
+    KeyIndex,
+    Own,
+    Reader,
+    gives_meaning,
+    gives_rows,
+    own_reach,
+    reach,
+)
 from .annotations.pairs import Pairs
 from .errors import ShelfError
 from .files import Stamp
 from .params import AnnotationsParams, IngestParams
-from .seen import FORMAT, META, NAME, PAIRS, REACH, Entry
+from .seen import BELOW, FORMAT, META, NAME, PAIRS, REACH, Entry
 from .walk import Found
 
 # The images a changed annotation file reached; None: any image (nothing is known).
@@ -69,9 +80,13 @@ class IncomingState:
         self.unchanged: dict[str, bytes] = {}  # the raw entries of the other unchanged files
         self.stamps: dict[str, str] = {}  # each annotation file's fingerprint now, in hex
         self._rows: list[str] = []  # the annotation files that reach the images they name
+        self._meaning: list[str] = []  # those that give meaning to others (data.yaml...)
+        self._below: dict[str, Below | Everything] = {}  # what those reach, as read now
         self._before: dict[str, str] | None = None
+        self._read: Reader | None = None  # how files of the place are read (look)
         self._pairs: dict[str, list[str]] = {}  # paired file -> [its image, its role], now
         self._then: dict[str, list[str]] | None = None  # the same, of the last run
+        self._keys = KeyIndex(())
 
     def __enter__(self) -> IncomingState:
         return self
@@ -108,6 +123,8 @@ class IncomingState:
         the tables that changed name now)."""
         self.stamps = {rel: found.stamps[rel].hex() for rel in found.annotations}
         self._rows = [rel for rel in found.annotations if gives_rows(rel)]
+        self._meaning = [rel for rel in found.annotations if gives_meaning(rel)]
+        self._read, self._keys = read, keys
         touched: set[str] = set()
         if not self.same_annotations:
             reached = self._touched(keys, read, read_alone)
@@ -138,22 +155,23 @@ class IncomingState:
         fresh = []
         gone = [rel for rel in before if rel not in now]
         for rel in sorted([*(r for r, stamp in now.items() if before.get(r) != stamp), *gone]):
+            if rel in before:
+                then = self._reached_then(rel, before[rel], keys)
+                if then is None:
+                    return None
+                touched |= then
+            if rel not in now:
+                continue
             found = reach(rel, read, keys)
+            if isinstance(found, Everything):
+                return None
             if isinstance(found, Own):
                 touched.add(found.key)
-                continue
-            if isinstance(found, Everything) or (isinstance(found, Below) and rel in before):
-                return None
-            if isinstance(found, Below):  # a new YOLO export's data.yaml or class names
+            elif isinstance(found, Below):
+                self._below[rel] = found
                 for prefix in found.prefixes:
                     touched.update(keys.under(prefix))
-                continue
-            if rel in before:  # Rows: what it named when last read
-                recorded = self._rows_then(rel, before[rel])
-                if recorded is None:
-                    return None
-                touched |= recorded[0]
-            if rel in now:
+            else:  # Rows: those it names now, below
                 fresh.append(rel)
         try:  # what the new versions name: read alone (and again with the rest)
             alone = read_alone(fresh)
@@ -162,6 +180,20 @@ class IncomingState:
         for rel in fresh:
             touched |= alone.keys_by_file.get(rel, set())
         return touched
+
+    def _reached_then(self, rel: str, stamp: str, keys: KeyIndex) -> set[str] | None:
+        """The images annotation file `rel` reached when its fingerprint (in hex) was
+        `stamp`: its own image, or what was kept of it; None if nothing was."""
+        own = own_reach(rel, keys)
+        if own is not None:
+            return {own.key}
+        rows = self._rows_then(rel, stamp)
+        if rows is not None:
+            return rows[0]
+        value = self._table.get(BELOW + rel)
+        if not isinstance(value, list) or len(value) != 2 or value[0] != stamp:
+            return None
+        return {key for prefix in value[1] for key in keys.under(prefix)}
 
     def _rows_then(self, rel: str, stamp: str) -> tuple[set[str], bool] | None:
         """The images annotation file `rel` gave fields to when its fingerprint (in hex)
@@ -254,10 +286,11 @@ class IncomingState:
         (`annotations`), and the meta entry if anything changed."""
         meta: dict[str, Any] = {**self.key, "settings": self.settings}
         meta.update(annotations=self._notes(), files=files, pairs=_digest(self._pairs))
-        rows = self._rows_now(annotations)
-        if not changed and not rows and self.meta == meta:
+        rows, below = self._rows_now(annotations), self._below_now()
+        if not changed and not rows and not below and self.meta == meta:
             return
         items: dict[str, Any] = {REACH + rel: list(value) for rel, value in rows.items()}
+        items.update((BELOW + rel, list(value)) for rel, value in below.items())
         if self.meta is None or self.meta.get("pairs") != meta["pairs"]:
             items[PAIRS] = self._pairs
         items[META] = meta
@@ -276,6 +309,23 @@ class IncomingState:
             if before.get(rel) != stamp or self._rows_then(rel, stamp) is None:
                 named = sorted(annotations.keys_by_file.get(rel, ()))
                 out[rel] = (stamp, named, rel not in annotations.dirty)
+        return out
+
+    def _below_now(self) -> dict[str, tuple[str, list[str]]]:
+        """The folders each file that gives meaning to others reaches, for those not kept
+        as they are now (one whose reach is everything is not kept: it is again)."""
+        if self.same_annotations or self._read is None:
+            return {}
+        before = self._annotation_files()
+        out: dict[str, tuple[str, list[str]]] = {}
+        for rel in self._meaning:
+            stamp = self.stamps[rel]
+            kept = self._table.get(BELOW + rel) if before.get(rel) == stamp else None
+            if isinstance(kept, list) and kept[:1] == [stamp]:
+                continue
+            found = self._below.get(rel) or reach(rel, self._read, self._keys)
+            if isinstance(found, Below):
+                out[rel] = (stamp, list(found.prefixes))
         return out
 
 

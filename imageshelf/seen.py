@@ -9,10 +9,12 @@ usual case, a file unchanged and already stored, is told from an entry's first 9
 by two comparisons, without parsing it (`incoming.IncomingState`).
 
 Beside them, for each label table and XML file, the images it gave fields to, with its
-fingerprint and whether every row was an image (`REACH`); the paired files of the last
-run, by image and role (`PAIRS`); and the meta entry: what the entries depend on (code
-version, FORMAT, limits, settings) and the annotation files of the last run. When an
-entry, or what it says, still counts is incoming.py's to decide.
+fingerprint and whether every row was an image (`REACH`); for each file that gives
+meaning to others (YOLO's data.yaml and class names, a dataset's class names), the
+folders it reached, with its fingerprint (`BELOW`); the paired files of the last run, by
+image and role (`PAIRS`); and the meta entry: what the entries depend on (code version,
+FORMAT, limits, settings) and the annotation files of the last run. When an entry, or
+what it says, still counts is incoming.py's to decide.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .store.format import is_digest
 NAME = "incoming.lmdb"
 META = "\0meta"  # the entry for what the others depend on: code version, limits
 REACH = "\0reach\0"  # + an annotation file's path: [stamp in hex, images it spoke of, clean]
+BELOW = "\0below\0"  # + a file that gives meaning to others: [stamp in hex, folders it reached]
 PAIRS = "\0pairs"  # the paired files of the last run: {file: [its image, its role]}
 FORMAT = 2  # of the entries: a table in another is started afresh
 PART = slice(32, 96)  # where an entry's part is

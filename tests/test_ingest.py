@@ -203,7 +203,8 @@ def test_a_damaged_entry_of_ingests_cache_means_that_file_is_probed_again(worksp
 
 def mixed() -> dict[str, bytes | str]:
     """A place with one dataset of each kind of annotation file: sidecars, a label table,
-    a YOLO export, Pascal VOC (XML, a split list and masks), COCO, and an image alone."""
+    a YOLO export, Pascal VOC (XML, a split list and masks), COCO, ADE20K (masks, class
+    names and scenes), and an image alone: 13 images."""
     files: dict[str, bytes | str] = {"loose.png": make_image(seed=90)}
     for i in range(2):
         files[f"side/{i}.png"] = make_image(seed=i)
@@ -224,7 +225,16 @@ def mixed() -> dict[str, bytes | str]:
     for i in range(2):
         files[f"coco/{i}.png"] = make_image(seed=40 + i)
     files["coco/instances.json"] = coco_json(["cat", "dog"])
+    files["ade/images/training/0.jpg"] = make_image("JPEG", seed=60)
+    files["ade/annotations/training/0.png"] = mask_png(seed=2)
+    files["ade/objectInfo150.csv"] = object_info("person")
+    files["ade/sceneCategories.txt"] = "0 street\n"
     return files
+
+
+def object_info(name: str) -> str:
+    """ADE20K's class names: Idx, Ratio, Train, Val, Name (15 is in mask_png's)."""
+    return f"Idx,Ratio,Train,Val,Name\n1,0.1,1,1,wall\n15,0.1,1,1,{name}\n"
 
 
 def voc_xml(name: str, category: str) -> str:
@@ -298,13 +308,19 @@ CHANGES = {
         ),
         1,  # the images below it
     ),
-    # Files that give meaning to others, or combine with others: every image.
+    # Files that give meaning to others: the images below them, then and now.
     "a class renamed in data.yaml": (
         lambda f: change(f, "yolo/data.yaml", "train: images/train\nnames: [cat, emu]\n"),
-        12,
+        2,
     ),
-    "a COCO file": (lambda f: change(f, "coco/instances.json", coco_json(["cat", "emu"])), 12),
-    "a split list": (lambda f: change(f, "VOC/ImageSets/Segmentation/train.txt", "a\n"), 12),
+    "a dataset's class names": (
+        lambda f: change(f, "ade/objectInfo150.csv", object_info("man")),
+        1,
+    ),
+    "a dataset's scenes": (lambda f: change(f, "ade/sceneCategories.txt", "0 road\n"), 1),
+    # Files that combine with others, or name images anywhere: every image.
+    "a COCO file": (lambda f: change(f, "coco/instances.json", coco_json(["cat", "emu"])), 13),
+    "a split list": (lambda f: change(f, "VOC/ImageSets/Segmentation/train.txt", "a\n"), 13),
 }
 
 
@@ -352,6 +368,18 @@ EDITS: dict[str, Edit] = {  # each gives the path to change and its new content 
         "coco/instances.json",
         coco_json(["cat", rng.choice(["dog", "emu"])], box=rng.randrange(2, 6)),
     ),
+    "class names edited": lambda rng, _seed, _files: (
+        "ade/objectInfo150.csv",
+        object_info(rng.choice(["person", "man"])),
+    ),
+    "scenes edited": lambda rng, _seed, _files: (
+        "ade/sceneCategories.txt",
+        f"0 {rng.choice(['street', 'road'])}\n",
+    ),
+    "data.yaml moved": lambda rng, _seed, _files: (
+        rng.choice(["yolo/data.yaml", "yolo/images/data.yaml", "data.yaml"]),
+        "train: images/train\nnames: [cat, dog]\n",
+    ),
     "split list edited": lambda rng, _seed, _files: (
         "VOC/ImageSets/Segmentation/train.txt",
         rng.choice(["a\n", "a\nb\n"]),
@@ -361,6 +389,10 @@ EDITS: dict[str, Edit] = {  # each gives the path to change and its new content 
         make_image(seed=seed),
     ),
     "file removed": lambda rng, _seed, files: (rng.choice(sorted(files)), None),
+    "annotation file removed": lambda rng, _seed, files: (
+        rng.choice(sorted(r for r in files if not r.endswith((".png", ".jpg")))),
+        None,
+    ),
     "image touched": lambda rng, _seed, files: (
         rel := rng.choice(sorted(r for r in files if r.endswith((".png", ".jpg")))),
         files[rel],
@@ -420,7 +452,7 @@ def ingest_once(warm: bool) -> tuple[list[bytes], dict[str, Any]]:
     return [encode_line(record) for record in result.staged], report_
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(6))
 def test_a_warm_ingest_stages_what_a_cold_one_stages(workspace, seed):
     """The cache only saves work: after any change to a place of every kind of annotation
     file, an ingest that uses what the earlier runs learned stages and reports exactly

@@ -52,7 +52,7 @@ from .base import (
 )
 from .folders import folder_fields, split_of_name
 from .kinds import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
-from .reach import gives_rows, reach
+from .reach import gives_meaning, gives_rows, own_reach, reach
 from .reader import place_reader, read_annotations, read_place
 from .tables import KNOWN_FIELDS, PATH_COLUMNS
 from .values import strict_json, typed, typed_column
@@ -72,7 +72,9 @@ __all__ = [
     "Reach",
     "Reader",
     "Rows",
+    "gives_meaning",
     "gives_rows",
+    "own_reach",
     "place_reader",
     "reach",
     "Limits",

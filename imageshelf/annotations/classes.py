@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..decoding import NotDecodedError, bounded
-from .base import Annotations, KeyIndex, folder_of, name_of, text_of
+from .base import EVERYTHING, Annotations, Below, Everything, KeyIndex, folder_of, name_of, text_of
 from .pairs import ClassTable, Layout, Pairs, Present
 
 if TYPE_CHECKING:
@@ -151,6 +151,15 @@ def is_class_file(rel: str) -> bool:
     """A file of class names or of scenes (above), told by its name."""
     name = name_of(rel).lower()
     return name in _TABLES or name == _SCENES
+
+
+def reach(rel: str) -> Below | Everything:
+    """A class file (is_class_file) reaches the images below its folder, told by its
+    path alone: it names the masks of the datasets rooted there or below
+    (MaskClasses.table), and sceneCategories.txt the images under images/ beside it. At
+    the top of the place, every image."""
+    folder = folder_of(rel)
+    return Below((f"{folder}/",)) if folder else EVERYTHING
 
 
 def read_class_file(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> None:

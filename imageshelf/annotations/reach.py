@@ -7,11 +7,13 @@ for its own files, as reader.py sends each file to its module.
   voc.py, cvat.py): the images its rows name, known once it is read
   (`Annotations.keys_by_file`).
 - `Below(prefixes)`: YOLO's class names and data.yaml (yolo.py): the images under its
-  folder and the folders it names.
+  folder and the folders it names; a dataset's class names or scenes (classes.py): the
+  images under its folder.
 - `Everything`: a file that combines with the other files of its folder (COCO, Label
   Studio, FiftyOne and LabelMe JSON, Cityscapes polygons), a dataset's text files that
-  name images anywhere (lists, MOT, WIDER FACE, CelebA, PaddleOCR), a dataset's class
-  names (classes.py, Open Images' descriptions), a data.yaml that names image lists.
+  name images anywhere (lists, MOT, WIDER FACE, CelebA, PaddleOCR), Open Images' class
+  descriptions, a data.yaml that names image lists, a file at the top of the place that
+  gives meaning to others.
 
 Ingest asks it of the annotation files that are new, changed or gone since its last run,
 and looks up in the store again only the images they reach (incoming.py).
@@ -19,7 +21,7 @@ and looks up in the store again only the images they reach (incoming.py).
 
 from __future__ import annotations
 
-from . import sidecars, texts, yolo
+from . import classes, sidecars, texts, yolo
 from .base import EVERYTHING, ROWS, KeyIndex, Own, Reach, Reader
 from .classes import is_class_file
 from .kinds import annotation_kind
@@ -36,9 +38,18 @@ def reach(rel: str, read: Reader, keys: KeyIndex) -> Reach:
         return own
     if gives_rows(rel):
         return ROWS
+    if is_class_file(rel):
+        return classes.reach(rel)
     if is_names_file(rel):
         return yolo.reach(rel, read)
     return EVERYTHING
+
+
+def gives_meaning(rel: str) -> bool:
+    """Whether `rel` gives meaning to other files (YOLO's class names and data.yaml, a
+    dataset's class names or scenes), told by its name: its reach is `Below` or
+    `Everything`."""
+    return is_names_file(rel) or is_class_file(rel)
 
 
 def own_reach(rel: str, keys: KeyIndex) -> Own | None:
