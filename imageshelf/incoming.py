@@ -79,6 +79,8 @@ class IncomingState:
         self.known: set[str] = set()  # unchanged, and stored in a part the store has
         self.unchanged: dict[str, bytes] = {}  # the raw entries of the other unchanged files
         self.stamps: dict[str, str] = {}  # each annotation file's fingerprint now, in hex
+        self._notes: list[list[str]] = []  # the same, as the meta entry keeps them
+        self.same_annotations = False  # the annotation files and settings of the last run
         self._rows: list[str] = []  # the annotation files that reach the images they name
         self._meaning: list[str] = []  # those that give meaning to others (data.yaml...)
         self._below: dict[str, Below | Everything] = {}  # what those reach, as read now
@@ -99,16 +101,6 @@ class IncomingState:
         """How many files the last run saw."""
         return int((self.meta or {}).get("files", 0))
 
-    @property
-    def same_annotations(self) -> bool:
-        """Whether the annotation files and the settings are those of the last run."""
-        meta = self.meta
-        return (
-            meta is not None
-            and meta.get("annotations") == self._notes()
-            and meta.get("settings") == self.settings
-        )
-
     def look(
         self,
         found: Found,
@@ -122,6 +114,13 @@ class IncomingState:
         file of the place, `read_alone` reads some annotation files by themselves (what
         the tables that changed name now)."""
         self.stamps = {rel: found.stamps[rel].hex() for rel in found.annotations}
+        self._notes = [[rel, stamp] for rel, stamp in self.stamps.items()]
+        meta = self.meta
+        self.same_annotations = (
+            meta is not None
+            and meta.get("annotations") == self._notes
+            and meta.get("settings") == self.settings
+        )
         self._rows = [rel for rel in found.annotations if gives_rows(rel)]
         self._meaning = [rel for rel in found.annotations if gives_meaning(rel)]
         self._read, self._keys = read, keys
@@ -139,9 +138,6 @@ class IncomingState:
             notes = (self.meta or {}).get("annotations") or []
             self._before = {rel: stamp for rel, stamp in notes}
         return self._before
-
-    def _notes(self) -> list[list[str]]:
-        return [[rel, stamp] for rel, stamp in self.stamps.items()]
 
     def _touched(
         self, keys: KeyIndex, read: Reader, read_alone: Callable[[list[str]], Annotations]
@@ -285,7 +281,7 @@ class IncomingState:
         """Write the `changed` entries, what the tables and XML files read anew named
         (`annotations`), and the meta entry if anything changed."""
         meta: dict[str, Any] = {**self.key, "settings": self.settings}
-        meta.update(annotations=self._notes(), files=files, pairs=_digest(self._pairs))
+        meta.update(annotations=self._notes, files=files, pairs=_digest(self._pairs))
         rows, below = self._rows_now(annotations), self._below_now()
         if not changed and not rows and not below and self.meta == meta:
             return
