@@ -82,7 +82,7 @@ class IncomingState:
         self._notes: list[list[str]] = []  # the same, as the meta entry keeps them
         self.same_annotations = False  # the annotation files and settings of the last run
         self._rows: list[str] = []  # the annotation files that reach the images they name
-        self._meaning: list[str] = []  # those that give meaning to others (data.yaml...)
+        self._changed: list[str] = []  # those new or changed since the last run
         self._below: dict[str, Below | Everything] = {}  # what those reach, as read now
         self._before: dict[str, str] | None = None
         self._read: Reader | None = None  # how files of the place are read (look)
@@ -122,7 +122,8 @@ class IncomingState:
             and meta.get("settings") == self.settings
         )
         self._rows = [rel for rel in found.annotations if gives_rows(rel)]
-        self._meaning = [rel for rel in found.annotations if gives_meaning(rel)]
+        before = self._annotation_files()
+        self._changed = [rel for rel, stamp in self.stamps.items() if before.get(rel) != stamp]
         self._read, self._keys = read, keys
         touched: set[str] = set()
         if not self.same_annotations:
@@ -150,7 +151,7 @@ class IncomingState:
         touched: set[str] = set()
         fresh = []
         gone = [rel for rel in before if rel not in now]
-        for rel in sorted([*(r for r, stamp in now.items() if before.get(r) != stamp), *gone]):
+        for rel in sorted([*self._changed, *gone]):
             if rel in before:
                 then = self._reached_then(rel, before[rel], keys)
                 if then is None:
@@ -308,20 +309,16 @@ class IncomingState:
         return out
 
     def _below_now(self) -> dict[str, tuple[str, list[str]]]:
-        """The folders each file that gives meaning to others reaches, for those not kept
-        as they are now (one whose reach is everything is not kept: it is again)."""
+        """The folders each file that gives meaning to others, new or changed, reaches
+        now (one that reaches everything is not kept: a change to it still does)."""
         if self.same_annotations or self._read is None:
             return {}
-        before = self._annotation_files()
         out: dict[str, tuple[str, list[str]]] = {}
-        for rel in self._meaning:
-            stamp = self.stamps[rel]
-            kept = self._table.get(BELOW + rel) if before.get(rel) == stamp else None
-            if isinstance(kept, list) and kept[:1] == [stamp]:
-                continue
-            found = self._below.get(rel) or reach(rel, self._read, self._keys)
-            if isinstance(found, Below):
-                out[rel] = (stamp, list(found.prefixes))
+        for rel in self._changed:
+            if gives_meaning(rel):
+                found = self._below.get(rel) or reach(rel, self._read, self._keys)
+                if isinstance(found, Below):
+                    out[rel] = (self.stamps[rel], list(found.prefixes))
         return out
 
 
