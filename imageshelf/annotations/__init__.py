@@ -26,7 +26,8 @@ One module per format, each the reference's reading of it:
   datasets whose annotations are text files; `texts`: which of them a `.txt` is, and
   `looks`: what one none of them places looks like;
 - `folders`: the split and label an image's folders give (HF, torchvision);
-- `reader`: the order they are read in; `values`: how a table's cells are typed.
+- `reader`: the order they are read in; `reach`: which images each file reaches (what
+  a change to it can change, for ingest's cache); `values`: how a table's cells are typed.
 
 The format modules stand side by side: none imports another (pyproject's contract for
 this folder). What several share lies below them: `base` (keys, files, `resolve`,
@@ -59,27 +60,27 @@ from .values import strict_json, typed, typed_column
 
 __all__ = [
     "ANNOTATION_SUFFIXES",
+    "EVERYTHING",
     "KNOWN_FIELDS",
     "PATH_COLUMNS",
     "AnnotationError",
     "Annotations",
-    "IgnoreRules",
-    "KeyIndex",
-    "EVERYTHING",
     "Below",
     "Everything",
+    "IgnoreRules",
+    "KeyIndex",
+    "Limits",
     "Own",
     "Reach",
     "Reader",
     "Rows",
+    "annotation_kind",
+    "folder_fields",
     "gives_meaning",
     "gives_rows",
     "own_reach",
     "place_reader",
     "reach",
-    "Limits",
-    "annotation_kind",
-    "folder_fields",
     "read_annotations",
     "read_place",
     "split_of_name",
