@@ -6,24 +6,25 @@ it was probed (32 bytes, files.Stamp), the content digest of the store part that
 it as it is (64 hex digits; dashes: not known to be stored), then what the file is
 (`Probe.to_json`, in JSON). Fingerprint and part come first, at fixed places, so that the
 usual case, a file unchanged and already stored, is told from an entry's first 96 bytes
-by two comparisons, without parsing it (`Seen.triage`).
+by two comparisons, without parsing it (`incoming.IncomingState`).
 
 Beside them, for each label table and XML file, the images it gave fields to, with its
-fingerprint and whether every row was an image (`REACH`): when such a file changes, is
-added or is removed, only those images (then and now) are looked up in the store again,
-not every image; while it is unchanged, clean and all its images are stored as they
-are, it is not even read.
+fingerprint and whether every row was an image (`REACH`); for each file that gives
+meaning to others (YOLO's data.yaml and class names, a dataset's class names), the
+folders it reached, with its fingerprint (`BELOW`); the paired files of the last run, by
+image and role (`PAIRS`); and the meta entry: what the entries depend on (code version,
+FORMAT, limits, settings) and the annotation files of the last run. When an entry, or
+what it says, still counts is incoming.py's to decide.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 
-from . import __version__, cache
+from . import cache
 from .files import Fingerprint, Stamp, stamp
 from .store import ImageInfo
 from .store.format import is_digest
@@ -31,6 +32,8 @@ from .store.format import is_digest
 NAME = "incoming.lmdb"
 META = "\0meta"  # the entry for what the others depend on: code version, limits
 REACH = "\0reach\0"  # + an annotation file's path: [stamp in hex, images it spoke of, clean]
+BELOW = "\0below\0"  # + a file that gives meaning to others: [stamp in hex, folders it reached]
+PAIRS = "\0pairs"  # the paired files of the last run: {file: [its image, its role]}
 FORMAT = 2  # of the entries: a table in another is started afresh
 PART = slice(32, 96)  # where an entry's part is
 NO_PART = b"-" * 64
@@ -107,102 +110,6 @@ class Entry:
         part = raw[PART]
         digest = part.decode("ascii") if part != NO_PART else None
         return cls(raw[:32], Probe.from_json(orjson.loads(raw[96:])), digest)
-
-
-class Seen:
-    """The table of entries, for one run. Its entries count only if the table was made
-    by this version of the code with the same limits (a probe depends on both);
-    otherwise the run starts afresh and `save` rewrites the table."""
-
-    def __init__(self, limits: list[Any]) -> None:
-        self.limits = limits
-        self._table = cache.Table(NAME)
-        meta = self._table.get(META)
-        valid = isinstance(meta, dict) and meta.get("version") == __version__
-        valid = valid and meta.get("format") == FORMAT
-        self.meta: dict[str, Any] | None = meta if valid and meta["params"] == limits else None
-        self._annotation_files: dict[str, str] | None = None
-
-    def __enter__(self) -> Seen:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._table.close()
-
-    @property
-    def files_last(self) -> int:
-        """How many files the last run saw."""
-        return int((self.meta or {}).get("files", 0))
-
-    def same_annotations(self, notes: list[Any]) -> bool:
-        """Whether the annotation files are those of the last run (each [path, fingerprint])."""
-        return self.meta is not None and self.meta.get("annotations") == notes
-
-    def triage(
-        self,
-        stamps: dict[str, Stamp],
-        files: list[str],
-        parts: set[str],
-        touched: Collection[str] = (),
-    ) -> tuple[set[str], dict[str, bytes]]:
-        """(the files unchanged since they were found stored in one of `parts`, but for
-        those a changed annotation file `touched`; the raw entries of the other unchanged
-        files). Told from each entry's first 96 bytes: the fingerprint, then the part."""
-        known: set[str] = set()
-        unchanged: dict[str, bytes] = {}
-        if self.meta is None:
-            return known, unchanged
-        stored = {digest.encode() for digest in parts}
-        get = self._table.get_raw
-        for rel in files:
-            raw = get(rel)
-            if raw is None or raw[:32] != stamps[rel]:
-                continue  # new or changed: probed again
-            if raw[32:96] in stored and rel not in touched:
-                known.add(rel)
-            else:
-                unchanged[rel] = raw
-        return known, unchanged
-
-    def entry_raw(self, rel: str) -> bytes | None:
-        """The raw entry of one file, as triage reads it; None if there is none."""
-        if self.meta is None:
-            return None
-        return self._table.get_raw(rel)
-
-    def annotation_files(self) -> dict[str, str]:
-        """The annotation files of the last run: path -> its stamp in hex."""
-        if self._annotation_files is None:
-            notes = (self.meta or {}).get("annotations") or []
-            self._annotation_files = {rel: stamp for rel, stamp in notes}
-        return self._annotation_files
-
-    def reach(self, rel: str, stamp: str) -> tuple[set[str], bool] | None:
-        """The images annotation file `rel` gave fields to when its stamp (in hex) was
-        `stamp`, and whether it was clean then (every row an image, no note); None if
-        that is not recorded."""
-        value = self._table.get(REACH + rel)
-        if not isinstance(value, list) or len(value) != 3 or value[0] != stamp:
-            return None
-        return set(value[1]), value[2] is True
-
-    def save(
-        self,
-        changed: dict[str, Entry],
-        notes: list[Any],
-        files: int,
-        reach: dict[str, tuple[str, list[str], bool]] | None = None,
-    ) -> None:
-        """Write the changed entries, the reach of the annotation files read anew
-        (path -> (fingerprint, images, clean)), and the meta entry if anything changed."""
-        meta: dict[str, Any] = {"version": __version__, "format": FORMAT, "params": self.limits}
-        meta.update(annotations=notes, files=files)
-        if not changed and not reach and self.meta == meta:
-            return
-        items: dict[str, Any] = {REACH + rel: list(value) for rel, value in (reach or {}).items()}
-        items[META] = meta
-        raw = {rel: entry.to_bytes() for rel, entry in changed.items()}
-        self._table.put_many(items, drop=self.meta is None, raw=raw)
 
 
 def note_stored(parts: dict[str, str], carried: tuple[str, dict[str, str]] | None = None) -> None:

@@ -251,6 +251,11 @@ WRONG_IMPORTS = {  # a file, a line added to it, what lint-imports says of it
         ["imageshelf.store.file -> imageshelf.store.reader"],
     ),
     "imageshelf/store/cache.py": ("from . import format", ["imageshelf.store.cache"]),
+    # annotations: each format's module stands beside the others, never on one
+    "imageshelf/annotations/coco.py": (
+        "from .yolo import Yolo",
+        ["imageshelf.annotations.coco -> imageshelf.annotations.yolo"],
+    ),
     "imageshelf/webhooks.py": ("from . import store", ["imageshelf.webhooks"]),
     # importlib, and the imports no contract could see
     "imageshelf/store/reader.py": (

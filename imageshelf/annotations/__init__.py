@@ -26,33 +26,61 @@ One module per format, each the reference's reading of it:
   datasets whose annotations are text files; `texts`: which of them a `.txt` is, and
   `looks`: what one none of them places looks like;
 - `folders`: the split and label an image's folders give (HF, torchvision);
-- `reader`: the order they are read in; `values`: how a table's cells are typed.
+- `reader`: the order they are read in; `reach`: which images each file reaches (what
+  a change to it can change, for ingest's cache); `values`: how a table's cells are typed.
+
+The format modules stand side by side: none imports another (pyproject's contract for
+this folder). What several share lies below them: `base` (keys, files, `resolve`,
+`parse_xml`), `tables` (a table's rows), `lines`, `embedded` (LabelMe's imageData),
+`labelstudio_results` (Label Studio's regions), `pairs` (paired images, class names).
 
 Boxes from every format become COCO's: `objects: [{"bbox": [x, y, width, height],
 "category": NAME, ...}, ...]` in pixels.
 """
 
-from .base import AnnotationError, Annotations, KeyIndex, Limits
+from .base import (
+    EVERYTHING,
+    AnnotationError,
+    Annotations,
+    Below,
+    Everything,
+    KeyIndex,
+    Limits,
+    Own,
+    Reach,
+    Reader,
+    Rows,
+)
 from .folders import folder_fields, split_of_name
 from .kinds import ANNOTATION_SUFFIXES, IgnoreRules, annotation_kind
-from .reader import added_reach, bounded_reach, own_image, read_annotations, read_place
+from .reach import gives_meaning, gives_rows, own_reach, reach
+from .reader import place_reader, read_annotations, read_place
 from .tables import KNOWN_FIELDS, PATH_COLUMNS
 from .values import strict_json, typed, typed_column
 
 __all__ = [
     "ANNOTATION_SUFFIXES",
+    "EVERYTHING",
     "KNOWN_FIELDS",
     "PATH_COLUMNS",
     "AnnotationError",
     "Annotations",
+    "Below",
+    "Everything",
     "IgnoreRules",
     "KeyIndex",
-    "added_reach",
-    "bounded_reach",
-    "own_image",
     "Limits",
+    "Own",
+    "Reach",
+    "Reader",
+    "Rows",
     "annotation_kind",
     "folder_fields",
+    "gives_meaning",
+    "gives_rows",
+    "own_reach",
+    "place_reader",
+    "reach",
     "read_annotations",
     "read_place",
     "split_of_name",

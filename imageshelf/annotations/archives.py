@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..files import read_regular_file, read_regular_file_within
-from .labelme import embedded_image
+from .embedded import embedded_image
 
 ARCHIVE_SUFFIXES = (".zip", ".tar")
 UNREAD_ARCHIVES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".7z", ".rar")
@@ -368,7 +368,7 @@ def read_source(root: str, key: str, limit: int | None = None) -> tuple[bytes | 
     """The bytes of the file a key came from under `root`, in an archive or not: (bytes,
     size), or (None, size) if over `limit`. OSError (NotRegularFileError, ArchiveError)
     says why it cannot be read. A key that is no file may be an image a LabelMe JSON
-    beside it holds (labelme.embedded_image): its bytes are those the JSON decodes to."""
+    beside it holds (embedded.embedded_image): its bytes are those the JSON decodes to."""
     try:
         return _read_file(root, key, limit)
     except (FileNotFoundError, MissingMember):

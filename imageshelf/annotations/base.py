@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ShelfError
-
-if TYPE_CHECKING:
-    from .classes import ClassTable
+from .pairs import ClassTable
 
 
 class AnnotationError(ShelfError):
@@ -166,6 +165,38 @@ class Annotations:
         self.paired[key][role] = file
 
 
+@dataclass(frozen=True, slots=True)
+class Own:
+    """What a file reaches: one image, `key` (a sidecar, a label file, an image's text)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """What a file reaches: the images its rows name (a table, an XML file), known only
+    by reading it (`Annotations.keys_by_file`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Below:
+    """What a file reaches: the images under these folders (key prefixes, each with its
+    slash), to whose files it gives meaning (YOLO's class names, data.yaml's splits)."""
+
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Everything:
+    """What a file reaches: any image of the place (it combines with other files, or
+    gives meaning to files anywhere)."""
+
+
+# Which images an annotation file can give anything to (reach.py asks each format).
+Reach = Own | Rows | Below | Everything
+ROWS, EVERYTHING = Rows(), Everything()
+
+
 # (relative path, a size limit or None) -> the file's bytes; TooLarge, before reading
 # anything, for a file over the limit
 Reader = Callable[[str, "int | None"], bytes]
@@ -210,6 +241,42 @@ def text_of(rel: str, data: bytes) -> str:
         raise AnnotationError(
             f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
         ) from None
+
+
+def parse_xml(rel: str, data: bytes) -> Any:
+    """An XML file's root element, parsed by defusedxml (no entities, no external
+    references); an AnnotationError naming the file if it is not XML."""
+    from defusedxml import ElementTree
+    from defusedxml.common import DefusedXmlException
+
+    try:
+        return ElementTree.fromstring(data)
+    except (ElementTree.ParseError, DefusedXmlException, ValueError) as exc:
+        raise AnnotationError(f"{rel}: not valid XML: {exc}") from None
+
+
+def resolve(folder: str, line: str, keys: KeyIndex) -> str | None:
+    """The image a path written in a list (lists.py, ocr.py, texts.py) names: relative
+    to the list's `folder`, or to any folder above (CVAT's `data/obj_train_data/1.jpg`,
+    PaddleOCR's `train_data/rec/train/word_001.jpg`), or the one image whose path ends so
+    under the folder above the list's (WIDER FACE's `wider_face_split/` beside
+    `WIDER_test/`)."""
+    path = line.replace("\\", "/").strip("/")
+    direct = posixpath.normpath(join(folder, path))
+    if direct in keys.keys:
+        return direct
+    parts = [p for p in path.split("/") if p not in ("", ".", "..")]
+    for at in range(1, len(parts)):
+        candidate = join(folder, "/".join(parts[at:]))
+        if candidate in keys.keys:
+            return candidate
+    if len(parts) == 1 and "." not in parts[0]:
+        return keys.one_by_stem(folder, parts[0])
+    if parts:
+        found = keys.by_tail(folder_of(folder), "/".join(parts))
+        if len(found) == 1:
+            return found[0]
+    return None
 
 
 def join(folder: str, path: str) -> str:

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..decoding import NotDecodedError, bounded
-from .base import Annotations, KeyIndex, folder_of, name_of, text_of
-from .paired import Layout, Pairs
+from .base import EVERYTHING, Annotations, Below, Everything, KeyIndex, folder_of, name_of, text_of
+from .pairs import ClassTable, Layout, Pairs, Present
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -42,27 +42,6 @@ CLASS_ROLES = frozenset({"mask", "coarse_mask", "train_ids", "coarse_train_ids"}
 # Distinct values beyond which a mask is no class map (an RGB mask resized with
 # smoothing, a photo): no field, a note instead.
 MAX_VALUES = 1024
-
-Present = tuple[int, ...] | tuple[str, ...]  # a mask's ids, or its colours as "#rrggbb"
-
-
-@dataclass(frozen=True)
-class ClassTable:
-    """Class names by id (an int) or by colour ("#rrggbb"), and where they come from."""
-
-    names: Mapping[Any, str]
-    source: str  # a file's path, the param's name, or the built-in table's
-    by_colour: bool = False
-
-    def name(self, present: Present) -> dict[str, str | None] | str:
-        """The field for a mask holding `present`; a sentence if this table cannot name
-        them (ids against colours)."""
-        colours = bool(present) and isinstance(present[0], str)
-        if present and colours != self.by_colour:
-            has, wants = ("colours", "ids") if colours else ("ids", "colours")
-            return f"it holds {has}, {self.source} names {wants}"
-        return {str(value): self.names.get(value) for value in present}
-
 
 _VOC = [
     "background",
@@ -172,6 +151,15 @@ def is_class_file(rel: str) -> bool:
     """A file of class names or of scenes (above), told by its name."""
     name = name_of(rel).lower()
     return name in _TABLES or name == _SCENES
+
+
+def reach(rel: str) -> Below | Everything:
+    """A class file (is_class_file) reaches the images below its folder, told by its
+    path alone: it names the masks of the datasets rooted there or below
+    (MaskClasses.table), and sceneCategories.txt the images under images/ beside it. At
+    the top of the place, every image."""
+    folder = folder_of(rel)
+    return Below((f"{folder}/",)) if folder else EVERYTHING
 
 
 def read_class_file(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> None:

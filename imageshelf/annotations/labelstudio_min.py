@@ -7,7 +7,7 @@ in a CSV, every value that is not text as JSON text), and the annotation's `anno
 `annotation_id`, `created_at`, `updated_at`, `lead_time` (and `agreement`, `history`).
 
 The image is the value that names an image here, found as the JSON export's is
-(labelstudio.image_keys: an upload's name with or without the prefix Label Studio adds,
+(labelstudio_results.image_keys: an upload's name with or without the prefix Label Studio adds,
 local files, cloud storage, a plain path). Per image:
 
 - `objects`: each region (a value with x and y and a size, points, radii, a lone
@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .base import Annotations, KeyIndex, folder_of
-from .labelstudio import (
+from .labelstudio_results import (
     GEOMETRY,
     first_label,
     image_keys,

@@ -14,9 +14,7 @@ stands for.
 
 from __future__ import annotations
 
-import posixpath
-
-from .base import Annotations, KeyIndex, folder_of, join, name_of
+from .base import Annotations, KeyIndex, folder_of, join, name_of, resolve
 from .folders import split_of_name
 from .lines import numbered_lines
 from .looks import looks_like
@@ -99,26 +97,3 @@ def _voc_root(rel: str) -> str | None:
     if "ImageSets" not in parts[:-1]:
         return None
     return "/".join(parts[: parts.index("ImageSets")])
-
-
-def resolve(folder: str, line: str, keys: KeyIndex) -> str | None:
-    """The image a path written in a list names: relative to the list's `folder`, or to
-    any folder above (CVAT's `data/obj_train_data/1.jpg`, PaddleOCR's
-    `train_data/rec/train/word_001.jpg`), or the one image whose path ends so under the
-    folder above the list's (WIDER FACE's `wider_face_split/` beside `WIDER_test/`)."""
-    path = line.replace("\\", "/").strip("/")
-    direct = posixpath.normpath(join(folder, path))
-    if direct in keys.keys:
-        return direct
-    parts = [p for p in path.split("/") if p not in ("", ".", "..")]
-    for at in range(1, len(parts)):
-        candidate = join(folder, "/".join(parts[at:]))
-        if candidate in keys.keys:
-            return candidate
-    if len(parts) == 1 and "." not in parts[0]:
-        return keys.one_by_stem(folder, parts[0])
-    if parts:
-        found = keys.by_tail(folder_of(folder), "/".join(parts))
-        if len(found) == 1:
-            return found[0]
-    return None

@@ -23,10 +23,9 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from .base import AnnotationError, Annotations, KeyIndex, folder_of, name_of, number
+from .base import AnnotationError, Annotations, KeyIndex, folder_of, name_of, number, resolve
 from .folders import split_of_name
 from .lines import Lines, extent, numbers
-from .lists import resolve
 from .values import strict_json
 
 # A gt_ file's image is looked for in the folders beside its own, where a dataset keeps

@@ -44,7 +44,7 @@ POSITIVE = 0.1  # FiftyOne: a label with a higher confidence is positive
 
 def is_descriptions(rel: str) -> bool:
     """A file of Open Images class names, told by its name (its changes rename the
-    classes of every table beside it: reader.bounded_reach)."""
+    classes of every table beside it: reach.gives_rows)."""
     name = name_of(rel).lower()
     return bool(_DESCRIPTIONS.match(name)) or (
         name == "classes.csv" and name_of(folder_of(rel)) == "metadata"

@@ -16,18 +16,17 @@ the image's record (FORMAT.md, "Paired images"), never as an image of its own.
 
 A paired file is matched to its image by folder and stem, as each dataset's loader does;
 one whose image is not in the same place is reported, never stored alone. Each image
-paired by a layout keeps which layout and where its dataset's root is (`Layout`): the
-class names of its masks come from there (classes.py).
+paired by a layout keeps which layout and where its dataset's root is (`Layout`, in
+pairs.py): the class names of its masks come from there (classes.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .base import KeyIndex
+from .pairs import Layout, Pairs
 
 # VOC: the folder holding a paired image -> its role.
 _VOC_FOLDERS = {
@@ -51,45 +50,12 @@ _CAMVID = re.compile(
 )
 
 
-class Layout(NamedTuple):
-    """The layout that paired an image, and its dataset's root folder ("" for the top
-    of the place): `VOC2012` for `VOC2012/JPEGImages/x.jpg`."""
-
-    name: str
-    root: str
-
-
 class _Found(NamedTuple):
     """What a rule says of a paired file: its layout, its image (None: not there), its role."""
 
     layout: Layout
     image: str | None
     role: str
-
-
-@dataclass
-class Pairs:
-    """What the layout rules found: image key -> {role: the paired file's key}, the
-    layout that paired each image, and the paired files whose image is not there
-    (file -> why)."""
-
-    of_image: dict[str, dict[str, str]] = field(default_factory=dict)
-    orphans: dict[str, str] = field(default_factory=dict)
-    layout_of: dict[str, Layout] = field(default_factory=dict)
-
-    def files(self, roles: Collection[str] | None = None) -> set[str]:
-        """Every file paired with an image (in one of `roles`, if given)."""
-        return {
-            file
-            for paired in self.of_image.values()
-            for role, file in paired.items()
-            if roles is None or role in roles
-        }
-
-    def add(self, image: str, role: str, file: str, layout: Layout | None = None) -> None:
-        self.of_image.setdefault(image, {})[role] = file
-        if layout is not None:
-            self.layout_of.setdefault(image, layout)
 
 
 def find_pairs(keys: KeyIndex) -> Pairs:

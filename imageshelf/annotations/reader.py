@@ -31,6 +31,7 @@ from .base import (
     Reader,
     TooLarge,
     folder_of,
+    parse_xml,
     read_bounded,
     text_of,
 )
@@ -38,20 +39,23 @@ from .celeba import is_celeba, read_celeba, root_of
 from .cityscapes import is_cityscapes_polygons, read_cityscapes
 from .classes import is_class_file, read_class_file
 from .coco import is_coco, read_coco
+from .cvat import is_cvat, read_cvat
+from .embedded import is_labelme, note_copies
 from .fiftyone import is_fiftyone, read_fiftyone
 from .imagetables import read_image_table
 from .kinds import annotation_kind
-from .labelme import is_labelme, note_copies, read_labelme
+from .labelme import apply_labelme, read_labelme
 from .labelstudio import is_json_min, is_label_studio, read_label_studio
 from .labelstudio_min import is_label_studio_table, read_label_studio_items
 from .lists import read_list
-from .openimages import OpenImages, is_descriptions
-from .sidecars import read_sidecars, sidecar_image
+from .openimages import OpenImages
+from .reach import gives_rows, own_reach
+from .sidecars import sidecar_image, sidecar_objects
 from .tables import read_table
 from .texts import read_own, read_shared, text_image
 from .values import strict_json
-from .voc import read_xml
-from .yolo import Yolo, is_names_file, names_reach
+from .voc import is_voc, read_voc
+from .yolo import Yolo, is_names_file
 
 ORDER = {"table": 0, "json": 1, "xml": 2, "text": 3, "ini": 3, "celeba": 3}
 DEFAULT_LIMITS = Limits()
@@ -62,34 +66,10 @@ def _own_files(files: Iterable[str], keys: KeyIndex, images: Collection[str]) ->
     YOLO label file, an image's text, a sidecar. (Other files may speak of any image.)"""
     own = set()
     for rel in files:
-        image = own_image(rel, keys)
-        if image is not None and image in images:
+        found = own_reach(rel, keys)
+        if found is not None and found.key in images:
             own.add(rel)
     return own
-
-
-def own_image(rel: str, keys: KeyIndex) -> str | None:
-    """The one image an annotation file speaks of, if it is an image's own file (a YOLO,
-    KITTI or DOTA label file, an ICDAR 2015 ground truth, an image's text, a sidecar);
-    None for a file that may speak of any."""
-    kind = annotation_kind(rel)
-    if kind == "text" and not is_names_file(rel):
-        found = text_image(rel, keys)
-        return None if found is None else found[0]
-    if kind == "json" and not is_names_file(rel):
-        return sidecar_image(rel, keys)
-    return None
-
-
-def bounded_reach(rel: str) -> bool:
-    """Whether the images an annotation file speaks of are those it gives fields to, so
-    that a change to it touches only them (a table, an XML file). Not so for what gives
-    meaning to other files (YOLO's class names and data.yaml), nor for JSON, which
-    combines with the other JSON files of its folder, nor for a dataset's class names
-    (classes.py, Open Images' descriptions), which name the masks or boxes of every
-    image below them."""
-    kind = annotation_kind(rel)
-    return kind in ("table", "xml") and not is_class_file(rel) and not is_descriptions(rel)
 
 
 def read_annotations(
@@ -112,7 +92,7 @@ def read_annotations(
     files = list(files)
     result = Annotations()
     unread = _own_files(files, keys, settled) if settled else set()
-    unread.update(rel for rel in settled_files if bounded_reach(rel))
+    unread.update(rel for rel in settled_files if gives_rows(rel))
 
     def whole(rel: str) -> bytes:
         return read_bounded(read, rel, limits.file, FILE_LIMIT)
@@ -143,13 +123,13 @@ def read_annotations(
             _read_table(rel, whole(rel), keys, limits, image_column, open_images, result)
         elif kind == "xml":
             result.files.append(rel)
-            read_xml(rel, whole(rel), keys, result)
+            _read_xml(rel, whole(rel), keys, result)
         else:
             _read_text(rel, read, whole, keys, limits.own, yolo, result)
         if len(result.unused) + len(result.notes) != said:
             result.dirty.add(rel)
     open_images.finish()
-    read_sidecars(sidecars, read, keys, limits, result)
+    _read_sidecars(sidecars, read, keys, limits, result)
     for rel in yolo.named:
         if rel in yolo.used:
             result.files.append(rel)
@@ -157,6 +137,23 @@ def read_annotations(
             result.unused.append(f"{rel}: no YOLO labels use its class names")
     result.files.sort()
     return result
+
+
+def _read_sidecars(
+    files: list[str], read: Reader, keys: KeyIndex, limits: Limits, result: Annotations
+) -> None:
+    """Each image's sidecars: a LabelMe file's shapes (labelme.py), any other object's
+    fields as they are."""
+    copies: dict[str, list[str]] = {}  # folder -> its LabelMe files that copy their image
+    for rel, image, obj in sidecar_objects(files, read, keys, limits, result):
+        if is_labelme(obj):
+            if obj.get("imageData"):
+                copies.setdefault(folder_of(rel), []).append(rel)
+            apply_labelme(rel, obj, image, result)
+        else:
+            result.set(image, obj)
+    for folder in sorted(copies):
+        note_copies(copies[folder], result)
 
 
 def _units(
@@ -208,6 +205,23 @@ def _read_table(
         read_label_studio_items(rel, rows, keys, result)
     elif (image_column and image_column in table.columns) or not open_images.read(rel, table):
         read_image_table(rel, table, keys, result, image_column)
+
+
+def _read_xml(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> None:
+    """An XML file, as what its root says it is: Pascal VOC's `<annotation>` or CVAT's
+    `<annotations>` (images or tracks)."""
+    root = parse_xml(rel, data)
+    if is_voc(root):
+        read_voc(rel, root, keys, result)
+    elif is_cvat(root):
+        read_cvat(rel, root, keys, result)
+    elif root.tag == "annotations":
+        result.unused.append(f"{rel}: CVAT XML with no <image> or <track>: nothing annotated")
+    else:
+        result.unused.append(
+            f"{rel}: XML, but neither Pascal VOC (<annotation>) nor CVAT (<annotations>): "
+            f"its root is <{root.tag}>"
+        )
 
 
 def _read_json_folder(
@@ -291,14 +305,7 @@ def _read_text(
     read_own(rel, data, image, layout, yolo, result)
 
 
-def added_reach(root: os.PathLike[str] | str, rel: str) -> list[str] | None:
-    """For an annotation file that gives meaning to others (YOLO's data.yaml, class
-    names), just added: the key prefixes of the images it can give anything to, or
-    None if that cannot be bounded (yolo.names_reach)."""
-    return names_reach(rel, _reader(root))
-
-
-def _reader(root: os.PathLike[str] | str) -> Reader:
+def place_reader(root: os.PathLike[str] | str) -> Reader:
     """How the files under the folder `root` are read, within a limit."""
 
     def read(rel: str, limit: int | None) -> bytes:
@@ -320,7 +327,7 @@ def read_place(
     image_column: str = "",
 ) -> Annotations:
     """Read annotation files that lie under the folder `root` (see read_annotations)."""
-    reader = _reader(root)
+    reader = place_reader(root)
     result = read_annotations(files, reader, keys, limits, settled, settled_files, image_column)
     result.root = Path(root)
     return result

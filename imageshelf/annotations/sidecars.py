@@ -1,5 +1,5 @@
 """Sidecars: `NAME.json` or `NAME.EXT.json` beside an image, one JSON object of fields,
-or the LabelMe file labelme saves there (labelme.py).
+or the LabelMe file labelme saves there (reader.py sends that to labelme.py).
 
 A sidecar is the image's own: one that does not parse rejects that one image (with the
 reason) instead of stopping the stage. `NAME.json` is applied before `NAME.EXT.json`, so
@@ -10,7 +10,7 @@ large as `annotations.max_file_bytes`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .base import (
@@ -19,12 +19,12 @@ from .base import (
     Annotations,
     KeyIndex,
     Limits,
+    Own,
     Reader,
-    folder_of,
     name_of,
     read_bounded,
 )
-from .labelme import apply_labelme, image_data_length, is_labelme, note_copies
+from .embedded import image_data_length, is_labelme
 from .values import strict_json
 
 
@@ -37,30 +37,30 @@ def sidecar_image(rel: str, keys: KeyIndex) -> str | None:
     return keys.one_by_stem(folder, stem)
 
 
+def reach(rel: str, keys: KeyIndex) -> Own | None:
+    """A sidecar reaches its image alone; None for a JSON file that is no image's."""
+    image = sidecar_image(rel, keys)
+    return None if image is None else Own(image)
+
+
 def sidecar_order(rel: str) -> tuple[int, bool, str]:
     return (rel.count("/"), "." in name_of(rel[: -len(".json")]), rel)
 
 
-def read_sidecars(
+def sidecar_objects(
     files: Iterable[str], read: Reader, keys: KeyIndex, limits: Limits, result: Annotations
-) -> None:
-    copies: dict[str, list[str]] = {}  # folder -> its LabelMe files that copy their image
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Each sidecar with its image and its JSON object, in the order they apply; one that
+    does not parse rejects its image instead (`result.broken`), with the reason. What an
+    object gives its image is reader.py's to decide (a LabelMe file's, labelme.py's)."""
     for rel in sorted(files, key=sidecar_order):
         image = sidecar_image(rel, keys)
         assert image is not None
         result.files.append(rel)
         result.reading = rel
         obj = _sidecar(rel, read, limits, image, result)
-        if obj is None:
-            continue
-        if is_labelme(obj):
-            if obj.get("imageData"):
-                copies.setdefault(folder_of(rel), []).append(rel)
-            apply_labelme(rel, obj, image, result)
-        else:
-            result.set(image, obj)
-    for folder in sorted(copies):
-        note_copies(copies[folder], result)
+        if obj is not None:
+            yield rel, image, obj
 
 
 def _sidecar(

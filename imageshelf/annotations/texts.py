@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import dota, kitti, mot, ocr, widerface
-from .base import AnnotationError, Annotations, KeyIndex, folder_of, text_of
+from .base import AnnotationError, Annotations, KeyIndex, Own, folder_of, resolve, text_of
 from .lines import Lines, numbered_lines, numbers
-from .lists import list_split, read_list, resolve
+from .lists import list_split, read_list
 from .looks import looks_like
 from .yolo import Yolo, label_image, under_labels
 
@@ -47,6 +47,13 @@ def text_image(rel: str, keys: KeyIndex) -> tuple[str, str] | None:
         return image, "dota"
     image = ocr.icdar_image(rel, keys)
     return None if image is None else (image, "icdar")
+
+
+def reach(rel: str, keys: KeyIndex) -> Own | None:
+    """An image's own `.txt` (text_image) reaches that image alone; None for a text file
+    of a dataset's, which may speak of any image."""
+    found = text_image(rel, keys)
+    return None if found is None else Own(found[0])
 
 
 # ------------------------------------------------------------------ an image's own

@@ -1,5 +1,5 @@
 """Pascal VOC XML, as torchvision's VOCDetection parses it (every tag, as a dict); CVAT's
-XML is read by cvat.py.
+XML is read by cvat.py (reader.py tells the two apart by their root).
 
 VOC: an `<annotation>` per image (`Annotations/NAME.xml` beside `JPEGImages/`). Each
 `<object>` becomes an entry of `objects` with every tag it has: `<name>` as `category`,
@@ -15,33 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from .base import AnnotationError, Annotations, KeyIndex, folder_of, join, name_of, number
-from .cvat import is_cvat, read_cvat
 from .values import typed
 
 
-def parse_xml(rel: str, data: bytes) -> Any:
-    from defusedxml import ElementTree
-    from defusedxml.common import DefusedXmlException
-
-    try:
-        return ElementTree.fromstring(data)
-    except (ElementTree.ParseError, DefusedXmlException, ValueError) as exc:
-        raise AnnotationError(f"{rel}: not valid XML: {exc}") from None
-
-
-def read_xml(rel: str, data: bytes, keys: KeyIndex, result: Annotations) -> None:
-    root = parse_xml(rel, data)
-    if root.tag == "annotation":
-        _read_voc(rel, root, keys, result)
-    elif is_cvat(root):
-        read_cvat(rel, root, keys, result)
-    elif root.tag == "annotations":
-        result.unused.append(f"{rel}: CVAT XML with no <image> or <track>: nothing annotated")
-    else:
-        result.unused.append(
-            f"{rel}: XML, but neither Pascal VOC (<annotation>) nor CVAT (<annotations>): "
-            f"its root is <{root.tag}>"
-        )
+def is_voc(root: Any) -> bool:
+    return bool(root.tag == "annotation")
 
 
 # ------------------------------------------------------------------ Pascal VOC
@@ -65,7 +43,8 @@ def _voc_image(rel: str, root: Any, keys: KeyIndex) -> tuple[str | None, str]:
     return key, file_name or name_of(rel)
 
 
-def _read_voc(rel: str, root: Any, keys: KeyIndex, result: Annotations) -> None:
+def read_voc(rel: str, root: Any, keys: KeyIndex, result: Annotations) -> None:
+    """One image's `<annotation>` (its root, parsed: base.parse_xml)."""
     key, named = _voc_image(rel, root, keys)
     if key is None:
         result.unused.append(f"{rel}: {named} (no such image)")

@@ -33,9 +33,12 @@ from typing import Any
 
 from ..yamlfile import YamlRefused, load_yaml
 from .base import (
+    EVERYTHING,
     FILE_LIMIT,
     AnnotationError,
     Annotations,
+    Below,
+    Everything,
     KeyIndex,
     Reader,
     folder_of,
@@ -104,6 +107,13 @@ def names_reach(rel: str, read: Reader) -> list[str] | None:
                     return None
                 reach += [target + "/" for target in targets]
     return reach
+
+
+def reach(rel: str, read: Reader) -> Below | Everything:
+    """A names file (is_names_file), as it is now: the folders it reaches
+    (names_reach), or everything where that cannot be bounded."""
+    prefixes = names_reach(rel, read)
+    return EVERYTHING if prefixes is None else Below(tuple(prefixes))
 
 
 def _labels_at(folders: list[str]) -> int | None:

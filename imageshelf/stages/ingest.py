@@ -12,7 +12,6 @@ An annotation file that does not parse fails the stage, naming it.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import multiprocessing as mp
 import os
@@ -24,26 +23,20 @@ from typing import Any
 
 import orjson
 
-from ..annotations import (
-    Annotations,
-    KeyIndex,
-    Limits,
-    added_reach,
-    bounded_reach,
-    own_image,
-    read_place,
-)
+from ..annotations import Annotations, KeyIndex, Limits, place_reader, read_place
 from ..annotations.archives import read_source, unread_archive
-from ..annotations.classes import CLASS_ROLES, PARAM, MaskClasses, mask_values
-from ..annotations.paired import Pairs, find_pairs
+from ..annotations.classes import CLASS_ROLES, MaskClasses, mask_values
+from ..annotations.paired import find_pairs
+from ..annotations.pairs import Pairs
 from ..atomic import write_json
 from ..errors import ShelfError
 from ..files import NotRegularFileError, open_regular, read_head, read_regular_file
 from ..images import NotAnImageError, describe, prove_decodes, sniff
+from ..incoming import IncomingState
 from ..manifest import write_manifest
 from ..params import AnnotationsParams, IngestParams
 from ..progress import Progress
-from ..seen import Entry, Probe, Seen
+from ..seen import Entry, Probe
 from ..seen import parse as parse_entry
 from ..store import ImageStore, InvalidKeyError, Record, StoreError, encode_key
 from ..store.format import canonical_json, parse_json, peek_sha256_and_split
@@ -196,10 +189,6 @@ class _Prober:
         return Probe(info, said=tuple(said), classes=classes)
 
 
-# Where ingest notes annotations.mask_classes among the annotation files' stamps: a path
-# no file has (NUL), so that a change to it looks at every image again, as a file would.
-MASK_CLASSES = f"\0{PARAM}"
-IMAGE_COLUMN = "\0annotations.image_column"  # likewise: it changes what tables give
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
 PARALLEL_WALK_FROM = 20_000  # files seen last time; below this a walk is quick anyway
 CHUNK = 256
@@ -234,10 +223,6 @@ def _probe_in_worker(rel: str) -> list[Any]:
     return _worker_probe(rel).to_json()
 
 
-def _limits(params: IngestParams) -> list[Any]:
-    return [params.max_pixels, params.max_file_bytes, params.verify]
-
-
 def ingest(
     incoming: Path,
     params: IngestParams,
@@ -249,14 +234,15 @@ def ingest(
     the rejects. With `store`, an image it already holds as it is (the same bytes and
     every field that arrived with it) is counted, not staged.
 
-    What an earlier run learned is not learned again (seen.py): a file unchanged since
-    (its fingerprint) is not read; one that was already in the store, in a part the
-    store still has (parts are named by content), with the annotation files unchanged,
-    is not even looked up. `progress`, if given, is reset to the number of files, then
-    updated.
+    What an earlier run learned is not learned again (incoming.py): a file unchanged
+    since (its fingerprint) is not read; one that was already in the store, in a part
+    the store still has (parts are named by content), that no changed annotation file
+    reaches, is not even looked up. `progress`, if given, is reset to the number of
+    files, then updated.
     """
-    with Seen(_limits(params)) as seen:
-        run = _Run(str(incoming), params, rules or AnnotationsParams(), seen)
+    rules = rules or AnnotationsParams()
+    with IncomingState(params, rules) as state:
+        run = _Run(str(incoming), params, rules, state)
         run.find(store)
         if progress is not None:
             progress.reset(total=len(run.found.files))
@@ -269,18 +255,18 @@ def ingest(
             if progress is not None:
                 progress.update()
         run.stage(store)
-        seen.save(run.changed(), run.notes, len(run.found.files), run.reach())
+        state.save(run.changed(), len(run.found.files), run.annotations)
     return run.result
 
 
 class _Run:
     """One ingest: what the walk found, what each file is, what is staged."""
 
-    def __init__(self, root: str, params: IngestParams, rules: AnnotationsParams, seen: Seen):
-        self.root, self.params, self.rules, self.seen = root, params, rules, seen
-        self.known: set[str] = set()  # unchanged, and stored in a part the store has
-        self.unchanged: dict[str, bytes] = {}  # the cache entries of other unchanged files
-        self.part_before: dict[str, str | None] = {}  # the part those entries named
+    def __init__(
+        self, root: str, params: IngestParams, rules: AnnotationsParams, state: IncomingState
+    ):
+        self.root, self.params, self.rules, self.state = root, params, rules, state
+        self.part_before: dict[str, str | None] = {}  # the part an unchanged file's entry named
         self.entries: dict[str, Entry] = {}  # what each candidate is now
         self.candidates: list[str] = []  # the files that may be staged, in order
         self.pairs = Pairs()  # images paired with others (masks...): by their layout
@@ -290,46 +276,29 @@ class _Run:
         """Walk the folder, tell what the cache already knows, read the annotations."""
         # A folder the last run found large is walked on every core (walk.py).
         cores = os.cpu_count() or 1
-        jobs = cores if self.seen.files_last >= PARALLEL_WALK_FROM else 1
+        jobs = cores if self.state.files_last >= PARALLEL_WALK_FROM else 1
         found = self.found = walk(self.root, self.rules.ignore, jobs=jobs)
-        self.stamps = {rel: found.stamps[rel].hex() for rel in found.annotations}
-        self._stamp_params()
-        self.notes = [[rel, stamp] for rel, stamp in self.stamps.items()]
-        self.bounded = [rel for rel in found.annotations if bounded_reach(rel)]  # tables, XML
         parts = {part.content_digest for part in store.parts} if store is not None else set()
         limits = Limits(self.params.max_metadata_bytes, self.rules.max_file_bytes)
         keys = KeyIndex(found.files)
-        touched: set[str] = set()
-        self.same_annotations = self.seen.same_annotations(self.notes)
-        if not self.same_annotations:
-            spoken_of = self._touched(keys, limits)  # the images a changed file speaks of
-            if spoken_of is None:  # any image: each is looked up
-                parts = set()
-            touched = spoken_of or set()
-        self.known, self.unchanged = self.seen.triage(found.stamps, found.files, parts, touched)
-        self.pairs = find_pairs(keys)
-        self._unsettle_pairs()
-        settled_files = self._settled_files() if self.seen.meta is not None else []
         column = self.rules.image_column
+
+        def read_alone(files: list[str]) -> Annotations:
+            return read_place(self.root, files, keys, limits, image_column=column)
+
+        state = self.state
+        state.look(found, keys, parts, place_reader(self.root), read_alone)
+        self.pairs = find_pairs(keys)
+        state.settle_pairs(self.pairs)
         self.annotations = read_place(
-            self.root, found.annotations, keys, limits, self.known, settled_files, column
+            self.root, found.annotations, keys, limits, state.known, state.settled_files(), column
         )
         for image, roles in self.annotations.paired.items():  # COCO panoptic PNGs...
             for role, file in roles.items():
                 self.pairs.add(image, role, file)
-        self._unsettle_pairs()
+        state.settle_pairs(self.pairs)
         self.result = _result(self.root, found, self.annotations)
         self._name_masks()
-
-    def _stamp_params(self) -> None:
-        """The settings that change what annotation files give, noted as files would be
-        (a change looks at every image again)."""
-        if self.rules.mask_classes:
-            named = orjson.dumps(list(self.rules.mask_classes))
-            self.stamps[MASK_CLASSES] = hashlib.sha256(named).hexdigest()
-        if self.rules.image_column:
-            column = self.rules.image_column.encode()
-            self.stamps[IMAGE_COLUMN] = hashlib.sha256(column).hexdigest()
 
     def _name_masks(self) -> None:
         """Find which table names the classes of each mask (classes.py); say which
@@ -341,87 +310,6 @@ class _Run:
         self.result.annotation_notes += [shown(note) for note in notes]
         self.result.unused_metadata += [shown(table) for table in unused]
 
-    def _unsettle_pairs(self) -> None:
-        """An image and its paired images are known only together: if one of them is
-        new or changed, all of them are looked at again (the record holds them all)."""
-        for image, roles in self.pairs.of_image.items():
-            group = [image, *roles.values()]
-            if all(rel in self.known for rel in group):
-                continue
-            for rel in group:
-                if rel in self.known:
-                    self.known.discard(rel)
-                    raw = self.seen.entry_raw(rel)
-                    if raw is not None:
-                        self.unchanged[rel] = raw
-
-    def _touched(self, keys: KeyIndex, limits: Limits) -> set[str] | None:
-        """The images the annotation files changed, added or removed since the last run
-        speak of, now or then; None if that cannot be bounded (a file that gives meaning
-        to others, or whose images were not recorded)."""
-        if self.seen.meta is None:
-            return None  # a first run: nothing is known anyway
-        before, now = self.seen.annotation_files(), self.stamps
-        touched: set[str] = set()
-        fresh = []
-        gone = [rel for rel in before if rel not in now]
-        for rel in sorted([*(r for r, stamp in now.items() if before.get(r) != stamp), *gone]):
-            if rel in (MASK_CLASSES, IMAGE_COLUMN):
-                return None  # masks of any dataset without a class file; any table
-            image = own_image(rel, keys)
-            if image is not None:
-                touched.add(image)
-                continue
-            if not bounded_reach(rel):
-                # A new YOLO export's data.yaml or class names: the images below it
-                # (and in the folders it names). Changed or removed: every image.
-                reach = added_reach(self.root, rel) if rel not in before else None
-                if reach is None:
-                    return None
-                for prefix in reach:
-                    touched.update(keys.under(prefix))
-                continue
-            if rel in before:
-                recorded = self.seen.reach(rel, before[rel])
-                if recorded is None:
-                    return None
-                touched |= recorded[0]
-            if rel in now:
-                fresh.append(rel)
-        try:  # what the new versions speak of: read alone, read again with the rest below
-            alone = read_place(self.root, fresh, keys, limits, image_column=self.rules.image_column)
-        except ShelfError:
-            return None  # the whole read below says what is wrong with it
-        for rel in fresh:
-            touched |= alone.keys_by_file.get(rel, set())
-        return touched
-
-    def _settled_files(self) -> list[str]:
-        """The tables and XML files unchanged since a run that read them and found every
-        row an image, all of those images now known as stored: not read again."""
-        before, settled = self.seen.annotation_files(), []
-        for rel in self.bounded:
-            stamp = self.stamps[rel]
-            if before.get(rel) == stamp:
-                recorded = self.seen.reach(rel, stamp)
-                if recorded is not None and recorded[1] and recorded[0] <= self.known:
-                    settled.append(rel)
-        return settled
-
-    def reach(self) -> dict[str, tuple[str, list[str], bool]]:
-        """The images each table or XML file gave fields to, for those not recorded as
-        they are now (seen.py): what a change to one of them can touch, next time."""
-        if self.same_annotations:
-            return {}
-        before = self.seen.annotation_files()
-        out: dict[str, tuple[str, list[str], bool]] = {}
-        for rel in self.bounded:
-            stamp = self.stamps[rel]
-            if before.get(rel) != stamp or self.seen.reach(rel, stamp) is None:
-                spoke_of = sorted(self.annotations.keys_by_file.get(rel, ()))
-                out[rel] = (stamp, spoke_of, rel not in self.annotations.dirty)
-        return out
-
     def sort_out(self) -> list[str]:
         """Count the known files, reject bad keys and broken metadata, take what the
         cache knows of the rest; returns the files to probe."""
@@ -432,17 +320,18 @@ class _Run:
         files = sorted([*self.found.files, *self.annotations.not_text, *embedded])
         result.scanned = len(files)
         paired, orphans = self.pairs.files(), self.pairs.orphans
+        known, unchanged = self.state.known, self.state.unchanged
         for rel in files:
             if rel in orphans:
                 result.rejects.append(Reject(shown(rel), "paired_without_image", orphans[rel]))
                 continue
-            if rel in self.known:
+            if rel in known:
                 if rel in paired:
                     result.paired += 1
                 else:
                     result.already_stored += 1
                 continue
-            raw = self.unchanged.get(rel)
+            raw = unchanged.get(rel)
             if raw is None and (reject := _bad_key(rel)) is not None:
                 result.rejects.append(reject)
                 continue
