@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imageshelf.project import Project
+from imageshelf.project.paths import Project
 from imageshelf.store import ImageStore, StoreFile
 
 from conftest import make_image, md5, put, report, stage
@@ -197,9 +197,9 @@ def _ratios(train: float, val: float) -> None:
 
 
 def _plan():
-    from imageshelf.params import AnnotationsParams, PackParams, load_params
+    from imageshelf.project.params import AnnotationsParams, PackParams, load_params
     from imageshelf.stages.pack import PackPaths, plan_pack
-    from imageshelf.stages.pack_inputs import gather
+    from imageshelf.stages.pack.inputs import gather
 
     paths = PackPaths.of(Project.load())
     params, rules = load_params(PackParams), load_params(AnnotationsParams)
@@ -278,7 +278,7 @@ def test_pack_stopped_at_each_publish_step_finishes_on_the_next_run(workspace, m
     """A failure (or a kill) at any step of publish leaves the steps before it done and
     the rest undone; the next pack ends where an uninterrupted one does."""
     from imageshelf.stages import pack_publish
-    from imageshelf.stages.pack_state import read_state
+    from imageshelf.state.pack import read_state
 
     assert step in pack_publish.STEPS
     first = {f"a/{i}.png": make_image(seed=i) for i in range(4)}
