@@ -133,7 +133,8 @@ def test_validate_leaves_pack_the_hashes_of_the_parts_it_proves_and_of_no_other(
     the first add after a build of a million images reads no stored record for it."""
     import hashlib
 
-    from imageshelf import ImageStore, cache
+    from imageshelf import ImageStore
+    from imageshelf.state import cache
 
     (workspace / ".dvc").mkdir()  # where the cache lives (state/cache.py)
     images = {f"{i}.png": make_image("PNG", (48, 48), seed=i) for i in range(4)}

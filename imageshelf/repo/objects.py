@@ -274,12 +274,13 @@ class ObjectCache:
         held = []
         for entry in os.scandir(self.objects):
             md5 = entry.name.removesuffix(".lmdb")
-            if (
-                entry.name.endswith(".lmdb")
-                and is_md5(md5)
-                and entry.is_file(follow_symlinks=False)
-            ):
-                held.append((_last_used(self.objects, md5, entry), entry.stat().st_size, md5))
+            if entry.name.endswith(".lmdb") and is_md5(md5):
+                try:  # another reader may evict it meanwhile: then it takes no room
+                    if entry.is_file(follow_symlinks=False):
+                        used = _last_used(self.objects, md5, entry)
+                        held.append((used, entry.stat(follow_symlinks=False).st_size, md5))
+                except FileNotFoundError:
+                    continue
         total = sum(size for _, size, _ in held)
         for _used, held_size, md5 in sorted(held):
             if total + size <= self.limit:
