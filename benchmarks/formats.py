@@ -4,7 +4,7 @@
 
 Pillow's source distribution (`pip download pillow==12.0.0 --no-binary :all: --no-deps`)
 holds its test images. For each file Pillow fully decodes, this runs ingest's probe
-(imageshelf.images.probe, with the default limits) and counts what is stored and what
+(imageshelf.images.recognise.probe, with the default limits) and counts what is stored and what
 is rejected, by reason. Writes benchmarks/results-formats.md.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from imageshelf.images import NotAnImageError, probe
+from imageshelf.images.recognise import NotAnImageError, probe
 
 
 def decodes(data: bytes) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from imageshelf.query import select  # noqa: E402
+from imageshelf.read.query import select  # noqa: E402
 from imageshelf.store import ImageInfo, ImageStore, Record  # noqa: E402
 from imageshelf.store.build import Item  # noqa: E402
 from imageshelf.store.writer import rebuild  # noqa: E402

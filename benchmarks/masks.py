@@ -29,7 +29,7 @@ sys.path.insert(0, str(PROJECT))
 
 import imageshelf.stages.ingest as ingest_stage  # noqa: E402
 from imageshelf.annotations.classes import mask_values  # noqa: E402
-from imageshelf.params import AnnotationsParams, IngestParams  # noqa: E402
+from imageshelf.project.params import AnnotationsParams, IngestParams  # noqa: E402
 
 LIMIT = IngestParams().max_pixels
 

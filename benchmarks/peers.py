@@ -230,7 +230,7 @@ PEERS = {kind.name.split()[0]: kind for kind in (Lance, HuggingFace, LitData, MD
 
 def _ours(store: Path, files: list[tuple[str, Path, str]]) -> dict[str, Any]:
     sys.path.insert(0, str(PROJECT))
-    from imageshelf.query import select
+    from imageshelf.read.query import select
     from imageshelf.store import ImageStore
 
     opened = ImageStore(store)

@@ -7,7 +7,7 @@ Builds a sharded project of N photo-like JPEGs (about 20 KB each) in 10 shards, 
 it to a local remote and to S3 on loopback (moto's server, as the tests use), then, for
 rank 0 of 2:
 - time to the first batch of 64 in a fresh process from an empty cache
-  (`imageshelf.remote.open_store` + ImageDataset + ShardSampler), against a fresh clone's
+  (`imageshelf.read.remote.open_store` + ImageDataset + ShardSampler), against a fresh clone's
   `dvc pull` of the index and the rank's shards, then the first batch read locally, from
   each remote;
 - steady throughput over the rank's images once the cache is warm, against the same
@@ -39,7 +39,7 @@ from bench import PROJECT, Row, run_and_report  # noqa: E402
 FIRST_BATCH = """
 import sys, time
 start = time.perf_counter()
-from imageshelf.dataset import ImageDataset, ShardSampler, shards_for_rank
+from imageshelf.read.dataset import ImageDataset, ShardSampler, shards_for_rank
 {open}
 mine = shards_for_rank(store, 0, 2)
 dataset = ImageDataset(store, shards=mine)
@@ -72,7 +72,7 @@ CREDENTIALS = {
 RAY = """
 import io, multiprocessing, sys, time
 from PIL import Image
-from imageshelf.query import rows
+from imageshelf.read.query import rows
 from imageshelf.store import ImageStore
 
 def mean(data):  # the work per image: decode it, reduce it
@@ -103,7 +103,7 @@ with multiprocessing.get_context("fork").Pool(2) as pool:  # the machine's limit
     two = time.perf_counter() - start
 
 import ray
-from imageshelf.ray import read_store
+from imageshelf.read.ray import read_store
 
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 read_store(path, columns=["key"]).materialize()  # workers started, code shipped

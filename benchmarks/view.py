@@ -46,7 +46,7 @@ def _jpeg(i: int) -> tuple[str, bytes]:
 
 def build(folder: Path, store: Path, count: int) -> None:
     """Loose files under `folder`, and the same images in the store at `store`."""
-    from imageshelf.images import describe
+    from imageshelf.images.recognise import describe
     from imageshelf.store.writer import Item, rebuild
 
     def items():

@@ -6,8 +6,8 @@ Reading needs only this package's core (lmdb and orjson):
     store = ImageStore("data/images.lmdb")      # or the sharded folder, data/images
     store.get("cats/001.jpg")                    # the original bytes
 
-`imageshelf.dataset` adds a PyTorch-style dataset (PyTorch optional); the pipeline's
-stages (`imageshelf.stages`), the tools' CLI (`imageshelf.cli`) and everything that
+`imageshelf.read.dataset` adds a PyTorch-style dataset (PyTorch optional); the pipeline's
+stages (`imageshelf.stages`), the tools' CLI (`imageshelf.cli.main`) and everything that
 needs Pillow, click, tqdm or DVC come with the `pipeline` extra.
 """
 

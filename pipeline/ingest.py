@@ -3,10 +3,10 @@
 import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
-from imageshelf.commands import CONTEXT, StageCommand, finish, pass_project
-from imageshelf.params import AnnotationsParams, IngestParams
-from imageshelf.progress import bar
-from imageshelf.project import Project
+from imageshelf.base.progress import bar
+from imageshelf.cli.options import CONTEXT, StageCommand, finish, pass_project
+from imageshelf.project.params import AnnotationsParams, IngestParams
+from imageshelf.project.paths import Project
 from imageshelf.stages.ingest import run
 
 

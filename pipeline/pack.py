@@ -5,10 +5,10 @@ from functools import partial
 import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
-from imageshelf.commands import CONTEXT, StageCommand, finish, pass_project
-from imageshelf.params import AnnotationsParams, PackParams
-from imageshelf.progress import bar
-from imageshelf.project import Project
+from imageshelf.base.progress import bar
+from imageshelf.cli.options import CONTEXT, StageCommand, finish, pass_project
+from imageshelf.project.params import AnnotationsParams, PackParams
+from imageshelf.project.paths import Project
 from imageshelf.stages.pack import PackPaths, run
 
 

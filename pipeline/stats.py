@@ -3,9 +3,9 @@
 import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
-from imageshelf.commands import CONTEXT, StageCommand, finish, pass_project
-from imageshelf.params import StatsParams
-from imageshelf.project import Project
+from imageshelf.cli.options import CONTEXT, StageCommand, finish, pass_project
+from imageshelf.project.params import StatsParams
+from imageshelf.project.paths import Project
 from imageshelf.stages.stats import run
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from imageshelf.images import describe
+from imageshelf.images.recognise import describe
 from imageshelf.store import ImageStore
 from imageshelf.store.writer import Item, rebuild
 
@@ -156,7 +156,7 @@ def stage(*args: str):
     in the current folder, in this process."""
     from click.testing import CliRunner
 
-    from imageshelf.cli import cli
+    from imageshelf.cli.main import cli
 
     if args[0] in STAGES:
         return CliRunner().invoke(stage_script(args[0]), list(args[1:]), catch_exceptions=False)

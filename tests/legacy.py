@@ -10,7 +10,7 @@ from pathlib import Path
 
 import lmdb
 
-from imageshelf.splits import with_split
+from imageshelf.records.splits import with_split
 from imageshelf.store.format import digest_entry
 from imageshelf.store.index import Part, ShardIndex, shard_name
 

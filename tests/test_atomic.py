@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imageshelf.atomic import WriteError, atomic_write, write_json
+from imageshelf.base.atomic import WriteError, atomic_write, write_json
 
 
 def leftovers(folder):

@@ -7,7 +7,7 @@ import subprocess
 import lmdb
 from click.testing import CliRunner
 
-from imageshelf.cli import cli
+from imageshelf.cli.main import cli
 from imageshelf.store import ImageStore
 
 from conftest import build_store, command_line, make_image, stage
@@ -204,7 +204,7 @@ def test_the_demo_leaves_the_users_repository_as_it_was(repo, tmp_path):
 def test_every_export_layout_has_one_name(tmp_path):
     """`--as` lists each layout once: `files`, once an alias of `imagefolder`, is gone,
     and naming it is click's one-line "invalid choice" listing the real ones."""
-    from imageshelf.cli import cli
+    from imageshelf.cli.main import cli
 
     option = next(p for p in cli.commands["export"].params if p.name == "layout")
     choices = list(option.type.choices)

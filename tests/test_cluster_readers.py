@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from imageshelf.query import QueryError
+from imageshelf.read.query import QueryError
 from imageshelf.store import ImageStore
 from imageshelf.store.writer import write_sharded
 
@@ -37,7 +37,7 @@ def stores(tmp_path) -> dict[str, Path]:
 def test_ray_reads_every_record_of_both_layouts_one_task_per_shard_with_a_filter(stores):
     import ray
 
-    from imageshelf.ray import StoreDatasource, read_store
+    from imageshelf.read.ray import StoreDatasource, read_store
 
     images, metadata = content()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -64,7 +64,7 @@ def test_ray_reads_every_record_of_both_layouts_one_task_per_shard_with_a_filter
 def test_a_hugging_face_iterable_dataset_splits_whole_shards_across_nodes(stores):
     from datasets.distributed import split_dataset_by_node
 
-    from imageshelf.hf import iterable_dataset
+    from imageshelf.read.hf import iterable_dataset
 
     images, _metadata = content()
     dataset = iterable_dataset(stores["sharded"], where=["label=a,b"])

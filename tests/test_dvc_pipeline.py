@@ -376,7 +376,7 @@ def test_a_change_to_the_viewers_css_stales_no_stage(repo):
 def test_a_revision_from_before_outputs_were_typed_is_read_where_it_kept_them(repo, tmp_path):
     """History made before dvc.yaml typed its outputs: another revision's store is where
     its dvc.lock records pack wrote it, its catalog where the template always had it."""
-    from imageshelf.remote import open_store
+    from imageshelf.read.remote import open_store
 
     pipeline = repo / "dvc.yaml"
     pipeline.write_text(re.sub(r"\n +type: \w+", "", pipeline.read_text()))

@@ -20,7 +20,7 @@ from pycocotools.coco import COCO
 from test_untrusted import _craft
 from test_viewer import get, serving
 
-from imageshelf.cli import cli
+from imageshelf.cli.main import cli
 from imageshelf.export import export_files
 from imageshelf.store import ImageInfo, ImageStore, Record
 from imageshelf.store.writer import Item, rebuild

@@ -13,7 +13,7 @@ import lmdb
 import pytest
 from legacy import expected_1x, write_1x_store
 
-from imageshelf.query import select
+from imageshelf.read.query import select
 from imageshelf.stages.validate import validate_store
 from imageshelf.store import ImageInfo, ImageStore, Record
 from imageshelf.store.build import Item
@@ -245,8 +245,8 @@ def test_the_catalog_lists_each_record_with_its_key_exactly_as_encoding_it_would
     # The catalog splices "key" into each stored record's JSON instead of parsing and
     # encoding it again: the lines must be the same bytes encoding gives, whatever the
     # metadata holds (text that looks like a field, nested objects, other scripts).
-    from imageshelf.catalog import write_catalog
-    from imageshelf.manifest import encode_line
+    from imageshelf.records.manifest import encode_line
+    from imageshelf.versions.catalog import write_catalog
 
     tricky = [
         ("a.png", {}, None, ()),

@@ -97,7 +97,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def _annotations(kind: str, rel: str, data: bytes, root: Path) -> None:
-    from imageshelf.params import AnnotationsParams, IngestParams
+    from imageshelf.project.params import AnnotationsParams, IngestParams
     from imageshelf.stages.ingest import run
 
     incoming = root / "data" / "incoming"
@@ -117,8 +117,8 @@ def _annotations(kind: str, rel: str, data: bytes, root: Path) -> None:
 
 
 def _catalog(data: bytes, root: Path) -> None:
-    from imageshelf.catalog import catalog_file_digest
-    from imageshelf.manifest import read_manifest
+    from imageshelf.records.manifest import read_manifest
+    from imageshelf.versions.catalog import catalog_file_digest
 
     path = root / "images.jsonl"
     path.write_bytes(data)
@@ -146,7 +146,7 @@ def _removals(data: bytes, root: Path) -> None:
 
 
 def _params(data: bytes, root: Path) -> None:
-    from imageshelf.params import SECTIONS, load_params
+    from imageshelf.project.params import SECTIONS, load_params
 
     path = root / "params.yaml"
     path.write_bytes(data)
@@ -201,8 +201,8 @@ def _seed_files(tmp_path: Path) -> dict[str, Path]:
         files[kind] = tmp_path / f"seed-{kind.replace('.', '-')}"
         files[kind].write_bytes(data)
     store = build_store(tmp_path / "s.lmdb", {"a.png": make_image(seed=1)})
-    from imageshelf.catalog import write_catalog
     from imageshelf.store import ImageStore
+    from imageshelf.versions.catalog import write_catalog
 
     write_catalog(ImageStore(store), tmp_path / "catalog")
     files["catalog"] = next((tmp_path / "catalog").iterdir())

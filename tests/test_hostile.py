@@ -318,8 +318,8 @@ def test_merge_hashes_what_it_takes_from_a_store_from_elsewhere(workspace, tmp_p
     refused by merge, which hashes every image it takes, and nothing is merged."""
     from test_untrusted import _craft
 
-    from imageshelf.merge import MergeError, merge
-    from imageshelf.params import PackParams
+    from imageshelf.project.params import PackParams
+    from imageshelf.tools.merge import MergeError, merge
 
     put(INCOMING, {"a.png": make_image(seed=1)})
     for name in ("ingest", "pack"):

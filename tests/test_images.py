@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from imageshelf.images import NotAnImageError, describe, probe
+from imageshelf.images.recognise import NotAnImageError, describe, probe
 
 from conftest import FORMATS, make_image
 
@@ -224,11 +224,11 @@ def _outcome(data: bytes):
 
 
 def test_the_plain_header_walk_says_what_pillow_says(monkeypatch):
-    """headers.py reads plain JPEG and PNG headers without Pillow: on every variant a
+    """images/headers.py reads plain JPEG and PNG headers without Pillow: on every variant a
     tool writes, and on each of them cut short or with one byte of its header changed,
     probing gives the same verdict, word for word, as asking Pillow."""
-    import imageshelf.images as images
-    from imageshelf.headers import plain_header
+    import imageshelf.images.recognise as images
+    from imageshelf.images.headers import plain_header
 
     variants = _variants()
     assert sum(plain_header(data) is not None for data in variants) >= len(variants) // 2

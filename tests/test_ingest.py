@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from imageshelf.manifest import read_manifest
+from imageshelf.records.manifest import read_manifest
 
 from conftest import make_image, put, report, stage
 
@@ -179,7 +179,7 @@ def test_a_damaged_entry_of_ingests_cache_means_that_file_is_probed_again(worksp
 
     import lmdb
 
-    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (cache.py)
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (state/cache.py)
     put(Path("data/incoming"), {"a.png": make_image(seed=1), "b.png": make_image(seed=2)})
     assert stage("ingest").exit_code == 0
     env = lmdb.open(".dvc/tmp/imageshelf/incoming.lmdb", subdir=False, lock=False)
@@ -328,7 +328,7 @@ CHANGES = {
 def test_a_changed_annotation_file_looks_up_only_the_images_it_reaches(workspace, what):
     """The images a changed, new or removed file reaches (annotations/reach.py) are looked
     up in the store again; every other image, unchanged and stored as it is, is not."""
-    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (cache.py)
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (state/cache.py)
     files = mixed()
     put(INCOMING, files)
     for name in ("ingest", "pack"):
@@ -431,8 +431,8 @@ def ingest_once(warm: bool) -> tuple[list[bytes], dict[str, Any]]:
     """What an ingest of data/incoming/ stages (the manifest's lines) and reports, but for
     how many images it looked up in the store: what the cache saves. Warm, it is the
     stage (its manifest is written for pack); cold, nothing is written."""
-    from imageshelf.manifest import encode_line
-    from imageshelf.params import AnnotationsParams, IngestParams, load_params
+    from imageshelf.project.params import AnnotationsParams, IngestParams, load_params
+    from imageshelf.records.manifest import encode_line
     from imageshelf.stages.ingest import ingest, run
     from imageshelf.store import ImageStore
 
@@ -460,7 +460,7 @@ def test_a_warm_ingest_stages_what_a_cold_one_stages(workspace, seed):
     """The cache only saves work: after any change to a place of every kind of annotation
     file, an ingest that uses what the earlier runs learned stages and reports exactly
     what one without the cache (.dvc/tmp/imageshelf deleted) does."""
-    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (cache.py)
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (state/cache.py)
     params = workspace / "params.yaml"  # an image changed in place replaces the stored one
     params.write_text(params.read_text().replace("on_conflict: error", "on_conflict: replace"))
     cache, aside = Path(".dvc/tmp/imageshelf"), Path(".dvc/tmp/aside")
@@ -484,7 +484,7 @@ def test_a_mask_no_longer_paired_is_staged_as_an_image_of_its_own(workspace):
     """Found by the test above: an ADE20K mask whose image goes (and with it the
     images/ folder that makes the layout) is an image of its own. The cache knew it as
     stored, but in its image's record, not under its own key: it is staged now."""
-    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (cache.py)
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it learned (state/cache.py)
     files = {
         "ade/images/training/0.jpg": make_image("JPEG", seed=60),
         "ade/annotations/training/0.png": mask_png(seed=2),

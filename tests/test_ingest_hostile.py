@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imageshelf.manifest import read_manifest_keys
+from imageshelf.records.manifest import read_manifest_keys
 from imageshelf.store import ImageStore
 
 from conftest import command_line, ingest_and_pack, make_image, put, report, stage

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imageshelf.project import Project
+from imageshelf.project.paths import Project
 from imageshelf.store import ImageStore, StoreFile
 
 from conftest import make_image, md5, put, report, stage
@@ -197,9 +197,9 @@ def _ratios(train: float, val: float) -> None:
 
 
 def _plan():
-    from imageshelf.params import AnnotationsParams, PackParams, load_params
+    from imageshelf.project.params import AnnotationsParams, PackParams, load_params
     from imageshelf.stages.pack import PackPaths, plan_pack
-    from imageshelf.stages.pack_inputs import gather
+    from imageshelf.stages.pack.inputs import gather
 
     paths = PackPaths.of(Project.load())
     params, rules = load_params(PackParams), load_params(AnnotationsParams)
@@ -277,10 +277,10 @@ def test_pack_never_reads_its_report(workspace):
 def test_pack_stopped_at_each_publish_step_finishes_on_the_next_run(workspace, monkeypatch, step):
     """A failure (or a kill) at any step of publish leaves the steps before it done and
     the rest undone; the next pack ends where an uninterrupted one does."""
-    from imageshelf.stages import pack_publish
-    from imageshelf.stages.pack_state import read_state
+    from imageshelf.stages.pack.publish import STEPS, _Publish
+    from imageshelf.state.pack import read_state
 
-    assert step in pack_publish.STEPS
+    assert step in STEPS
     first = {f"a/{i}.png": make_image(seed=i) for i in range(4)}
     later = {f"b/{i}.png": make_image(seed=10 + i) for i in range(3)}
     done = {}
@@ -299,7 +299,7 @@ def test_pack_stopped_at_each_publish_step_finishes_on_the_next_run(workspace, m
                 def stopped(self):
                     raise OSError("stopped")
 
-                patched.setattr(pack_publish._Publish, f"_{stop}", stopped)
+                patched.setattr(_Publish, f"_{stop}", stopped)
                 with pytest.raises(OSError, match="stopped"):
                     stage("pack")
             # The steps before it are done, the rest not begun: the state names the

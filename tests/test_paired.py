@@ -204,7 +204,7 @@ def test_a_dataloader_trains_on_image_and_mask_pairs(workspace):
     import torch
     from torch.utils.data import DataLoader
 
-    from imageshelf.dataset import ImageDataset, collate
+    from imageshelf.read.dataset import ImageDataset, collate
 
     files = voc()
     put(INCOMING, files)
@@ -235,7 +235,7 @@ def test_a_dataloader_trains_on_image_and_mask_pairs(workspace):
 
 
 def test_the_hugging_face_reader_gives_image_and_mask_columns(workspace):
-    from imageshelf.hf import iterable_dataset
+    from imageshelf.read.hf import iterable_dataset
 
     files = voc()
     put(INCOMING, files)

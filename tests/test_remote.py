@@ -21,8 +21,8 @@ from conftest import PROJECT, big_images, command_line, commit, make_repo, put, 
 
 RANK = """
 import hashlib, json, sys
-from imageshelf.dataset import ImageDataset, shards_for_rank
-from imageshelf.remote import open_store
+from imageshelf.read.dataset import ImageDataset, shards_for_rank
+from imageshelf.read.remote import open_store
 
 repo, rank, cache, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 store = open_store(repo, rev="HEAD", cache=cache, cache_limit=limit)
@@ -92,8 +92,8 @@ def test_two_ranks_read_their_shares_from_the_remote_with_bounded_caches(publish
 
 
 def test_the_sampler_fetches_the_next_shards_while_the_current_one_is_read(published, tmp_path):
-    from imageshelf.dataset import ImageDataset, ShardSampler
-    from imageshelf.remote import open_store
+    from imageshelf.read.dataset import ImageDataset, ShardSampler
+    from imageshelf.read.remote import open_store
 
     clone, images = published
     store = open_store(clone, rev="HEAD", cache=tmp_path / "cache")
@@ -114,7 +114,7 @@ def test_the_sampler_fetches_the_next_shards_while_the_current_one_is_read(publi
 def test_a_hugging_face_dataset_of_a_version_on_the_remote_reads_every_image(
     published, tmp_path, monkeypatch
 ):
-    from imageshelf.hf import iterable_dataset
+    from imageshelf.read.hf import iterable_dataset
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the default cache
 
@@ -162,7 +162,7 @@ def damageable(published, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, tmp_path):
-    from imageshelf.remote import open_store
+    from imageshelf.read.remote import open_store
 
     ours, remote = damageable(published, tmp_path)
     store = open_store(ours, rev="HEAD", cache=tmp_path / "cache")
@@ -180,9 +180,9 @@ def test_a_shard_tampered_with_on_the_remote_is_refused_in_one_line(published, t
 
 
 def test_a_damaged_catalog_on_the_remote_is_said_in_one_line(published, tmp_path):
-    from imageshelf.dataset import ImageDataset
     from imageshelf.errors import ShelfError
-    from imageshelf.remote import open_store
+    from imageshelf.read.dataset import ImageDataset
+    from imageshelf.read.remote import open_store
 
     ours, remote = damageable(published, tmp_path)
     catalogs = [p for p in remote.rglob("*") if p.is_file() and b'"sha256"' in p.read_bytes()]

@@ -123,7 +123,7 @@ class Copy:
 
 
 def open_remote(clone: Path, cache: Path, **options):
-    from imageshelf.remote import open_store
+    from imageshelf.read.remote import open_store
 
     return open_store(clone, rev="HEAD", cache=cache, **options)
 
@@ -356,7 +356,7 @@ def test_a_cache_that_is_not_a_safe_folder_is_one_line_or_made_safe(sharded, tmp
 
 
 def test_a_catalog_edited_on_the_remote_drives_no_listing_or_selection(sharded, tmp_path):
-    from imageshelf.dataset import ImageDataset
+    from imageshelf.read.dataset import ImageDataset
 
     copy = Copy(sharded, tmp_path)
     catalogs = [e["md5"] for e in copy.listing("data/catalog")]
@@ -375,9 +375,9 @@ def test_a_catalog_edited_on_the_remote_drives_no_listing_or_selection(sharded, 
 
 READ_ALL = """
 import sys
-from imageshelf.dataset import ImageDataset
+from imageshelf.read.dataset import ImageDataset
 from imageshelf.errors import ShelfError
-from imageshelf.remote import open_store
+from imageshelf.read.remote import open_store
 for clone in sys.argv[2:]:
     try:
         store = open_store(clone, rev="HEAD", cache=sys.argv[1])
@@ -469,7 +469,7 @@ def test_a_forked_worker_reads_shards_evicted_after_its_parent_opened_them(shard
 
 EPOCHS = """
 import hashlib, json, random, sys
-from imageshelf.remote import open_store
+from imageshelf.read.remote import open_store
 clone, cache, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = random.Random(seed)
 seen = {}
@@ -582,7 +582,7 @@ def _fuzz_remote(copy: Copy, rng: random.Random) -> str:
 def test_fuzzed_locks_manifests_indexes_and_catalogs_give_one_line_or_their_data(sharded, tmp_path):
     """Seeded, bounded: 18 changes to what a `--repo` hands over, each read through
     open_store, the dataset's selection and every image, and `imageshelf ls --repo`."""
-    from imageshelf.dataset import ImageDataset
+    from imageshelf.read.dataset import ImageDataset
 
     rng = random.Random(37)
     copy = Copy(sharded, tmp_path)
@@ -618,7 +618,7 @@ def test_a_forged_md5_in_this_repository_s_history_names_no_file(tmp_path, monke
     path is refused where the store is read at that revision (view --rev, merge) and
     where pack checks the workspace's store against dvc.lock; nothing outside DVC's
     cache is read as the store."""
-    from imageshelf.versions import VersionError, recorded, store_at
+    from imageshelf.versions.history import VersionError, recorded, store_at
 
     root = make_repo(tmp_path)
     put(root / "data/incoming", {f"{i}.png": make_image(seed=i) for i in range(3)})

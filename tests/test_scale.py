@@ -187,7 +187,7 @@ def test_a_new_yolo_export_looks_up_only_its_own_images(workspace):
     """Originals kept, YOLO exports side by side, sharded: a new export's data.yaml
     reaches the images below it and in the folders it names, so only those go to the
     store for a look-up; so does a changed one, with those it reached before (kept with
-    its fingerprint: incoming.py)."""
+    its fingerprint: sources/incoming.py)."""
     from conftest import report, stage
 
     (workspace / ".dvc").mkdir()  # ingest keeps what it learned in .dvc/tmp
@@ -378,7 +378,7 @@ def test_a_location_outside_its_chunk_is_a_damaged_store_through_the_map(tmp_pat
 
 
 def test_pack_says_when_the_single_file_has_grown_past_a_few_gb(workspace, monkeypatch):
-    from imageshelf.stages import pack_outcome
+    from imageshelf.stages.pack import outcome as pack_outcome
 
     from conftest import stage
 
@@ -392,8 +392,8 @@ def test_pack_says_when_the_single_file_has_grown_past_a_few_gb(workspace, monke
 
 @pytest.mark.parametrize("by_entry_from", [4096, 8])  # folders shared whole, or by entry
 def test_a_walk_on_every_core_finds_what_one_walk_finds(tmp_path, monkeypatch, by_entry_from):
-    from imageshelf import walk as walking
-    from imageshelf.walk import walk
+    from imageshelf.sources import walk as walking
+    from imageshelf.sources.walk import walk
 
     monkeypatch.setattr(walking, "BY_ENTRY_FROM", by_entry_from)
 
@@ -423,7 +423,7 @@ def test_a_walk_on_every_core_finds_what_one_walk_finds(tmp_path, monkeypatch, b
 
 
 def test_pack_says_so_when_the_single_file_holds_many_images(workspace, monkeypatch):
-    from imageshelf.stages import pack_outcome
+    from imageshelf.stages.pack import outcome as pack_outcome
 
     from conftest import stage
 

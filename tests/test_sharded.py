@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from imageshelf.dataset import ImageDataset, ShardSampler, collate, shards_for_rank
-from imageshelf.query import QueryError
+from imageshelf.read.dataset import ImageDataset, ShardSampler, collate, shards_for_rank
+from imageshelf.read.query import QueryError
 from imageshelf.stages.validate import validate_store
 from imageshelf.store import ImageStore, StoreError
 from imageshelf.store.writer import Item, rebuild, write_sharded
@@ -199,7 +199,7 @@ def test_shard_sampler_gives_each_rank_its_shards_and_equal_lengths(sharded, sta
 
 RESUMABLE_RANK = """
 import json, os, sys, time
-from imageshelf.dataset import ImageDataset, ShardSampler
+from imageshelf.read.dataset import ImageDataset, ShardSampler
 
 store, state_file = sys.argv[1], sys.argv[2]
 sampler = ShardSampler(ImageDataset(store), num_replicas=2, rank=1, seed=7)

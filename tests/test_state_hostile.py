@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from imageshelf.dataset import ImageDataset, SamplerError, ShardSampler
 from imageshelf.errors import ShelfError
-from imageshelf.params import SECTIONS, PackParams, ParamsError, load_params
+from imageshelf.project.params import SECTIONS, PackParams, ParamsError, load_params
+from imageshelf.read.dataset import ImageDataset, SamplerError, ShardSampler
 from imageshelf.store.writer import write_sharded
-from imageshelf.versions import RevisionError, resolve_revision, store_at
+from imageshelf.versions.history import RevisionError, resolve_revision, store_at
 
 from conftest import build_store, command_line, items_for, make_image, sh, stage
 
@@ -135,7 +135,7 @@ def test_any_rank_s_state_resumes_every_rank_of_the_same_world(shards):
 
 
 def test_ranks_that_held_only_their_shards_resume_in_another_world(shards):
-    from imageshelf.dataset import shards_for_rank
+    from imageshelf.read.dataset import shards_for_rank
 
     held = [ImageDataset(shards, shards=shards_for_rank(shards, rank, 2)) for rank in range(2)]
     steps = max(len(mine) for mine in held)  # as an all_reduce of len() gives it
@@ -404,7 +404,7 @@ def test_the_project_s_own_params_yaml_holds_only_known_sections_at_their_defaul
 
 
 def test_the_viewer_resolves_revisions_through_the_same_door(two_commits, monkeypatch):
-    from imageshelf.viewer.sources import Versions, ViewError
+    from imageshelf.viewer.stores import Versions, ViewError
 
     monkeypatch.chdir(two_commits)
     versions = Versions(Path("data/images.lmdb"))

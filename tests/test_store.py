@@ -16,7 +16,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from imageshelf.images import describe
+from imageshelf.images.recognise import describe
 from imageshelf.store import ImageStore, InvalidKeyError, StoreError, UnsupportedVersionError
 from imageshelf.store.lock import ConcurrentWriteError
 from imageshelf.store.writer import Item, rebuild
@@ -113,7 +113,7 @@ KILLED_WRITER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[2])
     from conftest import make_image
-    from imageshelf.images import describe
+    from imageshelf.images.recognise import describe
     from imageshelf.store.writer import Item, rebuild
 
     def slow(data):

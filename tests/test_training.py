@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from imageshelf.dataset import ImageDataset, collate
-from imageshelf.query import QueryError, compile_where, select
-from imageshelf.splits import assign_split
+from imageshelf.read.dataset import ImageDataset, collate
+from imageshelf.read.query import QueryError, compile_where, select
+from imageshelf.records.splits import assign_split
 from imageshelf.store import ImageStore, Record
 from imageshelf.store.writer import Item, rebuild
 
@@ -113,13 +113,13 @@ def flowers(tmp_path) -> ImageStore:
 
 
 def _described(images, meta):
-    from imageshelf.images import describe
+    from imageshelf.images.recognise import describe
 
     return [(describe(k, v, meta[k]), lambda v=v: v) for k, v in images.items()]
 
 
 def _with(record: Record, ratios) -> Record:
-    from imageshelf.splits import with_split
+    from imageshelf.records.splits import with_split
 
     return with_split(record, ratios)
 
@@ -461,8 +461,9 @@ def test_the_core_never_imports_torch(flowers):
 
     code = (
         "import sys\n"
-        "import imageshelf.cli, imageshelf.dataset, imageshelf.query, imageshelf.export\n"
-        "from imageshelf.dataset import ImageDataset, collate\n"
+        "import imageshelf.cli.main, imageshelf.read.dataset, imageshelf.read.query\n"
+        "import imageshelf.export\n"
+        "from imageshelf.read.dataset import ImageDataset, collate\n"
         f"ds = ImageDataset({str(flowers.path)!r}, decode='RGB', split='train')\n"
         "images, metas = collate([ds[0], ds[1]])\n"
         "assert len(images) == 2 and metas[0]['split'] == 'train'\n"

@@ -135,7 +135,7 @@ def _every_reader_refuses_it(workspace: Path) -> None:
         expected = "(lmdb)" if args[0] == "validate" else "damaged store file"
         _one_line_error(_run(workspace, *args), expected, "overflow")
     code = (
-        "from imageshelf.dataset import ImageDataset\n"
+        "from imageshelf.read.dataset import ImageDataset\n"
         "ds = ImageDataset('data/images.lmdb')\n"
         "ds[0]\n"
     )
@@ -485,8 +485,8 @@ def test_ingest_refuses_images_whose_decoding_would_cost_without_bound(workspace
 
 
 def test_decoders_refuse_a_decoding_bomb_from_a_store_from_elsewhere(workspace):
-    from imageshelf.dataset import ImageDataset, decode_image
-    from imageshelf.decoding import DecodeCostError
+    from imageshelf.images.decoding import DecodeCostError
+    from imageshelf.read.dataset import ImageDataset, decode_image
     from imageshelf.store import ImageInfo, Record
     from imageshelf.store.writer import Item, rebuild
 

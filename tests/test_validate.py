@@ -52,7 +52,7 @@ def test_a_source_changed_after_ingest_fails(workspace):
 
 
 def test_a_source_as_ingest_hashed_it_is_not_read_again_but_full_reads_it(workspace):
-    (workspace / ".dvc").mkdir()  # where ingest keeps what it hashed (cache.py)
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it hashed (state/cache.py)
     packed({f"{i}.png": make_image(seed=i) for i in range(3)})
     assert stage("validate").exit_code == 0
     assert report("validate")["sources_unchanged"] == 3  # proven by fingerprint: not read
@@ -108,7 +108,7 @@ def test_pack_reads_each_image_once_and_validate_still_proves_the_stored_bytes(w
     read it (a first build reads and hashes each image once); a file edited after
     ingest is refused, and one edited with its mtime put back, which pack cannot tell,
     is caught by validate, which hashes the bytes the store holds."""
-    (workspace / ".dvc").mkdir()  # where ingest keeps what it hashed (cache.py)
+    (workspace / ".dvc").mkdir()  # where ingest keeps what it hashed (state/cache.py)
     images = {f"{i}.png": make_image("PNG", (48, 48), seed=i) for i in range(3)}
     put(INCOMING, images)
     assert stage("ingest").exit_code == 0
@@ -133,9 +133,10 @@ def test_validate_leaves_pack_the_hashes_of_the_parts_it_proves_and_of_no_other(
     the first add after a build of a million images reads no stored record for it."""
     import hashlib
 
-    from imageshelf import ImageStore, cache
+    from imageshelf import ImageStore
+    from imageshelf.state import cache
 
-    (workspace / ".dvc").mkdir()  # where the cache lives (cache.py)
+    (workspace / ".dvc").mkdir()  # where the cache lives (state/cache.py)
     images = {f"{i}.png": make_image("PNG", (48, 48), seed=i) for i in range(4)}
     packed(images)
     assert stage("validate").exit_code == 0

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imageshelf.samples import write_samples
+from imageshelf.demo.samples import write_samples
 from imageshelf.store import ImageInfo, ImageStore, Record
 from imageshelf.store.writer import Item, rebuild, write_sharded
 from imageshelf.viewer import gallery

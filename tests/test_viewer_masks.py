@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from test_viewer import HOSTILE, browser, get, page, serving  # noqa: F401 (fixtures)
 
-from imageshelf.images import NotAnImageError, describe
+from imageshelf.images.recognise import NotAnImageError, describe
 from imageshelf.store import ImageInfo
 from imageshelf.store.values import Paired
 from imageshelf.store.writer import Item, rebuild

@@ -27,7 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..files import read_regular_file, read_regular_file_within
+from ..base.userfile import read_regular_file, read_regular_file_within
 from .embedded import embedded_image
 
 ARCHIVE_SUFFIXES = (".zip", ".tar")

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..decoding import NotDecodedError, bounded
+from ..images.decoding import NotDecodedError, bounded
 from .base import EVERYTHING, Annotations, Below, Everything, KeyIndex, folder_of, name_of, text_of
 from .pairs import ClassTable, Layout, Pairs, Present
 
@@ -272,7 +272,7 @@ def _read_scenes(rel: str, text: str, keys: KeyIndex, result: Annotations) -> No
 def mask_values(data: bytes, max_pixels: int) -> Present | str:
     """The values a mask's pixels take, sorted: ids for a palette, grey or integer
     image, "#rrggbb" colours for an RGB one; or a sentence saying why it holds no class
-    map. Decoded once, bounded as every decode here is (decoding.py, the pixel limit)."""
+    map. Decoded once, bounded as every decode here is (images/decoding.py, the pixel limit)."""
     try:
         with bounded(data, max_pixels) as im:
             return _values(im)

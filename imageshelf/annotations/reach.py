@@ -16,7 +16,7 @@ for its own files, as reader.py sends each file to its module.
   gives meaning to others.
 
 Ingest asks it of the annotation files that are new, changed or gone since its last run,
-and looks up in the store again only the images they reach (incoming.py).
+and looks up in the store again only the images they reach (sources/incoming.py).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..yamlfile import YamlRefused, load_yaml
+from ..base.yamlfile import YamlRefused, load_yaml
 from .base import (
     EVERYTHING,
     FILE_LIMIT,

@@ -1,4 +1,7 @@
-"""Write images back out, byte-identical, in the layouts the peers read:
+"""Write images back out, byte-identical, in the layouts the peers read (imagefolder,
+COCO, YOLO, Label Studio, WebDataset).
+
+The layouts:
 
 - `imagefolder` (the default): each image under its key, with the metadata files Hugging
   Face's imagefolder reads (imagefolder.py); ingest reads them back as they are;
@@ -8,7 +11,7 @@
   labels in Label Studio and bring them back with its JSON export (labelstudio.py);
 - `webdataset`: tar shards of image and JSON pairs, for streaming (webdataset.py).
 
-Every target is checked before the first file is written (files.py).
+Every target is checked before the first file is written (targets.py).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import write_bytes
+from ..base.atomic import write_bytes
 from ..store import ImageStore, Record
 from .detection import coco_files, labels_outside, yolo_files
-from .files import (
+from .imagefolder import metadata_files, metadata_rows, split_paths
+from .labelstudio import label_studio_files
+from .targets import (
     ExportError,
     OnItem,
     disk_folds,
@@ -31,8 +36,6 @@ from .files import (
     write_images,
     write_paired,
 )
-from .imagefolder import metadata_files, metadata_rows, split_paths
-from .labelstudio import label_studio_files
 from .webdataset import sample_name, stale_shards, write_shards
 
 LAYOUTS = ("imagefolder", "coco", "yolo", "label-studio")

@@ -17,7 +17,7 @@ extension, so two images that share it in one folder are refused (renaming one w
 change its key, and ingest would read it back under another); a key the one-a-line
 lists cannot hold is left out of them, with a note.
 
-Both: every object's geometry is checked first (objects.py, imageshelf.geometry); one
+Both: every object's geometry is checked first (objects.py, imageshelf.records.geometry); one
 that fails is left out, and a note names its key, its place and why.
 """
 
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Record
-from .files import ExportError
 from .objects import Shaped, left_out, scale, shaped_objects
+from .targets import ExportError
 from .text import json_bytes, line_problem, shown, yaml_quoted
 
 COCO_FIELDS = ("objects", "captions", "coco_image", "panoptic", "coco_categories")

@@ -27,7 +27,7 @@ from ..annotations.tables import EXACT, JSON_COLUMNS
 from ..store import Record
 from ..store.format import canonical_json
 from .columns import JSON, Conflict, arrow_type, column_signature, typed_signature, typed_value
-from .files import ExportError, Paired
+from .targets import ExportError, Paired
 from .text import json_bytes
 
 Rows = dict[str, list[dict[str, Any]]]  # metadata file's folder -> its rows

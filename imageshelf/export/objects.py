@@ -1,5 +1,5 @@
 """A record's objects as the exports write them: each with its geometry checked
-(imageshelf.geometry), or left out with a note that names the key, the object and why.
+(imageshelf.records.geometry), or left out with a note that names the key, the object and why.
 An export never computes with a value that was not checked, and never drops an object
 without saying so."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..geometry import Geometry, GeometryError, checked, image_size
+from ..records.geometry import Geometry, GeometryError, checked, image_size
 from ..store import Record
 from .text import shown
 

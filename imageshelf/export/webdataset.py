@@ -16,9 +16,9 @@ import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from ..atomic import atomic_write
+from ..base.atomic import atomic_write
 from ..store import ImageStore, Record
-from .files import ExportError, OnItem
+from .targets import ExportError, OnItem
 from .text import json_bytes
 
 EXTENSIONS = {

@@ -1,9 +1,9 @@
-"""The work of the pipeline's four stages, a module each, as dvc.yaml runs them:
+"""The work of the pipeline's four stages, a module each (pack: a folder), as
+dvc.yaml runs them: ingest -> pack -> validate -> stats.
 
-    ingest -> pack -> validate -> stats
-
-Pack's run is in pack.py and its parts beside it (pack_*.py): what it reads, its plan,
-the publish of that plan, and what it remembers between runs.
+Pack's run is in pack/__init__.py and its parts beside it: what it reads (`inputs`),
+its plan (`plan`, `changes`), the publish of that plan (`publish`, `write`) and what it
+says (`outcome`); what it remembers between runs is state/pack.py.
 
 `pipeline/<stage>.py` is the thin click script DVC runs; it reads params.yaml and
 calls `run` here. These modules may use everything in the library, never click: a

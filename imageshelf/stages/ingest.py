@@ -28,20 +28,20 @@ from ..annotations.archives import read_source, unread_archive
 from ..annotations.classes import CLASS_ROLES, MaskClasses, mask_values
 from ..annotations.paired import find_pairs
 from ..annotations.pairs import Pairs
-from ..atomic import write_json
+from ..base.atomic import write_json
+from ..base.progress import Progress
+from ..base.userfile import NotRegularFileError, open_regular, read_head, read_regular_file
 from ..errors import ShelfError
-from ..files import NotRegularFileError, open_regular, read_head, read_regular_file
-from ..images import NotAnImageError, describe, prove_decodes, sniff
-from ..incoming import IncomingState
-from ..manifest import write_manifest
-from ..params import AnnotationsParams, IngestParams
-from ..progress import Progress
-from ..seen import Entry, Probe
-from ..seen import parse as parse_entry
+from ..images.recognise import NotAnImageError, describe, prove_decodes, sniff
+from ..project.params import AnnotationsParams, IngestParams
+from ..records.manifest import write_manifest
+from ..sources.incoming import IncomingState
+from ..sources.walk import Found, Reject, shown, walk
+from ..state.seen import Entry, Probe
+from ..state.seen import parse as parse_entry
 from ..store import ImageStore, InvalidKeyError, Record, StoreError, encode_key
 from ..store.format import canonical_json, parse_json, peek_sha256_and_split
 from ..store.values import Paired
-from ..walk import Found, Reject, shown, walk
 from .result import StageResult
 
 
@@ -162,7 +162,7 @@ class _Prober:
         if unread is not None:
             return Probe.reject("archive", unread)
         try:
-            # A FIFO put here since the walk must not stop the run (files.py).
+            # A FIFO put here since the walk must not stop the run (base/userfile.py).
             data, size = read_source(self.root, rel, self.params.max_file_bytes)
             if data is None:
                 why = f"file is {size:,} bytes, over ingest.max_file_bytes"
@@ -234,7 +234,7 @@ def ingest(
     the rejects. With `store`, an image it already holds as it is (the same bytes and
     every field that arrived with it) is counted, not staged.
 
-    What an earlier run learned is not learned again (incoming.py): a file unchanged
+    What an earlier run learned is not learned again (sources/incoming.py): a file unchanged
     since (its fingerprint) is not read; one that was already in the store, in a part
     the store still has (parts are named by content), that no changed annotation file
     reaches, is not even looked up. `progress`, if given, is reset to the number of
@@ -274,7 +274,7 @@ class _Run:
 
     def find(self, store: ImageStore | None) -> None:
         """Walk the folder, tell what the cache already knows, read the annotations."""
-        # A folder the last run found large is walked on every core (walk.py).
+        # A folder the last run found large is walked on every core (sources/walk.py).
         cores = os.cpu_count() or 1
         jobs = cores if self.state.files_last >= PARALLEL_WALK_FROM else 1
         found = self.found = walk(self.root, self.rules.ignore, jobs=jobs)

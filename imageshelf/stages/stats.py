@@ -17,10 +17,10 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .. import cache
-from ..atomic import write_bytes, write_json, write_text
-from ..images import NotAnImageError, picture  # and HEIC, JPEG XL with the formats extra
-from ..params import StatsParams
+from ..base.atomic import write_bytes, write_json, write_text
+from ..images.recognise import NotAnImageError, picture  # and HEIC, JPEG XL with the formats extra
+from ..project.params import StatsParams
+from ..state import cache
 from ..store import ImageStore, StoreFile
 from .result import StageResult
 

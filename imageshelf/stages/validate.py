@@ -8,7 +8,7 @@ the store, and each staged image (unless pack reported why it was not packed) ag
 the store and its source file, byte for byte.
 
 A run proves what changed. A part proven before on this machine, whose content digest
-and file fingerprint (device, inode, size, mtime: files.py) are unchanged, is not read
+and file fingerprint (device, inode, size, mtime: base/userfile.py) are unchanged, is not read
 again; nor is a catalog file so proven. `full=True` (`validate --full`) reads
 everything: for damage a fingerprint does not show (a program that writes into a file
 and sets its mtime back, the disk itself).
@@ -28,15 +28,14 @@ from typing import Any
 
 import lmdb
 
-from .. import cache
 from ..annotations.archives import read_source
-from ..atomic import write_json
-from ..catalog import catalog_file_digest, catalog_parts
+from ..base.atomic import write_json
+from ..base.progress import Progress
+from ..base.userfile import fingerprint, fingerprint_of
 from ..errors import ShelfError
-from ..files import fingerprint, fingerprint_of
-from ..manifest import read_manifest_infos
-from ..progress import Progress
-from ..seen import Probed
+from ..records.manifest import read_manifest_infos
+from ..state import cache
+from ..state.seen import Probed
 from ..store import Header, ImageInfo, ImageStore, Part, Record, StoreError, StoreFile, trust
 from ..store.fields import FieldIndex
 from ..store.format import (
@@ -49,6 +48,7 @@ from ..store.format import (
 )
 from ..store.index import is_shard_name, shard_name
 from ..store.values import Paired
+from ..versions.catalog import catalog_file_digest, catalog_parts
 from .result import StageResult
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import lmdb
 
-from ..atomic import write_error
+from ..base.atomic import write_error
 from .fields import FieldIndex
 from .file import StoreFile
 from .format import (

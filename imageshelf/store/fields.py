@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def field_value(record: Record, name: str) -> Any:
-    """The value a filter on `name` compares, as query.py reads it from the JSON: the
+    """The value a filter on `name` compares, as read/query.py reads it from the JSON: the
     store's own fields first, `meta.NAME` for the metadata's. None when missing."""
     if name == "key":
         return record.key

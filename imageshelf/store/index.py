@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..files import read_regular_file
+from ..base.userfile import read_regular_file
 from .format import StoreError, canonical_json, check_version, is_digest, parse_json
 
 TYPE_CHECKING = False  # no `typing` at run time: see the package's docstring

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..atomic import temp_glob
+from ..base.atomic import temp_glob
 from .format import StoreError
 
 

@@ -139,7 +139,7 @@ class ImageStore:
 
     def _missing(self, name: str, path: str) -> None:
         """A listed shard that is not in the folder: say how to fetch it. A store that
-        fetches shards itself (imageshelf.remote) puts the file at `path` here."""
+        fetches shards itself (imageshelf.read.remote) puts the file at `path` here."""
         raise StoreError(f"{path}: shard not here; `dvc pull {path}` fetches it")
 
     def part_records(self, name: str) -> StoreFile:

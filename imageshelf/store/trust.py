@@ -37,7 +37,7 @@ import stat
 from threading import Lock
 from time import perf_counter
 
-from ..files import fingerprint_of
+from ..base.userfile import fingerprint_of
 from .format import StoreError
 
 _remembered: set[tuple[int, ...]] = set()  # verified or written here, or a marker says so

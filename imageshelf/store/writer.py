@@ -1,5 +1,5 @@
 """Publish a new version of a store, in either layout: always new files, renamed into
-place (atomic.py), never a published file modified.
+place (base/atomic.py), never a published file modified.
 
 A published file may be a read-only link into DVC's cache (its hardlink or symlink
 cache types), so every change builds new files beside the old and renames them into
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import lmdb
 
-from ..atomic import atomic_write, fsync_dir, is_temp, publish, temporary
+from ..base.atomic import atomic_write, fsync_dir, is_temp, publish, temporary
 from . import trust
 from .build import (
     Item,

@@ -3,7 +3,7 @@ GET; every value from a store is escaped by Jinja's autoescaping; a key is only 
 looked up in a store, never joined to a path; a key the version lacks is a 404. Any key
 a store holds has its pages: in a URL it is percent-encoded (a newline as %0A), and the
 routes match every character. A request borrows the stores it reads and gives them back
-when it ends (sources.py closes a retired one then)."""
+when it ends (stores.py closes a retired one then)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from urllib.parse import quote
 from flask import Flask, Response, abort, current_app, g, render_template, request, url_for
 from werkzeug.routing import PathConverter
 
-from ..catalog import CatalogError
 from ..errors import ShelfError
-from ..query import QueryError
+from ..read.query import QueryError
 from ..store import ImageStore, Record, StoreError
-from ..versions import VersionError
+from ..versions.catalog import CatalogError
+from ..versions.history import VersionError
 from . import gallery
 from .hosts import Hosts
 from .masks import OPACITY, Overlays, changed_roles, views
 from .shapes import categories, drawing
-from .sources import WORKSPACE, Opened, Versions, ViewError, check_revision
+from .stores import WORKSPACE, Opened, Versions, ViewError, check_revision
 from .thumbs import BROWSER_TYPES, UNKNOWN_TILE, NotAnImageError, Thumbnails
 
 # No inline script or style anywhere: even a label that escaped escaping could not run.
@@ -303,7 +303,7 @@ def _key_of(item: Record | tuple[Record, Record]) -> str:
 
 
 def _field_changes(old: Record, new: Record) -> list[tuple[str, Any, Any]]:
-    from ..catalog import field_changes
+    from ..versions.catalog import field_changes
 
     rows = [(name, a, b) for name, (a, b) in field_changes(old, new).items()]
     return sorted(rows, key=lambda row: row[0])

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..query import select
+from ..read.query import select
 from ..store import ImageStore, Record
 
 SORTS = ("key", "size", "label")

@@ -39,8 +39,8 @@ from typing import cast
 
 from PIL import Image, ImageChops
 
-from ..decoding import NotDecodedError, bounded
-from ..images import DEFAULT_MAX_PIXELS, NotAnImageError
+from ..images.decoding import NotDecodedError, bounded
+from ..images.recognise import DEFAULT_MAX_PIXELS, NotAnImageError
 from ..store import ImageStore, Record, StoreError
 from ..store.values import Paired
 from .thumbs import DECODING, EDGE, RENDER_EDGE, keep, read_entry

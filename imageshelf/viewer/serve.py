@@ -24,7 +24,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 from ..errors import ShelfError
 from .app import create_app
 from .hosts import Hosts, is_loopback, plain, url
-from .sources import MAX_OPEN, WORKSPACE, Versions
+from .stores import MAX_OPEN, WORKSPACE, Versions
 from .thumbs import Thumbnails
 
 LOOPBACK = "127.0.0.1"

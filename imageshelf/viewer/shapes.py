@@ -4,7 +4,7 @@ objects (or Hugging Face's columns: a mapping of lists), each with `bbox` ([x, y
 width, height] in pixels), `category`, `segmentation` (COCO polygons), `keypoints`
 ([x, y, v, ...]) and CVAT's `points`. Values come from a store, which may come from
 anywhere: each object's geometry goes through the one check the exports use too
-(imageshelf.geometry); an object that fails it is not drawn, and the page says which and
+(imageshelf.records.geometry); an object that fails it is not drawn, and the page says which and
 why, never drawn wrongly (nor a 500).
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..geometry import Geometry, GeometryError, checked
+from ..records.geometry import Geometry, GeometryError, checked
 
 MAX_SHAPES = 2000  # per image; beyond this, counted as not drawn
 MAX_PROBLEMS = 20  # reasons shown per image; every object not drawn is counted

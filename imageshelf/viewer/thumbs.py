@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..atomic import write_bytes
-from ..images import DEFAULT_MAX_PIXELS, NotAnImageError, picture
+from ..base.atomic import write_bytes
+from ..images.recognise import DEFAULT_MAX_PIXELS, NotAnImageError, picture
 
 EDGE = 256  # a thumbnail's longer side, in pixels
 RENDER_EDGE = 4096  # a rendering's (a TIFF scan of 10,000 pixels is shown at this size)

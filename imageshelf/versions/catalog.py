@@ -1,0 +1,232 @@
+"""The catalog: every record of the store (no image bytes), one JSON line per image.
+
+Pack writes it beside the store, in data/catalog/, and DVC versions it with the store, so
+two versions of the dataset can be compared (`imageshelf diff`) by fetching small files
+instead of whole stores: one file per part of the store (one for a single file, one per
+shard), named after the part. Lines are sorted by key and canonical, so the same store
+always gives the same catalog, byte for byte.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import heapq
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..base.atomic import publish, temporary, write_error
+from ..errors import ShelfError
+from ..project.paths import revision_catalog
+from ..records.manifest import encode_stored_line, parse_records, read_manifest, read_stored_lines
+from ..store import ImageStore, Part, Record
+from ..store.format import digest_entry
+
+
+class CatalogError(ShelfError):
+    """A catalog that cannot be read, here or at a git revision."""
+
+
+def catalog_name(part: Part) -> str:
+    """The catalog file of a part: `images.jsonl` for `images.lmdb`, `shard-....jsonl`
+    for a shard, so adding a shard adds a catalog file and changes none."""
+    return Path(part.name).stem + ".jsonl"
+
+
+def catalog_parts(store: ImageStore) -> list[tuple[str, Part]]:
+    """(catalog file name, the part it lists), for every part. Opens none of them."""
+    return [(catalog_name(part), part) for part in store.parts]
+
+
+def write_catalog(store: ImageStore, folder: Path) -> bool:
+    """Bring the catalog folder in line with the store; True if anything changed.
+
+    Each file is written beside, then renamed into place, and only when its content
+    differs; files of parts that are gone are removed.
+    """
+    try:
+        return _write_catalog(store, folder)
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+
+
+def _write_catalog(store: ImageStore, folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = False
+    wanted = set()
+    for name, part in catalog_parts(store):
+        wanted.add(name)
+        path = folder / name
+        if part.named_by_content and path.exists():
+            continue  # named by the shard's content: already exactly this
+        with temporary(path) as temp:
+            with open(temp, "wb") as out:
+                for key, raw in store.part(part.name).raw_records():
+                    out.write(encode_stored_line(key, raw))
+            if path.exists() and filecmp.cmp(temp, path, shallow=False):
+                continue
+            publish(temp, path, durable=False)
+            changed = True
+    for old in folder.glob("*.jsonl"):
+        if old.name not in wanted:
+            old.unlink()
+            changed = True
+    return changed
+
+
+def catalog_file_digest(path: Path) -> tuple[int, str]:
+    """Count and content digest of a catalog file's records, computed as the store's
+    header does, from each line's bytes (a line not written as pack writes it gives a
+    digest that matches nothing); ManifestError naming the line if one is not a record."""
+    content = hashlib.sha256()
+    count = 0
+    for key, raw in read_stored_lines(path):
+        content.update(digest_entry(key.encode("utf-8"), raw))
+        count += 1
+    return count, content.hexdigest()
+
+
+# ------------------------------------------------------------------------ diff
+
+
+@dataclass
+class CatalogDiff:
+    added: list[Record] = field(default_factory=list)
+    removed: list[Record] = field(default_factory=list)
+    changed: list[tuple[Record, Record]] = field(default_factory=list)  # bytes differ
+    relabeled: list[tuple[Record, Record]] = field(default_factory=list)  # metadata only
+
+    def to_json(self) -> dict[str, Any]:
+        def entry(record: Record) -> dict[str, Any]:
+            return {"key": record.key, "sha256": record.info.sha256, "size": record.info.size}
+
+        def pair(old: Record, new: Record) -> dict[str, Any]:
+            return {
+                "key": new.key,
+                "old_sha256": old.info.sha256,
+                "new_sha256": new.info.sha256,
+                "fields": field_changes(old, new),
+            }
+
+        return {
+            "added": [entry(r) for r in self.added],
+            "removed": [entry(r) for r in self.removed],
+            "changed": [pair(a, b) for a, b in self.changed],
+            "relabeled": [pair(a, b) for a, b in self.relabeled],
+            "summary": {
+                "added": len(self.added),
+                "removed": len(self.removed),
+                "changed": len(self.changed),
+                "relabeled": len(self.relabeled),
+            },
+        }
+
+
+def field_changes(old: Record, new: Record) -> dict[str, list[Any]]:
+    """Metadata fields (and the split, and each paired image: `paired.mask`, by its
+    sha256) that differ: name -> [old, new]; absent is None."""
+    before = {**old.metadata, "split": old.split, **_paired_fields(old)}
+    after = {**new.metadata, "split": new.split, **_paired_fields(new)}
+    return {
+        name: [before.get(name), after.get(name)]
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    }
+
+
+def _paired_fields(record: Record) -> dict[str, str]:
+    return {f"paired.{role}": p.info.sha256 for role, p in record.paired.items()}
+
+
+def diff_catalogs(old: Iterable[Record], new: Iterable[Record]) -> CatalogDiff:
+    """Walk two key-sorted catalogs side by side."""
+    result = CatalogDiff()
+    a_iter, b_iter = iter(old), iter(new)
+    a, b = next(a_iter, None), next(b_iter, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a.key.encode() < b.key.encode()):
+            assert a is not None
+            result.removed.append(a)
+            a = next(a_iter, None)
+        elif a is None or b.key.encode() < a.key.encode():
+            result.added.append(b)
+            b = next(b_iter, None)
+        else:
+            if a.info != b.info:
+                result.changed.append((a, b))
+            elif a.metadata != b.metadata or a.split != b.split or a.paired != b.paired:
+                result.relabeled.append((a, b))
+            a, b = next(a_iter, None), next(b_iter, None)
+    return result
+
+
+class CatalogFolder:
+    """The files of a catalog folder (in the workspace or at a git revision), read only
+    when asked: a diff never reads the shards' catalogs that both versions share."""
+
+    def __init__(
+        self, names: Iterable[str], read: Callable[[str], list[Record]], where: str
+    ) -> None:
+        self.names = set(names)
+        self.read = read
+        self.where = where  # the folder, as its repository names it
+
+    @classmethod
+    def local(cls, folder: Path) -> CatalogFolder:
+        def read(name: str) -> list[Record]:
+            return list(read_manifest(folder / name))
+
+        return cls((p.name for p in folder.glob("*.jsonl")), read, str(folder))
+
+
+def catalog_at(
+    rev: str | None,
+    folder: str | os.PathLike[str] | None,
+    repo: str | os.PathLike[str] = ".",
+    named: str | None = None,
+) -> CatalogFolder:
+    """The catalog folder as it was at git revision `rev` (None: `folder` as it is now in
+    the workspace), read through DVC from its cache or remote, file by file on demand;
+    `folder` None: where that revision's dvc.yaml puts it. A revision without a catalog
+    had no store yet: no files (its `names` are empty). `named`: the revision as the user
+    gave it (HEAD~2), for a message."""
+    if rev is None:
+        if folder is None:
+            raise TypeError("the workspace's catalog is read from the folder given")
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise CatalogError(
+                f"{folder}: no catalog in the workspace; run `dvc repro` (or `dvc pull`) first"
+            )
+        return CatalogFolder.local(folder)
+    # Read as dvc.lock records it, each file checked against its md5 and bounded by its
+    # recorded size: a revision (here or in another repository) is someone else's
+    # commit, and its `.dir` manifest could name any file (repo/source.py).
+    from ..repo.source import Source  # only diff needs DVC, and only here
+
+    source = Source(os.fspath(repo), rev, shown=named)
+    where = Path(folder).as_posix() if folder is not None else revision_catalog(source)
+    files = source.listing(where) if source.holds(where) else None
+    names = [name for name in files or () if "/" not in name and name.endswith(".jsonl")]
+
+    def read(name: str) -> list[Record]:
+        path = f"{where}/{name}"
+        return list(parse_records(source.read(path).splitlines(), path))
+
+    return CatalogFolder(names, read, where)
+
+
+def diff_catalog_folders(old: CatalogFolder, new: CatalogFolder) -> CatalogDiff:
+    """Diff two versions. A shard's catalog is named by the shard's content, so a name in
+    both versions means the same records on both sides: skipped unread. Keys are unique
+    within a version, so none of the skipped keys can appear among the rest."""
+    shared = {name for name in old.names & new.names if name.startswith("shard-")}
+
+    def records(folder: CatalogFolder) -> list[Record]:
+        streams = [folder.read(name) for name in sorted(folder.names - shared)]
+        return list(heapq.merge(*streams, key=lambda record: record.key))
+
+    return diff_catalogs(records(old), records(new))
