@@ -32,7 +32,7 @@ from ..base.atomic import write_json
 from ..base.progress import Progress
 from ..base.userfile import NotRegularFileError, open_regular, read_head, read_regular_file
 from ..errors import ShelfError
-from ..images.properties import properties
+from ..images.properties import PROPS_VERSION, properties
 from ..images.recognise import NotAnImageError, describe, prove_decodes, sniff
 from ..project.params import AnnotationsParams, IngestParams
 from ..records.manifest import write_manifest
@@ -369,7 +369,8 @@ class _Run:
             return False
         if rel in self.class_masks:
             return probe.classes is None
-        return probe.props is None and rel not in self.paired_files
+        measured = probe.props is not None and probe.props.get("v") == PROPS_VERSION
+        return not measured and rel not in self.paired_files
 
     def stage(self, store: ImageStore | None) -> None:
         """The candidates' records, less the rejects and what the store holds as is."""
