@@ -11,11 +11,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import ingest_and_pack, make_image, md5, put, report, stage
-from imageshelf import ImageStore
 from imageshelf.images.properties import PROPS_VERSION
 from imageshelf.store.writer import Item, rebuild
 from imageshelf.versions.catalog import diff_catalogs
+
+from conftest import ingest_and_pack, make_image, md5, put, report, stage
 
 INCOMING = Path("data/incoming")
 STORE = Path("data/images.lmdb")
@@ -88,3 +88,15 @@ def test_an_added_image_is_the_only_one_measured(workspace):
     assert report("pack")["measured"] == 0 and report("pack")["added"] == 1
     assert {r.key: r.props for r in store.records() if r.key != "new.png"} == first
     assert store.record("new.png").props is not None
+
+
+def test_ls_selects_images_by_what_their_pixels_measure(workspace):
+    dark = Image.open(io.BytesIO(scene(1))).point(lambda v: v // 6)
+    out = io.BytesIO()
+    dark.save(out, "PNG")
+    put(INCOMING, {"dark.png": out.getvalue(), "bright.png": scene(2)})
+    ingest_and_pack().close()
+    result = stage("ls", "--where", "props.p99<0.3")
+    assert result.exit_code == 0, result.output
+    listed = [line.split("\t")[-1] for line in result.stdout.splitlines()]
+    assert listed == ["dark.png"]
