@@ -15,6 +15,7 @@ from .. import __version__
 from ..base.progress import Progress, bar, per_item
 from ..project.params import PackParams
 from ..project.paths import Project
+from ..quality.audit import findings_filter
 from ..read.query import QueryError, check_store_fields, parse_condition, select
 from ..store import ImageStore, Record
 from .options import CONTEXT, ShelfGroup, pass_project, printable
@@ -115,9 +116,11 @@ def _matching(store: ImageStore, conditions: list[str]) -> Iterator[Record]:
     """The records matching `conditions`, in key order, part by part through
     `part_records`: a store read from a remote answers from its catalog, no shard
     fetched."""
-    check_store_fields(store, conditions)  # once: a field only newer shards hold is no typo
-    streams = [select(store.part_records(p.name), conditions, check=False) for p in store.parts]
-    return heapq.merge(*streams, key=lambda record: record.key)
+    on_records, keep = findings_filter(store, conditions)  # leaks=false: docs/QUALITY.md
+    check_store_fields(store, on_records)  # once: a field only newer shards hold is no typo
+    streams = [select(store.part_records(p.name), on_records, check=False) for p in store.parts]
+    merged = heapq.merge(*streams, key=lambda record: record.key)
+    return merged if keep is None else (record for record in merged if keep(record.key))
 
 
 @cli.command("ls")

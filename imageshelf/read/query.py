@@ -229,7 +229,7 @@ def field_names(where: Filter) -> list[str]:
     return [parse_condition(text)[0] for text in texts]
 
 
-def check_fields(store: ImageStore | StoreFile, names: Iterable[str]) -> None:
+def check_fields(store: ImageStore | StoreFile, names: Collection[str]) -> None:
     """QueryError naming the known fields if an image field named in a selection is
     held by no image at all (`lable=cat`): a typo would otherwise select nothing, or
     with `!=` everything. One pass over the records' bytes at most; usually one record."""
@@ -252,11 +252,11 @@ def check_fields(store: ImageStore | StoreFile, names: Iterable[str]) -> None:
         if isinstance(meta, dict):
             known.update(meta)
     fields = ", ".join([*STORE_FIELDS, *sorted(known)[:30]])
-    name = next(n for n in sorted(names) if _unprefixed(n) in missing)
-    raise QueryError(
-        f"no image has a field {name!r}; the fields are: {fields}, and props.NAME for "
-        "what an image's pixels measure (docs/QUALITY.md)"
-    )
+    name = sorted(missing)[0]
+    if f"props.{name}" in names:  # what pixels measure: the store is older, or the name wrong
+        fields = "mean, p05, p99, contrast, sharpness, edges, chroma, colour, entropy, phash"
+        raise QueryError(f"no image has props.{name}; props holds: {fields} (docs/QUALITY.md)")
+    raise QueryError(f"no image has a field {name!r}; the fields are: {fields}")
 
 
 def _unprefixed(name: str) -> str:
