@@ -18,9 +18,16 @@ from typing import Any
 from ..project.params import PARAMS, QualityParams, load_params
 from ..state import cache
 from ..store import ImageStore
-from .findings import KINDS, Findings, NearState, UnknownFinding, find, rows_from_store
+from .findings import ISSUES, KINDS, Findings, NearState, UnknownFinding, find, rows_from_store
 
-__all__ = ["FindingCondition", "audit", "finding_conditions", "findings_filter", "keys_matching"]
+__all__ = [
+    "FindingCondition",
+    "audit",
+    "finding_conditions",
+    "findings_filter",
+    "keys_matching",
+    "quality_line",
+]
 
 # What --where and where= take (read/query.py's Filter, which this layer cannot import).
 Filter = str | Iterable[str] | Mapping[str, Any] | None
@@ -111,3 +118,21 @@ def _truth(name: str, value: object) -> bool:
 
 def _project_params() -> QualityParams:
     return load_params(QualityParams) if Path(PARAMS).is_file() else QualityParams()
+
+
+def quality_line(metrics: dict[str, Any] | None) -> str:
+    """What the findings say, in one line: each kind found, with its count of images."""
+    if not metrics:
+        return "quality: not audited"
+    total = metrics["total"]
+    said = []
+    for kind, groups in (("exact_duplicates", "exact_groups"), ("near_duplicates", "near_groups")):
+        if total[kind]:
+            what = kind.replace("_", " ").removesuffix("s")
+            said.append(f"{total[kind]} images in {total[groups]} {what} groups")
+    if total["leaks"]:
+        said.append(f"{total['leaks']} images leaked across splits")
+    said += [f"{total[kind]} {kind.replace('_', ' ')}" for kind in ISSUES if total[kind]]
+    if total["no_properties"]:
+        said.append(f"{total['no_properties']} not measured")
+    return f"quality: {', '.join(said) or 'nothing found'} (imageshelf audit; reports/quality.json)"

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..base.atomic import write_bytes, write_json, write_text
 from ..images.recognise import NotAnImageError, picture  # and HEIC, JPEG XL with the formats extra
 from ..project.params import QualityParams, StatsParams
-from ..quality.audit import audit
+from ..quality.audit import audit, quality_line
 from ..state import cache
 from ..store import ImageStore, StoreFile
 from .result import StageResult
@@ -256,16 +256,6 @@ class Stats(StageResult):
 
     def report(self) -> dict[str, Any]:
         return self.metrics
-
-
-def quality_line(metrics: dict[str, Any] | None) -> str:
-    """What the findings say, in one line: each kind found, with its count of images."""
-    if not metrics:
-        return "quality: not audited"
-    total = metrics["total"]
-    found = [f"{total[k]} {k.replace('_', ' ')}" for k in total if k != "images" and total[k]]
-    said = ", ".join(found) if found else "nothing found"
-    return f"quality: {said} (reports/quality.json; imageshelf audit)"
 
 
 def run(
