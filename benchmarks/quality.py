@@ -74,9 +74,14 @@ def library_findings(corpus: Path) -> dict:
 
 
 def read_findings(folder: Path) -> dict:
-    """The findings of the project in `folder`, as `ours_findings` returns them (the
-    store's keys are the corpus's under `corpus/`: strip it). To be written against
-    imageshelf/quality/ when it lands."""
+    """The findings of the project in `folder`, as `ours_findings` returns them: each
+    issue type's keys under quality_score.ISSUE_TYPES' names (cleanvision's: dark, light,
+    blurry, low_information, grayscale, odd_aspect_ratio, odd_size), `exact_duplicates`
+    and `near_duplicates` as groups of keys, `leaks` as pairs of keys; each key without
+    the batch folder the store has it under (`corpus/train/x.jpg` is `train/x.jpg`).
+    To be written against imageshelf/quality/ when it lands: the way a user reads them
+    (`imageshelf audit --json` run in `folder`, after the stats stage if that is where
+    they are found), timed with the rest by the `ours` process."""
     raise NotImplementedError(f"imageshelf.quality has not landed: no findings in {folder}")
 
 
@@ -101,8 +106,10 @@ def build_project(
         (folder / ".dvc").mkdir()  # ingest keeps its cache there, as in a project
         shutil.copy2(PROJECT / "dvc.yaml", folder / "dvc.yaml")
         params = (PROJECT / "params.yaml").read_text()
-        params = params.replace("split_from_folder: false", "split_from_folder: true ")
-        (folder / "params.yaml").write_text(params)
+        given = params.replace("split_from_folder: false", "split_from_folder: true ")
+        if given == params:
+            raise click.ClickException("params.yaml has no `split_from_folder: false` to turn on")
+        (folder / "params.yaml").write_text(given)
     for key in keys if keys is not None else truth_of(corpus)["images"]:
         (incoming / batch / key).parent.mkdir(parents=True, exist_ok=True)
         os.link(corpus / "images" / key, incoming / batch / key)
