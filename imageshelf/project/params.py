@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -54,6 +55,25 @@ def whole(at_most: int | None = None, because: str = "") -> Check:
             return f"must be a positive whole number (got {value!r})"
         if at_most is not None and value > at_most:
             return f"must be at most {at_most:,} (got {value:,}): {because}"
+        return None
+
+    return check
+
+
+def between(low: float, high: float | None, what: str = "a number") -> Check:
+    """A finite number from `low` to `high` (None: no bound), both included; `what`
+    ("a whole number" takes ints only; bool is no number here)."""
+    kinds: tuple[type, ...] = (int,) if what.startswith("a whole") else (int, float)
+
+    def check(value: Any) -> str | None:
+        if (
+            type(value) not in kinds
+            or not math.isfinite(value)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            bounds = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+            return f"must be {what} {bounds} (got {value!r})"
         return None
 
     return check
@@ -220,11 +240,30 @@ class StatsParams:
     max_labels: int = setting(whole(200, CONTACT_SHEET), 20)
 
 
+@dataclass(frozen=True)
+class QualityParams:
+    """The findings' thresholds (imageshelf/quality/findings.py): near duplicates and
+    each issue type, as measured on planted corpora (see the findings module)."""
+
+    # bits of 64 in which two pHashes differ; past 32, unrelated hashes are as likely
+    # near as not
+    near_threshold: int = setting(between(0, 32, "a whole number of bits"), 8)
+    odd_size: int = setting(whole(), 32)
+    odd_aspect: float = setting(between(0, 1, "a fraction"), 0.35)
+    low_information: float = setting(between(0, None), 0.07)
+    dark: float = setting(between(0, 1, "a fraction"), 0.30)
+    light: float = setting(between(0, 1, "a fraction"), 0.75)
+    grayscale: int = setting(between(0, 255, "a whole number"), 3)
+    blurry_sharpness: float = setting(between(0, None), 0.40)
+    blurry_edges: float = setting(between(0, 255), 26.0)
+
+
 SECTIONS: dict[str, type] = {
     "ingest": IngestParams,
     "annotations": AnnotationsParams,
     "pack": PackParams,
     "stats": StatsParams,
+    "quality": QualityParams,
 }
 P = TypeVar("P")
 
