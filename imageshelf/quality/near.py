@@ -59,8 +59,9 @@ def near_pairs(
     _checked(hashes, t)
     if len(hashes) < 2:
         return []
-    chunks = chunks or plan(t, len(hashes))
-    if _numpy_wanted(engine, len(hashes)):
+    bulk = _numpy_wanted(engine, len(hashes))
+    chunks = chunks or plan(t, len(hashes), None, "numpy" if bulk else "python")
+    if bulk:
         from .near_numpy import numpy_pairs
 
         return numpy_pairs(hashes, t, chunks)
@@ -83,8 +84,9 @@ def near_pairs_against(
     _checked(old, t)
     if not new or not old:
         return []
-    chunks = chunks or plan(t, len(old), len(new))
-    if _numpy_wanted(engine, len(new) + len(old)):
+    bulk = _numpy_wanted(engine, len(new) + len(old))
+    chunks = chunks or plan(t, len(old), len(new), "numpy" if bulk else "python")
+    if bulk:
         from .near_numpy import numpy_pairs_against
 
         return numpy_pairs_against(new, old, t, chunks)

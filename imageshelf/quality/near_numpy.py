@@ -59,9 +59,15 @@ def _expand(a0: Array, la: Array, b0: Array, lb: Array) -> tuple[Array, Array]:
     import numpy as np
 
     count = la * lb
+    single = count == 1  # one hash in each bucket: most units, at scale
+    if single.all():
+        return a0, b0
+    many = np.flatnonzero(~single)
+    a0m, lbm, count = a0[many], lb[many], count[many]
     unit = np.repeat(np.arange(len(count)), count)
     offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    return a0[unit] + offset // lb[unit], b0[unit] + offset % lb[unit]
+    a = np.concatenate([a0[single], a0m[unit] + offset // lbm[unit]])
+    return a, np.concatenate([b0[single], b0[many][unit] + offset % lbm[unit]])
 
 
 def _split_large(a0: Array, la: Array, b0: Array, lb: Array, batch: int) -> tuple[Array, ...]:
@@ -112,39 +118,49 @@ def _buckets(keys: Array) -> tuple[Array, Array, Array, Array]:
     return order, ordered[starts], starts, counts
 
 
-def _finder(values: Array, width: int) -> Any:
-    """A function from keys to their index in `values` (sorted, distinct), -1 where
-    absent: a table for narrow chunks, a binary search for wide ones."""
+def _finder(values: Array, width: int) -> tuple[Array, Any]:
+    """The bucket keys to XOR probes with, and a function from keys to their index in
+    `values` (sorted, distinct), -1 where absent: a table of 2^width slots for narrow
+    chunks (int32: 16 MB at 22 bits), a binary search for wide ones."""
     import numpy as np
 
     if width <= DENSE_BITS:
-        table = np.full(1 << width, -1, dtype=np.int64)
-        table[values.astype(np.int64)] = np.arange(len(values))
-        return lambda keys: table[keys.astype(np.int64)]
+        narrow = values.astype(np.int64)
+        table = np.full(1 << width, -1, dtype=np.int32)
+        table[narrow] = np.arange(len(values), dtype=np.int32)
+        return narrow, lambda keys: table[keys]
 
     def search(keys: Array) -> Array:
         at = np.minimum(np.searchsorted(values, keys), len(values) - 1)
         return np.where(values[at] == keys, at, -1)
 
-    return search
+    return values, search
 
 
-def _units(
-    probe: int, values: Array, starts: Array, counts: Array, find: Any
-) -> tuple[Array, Array, Array, Array]:
-    """The bucket pairs a probe pattern makes: each bucket with itself (probe 0), or
-    with the bucket `probe` away when that one's key is the higher."""
+def _bucket_pairs(
+    chunk: Chunk, values: Array, starts: Array, counts: Array
+) -> Iterator[tuple[int, tuple[Array, Array, Array, Array]]]:
+    """Each probe pattern and the bucket pairs it makes, as units (a0, la, b0, lb): each
+    bucket with itself (probe 0), else with the bucket `probe` away where that one's
+    key is the higher, i.e. where the probe's highest bit is clear in this bucket's key
+    (so each pair of buckets once)."""
     import numpy as np
 
-    if probe == 0:
-        both = counts > 1
-        return starts[both], counts[both], starts[both], counts[both]
-    other = values ^ np.uint64(probe)
-    higher = np.flatnonzero(other > values)
-    at = find(other[higher])
-    found = at >= 0
-    mine, theirs = higher[found], at[found]
-    return starts[mine], counts[mine], starts[theirs], counts[theirs]
+    both = counts > 1
+    yield 0, (starts[both], counts[both], starts[both], counts[both])
+    keys, find = _finder(values, chunk.width)
+    kind = keys.dtype.type
+    by_top: dict[int, list[int]] = {}
+    for probe in patterns(chunk.width, chunk.radius)[1:]:
+        by_top.setdefault(probe.bit_length() - 1, []).append(probe)
+    for top, probes in by_top.items():
+        lower = np.flatnonzero(((keys >> kind(top)) & kind(1)) == 0)
+        base = keys[lower]
+        for probe in probes:
+            at = find(base ^ kind(probe))
+            hit = np.flatnonzero(at >= 0)
+            mine, theirs = lower[hit], at[hit]
+            yield probe, (starts[mine], counts[mine], starts[theirs], counts[theirs])
 
 
 def numpy_pairs(
@@ -157,14 +173,13 @@ def numpy_pairs(
     found: list[tuple[Array, Array, Array]] = []
     for n, chunk in enumerate(chunks):
         order, values, starts, counts = _buckets(_keys(h, chunk))
-        find = _finder(values, chunk.width)
-        for probe in patterns(chunk.width, chunk.radius):
-            for pa, pb in _batches(_units(probe, values, starts, counts, find), batch):
+        ordered = h[order]  # a bucket's hashes side by side: candidates read nearby memory
+        for probe, units in _bucket_pairs(chunk, values, starts, counts):
+            for pa, pb in _batches(units, batch):
                 if probe == 0:  # within a bucket: each pair once
                     pa, pb = pa[pa < pb], pb[pa < pb]
-                i, j = order[pa], order[pb]
-                ok, d = _kept(h[i] ^ h[j], t, chunks[:n])
-                i, j = i[ok], j[ok]
+                ok, d = _kept(ordered[pa] ^ ordered[pb], t, chunks[:n])
+                i, j = order[pa[ok]], order[pb[ok]]
                 found.append((np.minimum(i, j), np.maximum(i, j), d[ok]))
     return _sorted(found)
 
