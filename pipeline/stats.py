@@ -4,20 +4,24 @@ import _env  # noqa: F401  (before any package: the project's environment)
 import click
 
 from imageshelf.cli.options import CONTEXT, StageCommand, finish, pass_project
-from imageshelf.project.params import StatsParams
+from imageshelf.project.params import QualityParams, StatsParams
 from imageshelf.project.paths import Project
 from imageshelf.stages.stats import run
 
 
 @click.command(cls=StageCommand, context_settings=CONTEXT)
-@pass_project("store", "metrics", "plots")
+@pass_project("store", "metrics", "plots", "findings")
 def stats(project: Project) -> None:
-    """Count the store: images, bytes, formats, labels, sizes; draw a contact sheet.
+    """Count the store: images, bytes, formats, labels, sizes; draw a contact sheet; say
+    what is wrong with it: exact and near duplicates, leaks between splits, dark, light,
+    blurry, flat, grayscale, odd-sized and unreadable images (docs/QUALITY.md).
 
-    Writes DVC metrics (reports/stats.json) and plots: a label histogram, a size
-    distribution, and a PNG contact sheet of thumbnails per label.
+    Writes DVC metrics (reports/stats.json, the findings counted per split under
+    `quality`), every finding by key (reports/quality.json) and plots: a label
+    histogram, a size distribution, and a PNG contact sheet of thumbnails per label.
     """
-    finish(run(project.store, project.metrics, project.plots, project.settings(StatsParams)))
+    settings = project.settings(StatsParams), project.settings(QualityParams)
+    finish(run(project.store, project.metrics, project.plots, project.findings, *settings))
 
 
 if __name__ == "__main__":

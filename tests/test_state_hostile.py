@@ -356,7 +356,7 @@ def test_an_unknown_section_is_refused_naming_the_nearest_known_one(workspace):
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
         "Error: params.yaml: unknown section packk (did you mean pack?): neither imageshelf "
-        "(ingest, annotations, pack, stats) nor a stage of dvc.yaml (its params:) reads it"
+        "(ingest, annotations, pack, stats, quality) nor a stage of dvc.yaml (its params:) reads it"
     ]
     params.write_text("pack:\n  shard_md: 5\n")
     with pytest.raises(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,10 @@ import click
 
 from .. import __version__
 from ..base.progress import Progress, bar, per_item
-from ..project.params import PackParams
+from ..project.params import PackParams, QualityParams
 from ..project.paths import Project
+from ..quality.audit import audit, findings_filter, quality_line
+from ..quality.findings import KINDS, Findings
 from ..read.query import QueryError, check_store_fields, parse_condition, select
 from ..store import ImageStore, Record
 from .options import CONTEXT, ShelfGroup, pass_project, printable
@@ -115,9 +117,11 @@ def _matching(store: ImageStore, conditions: list[str]) -> Iterator[Record]:
     """The records matching `conditions`, in key order, part by part through
     `part_records`: a store read from a remote answers from its catalog, no shard
     fetched."""
-    check_store_fields(store, conditions)  # once: a field only newer shards hold is no typo
-    streams = [select(store.part_records(p.name), conditions, check=False) for p in store.parts]
-    return heapq.merge(*streams, key=lambda record: record.key)
+    on_records, keep = findings_filter(store, conditions)  # leaks=false: docs/QUALITY.md
+    check_store_fields(store, on_records)  # once: a field only newer shards hold is no typo
+    streams = [select(store.part_records(p.name), on_records, check=False) for p in store.parts]
+    merged = heapq.merge(*streams, key=lambda record: record.key)
+    return merged if keep is None else (record for record in merged if keep(record.key))
 
 
 @cli.command("ls")
@@ -340,6 +344,86 @@ def _export_files(
         else f"{len(written)} annotation files ({', '.join(written[:2])}, ...)"
     )
     return f"{out_dir}, with {listed}", exported.notes
+
+
+@cli.command("audit")
+@pass_project("store")
+@remote_options
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(KINDS),
+    help="Only this finding (repeat for several). Default: every one.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Every finding by key, as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="List every key, not the first 10 a kind.")
+def audit_command(
+    project: Project,
+    repo: str | None,
+    rev: str | None,
+    cache_limit: int | None,
+    kinds: tuple[str, ...],
+    as_json: bool,
+    show_all: bool,
+) -> None:
+    """Say what is wrong with the store's images: exact and near duplicates, leaks
+    (a copy or near copy of an image in another split), and images no model should see
+    (dark, light, blurry, flat, grayscale, odd size or aspect, unreadable).
+
+    Reads the records only: what each image's pixels measure was kept when it was
+    stored. Thresholds: the quality section of params.yaml. Select the images found
+    with --where in ls and export (leaks=false, dark=true); act on them in
+    data/remove.txt or data/annotations/ (docs/QUALITY.md).
+    """
+    store = _open(project, repo, rev, cache_limit)
+    found = audit(store, project.settings(QualityParams))
+    if as_json:
+        report = found.report()
+        if kinds:
+            report = {"near_threshold": report["near_threshold"], **_only(report, kinds)}
+        click.echo(json.dumps(report, ensure_ascii=False, sort_keys=True))
+        return
+    for line in audit_lines(found, kinds or KINDS, None if show_all else 10):
+        click.echo(line)
+    click.echo(quality_line(found.metrics()), err=True)
+
+
+def _only(report: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
+    """The parts of an audit's report that `kinds` name."""
+    out = {kind: report[kind] for kind in kinds if kind in report}
+    issues = {kind: keys for kind, keys in report["issues"].items() if kind in kinds}
+    return {**out, "issues": issues} if issues else out
+
+
+def audit_lines(found: Findings, kinds: Iterable[str], most: int | None) -> Iterator[str]:
+    """What `imageshelf audit` prints: each kind found, then its keys (at most `most` a
+    kind), tab-separated where there are several a line."""
+    report = found.report()
+    for kind in kinds:
+        lines = list(_kind_lines(kind, report))
+        if not lines:
+            continue
+        yield f"{kind.replace('_', ' ')}: {len(lines)}"
+        for line in lines[:most]:
+            yield f"  {line}"
+        if most is not None and len(lines) > most:
+            yield f"  ... and {len(lines) - most} more (--all, or --json)"
+
+
+def _kind_lines(kind: str, report: dict[str, Any]) -> Iterator[str]:
+    if kind == "exact_duplicates":
+        yield from ("\t".join(map(printable, group)) for group in report["exact_duplicates"])
+    elif kind == "near_duplicates":
+        for group in report["near_duplicates"]:
+            yield "\t".join(map(printable, group["keys"]))
+    elif kind == "leaks":
+        for leak in report["leaks"]:
+            a, b = printable(leak["key_a"]), printable(leak["key_b"])
+            how = "same bytes" if leak["kind"] == "exact" else f"{leak['distance']} bits apart"
+            yield f"{leak['split_a']}\t{a}\t{leak['split_b']}\t{b}\t{how}"
+    else:
+        yield from map(printable, report["issues"].get(kind, ()))
 
 
 @cli.command("diff")

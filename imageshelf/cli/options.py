@@ -72,6 +72,7 @@ PATH_HELP = {
     "validate_report": "Where to write the report.",
     "metrics": "Where to write the metrics.",
     "plots": "Folder for the plots.",
+    "findings": "Where to write every finding by key (duplicates, leaks, issues).",
 }
 
 

@@ -46,6 +46,7 @@ WHERE: dict[str, tuple[str, str, str]] = {
     "validate_report": ("validate", "type", "report"),
     "metrics": ("stats", "type", "metrics"),
     "plots": ("stats", "type", "plots"),
+    "findings": ("stats", "type", "findings"),
 }
 # The template's dvc.yaml (test_project.py checks they agree), for a repository without one.
 DEFAULTS: dict[str, str] = {
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, str] = {
     "validate_report": "reports/validate.json",
     "metrics": "reports/stats.json",
     "plots": "reports/plots",
+    "findings": "reports/quality.json",
 }
 UNTRACKED = "incoming"  # the one path DVC never tracks: it may lie anywhere
 _INTERPOLATION = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
@@ -158,6 +160,10 @@ class Project:
     @property
     def metrics(self) -> Path:
         return self.path("metrics")
+
+    @property
+    def findings(self) -> Path:
+        return self.path("findings")
 
     @property
     def plots(self) -> Path:

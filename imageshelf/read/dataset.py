@@ -122,12 +122,15 @@ class ImageDataset:
         self.shard_starts: list[int] = []
         self.keys: list[str] = []
         labels: set[Any] = set()
+        conditions, keep = _findings(self.store, conditions)  # leaks=False...
         check_store_fields(self.store, conditions)  # once, over every part
         for name in names:
             self.shard_names.append(name)
             self.shard_starts.append(len(self.keys))
             for record in select(self.store.part_records(name), conditions, filter, check=False):
                 if self.paired and not all(role in record.paired for role in self.paired):
+                    continue
+                if keep is not None and not keep(record.key):
                     continue
                 self.keys.append(record.key)
                 label = record.metadata.get("label")
@@ -174,6 +177,15 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         return f"ImageDataset({str(self.store.path)!r}, {len(self)} images)"
+
+
+def _findings(store: ImageStore, where: Filter) -> tuple[Filter, Callable[[str], bool] | None]:
+    """The selection without what names a finding (`leaks=false`), and a test of a key
+    for that: the store is audited only then (imported then, too: a dataset that names
+    no finding loads nothing of it)."""
+    from ..quality.audit import findings_filter
+
+    return findings_filter(store, where)
 
 
 def _with_split(where: Filter, split: str | Sequence[str] | None) -> Filter:

@@ -10,7 +10,8 @@ A condition is `FIELD OP VALUE`, written as a string (the command line's `--wher
 
 FIELD is any field of the image's metadata (label, text, ...) or of the store's own:
 key, split, format, width, height, size, sha256 (these win over metadata fields of the
-same name; `meta.NAME` reaches the metadata's). A value compares as a number when the
+same name; `meta.NAME` reaches the metadata's), or what its pixels measure:
+`props.p99`, `props.sharpness`, ... (docs/QUALITY.md). A value compares as a number when the
 field holds a number, as true/false when it holds a boolean, else as text.
 
 From Python, `where` may also be a mapping: {"label": {"rose", "tulip"}, "split":
@@ -58,6 +59,9 @@ def _field(key: str, obj: dict[str, Any], name: str) -> Any:
         return split if split is not None else meta.get("split")
     if name.startswith("meta."):
         return meta.get(name[5:], _MISSING)
+    if name.startswith("props."):  # what its pixels measure (images/properties.py)
+        props = obj.get("props")
+        return props.get(name[6:], _MISSING) if isinstance(props, dict) else _MISSING
     return meta.get(name, _MISSING)
 
 
@@ -225,11 +229,11 @@ def field_names(where: Filter) -> list[str]:
     return [parse_condition(text)[0] for text in texts]
 
 
-def check_fields(store: ImageStore | StoreFile, names: Iterable[str]) -> None:
+def check_fields(store: ImageStore | StoreFile, names: Collection[str]) -> None:
     """QueryError naming the known fields if an image field named in a selection is
     held by no image at all (`lable=cat`): a typo would otherwise select nothing, or
     with `!=` everything. One pass over the records' bytes at most; usually one record."""
-    wanted = {n[5:] if n.startswith("meta.") else n for n in names if n not in STORE_FIELDS}
+    wanted = {_unprefixed(n) for n in names if n not in STORE_FIELDS}
     if not wanted:
         return
     needles = {name: json.dumps(name, ensure_ascii=False).encode("utf-8") + b":" for name in wanted}
@@ -249,7 +253,19 @@ def check_fields(store: ImageStore | StoreFile, names: Iterable[str]) -> None:
             known.update(meta)
     fields = ", ".join([*STORE_FIELDS, *sorted(known)[:30]])
     name = sorted(missing)[0]
+    if f"props.{name}" in names:  # what pixels measure: the store is older, or the name wrong
+        fields = "mean, p05, p99, contrast, sharpness, edges, chroma, colour, entropy, phash"
+        raise QueryError(f"no image has props.{name}; props holds: {fields} (docs/QUALITY.md)")
     raise QueryError(f"no image has a field {name!r}; the fields are: {fields}")
+
+
+def _unprefixed(name: str) -> str:
+    """A field's name inside the record's JSON: `meta.label` and `props.p99` are found
+    as `label` and `p99`."""
+    for prefix in ("meta.", "props."):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
 
 
 class _EveryPart:

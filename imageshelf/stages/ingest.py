@@ -32,6 +32,7 @@ from ..base.atomic import write_json
 from ..base.progress import Progress
 from ..base.userfile import NotRegularFileError, open_regular, read_head, read_regular_file
 from ..errors import ShelfError
+from ..images.properties import PROPS_VERSION, properties
 from ..images.recognise import NotAnImageError, describe, prove_decodes, sniff
 from ..project.params import AnnotationsParams, IngestParams
 from ..records.manifest import write_manifest
@@ -152,10 +153,17 @@ class _Prober:
     """What one file is (a Probe). Runs in worker processes; depends on the file's bytes
     alone, so it is kept in the cache by the file's fingerprint."""
 
-    def __init__(self, root: str, params: IngestParams, masks: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        root: str,
+        params: IngestParams,
+        masks: Collection[str] = (),
+        paired: Collection[str] = (),
+    ) -> None:
         self.root = root
         self.params = params
         self.masks = masks  # class-id masks: the values their pixels take are listed
+        self.paired = paired  # masks and other paired images: not measured (properties.py)
 
     def __call__(self, rel: str) -> Probe:
         unread = unread_archive(rel)
@@ -179,6 +187,7 @@ class _Prober:
             info = describe(rel, data, None, limit).info
             said = prove_decodes(data, limit) if self.params.verify == "decode" else []
             classes = mask_values(data, limit) if rel in self.masks else None
+            props = None if rel in self.paired else properties(data, limit)
         except NotAnImageError as exc:
             return Probe.reject(exc.code, exc.reason)
         except Exception as exc:  # one file never stops the run
@@ -186,7 +195,7 @@ class _Prober:
             # the file is refused with what went wrong, the run goes on.
             why = f"reading it as an image failed: {type(exc).__name__}: {exc}"
             return Probe.reject("unreadable_image", why[:300])
-        return Probe(info, said=tuple(said), classes=classes)
+        return Probe(info, said=tuple(said), classes=classes, props=props)
 
 
 PARALLEL_FROM = 2000  # files; below this a process pool costs more than it saves
@@ -249,7 +258,7 @@ def ingest(
         todo = run.sort_out()
         if progress is not None:
             progress.update(run.result.scanned - len(todo))
-        prober = _Prober(run.root, params, run.class_masks)
+        prober = _Prober(run.root, params, run.class_masks, run.paired_files)
         for rel, probe in zip(todo, _probe_all(prober, todo), strict=True):
             run.entries[rel] = Entry(run.found.stamps[rel], probe)
             if progress is not None:
@@ -271,6 +280,7 @@ class _Run:
         self.candidates: list[str] = []  # the files that may be staged, in order
         self.pairs = Pairs()  # images paired with others (masks...): by their layout
         self.class_masks: set[str] = set()  # the paired images that hold class ids
+        self.paired_files: set[str] = set()  # every paired image (masks...)
 
     def find(self, store: ImageStore | None) -> None:
         """Walk the folder, tell what the cache already knows, read the annotations."""
@@ -304,6 +314,7 @@ class _Run:
         """Find which table names the classes of each mask (classes.py); say which
         dataset folders have none, and which class tables name no mask."""
         self.class_masks = self.pairs.files(CLASS_ROLES)
+        self.paired_files = self.pairs.files()
         tables, named = self.annotations.class_tables, self.rules.mask_classes
         self.names = MaskClasses(self.pairs, tables, named)
         notes, unused = self.names.notes()
@@ -349,11 +360,17 @@ class _Run:
         return todo
 
     def _undescribed(self, rel: str, entry: Entry) -> bool:
-        """Whether `rel` is a class-id mask probed before it was one (its image came
-        later): probed again, for the values its pixels take."""
-        return (
-            rel in self.class_masks and entry.probe.info is not None and entry.probe.classes is None
-        )
+        """Whether `rel` was probed before it was what it is now, and is probed again:
+        a class-id mask probed before it was one (its image came later), for the values
+        its pixels take; an image probed as a paired image, or by a version before
+        properties, for what its pixels measure."""
+        probe = entry.probe
+        if probe.info is None:
+            return False
+        if rel in self.class_masks:
+            return probe.classes is None
+        measured = probe.props is not None and probe.props.get("v") == PROPS_VERSION
+        return not measured and rel not in self.paired_files
 
     def stage(self, store: ImageStore | None) -> None:
         """The candidates' records, less the rejects and what the store holds as is."""
@@ -388,7 +405,7 @@ class _Run:
             why = f"metadata is over {limit:,} bytes (ingest.max_metadata_bytes)"
             result.rejects.append(Reject(shown(rel), "bad_metadata", why))
             return None
-        return Record(rel, info, metadata)
+        return Record(rel, info, metadata, props=probe.props)
 
     def _with_paired(self, record: Record) -> Record:
         """The record with its paired images (masks...); a paired file that is not a
@@ -509,6 +526,8 @@ def stored_already(store: ImageStore, staged: list[Record]) -> dict[str, str]:
             continue
         if (record.paired or b'"paired":' in raw) and not _same_paired(record, raw):
             continue
+        if record.props is not None and parse_json(raw).get("props") != record.props:
+            continue  # a store from before properties: the record gets them
         if record.metadata:
             stored = parse_json(raw)
             metadata, owned = stored.get("meta") or {}, set(stored.get("annotated") or ())

@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..base.atomic import write_bytes, write_json, write_text
 from ..images.recognise import NotAnImageError, picture  # and HEIC, JPEG XL with the formats extra
-from ..project.params import StatsParams
+from ..project.params import QualityParams, StatsParams
+from ..quality.audit import audit, quality_line
 from ..state import cache
 from ..store import ImageStore, StoreFile
 from .result import StageResult
@@ -250,18 +251,29 @@ class Stats(StageResult):
         formats = ", ".join(f"{k} {v}" for k, v in m["by_format"].items()) or "none"
         return (
             f"stats: {m['count']} images, {m['total_bytes'] / 1e6:,.1f} MB, {m['labels']} "
-            f"labels, formats {formats}"
+            f"labels, formats {formats}\n{quality_line(m.get('quality'))}"
         )
 
     def report(self) -> dict[str, Any]:
         return self.metrics
 
 
-def run(store_path: Path, metrics: Path, plots: Path, params: StatsParams) -> Stats:
-    """The stats stage: count the store, write the metrics and the plots."""
+def run(
+    store_path: Path,
+    metrics: Path,
+    plots: Path,
+    findings: Path,
+    params: StatsParams,
+    quality: QualityParams | None = None,
+) -> Stats:
+    """The stats stage: count the store, say what is wrong with it, write the metrics
+    (the findings counted under `quality`), every finding by key and the plots."""
     store = ImageStore(store_path)
     collected = collect(store, params.thumbnails_per_label)
+    found = audit(store, quality or QualityParams())
+    collected["metrics"]["quality"] = found.metrics()
     sheet = contact_sheet_png(store, collected, params)
     write_json(metrics, collected["metrics"])
+    write_json(findings, found.report())
     write_plots(plots, collected, sheet)
     return Stats(collected["metrics"])

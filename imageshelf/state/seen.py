@@ -50,6 +50,7 @@ class Probe(NamedTuple):
     reason: str = ""
     said: tuple[str, ...] = ()
     classes: tuple[int, ...] | tuple[str, ...] | str | None = None  # None: not looked at
+    props: dict[str, Any] | None = None  # what its pixels measure (images/properties.py)
 
     @classmethod
     def reject(cls, code: str, reason: str) -> Probe:
@@ -60,8 +61,10 @@ class Probe(NamedTuple):
             return ["reject", self.code, self.reason]
         i = self.info
         found: list[Any] = ["image", i.sha256, i.size, i.format, i.width, i.height]
-        if self.classes is not None:
-            classes = self.classes if isinstance(self.classes, str) else list(self.classes)
+        classes = self.classes if isinstance(self.classes, str | None) else list(self.classes)
+        if self.props is not None:
+            return [*found, list(self.said), classes, self.props]
+        if classes is not None:
             return [*found, list(self.said), classes]
         return [*found, list(self.said)] if self.said else found
 
@@ -76,8 +79,11 @@ class Probe(NamedTuple):
         if not all(type(n) is int and n >= 0 for n in (size, width, height)):
             raise ValueError("not a probe")
         said = tuple(value[6]) if len(value) > 6 else ()
-        classes = _classes(value[7]) if len(value) > 7 else None
-        return cls(ImageInfo(*value[1:6]), said=said, classes=classes)
+        classes = _classes(value[7]) if len(value) > 7 and value[7] is not None else None
+        props = value[8] if len(value) > 8 else None
+        if props is not None and not isinstance(props, dict):
+            raise ValueError("not a probe")
+        return cls(ImageInfo(*value[1:6]), said=said, classes=classes, props=props)
 
 
 def _classes(value: Any) -> tuple[int, ...] | tuple[str, ...] | str:

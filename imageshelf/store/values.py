@@ -107,7 +107,9 @@ class Record:
     splits existed. `annotated` names the metadata fields that tracked annotations
     (data/annotations/, params.yaml's folder rules) set: those, and only those, a change
     there may remove. `paired` holds the images that annotate this one (a mask, an
-    instance map, ...) by role: stored with it, read with it (FORMAT.md, 3.0).
+    instance map, ...) by role: stored with it, read with it (FORMAT.md, 3.0). `props`
+    holds what its pixels measure (hashes, brightness, blur...: images/properties.py),
+    computed once from its bytes; None where a store predates them.
     """
 
     key: str
@@ -116,6 +118,7 @@ class Record:
     split: str | None = None
     annotated: tuple[str, ...] = ()
     paired: dict[str, Paired] = field(default_factory=dict)
+    props: dict[str, Any] | None = None
 
     def replace(self, **changes: Any) -> Record:
         """A copy with some fields changed (dataclasses.replace)."""
@@ -146,6 +149,8 @@ class Record:
             obj["annotated"] = list(self.annotated)
         if self.paired:
             obj["paired"] = {role: p.to_json() for role, p in self.paired.items()}
+        if self.props is not None:
+            obj["props"] = self.props
         return obj
 
     def encode(self) -> bytes:
@@ -156,6 +161,7 @@ class Record:
             orjson_same(self.metadata)
             and max(info.size, info.width, info.height) < INT64
             and all(orjson_same(p.to_json()) for p in self.paired.values())
+            and (self.props is None or orjson_same(self.props))
         ):
             return sorted_orjson(self.to_json())
         return canonical_json(self.to_json())
@@ -179,8 +185,10 @@ class Record:
             raise DamagedRecordError(key, "split is not text")
         if not (isinstance(annotated, list | tuple) and all(isinstance(a, str) for a in annotated)):
             raise DamagedRecordError(key, "annotated is not a list of field names")
-        paired = obj.get("paired")
-        return cls(key, info, metadata, split, tuple(annotated), _paired_of(key, paired))
+        paired, props = obj.get("paired"), obj.get("props")
+        if props is not None and not isinstance(props, dict):
+            raise DamagedRecordError(key, "props is not an object")
+        return cls(key, info, metadata, split, tuple(annotated), _paired_of(key, paired), props)
 
     @classmethod
     def decode(cls, key: str, raw: bytes) -> Record:

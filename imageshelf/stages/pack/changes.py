@@ -19,6 +19,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ...annotations import Annotations
 from ...errors import ShelfError
@@ -62,6 +63,9 @@ class Changes:
     # stored bytes, the same fields, tracked otherwise (now or no longer set by a file
     # in data/annotations/): rewritten, but not relabeled (diff shows no change)
     retracked: list[str] = field(default_factory=list)
+    # stored bytes, what their pixels measure new to the store (a store from before
+    # properties, or an older PROPS_VERSION): key -> props; rewritten, not relabeled
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     unchanged: int = 0
     conflicts: list[str] = field(default_factory=list)
     duplicates: dict[str, str] = field(default_factory=dict)  # new key -> key with same bytes
@@ -81,7 +85,14 @@ class Changes:
 
     @property
     def changes_store(self) -> bool:
-        return bool(self.writes or self.removed or self.resplit or self.relabeled or self.retracked)
+        return bool(
+            self.writes
+            or self.removed
+            or self.resplit
+            or self.relabeled
+            or self.retracked
+            or self.measured
+        )
 
     @property
     def removal_digest(self) -> str:
@@ -167,6 +178,8 @@ class _Planner:
             self._new(record)
         elif existing.info.sha256 == record.info.sha256:
             self.seen.add(key)
+            if record.props is not None and record.props != existing.props:
+                changes.measured[key] = record.props
             metadata = self.tracked.apply(key, existing.info, existing, record.metadata)
             if self._repaired(record, existing, metadata):
                 return

@@ -166,7 +166,7 @@ def _carried(published: ImageStore, before: str, plan: PackPlan) -> tuple[str, d
     part = parts[0]
     changes = plan.changes
     changed = changes.writes | set(changes.relabeled) | set(changes.retracked)
-    changed |= set(changes.resplit)
+    changed |= set(changes.resplit) | set(changes.measured)
     for key, raw in published.part(part.name).raw_records():
         if key in changed:
             continue

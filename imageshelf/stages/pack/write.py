@@ -47,6 +47,9 @@ def apply_changes(
         planned = metadata.get(record.key)
         if planned is not None:
             record = record.replace(metadata=planned[0], annotated=planned[1])
+        props = changes.measured.get(record.key)
+        if props is not None:
+            record = record.replace(props=props)
         return with_split(record, ratios)
 
     with probed:
@@ -66,7 +69,7 @@ def apply_changes(
             staged.additions,
             changes.removed,
             base=base,
-            touched=[*changes.resplit, *changes.relabeled, *changes.retracked],
+            touched=[*changes.resplit, *changes.relabeled, *changes.retracked, *changes.measured],
             shard_bytes=params.shard_bytes,
             transform=transform,
             on_item=on_item,
