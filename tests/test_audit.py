@@ -151,3 +151,24 @@ def test_audit_prints_each_finding_and_the_filters_select_by_them(workspace):
     assert "clean/3.jpg" in training.keys
     wrong = stage("ls", "--where", "leaks=maybe")
     assert wrong.exit_code == 1 and "leaks=true or leaks=false" in wrong.stderr
+
+
+def test_dvc_metrics_diff_shows_the_leak_a_batch_brings(repo):
+    """As a user sees it: `dvc metrics diff` after `dvc repro` names the leak's count
+    under quality, for the split pair it crosses."""
+    from conftest import commit, sh
+
+    files = {f"{i}.jpg": encoded(scene(i), quality=90) for i in range(4)}
+    for name in files.copy():
+        files.update(split_of(name, "train"))
+    put(repo / "data" / "incoming", files)
+    sh(repo, "dvc", "repro")
+    commit(repo, "four images")
+    batch = {"new/2.png": encoded(scene(2).resize((80, 60)), "PNG")}
+    batch.update(split_of("new/2.png", "test"))
+    put(repo / "data" / "incoming", batch)
+    sh(repo, "dvc", "repro")
+    shown = sh(repo, "dvc", "metrics", "diff", "--json").stdout
+    changed = json.loads(shown)["reports/stats.json"]
+    assert changed["quality.leak_pairs.test-train"]["new"] == 1  # no test split before
+    assert changed["quality.total.leaks"] == {"old": 0, "new": 2, "diff": 2}
