@@ -172,3 +172,20 @@ def test_dvc_metrics_diff_shows_the_leak_a_batch_brings(repo):
     changed = json.loads(shown)["reports/stats.json"]
     assert changed["quality.leak_pairs.test-train"]["new"] == 1  # no test split before
     assert changed["quality.total.leaks"] == {"old": 0, "new": 2, "diff": 2}
+
+
+def test_different_lines_of_text_are_not_near_duplicates(workspace):
+    """An OCR dataset's lines look alike to a global hash squashed to 32x32: they are
+    matched only as exact copies, never called near duplicates or leaks."""
+    words = ("invoice", "total", "date", "amount", "paid", "receipt")
+    files: dict[str, bytes | str] = {}
+    for i, word in enumerate(words):
+        line = Image.new("L", (120, 32), 255)
+        ImageDraw.Draw(line).text((8, 10), word, fill=0)
+        files[f"{i}.png"] = encoded(line, "PNG")
+        files.update(split_of(f"{i}.png", "train" if i % 2 else "test"))
+    put(INCOMING, files)
+    ingest_and_pack().close()
+    found = json.loads(stage("audit", "--json").stdout)
+    assert found["near_duplicates"] == [] and found["leaks"] == []
+    assert len(found["issues"]["odd_aspect"]) == len(words)  # said, as what they are
