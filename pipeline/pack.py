@@ -7,7 +7,7 @@ import click
 
 from imageshelf.base.progress import bar
 from imageshelf.cli.options import CONTEXT, StageCommand, finish, pass_project
-from imageshelf.project.params import AnnotationsParams, PackParams
+from imageshelf.project.params import AnnotationsParams, IngestParams, PackParams
 from imageshelf.project.paths import Project
 from imageshelf.stages.pack import PackPaths, run
 
@@ -38,7 +38,9 @@ def pack(project: Project) -> None:
     converted. Also writes the catalog (every record, no image bytes) for `diff`.
     """
     settings, rules = project.settings(PackParams), project.settings(AnnotationsParams)
-    finish(run(PackPaths.of(project), settings, rules, progress=partial(bar, desc="pack")))
+    limit = project.settings(IngestParams).max_pixels  # for images measured from the store
+    progress = partial(bar, desc="pack")
+    finish(run(PackPaths.of(project), settings, rules, progress=progress, max_pixels=limit))
 
 
 if __name__ == "__main__":

@@ -151,3 +151,41 @@ def test_audit_prints_each_finding_and_the_filters_select_by_them(workspace):
     assert "clean/3.jpg" in training.keys
     wrong = stage("ls", "--where", "leaks=maybe")
     assert wrong.exit_code == 1 and "leaks=true or leaks=false" in wrong.stderr
+
+
+def test_dvc_metrics_diff_shows_the_leak_a_batch_brings(repo):
+    """As a user sees it: `dvc metrics diff` after `dvc repro` names the leak's count
+    under quality, for the split pair it crosses."""
+    from conftest import commit, sh
+
+    files = {f"{i}.jpg": encoded(scene(i), quality=90) for i in range(4)}
+    for name in files.copy():
+        files.update(split_of(name, "train"))
+    put(repo / "data" / "incoming", files)
+    sh(repo, "dvc", "repro")
+    commit(repo, "four images")
+    batch = {"new/2.png": encoded(scene(2).resize((80, 60)), "PNG")}
+    batch.update(split_of("new/2.png", "test"))
+    put(repo / "data" / "incoming", batch)
+    sh(repo, "dvc", "repro")
+    shown = sh(repo, "dvc", "metrics", "diff", "--json").stdout
+    changed = json.loads(shown)["reports/stats.json"]
+    assert changed["quality.leak_pairs.test-train"]["new"] == 1  # no test split before
+    assert changed["quality.total.leaks"] == {"old": 0, "new": 2, "diff": 2}
+
+
+def test_different_lines_of_text_are_not_near_duplicates(workspace):
+    """An OCR dataset's lines look alike to a global hash squashed to 32x32: they are
+    matched only as exact copies, never called near duplicates or leaks."""
+    words = ("invoice", "total", "date", "amount", "paid", "receipt")
+    files: dict[str, bytes | str] = {}
+    for i, word in enumerate(words):
+        line = Image.new("L", (120, 32), 255)
+        ImageDraw.Draw(line).text((8, 10), word, fill=0)
+        files[f"{i}.png"] = encoded(line, "PNG")
+        files.update(split_of(f"{i}.png", "train" if i % 2 else "test"))
+    put(INCOMING, files)
+    ingest_and_pack().close()
+    found = json.loads(stage("audit", "--json").stdout)
+    assert found["near_duplicates"] == [] and found["leaks"] == []
+    assert len(found["issues"]["odd_aspect"]) == len(words)  # said, as what they are

@@ -100,3 +100,30 @@ def test_ls_selects_images_by_what_their_pixels_measure(workspace):
     assert result.exit_code == 0, result.output
     listed = [line.split("\t")[-1] for line in result.stdout.splitlines()]
     assert listed == ["dark.png"]
+
+
+def test_a_store_packed_before_properties_whose_files_are_gone_is_measured_by_pack(workspace):
+    """The originals left data/incoming/ long ago: pack measures the stored bytes, once;
+    its state says so, and the next runs leave the store as it is."""
+    (workspace / ".dvc").mkdir()
+    images = {f"{i}.png": scene(i) for i in range(5)}
+    put(INCOMING, images)
+    store = ingest_and_pack()
+    measured = {r.key: r.props for r in store.records()}
+    older = [record.replace(props=None) for record in store.records()]
+    items = [Item(r, lambda key=r.key: images[key]) for r in older]
+    store.close()
+    rebuild(STORE.with_suffix(".old"), lambda: iter(items))
+    shutil.move(STORE.with_suffix(".old"), STORE)
+    Path("data/pack-state.json").unlink()  # written by a version before properties
+    shutil.rmtree(INCOMING)
+    INCOMING.mkdir()
+
+    store = ingest_and_pack()
+    assert report("pack")["measured"] == 5 and report("pack")["relabeled"] == 0
+    assert {r.key: r.props for r in store.records()} == measured  # as ingest measured them
+    assert [store.get(key) for key in images] == list(images.values())
+    done = md5(STORE)
+    store.close()
+    ingest_and_pack().close()
+    assert md5(STORE) == done and report("pack")["measured"] == 0

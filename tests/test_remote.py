@@ -185,15 +185,17 @@ def test_a_damaged_catalog_on_the_remote_is_said_in_one_line(published, tmp_path
     from imageshelf.read.remote import open_store
 
     ours, remote = damageable(published, tmp_path)
+    # Every version's catalog parts on the remote (which one HEAD's is, the remote's
+    # listing order does not say): each damaged alike.
     catalogs = [p for p in remote.rglob("*") if p.is_file() and b'"sha256"' in p.read_bytes()]
-    target = catalogs[0]
-    lines = target.read_bytes().splitlines()
-    target.chmod(0o644)
+    originals = {target: target.read_bytes().splitlines() for target in catalogs}
     # checked against the md5 its revision records before a line is read: one line
     # naming the part (a catalog whose md5 matches but is not records: test_remote_hostile)
     broken = [b"not json", json.dumps({"key": "x.png", "meta": {}}).encode()]
     for at, line in enumerate(broken):
-        target.write_bytes(b"\n".join([lines[0], line, *lines[1:]]) + b"\n")
+        for target, lines in originals.items():
+            target.chmod(0o644)
+            target.write_bytes(b"\n".join([lines[0], line, *lines[1:]]) + b"\n")
         store = open_store(ours, rev="HEAD", cache=tmp_path / f"cache{at}")
         with pytest.raises(ShelfError, match=r"data/catalog/shard-\w+\.jsonl: .* md5") as caught:
             ImageDataset(store)

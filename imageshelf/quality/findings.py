@@ -27,8 +27,9 @@ photograph, the others match or beat cleanvision's recall and precision there):
   odd_aspect image (a 10:1 strip reduced to 64 px measures as blurred).
 
 Near duplicates are searched among distinct contents (SHA-256), one pHash each, leaving
-out odd_size, low_information and unreadable images (a blank image's pHash is noise:
-every blank image is near every other). Exact copies are exact duplicates, never a near
+out odd_size, low_information, odd_aspect and unreadable images (a blank image's pHash is
+noise: every blank image is near every other; a strip's, a line of text, is squashed
+until different lines look alike). Exact copies are exact duplicates, never a near
 pair; a near group lists every key of its contents, exact copies included.
 
 The search is the only part that grows faster than the store: `find(rows, params,
@@ -158,7 +159,11 @@ def assess(row: Row, params: QualityParams) -> Assessment:
     if "odd_size" in found:
         return Assessment(frozenset(found), None, True)
     found += _by_pixels(props, params, strip="odd_aspect" in found)
-    searched = None if "low_information" in found else _phash(props.get("phash"))
+    # A flat image's pHash is noise, and a strip's (a text line: 120x32) is squashed to
+    # 32x32 until different lines of text look alike (the demo's eight words: pHash and
+    # dHash 0 to 6 bits apart): neither is searched, only matched exactly.
+    unsearched = "low_information" in found or "odd_aspect" in found
+    searched = None if unsearched else _phash(props.get("phash"))
     return Assessment(frozenset(found), searched, True)
 
 

@@ -3,14 +3,14 @@ truth: pack uses it only while it describes the store as it is (by its content d
 and losing it costs the next run time, never correctness.
 
 It holds the store's path and content digest, the split ratios its records were given,
-what the removal list said, and the md5 of the report written with it (dvc.lock records
-that md5, so pack can tell the store is the version dvc.lock records without asking
-DVC). These facts are the same on every machine, but the file is this machine's: git
-ignores it and DVC does not track it. A fresh clone has none, and a `git checkout` of an
-older commit leaves one that names another store: either way the next pack asks DVC and
-looks at every record once, where declaring it to DVC would make DVC call pack stale for
-this file alone. Pack reads its state, never its report (reports/pack.json is for
-people and validate).
+whether every record carries what its pixels measure, what the removal list said, and
+the md5 of the report written with it (dvc.lock records that md5, so pack can tell the
+store is the version dvc.lock records without asking DVC). These facts are the same on
+every machine, but the file is this machine's: git ignores it and DVC does not track it.
+A fresh clone has none, and a `git checkout` of an older commit leaves one that names
+another store: either way the next pack asks DVC and looks at every record once, where
+declaring it to DVC would make DVC call pack stale for this file alone. Pack reads its
+state, never its report (reports/pack.json is for people and validate).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class PackState:
     split: dict[str, float]  # the ratios its records were split by (pack.split)
     removal_list: str  # what data/remove.txt said, as a digest (Changes.removal_digest)
     report_md5: str  # the report written with it: dvc.lock names this run by that md5
+    measured: int = 0  # the PROPS_VERSION every record carries props of; 0: not known
 
 
 def read_state(path: Path = STATE) -> PackState | None:
@@ -49,6 +50,8 @@ def read_state(path: Path = STATE) -> PackState | None:
     if not all(isinstance(text, str) for text in texts) or not isinstance(split, dict):
         return None
     if not all(type(v) in (int, float) for v in split.values()):
+        return None
+    if type(data["measured"]) is not int:
         return None
     return PackState(**data)
 

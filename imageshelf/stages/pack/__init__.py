@@ -20,15 +20,16 @@ A run reads, then decides, then publishes, each in its own module:
 
 from __future__ import annotations
 
-from ...project.params import AnnotationsParams, PackParams
+from ...project.params import AnnotationsParams, IngestParams, PackParams
 from ...state.pack import read_state
 from ...store.writer import tidy, writer_lock
 from ...versions.history import check_recorded, previous_store, recorded_md5
 from .changes import ConflictError, PackError
 from .inputs import PackPaths, gather, read_removals
+from .measure import ProgressBar
 from .outcome import PackOutcome
 from .plan import PackPlan, plan_pack
-from .publish import STEPS, ProgressBar, publish
+from .publish import STEPS, publish
 
 __all__ = [
     "STEPS",
@@ -48,13 +49,15 @@ def run(
     params: PackParams,
     rules: AnnotationsParams | None = None,
     progress: ProgressBar | None = None,
+    max_pixels: int = IngestParams().max_pixels,
 ) -> PackOutcome:
     """The pack stage: check the store is the version dvc.lock records, then, under the
     writer's lock, read the inputs, plan, and publish the plan.
 
     rules: params.yaml's `annotations` section, applied with the tracked annotations
     (paths.annotations) to every record, stored or new. `progress(total)`, if given,
-    makes the bar (a context manager) the store's write reports to.
+    makes the bar (a context manager) the store's write reports to. `max_pixels`:
+    ingest's limit, for the stored images pack measures (measure.py).
     """
     if not paths.manifest.exists():
         raise PackError(f"{paths.manifest}: no staged manifest; run ingest first")
@@ -64,9 +67,9 @@ def run(
     with writer_lock(paths.store):  # held from before the inputs are read to the end
         if paths.store.is_dir():
             tidy(paths.store)  # what a killed pack left: DVC must not track it
-        inputs = gather(paths, params, rules or AnnotationsParams(), previous)
+        inputs = gather(paths, params, rules or AnnotationsParams(), previous, max_pixels)
         with inputs:
-            return publish(plan_pack(inputs), inputs, progress)
+            return publish(plan_pack(inputs, progress), inputs, progress)
 
 
 def recorded_digest(paths: PackPaths) -> str | None:

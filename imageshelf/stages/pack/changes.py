@@ -66,6 +66,7 @@ class Changes:
     # stored bytes, what their pixels measure new to the store (a store from before
     # properties, or an older PROPS_VERSION): key -> props; rewritten, not relabeled
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unmeasured_new: int = 0  # staged images written without props (measured by no one)
     unchanged: int = 0
     conflicts: list[str] = field(default_factory=list)
     duplicates: dict[str, str] = field(default_factory=dict)  # new key -> key with same bytes
@@ -203,6 +204,8 @@ class _Planner:
 
     def _new(self, record: Record) -> None:
         key, changes = record.key, self.changes
+        if record.props is None:
+            changes.unmeasured_new += 1
         first = self.new_by_hash.setdefault(record.info.sha256, key)
         if first != key:
             changes.duplicates[key] = first
@@ -217,6 +220,7 @@ class _Planner:
         if self.params.on_conflict == "replace":
             self.seen.add(key)
             changes.replaced.append(key)
+            changes.unmeasured_new += record.props is None
             changes.metadata[key] = self.tracked.apply(key, record.info, existing, record.metadata)
         elif self.params.on_conflict == "skip":
             changes.not_packed[key] = "conflict: the stored bytes were kept (on_conflict: skip)"

@@ -16,7 +16,7 @@ from pathlib import Path
 from ...annotations import Annotations
 from ...annotations.base import folder_of
 from ...annotations.folders import FolderLayout
-from ...project.params import AnnotationsParams, PackParams
+from ...project.params import AnnotationsParams, IngestParams, PackParams
 from ...project.paths import Project
 from ...records.manifest import read_manifest_keys
 from ...sources.tracked import Tracked, needs_layout, read_tracked
@@ -67,6 +67,7 @@ class PackInputs:
     tracked: Tracked
     stored_folders: Counter[str] | None  # images per folder, if a folder rule needs them
     state: PackState | None
+    max_pixels: int = IngestParams().max_pixels  # ingest's limit, for images pack measures
 
     @property
     def converting(self) -> bool:
@@ -85,7 +86,11 @@ class PackInputs:
 
 
 def gather(
-    paths: PackPaths, params: PackParams, rules: AnnotationsParams, previous: Path | None
+    paths: PackPaths,
+    params: PackParams,
+    rules: AnnotationsParams,
+    previous: Path | None,
+    max_pixels: int = IngestParams().max_pixels,
 ) -> PackInputs:
     """Read what pack decides from. `previous`: the store in another place that dvc.lock
     records (versions.previous_store), used while paths.store does not exist yet."""
@@ -101,7 +106,9 @@ def gather(
             store.close()
         raise
     state = read_state(paths.state)
-    return PackInputs(paths, params, rules, source, store, removals, tracked, folders, state)
+    return PackInputs(
+        paths, params, rules, source, store, removals, tracked, folders, state, max_pixels
+    )
 
 
 def read_removals(path: Path) -> list[str]:

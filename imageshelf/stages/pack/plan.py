@@ -22,6 +22,7 @@ from ...store import Header, ImageStore, Part, StoreError
 from .cache import changed_keys
 from .changes import Changes, Memos, Since, plan_changes
 from .inputs import PackInputs
+from .measure import ProgressBar, measure_stored, unmeasured
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class PackPlan:
     upgrade: str | None  # why the store is written again although nothing in it changes
     removals_changed: bool  # the removal list says other than at the last pack
     memos: Memos = field(default_factory=dict)  # cache entries learned while planning
+    all_measured: bool = False  # every record of the new store carries this version's props
 
     @property
     def writes_store(self) -> bool:
@@ -46,8 +48,9 @@ class PackPlan:
         )
 
 
-def plan_pack(inputs: PackInputs) -> PackPlan:
-    """Decide everything a pack run does, from its inputs alone."""
+def plan_pack(inputs: PackInputs, progress: ProgressBar | None = None) -> PackPlan:
+    """Decide everything a pack run does, from its inputs alone (measuring, once, the
+    stored images whose records lack props: measure.py, with `progress`)."""
     store, params = inputs.store, inputs.params
     memos: Memos = {}
     changes = plan_changes(
@@ -61,8 +64,14 @@ def plan_pack(inputs: PackInputs) -> PackPlan:
     )
     upgrade = outdated(store, params, memos) if store is not None else None
     state = inputs.state
+    if store is not None:
+        keys = unmeasured(store, state, changes)
+        measure_stored(store, changes, keys, inputs.max_pixels, progress)
     removals_changed = state is None or state.removal_list != changes.removal_digest
-    return PackPlan(changes, inputs.source, inputs.converting, upgrade, removals_changed, memos)
+    measured = changes.unmeasured_new == 0
+    return PackPlan(
+        changes, inputs.source, inputs.converting, upgrade, removals_changed, memos, measured
+    )
 
 
 def since_last(inputs: PackInputs) -> Since:

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 from ...base.atomic import json_bytes, write_bytes
-from ...base.progress import Progress, per_item
+from ...base.progress import per_item
 from ...errors import ShelfError
+from ...images.properties import PROPS_VERSION
 from ...records.manifest import read_manifest_keys
 from ...state import cache
 from ...state.pack import PackState, write_state
@@ -37,13 +36,12 @@ from ...versions.catalog import write_catalog
 from .cache import remember_folders, remember_tracked
 from .changes import PackError
 from .inputs import PackInputs
+from .measure import ProgressBar
 from .outcome import PackOutcome
 from .plan import PackPlan
 from .write import apply_changes
 
 STEPS = ("store", "state", "catalog", "report", "ingest")  # the contract: see above
-
-ProgressBar = Callable[[int], AbstractContextManager[Progress]]
 
 
 def publish(plan: PackPlan, inputs: PackInputs, progress: ProgressBar | None = None) -> PackOutcome:
@@ -116,6 +114,7 @@ class _Publish:
             dict(inputs.params.split),
             plan.changes.removal_digest,
             hashlib.md5(self.report_bytes).hexdigest(),
+            PROPS_VERSION if plan.all_measured else 0,
         )
         write_state(state, inputs.paths.state)
         for name, data in plan.memos.items():
