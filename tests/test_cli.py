@@ -192,6 +192,7 @@ def test_the_demo_leaves_the_users_repository_as_it_was(repo, tmp_path):
     (project,) = tmp_path.glob("imageshelf-demo-*/project")
     assert f"cd {project} && " in demo.stdout and "Your project is as it was" in demo.stdout
     assert "32 of 32 images byte-identical" in demo.stdout
+    assert "audited  it: 8 odd aspect, 8 light, 8 grayscale" in demo.stdout  # the words
     with ImageStore(project / "data" / "images.lmdb") as samples:
         assert len(samples) == 32
 

@@ -29,7 +29,8 @@ def cli() -> None:
 
     The store is the LMDB file (or folder of shards) that `dvc repro` packs from
     data/incoming/ with the stages in pipeline/. These tools read it: list, filter,
-    export, compare versions, split it among machines.
+    export, audit (what is wrong with the images), compare versions, split it among
+    machines.
     """
 
 

@@ -13,6 +13,7 @@ packed image does, and every `dvc repro` would print their rejects again.)
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import click
 
 from ..errors import ShelfError
 from ..project.paths import Project
+from ..quality.audit import quality_line
 from ..records.manifest import read_manifest
 from ..store import ImageStore, Record
 from .samples import write_samples
@@ -175,9 +177,12 @@ def _tell_done(project: Path, store_rel: str, staged: int, count: int, clone: Pa
         f"byte-identical to the files in data/incoming/ ({count} in the store)"
         + (f"; the clone is kept at {clone}" if clone is not None else "")
     )
+    metrics = json.loads(Project.load(project).metrics.read_text()).get("quality")
+    said = quality_line(metrics).removeprefix("quality: ")
+    click.echo(f"  audited  it: {said}")
     command = Path(sys.executable).parent / "imageshelf"
     click.echo(
         f"Look at it: cd {project} && {command} view   (a page in your browser: the "
-        "gallery, each image with its boxes)"
+        f"gallery, each image with its boxes); {command} audit   (what is wrong with it)"
     )
     click.echo(f"Your project is as it was. Delete {project.parent} when you are done.")
