@@ -91,8 +91,8 @@ bench-scale: setup-test
 # The README's pictures of the viewer, made by its tests' browser from the demo's images.
 screenshots: setup-test browser
 	IMAGESHELF_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q -p no:xdist \
-	  tests/test_viewer.py tests/test_viewer_masks.py \
-	  -k "diff_of_two_commits or palette_mask_is_drawn or changed_mask_old_and_new"
+	  tests/test_viewer.py tests/test_viewer_masks.py tests/test_viewer_quality.py \
+	  -k "diff_of_two_commits or palette_mask_is_drawn or changed_mask_old_and_new or quality_counts_each_kind"
 
 clean:
 	rm -rf $(VENV) $(PEERS) $(MDS) .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ on. Plain HTTP against a served viewer: no browser is needed to see any of it.""
 from __future__ import annotations
 
 import hashlib
+import html
 import http.client
 import io
 import os
@@ -116,6 +117,30 @@ def test_a_download_keeps_a_name_that_is_not_latin_1_and_its_header_stays_one_li
             assert kind == "attachment" and options["filename"] in names.values()
             fallback = re.search(r'filename="([^"]*)"', disposition)[1]  # for old clients
             assert fallback.endswith(".tif") and fallback.isascii()
+
+
+def test_keys_that_are_markup_quotes_or_controls_stay_text_on_the_quality_pages(tmp_path):
+    keys = {"<img src=x onerror=alert(1)>.png": "train", "q\"u'ote.png": "test", "a\nb.png": "val"}
+    copy = make_image("PNG", (8, 8))  # one content in three splits: a group, leaks, odd_size
+    metadata = {key: {"split": split} for key, split in keys.items()}
+    store = build_store(tmp_path / "s.lmdb", dict.fromkeys(keys, copy), metadata)
+    with serving(store, tmp_path / "thumbs") as (_, port):
+        status, _, body = get(port, "/quality")
+        assert status == 200 and b'data-kind="leaks"' in body
+        for kind in ("exact_duplicates", "leaks", "odd_size"):
+            status, _, body = get(port, f"/quality/{kind}")
+            text = body.decode()
+            assert status == 200, kind
+            assert "<img src=x" not in text  # never markup of the page
+            assert "&lt;img src=x onerror=alert(1)&gt;.png</div>" in text  # shown as text
+            assert "q&#34;u&#39;ote.png</div>" in text
+            assert "a\\nb.png</div>" in text  # a newline shown as `\n`
+            pages = [html.unescape(href) for href in re.findall(r'href="(/image/[^"]+)"', text)]
+            assert len(pages) >= 3, kind  # as a browser reads them: `'` is written &#39;
+            for page in pages:  # every key listed opens, and its page names the others
+                status, _, shown = get(port, page)
+                assert status == 200 and b"<img src=x" not in shown
+                assert shown.count(b'class="other"') == 4, page  # 2 copies, 2 leaks
 
 
 # ------------------------------------------------------------------ who it answers

@@ -37,12 +37,14 @@ def _state_name(params: QualityParams) -> str:
     return f"quality/near-{params.near_threshold}.json"
 
 
-def audit(store: ImageStore, params: QualityParams) -> Findings:
-    """Everything found in `store` with `params`' thresholds (no image is read)."""
+def audit(store: ImageStore, params: QualityParams, remember: bool = True) -> Findings:
+    """Everything found in `store` with `params`' thresholds (no image is read).
+    remember=False reads the last state but never writes one: the viewer, which changes
+    nothing on disk, and whose other versions would displace the workspace's state."""
     name = _state_name(params)
     previous = NearState.from_json(cache.load(name))
     found = find(rows_from_store(store), params, previous)
-    if found.state != previous:
+    if remember and found.state != previous:
         cache.save(name, found.state.to_json())
     return found
 

@@ -17,11 +17,14 @@ from flask import Flask, Response, abort, current_app, g, render_template, reque
 from werkzeug.routing import PathConverter
 
 from ..errors import ShelfError
+from ..project.params import ParamsError
+from ..quality.audit import finding_conditions
+from ..quality.findings import KINDS, UnknownFinding
 from ..read.query import QueryError
 from ..store import ImageStore, Record, StoreError
 from ..versions.catalog import CatalogError
 from ..versions.history import VersionError
-from . import gallery
+from . import gallery, quality
 from .hosts import Hosts
 from .masks import OPACITY, Overlays, changed_roles, views
 from .shapes import categories, drawing
@@ -68,6 +71,7 @@ def create_app(
     _guard(app)
     _lending(app)
     _routes(app)
+    _quality_routes(app)
     _diff_route(app)
     _pictures(app)
     _paired(app)
@@ -77,6 +81,7 @@ def create_app(
     # scripts: it writes < as \u003c, which a reader should not see).
     app.add_template_filter(lambda value: json.dumps(value, ensure_ascii=False), "json_text")
     app.add_template_filter(key_text, "key_text")
+    app.add_template_filter(quality.number, "number")
     return app
 
 
@@ -112,11 +117,14 @@ def _guard(app: Flask) -> None:
 
     @app.errorhandler(ShelfError)
     def shelf_error(exc: ShelfError) -> tuple[str, int]:
-        bad_request = isinstance(exc, QueryError | ViewError | CatalogError | VersionError)
+        bad_request = isinstance(
+            exc, QueryError | ViewError | CatalogError | VersionError | UnknownFinding
+        )
         return render_template("error.html", message=str(exc)), 400 if bad_request else 500
 
     @app.errorhandler(gallery.CursorError)
-    def cursor_error(exc: gallery.CursorError) -> tuple[str, int]:
+    @app.errorhandler(quality.CursorError)
+    def cursor_error(exc: ValueError) -> tuple[str, int]:
         return render_template("error.html", message=str(exc)), 400
 
     @app.errorhandler(404)
@@ -210,8 +218,9 @@ def _routes(app: Flask) -> None:
         store = opened.store
         problem = None
         try:
-            found = gallery.page(store, where, sort, request.args.get("after"))
-        except QueryError as exc:  # said beside the filter box, to be fixed there
+            on_records, chosen = _selection(opened, where)
+            found = gallery.page(store, on_records, sort, request.args.get("after"), chosen=chosen)
+        except (QueryError, UnknownFinding, ParamsError) as exc:  # said beside the box
             found, problem = gallery.Page([], None), str(exc)
         page = render_template(
             "gallery.html",
@@ -232,9 +241,18 @@ def _routes(app: Flask) -> None:
     @app.get("/image/<key:key>")
     def image(key: str) -> str:
         version, where, sort = _version(), _where(), _sort()
-        store = _store(version)
+        opened = _borrow(version)
+        store = opened.store
         record = _record(store, key)
-        previous, following = gallery.neighbours(store, where, sort, record)
+        on_records, chosen = _selection(opened, where)
+        previous, following = gallery.neighbours(store, on_records, sort, record, chosen)
+        try:  # a params.yaml that cannot be read costs the findings, not the page
+            named, unnamed = (
+                quality.named(opened.memo, store, quality.project_params(), record),
+                None,
+            )
+        except ParamsError as exc:
+            named, unnamed = quality.Named([]), str(exc)
         return render_template(
             "image.html",
             version=version,
@@ -246,6 +264,76 @@ def _routes(app: Flask) -> None:
             fields=record.fields(),
             where="; ".join(where),
             masks=views(_config("overlays"), store, record),
+            named=named,
+            unnamed=unnamed,
+        )
+
+
+def _selection(opened: Opened, where: list[str]) -> tuple[list[str], gallery.Chosen | None]:
+    """(the conditions on records, the keys the conditions on findings select): a
+    filter naming a finding (`leaks=true`) is read as `--where` reads it in ls and
+    export (quality/audit.py), from the version's audit, made once."""
+    on_records, wanted = finding_conditions(where)
+    if not wanted:
+        return on_records, None
+    found = quality.audited(opened.memo, opened.store, quality.project_params())
+    return on_records, found.chosen(wanted)
+
+
+def _quality_routes(app: Flask) -> None:
+    @app.get("/quality")
+    def quality_summary() -> str:
+        version = _version()
+        opened = _borrow(version)
+        found = quality.audited(opened.memo, opened.store, quality.project_params())
+        metrics = found.metrics
+        return render_template(
+            "quality.html",
+            version=version,
+            store=opened.store,
+            params=found.params,
+            total=metrics["total"],
+            splits=metrics["splits"],
+            leak_pairs=metrics["leak_pairs"],
+            kinds=quality.KINDS_SHOWN,
+            counted=quality.COUNTED,
+            rule_of=quality.rule_of,
+        )
+
+    @app.get("/quality/<kind>")
+    def quality_kind(kind: str) -> str:
+        if kind not in KINDS:
+            abort(404, f"no finding is called {kind!r}; the findings: {', '.join(KINDS)}")
+        version = _version()
+        opened = _borrow(version)
+        found = quality.audited(opened.memo, opened.store, quality.project_params())
+        after = request.args.get("after")
+        shown: dict[str, Any] = {}
+        items: list[Any]
+        if kind == "leaks":
+            pair = request.args.get("pair") or None
+            if pair is not None and pair not in found.metrics["leak_pairs"]:
+                abort(404, f"no split pair {pair!r} in this version")
+            items, more = found.leaks(pair).page(after, quality.PAGE_LEAKS)
+            shown = {"pair": pair, "pairs": found.metrics["leak_pairs"]}
+        elif kind in quality.COUNTED:
+            items, more = found.groups(kind).page(after, quality.PAGE_GROUPS)
+            shown = {"groups": found.metrics["total"][quality.COUNTED[kind]]}
+        else:
+            ranked = found.issue(opened.store, kind)
+            items, more = ranked.page(after, quality.PAGE_IMAGES)
+            rule = quality.RULES[kind]
+            shown = {"rule": rule, "limit": rule.limit(found.params)}
+        return render_template(
+            quality.pages(kind),
+            version=version,
+            kind=kind,
+            items=items,
+            more=more,
+            first=not after,
+            count=found.metrics["total"][kind],
+            threshold=quality.rule_of(kind, found.params),
+            **shown,
         )
 
 

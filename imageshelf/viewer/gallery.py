@@ -2,10 +2,14 @@
 a time after a cursor. Key order is the store's own: a page costs one seek and its own
 records, at any size. Size and label order read every matching record once per page,
 keeping only the page's worth (memory stays flat; about a second per 100,000 records).
+A filter may name findings (`leaks=true`): the keys they select (`Chosen`) come from
+the version's audit (quality.py); `leaks=true` alone pages through those keys, one
+lookup each, never a scan of the store.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections.abc import Iterator
@@ -52,6 +56,19 @@ def decode_cursor(text: str, sort: str) -> tuple[Any, ...]:
     return value
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """The keys finding conditions select (`leaks=true`): those of `keys` (sorted) if
+    `inside`, else every key but those (`dark=false`)."""
+
+    keys: tuple[str, ...]
+    members: frozenset[str]
+    inside: bool
+
+    def holds(self, key: str) -> bool:
+        return (key in self.members) == self.inside
+
+
 @dataclass
 class Page:
     records: list[Record]
@@ -59,43 +76,78 @@ class Page:
 
 
 def page(
-    store: ImageStore, where: list[str], sort: str, after: str | None, size: int = PAGE
+    store: ImageStore,
+    where: list[str],
+    sort: str,
+    after: str | None,
+    size: int = PAGE,
+    chosen: Chosen | None = None,
 ) -> Page:
-    """The `size` records matching `where` that follow the cursor `after` in `sort`
-    order. QueryError for a filter that cannot be read; CursorError for a bad cursor."""
-    found = list(_following(store, where, sort, after, size + 1))
+    """The `size` records matching `where` (and `chosen`) that follow the cursor `after`
+    in `sort` order. QueryError for a filter that cannot be read; CursorError for a bad
+    cursor."""
+    found = list(_following(store, where, sort, after, size + 1, chosen))
     records = found[:size]
     more = len(found) > size
     return Page(records, encode_cursor(records[-1], sort) if more else None)
 
 
+def _matching(
+    store: ImageStore,
+    where: list[str],
+    chosen: Chosen | None,
+    after: str | None = None,
+    before: str | None = None,
+) -> Iterator[Record]:
+    """The records matching `where` and `chosen` in key order (after `after`), or
+    nearest first before `before`."""
+    if chosen is not None and chosen.inside and not where:
+        return _listed(store, chosen.keys, after, before)
+    found = select(store, where or None, after=after, before=before)
+    return found if chosen is None else (r for r in found if chosen.holds(r.key))
+
+
+def _listed(
+    store: ImageStore, keys: tuple[str, ...], after: str | None, before: str | None
+) -> Iterator[Record]:
+    if before is not None:
+        for at in range(bisect.bisect_left(keys, before) - 1, -1, -1):
+            yield store.record(keys[at])
+        return
+    start = 0 if after is None else bisect.bisect_right(keys, after)
+    for at in range(start, len(keys)):
+        yield store.record(keys[at])
+
+
 def _following(
-    store: ImageStore, where: list[str], sort: str, after: str | None, count: int
+    store: ImageStore,
+    where: list[str],
+    sort: str,
+    after: str | None,
+    count: int,
+    chosen: Chosen | None = None,
 ) -> Iterator[Record]:
     if sort == "key":
         start = decode_cursor(after, sort)[0] if after else None
-        return itertools.islice(select(store, where or None, after=start), count)
+        return itertools.islice(_matching(store, where, chosen, after=start), count)
     cursor = decode_cursor(after, sort) if after else None
     candidates = (
-        r for r in select(store, where or None) if cursor is None or sort_value(r, sort) > cursor
+        r for r in _matching(store, where, chosen) if cursor is None or sort_value(r, sort) > cursor
     )
     return iter(heapq.nsmallest(count, candidates, key=lambda r: sort_value(r, sort)))
 
 
 def neighbours(
-    store: ImageStore, where: list[str], sort: str, record: Record
+    store: ImageStore, where: list[str], sort: str, record: Record, chosen: Chosen | None = None
 ) -> tuple[str | None, str | None]:
-    """The keys before and after `record` among the records matching `where`, in
-    `sort` order (None at either end)."""
+    """The keys before and after `record` among the records matching `where` (and
+    `chosen`), in `sort` order (None at either end)."""
     here = sort_value(record, sort)
-    nxt = next(_following(store, where, sort, encode_cursor(record, sort), 1), None)
+    nxt = next(_following(store, where, sort, encode_cursor(record, sort), 1, chosen), None)
     if sort == "key":
-        previous = None
-        for found in select(store, where or None, before=record.key):
-            previous = found
-            break
+        previous = next(_matching(store, where, chosen, before=record.key), None)
     else:
-        earlier = (r for r in select(store, where or None) if sort_value(r, sort) < here)
+        earlier = (r for r in _matching(store, where, chosen) if sort_value(r, sort) < here)
         best = heapq.nlargest(1, earlier, key=lambda r: sort_value(r, sort))
         previous = best[0] if best else None
     return (previous.key if previous else None, nxt.key if nxt else None)
