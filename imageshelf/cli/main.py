@@ -695,8 +695,10 @@ def view_command(
 
     A gallery of thumbnails (filter with the --where syntax: `label=cat; width>=256`;
     counts per label and split; sort by key, size or label), each image with its
-    metadata and its boxes, polygons and keypoints drawn, and the difference between
-    two versions as pictures (--diff, or Compare on the page). Serves on 127.0.0.1 at
+    metadata and its boxes, polygons and keypoints drawn, what is wrong with the data
+    (Quality: duplicates and leaks side by side, the worst images of each issue first),
+    and the difference between two versions as pictures (--diff, or Compare on the
+    page). Serves on 127.0.0.1 at
     a free port until Ctrl+C; nothing it does changes the project. Needs the `view`
     extra: pip install 'imageshelf[view]'.
     """
