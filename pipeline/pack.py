@@ -38,7 +38,8 @@ def pack(project: Project) -> None:
     converted. Also writes the catalog (every record, no image bytes) for `diff`.
     """
     settings, rules = project.settings(PackParams), project.settings(AnnotationsParams)
-    limit = project.settings(IngestParams).max_pixels  # for images measured from the store
+    ingest = project.settings(IngestParams)  # for images measured from the store, if any
+    limit = ingest.max_pixels if ingest.measure else None
     progress = partial(bar, desc="pack")
     finish(run(PackPaths.of(project), settings, rules, progress=progress, max_pixels=limit))
 

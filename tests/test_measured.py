@@ -127,3 +127,22 @@ def test_a_store_packed_before_properties_whose_files_are_gone_is_measured_by_pa
     store.close()
     ingest_and_pack().close()
     assert md5(STORE) == done and report("pack")["measured"] == 0
+
+
+def test_ingest_measure_false_builds_without_measuring_and_true_measures_once(workspace):
+    """`ingest.measure: false`: a faster first build, no props (the audit counts the
+    images as not measured); set back to true, the next run measures them, once."""
+    (workspace / ".dvc").mkdir()
+    params = workspace / "params.yaml"
+    params.write_text(params.read_text().replace("measure: true", "measure: false"))
+    put(INCOMING, {f"{i}.png": scene(i) for i in range(4)})
+    store = ingest_and_pack()
+    assert all(record.props is None for record in store.records())
+    store.close()
+    assert stage("stats").exit_code == 0
+    assert report("stats")["quality"]["total"]["no_properties"] == 4
+
+    params.write_text(params.read_text().replace("measure: false", "measure: true"))
+    store = ingest_and_pack()
+    assert all(record.props is not None for record in store.records())
+    assert report("pack")["measured"] == 4 and report("pack")["relabeled"] == 0

@@ -116,9 +116,6 @@ def test_every_stage_declares_the_params_it_reads():
         for section in ("ingest", "pack", "stats", "quality"):
             if f"settings({section.capitalize()}Params" in source:
                 reads.add(section)
-        if "settings(IngestParams).max_pixels" in source:  # pack: one setting of ingest's
-            reads.discard("ingest")
-            reads.add("ingest.max_pixels")
         if "project.store" in source:  # ${pack.store} in dvc.yaml
             reads.add("pack.store")
         declared = stage.get("params", [])

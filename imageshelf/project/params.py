@@ -177,6 +177,9 @@ class IngestParams:
     max_file_bytes: int = setting(whole(), 256 << 20)
     max_metadata_bytes: int = setting(whole(), 1 << 20)
     verify: Verify = setting(one_of(Verify), "header")
+    # Each new image's pixels measured once (images/properties.py): what stats' findings
+    # read. False: a faster first build; only exact duplicates are found.
+    measure: bool = setting(flag, True)
 
 
 @dataclass(frozen=True)

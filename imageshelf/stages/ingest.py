@@ -187,7 +187,8 @@ class _Prober:
             info = describe(rel, data, None, limit).info
             said = prove_decodes(data, limit) if self.params.verify == "decode" else []
             classes = mask_values(data, limit) if rel in self.masks else None
-            props = None if rel in self.paired else properties(data, limit)
+            measured = self.params.measure and rel not in self.paired
+            props = properties(data, limit) if measured else None
         except NotAnImageError as exc:
             return Probe.reject(exc.code, exc.reason)
         except Exception as exc:  # one file never stops the run
@@ -370,7 +371,7 @@ class _Run:
         if rel in self.class_masks:
             return probe.classes is None
         measured = probe.props is not None and probe.props.get("v") == PROPS_VERSION
-        return not measured and rel not in self.paired_files
+        return self.params.measure and not measured and rel not in self.paired_files
 
     def stage(self, store: ImageStore | None) -> None:
         """The candidates' records, less the rejects and what the store holds as is."""

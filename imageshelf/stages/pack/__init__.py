@@ -49,7 +49,7 @@ def run(
     params: PackParams,
     rules: AnnotationsParams | None = None,
     progress: ProgressBar | None = None,
-    max_pixels: int = IngestParams().max_pixels,
+    max_pixels: int | None = IngestParams().max_pixels,
 ) -> PackOutcome:
     """The pack stage: check the store is the version dvc.lock records, then, under the
     writer's lock, read the inputs, plan, and publish the plan.
@@ -57,7 +57,8 @@ def run(
     rules: params.yaml's `annotations` section, applied with the tracked annotations
     (paths.annotations) to every record, stored or new. `progress(total)`, if given,
     makes the bar (a context manager) the store's write reports to. `max_pixels`:
-    ingest's limit, for the stored images pack measures (measure.py).
+    ingest's limit, for the stored images pack measures (measure.py); None: ingest
+    measures nothing (`ingest.measure: false`), nor does pack.
     """
     if not paths.manifest.exists():
         raise PackError(f"{paths.manifest}: no staged manifest; run ingest first")

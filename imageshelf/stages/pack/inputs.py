@@ -67,7 +67,7 @@ class PackInputs:
     tracked: Tracked
     stored_folders: Counter[str] | None  # images per folder, if a folder rule needs them
     state: PackState | None
-    max_pixels: int = IngestParams().max_pixels  # ingest's limit, for images pack measures
+    max_pixels: int | None = IngestParams().max_pixels  # for images pack measures; None: none
 
     @property
     def converting(self) -> bool:
@@ -90,7 +90,7 @@ def gather(
     params: PackParams,
     rules: AnnotationsParams,
     previous: Path | None,
-    max_pixels: int = IngestParams().max_pixels,
+    max_pixels: int | None = IngestParams().max_pixels,
 ) -> PackInputs:
     """Read what pack decides from. `previous`: the store in another place that dvc.lock
     records (versions.previous_store), used while paths.store does not exist yet."""

@@ -64,11 +64,11 @@ def plan_pack(inputs: PackInputs, progress: ProgressBar | None = None) -> PackPl
     )
     upgrade = outdated(store, params, memos) if store is not None else None
     state = inputs.state
-    if store is not None:
+    if store is not None and inputs.max_pixels is not None:  # None: ingest.measure false
         keys = unmeasured(store, state, changes)
         measure_stored(store, changes, keys, inputs.max_pixels, progress)
     removals_changed = state is None or state.removal_list != changes.removal_digest
-    measured = changes.unmeasured_new == 0
+    measured = inputs.max_pixels is not None and changes.unmeasured_new == 0
     return PackPlan(
         changes, inputs.source, inputs.converting, upgrade, removals_changed, memos, measured
     )
