@@ -39,7 +39,7 @@ PROPS_VERSION = 1  # bump whenever any value for the same bytes would change
 REDUCE_TO = 64  # the reduced decode's short side, at least
 HASH_SIDE = 32  # the pHash's input: a 32x32 gray image, as imagehash's
 LOW = 8  # the pHash keeps the 8x8 lowest DCT terms: 64 bits
-# The cosine table's fixed point. With 12 bits (the prototype's), 6 of 2,000 images had
+# The cosine table's fixed point. With 12 bits, 6 of 2,000 images had
 # a term so near the median that the table's rounding flipped 2 bits against imagehash;
 # with 16 bits, none of 22,000 did, at the same cost.
 SCALE = 1 << 16
