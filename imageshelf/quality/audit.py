@@ -5,8 +5,8 @@ NearState: a pHash per content and the pairs among them) is kept in the cache, o
 threshold; a lost or damaged one costs a full search, never a wrong finding.
 
 A filter names a finding as a field that is true or false for each image:
-`leaks=false`, `near_duplicates=true`, `dark=true` (findings.KINDS). `split_conditions`
-takes those out of a selection; `keys_of` answers them.
+`leaks=false`, `near_duplicates=true`, `dark=true` (findings.KINDS). `finding_conditions`
+takes those out of a selection; `keys_matching` answers them (`findings_filter`: both).
 """
 
 from __future__ import annotations

@@ -525,30 +525,30 @@ def stored_already(store: ImageStore, staged: list[Record]) -> dict[str, str]:
         record = wanted[key]
         if peek_sha256_and_split(raw)[0] != record.info.sha256:
             continue
-        if (record.paired or b'"paired":' in raw) and not _same_paired(record, raw):
-            continue
-        if record.props is not None and parse_json(raw).get("props") != record.props:
-            continue  # a store from before properties: the record gets them
-        if record.metadata:
-            stored = parse_json(raw)
-            metadata, owned = stored.get("meta") or {}, set(stored.get("annotated") or ())
-            if any(
-                name not in owned and metadata.get(name, _MISSING) != value
-                for name, value in record.metadata.items()
-            ):
-                continue
-        same[key] = part.content_digest
+        plain = not (record.paired or record.metadata or record.props is not None)
+        if plain and b'"paired":' not in raw or _holds(record, parse_json(raw)):
+            same[key] = part.content_digest
     return same
 
 
 _MISSING = object()
 
 
-def _same_paired(record: Record, raw: bytes) -> bool:
-    """Whether a stored record has these paired images (and maybe more: files dropped
-    again without some of them never take them away)."""
-    stored = parse_json(raw).get("paired") or {}
-    return all(stored.get(role) == p.to_json() for role, p in record.paired.items())
+def _holds(record: Record, stored: dict[str, Any]) -> bool:
+    """Whether a stored record (parsed) holds what arrives with `record`: its paired
+    images (and maybe more: files dropped again without some never take them away),
+    its props (a store from before properties: the record gets them), and every
+    metadata field at its value but those data/annotations owns."""
+    paired = stored.get("paired") or {}
+    if not all(paired.get(role) == p.to_json() for role, p in record.paired.items()):
+        return False
+    if record.props is not None and stored.get("props") != record.props:
+        return False
+    metadata, owned = stored.get("meta") or {}, set(stored.get("annotated") or ())
+    return not any(
+        name not in owned and metadata.get(name, _MISSING) != value
+        for name, value in record.metadata.items()
+    )
 
 
 def run(
