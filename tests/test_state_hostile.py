@@ -414,3 +414,68 @@ def test_the_viewer_resolves_revisions_through_the_same_door(two_commits, monkey
         with pytest.raises(ViewError) as caught:
             versions.commit_of(rev)
         one_line(caught.value)
+
+
+# ------------------------------------------------------- the cache and records' props
+
+
+def test_a_pipe_or_a_link_in_the_cache_is_never_waited_on_or_written_through(workspace):
+    """The cache (.dvc/tmp/imageshelf) is a folder others may put things in: a pipe
+    where an entry belongs reads as no entry (the audit does its whole search), a link
+    on the way to one is refused in one line and nothing is written where it leads."""
+    import os
+    import shutil
+
+    from conftest import put
+
+    put(workspace / "data" / "incoming", {f"{i}.png": make_image(seed=i) for i in range(3)})
+    cache = workspace / ".dvc" / "tmp" / "imageshelf"
+    (cache / "quality").mkdir(parents=True)
+    os.mkfifo(cache / "quality" / "near-8.json")
+    for name in ("ingest", "pack", "stats"):  # the stats stage audits: it reads that entry
+        assert stage(name).exit_code == 0
+    assert (cache / "quality" / "near-8.json").is_file()  # the search's state, written whole
+
+    elsewhere = workspace / "elsewhere"
+    elsewhere.mkdir()
+    for link, name in (("quality", "stats"), ("incoming.lmdb", "ingest")):
+        target = cache / link
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+        target.symlink_to(elsewhere / link if link.endswith(".lmdb") else elsewhere)
+        result = stage(name)
+        assert result.exit_code == 1
+        assert "a link in the cache's folder" in result.output, result.output
+        assert list(elsewhere.iterdir()) == []
+        target.unlink()
+
+
+@pytest.mark.parametrize(
+    "value", [10**400, [1], {"a": 1}], ids=["400 digits", "a list", "an object"]
+)
+def test_a_record_whose_props_hold_what_no_measure_holds_is_one_line(tmp_path, value):
+    """A store from elsewhere: a 400-digit number (or a list, an object) where an image's
+    measures belong is a damaged record, named, not a traceback in the audit, the
+    viewer or a filter."""
+    import hashlib
+
+    from imageshelf.store import ImageStore
+    from imageshelf.store.values import ImageInfo, Record
+    from imageshelf.store.writer import Item, rebuild
+
+    data = make_image(seed=1)
+    info = ImageInfo(hashlib.sha256(data).hexdigest(), len(data), "png", 32, 24)
+    record = Record("a.png", info, {}, "train", (), {}, {"v": 1, "mean": value})
+    rebuild(tmp_path / "s.lmdb", lambda: iter([Item(record, lambda: data)]))
+    result = subprocess.run(
+        command_line("audit", "--store", str(tmp_path / "s.lmdb")),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "'a.png' is unlike any measure: props.mean is" in result.stderr
+    with pytest.raises(ShelfError, match="props.mean"):
+        list(ImageStore(tmp_path / "s.lmdb").records())

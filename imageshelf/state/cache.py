@@ -14,6 +14,7 @@ folder without `.dvc/` gets no cache and always does the whole work.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 import orjson
 
 from ..base.atomic import write_bytes
+from ..base.userfile import read_regular_file
+from ..errors import ShelfError
 
 CACHE = Path(".dvc") / "tmp" / "imageshelf"
 
@@ -63,22 +66,46 @@ def keep_part_hashes(digests: Collection[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def load_bytes(name: str) -> bytes | None:
+class CacheLinkError(ShelfError):
+    """A link inside the cache folder: a write through it could land anywhere."""
+
+
+def entry(name: str, *, whole: bool = False) -> Path | None:
+    """The cache file `name`, None where there is no cache. Its folders (and with
+    `whole`, the file itself: an LMDB table is opened through a link) must be the
+    cache's own: a link there is refused in one line, never followed, since the
+    cache is a folder others may have put things in."""
     root = cache_root()
     if root is None:
         return None
+    path = root / name
+    own = os.path.join(os.path.realpath(CACHE.parent.parent), "tmp", "imageshelf", name)
+    found = os.path.realpath(path if whole else path.parent)
+    if found != (own if whole else os.path.dirname(own)):
+        raise CacheLinkError(
+            f"{path}: a link in the cache's folder, leading to {found}; remove it "
+            f"({CACHE} keeps only files of its own)"
+        )
+    return path
+
+
+def load_bytes(name: str) -> bytes | None:
+    """A cached file's bytes, or None if there is none (a pipe or device there: none)."""
+    path = entry(name)
+    if path is None:
+        return None
     try:
-        return (root / name).read_bytes()
+        return read_regular_file(path)
     except OSError:
         return None
 
 
 def save_bytes(name: str, data: bytes) -> None:
-    root = cache_root()
-    if root is None:
+    path = entry(name)
+    if path is None:
         return
-    (root / name).parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(root / name, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, data)
 
 
 class Table:
@@ -92,14 +119,15 @@ class Table:
     def __init__(self, name: str) -> None:
         import lmdb
 
-        root = cache_root()
+        path = entry(name, whole=True)
         self._env: Any = None
-        if root is None:
+        if path is None:
             return
-        root.mkdir(parents=True, exist_ok=True)
+        entry(f"{name}-lock", whole=True)  # LMDB's lock file, beside it
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._env = lmdb.open(
-                str(root / name),
+                str(path),
                 subdir=False,
                 map_size=self.MAP_SIZE,
                 metasync=False,

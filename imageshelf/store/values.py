@@ -185,9 +185,7 @@ class Record:
             raise DamagedRecordError(key, "split is not text")
         if not (isinstance(annotated, list | tuple) and all(isinstance(a, str) for a in annotated)):
             raise DamagedRecordError(key, "annotated is not a list of field names")
-        paired, props = obj.get("paired"), obj.get("props")
-        if props is not None and not isinstance(props, dict):
-            raise DamagedRecordError(key, "props is not an object")
+        paired, props = obj.get("paired"), _props_of(key, obj.get("props"))
         return cls(key, info, metadata, split, tuple(annotated), _paired_of(key, paired), props)
 
     @classmethod
@@ -213,6 +211,29 @@ class Record:
             "size": info.size,
             "sha256": info.sha256,
         }
+
+
+def _props_of(key: str, obj: Any) -> dict[str, Any] | None:
+    """A record's `props`, checked once here for every reader (findings, the viewer):
+    names with text, whole numbers within 64 bits, finite decimals or booleans, as
+    images/properties.py writes them. A store from elsewhere may hold a 400-digit
+    number or an infinity (JSON's 1e400), which no measure compares with."""
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise DamagedRecordError(key, "props is not an object")
+    for name, value in obj.items():
+        kind = type(value)
+        if kind is int:
+            good = -INT64 <= value < INT64
+        elif kind is float:
+            good = value - value == 0.0  # false for infinities and NaN
+        else:
+            good = kind is str or kind is bool
+        if not good:
+            shown = "a whole number past 64 bits" if kind is int else "not a finite value"
+            raise DamagedRecordError(key, f"unlike any measure: props.{str(name)[:40]} is {shown}")
+    return obj
 
 
 def _paired_of(key: str, obj: Any) -> dict[str, Paired]:
