@@ -91,8 +91,8 @@ def rows_from_records(records: Iterable[Record]) -> Iterator[Row]:
     """A Row per record; a record without `props` gives props None."""
     for record in records:
         info = record.info
-        props = getattr(record, "props", None)
-        yield Row(record.key, info.sha256, record.effective_split, info.width, info.height, props)
+        split = record.effective_split
+        yield Row(record.key, info.sha256, split, info.width, info.height, record.props)
 
 
 def rows_from_store(store: ImageStore) -> Iterator[Row]:

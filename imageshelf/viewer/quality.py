@@ -21,7 +21,7 @@ import orjson
 
 from ..project.params import PARAMS, QualityParams, load_params
 from ..quality.audit import FindingCondition, audit, keys_matching
-from ..quality.findings import GROUPS, ISSUES, Findings, Leak, NearGroup, Row, assess
+from ..quality.findings import GROUPS, ISSUES, Findings, Leak, NearGroup, assess, rows_from_records
 from ..store import ImageStore, Record
 from .gallery import Chosen
 
@@ -387,10 +387,7 @@ def named(memo: dict[str, Any], store: ImageStore, params: QualityParams, record
     """What names `record`: its issue types from its own props (quality/findings.py's
     `assess`: no audit needed), and its duplicates and leaks from the version's audit,
     made for them only in a store of up to AUDIT_ON_IMAGE_PAGE images."""
-    info = record.info
-    row = Row(
-        record.key, info.sha256, record.effective_split, info.width, info.height, record.props
-    )
+    (row,) = rows_from_records([record])
     issues = [kind for kind in ISSUES if kind in assess(row, params).issues]
     found: Audited | None = memo.get("quality")
     if found is None or found.params != params:
