@@ -21,7 +21,9 @@ INCOMING = Path("data/incoming")
 
 
 def scene(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
-    """A picture: shapes of many colours over a gradient, with noise."""
+    """A picture: shapes of many colours over a gradient, with noise from the seeded
+    generator (Pillow's effect_noise draws on C's rand(), whose state is the process's:
+    two test workers made two different pictures of one seed)."""
     rng = random.Random(seed)
     image = Image.linear_gradient("L").resize(size).convert("RGB")
     draw = ImageDraw.Draw(image)
@@ -30,7 +32,8 @@ def scene(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
         box = [x, y, x + rng.randrange(10, 70), y + rng.randrange(10, 50)]
         colour = tuple(rng.randrange(256) for _ in range(3))
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
-    noise = Image.effect_noise(size, 12).convert("RGB")
+    grains = bytes(min(255, max(0, round(rng.gauss(128, 12)))) for _ in range(size[0] * size[1]))
+    noise = Image.frombytes("L", size, grains).convert("RGB")
     return Image.blend(image, noise, 0.08)
 
 

@@ -12,6 +12,7 @@ import random
 import struct
 import zlib
 from itertools import combinations
+from pathlib import Path
 
 import orjson
 import pytest
@@ -305,6 +306,20 @@ def test_the_same_bytes_give_the_same_properties_in_another_process(start):
         there = pool.starmap(properties, [(data, LIMIT) for data in samples])
     assert there == here
     assert [orjson.loads(orjson.dumps(found)) for found in here] == here
+
+
+RECORDED = Path(__file__).parent / "fixtures" / "props"
+
+
+def test_committed_bytes_give_the_properties_recorded_when_they_were_made():
+    """The same bytes, the same numbers on every machine and release: a JPEG decoded at
+    full size, one decoded at half size by libjpeg's DCT scaling, and a PNG, measured
+    when they were committed (PROPS_VERSION 1; Pillow and libjpeg-turbo as pinned).
+    A difference here changes every store's records, so their DVC hashes."""
+    recorded = orjson.loads((RECORDED / "properties.json").read_bytes())
+    assert len(recorded) == 3
+    for name, values in recorded.items():
+        assert properties((RECORDED / name).read_bytes(), LIMIT) == values, name
 
 
 def test_values_have_the_record_s_types():
