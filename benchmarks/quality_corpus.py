@@ -23,7 +23,7 @@ Planted, each kind 1% of N, each from its own base image:
   png_to_jpeg, jpeg_to_png, resize_half, resize_075, crop_5, crop_10 (off one edge),
   brightness, contrast, hue;
   images no model should see, each from a crop not otherwise in the corpus: dark, light,
-  blurry, uniform (low information), grayscale (half saved as mode L, half as RGB with
+  blurry, uniform (low information, mid-tones), grayscale (half saved as mode L, half as RGB with
   R = G = B), odd_aspect (a 10:1 crop), tiny (8x8).
 
 Splits train/val/test 80/10/10, 75% of files JPEG; keys `split/<16 hex>.jpg|png`, so no
@@ -361,9 +361,12 @@ def make_copy(kind: str, data: bytes, fmt: str, rng: random.Random) -> tuple[byt
 
 
 def uniform(rng: random.Random, nrng: np.random.Generator) -> tuple[Image.Image, dict]:
-    """A flat colour or a faint gradient, with at most faint noise: nothing to learn."""
+    """A flat colour or a faint gradient, with at most faint noise: nothing to learn.
+    Mid-tones only (each channel 90..170, the gradient +-20): a black or white flat
+    image is also dark or light, two problems where the truth names one (both tools
+    flagged such images, and were counted wrong for it)."""
     w, h = out_size(rng.choice([1.0, 4 / 3, 3 / 4]), rng.randint(192, 320))
-    c0 = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
+    c0 = np.array([rng.randint(90, 170) for _ in range(3)], dtype=np.float32)
     sigma = rng.choice([0.0, rng.uniform(0.5, 2.5)])
     if rng.random() < 0.5:
         arr = np.broadcast_to(c0, (h, w, 3)).astype(np.float32)
