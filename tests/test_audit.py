@@ -9,11 +9,13 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from imageshelf.dataset import ImageDataset
+from imageshelf.store import ImageStore, StoreFile
 
 from conftest import ingest_and_pack, put, report, stage
 
@@ -192,3 +194,51 @@ def test_different_lines_of_text_are_not_near_duplicates(workspace):
     found = json.loads(stage("audit", "--json").stdout)
     assert found["near_duplicates"] == [] and found["leaks"] == []
     assert len(found["issues"]["odd_aspect"]) == len(words)  # said, as what they are
+
+
+def test_an_audit_reads_only_the_store_parts_it_has_not_seen(workspace, monkeypatch):
+    """A sharded store's add is a new shard: the next audit reads that shard's records
+    and no others, and finds what an audit with no cache finds. A damaged entry in the
+    cache is read again from the store; another threshold is never answered from an
+    entry made with the old one."""
+    (workspace / ".dvc").mkdir()
+    params = Path("params.yaml").read_text()
+    params = params.replace("layout: single", "layout: sharded")
+    Path("params.yaml").write_text(params.replace("store: data/images.lmdb", "store: data/images"))
+    put(INCOMING, planted())
+    ingest_and_pack("data/images").close()
+    first = stage("audit", "--json")
+    assert first.exit_code == 0, first.output
+    entries = Path(".dvc/tmp/imageshelf/quality/parts")
+    assert len(list(entries.glob("*.json"))) == 1  # one shard
+
+    read: list[str] = []
+    records = StoreFile.records
+
+    def counted(self: StoreFile):
+        for record in records(self):
+            read.append(record.key)
+            yield record
+
+    monkeypatch.setattr(StoreFile, "records", counted)
+    batch = {"batch/3-small.jpg": encoded(scene(3).resize((120, 90)), quality=70)}
+    batch.update(split_of("batch/3-small.jpg", "val"))
+    put(INCOMING, batch)
+    ingest_and_pack("data/images").close()
+    read.clear()
+    after = json.loads(stage("audit", "--json").stdout)
+    assert read == ["batch/3-small.jpg"]  # the new shard's record, no other
+    shutil.rmtree(".dvc/tmp/imageshelf/quality")
+    read.clear()
+    assert json.loads(stage("audit", "--json").stdout) == after  # as with no cache at all
+    assert sorted(read) == ImageStore(Path("data/images")).keys()  # both shards, each once
+
+    for damage in (b"{", b'{"version": 1, "count": 1, "images": [[1, 2, 3, 4, 5, 6]]}'):
+        for entry in entries.glob("*.json"):
+            entry.write_bytes(damage)
+        assert json.loads(stage("audit", "--json").stdout) == after
+    Path("params.yaml").write_text(
+        Path("params.yaml").read_text().replace("dark: 0.30", "dark: 0.99")
+    )
+    darker = json.loads(stage("audit", "--json", "--kind", "dark").stdout)["issues"]["dark"]
+    assert len(darker) > len(after["issues"]["dark"])

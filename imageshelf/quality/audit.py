@@ -2,7 +2,8 @@
 them: found from its records (findings.py), the near-duplicate search limited to the
 contents the last audit on this machine had not searched. What that audit searched (its
 NearState: a pHash per content and the pairs among them) is kept in the cache, one per
-threshold; a lost or damaged one costs a full search, never a wrong finding.
+threshold; a lost or damaged one costs a full search, never a wrong finding. The
+records are read only in the store's parts no audit has seen (parts.py).
 
 A filter names a finding as a field that is true or false for each image:
 `leaks=false`, `near_duplicates=true`, `dark=true` (findings.KINDS). `finding_conditions`
@@ -18,7 +19,8 @@ from typing import Any
 from ..project.params import PARAMS, QualityParams, load_params
 from ..state import cache
 from ..store import ImageStore
-from .findings import ISSUES, KINDS, Findings, NearState, UnknownFinding, find, rows_from_store
+from .findings import ISSUES, KINDS, Findings, NearState, UnknownFinding, find_assessed
+from .parts import store_assessed
 
 __all__ = [
     "FindingCondition",
@@ -43,7 +45,7 @@ def audit(store: ImageStore, params: QualityParams, remember: bool = True) -> Fi
     nothing on disk, and whose other versions would displace the workspace's state."""
     name = _state_name(params)
     previous = NearState.from_json(cache.load(name))
-    found = find(rows_from_store(store), params, previous)
+    found = find_assessed(store_assessed(store, params, remember), params, previous)
     if remember and found.state != previous:
         cache.save(name, found.state.to_json())
     return found

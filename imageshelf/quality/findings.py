@@ -167,6 +167,25 @@ def assess(row: Row, params: QualityParams) -> Assessment:
     return Assessment(frozenset(found), searched, True)
 
 
+class Assessed(NamedTuple):
+    """One image as the findings count it: its key, content, split and assessment. The
+    unit parts.py keeps per store part, so an unchanged part is never read again."""
+
+    key: str
+    sha256: str
+    split: str | None
+    issues: frozenset[str]
+    phash: int | None
+    measured: bool
+
+
+def assessed(rows: Iterable[Row], params: QualityParams) -> Iterator[Assessed]:
+    """Each row, assessed with `params`."""
+    for row in rows:
+        issues, phash, measured = assess(row, params)
+        yield Assessed(row.key, row.sha256, row.split, issues, phash, measured)
+
+
 @dataclass(frozen=True)
 class NearState:
     """What the next run needs to search only what is new: the pHash of every content
@@ -317,10 +336,9 @@ class Findings:
 
 
 class _Tally:
-    """One pass over the rows, keeping what the findings need (no props)."""
+    """One pass over the assessed images, keeping what the findings need."""
 
-    def __init__(self, params: QualityParams) -> None:
-        self.params = params
+    def __init__(self) -> None:
         self.images: Counter[str | None] = Counter()
         self.unmeasured: Counter[str | None] = Counter()
         self.flagged: dict[str, list[str]] = {kind: [] for kind in ISSUES}
@@ -329,25 +347,24 @@ class _Tally:
         self.copies: dict[str, list[str]] = {}  # SHA-256: the other keys
         self.searched: dict[str, tuple[str, int]] = {}  # SHA-256: (lowest key, its pHash)
 
-    def add(self, row: Row) -> None:
-        key, split, sha = row.key, row.split, row.sha256
+    def add(self, image: Assessed) -> None:
+        key, sha256, split, issues, phash, measured = image
         if key in self.split_of:
             raise ValueError(f"the key {key!r} is in the rows twice")
         self.split_of[key] = split
         self.images[split] += 1
-        assessed = assess(row, self.params)
-        if not assessed.measured:
+        if not measured:
             self.unmeasured[split] += 1
-        for issue in assessed.issues:
+        for issue in issues:
             self.flagged[issue].append(key)
-        if sha in self.first:
-            self.copies.setdefault(sha, []).append(key)
+        if sha256 in self.first:
+            self.copies.setdefault(sha256, []).append(key)
         else:
-            self.first[sha] = key
-        if assessed.phash is not None:
-            known = self.searched.get(sha)
+            self.first[sha256] = key
+        if phash is not None:
+            known = self.searched.get(sha256)
             if known is None or key < known[0]:  # the same whatever the rows' order
-                self.searched[sha] = (key, assessed.phash)
+                self.searched[sha256] = (key, phash)
 
     def keys(self, sha: str) -> list[str]:
         return sorted([self.first[sha], *self.copies.get(sha, ())])
@@ -433,9 +450,16 @@ def find(rows: Iterable[Row], params: QualityParams, previous: NearState | None 
     the last run's Findings, only contents it had not searched are searched (an add of
     1% costs about 1% of a full search, plus a pass over the rows); the findings are
     those of a full run all the same."""
-    tally = _Tally(params)
-    for row in rows:
-        tally.add(row)
+    return find_assessed(assessed(rows, params), params, previous)
+
+
+def find_assessed(
+    images: Iterable[Assessed], params: QualityParams, previous: NearState | None = None
+) -> Findings:
+    """`find`, of images assessed already (with the same `params`)."""
+    tally = _Tally()
+    for image in images:
+        tally.add(image)
     hashes = {sha: value for sha, (_, value) in tally.searched.items()}
     pairs = _near(hashes, params.near_threshold, previous)
     exact = sorted(tuple(tally.keys(sha)) for sha in tally.copies)
