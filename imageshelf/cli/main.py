@@ -681,6 +681,11 @@ def merge_command(rev: str, project: Project, on_conflict: str) -> None:
     show_default="$XDG_CACHE_HOME/imageshelf/thumbnails",
     help="Where thumbnails are kept, by content hash.",
 )
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="No forms: nothing can be decided from the pages (for a shared screen).",
+)
 def view_command(
     project: Project,
     rev: str | None,
@@ -690,6 +695,7 @@ def view_command(
     allowed_hosts: tuple[str, ...],
     open_browser: bool,
     cache: Path | None,
+    read_only: bool,
 ) -> None:
     """Look at the store in a web browser: a local page over any version.
 
@@ -698,8 +704,11 @@ def view_command(
     metadata and its boxes, polygons and keypoints drawn, what is wrong with the data
     (Quality: duplicates and leaks side by side, the worst images of each issue first),
     and the difference between two versions as pictures (--diff, or Compare on the
-    page). Serves on 127.0.0.1 at
-    a free port until Ctrl+C; nothing it does changes the project. Needs the `view`
+    page). Fix what you see there: a label, a field, a split, an object's category, an
+    object or an image dropped, a finding marked reviewed. Each decision is a change to
+    data/annotations/viewer.jsonl, data/remove.txt or data/reviewed.jsonl (see them at
+    /decisions, as `git diff` shows them); `dvc repro` applies them, nothing else on
+    disk changes. Serves on 127.0.0.1 at a free port until Ctrl+C. Needs the `view`
     extra: pip install 'imageshelf[view]'.
     """
     try:
@@ -728,8 +737,18 @@ def view_command(
         say,
         allowed_hosts,
         catalog=project.catalog,
+        desk=None if read_only else _desk(project),
     )
     serve(server, versions, address, open_browser)
+
+
+def _desk(project: Project) -> Any:
+    """Where the viewer writes decisions: the project's own files (viewer/decide.py)."""
+    from ..project.decisions import VIEWER_TABLE
+    from ..viewer.decide import Desk
+
+    reviewed = project.root / "data" / "reviewed.jsonl"
+    return Desk(project.annotations / VIEWER_TABLE, project.remove_list, reviewed, project.root)
 
 
 @cli.command("demo")

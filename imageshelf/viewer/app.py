@@ -24,7 +24,7 @@ from ..read.query import QueryError
 from ..store import ImageStore, Record, StoreError
 from ..versions.catalog import CatalogError
 from ..versions.history import VersionError
-from . import gallery, quality
+from . import decide, gallery, quality
 from .hosts import Hosts
 from .masks import OPACITY, Overlays, changed_roles, views
 from .shapes import categories, drawing
@@ -54,10 +54,12 @@ def create_app(
     default: str = WORKSPACE,
     diff: tuple[str, str] | None = None,
     hosts: Hosts | None = None,
+    desk: decide.Desk | None = None,
 ) -> Flask:
     """The app. `default`: the version shown when a page names none; `diff`: the two
     versions /diff compares when the page names none; `hosts`: the Host headers to
-    answer (None: any, for a test's own client only)."""
+    answer (None: any, for a test's own client only); `desk`: where decisions are
+    written (None: nowhere, no forms)."""
     app = Flask(__name__)
     app.url_map.converters["key"] = KeyConverter
     app.config.update(
@@ -67,12 +69,14 @@ def create_app(
         default=default,
         diff=diff,
         hosts=hosts,
+        desk=desk or decide.Desk.nowhere(),
     )
     _guard(app)
     _lending(app)
     _routes(app)
     _quality_routes(app)
     _diff_route(app)
+    decide.register(app)
     _pictures(app)
     _paired(app)
     app.add_template_global(_link, "link")
@@ -112,7 +116,10 @@ def _guard(app: Flask) -> None:
     def headers(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = POLICY
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: under no-referrer a browser sends a form's POST
+        # with `Origin: null`, and decide.py could not tell its own pages from another
+        # site's. Other sites still learn nothing of the viewer's addresses.
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     @app.errorhandler(ShelfError)
@@ -255,6 +262,7 @@ def _routes(app: Flask) -> None:
             named, unnamed = quality.Named([]), str(exc)
         return render_template(
             "image.html",
+            **_deciding(version, store, record),
             version=version,
             record=record,
             drawing=drawing(record.metadata),
@@ -267,6 +275,25 @@ def _routes(app: Flask) -> None:
             named=named,
             unnamed=unnamed,
         )
+
+
+def _deciding(version: str, store: ImageStore, record: Record) -> dict[str, Any]:
+    """What the image page's forms need: whether it has them (the workspace, not
+    read-only), the fields decided but not yet applied, the image's fields with them,
+    its objects, and the store's split names."""
+    desk: decide.Desk = _config("desk")
+    if desk.read_only or version != WORKSPACE:
+        return {"writable": False}
+    pending = decide.pending_fields(desk, record.key)
+    effective = {**record.metadata, **pending}
+    objects = effective.get("objects")
+    return {
+        "writable": True,
+        "pending": pending,
+        "effective": effective,
+        "objects": objects if isinstance(objects, list) else [],
+        "splits": sorted((store.value_counts("split") or {}).keys()),
+    }
 
 
 def _selection(opened: Opened, where: list[str]) -> tuple[list[str], gallery.Chosen | None]:
@@ -324,8 +351,10 @@ def _quality_routes(app: Flask) -> None:
             items, more = ranked.page(after, quality.PAGE_IMAGES)
             rule = quality.RULES[kind]
             shown = {"rule": rule, "limit": rule.limit(found.params)}
+        desk: decide.Desk = _config("desk")
         return render_template(
             quality.pages(kind),
+            writable=not desk.read_only and version == WORKSPACE,
             version=version,
             kind=kind,
             items=items,

@@ -23,6 +23,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 
 from ..errors import ShelfError
 from .app import create_app
+from .decide import Desk
 from .hosts import Hosts, is_loopback, plain, url
 from .stores import MAX_OPEN, WORKSPACE, Versions
 from .thumbs import Thumbnails
@@ -109,11 +110,13 @@ def start(
     allowed: Iterable[str] = (),
     limits: Limits = Limits(),
     catalog: Path | None = None,
+    desk: Desk | None = None,
 ) -> tuple[BaseWSGIServer, Versions, str]:
     """Open the version(s) to show (a one-line ShelfError if one cannot be read), then
     bind the server: (server, versions, the address to open). `allowed`: the names,
     beyond the machine's own, it answers to when listening beyond loopback. `catalog`:
-    the workspace's (None: where dvc.yaml puts it)."""
+    the workspace's (None: where dvc.yaml puts it). `desk`: where decisions are written
+    (None: no forms, as --read-only)."""
     host = plain(host)
     versions = Versions(store_path, catalog, max_open=limits.versions)
     try:
@@ -129,7 +132,7 @@ def start(
         raise
     bound = server.socket.getsockname()[1]
     hosts = Hosts.listening_on(host, bound, allowed)
-    server.app = create_app(versions, Thumbnails(cache), default, diff, hosts)
+    server.app = create_app(versions, Thumbnails(cache), default, diff, hosts, desk)
     address = url(host, bound) + ("diff" if diff else "")
     return server, versions, address
 
@@ -178,4 +181,4 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-__all__ = ["LOOPBACK", "Limits", "is_loopback", "serve", "start", "stop_on_sigterm"]
+__all__ = ["LOOPBACK", "Desk", "Limits", "is_loopback", "serve", "start", "stop_on_sigterm"]
