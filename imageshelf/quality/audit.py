@@ -55,7 +55,9 @@ def audit(
     held: set[str] = set()
     name = _state_name(params)
     previous = NearState.from_json(cache.load(name))
-    images = _noting(store_assessed(store, params, remember), named, held)
+    images = store_assessed(store, params, remember)
+    if named:
+        images = _noting(images, named, held)
     found = find_assessed(images, params, previous)
     if remember and found.state != previous:
         cache.save(name, found.state.to_json())

@@ -129,10 +129,14 @@ def set_aside(
 ) -> Findings:
     """`found` without what `decisions` set aside; `held` answers whether the store
     holds a key (a decision naming one it does not is stale, never an error)."""
+    if not decisions:  # nothing reviewed (the usual case) costs nothing
+        return replace(found, reviewed=Reviewed(file))
     applied: set[int] = set()
     flagged = _issues(found.flagged, decisions, applied)
     exact = _exact(found.exact, decisions, applied)
-    first = {key: group[0] for group in found.exact for key in group}  # a content's name
+    first: dict[str, str] = {}  # a content's name in near pairs: its exact group's first key
+    if any(d.kind == "near_duplicates" for d in decisions):
+        first = {key: group[0] for group in found.exact for key in group}
     near, dropped = _near(found.near, found.exact, decisions, first, applied)
     leaks = _leaks(found.leaks, decisions, dropped, first, applied)
     stale = {d.line for d in decisions if not all(key in held for key in d.keys)}
@@ -260,6 +264,8 @@ def _leaks(
     wanted: dict[Pair, list[int]] = {}
     for decision in _of("leaks", decisions):
         wanted.setdefault(decision.pair, []).append(decision.line)
+    if not (wanted or dropped):
+        return leaks
     kept = []
     for leak in leaks:
         pair = (min(leak.key_a, leak.key_b), max(leak.key_a, leak.key_b))
