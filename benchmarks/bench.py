@@ -42,6 +42,7 @@ SKELETON = [
     ".dvcignore",
     ".gitignore",
     "data/remove.txt",
+    "data/reviewed.jsonl",
     "data/incoming/.gitkeep",
     "data/annotations/README.md",
 ]

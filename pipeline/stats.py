@@ -10,7 +10,7 @@ from imageshelf.stages.stats import run
 
 
 @click.command(cls=StageCommand, context_settings=CONTEXT)
-@pass_project("store", "metrics", "plots", "findings")
+@pass_project("store", "metrics", "plots", "findings", "reviewed")
 def stats(project: Project) -> None:
     """Count the store: images, bytes, formats, labels, sizes; draw a contact sheet; say
     what is wrong with it: exact and near duplicates, leaks between splits, dark, light,
@@ -19,9 +19,11 @@ def stats(project: Project) -> None:
     Writes DVC metrics (reports/stats.json, the findings counted per split under
     `quality`), every finding by key (reports/quality.json) and plots: a label
     histogram, a size distribution, and a PNG contact sheet of thumbnails per label.
+    Findings reviewed as not a problem (data/reviewed.jsonl) are set aside.
     """
     settings = project.settings(StatsParams), project.settings(QualityParams)
-    finish(run(project.store, project.metrics, project.plots, project.findings, *settings))
+    paths = project.store, project.metrics, project.plots, project.findings
+    finish(run(*paths, *settings, reviewed=project.reviewed))
 
 
 if __name__ == "__main__":

@@ -375,10 +375,11 @@ def audit_command(
     Reads the records only: what each image's pixels measure was kept when it was
     stored. Thresholds: the quality section of params.yaml. Select the images found
     with --where in ls and export (leaks=false, dark=true); act on them in
-    data/remove.txt or data/annotations/ (docs/QUALITY.md).
+    data/remove.txt or data/annotations/, or set one aside as not a problem in
+    data/reviewed.jsonl (docs/QUALITY.md).
     """
     store = _open(project, repo, rev, cache_limit)
-    found = audit(store, project.settings(QualityParams))
+    found = audit(store, project.settings(QualityParams), reviewed=project.reviewed)
     if as_json:
         report = found.report()
         if kinds:
@@ -391,16 +392,27 @@ def audit_command(
 
 
 def _only(report: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
-    """The parts of an audit's report that `kinds` name."""
+    """The parts of an audit's report that `kinds` name, with the reviewed decisions
+    on those kinds."""
     out = {kind: report[kind] for kind in kinds if kind in report}
     issues = {kind: keys for kind, keys in report["issues"].items() if kind in kinds}
+    out["reviewed"] = _reviewed_of(report["reviewed"], kinds)
     return {**out, "issues": issues} if issues else out
+
+
+def _reviewed_of(reviewed: dict[str, Any], kinds: Iterable[str]) -> dict[str, Any]:
+    """The report's reviewed decisions, those on `kinds` only."""
+    wanted = set(kinds)
+    return {
+        part: value if part == "file" else [d for d in value if d["kind"] in wanted]
+        for part, value in reviewed.items()
+    }
 
 
 def audit_lines(found: Findings, kinds: Iterable[str], most: int | None) -> Iterator[str]:
     """What `imageshelf audit` prints: each kind found, then its keys (at most `most` a
-    kind), tab-separated where there are several a line."""
-    report = found.report()
+    kind), tab-separated where there are several a line; then what was reviewed."""
+    report, kinds = found.report(), tuple(kinds)
     for kind in kinds:
         lines = list(_kind_lines(kind, report))
         if not lines:
@@ -410,6 +422,22 @@ def audit_lines(found: Findings, kinds: Iterable[str], most: int | None) -> Iter
             yield f"  {line}"
         if most is not None and len(lines) > most:
             yield f"  ... and {len(lines) - most} more (--all, or --json)"
+    yield from _reviewed_lines(_reviewed_of(report["reviewed"], kinds), most)
+
+
+def _reviewed_lines(reviewed: dict[str, Any], most: int | None) -> Iterator[str]:
+    """How many findings the reviewed file set aside, naming it, and its stale lines
+    (keys the store does not hold: to clean from the file)."""
+    applied, stale = reviewed["applied"], reviewed["stale"]
+    if not (applied or stale):
+        return
+    file = reviewed["file"]
+    yield f"reviewed: {len(applied)} set aside as not a problem ({file})"
+    for decision in stale[:most]:
+        keys = "\t".join(map(printable, decision["keys"]))
+        yield f"  stale: line {decision['line']} names a key the store does not hold: {keys}"
+    if most is not None and len(stale) > most:
+        yield f"  ... and {len(stale) - most} more stale (--json)"
 
 
 def _kind_lines(kind: str, report: dict[str, Any]) -> Iterator[str]:

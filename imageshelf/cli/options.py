@@ -73,6 +73,7 @@ PATH_HELP = {
     "metrics": "Where to write the metrics.",
     "plots": "Folder for the plots.",
     "findings": "Where to write every finding by key (duplicates, leaks, issues).",
+    "reviewed": "Findings reviewed as not a problem, one decision a line (docs/QUALITY.md).",
 }
 
 

@@ -44,6 +44,7 @@ SKELETON = (
     ".dvc/config",
     ".dvc/.gitignore",
     "data/remove.txt",
+    "data/reviewed.jsonl",
     "data/incoming/.gitkeep",
     "data/annotations/README.md",
 )

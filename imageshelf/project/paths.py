@@ -4,7 +4,8 @@ the tools share.
 
 dvc.yaml marks each output with DVC's own `type:` (`type: catalog`), and names in a
 stage's `meta:` the paths that are no output (the incoming folder, which DVC must never
-walk; pack's annotations and removal list, which its deps list too). The store's path is
+walk; pack's annotations and removal list, stats' reviewed findings, which their deps
+list too). The store's path is
 `${pack.store}` there, read from params.yaml and checked as the setting it is. Reading
 both takes no DVC import: `imageshelf ls` stays fast.
 
@@ -47,6 +48,7 @@ WHERE: dict[str, tuple[str, str, str]] = {
     "metrics": ("stats", "type", "metrics"),
     "plots": ("stats", "type", "plots"),
     "findings": ("stats", "type", "findings"),
+    "reviewed": ("stats", "meta", "reviewed"),
 }
 # The template's dvc.yaml (test_project.py checks they agree), for a repository without one.
 DEFAULTS: dict[str, str] = {
@@ -62,6 +64,7 @@ DEFAULTS: dict[str, str] = {
     "metrics": "reports/stats.json",
     "plots": "reports/plots",
     "findings": "reports/quality.json",
+    "reviewed": "data/reviewed.jsonl",
 }
 UNTRACKED = "incoming"  # the one path DVC never tracks: it may lie anywhere
 _INTERPOLATION = re.compile(r"\$\{\s*([^}\s]+)\s*\}")
@@ -168,6 +171,10 @@ class Project:
     @property
     def plots(self) -> Path:
         return self.path("plots")
+
+    @property
+    def reviewed(self) -> Path:
+        return self.path("reviewed")
 
     # -- reading dvc.yaml
     @property

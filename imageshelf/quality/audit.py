@@ -1,5 +1,6 @@
 """A store's findings as stats, `imageshelf audit`, the viewer and the filters ask for
-them: found from its records (findings.py), the near-duplicate search limited to the
+them: found from its records (findings.py), less those the project's reviewed file sets
+aside as not a problem (reviewed.py), the near-duplicate search limited to the
 contents the last audit on this machine had not searched. What that audit searched (its
 NearState: a pHash per content and the pairs among them) is kept in the cache, one per
 threshold; a lost or damaged one costs a full search, never a wrong finding. The
@@ -12,15 +13,17 @@ takes those out of a selection; `keys_matching` answers them (`findings_filter`:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..project.params import PARAMS, QualityParams, load_params
+from ..project.paths import Project
 from ..state import cache
 from ..store import ImageStore
-from .findings import ISSUES, KINDS, Findings, NearState, UnknownFinding, find_assessed
+from .findings import ISSUES, KINDS, Assessed, Findings, NearState, UnknownFinding, find_assessed
 from .parts import store_assessed
+from .reviewed import read_decisions, set_aside
 
 __all__ = [
     "FindingCondition",
@@ -39,16 +42,35 @@ def _state_name(params: QualityParams) -> str:
     return f"quality/near-{params.near_threshold}.json"
 
 
-def audit(store: ImageStore, params: QualityParams, remember: bool = True) -> Findings:
-    """Everything found in `store` with `params`' thresholds (no image is read).
+def audit(
+    store: ImageStore, params: QualityParams, remember: bool = True, reviewed: Path | None = None
+) -> Findings:
+    """Everything found in `store` with `params`' thresholds (no image is read), less
+    what the reviewed file (`reviewed`; else the one dvc.yaml here names) sets aside.
     remember=False reads the last state but never writes one: the viewer, which changes
     nothing on disk, and whose other versions would displace the workspace's state."""
+    path = reviewed if reviewed is not None else Project.load().reviewed
+    decisions = read_decisions(path)  # first: a wrong line stops before the store is read
+    named = {key for decision in decisions for key in decision.keys}
+    held: set[str] = set()
     name = _state_name(params)
     previous = NearState.from_json(cache.load(name))
-    found = find_assessed(store_assessed(store, params, remember), params, previous)
+    images = store_assessed(store, params, remember)
+    if named:
+        images = _noting(images, named, held)
+    found = find_assessed(images, params, previous)
     if remember and found.state != previous:
         cache.save(name, found.state.to_json())
-    return found
+    return set_aside(found, decisions, held, str(path))
+
+
+def _noting(images: Iterator[Assessed], named: set[str], held: set[str]) -> Iterator[Assessed]:
+    """`images`, noting in `held` the keys of `named` among them: whether a decision is
+    stale is learned on the pass the audit makes anyway, with no lookup in the store."""
+    for image in images:
+        if image.key in named:
+            held.add(image.key)
+        yield image
 
 
 FindingCondition = tuple[str, bool]  # a finding's name, and whether an image must have it
@@ -139,4 +161,6 @@ def quality_line(metrics: dict[str, Any] | None) -> str:
     said += [f"{total[kind]} {kind.replace('_', ' ')}" for kind in ISSUES if total[kind]]
     if total["no_properties"]:
         said.append(f"{total['no_properties']} not measured")
+    if metrics.get("reviewed"):
+        said.append(f"{metrics['reviewed']} reviewed as not a problem")
     return f"quality: {', '.join(said) or 'nothing found'} (imageshelf audit; reports/quality.json)"

@@ -68,6 +68,8 @@ KINDS = ISSUES + GROUPS  # what keys_of (and --where) names
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 MEASURES = ("mean", "p05", "p99", "contrast", "sharpness", "edges", "chroma")
 
+REVIEWED_PARTS = ("applied", "stale", "unmatched")  # Reviewed's lists of decisions
+
 ShaPair = tuple[str, str, int]  # two SHA-256s (the lower first) and their pHash distance
 
 
@@ -258,6 +260,18 @@ class Leak(NamedTuple):
         return f"{self.split_a}-{self.split_b}"
 
 
+class Reviewed(NamedTuple):
+    """What the reviewed file did to an audit's findings (quality/reviewed.py): its
+    path, and its decisions, JSON-ready with their line, as `applied` (a finding set
+    aside), `stale` (naming a key the store does not hold) or `unmatched` (neither: what
+    they name is not found now). A stale decision can also be applied."""
+
+    file: str | None = None
+    applied: tuple[dict[str, Any], ...] = ()
+    stale: tuple[dict[str, Any], ...] = ()
+    unmatched: tuple[dict[str, Any], ...] = ()
+
+
 @dataclass(frozen=True)
 class Findings:
     """Everything found, named by key, every list sorted: the same store gives the same
@@ -272,6 +286,7 @@ class Findings:
     flagged: Mapping[str, tuple[str, ...]]  # per issue type (ISSUES), its keys
     splits: Mapping[str, str | None]  # the split of every key a finding names
     state: NearState  # for the next run's `find(..., previous=)`
+    reviewed: Reviewed = Reviewed()  # the decisions set aside (none: nothing reviewed)
 
     def keys_of(self, kind: str) -> set[str]:
         """The keys a finding names: an issue type, exact_duplicates, near_duplicates
@@ -310,8 +325,10 @@ class Findings:
     def metrics(self) -> dict[str, Any]:
         """Counts for `dvc metrics diff`: images per finding for the whole store
         ("total") and per split ("splits"; a group counts in each split it reaches),
-        and the leaked pairs per split pair ("leak_pairs": every pair of the store's
-        splits, by name, 0 where none)."""
+        the leaked pairs per split pair ("leak_pairs": every pair of the store's
+        splits, by name, 0 where none), and the reviewed decisions that set a finding
+        aside ("reviewed": decisions, not images, so that `dvc metrics diff` moves by
+        one when a line is added to the file)."""
         names = sorted(split for split in self.images if split is not None)
         pairs = {f"{a}-{b}": 0 for n, a in enumerate(names) for b in names[n + 1 :]}
         for leak in self.leaks:
@@ -320,6 +337,7 @@ class Findings:
             "total": self._counts(None, every=True),
             "splits": {split: self._counts(split, every=False) for split in names},
             "leak_pairs": pairs,
+            "reviewed": len(self.reviewed.applied),
         }
 
     def report(self) -> dict[str, Any]:
@@ -332,6 +350,10 @@ class Findings:
             ],
             "leaks": [leak._asdict() for leak in self.leaks],
             "issues": {kind: list(self.flagged[kind]) for kind in ISSUES},
+            "reviewed": {
+                "file": self.reviewed.file,
+                **{part: list(getattr(self.reviewed, part)) for part in REVIEWED_PARTS},
+            },
         }
 
 

@@ -265,12 +265,14 @@ def run(
     findings: Path,
     params: StatsParams,
     quality: QualityParams | None = None,
+    reviewed: Path | None = None,
 ) -> Stats:
-    """The stats stage: count the store, say what is wrong with it, write the metrics
-    (the findings counted under `quality`), every finding by key and the plots."""
+    """The stats stage: count the store, say what is wrong with it (less what the
+    `reviewed` file sets aside), write the metrics (the findings counted under
+    `quality`), every finding by key and the plots."""
     store = ImageStore(store_path)
+    found = audit(store, quality or QualityParams(), reviewed=reviewed)  # a bad line: first
     collected = collect(store, params.thumbnails_per_label)
-    found = audit(store, quality or QualityParams())
     collected["metrics"]["quality"] = found.metrics()
     sheet = contact_sheet_png(store, collected, params)
     write_json(metrics, collected["metrics"])
