@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 from itertools import combinations
 from typing import Any
 
@@ -276,6 +277,29 @@ def test_near_groups_chain_and_keep_each_pair_with_its_distance():
     assert group.pairs == (("a-copy.jpg", "b.jpg", 6), ("b.jpg", "c.jpg", 6))
     assert found.metrics()["total"]["near_groups"] == 1
     assert found.metrics()["total"]["near_duplicates"] == 4
+
+
+def test_a_near_pair_needs_its_dhashes_to_agree_too():
+    """Two different scenes whose pHashes happen to be near (8 bits) but whose dHashes
+    are 23 bits apart are no pair; 20 apart, they are. The search's state keeps the
+    pHash pair, so a change of near_dhash needs no new search."""
+    a = RNG.getrandbits(64)
+    b = a ^ 0xFF  # 8 pHash bits from a, 16 from near.jpg's
+    dhash = 0x0F0F0F0F0F0F0F0F
+    rows = [
+        row("a.jpg", a, split="train"),
+        row("far.jpg", b, split="test", dhash=f"{dhash ^ ((1 << 23) - 1):016x}"),
+        row("near.jpg", a ^ 0xFF00, split="val", dhash=f"{dhash ^ ((1 << 20) - 1):016x}"),
+    ]
+    found = find(rows, PARAMS)
+    assert [group.keys for group in found.near] == [("a.jpg", "near.jpg")]
+    assert found.keys_of("leaks") == {"a.jpg", "near.jpg"}
+    assert len(found.state.pairs) == 2  # every pHash pair: a's with far.jpg too
+    assert find(rows, replace(PARAMS, near_dhash=64)).keys_of("near_duplicates") == {
+        "a.jpg",
+        "far.jpg",
+        "near.jpg",
+    }
 
 
 def test_flat_and_tiny_images_stay_out_of_near_groups():

@@ -775,8 +775,8 @@ def _desk(project: Project) -> Any:
     from ..project.decisions import VIEWER_TABLE
     from ..viewer.decide import Desk
 
-    reviewed = project.root / "data" / "reviewed.jsonl"
-    return Desk(project.annotations / VIEWER_TABLE, project.remove_list, reviewed, project.root)
+    table = project.annotations / VIEWER_TABLE
+    return Desk(table, project.remove_list, project.reviewed, project.root)
 
 
 @cli.command("demo")

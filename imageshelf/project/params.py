@@ -251,6 +251,8 @@ class QualityParams:
     # bits of 64 in which two pHashes differ; past 32, unrelated hashes are as likely
     # near as not
     near_threshold: int = setting(between(0, 32, "a whole number of bits"), 8)
+    # ...and dHashes at most this many bits apart: the second opinion (findings.py)
+    near_dhash: int = setting(between(0, 64, "a whole number of bits"), 20)
     odd_size: int = setting(whole(), 32)
     odd_aspect: float = setting(between(0, 1, "a fraction"), 0.35)
     low_information: float = setting(between(0, None), 0.07)

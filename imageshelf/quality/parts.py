@@ -8,7 +8,8 @@ records' read and assessment were 0.36 s of a 0.54 s audit). A single-file store
 part, new at every change: read whole, as before.
 
 An entry is `{"version", "count", "images": [[key, sha256, split, issues, phash,
-measured], ...]}`, issues a bit per findings.ISSUES name, phash 16 hex digits or null.
+measured, dhash], ...]}`, issues a bit per findings.ISSUES name, each hash 16 hex digits
+or null.
 A cache is never the truth (state/cache.py): an entry that is not exactly that shape,
 or that holds another count of images than its part, is read as none and rebuilt.
 """
@@ -26,7 +27,7 @@ from ..state import cache
 from ..store import ImageStore
 from .findings import ISSUES, Assessed, assessed, rows_from_records
 
-VERSION = 1
+VERSION = 2  # 2: the dHash beside the pHash
 FOLDER = "quality/parts"
 _BITS = {kind: 1 << n for n, kind in enumerate(ISSUES)}
 _MOST_BITS = 1 << len(_BITS)
@@ -60,10 +61,26 @@ def params_tag(params: QualityParams) -> str:
 
 def encoded(images: list[Assessed]) -> dict[str, Any]:
     rows = [
-        [key, sha, split, sum(_BITS[i] for i in issues), None if ph is None else f"{ph:016x}", m]
-        for key, sha, split, issues, ph, m in images
+        [key, sha, split, sum(_BITS[i] for i in issues), _hex(ph), m, _hex(dh)]
+        for key, sha, split, issues, ph, m, dh in images
     ]
     return {"version": VERSION, "count": len(rows), "images": rows}
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"{value:016x}"
+
+
+def _int(text: Any) -> int | None:
+    """A hash from its 16 hex digits; -1 for anything else (None stays None)."""
+    if text is None:
+        return None
+    if not (type(text) is str and len(text) == 16):
+        return -1
+    try:
+        return int(text, 16)
+    except ValueError:
+        return -1
 
 
 def decoded(obj: Any, count: int) -> list[Assessed] | None:
@@ -84,24 +101,20 @@ def decoded(obj: Any, count: int) -> list[Assessed] | None:
 
 
 def _image(row: Any) -> Assessed | None:
-    if not (type(row) is list and len(row) == 6):
+    if not (type(row) is list and len(row) == 7):
         return None
-    key, sha, split, bits, phash, measured = row
+    key, sha, split, bits, phash, measured, dhash = row
     if not (type(key) is str and type(sha) is str and len(sha) == 64):
         return None
     if not (split is None or type(split) is str) or type(measured) is not bool:
         return None
     if not (type(bits) is int and 0 <= bits < _MOST_BITS):
         return None
-    if phash is not None:
-        if not (type(phash) is str and len(phash) == 16):
-            return None
-        try:
-            phash = int(phash, 16)
-        except ValueError:
-            return None
+    phash, dhash = _int(phash), _int(dhash)
+    if phash == -1 or dhash == -1:
+        return None
     issues = frozenset(kind for kind, bit in _BITS.items() if bits & bit)
-    return Assessed(key, sha, split, issues, phash, measured)
+    return Assessed(key, sha, split, issues, phash, measured, dhash)
 
 
 def _keep_only(names: list[str]) -> None:

@@ -191,7 +191,9 @@ RULES: dict[str, Rule] = {
 }
 GROUP_RULES = {
     "exact_duplicates": lambda p: "the same bytes (SHA-256)",
-    "near_duplicates": lambda p: f"pHashes within {p.near_threshold} bits of 64",
+    "near_duplicates": lambda p: (
+        f"pHashes within {p.near_threshold} bits of 64, dHashes within {p.near_dhash}"
+    ),
     "leaks": lambda p: (
         f"an exact or near pair (pHashes within {p.near_threshold} bits) in two splits"
     ),
