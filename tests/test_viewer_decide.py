@@ -105,14 +105,16 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
 
     changed = sh(project, "git", "status", "--porcelain").stdout.splitlines()
     assert sorted(changed) == sorted(["?? data/annotations/viewer.jsonl", " M data/remove.txt"])
-    sh(project, "dvc", "repro")
+    repro = sh(project, "dvc", "repro").stdout
+    assert "1 relabeled, 1 moved to another split by data/annotations/" in repro
+    assert "1 removed" in repro
     with ImageStore(project / "data" / "images.lmdb") as store:
         street = store.record(STREET)
         assert street.metadata["label"] == "road" and street.metadata["objects"] == BOXES[:1]
         assert store.record("near/test.png").effective_split == "train"
         assert "exact/test.jpg" not in store and "clean/0.jpg" in store
     pack = json.loads((project / "reports" / "pack.json").read_text())
-    assert pack["removed"] == 1 and pack["relabeled"] == 2
+    assert pack["removed"] == 1 and pack["relabeled"] == 2 and pack["moved"] == 1
     diff = json.loads(sh(project, "imageshelf", "diff", "--json").stdout)
     assert [r["key"] for r in diff["relabeled"]] == ["boxes/street.jpg", "near/test.png"]
     assert [r["key"] for r in diff["removed"]] == ["exact/test.jpg"]

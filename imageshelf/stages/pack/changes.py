@@ -57,6 +57,7 @@ class Changes:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     relabeled: list[str] = field(default_factory=list)  # stored bytes, new metadata
+    moved: list[str] = field(default_factory=list)  # of those, only the split is new
     # stored image, new paired images (a changed mask: also relabeled): key -> all of
     # its paired images from now on, the new ones read from the incoming folder
     repaired: dict[str, dict[str, Paired]] = field(default_factory=dict)
@@ -305,6 +306,16 @@ def _find_duplicates(
                     changes.duplicates[new_by_hash.pop(sha)] = key
 
 
+def _only_split(stored: Record, metadata: dict[str, Any]) -> bool:
+    """Whether the new metadata moves the image to another split and changes nothing
+    else (a split set in data/annotations/: the viewer's "move")."""
+    split = metadata.get("split")
+    if split is None or split == stored.effective_split:
+        return False
+    rest = {name: value for name, value in metadata.items() if name != "split"}
+    return rest == {name: value for name, value in stored.metadata.items() if name != "split"}
+
+
 def _relabel(changes: Changes, stored: Record, metadata: Metadata) -> bool:
     """Plan `metadata` for a stored record if it differs from what it has; count the
     fields it loses (only tracked annotations can take one away)."""
@@ -312,6 +323,8 @@ def _relabel(changes: Changes, stored: Record, metadata: Metadata) -> bool:
         return False
     same = metadata[0] == stored.metadata
     (changes.retracked if same else changes.relabeled).append(stored.key)
+    if not same and _only_split(stored, metadata[0]):
+        changes.moved.append(stored.key)
     changes.metadata[stored.key] = metadata
     changes.fields_removed.update(name for name in stored.metadata if name not in metadata[0])
     return True

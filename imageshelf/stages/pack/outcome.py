@@ -28,6 +28,7 @@ def plan_report(
         "added": len(changes.added),
         "replaced": len(changes.replaced),
         "relabeled": len(changes.relabeled),
+        "moved": len(changes.moved),
         "retracked": len(changes.retracked),
         "measured": len(changes.measured),
         "unchanged": changes.unchanged,
@@ -112,7 +113,8 @@ class PackOutcome(StageResult):
         parts = [f"{len(changes.added)} added"]
         for count, what in (
             (len(changes.replaced), "replaced"),
-            (len(changes.relabeled), "relabeled"),
+            (len(changes.relabeled) - len(changes.moved), "relabeled"),
+            (len(changes.moved), "moved to another split by data/annotations/"),
             (len(changes.retracked), "with the same fields, tracked otherwise (data/annotations/)"),
             (len(changes.measured), "measured (their pixels' properties, computed once)"),
             (len(changes.removed), "removed"),
