@@ -94,6 +94,15 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
         page.locator(".tile[data-key='clean/0.jpg'] form.keep button").click()
         assert "kept clean/0.jpg; dropped 1" in page.inner_text("#said")
 
+        page.goto(url + "?where=" + urllib.parse.quote("split=train"))  # a selection
+        for key in ("clean/3.jpg", "clean/4.jpg"):
+            page.locator(f".tile[data-key='{key}'] input.pick").check()
+        page.fill("#selection-value", "checked")
+        page.click("#selection-label")
+        assert "2 image(s): label = checked" in page.inner_text("#said")
+        assert page.input_value("#where") == "split=train"  # the filter kept
+        page.screenshot(path=shots / "decide-gallery.png")
+
         page.click("#decisions-link")
         table = page.locator(".pending[data-file='data/annotations/viewer.jsonl']").inner_text()
         assert '"file_name": "boxes/street.jpg"' in table and '"label": "road"' in table
@@ -106,17 +115,19 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
     changed = sh(project, "git", "status", "--porcelain").stdout.splitlines()
     assert sorted(changed) == sorted(["?? data/annotations/viewer.jsonl", " M data/remove.txt"])
     repro = sh(project, "dvc", "repro").stdout
-    assert "1 relabeled, 1 moved to another split by data/annotations/" in repro
+    assert "3 relabeled, 1 moved to another split by data/annotations/" in repro
     assert "1 removed" in repro
     with ImageStore(project / "data" / "images.lmdb") as store:
         street = store.record(STREET)
         assert street.metadata["label"] == "road" and street.metadata["objects"] == BOXES[:1]
         assert store.record("near/test.png").effective_split == "train"
         assert "exact/test.jpg" not in store and "clean/0.jpg" in store
+        assert store.metadata("clean/3.jpg")["label"] == "checked"
     pack = json.loads((project / "reports" / "pack.json").read_text())
-    assert pack["removed"] == 1 and pack["relabeled"] == 2 and pack["moved"] == 1
+    assert pack["removed"] == 1 and pack["relabeled"] == 4 and pack["moved"] == 1
     diff = json.loads(sh(project, "imageshelf", "diff", "--json").stdout)
-    assert [r["key"] for r in diff["relabeled"]] == ["boxes/street.jpg", "near/test.png"]
+    relabeled = ["boxes/street.jpg", "clean/3.jpg", "clean/4.jpg", "near/test.png"]
+    assert [r["key"] for r in diff["relabeled"]] == relabeled
     assert [r["key"] for r in diff["removed"]] == ["exact/test.jpg"]
 
 

@@ -45,13 +45,19 @@ class DecisionError(ShelfError):
 def set_fields(table: Path, key: str, fields: Mapping[str, Any]) -> None:
     """Set `fields` of the image `key` in the viewer's table (a value None: the field
     is removed from the image, whoever set it)."""
-    for name, value in fields.items():
-        check_field(name, value)
+    set_rows(table, {key: fields})
+
+
+def set_rows(table: Path, changes: Mapping[str, Mapping[str, Any]]) -> None:
+    """Set fields of several images at once: {key: fields}, one write."""
+    for fields in changes.values():
+        for name, value in fields.items():
+            check_field(name, value)
     with _locked(table.parent):
         rows = _rows(table)
-        rows[key] = {**rows.get(key, {}), **fields}
-        text = "".join(_line(k, rows[k]) for k in sorted(rows))
-        write_text(table, text)
+        for key, fields in changes.items():
+            rows[key] = {**rows.get(key, {}), **fields}
+        write_text(table, "".join(_line(k, rows[k]) for k in sorted(rows)))
 
 
 def drop(remove_list: Path, keys: Iterable[str]) -> list[str]:

@@ -229,8 +229,10 @@ def _routes(app: Flask) -> None:
             found = gallery.page(store, on_records, sort, request.args.get("after"), chosen=chosen)
         except (QueryError, UnknownFinding, ParamsError) as exc:  # said beside the box
             found, problem = gallery.Page([], None), str(exc)
+        desk: decide.Desk = _config("desk")
         page = render_template(
             "gallery.html",
+            writable=not desk.read_only and version == WORKSPACE,
             problem=problem,
             version=version,
             store=store,

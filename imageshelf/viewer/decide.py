@@ -73,12 +73,14 @@ def register(app: Flask) -> None:
         form = request.form
         action, key = form.get("action", ""), form.get("key", "")
         store: ImageStore = _versions().store(WORKSPACE)
-        record = _record(store, key)
         act = ACTIONS.get(action)
-        if act is None:
+        if act is None and action != "many":
             abort(400, f"no decision is called {action!r}")
         try:
-            message = act(desk, store, record, form)
+            if act is None:
+                message = _many(desk, store, form)
+            else:
+                message = act(desk, store, _record(store, key), form)
         except decisions.DecisionError as exc:
             abort(400, str(exc))
         back = form.get("back", "")
@@ -245,6 +247,23 @@ def _move(desk: Desk, store: ImageStore, record: Record, form: Any) -> str:
         raise decisions.DecisionError(f"{other.key} is in no split")
     decisions.set_fields(desk.table, record.key, {"split": split})
     return f"{record.key}: moved to {split}, beside {other.key} (in {desk.table})"
+
+
+def _many(desk: Desk, store: ImageStore, form: Any) -> str:
+    """The gallery's ticked images: each given one label or split, or dropped."""
+    keys = list(dict.fromkeys(form.getlist("other")))
+    if not keys:
+        raise decisions.DecisionError("no image is ticked")
+    for key in keys:
+        _record(store, key)
+    do, value = form.get("do", ""), form.get("value", "").strip()
+    if do == "drop":
+        added = decisions.drop(desk.remove_list, keys)
+        return f"{len(added)} image(s) dropped from the next version (in {desk.remove_list})"
+    if do not in ("label", "split") or not value:
+        raise decisions.DecisionError("a label or a split to give the ticked images")
+    decisions.set_rows(desk.table, {key: {do: value} for key in keys})
+    return f"{len(keys)} image(s): {do} = {value} (in {desk.table}; dvc repro applies it)"
 
 
 Action = Callable[[Desk, ImageStore, Record, Any], str]
