@@ -94,12 +94,16 @@ def test_a_label_fixed_in_data_annotations_after_the_images_left(repo, layout):
         (fixed, {"checked": [None, True], "label": ["dog", "cat"]})
     ]
 
-    # Deleting the row is an explicit change: the fields it set go, and the report says so.
+    # Deleting the row undoes it: the field it added goes (the report says so), and the
+    # label the image arrived with, whose files left long ago, comes back.
     (repo / "data" / "annotations" / "fixes.csv").write_text("path,label,checked\n")
     sh(repo, "dvc", "repro")
     with store_of(repo, layout) as store:
-        assert store.metadata(fixed) == {}
-    assert pack_report(repo)["fields_removed"] == {"checked": 1, "label": 1}
+        assert store.metadata(fixed) == {"label": "dog"}
+        assert {k: store.get(k) for k in everything} == bytes_before
+    assert pack_report(repo)["fields_removed"] == {"checked": 1}
+    if layout == "sharded":  # the very shards from before the fix
+        assert shards(repo) == before
 
 
 def test_files_dropped_again_never_take_labels_away(repo):

@@ -6,7 +6,10 @@ removes one); params.yaml's folder rules (only where nothing else gave the field
 folder label only to an image nothing arrived with annotates); the tracked annotations
 in data/annotations/ (over everything; a null removes a field). A record remembers which
 fields the tracked sources set (`annotated`), so that a field leaves the store only when
-the tracked source that set it stops setting it.
+the tracked source that set it stops setting it, and the values that arrived with the
+image for the fields they override or remove (`overridden`), so that those come back
+then: undoing a correction gives back the record from before it, although the image's
+files may have left data/incoming/ long ago.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..annotations import Annotations, KeyIndex, Limits, read_place
 from ..annotations.folders import AUTO, FolderLayout, folder_fields, rule_for
@@ -23,7 +26,20 @@ from ..project.params import AnnotationsParams
 from ..store import ImageInfo, Record
 from .walk import walk
 
-Metadata = tuple[dict[str, Any], tuple[str, ...]]  # (metadata, the fields tracked sources own)
+
+class Metadata(NamedTuple):
+    """A record's metadata as the sources give it, with what the record keeps to undo
+    the tracked ones: the fields they set (`annotated`) and the arrived values they
+    override or remove (`overridden`)."""
+
+    metadata: dict[str, Any]
+    annotated: tuple[str, ...]
+    overridden: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: Record) -> Metadata:
+        """What a record holds now, to compare a plan with."""
+        return cls(record.metadata, record.annotated, record.overridden)
 
 
 class TrackedError(ShelfError):
@@ -65,21 +81,25 @@ class Tracked:
 
     def concerns(self, key: str, raw: bytes) -> bool:
         """Whether a stored record (its raw JSON) may need these sources applied."""
-        return self.active or key in self.annotations or raw.startswith(b'{"annotated":')
+        return (
+            self.active
+            or key in self.annotations
+            or raw.startswith(b'{"annotated":')
+            or b'"overridden":{' in raw  # an arrived value a null removed (no `annotated`)
+        )
 
     def apply(
         self, key: str, info: ImageInfo, stored: Record | None, arrived: dict[str, Any] | None
     ) -> Metadata:
-        """A record's metadata: what it had, minus the fields tracked sources set last
-        time; plus what arrived with the image now (it sets fields, never removes one);
-        plus the folder rules, where nothing else gave the field; plus data/annotations,
-        over everything (a null there removes the field). Returns it with the names of
-        the fields tracked sources set."""
-        metadata = dict(stored.metadata) if stored is not None else {}
-        for name in stored.annotated if stored is not None else ():
-            metadata.pop(name, None)
+        """A record's metadata: what arrived with the image so far (`arrived_so_far`)
+        updated by what arrived now (it sets fields, never removes one); plus the folder
+        rules, where nothing else gave the field; plus data/annotations, over everything
+        (a null there removes the field). Returns it with the names of the fields tracked
+        sources set and the arrived values they override or remove."""
+        underneath = arrived_so_far(stored)
         if arrived:
-            metadata.update(arrived)
+            underneath.update(arrived)
+        metadata = dict(underneath)
         # A folder label is for images nothing else describes: a format that gave them
         # fields (COCO objects, a table's row, a sidecar) is their annotation, as a
         # metadata file is for Hugging Face (it then infers no labels). A split alone is not.
@@ -97,7 +117,23 @@ class Tracked:
                 else:
                     metadata[name] = value
                     owned.add(name)
-        return metadata, tuple(sorted(owned))
+        overridden = {
+            name: value
+            for name, value in underneath.items()
+            if name in owned or name not in metadata
+        }
+        return Metadata(metadata, tuple(sorted(owned)), overridden)
+
+
+def arrived_so_far(stored: Record | None) -> dict[str, Any]:
+    """What arrived with a stored image, as far as its record tells: its metadata less
+    the fields tracked sources set, plus the arrived values they override or removed."""
+    if stored is None:
+        return {}
+    owned = stored.annotated
+    metadata = {name: value for name, value in stored.metadata.items() if name not in owned}
+    metadata.update(stored.overridden)
+    return metadata
 
 
 def needs_layout(rules: AnnotationsParams) -> bool:

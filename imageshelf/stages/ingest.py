@@ -517,8 +517,8 @@ def _holds_images(folder: str, limit: int = 1000) -> str | None:
 def stored_already(store: ImageStore, staged: list[Record]) -> dict[str, str]:
     """The keys whose staging would change nothing, each with the content digest of the
     part holding it: the store has the same bytes and every field that arrived with
-    them, at the same value (a field data/annotations owns is not the arrival's to
-    decide). Looks up records, reads no image bytes."""
+    them, at the value that arrived last (for a field data/annotations overrides, the
+    arrived value the record keeps under it). Looks up records, reads no image bytes."""
     same = {}
     wanted = {record.key: record for record in staged}
     for key, raw, part in store.raw_records_of(wanted):
@@ -538,17 +538,30 @@ def _holds(record: Record, stored: dict[str, Any]) -> bool:
     """Whether a stored record (parsed) holds what arrives with `record`: its paired
     images (and maybe more: files dropped again without some never take them away),
     its props (a store from before properties: the record gets them), and every
-    metadata field at its value but those data/annotations owns."""
+    metadata field at the value that arrived last: the record's own, or for a field a
+    tracked source overrides or removes, the arrived value it keeps (`overridden`),
+    which a new arrival updates (it comes back when the source stops)."""
     paired = stored.get("paired") or {}
     if not all(paired.get(role) == p.to_json() for role, p in record.paired.items()):
         return False
     if record.props is not None and stored.get("props") != record.props:
         return False
-    metadata, owned = stored.get("meta") or {}, set(stored.get("annotated") or ())
-    return not any(
-        name not in owned and metadata.get(name, _MISSING) != value
-        for name, value in record.metadata.items()
-    )
+    arrived = _arrived(stored)
+    return all(arrived.get(name, _MISSING) == value for name, value in record.metadata.items())
+
+
+def _arrived(stored: dict[str, Any]) -> dict[str, Any]:
+    """What arrived with a stored image (a parsed record, as sources/tracked.py's
+    `arrived_so_far` reads a Record): its fields less those tracked sources set, plus
+    the arrived values they override or removed."""
+    metadata, owned = stored.get("meta") or {}, stored.get("annotated") or ()
+    overridden = stored.get("overridden")
+    if not isinstance(overridden, dict):  # none, or damaged: pack's reading says so
+        overridden = {}
+    return {
+        **{name: value for name, value in metadata.items() if name not in owned},
+        **overridden,
+    }
 
 
 def run(

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 FORMAT_NAME = "lmdb-image-store"
 # 1.1 added the record field "split", 1.2 "annotated"; 2.0 packs image bytes into
-# chunks (records say where each image lies) and indexes fields for filters.
+# chunks (records say where each image lies) and indexes fields for filters. The
+# optional record fields "props" and "overridden" came later with no version change:
+# each only adds a field a reader may ignore, as a minor version would (FORMAT.md).
 FORMAT_VERSION = "2.0"
 # 2.1: a 2.0 file in which images with the same bytes share one location (FORMAT.md).
 # Written only where a file holds such images, so every 2.0 file is current as it is.

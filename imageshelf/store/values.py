@@ -109,7 +109,10 @@ class Record:
     there may remove. `paired` holds the images that annotate this one (a mask, an
     instance map, ...) by role: stored with it, read with it (FORMAT.md, 3.0). `props`
     holds what its pixels measure (hashes, brightness, blur...: images/properties.py),
-    computed once from its bytes; None where a store predates them.
+    computed once from its bytes; None where a store predates them. `overridden` keeps
+    the values that arrived with the image for the fields a tracked source overrides or
+    removes (a null), so that the arrived value comes back when the source stops: undoing
+    a correction gives back the record from before it.
     """
 
     key: str
@@ -119,6 +122,7 @@ class Record:
     annotated: tuple[str, ...] = ()
     paired: dict[str, Paired] = field(default_factory=dict)
     props: dict[str, Any] | None = None
+    overridden: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> Record:
         """A copy with some fields changed (dataclasses.replace)."""
@@ -151,14 +155,18 @@ class Record:
             obj["paired"] = {role: p.to_json() for role, p in self.paired.items()}
         if self.props is not None:
             obj["props"] = self.props
+        if self.overridden:
+            obj["overridden"] = self.overridden
         return obj
 
     def encode(self) -> bytes:
-        """canonical_json of the record; only the metadata can hold a value orjson
-        writes otherwise (the other fields are text and whole numbers)."""
+        """canonical_json of the record; only the metadata (and the arrived values it
+        overrides) can hold a value orjson writes otherwise (the other fields are text
+        and whole numbers)."""
         info = self.info
         if (
             orjson_same(self.metadata)
+            and orjson_same(self.overridden)
             and max(info.size, info.width, info.height) < INT64
             and all(orjson_same(p.to_json()) for p in self.paired.values())
             and (self.props is None or orjson_same(self.props))
@@ -186,7 +194,10 @@ class Record:
         if not (isinstance(annotated, list | tuple) and all(isinstance(a, str) for a in annotated)):
             raise DamagedRecordError(key, "annotated is not a list of field names")
         paired, props = obj.get("paired"), _props_of(key, obj.get("props"))
-        return cls(key, info, metadata, split, tuple(annotated), _paired_of(key, paired), props)
+        overridden = _overridden_of(key, obj.get("overridden"))
+        return cls(
+            key, info, metadata, split, tuple(annotated), _paired_of(key, paired), props, overridden
+        )
 
     @classmethod
     def decode(cls, key: str, raw: bytes) -> Record:
@@ -233,6 +244,24 @@ def _props_of(key: str, obj: Any) -> dict[str, Any] | None:
         if not good:
             shown = "a whole number past 64 bits" if kind is int else "not a finite value"
             raise DamagedRecordError(key, f"unlike any measure: props.{str(name)[:40]} is {shown}")
+    return obj
+
+
+def _overridden_of(key: str, obj: Any) -> dict[str, Any]:
+    """A record's `overridden`, checked once here: an object of field values, absent
+    when empty (as writers leave it), whose values JSON can hold. A store from elsewhere
+    may hold a list, or a NaN or an infinity (which the standard library parses), that
+    pack could not write back."""
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict) or not obj:
+        raise DamagedRecordError(key, "overridden is not an object of field values")
+    try:
+        canonical_json(obj)
+    except (ValueError, RecursionError):
+        raise DamagedRecordError(
+            key, "unlike any record: overridden holds NaN or infinity"
+        ) from None
     return obj
 
 

@@ -108,13 +108,20 @@ def _compare(here: ImageStore, other: ImageStore) -> tuple[MergeResult, dict[str
         elif ours.info != theirs.info:
             result.conflicts.append(key)
             result.taken.append(key)
-        elif (ours.metadata, ours.annotated) != (theirs.metadata, theirs.annotated):
+        elif _undo_and_fields(ours) != _undo_and_fields(theirs):
             result.relabeled.append(key)
             combined[key] = ours.replace(
                 metadata={**ours.metadata, **theirs.metadata},
                 annotated=tuple(sorted({*ours.annotated, *theirs.annotated})),
+                overridden={**ours.overridden, **theirs.overridden},
             )
     return result, combined
+
+
+def _undo_and_fields(record: Record) -> tuple[object, ...]:
+    """A record's fields with what it keeps to undo tracked sources (the fields they
+    set, the arrived values they override): the next pack undoes from the union."""
+    return record.metadata, record.annotated, record.overridden
 
 
 def _proven_bytes(other: ImageStore, record: Record) -> bytes:

@@ -62,7 +62,8 @@ class Changes:
     # its paired images from now on, the new ones read from the incoming folder
     repaired: dict[str, dict[str, Paired]] = field(default_factory=dict)
     # stored bytes, the same fields, tracked otherwise (now or no longer set by a file
-    # in data/annotations/): rewritten, but not relabeled (diff shows no change)
+    # in data/annotations/, or over another arrived value): rewritten, but not
+    # relabeled (diff shows no change)
     retracked: list[str] = field(default_factory=list)
     # stored bytes, what their pixels measure new to the store (a store from before
     # properties, or an older PROPS_VERSION): key -> props; rewritten, not relabeled
@@ -212,7 +213,7 @@ class _Planner:
             changes.duplicates[key] = first
         changes.added.append(key)
         metadata = self.tracked.apply(key, record.info, None, record.metadata)
-        if metadata != (record.metadata, ()):  # else the manifest's is the one: no copy
+        if metadata != Metadata(record.metadata, (), {}):  # else the manifest's: no copy
             changes.metadata[key] = metadata
 
     def _conflict(self, record: Record, existing: Record) -> None:
@@ -318,13 +319,16 @@ def _only_split(stored: Record, metadata: dict[str, Any]) -> bool:
 
 def _relabel(changes: Changes, stored: Record, metadata: Metadata) -> bool:
     """Plan `metadata` for a stored record if it differs from what it has; count the
-    fields it loses (only tracked annotations can take one away)."""
-    if metadata == (stored.metadata, stored.annotated):
+    fields it loses (only tracked annotations can take one away). A change only to what
+    the record keeps to undo them (`annotated`, `overridden`) is retracked: no field
+    anyone sees changes."""
+    if metadata == Metadata.of(stored):
         return False
-    same = metadata[0] == stored.metadata
+    fields = metadata.metadata
+    same = fields == stored.metadata
     (changes.retracked if same else changes.relabeled).append(stored.key)
-    if not same and _only_split(stored, metadata[0]):
+    if not same and _only_split(stored, fields):
         changes.moved.append(stored.key)
     changes.metadata[stored.key] = metadata
-    changes.fields_removed.update(name for name in stored.metadata if name not in metadata[0])
+    changes.fields_removed.update(name for name in stored.metadata if name not in fields)
     return True

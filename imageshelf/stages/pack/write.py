@@ -46,7 +46,11 @@ def apply_changes(
     def transform(record: Record) -> Record:
         planned = metadata.get(record.key)
         if planned is not None:
-            record = record.replace(metadata=planned[0], annotated=planned[1])
+            record = record.replace(
+                metadata=planned.metadata,
+                annotated=planned.annotated,
+                overridden=planned.overridden,
+            )
         props = changes.measured.get(record.key)
         if props is not None:
             record = record.replace(props=props)
