@@ -23,7 +23,7 @@ from test_viewer import browser, page  # noqa: F401  (fixtures)
 from imageshelf.store import ImageStore
 from imageshelf.viewer.serve import Desk, start
 
-from conftest import commit, make_repo, put, sh
+from conftest import commit, data_of, make_repo, put, sh
 
 pytestmark = [pytest.mark.dvc, pytest.mark.browser]
 
@@ -73,6 +73,8 @@ def viewer(root: Path, tmp_path: Path, read_only: bool = False) -> Iterator[str]
 def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, project, tmp_path):  # noqa: F811
     shots = Path(os.environ.get("IMAGESHELF_SCREENSHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
+    with ImageStore(project / "data" / "images.lmdb") as store:
+        before = data_of(store)
     with viewer(project, tmp_path) as url:
         page.goto(url + "image/" + STREET)
         page.fill("#label-value", "road")
@@ -129,6 +131,13 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
     relabeled = ["boxes/street.jpg", "clean/3.jpg", "clean/4.jpg", "near/test.png"]
     assert [r["key"] for r in diff["relabeled"]] == relabeled
     assert [r["key"] for r in diff["removed"]] == ["exact/test.jpg"]
+
+    # Undone as a git change is: the files back as they were, and the store with them.
+    sh(project, "git", "checkout", "--", "data/remove.txt")
+    (project / "data" / "annotations" / "viewer.jsonl").unlink()  # new: never committed
+    sh(project, "dvc", "repro")
+    with ImageStore(project / "data" / "images.lmdb") as store:
+        assert data_of(store) == before
 
 
 def post(url: str, fields: dict[str, str], **headers: str) -> int:
