@@ -105,6 +105,12 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
         assert page.input_value("#where") == "split=train"  # the filter kept
         page.screenshot(path=shots / "decide-gallery.png")
 
+        page.goto(url + "image/issues/dark.jpg")
+        page.locator("#findings li[data-kind='dark'] form.review button").click()
+        assert "dark reviewed, not a problem" in page.inner_text("#said")
+        page.goto(url + "quality/dark")
+        assert page.locator("#grid .tile").count() == 0  # the pages follow at once
+
         page.click("#decisions-link")
         table = page.locator(".pending[data-file='data/annotations/viewer.jsonl']").inner_text()
         assert '"file_name": "boxes/street.jpg"' in table and '"label": "road"' in table
@@ -115,7 +121,8 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
         assert page.alerts == []
 
     changed = sh(project, "git", "status", "--porcelain").stdout.splitlines()
-    assert sorted(changed) == sorted(["?? data/annotations/viewer.jsonl", " M data/remove.txt"])
+    expected = ["?? data/annotations/viewer.jsonl", " M data/remove.txt", " M data/reviewed.jsonl"]
+    assert sorted(changed) == sorted(expected)
     repro = sh(project, "dvc", "repro").stdout
     assert "3 relabeled, 1 moved to another split by data/annotations/" in repro
     assert "1 removed" in repro
@@ -125,6 +132,8 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
         assert store.record("near/test.png").effective_split == "train"
         assert "exact/test.jpg" not in store and "clean/0.jpg" in store
         assert store.metadata("clean/3.jpg")["label"] == "checked"
+    quality = json.loads((project / "reports" / "quality.json").read_text())
+    assert quality["issues"]["dark"] == [] and len(quality["reviewed"]["applied"]) == 1
     pack = json.loads((project / "reports" / "pack.json").read_text())
     assert pack["removed"] == 1 and pack["relabeled"] == 4 and pack["moved"] == 1
     diff = json.loads(sh(project, "imageshelf", "diff", "--json").stdout)
@@ -133,11 +142,13 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
     assert [r["key"] for r in diff["removed"]] == ["exact/test.jpg"]
 
     # Undone as a git change is: the files back as they were, and the store with them.
-    sh(project, "git", "checkout", "--", "data/remove.txt")
+    sh(project, "git", "checkout", "--", "data/remove.txt", "data/reviewed.jsonl")
     (project / "data" / "annotations" / "viewer.jsonl").unlink()  # new: never committed
     sh(project, "dvc", "repro")
     with ImageStore(project / "data" / "images.lmdb") as store:
         assert data_of(store) == before
+    quality = json.loads((project / "reports" / "quality.json").read_text())
+    assert quality["issues"]["dark"] == ["issues/dark.jpg"]
 
 
 def post(url: str, fields: dict[str, str], **headers: str) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -19,7 +20,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import orjson
 
+from ..errors import ShelfError
 from ..project.params import PARAMS, QualityParams, load_params
+from ..project.paths import Project
 from ..quality.audit import FindingCondition, audit, keys_matching
 from ..quality.findings import GROUPS, ISSUES, Findings, Leak, NearGroup, assess, rows_from_records
 from ..store import ImageStore, Record
@@ -274,6 +277,7 @@ class Audited:
     params: QualityParams
     findings: Findings
     metrics: dict[str, Any]
+    reviewed: tuple[int, int] | None = None  # the reviewed file it read (reviewed_stamp)
     _derived: dict[Any, Any] = field(default_factory=dict)
     _chosen: OrderedDict[tuple[FindingCondition, ...], Chosen] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -379,10 +383,21 @@ def audited(memo: dict[str, Any], store: ImageStore, params: QualityParams) -> A
     lock = memo.setdefault("quality-lock", threading.Lock())  # setdefault: atomic
     with lock:
         found: Audited | None = memo.get("quality")
-        if found is None or found.params != params:
+        stamp = reviewed_stamp()
+        if found is None or found.params != params or found.reviewed != stamp:
             findings = audit(store, params, remember=False)  # the viewer writes nothing
-            found = memo["quality"] = Audited(params, findings, findings.metrics())
+            found = memo["quality"] = Audited(params, findings, findings.metrics(), stamp)
         return found
+
+
+def reviewed_stamp() -> tuple[int, int] | None:
+    """The reviewed file's (mtime, size): a finding marked "not a problem" on a page
+    leaves the pages that follow (the version's audit is made again)."""
+    try:
+        found = os.stat(Project.load().reviewed)
+    except (OSError, ShelfError):
+        return None
+    return found.st_mtime_ns, found.st_size
 
 
 def named(memo: dict[str, Any], store: ImageStore, params: QualityParams, record: Record) -> Named:
@@ -392,7 +407,7 @@ def named(memo: dict[str, Any], store: ImageStore, params: QualityParams, record
     (row,) = rows_from_records([record])
     issues = [kind for kind in ISSUES if kind in assess(row, params).issues]
     found: Audited | None = memo.get("quality")
-    if found is None or found.params != params:
+    if found is None or found.params != params or found.reviewed != reviewed_stamp():
         found = audited(memo, store, params) if len(store) <= AUDIT_ON_IMAGE_PAGE else None
     return Named(issues) if found is None else found.named(record.key, issues)
 
