@@ -178,6 +178,9 @@ def test_a_forged_post_changes_nothing(page, project, tmp_path):  # noqa: F811
         assert post(url, {**own, "action": "drop", "key": "no/such.png"}, Origin=origin) == 400
         assert post(url, {**own, "value": "two\nlines"}, Origin=origin) == 400
         assert post(url, {**own, "name": "sha256"}, Origin=origin) == 400
+        assert post(url, {**own, "name": "objects"}, Origin=origin) == 400  # a list
+        review = {**own, "action": "review", "kind": "no_such_finding"}
+        assert post(url, review, Origin=origin) == 400  # the audit could not read it
         assert post(url, {**own, "back": "//evil.example/"}, Origin=origin) == 303  # sent home
     after = {f: (project / f).read_bytes() if (project / f).exists() else None for f in FILES}
     assert json.loads(after[FILES[0]]) == {"file_name": STREET, "label": "x"}  # the one honest

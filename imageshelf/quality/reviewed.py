@@ -86,6 +86,12 @@ def read_decisions(path: Path) -> list[Decision]:
     return list(decisions.values())
 
 
+def check_decision(kind: str, keys: list[str]) -> None:
+    """Refuse (ReviewedError) a decision the file could not hold: what a writer (the
+    viewer) checks before it appends one, as the reader will read it."""
+    _decision(json.dumps({"kind": kind, "keys": keys}), 0, "this decision")
+
+
 def _decision(line: str, number: int, where: str) -> Decision:
     """One line as a Decision, or ReviewedError saying, at `where`, what is wrong."""
     try:

@@ -27,6 +27,7 @@ from flask import Flask, abort, current_app, redirect, render_template, request,
 from werkzeug.wrappers import Response
 
 from ..project import decisions
+from ..quality.reviewed import ReviewedError, check_decision
 from ..store import ImageStore, Record
 from .hosts import is_loopback
 from .stores import WORKSPACE, Versions
@@ -163,6 +164,11 @@ def _fields(desk: Desk, store: ImageStore, record: Record, form: Any) -> str:
 def typed(text: str, current: Any) -> Any:
     """The text of a form as the field's value: a number where the field holds one
     (so a score stays comparable), else text."""
+    if isinstance(current, list | dict):
+        raise decisions.DecisionError(
+            "this field holds a list or an object: an image's objects are changed one by "
+            "one on its page, other such fields in data/annotations/"
+        )
     if isinstance(current, bool) or not isinstance(current, int | float):
         return text
     try:
@@ -234,6 +240,10 @@ def _review(desk: Desk, store: ImageStore, record: Record, form: Any) -> str:
     keys = [record.key, *(k for k in form.getlist("other") if k != record.key)]
     for key in keys[1:]:
         _record(store, key)
+    try:
+        check_decision(kind, keys)
+    except ReviewedError as exc:
+        raise decisions.DecisionError(str(exc)) from None
     decisions.review(desk.reviewed, kind, keys)
     what = kind.replace("_", " ")
     return f"{' and '.join(keys)}: {what} reviewed, not a problem (in {desk.reviewed})"
