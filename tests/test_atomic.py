@@ -39,3 +39,32 @@ def test_a_published_file_is_a_new_file_never_the_old_one_rewritten(tmp_path):
     with atomic_write(target, durable=True) as out:
         out.write(b"new\n")
     assert target.read_bytes() == b"new\n" and target.stat().st_ino != old_inode
+
+
+def test_threads_writing_one_file_at_once_each_publish_a_whole_file(tmp_path):
+    """The viewer's threads make the same thumbnail at once (one image in two versions):
+    each write publishes its whole file; none finds its temporary file taken."""
+    import threading
+
+    target = tmp_path / "thumb.webp"
+    payloads = [bytes([n]) * 200_000 for n in range(8)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(payloads))
+
+    def write(data: bytes) -> None:
+        start.wait()
+        try:
+            for _ in range(20):
+                with atomic_write(target) as out:
+                    out.write(data[:100_000])
+                    out.write(data[100_000:])
+        except BaseException as exc:  # noqa: BLE001 - what the test reports
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(data,)) for data in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert target.read_bytes() in payloads and leftovers(tmp_path) == []

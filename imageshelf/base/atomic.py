@@ -18,6 +18,7 @@ import contextlib
 import errno
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -28,8 +29,10 @@ TEMP_MARK = ".tmp-"
 
 
 def temp_path(target: Path) -> Path:
-    """The temporary name this process uses for `target`: `.NAME.tmp-PID` beside it."""
-    return target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}")
+    """The temporary name this thread uses for `target`: `.NAME.tmp-PID-THREAD` beside
+    it. The thread too: two of the viewer's threads making one thumbnail shared a
+    temporary file, and the second rename found it gone (a 500, 2 runs in 3)."""
+    return target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}-{threading.get_native_id()}")
 
 
 def temp_glob(target: Path) -> str:

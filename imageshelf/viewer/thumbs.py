@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..base.atomic import write_bytes
+from ..base.atomic import WriteError, write_bytes
 from ..images.recognise import DEFAULT_MAX_PIXELS, NotAnImageError, picture
 
 EDGE = 256  # a thumbnail's longer side, in pixels
@@ -96,7 +96,7 @@ def keep(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if real_folders(path):
             write_bytes(path, data)
-    except OSError:
+    except (OSError, WriteError):  # WriteError: a full disk, the temporary file taken...
         pass
 
 
