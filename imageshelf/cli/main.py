@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -453,6 +454,45 @@ def _kind_lines(kind: str, report: dict[str, Any]) -> Iterator[str]:
             yield f"{leak['split_a']}\t{a}\t{leak['split_b']}\t{b}\t{how}"
     else:
         yield from map(printable, report["issues"].get(kind, ()))
+
+
+@cli.command("sql")
+@click.argument("query")
+@pass_project("catalog")
+@click.option(
+    "--rev",
+    default=None,
+    help="Ask the version at this git revision (read through DVC, as diff reads it); "
+    "default: the workspace's.",
+)
+@click.option(
+    "--format",
+    "how",
+    type=click.Choice(["table", "csv", "json"]),
+    default=None,
+    help="table (aligned), csv, or json (an object per row); default: table on a "
+    "terminal, csv otherwise.",
+)
+def sql_command(query: str, project: Project, rev: str | None, how: str | None) -> None:
+    """Ask the dataset in SQL: the table `images`, a row per image (DuckDB: the sql extra).
+
+    Its columns: key, split, format, width, height, size, sha256; each metadata field
+    as a column of its own (label, objects, text...); meta and props whole (props.p99).
+    Only the catalog pack writes beside the store is read, no image. Examples:
+
+    \b
+      imageshelf sql "SELECT split, label, count(*) AS n FROM images GROUP BY ALL ORDER BY ALL"
+      imageshelf sql "SELECT o.category, count(*) FROM images, UNNEST(objects) AS t(o) GROUP BY 1"
+      imageshelf sql --rev HEAD~1 "SELECT count(*) FROM images WHERE width < 64"
+    """
+    from ..sql import answer, catalog_for, written
+
+    given = project.given.get("catalog")
+    folder, local = catalog_for(rev, project.catalog, given)
+    columns, rows = answer(query, folder, local)
+    chosen = how or ("table" if sys.stdout.isatty() else "csv")
+    for line in written(columns, rows, chosen):
+        click.echo(line)
 
 
 @cli.command("diff")

@@ -1,0 +1,92 @@
+"""`imageshelf sql` (imageshelf/sql): each answer compared with the same question
+answered by reading every record of the store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from imageshelf.store import ImageStore
+
+from conftest import commit, ingest_and_pack, make_image, make_repo, put, sh, stage
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def dataset() -> dict[str, bytes | str]:
+    """30 images in three labels and two splits, with 0 to 3 boxes each, a score."""
+    files: dict[str, bytes | str] = {}
+    for i in range(30):
+        name = f"set/{i:02d}.png"
+        files[name] = make_image("PNG", (20 + i, 20), seed=i)
+        boxes = [{"bbox": [j, j, 5, 5], "category": SHAPES[(i + j) % 3]} for j in range(i % 4)]
+        meta = {"label": SHAPES[i % 3], "split": "val" if i % 5 == 0 else "train"}
+        files[f"set/{i:02d}.json"] = json.dumps({**meta, "objects": boxes, "score": i / 10})
+    return files
+
+
+def rows(*args: str) -> list[dict[str, str]]:
+    result = stage("sql", "--format", "csv", *args)
+    assert result.exit_code == 0, result.output
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def test_answers_are_what_reading_every_record_gives(workspace):
+    put(Path("data/incoming"), dataset())
+    store = ingest_and_pack()
+    records = list(store.records())
+
+    counted = rows("SELECT split, label, count(*) AS n FROM images GROUP BY ALL")
+    by_sql = {(r["split"], r["label"]): int(r["n"]) for r in counted}
+    assert by_sql == Counter((r.effective_split, r.metadata["label"]) for r in records)
+
+    boxes = rows(
+        "SELECT split, o.category AS category, count(*) AS n "
+        "FROM images, UNNEST(objects) AS t(o) GROUP BY ALL"
+    )
+    expected = Counter(
+        (r.effective_split, box["category"]) for r in records for box in r.metadata["objects"]
+    )
+    assert {(r["split"], r["category"]): int(r["n"]) for r in boxes} == expected
+
+    crowded = rows("SELECT key FROM images WHERE len(objects) >= 3 AND score > 1 ORDER BY key")
+    wanted = sorted(
+        r.key for r in records if len(r.metadata["objects"]) >= 3 and r.metadata["score"] > 1
+    )
+    assert [r["key"] for r in crowded] == wanted
+
+    as_json = stage("sql", "--format", "json", "SELECT key, width, props.p99 AS p99 FROM images")
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert {line["key"]: line["width"] for line in lines} == {r.key: r.info.width for r in records}
+    assert all(line["p99"] == r.props["p99"] for line, r in zip(lines, records, strict=False))
+
+
+def test_a_wrong_question_is_one_line(workspace):
+    put(Path("data/incoming"), dataset())
+    ingest_and_pack().close()
+    wrong = stage("sql", "SELECT nope FROM images")
+    assert wrong.exit_code == 1 and "nope" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1 and "Traceback" not in wrong.stderr
+
+
+@pytest.mark.dvc
+def test_a_revision_is_asked_as_it_was_committed(tmp_path):
+    repo = make_repo(tmp_path)
+    put(repo / "data" / "incoming", dataset())
+    sh(repo, "dvc", "repro")
+    commit(repo, "thirty")
+    table = repo / "data" / "annotations" / "fix.csv"
+    table.write_text("file_name,label\nset/00.png,hexagon\n")
+    sh(repo, "dvc", "repro")
+    question = "SELECT label FROM images WHERE key = 'set/00.png'"
+    now = sh(repo, "imageshelf", "sql", "--format", "csv", question)
+    then = sh(repo, "imageshelf", "sql", "--rev", "HEAD", "--format", "csv", question)
+    assert now.stdout.splitlines() == ["label", "hexagon"]
+    assert then.stdout.splitlines() == ["label", "circle"]
+    with ImageStore(repo / "data" / "images.lmdb") as store:
+        assert store.metadata("set/00.png")["label"] == "hexagon"
