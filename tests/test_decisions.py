@@ -86,18 +86,25 @@ def test_a_hand_edited_line_stops_the_change_naming_it(tmp_path):
     assert table.read_text().endswith("not json\n")  # left as it was
 
 
+ODD = ["#1 hash.jpg", "new\nline.jpg", 'quote".jpg', "猫/é.jpg"]  # keys a file may have
+
+
 def test_what_the_viewer_writes_is_what_pack_applies(workspace):
-    """The table's rows and the removal list, read by the pipeline itself."""
+    """The table's rows and the removal list, read by the pipeline itself, for keys
+    with a #, a newline, a quote or letters beyond ASCII too."""
     from test_audit import encoded, scene
 
-    put(Path("data/incoming"), {f"{n}.jpg": encoded(scene(n)) for n in range(3)})
+    names = [f"{n}.jpg" for n in range(3)] + ODD
+    put(Path("data/incoming"), {name: encoded(scene(n)) for n, name in enumerate(names)})
     ingest_and_pack().close()
     table = Path("data/annotations") / decisions.VIEWER_TABLE
     decisions.set_fields(table, "0.jpg", {"label": "road", "objects": [{"bbox": [1, 2, 3, 4]}]})
     decisions.set_fields(table, "1.jpg", {"split": "test"})
-    decisions.drop(Path("data/remove.txt"), ["2.jpg"])
+    decisions.set_rows(table, {key: {"label": "odd"} for key in ODD[:2]})
+    decisions.drop(Path("data/remove.txt"), ["2.jpg", *ODD[2:]])
     store = ingest_and_pack()
     assert store.metadata("0.jpg") == {"label": "road", "objects": [{"bbox": [1, 2, 3, 4]}]}
     assert store.record("1.jpg").effective_split == "test"
-    assert "2.jpg" not in store
+    assert [store.metadata(key) for key in ODD[:2]] == [{"label": "odd"}] * 2
+    assert "2.jpg" not in store and not any(key in store for key in ODD[2:])
     assert stage("validate").exit_code == 0
