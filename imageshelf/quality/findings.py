@@ -435,28 +435,35 @@ def _agreeing(
     return kept
 
 
-def _near_groups(pairs: list[ShaPair], tally: _Tally) -> list[NearGroup]:
-    """Contents joined by near pairs (union-find), as keys."""
+def chained(pairs: Iterable[tuple[str, str, int]]) -> dict[str, str]:
+    """Each end of `pairs` and the least end of the group the pairs chain it into
+    (union-find: a near b and b near c is one group)."""
     parent: dict[str, str] = {}
 
-    def root(sha: str) -> str:
-        parent.setdefault(sha, sha)
-        while parent[sha] != sha:
-            parent[sha] = parent[parent[sha]]
-            sha = parent[sha]
-        return sha
+    def root(node: str) -> str:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
 
     for a, b, _ in pairs:
         ra, rb = root(a), root(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
+    return {node: root(node) for node in list(parent)}
+
+
+def _near_groups(pairs: list[ShaPair], tally: _Tally) -> list[NearGroup]:
+    """Contents joined by near pairs, as keys."""
+    roots = chained(pairs)
     members: dict[str, list[str]] = {}
-    for sha in list(parent):
-        members.setdefault(root(sha), []).extend(tally.keys(sha))
+    for sha, top in roots.items():
+        members.setdefault(top, []).extend(tally.keys(sha))
     joined: dict[str, list[tuple[str, str, int]]] = {}
     for a, b, d in pairs:
         ka, kb = tally.keys(a)[0], tally.keys(b)[0]
-        joined.setdefault(root(a), []).append((min(ka, kb), max(ka, kb), d))
+        joined.setdefault(roots[a], []).append((min(ka, kb), max(ka, kb), d))
     return sorted(
         NearGroup(tuple(sorted(keys)), tuple(sorted(joined[top]))) for top, keys in members.items()
     )

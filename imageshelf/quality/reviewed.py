@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from ..base.userfile import read_regular_file
 from ..errors import ShelfError
-from .findings import ISSUES, KINDS, Findings, Leak, NearGroup, Reviewed
+from .findings import ISSUES, KINDS, Findings, Leak, NearGroup, Reviewed, chained
 
 __all__ = ["Decision", "ReviewedError", "read_decisions", "set_aside"]
 
@@ -232,27 +232,15 @@ def _near(
 def _joined(
     pairs: list[tuple[str, str, int]], copies: Mapping[str, tuple[str, ...]]
 ) -> list[NearGroup]:
-    """The groups `pairs` chain (union-find over contents' first keys), each with
-    every key of its contents."""
-    parent: dict[str, str] = {}
-
-    def root(key: str) -> str:
-        parent.setdefault(key, key)
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    for a, b, _ in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+    """The groups `pairs` chain (over contents' first keys), each with every key of its
+    contents."""
+    roots = chained(pairs)
     keys: dict[str, list[str]] = {}
     joined: dict[str, list[tuple[str, str, int]]] = {}
-    for key in list(parent):
-        keys.setdefault(root(key), []).extend(copies.get(key, (key,)))
+    for key, top in roots.items():
+        keys.setdefault(top, []).extend(copies.get(key, (key,)))
     for pair in pairs:
-        joined.setdefault(root(pair[0]), []).append(pair)
+        joined.setdefault(roots[pair[0]], []).append(pair)
     return [NearGroup(tuple(sorted(keys[top])), tuple(sorted(joined[top]))) for top in keys]
 
 
