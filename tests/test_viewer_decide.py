@@ -77,6 +77,7 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
         before = data_of(store)
     with viewer(project, tmp_path) as url:
         page.goto(url + "image/" + STREET)
+        assert page.locator(".picture svg.figure rect").count() == 2  # both boxes
         page.fill("#label-value", "road")
         page.click("#label-form button")
         assert "label = road" in page.inner_text("#said")
@@ -84,6 +85,7 @@ def test_decisions_on_the_pages_are_file_changes_that_dvc_repro_applies(page, pr
         page.locator("#objects li[data-index='1'] button.delete").click()
         assert "object 2 deleted" in page.inner_text("#said")
         assert page.locator("#objects li").count() == 1  # the pending list, not the store's
+        assert page.locator(".picture svg.figure rect").count() == 1  # and drawn so
         page.screenshot(path=shots / "decide-image.png", full_page=True)
 
         page.goto(url + "quality/leaks")

@@ -262,12 +262,14 @@ def _routes(app: Flask) -> None:
             )
         except ParamsError as exc:
             named, unnamed = quality.Named([]), str(exc)
+        deciding = _deciding(version, store, record)
         return render_template(
             "image.html",
-            **_deciding(version, store, record),
+            **deciding,
             version=version,
             record=record,
-            drawing=drawing(record.metadata),
+            # what is decided shows at once: a box deleted is no longer drawn
+            drawing=drawing(deciding.get("effective", record.metadata)),
             browser_type=BROWSER_TYPES.get(record.info.format),
             previous=previous,
             following=following,
