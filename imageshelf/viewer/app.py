@@ -255,13 +255,7 @@ def _routes(app: Flask) -> None:
         record = _record(store, key)
         on_records, chosen = _selection(opened, where)
         previous, following = gallery.neighbours(store, on_records, sort, record, chosen)
-        try:  # a params.yaml that cannot be read costs the findings, not the page
-            named, unnamed = (
-                quality.named(opened.memo, store, quality.project_params(), record),
-                None,
-            )
-        except ParamsError as exc:
-            named, unnamed = quality.Named([]), str(exc)
+        named, unnamed = _named(opened, record)
         deciding = _deciding(version, store, record)
         return render_template(
             "image.html",
@@ -279,6 +273,15 @@ def _routes(app: Flask) -> None:
             named=named,
             unnamed=unnamed,
         )
+
+
+def _named(opened: Opened, record: Record) -> tuple[quality.Named, str | None]:
+    """What names the image (quality.named), and why nothing does where params.yaml
+    cannot be read: that costs the findings, not the page."""
+    try:
+        return quality.named(opened.memo, opened.store, quality.project_params(), record), None
+    except ParamsError as exc:
+        return quality.Named([]), str(exc)
 
 
 def _deciding(version: str, store: ImageStore, record: Record) -> dict[str, Any]:
