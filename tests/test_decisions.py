@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,7 @@ def test_two_writers_at_once_lose_no_row(tmp_path):
         ("", "x", "cannot be a field's name"),
         ("bad\nname", "x", "cannot be a field's name"),
         ("score", float("nan"), "not a value JSON can hold"),
+        ("score", 10**400, "past 64 bits"),
     ],
 )
 def test_a_value_a_table_cannot_carry_is_refused_and_nothing_written(tmp_path, name, value, reason):
@@ -108,3 +110,17 @@ def test_what_the_viewer_writes_is_what_pack_applies(workspace):
     assert [store.metadata(key) for key in ODD[:2]] == [{"label": "odd"}] * 2
     assert "2.jpg" not in store and not any(key in store for key in ODD[2:])
     assert stage("validate").exit_code == 0
+
+
+def test_a_pipe_in_place_of_a_decisions_file_is_one_line_never_waited_on(tmp_path):
+    """A FIFO where the table, the removal list or the reviewed file belongs: each
+    change says so at once, and the viewer's pending view reads nothing."""
+    for name in ("viewer.jsonl", "remove.txt", "reviewed.jsonl"):
+        os.mkfifo(tmp_path / name)
+    with pytest.raises(decisions.DecisionError, match="not a regular file"):
+        decisions.set_fields(tmp_path / "viewer.jsonl", "a.png", {"label": "cat"})
+    with pytest.raises(decisions.DecisionError, match="not a regular file"):
+        decisions.drop(tmp_path / "remove.txt", ["a.png"])
+    with pytest.raises(decisions.DecisionError, match="not a regular file"):
+        decisions.review(tmp_path / "reviewed.jsonl", "dark", ["a.png"])
+    assert decisions.pending_row(tmp_path / "viewer.jsonl", "a.png") == {}

@@ -72,6 +72,15 @@ def test_a_wrong_question_is_one_line(workspace):
     wrong = stage("sql", "SELECT nope FROM images")
     assert wrong.exit_code == 1 and "nope" in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1 and "Traceback" not in wrong.stderr
+    outside = Path("outside.csv").resolve()
+    for question in (
+        f"COPY (SELECT key FROM images) TO '{outside}'",  # a file written elsewhere
+        "SELECT * FROM read_csv('/etc/passwd')",  # a file read that is no catalog
+        "SET enable_external_access = true",
+    ):
+        refused = stage("sql", question)
+        assert refused.exit_code == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert not outside.exists()
 
 
 @pytest.mark.dvc

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.atomic import write_text
+from ..base.userfile import read_regular_file_within
 from ..errors import ShelfError
 
 VIEWER_TABLE = "viewer.jsonl"  # in data/annotations/: the rows the viewer owns
@@ -36,6 +37,8 @@ VIEWER_TABLE = "viewer.jsonl"  # in data/annotations/: the rows the viewer owns
 STORE_FIELDS = frozenset({"file_name", "key", "format", "width", "height", "size", "sha256"})
 MOST_TEXT = 1000  # characters of a text value
 MOST_NAME = 64  # characters of a field's name
+MOST_FILE = 256 << 20  # bytes of a decisions file read
+INT64 = 1 << 63  # a whole number within 64 bits: what every reader (DuckDB's too) holds
 
 
 class DecisionError(ShelfError):
@@ -63,7 +66,7 @@ def set_rows(table: Path, changes: Mapping[str, Mapping[str, Any]]) -> None:
 def drop(remove_list: Path, keys: Iterable[str]) -> list[str]:
     """Add `keys` to the removal list (those not there already); the keys added."""
     with _locked(remove_list.parent):
-        text = remove_list.read_text(encoding="utf-8-sig") if remove_list.exists() else ""
+        text = read_text(remove_list)
         listed = set(_removal_keys(text))
         added = [key for key in dict.fromkeys(keys) if key not in listed]
         if added:
@@ -80,7 +83,7 @@ def review(reviewed: Path, kind: str, keys: list[str], note: str | None = None) 
         check_field("note", note)
         decision["note"] = note
     with _locked(reviewed.parent):
-        text = reviewed.read_text(encoding="utf-8") if reviewed.exists() else ""
+        text = read_text(reviewed)
         start = text if not text or text.endswith("\n") else text + "\n"
         write_text(reviewed, start + json.dumps(decision, ensure_ascii=False) + "\n")
 
@@ -100,6 +103,8 @@ def check_field(name: str, value: Any) -> None:
         if value != value.strip():
             raise DecisionError(f"{name}: spaces around a value are dropped by the tables")
         return
+    if type(value) is int and not -INT64 <= value < INT64:
+        raise DecisionError(f"{name}: a whole number past 64 bits, which readers take as inf")
     try:
         again = json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError):
@@ -128,22 +133,38 @@ def _removal_keys(text: str) -> Iterator[str]:
         yield line
 
 
+def read_text(path: Path) -> str:
+    """A decisions file's text ("" where there is none yet). A pipe, a device or a
+    folder in its place, a file past MOST_FILE or one that is not UTF-8 is a
+    DecisionError naming it: never waited on, never written over."""
+    try:
+        data, size = read_regular_file_within(path, MOST_FILE)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise DecisionError(f"{path}: {exc.strerror or exc}; put back the file") from None
+    if data is None:
+        raise DecisionError(f"{path}: {size:,} bytes, more than a decisions file holds")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DecisionError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
 def pending_row(table: Path, key: str) -> dict[str, Any]:
     """The fields the table sets for `key` ({} where it sets none, or cannot be read:
     the next change to it names what is wrong)."""
     try:
         return _rows(table).get(key, {})
-    except (DecisionError, OSError, UnicodeDecodeError):
+    except DecisionError:
         return {}
 
 
 def _rows(table: Path) -> dict[str, dict[str, Any]]:
     """The table's rows by key; a line that is not one (edited by hand) stops the
     change, naming it, rather than be lost when the file is written again."""
-    if not table.exists():
-        return {}
     rows: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(table.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(table).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -54,7 +54,12 @@ def answer(query: str, folder: CatalogFolder, local: Path | None) -> tuple[list[
     with _json_files(folder, local) as files:
         if not files:
             raise SqlError(f"{folder.where}: the catalog holds no image; nothing to ask")
-        _images_view(connection, files)
+        try:
+            _images_view(connection, files)
+        except duckdb.Error as exc:
+            raise SqlError(
+                f"{folder.where}: the catalog cannot be read: {_one_line(exc)}"
+            ) from None
         try:
             result = connection.sql(query)
         except duckdb.Error as exc:
@@ -98,7 +103,7 @@ def _images_view(connection: Any, files: list[str]) -> None:
         f"read_json({_list(files)}, format='newline_delimited', "
         "sample_size=-1, union_by_name=true, maximum_object_size=16777216)"
     )
-    connection.sql(f"CREATE VIEW raw AS SELECT * FROM {source}")
+    connection.sql(f"CREATE TEMP TABLE raw AS SELECT * FROM {source}")
     columns = {row[0]: row[1] for row in connection.sql("DESCRIBE raw").fetchall()}
     fields = _struct_fields(connection, "meta") if "meta" in columns else []
     picked = [_quoted(name) for name in STORE_COLUMNS if name in columns]
@@ -107,6 +112,10 @@ def _images_view(connection: Any, files: list[str]) -> None:
     ]
     picked += [name for name in ("meta", "props") if name in columns]
     connection.sql(f"CREATE VIEW images AS SELECT {', '.join(picked)} FROM raw")
+    # The question reads the catalog and nothing else: no file read or written, no
+    # setting changed back (COPY ... TO, read_csv('/etc/...'), ATTACH are refused).
+    connection.sql("SET enable_external_access = false")
+    connection.sql("SET lock_configuration = true")
 
 
 def _struct_fields(connection: Any, column: str) -> list[str]:

@@ -299,9 +299,14 @@ class FileDiff:
 
 
 def _diff(desk: Desk, path: Path) -> FileDiff:
-    """What the file changes against the last commit, as `git diff` shows it."""
+    """What the file changes against the last commit, as `git diff` shows it. Only a
+    regular file is shown (git would wait on a pipe); anything else says what it is."""
     if not path.exists():
         return FileDiff(path, "", "none")
+    try:
+        text = decisions.read_text(path)
+    except decisions.DecisionError as exc:
+        return FileDiff(path, str(exc), "no file")
     git = ["git", "-C", str(desk.root)]
     try:
         tracked = _run([*git, "ls-files", "--error-unmatch", "--", str(path)]).returncode == 0
@@ -311,7 +316,7 @@ def _diff(desk: Desk, path: Path) -> FileDiff:
         found = _run([*git, "diff", "--no-color", "--no-index", "--", "/dev/null", str(path)])
         return FileDiff(path, found.stdout, "new file")
     except (OSError, subprocess.TimeoutExpired):
-        return FileDiff(path, path.read_text(encoding="utf-8", errors="replace"), "no git")
+        return FileDiff(path, text, "no git")
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
