@@ -21,8 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..base.userfile import read_regular_file
 from ..errors import ShelfError
+from ..project.decisions import DecisionError, read_text
 from .findings import ISSUES, KINDS, Findings, Leak, NearGroup, Reviewed, chained
 
 __all__ = ["Decision", "ReviewedError", "read_decisions", "set_aside"]
@@ -67,16 +67,10 @@ def read_decisions(path: Path) -> list[Decision]:
     is left out); none if there is no file (a project from before reviews). Blank lines
     and lines starting with # are comments. ReviewedError names the first line that is
     no decision."""
-    if not path.exists():
-        return []
     try:
-        text = read_regular_file(path).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ReviewedError(
-            f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ReviewedError(f"{path}: cannot read: {exc.strerror}") from None
+        text = read_text(path)  # the viewer's writer reads it so too
+    except DecisionError as exc:
+        raise ReviewedError(str(exc)) from None
     decisions: dict[tuple[str, frozenset[str]], Decision] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
