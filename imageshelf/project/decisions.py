@@ -20,7 +20,6 @@ is written.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -187,7 +186,10 @@ def _line(key: str, fields: Mapping[str, Any]) -> str:
 
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on `folder` (made if missing) while a file in it changes."""
+    """An exclusive lock on `folder` (made if missing) while a file in it changes.
+    fcntl is imported here: reading (the audit's reviewed file) must not need it."""
+    import fcntl
+
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
