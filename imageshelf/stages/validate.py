@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -33,6 +34,7 @@ from ..base.atomic import write_json
 from ..base.progress import Progress
 from ..base.userfile import fingerprint, fingerprint_of
 from ..errors import ShelfError
+from ..records.columns import columns_name, write_columns
 from ..records.manifest import read_manifest_infos
 from ..state import cache
 from ..state.seen import Probed
@@ -494,13 +496,47 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
             continue
         proof = _proof(path, digest)
         if found != digest:
-            result.fail("(catalog)", f"{path} does not match the store; run pack to rewrite it")
+            result.fail(
+                "(catalog)",
+                f"{path} does not match the store; delete it and run `dvc repro` (pack "
+                "writes it again)",
+            )
         elif proof is not None:
             result.proven[str(path)] = proof
     extra = sorted({p.name for p in catalog.glob("*.jsonl")} - {n for n, _ in parts})
     if extra:
         result.fail(
             "(catalog)", f"{catalog} has files for no part of the store: {', '.join(extra[:3])}"
+        )
+
+
+def validate_columns(store: ImageStore, catalog: Path, result: Validation) -> None:
+    """Each part's columnar file must be exactly what its records give (the same records
+    give the same bytes: records/columns.py), file by file; one proven before and
+    unchanged since is not written again to compare."""
+    earlier = _proven(result.full)
+    parts = store.parts
+    for part in parts:
+        path = catalog / columns_name(part)
+        again = "delete it and run `dvc repro` (pack writes it again)"
+        if not path.exists():
+            result.fail("(columns)", f"{path} is missing; run `dvc repro` (pack writes it)")
+            continue
+        entry = _still_proven(earlier, path, part.content_digest)
+        if entry is not None:
+            result.proven[str(path)] = entry
+            continue
+        expected = io.BytesIO()
+        write_columns(store.part(part.name).raw_records, part, expected)
+        proof = _proof(path, part.content_digest)
+        if path.read_bytes() != expected.getvalue():
+            result.fail("(columns)", f"{path} does not hold the store's records; {again}")
+        elif proof is not None:
+            result.proven[str(path)] = proof
+    extra = sorted({p.name for p in catalog.glob("*.parquet")} - {columns_name(p) for p in parts})
+    if extra:
+        result.fail(
+            "(columns)", f"{catalog} has files for no part of the store: {', '.join(extra[:3])}"
         )
 
 
@@ -622,6 +658,7 @@ def run(
         not_packed = json.loads(pack_report.read_text(encoding="utf-8")).get("not_packed", {})
     if not result.failures:
         validate_catalog(store, catalog, result)
+        validate_columns(store, catalog, result)
     if manifest.exists():
         validate_staged(store, manifest, incoming, not_packed, result)
     result.store_path, result.report_path = store_path, report

@@ -15,12 +15,14 @@ import heapq
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..base.atomic import publish, temporary, write_error
 from ..errors import ShelfError
 from ..project.paths import revision_catalog
+from ..records.columns import columns_digest, columns_name, has_pyarrow, write_columns
 from ..records.manifest import encode_stored_line, parse_records, read_manifest, read_stored_lines
 from ..store import ImageStore, Part, Record
 from ..store.format import digest_entry
@@ -59,22 +61,36 @@ def _write_catalog(store: ImageStore, folder: Path) -> bool:
     wanted = set()
     for name, part in catalog_parts(store):
         wanted.add(name)
+        source = store.part(part.name)
         path = folder / name
-        if part.named_by_content and path.exists():
-            continue  # named by the shard's content: already exactly this
-        with temporary(path) as temp:
-            with open(temp, "wb") as out:
-                for key, raw in store.part(part.name).raw_records():
-                    out.write(encode_stored_line(key, raw))
-            if path.exists() and filecmp.cmp(temp, path, shallow=False):
-                continue
-            publish(temp, path, durable=False)
-            changed = True
-    for old in folder.glob("*.jsonl"):
+        if not (part.named_by_content and path.exists()):  # a shard's: exactly this already
+            changed |= _written(path, partial(_write_lines, source.raw_records))
+        columns = folder / columns_name(part)
+        wanted.add(columns.name)
+        if columns_digest(columns) != part.content_digest and has_pyarrow():
+            changed |= _written(columns, partial(write_columns, source.raw_records, part))
+    for old in [*folder.glob("*.jsonl"), *folder.glob("*.parquet")]:
         if old.name not in wanted:
             old.unlink()
             changed = True
     return changed
+
+
+def _write_lines(records: Callable[[], Iterable[tuple[str, bytes]]], out: Any) -> None:
+    for key, raw in records():
+        out.write(encode_stored_line(key, raw))
+
+
+def _written(path: Path, write: Callable[[Any], None]) -> bool:
+    """Write a file beside `path` and rename it into place, unless it holds exactly
+    what `path` holds already; True if it was replaced."""
+    with temporary(path) as temp:
+        with open(temp, "w+b") as out:
+            write(out)
+        if path.exists() and filecmp.cmp(temp, path, shallow=False):
+            return False
+        publish(temp, path, durable=False)
+        return True
 
 
 def catalog_file_digest(path: Path) -> tuple[int, str]:
