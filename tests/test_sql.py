@@ -99,3 +99,71 @@ def test_a_revision_is_asked_as_it_was_committed(tmp_path):
     assert then.stdout.splitlines() == ["label", "circle"]
     with ImageStore(repo / "data" / "images.lmdb") as store:
         assert store.metadata("set/00.png")["label"] == "hexagon"
+    # Two versions side by side: what changed, by a join.
+    changed = sh(
+        repo,
+        "imageshelf",
+        "sql",
+        "--rev",
+        "before=HEAD",
+        "--format",
+        "csv",
+        "SELECT key, b.label AS was, i.label AS now FROM images i JOIN before b USING (key) "
+        "WHERE i.label IS DISTINCT FROM b.label",
+    )
+    assert changed.stdout.splitlines() == ["key,was,now", "set/00.png,circle,hexagon"]
+    twice = sh(repo, "imageshelf", "sql", "--rev", "HEAD", "--rev", "HEAD", "SELECT 1", check=False)
+    assert twice.returncode == 1 and "two versions named images" in twice.stderr
+
+
+def test_the_columnar_form_is_checked_never_trusted_silently(workspace):
+    """A stale or damaged Parquet file: the answer comes from the records and says so;
+    validate refuses it; pack writes it again once it is deleted."""
+    put(Path("data/incoming"), dataset())
+    ingest_and_pack().close()
+    question = "SELECT count(*) AS n FROM images WHERE label = 'circle'"
+    assert rows(question) == [{"n": "10"}]
+    assert stage("validate").exit_code == 0
+    columns = Path("data/catalog/images.parquet")
+    good = columns.read_bytes()
+
+    Path("stale.parquet").write_bytes(good)  # the records change; the file does not
+    table = Path("data/annotations/fix.csv")
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("file_name,label\nset/01.png,circle\n")
+    ingest_and_pack().close()
+    assert columns.read_bytes() != good  # pack wrote the new records' file
+    Path("stale.parquet").replace(columns)
+    stale = stage("sql", "--format", "csv", question)
+    assert stale.stdout.splitlines() == ["n", "11"]  # from the JSON Lines
+    assert "images.parquet is missing or not of the store's records" in stale.stderr
+    refused = stage("validate")
+    assert refused.exit_code == 1 and "images.parquet does not hold" in refused.output
+
+    damaged = bytearray(good)
+    damaged[len(damaged) // 2] ^= 0xFF  # the footer still names the right records
+    columns.write_bytes(bytes(damaged))
+    assert stage("validate").exit_code == 1
+    columns.unlink()
+    assert "missing" in stage("validate").output
+    ingest_and_pack().close()
+    assert stage("validate").exit_code == 0
+    assert rows(question) == [{"n": "11"}]
+
+
+def test_fields_of_mixed_types_are_json_and_meta_is_whole(workspace):
+    files = dataset()
+    files["set/00.json"] = json.dumps({"label": 7, "objects": [], "score": 1, "Score": 2})
+    put(Path("data/incoming"), files)
+    ingest_and_pack().close()
+    kinds = {r["column_name"]: r["column_type"] for r in rows("DESCRIBE images")}
+    assert kinds["label"] == "JSON" and kinds["meta"] == "JSON" and kinds["width"] == "BIGINT"
+    assert "score" not in kinds and "Score" not in kinds  # named alike but for case: in meta
+    found = rows(
+        "SELECT key, label, meta->>'Score' AS big, meta->>'score' AS small FROM images "
+        "WHERE key IN ('set/00.png', 'set/01.png') ORDER BY key"
+    )
+    assert found == [
+        {"key": "set/00.png", "label": "7", "big": "2", "small": "1"},
+        {"key": "set/01.png", "label": '"square"', "big": "", "small": "0.1"},
+    ]

@@ -458,12 +458,15 @@ def _kind_lines(kind: str, report: dict[str, Any]) -> Iterator[str]:
 
 @cli.command("sql")
 @click.argument("query")
-@pass_project("catalog")
+@pass_project("catalog", "store")
 @click.option(
     "--rev",
-    default=None,
-    help="Ask the version at this git revision (read through DVC, as diff reads it); "
-    "default: the workspace's.",
+    "revs",
+    multiple=True,
+    metavar="[NAME=]REV",
+    help="Ask the version at this git revision (read through DVC, as diff reads it) as "
+    "`images`, instead of the workspace's; NAME=REV adds it as the table NAME beside "
+    "`images`, for questions of change (--rev before=HEAD~1). Repeatable.",
 )
 @click.option(
     "--format",
@@ -473,23 +476,27 @@ def _kind_lines(kind: str, report: dict[str, Any]) -> Iterator[str]:
     help="table (aligned), csv, or json (an object per row); default: table on a "
     "terminal, csv otherwise.",
 )
-def sql_command(query: str, project: Project, rev: str | None, how: str | None) -> None:
+def sql_command(query: str, project: Project, revs: tuple[str, ...], how: str | None) -> None:
     """Ask the dataset in SQL: the table `images`, a row per image (DuckDB: the sql extra).
 
     Its columns: key, split, format, width, height, size, sha256; each metadata field
-    as a column of its own (label, objects, text...); meta and props whole (props.p99).
-    Only the catalog pack writes beside the store is read, no image. Examples:
+    as a column of its own (label, objects, text...); meta whole as JSON
+    (meta->>'label'), props as a struct (props.p99), paired (the roles of its paired
+    images). Only the catalog pack writes beside the store is read, no image. Examples:
 
     \b
       imageshelf sql "SELECT split, label, count(*) AS n FROM images GROUP BY ALL ORDER BY ALL"
       imageshelf sql "SELECT o.category, count(*) FROM images, UNNEST(objects) AS t(o) GROUP BY 1"
-      imageshelf sql --rev HEAD~1 "SELECT count(*) FROM images WHERE width < 64"
+      imageshelf sql --rev before=HEAD~1 "SELECT key, b.label AS was, i.label AS now
+          FROM images i JOIN before b USING (key) WHERE i.label IS DISTINCT FROM b.label"
     """
-    from ..sql import answer, catalog_for, written
+    from ..sql import answer, versions_for, written
 
-    given = project.given.get("catalog")
-    folder, local = catalog_for(rev, project.catalog, given)
-    columns, rows = answer(query, folder, local)
+    versions = versions_for(revs, project.catalog, project.given.get("catalog"), project.store)
+    columns, rows = answer(query, versions)
+    for version in versions:
+        for note in version.notes:
+            click.echo(f"note: {note}", err=True)
     chosen = how or ("table" if sys.stdout.isatty() else "csv")
     for line in written(columns, rows, chosen):
         click.echo(line)

@@ -45,7 +45,8 @@ STORE_COLUMNS = ("key", "split", "format", "width", "height", "size", "sha256")
 RESERVED = frozenset({*STORE_COLUMNS, "paired", "props", "meta"})
 MAX_FIELDS = 256
 ROW_GROUP = 131072  # rows per group: a million records make 8, scanned on 8 cores
-JSON_MARK = b"imageshelf.json"
+JSON_MARK = b"imageshelf.json"  # a field's metadata: its column holds JSON text
+JSON_COLUMNS = b"imageshelf.json_columns"  # the file's: the names of those columns
 
 
 def columns_name(part: Part) -> str:
@@ -89,7 +90,7 @@ def write_columns(records: Callable[[], Iterable[tuple[str, bytes]]], part: Part
     names = field_columns(types)
     while True:
         start = out.tell()
-        schema = pa.schema(_fields(types, names), metadata=_footer(part, count))
+        schema = pa.schema(_fields(types, names), metadata=_footer(part, count, types, names))
         try:
             with pq.ParquetWriter(out, schema, compression="zstd") as writer:
                 for chunk in _chunks(records(), ROW_GROUP):
@@ -238,12 +239,16 @@ def _table(rows: list[tuple[str, Any]], schema: Any, names: list[str]) -> Any:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _footer(part: Part, count: int) -> dict[bytes, bytes]:
+def _footer(part: Part, count: int, types: dict[str, Any], names: list[str]) -> dict[bytes, bytes]:
+    """The file's own metadata: what it was written from, and which columns hold JSON
+    text (for an engine that reads no field's metadata, as DuckDB's SQL)."""
+    json_columns = [name for name in ["", *names] if name in types and types[name] is None]
     return {
         b"imageshelf.columns": VERSION.encode(),
         b"imageshelf.part": part.name.encode("utf-8"),
         b"imageshelf.digest": part.content_digest.encode(),
         b"imageshelf.count": str(count).encode(),
+        JSON_COLUMNS: orjson.dumps([name or "props" for name in json_columns]),
     }
 
 

@@ -184,18 +184,39 @@ class CatalogFolder:
     when asked: a diff never reads the shards' catalogs that both versions share."""
 
     def __init__(
-        self, names: Iterable[str], read: Callable[[str], list[Record]], where: str
+        self,
+        names: Iterable[str],
+        read: Callable[[str], list[Record]],
+        where: str,
+        columns: Iterable[str] = (),
+        read_bytes: Callable[[str], bytes] | None = None,
     ) -> None:
         self.names = set(names)
         self.read = read
         self.where = where  # the folder, as its repository names it
+        self.columns = set(columns)  # its columnar files (records/columns.py)
+        self.read_bytes = read_bytes  # a file's bytes, as checked as `read` checks them
+
+    def columns_of(self, name: str) -> str:
+        """The columnar file of the catalog file `name`: images.parquet for images.jsonl."""
+        return name[: -len(".jsonl")] + ".parquet"
+
+    @property
+    def has_columns(self) -> bool:
+        """Whether every catalog file has its columnar file beside it."""
+        return bool(self.names) and all(self.columns_of(n) in self.columns for n in self.names)
 
     @classmethod
     def local(cls, folder: Path) -> CatalogFolder:
         def read(name: str) -> list[Record]:
             return list(read_manifest(folder / name))
 
-        return cls((p.name for p in folder.glob("*.jsonl")), read, str(folder))
+        def read_bytes(name: str) -> bytes:
+            return (folder / name).read_bytes()
+
+        names = [p.name for p in folder.glob("*.jsonl")]
+        columns = [p.name for p in folder.glob("*.parquet")]
+        return cls(names, read, str(folder), columns, read_bytes)
 
 
 def catalog_at(
@@ -227,12 +248,16 @@ def catalog_at(
     where = Path(folder).as_posix() if folder is not None else revision_catalog(source)
     files = source.listing(where) if source.holds(where) else None
     names = [name for name in files or () if "/" not in name and name.endswith(".jsonl")]
+    columns = [name for name in files or () if "/" not in name and name.endswith(".parquet")]
 
     def read(name: str) -> list[Record]:
         path = f"{where}/{name}"
         return list(parse_records(source.read(path).splitlines(), path))
 
-    return CatalogFolder(names, read, where)
+    def read_bytes(name: str) -> bytes:
+        return bytes(source.read(f"{where}/{name}"))
+
+    return CatalogFolder(names, read, where, columns, read_bytes)
 
 
 def diff_catalog_folders(old: CatalogFolder, new: CatalogFolder) -> CatalogDiff:
