@@ -18,6 +18,7 @@ from ..project.params import PackParams, QualityParams
 from ..project.paths import Project
 from ..quality.audit import audit, findings_filter, quality_line
 from ..quality.findings import KINDS, Findings
+from ..read.columnar import select_columnar
 from ..read.query import QueryError, check_store_fields, parse_condition, select
 from ..store import ImageStore, Record
 from .options import CONTEXT, ShelfGroup, pass_project, printable
@@ -121,7 +122,13 @@ def _matching(store: ImageStore, conditions: list[str]) -> Iterator[Record]:
     fetched."""
     on_records, keep = findings_filter(store, conditions)  # leaks=false: docs/QUALITY.md
     check_store_fields(store, on_records)  # once: a field only newer shards hold is no typo
-    streams = [select(store.part_records(p.name), on_records, check=False) for p in store.parts]
+    columnar = select_columnar(store, on_records) if on_records else None  # read/columnar.py
+    streams: list[Iterator[Record]] = [
+        select(store.part_records(p.name), on_records, check=False)
+        if columnar is None
+        else map(store.part_records(p.name).record, columnar.keys[p.name])
+        for p in store.parts
+    ]
     merged = heapq.merge(*streams, key=lambda record: record.key)
     return merged if keep is None else (record for record in merged if keep(record.key))
 

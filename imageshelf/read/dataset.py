@@ -26,6 +26,8 @@ import os
 import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import repeat
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,6 +35,7 @@ import orjson
 from ..errors import ShelfError
 from ..images.decoding import DecodeCostError, check_decode_cost
 from ..store import ImageStore, StoreFile
+from .columnar import select_columnar
 from .query import Filter, check_store_fields, select
 
 
@@ -82,6 +85,9 @@ class ImageDataset:
         palette or class-id mask keeps its ids) unless `decode` is False (bytes).
     transforms: called on (image, *paired images) together, returning them: the joint
         transform a segmentation needs (the same crop and flip on image and mask).
+    catalog: the folder of the catalog's columnar files (default: `catalog` beside the
+        store, where pack writes it): with DuckDB installed (the sql extra), a broad
+        `where` is answered from them (read/columnar.py); without, from the records.
     The metadata returned is the image's metadata plus `key` and `split`. `classes` (the
     selection's labels, sorted) and `class_to_idx` are as torchvision's ImageFolder
     gives them; empty when no image has a `label`.
@@ -100,6 +106,7 @@ class ImageDataset:
         shards: Sequence[str] | None = None,
         paired: str | Sequence[str] = (),
         transforms: Callable[..., Sequence[Any]] | None = None,
+        catalog: str | os.PathLike[str] | None = None,
     ) -> None:
         self.store = store if isinstance(store, ImageStore) else ImageStore(store)
         self.paired = (paired,) if isinstance(paired, str) else tuple(paired)
@@ -124,22 +131,36 @@ class ImageDataset:
         labels: set[Any] = set()
         conditions, keep = _findings(self.store, conditions)  # leaks=False...
         check_store_fields(self.store, conditions)  # once, over every part
+        columnar = None
+        if filter is None:  # a function of the fields needs the records
+            folder = None if catalog is None else Path(catalog)
+            columnar = select_columnar(self.store, conditions, folder, names, self.paired, True)
         for name in names:
             self.shard_names.append(name)
             self.shard_starts.append(len(self.keys))
-            for record in select(self.store.part_records(name), conditions, filter, check=False):
-                if self.paired and not all(role in record.paired for role in self.paired):
-                    continue
-                if keep is not None and not keep(record.key):
-                    continue
-                self.keys.append(record.key)
-                label = record.metadata.get("label")
-                if label is not None and not isinstance(label, list | dict):
-                    labels.add(label)
+            found: Iterator[tuple[str, Any]]
+            if columnar is not None:
+                given = columnar.labels.get(name) or repeat(None)
+                found = zip(columnar.keys[name], given, strict=False)
+            else:
+                found = self._part(name, conditions, filter)
+            for key, label in found:
+                if keep is None or keep(key):
+                    self.keys.append(key)
+                    if label is not None and not isinstance(label, list | dict):
+                        labels.add(label)
         # Like torchvision's ImageFolder: the labels of the selection, sorted, and each
         # one's index (for target_transform=lambda m: dataset.class_to_idx[m["label"]]).
         self.classes: list[Any] = sorted(labels, key=lambda label: (str(type(label)), label))
         self.class_to_idx: dict[Any, int] = {label: i for i, label in enumerate(self.classes)}
+
+    def _part(
+        self, name: str, conditions: Filter, test: Callable[[dict[str, Any]], bool] | None
+    ) -> Iterator[tuple[str, Any]]:
+        """(key, label) of the part's records matching, read one by one."""
+        for record in select(self.store.part_records(name), conditions, test, check=False):
+            if all(role in record.paired for role in self.paired):
+                yield record.key, record.metadata.get("label")
 
     def __len__(self) -> int:
         return len(self.keys)
