@@ -43,7 +43,7 @@ class Selection:
     and each one's label where asked (None where it has none)."""
 
     keys: dict[str, list[str]]
-    labels: dict[str, list[Any]]
+    labels: dict[str, list[Any]]  # aligned with the keys, or each label once (`labels=`)
 
 
 class _Unanswerable(Exception):
@@ -62,11 +62,12 @@ def select_columnar(
     catalog: Path | None = None,
     parts: list[str] | None = None,
     paired: tuple[str, ...] = (),
-    labels: bool = False,
+    labels: str = "",
 ) -> Selection | None:
     """The keys of `parts` (default: all) matching `where`, and having each `paired`
     role, from the columnar files in `catalog` (default: `beside(store)`); None where
-    they cannot answer exactly, for the caller to read the records."""
+    they cannot answer exactly, for the caller to read the records. `labels`: "each"
+    gives each key's label, "distinct" each label of the selection once."""
     try:
         import duckdb
     except ImportError:
@@ -81,18 +82,16 @@ def select_columnar(
         return None
     connection = _connection()
     try:
-        said = _footers(connection, list(files.values()))
-        if not all(
-            said.get((str(path), _DIGEST)) == by_name[n].content_digest for n, path in files.items()
-        ):
+        described = {name: _describe(connection, path) for name, path in files.items()}
+        if any(one.digest != by_name[name].content_digest for name, one in described.items()):
             return None  # stale, or another store's
-        types = _types(connection, list(files.values()), _json_columns(said))
+        types = _types(list(described.values()))
         clause, values = _clause(where, types, paired)
-        wanted_label = labels and types.get("label") in {"VARCHAR", "BIGINT", "BOOLEAN"}
-        if labels and "label" in types and not wanted_label:
+        named = any("label" in one.kinds for one in described.values())  # a nested one too
+        if labels and named and types.get("label") not in {"VARCHAR", "BIGINT", "BOOLEAN"}:
             return None  # labels of mixed or nested types: as the records give them
-        return _run(connection, files, clause, values, wanted_label)
-    except (_Unanswerable, duckdb.Error, ValueError):  # ValueError: a footer not ours
+        return _run(connection, files, clause, values, labels if named else "")
+    except (_Unanswerable, duckdb.Error, ValueError, OSError):  # ValueError: a footer not ours
         return None
 
 
@@ -104,6 +103,7 @@ def _connection() -> Any:
     made = getattr(_local, "made", None)
     if made is None or made[0] != os.getpid():
         made = _local.made = (os.getpid(), duckdb.connect())
+        made[1].execute("SET parquet_metadata_cache = true")  # checked against its mtime
     return made[1]
 
 
@@ -114,59 +114,91 @@ def _files_sql(files: list[Path]) -> str:
 _DIGEST, _JSON = "imageshelf.digest", "imageshelf.json_columns"
 
 
-def _footers(connection: Any, files: list[Path]) -> dict[tuple[str, str], str]:
-    """(file, key) -> value of the files' own metadata that this module reads."""
-    found = connection.execute(
-        "SELECT file_name, decode(key), decode(value) "
-        f"FROM parquet_kv_metadata({_files_sql(files)}) "
-        f"WHERE decode(key) IN ('{_DIGEST}', '{_JSON}')"
-    ).fetchall()
-    return {(str(name), key): value for name, key, value in found}
+@dataclass(frozen=True)
+class _Described:
+    """What a columnar file says of itself: the digest of the part it was written from,
+    each column's types by name, and the names that are nested or JSON text."""
+
+    digest: str | None
+    kinds: dict[str, frozenset[str]]
+    nested: frozenset[str]
 
 
-def _json_columns(said: dict[tuple[str, str], str]) -> set[str]:
-    names: set[str] = set()
-    for (_file, key), value in said.items():
-        if key == _JSON:
-            found = json.loads(value)
-            names.update(n for n in found if isinstance(n, str)) if isinstance(
-                found, list
-            ) else None
-    return names
+_described: dict[tuple[Any, ...], _Described] = {}  # by the file's identity and stamp
 
 
-def _types(connection: Any, files: list[Path], as_json: set[str]) -> dict[str, str]:
+def _describe(connection: Any, path: Path) -> _Described:
+    """The file's footer and schema, read once per process while the file is unchanged
+    (its device, inode, size and modification time)."""
+    info = path.stat()
+    stamp = (str(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    found = _described.get(stamp)
+    if found is None:
+        if len(_described) >= 1024:
+            _described.clear()
+        found = _described[stamp] = _read_description(connection, path)
+    return found
+
+
+def _read_description(connection: Any, path: Path) -> _Described:
+    said = dict(
+        connection.execute(
+            f"SELECT decode(key), decode(value) FROM parquet_kv_metadata({_files_sql([path])}) "
+            f"WHERE decode(key) IN ('{_DIGEST}', '{_JSON}')"
+        ).fetchall()
+    )
+    listed = json.loads(said.get(_JSON, "[]"))
+    nested = {n for n in listed if isinstance(n, str)} if isinstance(listed, list) else set()
+    kinds: dict[str, set[str]] = {}
+    for name, kind, children in connection.execute(
+        f"SELECT name, duckdb_type, num_children FROM parquet_schema({_files_sql([path])})"
+    ).fetchall():
+        if children is not None:
+            nested.add(name)
+        kinds.setdefault(name, set()).add(kind)
+    frozen = {name: frozenset(found) for name, found in kinds.items()}
+    return _Described(said.get(_DIGEST), frozen, frozenset(nested))
+
+
+def _types(described: list[_Described]) -> dict[str, str]:
     """Each column's DuckDB type where it is one plain type in every file: not a column
     of JSON text, and not a name any list or struct has (a nested field of that name
     could pass for it)."""
-    rows = connection.execute(
-        f"SELECT name, duckdb_type, num_children FROM parquet_schema({_files_sql(files)})"
-    ).fetchall()
-    seen: dict[str, set[str]] = {}
-    nested = set(as_json)
-    for name, kind, children in rows:
-        if children is not None:
-            nested.add(name)
-        seen.setdefault(name, set()).add(kind)
+    kinds: dict[str, set[str]] = {}
+    nested: set[str] = set()
+    for one in described:
+        nested |= one.nested
+        for name, found in one.kinds.items():
+            kinds.setdefault(name, set()).update(found)
     return {
-        name: next(iter(kinds))
-        for name, kinds in seen.items()
-        if len(kinds) == 1 and kinds <= _PLAIN and name not in nested
+        name: next(iter(found))
+        for name, found in kinds.items()
+        if len(found) == 1 and found <= _PLAIN and name not in nested
     }
 
 
 def _run(
-    connection: Any, files: dict[str, Path], clause: str, values: list[Any], labels: bool
+    connection: Any, files: dict[str, Path], clause: str, values: list[Any], labels: str
 ) -> Selection:
+    """The keys of each file's rows that match, in key order, and the labels asked for:
+    "each" (aligned with the keys), "distinct" (the set), or "" (none). Keys come back
+    as one text joined by NUL (no key holds one: store/format.py), sorted here: Python
+    orders text as the store orders its UTF-8 bytes. That is a third of the time of a
+    row per key at 20,000 records."""
     selection = Selection({}, {})
     for name, path in files.items():
-        picked = "key, label" if labels else "key"
-        found = connection.execute(
-            f"SELECT {picked} FROM read_parquet({_files_sql([path])}) WHERE {clause}", values
-        ).fetchall()
-        selection.keys[name] = [row[0] for row in found]
-        if labels:
+        source = f"read_parquet({_files_sql([path])}) WHERE {clause}"
+        if labels == "each":
+            found = connection.execute(f"SELECT key, label FROM {source}", values).fetchall()
+            selection.keys[name] = [row[0] for row in found]
             selection.labels[name] = [row[1] for row in found]
+            continue
+        extra = ", list(DISTINCT label)" if labels else ""
+        row = connection.execute(f"SELECT string_agg(key, chr(0)){extra} FROM {source}", values)
+        joined, *distinct = row.fetchone()
+        selection.keys[name] = sorted(joined.split("\0")) if joined is not None else []
+        if labels:
+            selection.labels[name] = [label for label in distinct[0] or () if label is not None]
     return selection
 
 

@@ -128,31 +128,47 @@ class ImageDataset:
         self.shard_names: list[str] = []
         self.shard_starts: list[int] = []
         self.keys: list[str] = []
+        labels = self._select(names, conditions, filter, None if catalog is None else Path(catalog))
+        # Like torchvision's ImageFolder: the labels of the selection, sorted, and each
+        # one's index (for target_transform=lambda m: dataset.class_to_idx[m["label"]]).
+        self.classes: list[Any] = sorted(labels, key=lambda label: (str(type(label)), label))
+        self.class_to_idx: dict[Any, int] = {label: i for i, label in enumerate(self.classes)}
+
+    def _select(
+        self,
+        names: list[str],
+        conditions: Filter,
+        test: Callable[[dict[str, Any]], bool] | None,
+        catalog: Path | None,
+    ) -> set[Any]:
+        """Fill the keys of the parts `names` that match, part by part; their labels.
+        From the columnar files where they answer (read/columnar.py), else the records."""
         labels: set[Any] = set()
         conditions, keep = _findings(self.store, conditions)  # leaks=False...
         check_store_fields(self.store, conditions)  # once, over every part
         columnar = None
-        if filter is None:  # a function of the fields needs the records
-            folder = None if catalog is None else Path(catalog)
-            columnar = select_columnar(self.store, conditions, folder, names, self.paired, True)
+        if test is None:  # a function of the fields needs the records
+            each = "each" if keep is not None else "distinct"
+            columnar = select_columnar(self.store, conditions, catalog, names, self.paired, each)
         for name in names:
             self.shard_names.append(name)
             self.shard_starts.append(len(self.keys))
+            if columnar is not None and keep is None:
+                self.keys.extend(columnar.keys[name])
+                labels.update(columnar.labels.get(name, ()))  # text, numbers, booleans
+                continue
             found: Iterator[tuple[str, Any]]
             if columnar is not None:
                 given = columnar.labels.get(name) or repeat(None)
                 found = zip(columnar.keys[name], given, strict=False)
             else:
-                found = self._part(name, conditions, filter)
+                found = self._part(name, conditions, test)
             for key, label in found:
                 if keep is None or keep(key):
                     self.keys.append(key)
                     if label is not None and not isinstance(label, list | dict):
                         labels.add(label)
-        # Like torchvision's ImageFolder: the labels of the selection, sorted, and each
-        # one's index (for target_transform=lambda m: dataset.class_to_idx[m["label"]]).
-        self.classes: list[Any] = sorted(labels, key=lambda label: (str(type(label)), label))
-        self.class_to_idx: dict[Any, int] = {label: i for i, label in enumerate(self.classes)}
+        return labels
 
     def _part(
         self, name: str, conditions: Filter, test: Callable[[dict[str, Any]], bool] | None
