@@ -167,3 +167,38 @@ def test_fields_of_mixed_types_are_json_and_meta_is_whole(workspace):
         {"key": "set/00.png", "label": "7", "big": "2", "small": "1"},
         {"key": "set/01.png", "label": '"square"', "big": "", "small": "0.1"},
     ]
+
+
+def test_stats_counts_objects_as_sql_and_the_records_do(workspace):
+    """Boxes per category per split, and images by how many boxes they hold: the stats
+    stage's metrics and plots, SQL's answer and the records' agree."""
+    put(Path("data/incoming"), dataset())
+    store = ingest_and_pack()
+    records = list(store.records())
+    assert stage("stats").exit_code == 0
+    by_records = Counter(
+        (r.effective_split, box["category"]) for r in records for box in r.metadata["objects"]
+    )
+    metrics = json.loads(Path("reports/stats.json").read_text())["objects"]
+    by_stats = {
+        (split, category): n
+        for split, counts in metrics["by_split"].items()
+        for category, n in counts.items()
+    }
+    by_sql = {
+        (r["split"], r["category"]): int(r["n"])
+        for r in rows(
+            "SELECT split, o.category AS category, count(*) AS n "
+            "FROM images, UNNEST(objects) AS t(o) GROUP BY ALL"
+        )
+    }
+    assert by_stats == by_sql == by_records
+    assert metrics["total"] == sum(by_records.values()) and metrics["max_per_image"] == 3
+    plotted = list(csv.DictReader(io.StringIO(Path("reports/plots/objects.csv").read_text())))
+    assert {(r["split"], r["category"]): int(r["objects"]) for r in plotted} == by_records
+    per_image = Counter(len(r.metadata["objects"]) for r in records)
+    sql_per_image = rows("SELECT len(objects) AS n, count(*) AS images FROM images GROUP BY 1")
+    assert {int(r["n"]): int(r["images"]) for r in sql_per_image} == per_image
+    lines = Path("reports/plots/objects_per_image.csv").read_text().splitlines()
+    assert lines == ["objects,images", *(f"{n},{per_image[n]}" for n in sorted(per_image))]
+    store.close()

@@ -27,6 +27,7 @@ from .result import StageResult
 
 NO_LABEL = "(no label)"
 NO_SPLIT = "(no split)"
+NO_CATEGORY = "(no category)"
 
 
 def label_of(metadata: dict[str, Any]) -> str:
@@ -59,6 +60,8 @@ def _summary(file: StoreFile, samples_per_label: int) -> dict[str, Any]:
     splits: dict[str, Counter[str]] = defaultdict(Counter)  # split -> label -> count
     samples: dict[str, list[str]] = defaultdict(list)
     widths, heights = array("q"), array("q")
+    boxes: dict[str, Counter[str]] = defaultdict(Counter)  # split -> category -> objects
+    per_image: Counter[str] = Counter()  # objects in an image -> images (text: JSON keys)
     for record in file.records():
         info = record.info
         sizes.append(info.size)
@@ -67,7 +70,9 @@ def _summary(file: StoreFile, samples_per_label: int) -> dict[str, Any]:
         formats[info.format] += 1
         label = label_of(record.metadata)
         labels[label] += 1
-        splits[record.effective_split or NO_SPLIT][label] += 1
+        split = record.effective_split or NO_SPLIT
+        splits[split][label] += 1
+        per_image[str(_count_objects(record.metadata.get("objects"), boxes[split]))] += 1
         if len(samples[label]) < samples_per_label:
             samples[label].append(record.key)
     return {
@@ -78,7 +83,40 @@ def _summary(file: StoreFile, samples_per_label: int) -> dict[str, Any]:
         "labels": labels,
         "splits": splits,
         "samples": samples,
+        "boxes": {split: counts for split, counts in boxes.items() if counts},
+        "per_image": per_image,
     }
+
+
+def _count_objects(objects: Any, counts: Counter[str]) -> int:
+    """Count an image's `objects` by category into `counts`; how many it has."""
+    if not isinstance(objects, list):
+        return 0
+    for entry in objects:
+        category = entry.get("category") if isinstance(entry, dict) else None
+        counts[NO_CATEGORY if category in (None, "") else str(category)] += 1
+    return len(objects)
+
+
+def _objects(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The objects of every part: by split and category, and images by how many they
+    hold (metrics), as the plots draw them."""
+    boxes: dict[str, Counter[str]] = defaultdict(Counter)
+    per_image: Counter[int] = Counter()
+    for summary in summaries:
+        for split, counts in summary["boxes"].items():
+            boxes[split].update(counts)
+        per_image.update({int(n): images for n, images in summary["per_image"].items()})
+    total = sum(n * images for n, images in per_image.items())
+    metrics = {
+        "total": total,
+        "images_with": sum(images for n, images in per_image.items() if n),
+        "max_per_image": max((n for n in per_image if n), default=0),
+        "by_split": {
+            split: dict(sorted(counts.items())) for split, counts in sorted(boxes.items())
+        },
+    }
+    return {"metrics": metrics, "boxes": boxes, "per_image": per_image}
 
 
 def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
@@ -91,12 +129,14 @@ def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
     candidates: dict[str, list[str]] = defaultdict(list)
     widths: list[int] = []
     heights: list[int] = []
+    summaries = []
     for part in store.parts:
-        name = f"parts/{part.content_digest}.stats-{samples_per_label}.json"
+        name = f"parts/{part.content_digest}.stats2-{samples_per_label}.json"
         summary = cache.load(name)
         if summary is None:
             summary = _summary(store.part(part.name), samples_per_label)
             cache.save(name, summary)
+        summaries.append(summary)
         if summary["sizes"]:
             sizes += summary["sizes"]
             widths += summary["width"]
@@ -133,7 +173,16 @@ def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
             "mean": round(sum(ordered) / len(ordered)) if ordered else 0,
         },
     }
-    return {"metrics": metrics, "labels": labels, "bins": bins, "samples": samples}
+    objects = _objects(summaries)
+    metrics["objects"] = objects["metrics"]
+    return {
+        "metrics": metrics,
+        "labels": labels,
+        "bins": bins,
+        "samples": samples,
+        "boxes": objects["boxes"],
+        "per_image": objects["per_image"],
+    }
 
 
 def labels_csv(labels: Counter[str]) -> str:
@@ -210,9 +259,32 @@ def _thumbnail(data: bytes, size: int) -> Image.Image:
     return tile
 
 
+def boxes_csv(boxes: dict[str, Counter[str]]) -> str:
+    """Objects per category and split, the categories with the most first."""
+    totals: Counter[str] = Counter()
+    for counts in boxes.values():
+        totals.update(counts)
+    rows = [
+        (category, split, counts[category])
+        for category in sorted(totals, key=lambda c: (-totals[c], c))
+        for split, counts in sorted(boxes.items())
+        if counts[category]
+    ]
+    return "category,split,objects\n" + "".join(
+        f"{_csv(category)},{_csv(split)},{n}\n" for category, split, n in rows
+    )
+
+
+def per_image_csv(per_image: Counter[int]) -> str:
+    rows = sorted(per_image.items())
+    return "objects,images\n" + "".join(f"{n},{images}\n" for n, images in rows)
+
+
 def write_plots(plots_dir: Path, collected: dict[str, Any], sheet: bytes) -> None:
     write_text(plots_dir / "labels.csv", labels_csv(collected["labels"]))
     write_text(plots_dir / "sizes.csv", sizes_csv(collected["bins"]))
+    write_text(plots_dir / "objects.csv", boxes_csv(collected["boxes"]))
+    write_text(plots_dir / "objects_per_image.csv", per_image_csv(collected["per_image"]))
     write_bytes(plots_dir / "contact_sheet.png", sheet)
 
 
