@@ -24,7 +24,7 @@ from ..read.query import QueryError
 from ..store import ImageStore, Record, StoreError
 from ..versions.catalog import CatalogError
 from ..versions.history import VersionError
-from . import decide, gallery, quality
+from . import decide, gallery, numbers, quality
 from .hosts import Hosts
 from .masks import OPACITY, Overlays, changed_roles, views
 from .shapes import categories, drawing
@@ -76,6 +76,7 @@ def create_app(
     _routes(app)
     _quality_routes(app)
     _diff_route(app)
+    _numbers_route(app)
     decide.register(app)
     _pictures(app)
     _paired(app)
@@ -371,6 +372,19 @@ def _quality_routes(app: Flask) -> None:
             threshold=quality.rule_of(kind, found.params),
             **shown,
         )
+
+
+def _numbers_route(app: Flask) -> None:
+    @app.get("/numbers")
+    def numbers_page() -> str:
+        version = _version()
+        opened = _borrow(version)
+        if "numbers" not in opened.memo:
+            versions = _config("versions")
+            opened.memo["numbers"] = numbers.counted(
+                version, opened.store, versions.catalog, version == WORKSPACE
+            )
+        return render_template("numbers.html", version=version, numbers=opened.memo["numbers"])
 
 
 def _diff_route(app: Flask) -> None:
