@@ -320,3 +320,22 @@ def test_a_real_project_labels_every_layout_as_its_reference_does(tmp_path):
         for k, r in records.items()
     }
     assert got == expected
+
+
+def test_splits_of_its_own_ignored_by_default_are_said(workspace):
+    """A dataset that ships train/ and test/ while split_from_folder is false (the
+    default): its images get hashed splits, so a test image may land in train. Ingest
+    says so, naming the dataset and its folders; with the setting true, nothing to say."""
+    put(INCOMING / "mnist", images(["train/a.jpg", "train/b.jpg", "test/c.jpg"]))
+    put(INCOMING / "loose", images(["train/d.jpg"], first=5))  # one split: hashing is fine
+    result = stage("ingest")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if "splits of its own" in line]
+    assert len(said) == 1 and "mnist/ has splits of its own (test/, train/)" in said[0]
+    assert "split_from_folder" in said[0]
+    report = json.loads(Path("reports/ingest.json").read_text())
+    assert report["own_splits_not_kept"] == {"mnist": ["test/", "train/"]}
+    assert stage("pack").exit_code == 0
+    assert "splits of its own" not in stage("ingest").output  # nothing new: nothing to say
+    set_annotations(split_from_folder=True)
+    assert "splits of its own" not in stage("ingest").output

@@ -26,6 +26,7 @@ import orjson
 from ..annotations import Annotations, KeyIndex, Limits, place_reader, read_place
 from ..annotations.archives import read_source, unread_archive
 from ..annotations.classes import CLASS_ROLES, MaskClasses, mask_values
+from ..annotations.folders import split_of_name
 from ..annotations.paired import find_pairs
 from ..annotations.pairs import Pairs
 from ..base.atomic import write_json
@@ -55,6 +56,7 @@ class IngestResult(StageResult):
     annotation_files: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     decoder_messages: list[dict[str, str]] = field(default_factory=list)
+    own_splits: dict[str, list[str]] = field(default_factory=dict)  # dataset -> split folders
     scanned: int = 0
     already_stored: int = 0  # images in the incoming folder the store holds as they are
     paired: int = 0  # images here that annotate another (masks...), staged or stored with it
@@ -113,6 +115,13 @@ class IngestResult(StageResult):
                 f"  {len(self.annotation_notes)} note(s) on annotations read but not kept "
                 f"as given, first: {self.annotation_notes[0]} (see {report})"
             )
+        for top, folders in self.own_splits.items():
+            notes.append(
+                f"  {shown(top)}/ has splits of its own ({', '.join(map(shown, folders))}), "
+                "but annotations.split_from_folder is false: its images are split by a hash "
+                "of their keys, so a test image may land in train. Set it true in "
+                "params.yaml to keep them."
+            )
         return notes
 
     def check(self) -> None:
@@ -142,6 +151,7 @@ class IngestResult(StageResult):
             "annotation_notes": self.annotation_notes,
             "ignored": self.ignored,
             "decoder_messages": self.decoder_messages,
+            "own_splits_not_kept": self.own_splits,
         }
 
 
@@ -266,7 +276,25 @@ def ingest(
                 progress.update()
         run.stage(store)
         state.save(run.changed(), len(run.found.files), run.annotations)
+    if not rules.split_from_folder:
+        run.result.own_splits = own_splits(run.result.staged)
     return run.result
+
+
+def own_splits(staged: list[Record]) -> dict[str, list[str]]:
+    """The datasets (top-level folders; "." for the top) whose staged images lie in
+    folders naming two splits or more (`train/`, `test/`): splits of their own, which
+    hashing their keys ignores (annotations.split_from_folder: false)."""
+    found: dict[str, dict[str, str]] = defaultdict(dict)
+    for record in staged:
+        folders = record.key.split("/")[:-1]
+        for at in range(len(folders) - 1, -1, -1):
+            split = split_of_name(folders[at])
+            if split is not None:
+                top = folders[0] if at > 0 else "."
+                found[top].setdefault(split, folders[at] + "/")
+                break
+    return {top: sorted(by.values()) for top, by in sorted(found.items()) if len(by) > 1}
 
 
 class _Run:
@@ -606,6 +634,8 @@ _MOVED_BY_PACK = ("already_stored", "staged", "staged_bytes")
 # nothing new looks at fewer (none, once pack noted where they are), so it may say less
 # than the last run, never anything the last did not.
 _OF_WHAT_IT_LOOKED_AT = ("looked_up", "decoder_messages", "annotation_notes")
+# What a run says of the images it staged: one with nothing new stages none.
+_OF_WHAT_IT_STAGED = ("own_splits_not_kept",)
 
 
 def _packed_since(report: Path, manifest: Path, result: IngestResult) -> int | None:
@@ -628,7 +658,7 @@ def _packed_since(report: Path, manifest: Path, result: IngestResult) -> int | N
     if any(
         last[name] != now[name]
         for name in now
-        if name not in _MOVED_BY_PACK and name not in _OF_WHAT_IT_LOOKED_AT
+        if name not in (*_MOVED_BY_PACK, *_OF_WHAT_IT_LOOKED_AT, *_OF_WHAT_IT_STAGED)
     ):
         return None
     if not all(_said_before(last[name], now[name]) for name in _OF_WHAT_IT_LOOKED_AT[1:]):
