@@ -38,8 +38,8 @@ def test_every_guarantee_is_listed_in_the_readme_and_tied_to_a_test_in_the_docs(
 
 def test_the_readme_stays_short_and_every_local_link_leads_to_a_file():
     # Two commands, then a screen per topic; details in docs/. (260 before the viewer and
-    # "Many machines" sections, which their issues asked of the README.)
-    assert len((PROJECT / "README.md").read_text().splitlines()) <= 280
+    # "Many machines" sections, 280 before SQL's three examples: their issues asked for them.)
+    assert len((PROJECT / "README.md").read_text().splitlines()) <= 310
     for doc in DOCS:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
             assert (doc.parent / target).exists(), f"{doc.name}: {target}"

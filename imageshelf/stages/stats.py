@@ -119,6 +119,19 @@ def _objects(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return {"metrics": metrics, "boxes": boxes, "per_image": per_image}
 
 
+def _summaries(store: ImageStore, samples_per_label: int) -> list[dict[str, Any]]:
+    """Each part's summary, from the cache where its content was summed up before."""
+    summaries = []
+    for part in store.parts:
+        name = f"parts/{part.content_digest}.stats2-{samples_per_label}.json"
+        summary = cache.load(name)
+        if summary is None:
+            summary = _summary(store.part(part.name), samples_per_label)
+            cache.save(name, summary)
+        summaries.append(summary)
+    return summaries
+
+
 def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
     """Every figure the stage reports, part by part: a part seen before (the same content
     digest) is not read again."""
@@ -129,14 +142,8 @@ def collect(store: ImageStore, samples_per_label: int) -> dict[str, Any]:
     candidates: dict[str, list[str]] = defaultdict(list)
     widths: list[int] = []
     heights: list[int] = []
-    summaries = []
-    for part in store.parts:
-        name = f"parts/{part.content_digest}.stats2-{samples_per_label}.json"
-        summary = cache.load(name)
-        if summary is None:
-            summary = _summary(store.part(part.name), samples_per_label)
-            cache.save(name, summary)
-        summaries.append(summary)
+    summaries = _summaries(store, samples_per_label)
+    for summary in summaries:
         if summary["sizes"]:
             sizes += summary["sizes"]
             widths += summary["width"]
