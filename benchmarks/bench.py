@@ -944,6 +944,9 @@ def cli(
         limits.measure_sizes(work, add)
         for records in (count, filter_records):
             limits.measure_filters(work, records, add)
+        import columnar  # SQL and broad filters over the columnar catalog (issue 42)
+
+        columnar.measure(work / "columnar", count, 5, add)
         repo = measure_repro(work, images, rows, floors)
         settle(repo)
         measure_dvc(work, images, repo, rows, str(count))

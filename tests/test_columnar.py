@@ -109,6 +109,11 @@ def test_mappings_splits_and_paired(packed):
 def test_a_stale_or_missing_columnar_file_is_not_read(packed):
     columns = Path("data/catalog/images.parquet")
     assert select_columnar(packed, "label=circle") is not None
+    chosen = ImageDataset(packed, where="score>=20")  # its labels asked when first used
+    columns.rename("elsewhere.parquet")  # gone by then: the chosen images' records say
+    assert chosen.classes == ImageDataset(packed, where="score>=20").classes
+    assert chosen.classes == sorted(LABELS) and chosen.class_to_idx["square"] == 1
+    Path("elsewhere.parquet").rename(columns)
     keep = columns.read_bytes()
     Path("data/annotations").mkdir(parents=True, exist_ok=True)
     Path("data/annotations/fix.csv").write_text("file_name,label\nset/01.png,circle\n")

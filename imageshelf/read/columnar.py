@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..records.columns import columns_name
+from ..records.columns import ROW_GROUP, columns_name
 from ..store import ImageStore
 from .query import _COMPARE, _CONDITION, STORE_FIELDS, Filter
 
@@ -80,7 +80,7 @@ def select_columnar(
     files = {name: folder / columns_name(by_name[name]) for name in names}
     if not all(path.is_file() for path in files.values()):
         return None
-    connection = _connection()
+    connection = _connection(sum(by_name[n].count for n in names) <= ROW_GROUP)
     try:
         described = {name: _describe(connection, path) for name, path in files.items()}
         if any(one.digest != by_name[name].content_digest for name, one in described.items()):
@@ -95,16 +95,23 @@ def select_columnar(
         return None
 
 
-def _connection() -> Any:
+def _connection(single: bool) -> Any:
     """This thread's DuckDB connection: one per thread (a connection is not shared) and
-    per process (one made before a fork is never used after it: its threads are gone)."""
+    per process (one made before a fork is never used after it: its threads are gone).
+    `single`: one that scans on one thread, for files of one row group, where starting
+    more costs more than they save (2.05 against 2.64 ms at 20,000 records)."""
     import duckdb
 
     made = getattr(_local, "made", None)
     if made is None or made[0] != os.getpid():
-        made = _local.made = (os.getpid(), duckdb.connect())
-        made[1].execute("SET parquet_metadata_cache = true")  # checked against its mtime
-    return made[1]
+        made = _local.made = (os.getpid(), {})
+    connections: dict[bool, Any] = made[1]
+    if single not in connections:
+        connection = connections[single] = duckdb.connect()
+        connection.execute("SET parquet_metadata_cache = true")  # checked against its mtime
+        if single:
+            connection.execute("SET threads = 1")
+    return connections[single]
 
 
 def _files_sql(files: list[Path]) -> str:

@@ -128,11 +128,39 @@ class ImageDataset:
         self.shard_names: list[str] = []
         self.shard_starts: list[int] = []
         self.keys: list[str] = []
-        labels = self._select(names, conditions, filter, None if catalog is None else Path(catalog))
-        # Like torchvision's ImageFolder: the labels of the selection, sorted, and each
-        # one's index (for target_transform=lambda m: dataset.class_to_idx[m["label"]]).
-        self.classes: list[Any] = sorted(labels, key=lambda label: (str(type(label)), label))
-        self.class_to_idx: dict[Any, int] = {label: i for i, label in enumerate(self.classes)}
+        self._classes: list[Any] | None = None
+        self._later: tuple[Filter, Path | None, list[str]] | None = None  # labels to ask for
+        folder = None if catalog is None else Path(catalog)
+        labels = self._select(names, conditions, filter, folder)
+        if labels is not None:
+            self._classes = sorted(labels, key=lambda label: (str(type(label)), label))
+
+    # Like torchvision's ImageFolder: the labels of the selection, sorted, and each one's
+    # index (for target_transform=lambda m: dataset.class_to_idx[m["label"]]). Where the
+    # columnar files chose the keys, they are asked for the labels only when first used.
+    @property
+    def classes(self) -> list[Any]:
+        if self._classes is None:
+            labels = self._labels()
+            self._classes = sorted(labels, key=lambda label: (str(type(label)), label))
+        return self._classes
+
+    @property
+    def class_to_idx(self) -> dict[Any, int]:
+        return {label: i for i, label in enumerate(self.classes)}
+
+    def _labels(self) -> set[Any]:
+        assert self._later is not None
+        conditions, catalog, names = self._later
+        found = select_columnar(self.store, conditions, catalog, names, self.paired, "distinct")
+        if found is not None:
+            return {label for name in names for label in found.labels.get(name, ())}
+        labels = set()  # the files changed since: the selected images' own records
+        for index, key in enumerate(self.keys):
+            label = self._source(index).record(key).metadata.get("label")
+            if label is not None and not isinstance(label, list | dict):
+                labels.add(label)
+        return labels
 
     def _select(
         self,
@@ -140,23 +168,27 @@ class ImageDataset:
         conditions: Filter,
         test: Callable[[dict[str, Any]], bool] | None,
         catalog: Path | None,
-    ) -> set[Any]:
-        """Fill the keys of the parts `names` that match, part by part; their labels.
-        From the columnar files where they answer (read/columnar.py), else the records."""
+    ) -> set[Any] | None:
+        """Fill the keys of the parts `names` that match, part by part; their labels
+        (None: to be asked of the columnar files when first used). From the columnar
+        files where they answer (read/columnar.py), else the records."""
         labels: set[Any] = set()
         conditions, keep = _findings(self.store, conditions)  # leaks=False...
         check_store_fields(self.store, conditions)  # once, over every part
         columnar = None
         if test is None:  # a function of the fields needs the records
-            each = "each" if keep is not None else "distinct"
+            each = "each" if keep is not None else ""
             columnar = select_columnar(self.store, conditions, catalog, names, self.paired, each)
+        if columnar is not None and keep is None:
+            for name in names:
+                self.shard_names.append(name)
+                self.shard_starts.append(len(self.keys))
+                self.keys.extend(columnar.keys[name])
+            self._later = (conditions, catalog, names)
+            return None
         for name in names:
             self.shard_names.append(name)
             self.shard_starts.append(len(self.keys))
-            if columnar is not None and keep is None:
-                self.keys.extend(columnar.keys[name])
-                labels.update(columnar.labels.get(name, ()))  # text, numbers, booleans
-                continue
             found: Iterator[tuple[str, Any]]
             if columnar is not None:
                 given = columnar.labels.get(name) or repeat(None)
