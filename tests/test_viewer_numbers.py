@@ -51,3 +51,20 @@ def test_numbers_are_what_the_records_give(page, workspace, tmp_path):  # noqa: 
         page.click("#objects + details summary")  # the question, to be asked again
         assert "UNNEST(objects)" in page.inner_text("#objects + details pre")
     store.close()
+
+
+def test_a_filter_counts_its_matches_and_pages_through_them(page, workspace, tmp_path):  # noqa: F811
+    """A broad filter in the gallery's box: its matches counted from the columnar
+    catalog, and its pages exactly the matching images, in key order."""
+    put(Path("data/incoming"), dataset())
+    store = ingest_and_pack()
+    wanted = sorted(r.key for r in store.records() if r.metadata["score"] > 0.5)
+    with serving(Path("data/images.lmdb").resolve(), tmp_path / "thumbs") as address:
+        page.goto(address)
+        page.fill("input[name=where]", "score>0.5")
+        page.press("input[name=where]", "Enter")
+        page.wait_for_selector("#matched")
+        assert page.inner_text("#matched").startswith(f"{len(wanted)} matches")
+        shown = page.eval_on_selector_all("#grid li", "tiles => tiles.map(t => t.dataset.key)")
+        assert shown == wanted
+    store.close()

@@ -224,10 +224,12 @@ def _routes(app: Flask) -> None:
         version, where, sort = _version(), _where(), _sort()
         opened = _borrow(version)
         store = opened.store
-        problem = None
+        problem, matched = None, None
         try:
             on_records, chosen = _selection(opened, where)
             found = gallery.page(store, on_records, sort, request.args.get("after"), chosen=chosen)
+            keys = gallery.matching_keys(store, on_records) if chosen is None else None
+            matched = None if keys is None else len(keys)  # from the columnar catalog
         except (QueryError, UnknownFinding, ParamsError) as exc:  # said beside the box
             found, problem = gallery.Page([], None), str(exc)
         desk: decide.Desk = _config("desk")
@@ -242,6 +244,7 @@ def _routes(app: Flask) -> None:
             sorts=gallery.SORTS,
             page=found,
             counts=_counts(opened),
+            matched=matched,
             shown=shown,
             first=not request.args.get("after"),
             diff=_config("diff"),

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from ..read.columnar import select_columnar
 from ..read.query import select
 from ..store import ImageStore, Record
 
@@ -103,8 +104,34 @@ def _matching(
     nearest first before `before`."""
     if chosen is not None and chosen.inside and not where:
         return _listed(store, chosen.keys, after, before)
-    found = select(store, where or None, after=after, before=before)
+    keys = matching_keys(store, where)
+    if keys is not None:
+        found = _listed(store, keys, after, before)
+    else:
+        found = select(store, where or None, after=after, before=before)
     return found if chosen is None else (r for r in found if chosen.holds(r.key))
+
+
+_ANSWERS: dict[tuple[Any, ...], tuple[str, ...]] = {}  # the last few filters' keys
+
+
+def matching_keys(store: ImageStore, where: list[str]) -> tuple[str, ...] | None:
+    """Every key matching `where`, sorted, from the catalog's columnar files; None where
+    they cannot answer (no filter, no DuckDB, a stale file, a condition only the records
+    answer: read/columnar.py). Kept for the last few filters of each content: the next
+    page, and the count beside the box, cost a lookup."""
+    if not where:
+        return None
+    asked = (str(store.path), tuple(p.content_digest for p in store.parts), tuple(where))
+    if asked not in _ANSWERS:
+        found = select_columnar(store, where)
+        if found is None:
+            return None
+        keys = [key for part in store.parts for key in found.keys[part.name]]
+        if len(_ANSWERS) >= 4:
+            _ANSWERS.pop(next(iter(_ANSWERS)))
+        _ANSWERS[asked] = tuple(sorted(keys)) if len(store.parts) > 1 else tuple(keys)
+    return _ANSWERS[asked]
 
 
 def _listed(
