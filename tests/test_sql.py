@@ -144,6 +144,13 @@ def test_the_columnar_form_is_checked_never_trusted_silently(workspace):
     damaged[len(damaged) // 2] ^= 0xFF  # the footer still names the right records
     columns.write_bytes(bytes(damaged))
     assert stage("validate").exit_code == 1
+    columns.write_bytes(b"PAR1" + bytes(64) + (2**31 - 1).to_bytes(4, "little") + b"PAR1")
+    forged = stage("sql", "--format", "csv", question)  # a footer of 2 GB: never read
+    assert forged.stdout.splitlines() == ["n", "11"] and "not of the store's" in forged.stderr
+    from imageshelf.read.columnar import select_columnar
+
+    with ImageStore(Path("data/images.lmdb").resolve()) as opened:
+        assert select_columnar(opened, "label=circle") is None
     columns.unlink()
     assert "missing" in stage("validate").output
     ingest_and_pack().close()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..records.columns import ROW_GROUP, columns_name
+from ..records.columns import ROW_GROUP, columns_name, footer_fits
 from ..store import ImageStore
 from .query import _COMPARE, _CONDITION, STORE_FIELDS, Filter
 
@@ -140,6 +140,8 @@ def _describe(connection: Any, path: Path) -> _Described:
     info = path.stat()
     stamp = (str(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     found = _described.get(stamp)
+    if found is None and not footer_fits(path):
+        raise ValueError(f"{path}: not a Parquet file of ours")  # never handed to DuckDB
     if found is None:
         if len(_described) >= 1024:
             _described.clear()

@@ -63,9 +63,31 @@ def has_pyarrow() -> bool:
     return True
 
 
+MAX_FOOTER = 16 << 20  # a million records' footer is about 60 KB
+
+
+def footer_fits(path: Path) -> bool:
+    """Whether `path` ends as a Parquet file does, with a footer of at most MAX_FOOTER
+    bytes: checked before an engine reads one from elsewhere, which would otherwise
+    allocate whatever its last eight bytes say."""
+    try:
+        with open(path, "rb") as file:
+            size = file.seek(0, 2)
+            if size < 12:
+                return False
+            file.seek(size - 8)
+            tail = file.read(8)
+    except OSError:
+        return False
+    length = int.from_bytes(tail[:4], "little")
+    return tail[4:] == b"PAR1" and length <= min(MAX_FOOTER, size - 12)
+
+
 def columns_digest(path: Path) -> str | None:
     """The content digest of the part a columnar file says it was written from; None if
     there is no such file or it does not say (damaged, or not ours). Reads its footer."""
+    if not footer_fits(path):
+        return None
     try:
         import pyarrow.parquet as pq
 

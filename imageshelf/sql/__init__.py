@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ShelfError
+from ..records.columns import footer_fits
 from ..versions.catalog import CatalogFolder, catalog_at, catalog_file_digest
 
 STORE_COLUMNS = ("key", "split", "format", "width", "height", "size", "sha256")
@@ -121,14 +122,22 @@ def _files(version: Version) -> Iterator[tuple[str, list[str]]]:
         return
     with tempfile.TemporaryDirectory(prefix="imageshelf-sql-") as scratch:
         files = []
-        for name, columns in zip(names, columnar, strict=True):
-            path = Path(scratch) / (columns if fresh else name)
-            if fresh:
-                assert folder.read_bytes is not None
+        if fresh:
+            assert folder.read_bytes is not None
+            for columns in columnar:
+                path = Path(scratch) / columns
                 path.write_bytes(folder.read_bytes(columns))
-            else:
+                files.append(str(path))
+            if not all(footer_fits(Path(f)) for f in files):
+                version.notes.append(
+                    f"{folder.where}: a Parquet file is not ours; read from the JSON Lines"
+                )
+                fresh, files = False, []
+        if not fresh:
+            for name in names:
+                path = Path(scratch) / name
                 _write_records(folder, name, path)
-            files.append(str(path))
+                files.append(str(path))
         yield ("parquet" if fresh else "json"), files
 
 
@@ -140,7 +149,7 @@ def _fresh(version: Version, names: list[str]) -> bool:
     folder, local = version.folder, version.local
     if local is None:
         return True
-    from ..records.columns import columns_digest
+    from ..records.columns import columns_digest  # checks the footer's size too
 
     for name in names:
         path = local / folder.columns_of(name)
