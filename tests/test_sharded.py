@@ -273,6 +273,8 @@ def test_sharded_push_after_adding_1_percent_uploads_one_new_shard(repo, tmp_pat
     remote = tmp_path / "remote"
     before = remote_objects(remote)
     shards_before = files_of(repo / "data" / "images")
+    catalog = repo / "data" / "catalog"
+    stamp = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in catalog.glob("*.parquet")}
 
     shutil.rmtree(repo / "data" / "incoming" / "set0")
     new = big_images(1000, 3)  # 1%
@@ -280,6 +282,9 @@ def test_sharded_push_after_adding_1_percent_uploads_one_new_shard(repo, tmp_pat
     sh(repo, "dvc", "repro")
     after_shards = files_of(repo / "data" / "images")
     assert {k: after_shards[k] for k in shards_before} == shards_before
+    # The columnar catalog costs what changed: the new shard's file, the rest untouched.
+    now = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in catalog.glob("*.parquet")}
+    assert {k: now[k] for k in stamp} == stamp and len(now) == len(stamp) + 1
     commit(repo, "3 more")
     sh(repo, "dvc", "push")
     uploaded = sorted(v for k, v in remote_objects(remote).items() if k not in before)
