@@ -160,12 +160,15 @@ def test_the_columnar_form_is_checked_never_trusted_silently(workspace):
 
 def test_fields_of_mixed_types_are_json_and_meta_is_whole(workspace):
     files = dataset()
-    files["set/00.json"] = json.dumps({"label": 7, "objects": [], "score": 1, "Score": 2})
+    files["set/00.json"] = json.dumps(
+        {"label": 7, "objects": [], "score": 1, "Score": 2, "empty": {}}
+    )
     put(Path("data/incoming"), files)
     ingest_and_pack().close()
     kinds = {r["column_name"]: r["column_type"] for r in rows("DESCRIBE images")}
     assert kinds["label"] == "JSON" and kinds["meta"] == "JSON" and kinds["width"] == "BIGINT"
     assert "score" not in kinds and "Score" not in kinds  # named alike but for case: in meta
+    assert kinds["empty"] == "JSON"  # a struct of no fields: Parquet writes none
     found = rows(
         "SELECT key, label, meta->>'Score' AS big, meta->>'score' AS small FROM images "
         "WHERE key IN ('set/00.png', 'set/01.png') ORDER BY key"

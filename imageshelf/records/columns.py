@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from ..store import Part
-from ..store.format import canonical_json
+from ..store.format import canonical_json, record_object
 
 VERSION = "1"
 STORE_COLUMNS = ("key", "split", "format", "width", "height", "size", "sha256")
@@ -120,8 +120,12 @@ def write_columns(records: Callable[[], Iterable[tuple[str, bytes]]], part: Part
             return
         except _Unwritable as exc:  # a whole number no double holds exactly beside decimals
             types[exc.name] = None
-            out.seek(start)
-            out.truncate()
+        except pa.ArrowException:  # a type Parquet cannot write: every field as JSON text
+            if all(kind is None for kind in types.values()):
+                raise
+            types = dict.fromkeys(types)
+        out.seek(start)
+        out.truncate()
 
 
 class _Unwritable(Exception):
@@ -164,12 +168,13 @@ def _inferred(values: list[Any]) -> Any:
 
 
 def _readable(kind: Any) -> bool:
-    """Whether every struct inside names its fields apart, ignoring case (DuckDB does)."""
+    """Whether every struct inside has fields (Parquet writes none without), named
+    apart ignoring case (DuckDB does)."""
     import pyarrow as pa
 
     if pa.types.is_struct(kind):
         names = [kind.field(i).name for i in range(kind.num_fields)]
-        if "" in names or len({n.lower() for n in names}) != len(names):
+        if not names or "" in names or len({n.lower() for n in names}) != len(names):
             return False
         return all(_readable(kind.field(i).type) for i in range(kind.num_fields))
     if pa.types.is_list(kind):
@@ -225,7 +230,7 @@ def _field(name: str, kind: Any) -> Any:
 def _chunks(records: Iterable[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, Any]]]:
     chunk: list[tuple[str, Any]] = []
     for key, raw in records:
-        chunk.append((key, orjson.loads(raw)))
+        chunk.append((key, record_object(key, raw)))  # whole numbers past 64 bits too
         if len(chunk) == size:
             yield chunk
             chunk = []
