@@ -20,7 +20,7 @@ from imageshelf.store import ImageStore
 
 from conftest import env, make_image, md5, packed, put, sh
 
-KILLS = 8  # random points inside the write; with LATE_KILLS, about 8 s each
+KILLS = 6  # random points inside the write; with LATE_KILLS, about 8 s each
 # With DVC's default cache type (reflink,copy) a kill while DVC commits the output can
 # leave no store at all: DVC deletes the workspace file and copies it back from the cache.
 # The committed cache.type = copy avoids that; these kills check it.
@@ -155,7 +155,7 @@ def test_killing_dvc_repro_during_pack_never_loses_the_store(repo):
     print(f"{mid_write} kills mid-write; DVC files torn and mended: {torn or 'none'}")
 
 
-SHARDED_KILLS = 4
+SHARDED_KILLS = 3
 
 
 @pytest.mark.slow
