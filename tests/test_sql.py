@@ -212,3 +212,26 @@ def test_stats_counts_objects_as_sql_and_the_records_do(workspace):
     lines = Path("reports/plots/objects_per_image.csv").read_text().splitlines()
     assert lines == ["objects,images", *(f"{n},{per_image[n]}" for n in sorted(per_image))]
     store.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_pipe_where_a_catalog_file_belongs_is_one_line_never_a_wait(workspace):
+    import os
+
+    put(Path("data/incoming"), dataset())
+    ingest_and_pack().close()
+    question = "SELECT count(*) AS n FROM images"
+    columns, lines = Path("data/catalog/images.parquet"), Path("data/catalog/images.jsonl")
+    columns.unlink()
+    os.mkfifo(columns)
+    assert rows(question) == [{"n": "30"}]  # from the JSON Lines, said on stderr
+    assert stage("validate").exit_code == 1
+    lines.rename("lines.jsonl")
+    os.mkfifo(lines)
+    piped = stage("sql", question)
+    assert piped.exit_code == 1 and "not a regular file" in piped.stderr
+    assert len(piped.stderr.strip().splitlines()) == 1
+    lines.unlink()
+    Path("lines.jsonl").rename(lines)
+    ingest_and_pack().close()  # pack replaces the pipe with the file
+    assert columns.is_file() and stage("validate").exit_code == 0

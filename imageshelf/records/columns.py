@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from ..base.userfile import open_regular
 from ..store import Part
 from ..store.format import canonical_json, record_object
 
@@ -71,7 +72,7 @@ def footer_fits(path: Path) -> bool:
     bytes: checked before an engine reads one from elsewhere, which would otherwise
     allocate whatever its last eight bytes say."""
     try:
-        with open(path, "rb") as file:
+        with open_regular(path) as file:  # a pipe where the file belongs: False, never a wait
             size = file.seek(0, 2)
             if size < 12:
                 return False

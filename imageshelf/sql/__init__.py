@@ -118,8 +118,11 @@ def _files(version: Version) -> Iterator[tuple[str, list[str]]]:
     columnar = [folder.columns_of(name) for name in names]
     fresh = folder.has_columns and _fresh(version, names)
     if version.local is not None:
-        chosen = columnar if fresh else names
-        yield ("parquet" if fresh else "json"), [str(version.local / n) for n in chosen]
+        chosen = [version.local / n for n in (columnar if fresh else names)]
+        odd = next((path for path in chosen if not path.is_file()), None)
+        if odd is not None:  # a pipe or a folder: DuckDB would wait on it, or fail oddly
+            raise SqlError(f"{odd}: not a regular file; `dvc checkout` or `dvc repro` puts it back")
+        yield ("parquet" if fresh else "json"), [str(path) for path in chosen]
         return
     with tempfile.TemporaryDirectory(prefix="imageshelf-sql-") as scratch:
         files = []

@@ -32,7 +32,7 @@ import lmdb
 from ..annotations.archives import read_source
 from ..base.atomic import write_json
 from ..base.progress import Progress
-from ..base.userfile import fingerprint, fingerprint_of
+from ..base.userfile import fingerprint, fingerprint_of, read_regular_file
 from ..errors import ShelfError
 from ..records.columns import columns_name, write_columns
 from ..records.manifest import read_manifest_infos
@@ -510,6 +510,14 @@ def validate_catalog(store: ImageStore, catalog: Path, result: Validation) -> No
         )
 
 
+def _bytes_of(path: Path) -> bytes | None:
+    """A columnar file's bytes; None if it is not a regular file (a pipe is not waited on)."""
+    try:
+        return read_regular_file(path)
+    except OSError:
+        return None
+
+
 def validate_columns(store: ImageStore, catalog: Path, result: Validation) -> None:
     """Each part's columnar file must be exactly what its records give (the same records
     give the same bytes: records/columns.py), file by file; one proven before and
@@ -529,7 +537,7 @@ def validate_columns(store: ImageStore, catalog: Path, result: Validation) -> No
         expected = io.BytesIO()
         write_columns(store.part(part.name).raw_records, part, expected)
         proof = _proof(path, part.content_digest)
-        if path.read_bytes() != expected.getvalue():
+        if _bytes_of(path) != expected.getvalue():
             result.fail("(columns)", f"{path} does not hold the store's records; {again}")
         elif proof is not None:
             result.proven[str(path)] = proof

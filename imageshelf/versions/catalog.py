@@ -87,7 +87,7 @@ def _written(path: Path, write: Callable[[Any], None]) -> bool:
     with temporary(path) as temp:
         with open(temp, "w+b") as out:
             write(out)
-        if path.exists() and filecmp.cmp(temp, path, shallow=False):
+        if path.is_file() and filecmp.cmp(temp, path, shallow=False):  # a pipe: replaced
             return False
         publish(temp, path, durable=False)
         return True
