@@ -37,6 +37,7 @@ from typing import Any
 
 from ..errors import ShelfError
 from ..records.columns import footer_fits
+from ..store import ImageStore
 from ..versions.catalog import CatalogFolder, catalog_at, catalog_file_digest
 
 STORE_COLUMNS = ("key", "split", "format", "width", "height", "size", "sha256")
@@ -241,16 +242,19 @@ def versions_for(
 
 
 def _workspace(folder: Path, store: Path) -> Version:
-    catalog = catalog_at(None, folder)
-    digests = None
-    if store.exists():
-        from ..store import ImageStore
-        from ..versions.catalog import catalog_parts
+    if not store.exists():
+        return workspace_version(folder, None)
+    with ImageStore(store) as opened:
+        return workspace_version(folder, opened)
 
-        opened = ImageStore(store)
-        digests = {name: part.content_digest for name, part in catalog_parts(opened)}
-        opened.close()
-    return Version("images", catalog, folder, digests)
+
+def workspace_version(folder: Path, store: ImageStore | None) -> Version:
+    """The workspace's catalog as the table `images`, read in place; its columnar files
+    checked against `store`'s parts (None: against its JSON Lines, read whole)."""
+    from ..versions.catalog import catalog_parts
+
+    digests = None if store is None else {n: p.content_digest for n, p in catalog_parts(store)}
+    return Version("images", catalog_at(None, folder), folder, digests)
 
 
 def _revision(name: str, rev: str, given: Path | None) -> Version:
@@ -295,4 +299,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["SqlError", "Version", "answer", "connect", "versions_for", "written"]
+__all__ = [
+    "SqlError",
+    "Version",
+    "answer",
+    "connect",
+    "versions_for",
+    "workspace_version",
+    "written",
+]

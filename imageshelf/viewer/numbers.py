@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..sql import SqlError, Version, answer
+from ..sql import SqlError, Version, answer, workspace_version
 from ..store import ImageStore
-from ..versions.catalog import catalog_at, catalog_parts
+from ..versions.catalog import catalog_at
 
 QUESTIONS = {
     "splits": "SELECT split, count(*) AS images, sum(size) AS bytes\n"
@@ -68,8 +68,7 @@ def counted(version: str, store: ImageStore, catalog: Path, workspace: bool) -> 
     """The numbers of `version`: the workspace's catalog read in place (its columnar
     files checked against `store`), or a revision's through DVC."""
     if workspace:
-        digests = {name: part.content_digest for name, part in catalog_parts(store)}
-        source = Version("images", catalog_at(None, catalog), catalog, digests)
+        source = workspace_version(catalog, store)
     else:
         source = Version("images", catalog_at(version, None))
     numbers = Numbers({})
