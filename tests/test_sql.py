@@ -114,6 +114,8 @@ def test_a_revision_is_asked_as_it_was_committed(tmp_path):
     assert changed.stdout.splitlines() == ["key,was,now", "set/00.png,circle,hexagon"]
     twice = sh(repo, "imageshelf", "sql", "--rev", "HEAD", "--rev", "HEAD", "SELECT 1", check=False)
     assert twice.returncode == 1 and "two versions named images" in twice.stderr
+    newline = sh(repo, "imageshelf", "sql", "--rev", "a\nb=HEAD", "SELECT 1", check=False)
+    assert newline.returncode == 1 and len(newline.stderr.strip().splitlines()) == 1
 
 
 def test_the_columnar_form_is_checked_never_trusted_silently(workspace):

@@ -233,9 +233,9 @@ def versions_for(
     for text in revs:
         name, _, rev = text.rpartition("=") if "=" in text else ("images", "", text)
         if not _NAME.match(name):
-            raise SqlError(f"--rev {text}: a table's name is a letter, then letters, digits, _")
+            raise SqlError(f"--rev {text!r}: a table's name is a letter, then letters, digits, _")
         if name.lower() in {n.lower() for n in named}:
-            raise SqlError(f"--rev {text}: two versions named {name}")
+            raise SqlError(f"--rev {text!r}: two versions named {name}")
         named[name] = rev
     versions = [] if "images" in named else [_workspace(folder, store)]
     return versions + [_revision(name, rev, given) for name, rev in named.items()]
