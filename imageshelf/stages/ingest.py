@@ -284,9 +284,12 @@ def ingest(
 def own_splits(staged: list[Record]) -> dict[str, list[str]]:
     """The datasets (top-level folders; "." for the top) whose staged images lie in
     folders naming two splits or more (`train/`, `test/`): splits of their own, which
-    hashing their keys ignores (annotations.split_from_folder: false)."""
+    hashing their keys ignores (annotations.split_from_folder: false). An image whose
+    annotations name its split is not counted: that split is kept."""
     found: dict[str, dict[str, str]] = defaultdict(dict)
     for record in staged:
+        if record.metadata.get("split") is not None:
+            continue  # its annotations name its split (YOLO's data.yaml): that one is kept
         folders = record.key.split("/")[:-1]
         for at in range(len(folders) - 1, -1, -1):
             split = split_of_name(folders[at])
